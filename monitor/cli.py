@@ -1,0 +1,208 @@
+"""The ``slawatch`` command.
+
+Exit codes: 0 success; 1 a runtime failure (or, for ``probe``, the target
+failed its probe); 2 bad usage or an invalid config; 3 not yet implemented.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+
+from . import __version__
+from .config import load_config
+from .errors import ConfigError, SlawatchError, TargetNotFound
+from .logs import setup_logging
+from .units import format_duration
+
+__all__ = ["main", "build_parser"]
+
+
+def _add_common(parser: argparse.ArgumentParser, *, config: bool = True) -> None:
+    parser.add_argument("--version", action="version", version=f"slawatch {__version__}")
+    if config:
+        parser.add_argument(
+            "-c", "--config", metavar="FILE", default=os.environ.get("SLAWATCH_CONFIG", "/etc/slawatch/slawatch.yaml"),
+            help="config file (default: $SLAWATCH_CONFIG or /etc/slawatch/slawatch.yaml)",
+        )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="slawatch",
+        description="Network service monitoring and SLA measurement.",
+        epilog="Exit codes: 0 ok, 1 failure, 2 usage or config error, 3 not yet implemented.",
+    )
+    _add_common(parser, config=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+
+    p = sub.add_parser("check-config", help="validate a config file and print a summary")
+    _add_common(p)
+
+    p = sub.add_parser("run", help="run the daemon: scheduler, probes, store and exporter")
+    _add_common(p)
+
+    p = sub.add_parser("probe", help="run one probe cycle of a target now and print the result")
+    _add_common(p)
+    p.add_argument("target", metavar="TARGET_ID")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = sub.add_parser("status", help="print each target's current state from the store")
+    _add_common(p)
+    p.add_argument("--json", action="store_true", help="print as JSON")
+
+    p = sub.add_parser("report", help="monthly SLA and credit report (not yet implemented)")
+    _add_common(p)
+    p.add_argument("--month", required=True, help="month as YYYY-MM")
+    p.add_argument("--contract")
+    p.add_argument("--format", choices=["json", "csv", "html", "pdf"], default="json")
+    p.add_argument("-o", "--output")
+
+    p = sub.add_parser("tickets", help="ticket ledger commands (not yet implemented)")
+    _add_common(p)
+    p.add_argument("action", choices=["list", "show", "ack", "resolve", "retry"])
+    p.add_argument("id", nargs="?")
+    return parser
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def cmd_check_config(args) -> int:
+    config = load_config(args.config)
+    print(f"{args.config}: OK: {config.summary()}")
+    return 0
+
+
+def cmd_run(args) -> int:
+    from .daemon import run_daemon
+
+    config = load_config(args.config)
+    setup_logging(config.logging.level, config.logging.format)
+    return run_daemon(args.config)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value * 1000:.3f} ms"
+
+
+def cmd_probe(args) -> int:
+    from .cycle import run_probes
+    from .daemon import check_runnable
+
+    config = load_config(args.config)
+    target = config.target(args.target)
+    if target is None:
+        known = ", ".join(t.id for t in config.targets[:20]) or "none"
+        raise TargetNotFound(f"{args.config}: no target with id {args.target!r} (known: {known})")
+    single = config.model_copy(update={"targets": [target]})
+    check_runnable(single)
+    results = asyncio.run(run_probes(target))
+    if args.json:
+        print(json.dumps({"target": target.id, "results": [r.to_dict() for r in results]}, indent=2))
+    else:
+        for r in results:
+            status = "OK" if r.ok else "FAILED"
+            print(f"{target.id} {r.probe} {r.address}: {status}" + (f" ({r.reason})" if r.reason else ""))
+            if hasattr(r, "summary"):
+                s = r.summary()
+                loss = "undefined" if s["loss"] is None else f"{s['loss'] * 100:.1f}%"
+                print(
+                    f"  sent {s['sent']}, received {s['received']}, loss {loss}, duplicates {s['duplicates']}, "
+                    f"late {s['late']}"
+                )
+                print(
+                    f"  rtt min/avg/median/max/mdev = {_ms(s['rtt_min'])} / {_ms(s['rtt_avg'])} / "
+                    f"{_ms(s['rtt_median'])} / {_ms(s['rtt_max'])} / {_ms(s['rtt_mdev'])}; jitter {_ms(s['jitter'])}"
+                )
+    return 0 if all(r.ok for r in results) else 1
+
+
+def cmd_status(args) -> int:
+    from .store import SqliteStore
+
+    config = load_config(args.config)
+    store = SqliteStore(config.storage.path, readonly=True)
+    try:
+        states = store.load_states()
+        last = store.last_cycles()
+    finally:
+        store.close()
+    now = time.time()
+    rows = []
+    for t in config.targets:
+        st = states.get(t.id)
+        cy = last.get(t.id)
+        rows.append(
+            {
+                "target": t.id,
+                "contract": t.contract,
+                "kind": t.kind,
+                "state": st.state if st else "unknown",
+                "since": st.since if st else None,
+                "last_cycle": cy.started if cy else None,
+                "rtt_median": cy.rtt_median if cy else None,
+                "loss": (None if not cy or not cy.sent else (cy.sent - (cy.received or 0)) / cy.sent),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    header = f"{'TARGET':<24} {'CONTRACT':<20} {'KIND':<9} {'STATE':<12} {'SINCE':<20} {'LAST RTT':>11} {'LOSS':>7} {'LAST CYCLE':>11}"
+    print(header)
+    for r in rows:
+        since = (
+            datetime.fromtimestamp(r["since"], timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") if r["since"] else "-"
+        )
+        age = f"{format_duration(now - r['last_cycle'])} ago" if r["last_cycle"] else "never"
+        loss = "-" if r["loss"] is None else f"{r['loss'] * 100:.1f}%"
+        print(
+            f"{r['target']:<24} {r['contract']:<20} {r['kind']:<9} {r['state']:<12} {since:<20} "
+            f"{_ms(r['rtt_median']):>11} {loss:>7} {age:>11}"
+        )
+    return 0
+
+
+def cmd_not_yet(args) -> int:
+    from .errors import NotYetImplemented
+
+    load_config(args.config)
+    raise NotYetImplemented(f"`slawatch {args.command}` is not yet implemented in slawatch {__version__}")
+
+
+COMMANDS = {
+    "check-config": cmd_check_config,
+    "run": cmd_run,
+    "probe": cmd_probe,
+    "status": cmd_status,
+    "report": cmd_not_yet,
+    "tickets": cmd_not_yet,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command != "run":
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        print(str(exc), file=sys.stderr)
+        return exc.exit_code
+    except SlawatchError as exc:
+        print(f"slawatch: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

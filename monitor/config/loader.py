@@ -1,0 +1,365 @@
+"""Load a YAML config file into :class:`~monitor.config.models.Config`.
+
+Every problem is collected before anything is reported, and each is written
+as ``<yaml path>: <message> (got <value>)``. Secret values are never echoed.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ..errors import ConfigError
+from .models import Config
+
+__all__ = ["load_config", "parse_config", "SECRET_KEYS", "BUILTIN_SNMP_PROFILES"]
+
+#: keys whose values are secrets: never echoed, and loadable from ``<key>_file``
+SECRET_KEYS = frozenset(
+    {"community", "auth_key", "priv_key", "password", "token", "hmac_secret", "reload_token"}
+)
+#: SNMP profiles shipped with slawatch (config/snmp-profiles.yaml)
+BUILTIN_SNMP_PROFILES = frozenset({"system", "if-mib", "cisco-ipsla"})
+
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def _path(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value)
+    if isinstance(value, (dict, list)):
+        text = yaml.safe_dump(value, default_flow_style=True, width=10**6).strip()
+        return text if len(text) <= 80 else text[:77] + "..."
+    return str(value)
+
+
+class _Problems:
+    def __init__(self) -> None:
+        self.items: list[tuple[tuple, str]] = []
+
+    def add(self, loc: tuple, message: str, value: Any = ..., secret: bool = False) -> None:
+        if value is not ... and not secret:
+            message = f"{message} (got {_shown(value)})"
+        self.items.append((tuple(loc), message))
+
+    def formatted(self) -> list[str]:
+        seen: list[str] = []
+        order = {"version": 0, "storage": 1, "exporter": 2, "logging": 3, "defaults": 4, "contracts": 5,
+                 "targets": 6, "ticket_sinks": 7, "snmp_profiles": 8}
+
+        def key(item: tuple[tuple, str]) -> tuple:
+            loc = item[0]
+            head = (order.get(loc[0], 9),) if loc else (-1,)
+            return head + tuple((0, p, "") if isinstance(p, int) else (1, 0, str(p)) for p in loc[1:3])
+
+        for loc, msg in sorted(self.items, key=key):
+            line = f"{_path(loc)}: {msg}"
+            if line not in seen:
+                seen.append(line)
+        return seen
+
+
+# --------------------------------------------------------------------------- pre-pass
+
+
+def _resolve_secrets_and_env(node: Any, loc: tuple, problems: _Problems, base_dir: Path) -> Any:
+    """Expand ``${ENV}`` in strings and turn ``<secret>_file: PATH`` into ``<secret>: contents``."""
+    if isinstance(node, dict):
+        out: dict = {}
+        for key, value in node.items():
+            key_loc = loc + (key,)
+            if isinstance(key, str) and key.endswith("_file") and key[:-5] in SECRET_KEYS:
+                secret_key = key[:-5]
+                if secret_key in node:
+                    problems.add(key_loc, f"give either {secret_key} or {key}, not both")
+                    continue
+                expanded = _resolve_secrets_and_env(value, key_loc, problems, base_dir)
+                if not isinstance(expanded, str):
+                    problems.add(key_loc, "must be a file path", expanded)
+                    continue
+                path = Path(expanded)
+                if not path.is_absolute():
+                    path = base_dir / path
+                try:
+                    out[secret_key] = path.read_text(encoding="utf-8").strip()
+                except OSError as exc:
+                    problems.add(key_loc, f"cannot read secret file: {exc.strerror}", str(path))
+                continue
+            out[key] = _resolve_secrets_and_env(value, key_loc, problems, base_dir)
+        return out
+    if isinstance(node, list):
+        return [_resolve_secrets_and_env(v, loc + (i,), problems, base_dir) for i, v in enumerate(node)]
+    if isinstance(node, str) and "${" in node:
+
+        def sub(match: re.Match) -> str:
+            name = match.group(1)
+            if name not in os.environ:
+                problems.add(loc, f"environment variable {name} is not set")
+                return ""
+            return os.environ[name]
+
+        return _ENV_RE.sub(sub, node)
+    return node
+
+
+def _deep_merge(base: Any, override: Any) -> Any:
+    if isinstance(base, dict) and isinstance(override, dict):
+        merged = copy.deepcopy(base)
+        for key, value in override.items():
+            merged[key] = _deep_merge(merged.get(key), value) if key in merged else copy.deepcopy(value)
+        return merged
+    return copy.deepcopy(override)
+
+
+_DEFAULTS_FOR = {"targets": "targets", "contracts": "contracts"}
+
+
+def _apply_defaults(raw: dict, problems: _Problems) -> dict:
+    defaults = raw.pop("defaults", None) or {}
+    if not isinstance(defaults, dict):
+        problems.add(("defaults",), "must be a mapping", defaults)
+        return raw
+    for key in defaults:
+        if key not in _DEFAULTS_FOR:
+            problems.add(("defaults", key), "unknown key (defaults has targets and contracts)")
+    for section in _DEFAULTS_FOR:
+        section_defaults = defaults.get(section)
+        if section_defaults is None:
+            continue
+        if not isinstance(section_defaults, dict):
+            problems.add(("defaults", section), "must be a mapping", section_defaults)
+            continue
+        items = raw.get(section)
+        if isinstance(items, list):
+            raw[section] = [
+                _deep_merge(section_defaults, item) if isinstance(item, dict) else item for item in items
+            ]
+    raw["__defaults__"] = defaults
+    return raw
+
+
+# --------------------------------------------------------------------------- pydantic errors
+
+
+def _literal_choices(expected: str) -> str:
+    parts = re.split(r", | or ", expected)
+    return ", ".join(p.strip().strip("'") for p in parts)
+
+
+def _message(err: dict) -> tuple[str, bool]:
+    """The user's message for one pydantic error, and whether to show the input."""
+    kind = err["type"]
+    ctx = err.get("ctx") or {}
+    if kind == "slawatch":
+        return err["msg"], True
+    if kind == "missing":
+        return "required key is missing", False
+    if kind == "extra_forbidden":
+        return "unknown key", False
+    if kind == "literal_error":
+        return f"must be one of {_literal_choices(ctx.get('expected', ''))}", True
+    if kind == "union_tag_invalid":
+        return f"must be one of {_literal_choices(ctx.get('expected_tags', ''))}", True
+    if kind == "union_tag_not_found":
+        return f"needs key '{ctx.get('discriminator', 'type').strip(chr(39))}'", False
+    if kind in ("int_parsing", "int_type", "int_from_float"):
+        return "must be a whole number", True
+    if kind in ("float_parsing", "float_type", "decimal_parsing", "decimal_type"):
+        return "must be a number", True
+    if kind in ("bool_parsing", "bool_type"):
+        return "must be true or false", True
+    if kind == "greater_than_equal":
+        return f"must be at least {ctx['ge']}", True
+    if kind == "greater_than":
+        return f"must be greater than {ctx['gt']}", True
+    if kind == "less_than_equal":
+        return f"must be at most {ctx['le']}", True
+    if kind == "less_than":
+        return f"must be less than {ctx['lt']}", True
+    if kind in ("string_type",):
+        return "must be a string", True
+    if kind == "string_too_short":
+        return "must not be empty", True
+    if kind == "string_too_long":
+        return f"must be at most {ctx.get('max_length')} characters", True
+    if kind in ("list_type", "tuple_type"):
+        return "must be a list", True
+    if kind == "too_short":
+        return f"must have at least {ctx.get('min_length')} item(s)", True
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return "must be a mapping", True
+    if kind.startswith("url"):
+        return "must be a URL like https://host:port/path", True
+    if kind.startswith("datetime") or kind.startswith("date"):
+        return "must be a date-time like 2026-11-01T02:00:00", True
+    if kind == "value_error":
+        return str(err["msg"]).removeprefix("Value error, "), True
+    return str(err["msg"]), True
+
+
+def _walk(raw: Any, loc: tuple) -> tuple[tuple, Any, bool]:
+    """Follow ``loc`` through the raw data, dropping pydantic's union-tag parts.
+
+    Returns the cleaned location, the raw value found there (or ...), and
+    whether the path ends at a secret key."""
+    cleaned: list = []
+    node = raw
+    for part in loc:
+        if isinstance(node, dict) and part in node:
+            node = node[part]
+            cleaned.append(part)
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            node = node[part]
+            cleaned.append(part)
+        elif isinstance(node, dict) and node.get("type") == part:
+            continue  # discriminated-union tag
+        elif isinstance(part, str) and (part.startswith("function-") or part in ("str", "int", "float")):
+            continue
+        else:
+            cleaned.append(part)
+            node = ...
+    secret = any(isinstance(p, str) and p in SECRET_KEYS for p in cleaned)
+    return tuple(cleaned), node, secret
+
+
+def _blame_defaults(loc: tuple, original: dict) -> tuple:
+    """An error under targets[i].key whose key came from ``defaults`` is reported there."""
+    if len(loc) >= 3 and loc[0] in _DEFAULTS_FOR and isinstance(loc[1], int):
+        items = original.get(loc[0])
+        item = items[loc[1]] if isinstance(items, list) and loc[1] < len(items) else None
+        node: Any = item
+        for part in loc[2:]:
+            if isinstance(node, dict) and part in node:
+                node = node[part]
+            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+                node = node[part]
+            else:
+                defaults = (original.get("defaults") or {}).get(_DEFAULTS_FOR[loc[0]]) or {}
+                probe: Any = defaults
+                for p in loc[2:]:
+                    if isinstance(probe, dict) and p in probe:
+                        probe = probe[p]
+                    else:
+                        return loc
+                return ("defaults", _DEFAULTS_FOR[loc[0]]) + loc[2:]
+    return loc
+
+
+# --------------------------------------------------------------------------- cross references
+
+
+def _ids(items: Any, section: str, key: str, problems: _Problems) -> set[str]:
+    seen: dict[str, int] = {}
+    if not isinstance(items, list):
+        return set()
+    for i, item in enumerate(items):
+        if isinstance(item, dict) and isinstance(item.get(key), (str, int)):
+            ident = str(item[key])
+            if ident in seen:
+                problems.add((section, i, key), f"duplicate {key}, already used by {section}[{seen[ident]}]", ident)
+            else:
+                seen[ident] = i
+    return set(seen)
+
+
+def _cross_check(raw: dict, problems: _Problems) -> None:
+    contracts = _ids(raw.get("contracts"), "contracts", "id", problems)
+    _ids(raw.get("targets"), "targets", "id", problems)
+    sinks = _ids(raw.get("ticket_sinks"), "ticket_sinks", "name", problems)
+    profiles = set(BUILTIN_SNMP_PROFILES)
+    if isinstance(raw.get("snmp_profiles"), dict):
+        profiles |= set(raw["snmp_profiles"])
+    for i, target in enumerate(raw.get("targets") or []):
+        if not isinstance(target, dict):
+            continue
+        ref = target.get("contract")
+        if isinstance(ref, str) and ref not in contracts:
+            known = ", ".join(sorted(contracts)) or "none defined"
+            problems.add(("targets", i, "contract"), f"no such contract (known: {known})", ref)
+        snmp = (target.get("probes") or {}).get("snmp") if isinstance(target.get("probes"), dict) else None
+        if isinstance(snmp, dict) and isinstance(snmp.get("profiles"), list):
+            for j, name in enumerate(snmp["profiles"]):
+                if isinstance(name, str) and name not in profiles:
+                    problems.add(
+                        ("targets", i, "probes", "snmp", "profiles", j),
+                        f"no such SNMP profile (known: {', '.join(sorted(profiles))})",
+                        name,
+                    )
+    for i, contract in enumerate(raw.get("contracts") or []):
+        if not isinstance(contract, dict) or not isinstance(contract.get("escalation"), list):
+            continue
+        for j, tier in enumerate(contract["escalation"]):
+            if isinstance(tier, dict) and isinstance(tier.get("sinks"), list):
+                for k, name in enumerate(tier["sinks"]):
+                    if isinstance(name, str) and name not in sinks:
+                        known = ", ".join(sorted(sinks)) or "none defined"
+                        problems.add(
+                            ("contracts", i, "escalation", j, "sinks", k),
+                            f"no such ticket sink (known: {known})",
+                            name,
+                        )
+
+
+# --------------------------------------------------------------------------- entry points
+
+
+def parse_config(raw: Any, source: str = "<config>", base_dir: Path | None = None) -> Config:
+    """Validate already-parsed YAML data. Raises ConfigError listing every problem."""
+    problems = _Problems()
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(source, [f"(top level): must be a mapping (got {_shown(raw)})"])
+    original = raw
+    resolved = _resolve_secrets_and_env(raw, (), problems, base_dir or Path.cwd())
+    merged = _apply_defaults(resolved, problems)
+    merged.pop("__defaults__", None)
+    _cross_check(merged, problems)
+    config: Config | None = None
+    try:
+        config = Config.model_validate(merged)
+    except ValidationError as exc:
+        for err in exc.errors(include_url=False):
+            loc, _raw_value, secret = _walk(merged, tuple(err["loc"]))
+            message, show = _message(err)
+            value = err.get("input", ...)
+            if err["type"] == "union_tag_invalid":
+                loc, value = loc + ("type",), (err.get("ctx") or {}).get("tag", ...)
+            problems.add(_blame_defaults(loc, original), message, value if show else ..., secret=secret)
+    if problems.items:
+        raise ConfigError(source, problems.formatted())
+    assert config is not None
+    return config
+
+
+def load_config(path: str | os.PathLike) -> Config:
+    """Read and validate a config file. Raises ConfigError listing every problem."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror}"]) from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigError(str(path), [f"{where}: YAML syntax error: {problem}"]) from None
+    return parse_config(raw, source=str(path), base_dir=path.parent)

@@ -1,0 +1,373 @@
+"""Typed configuration models. Unknown keys are rejected everywhere.
+
+``config/reference.yaml`` documents every key defined here.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, BeforeValidator, model_validator
+from pydantic_core import PydanticCustomError
+
+from .types import (
+    ClockTime,
+    CurrencyCode,
+    Duration,
+    HostPort,
+    Identifier,
+    Money,
+    Percent,
+    PositiveDuration,
+    Secret,
+    TimeZoneName,
+)
+
+__all__ = [
+    "Config",
+    "Contract",
+    "Target",
+    "IcmpProbeConfig",
+    "SnmpProbeConfig",
+    "ProbesConfig",
+    "Objectives",
+    "LatencyObjective",
+    "CreditTier",
+    "MaintenanceWindow",
+    "EscalationTier",
+    "ResponseTarget",
+    "StorageConfig",
+    "ExporterConfig",
+    "TicketSink",
+    "SnmpProfile",
+    "SEVERITIES",
+]
+
+SEVERITIES = ("critical", "major", "minor")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _as_text(value: object) -> object:
+    """YAML reads `version: 3` as an int; literals of the config are text."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+# --------------------------------------------------------------------------- probes
+
+
+class IcmpProbeConfig(_Model):
+    """One ICMP burst per cycle."""
+
+    count: int = Field(3, ge=1, le=1000)
+    spacing: PositiveDuration = 0.2
+    timeout: PositiveDuration = 1.0
+    payload_size: int = Field(56, ge=0, le=65000)
+    ttl: int | None = Field(None, ge=1, le=255)
+    dont_fragment: bool = False
+
+
+class SnmpProbeConfig(_Model):
+    version: Annotated[Literal["1", "2c", "3"], BeforeValidator(_as_text)] = "2c"
+    port: int = Field(161, ge=1, le=65535)
+    timeout: PositiveDuration = 1.0
+    retries: int = Field(1, ge=0, le=10)
+    community: Secret | None = None
+    user: str | None = None
+    auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] | None = None
+    auth_key: Secret | None = None
+    priv_protocol: Literal["des", "aes", "aes192", "aes256"] | None = None
+    priv_key: Secret | None = None
+    context: str = ""
+    profiles: list[str] = Field(default_factory=lambda: ["system"])
+    interfaces: list[Annotated[str, BeforeValidator(_as_text)]] = Field(default_factory=list)
+    max_repetitions: int = Field(25, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> "SnmpProbeConfig":
+        if self.version in ("1", "2c") and self.community is None:
+            raise PydanticCustomError(
+                "slawatch", "SNMP v{v} needs community (or community_file)", {"v": self.version}
+            )
+        if self.version == "3":
+            if not self.user:
+                raise PydanticCustomError("slawatch", "SNMP v3 needs user")
+            if (self.auth_protocol is None) != (self.auth_key is None):
+                raise PydanticCustomError("slawatch", "auth_protocol and auth_key go together")
+            if (self.priv_protocol is None) != (self.priv_key is None):
+                raise PydanticCustomError("slawatch", "priv_protocol and priv_key go together")
+            if self.priv_protocol and not self.auth_protocol:
+                raise PydanticCustomError("slawatch", "privacy (priv_*) needs authentication (auth_*)")
+        return self
+
+
+class ProbesConfig(_Model):
+    icmp: IcmpProbeConfig | None = Field(default_factory=IcmpProbeConfig)
+    snmp: SnmpProbeConfig | None = None
+
+    def enabled(self) -> list[str]:
+        return [name for name in ("icmp", "snmp") if getattr(self, name) is not None]
+
+
+class SnmpProfile(_Model):
+    """A named OID set, like an snmp_exporter module."""
+
+    scalars: dict[str, str] = Field(default_factory=dict)
+    tables: dict[str, str] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- contracts
+
+
+class WeeklyRecurrence(_Model):
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1)
+    at: ClockTime
+
+
+class MonthlyRecurrence(_Model):
+    day: int = Field(ge=1, le=31)
+    at: ClockTime
+
+
+class MaintenanceWindow(_Model):
+    """One-off (start + end or duration) or recurring (weekly, monthly or cron + duration).
+    Times are in the contract's time zone unless they carry an offset."""
+
+    name: str
+    start: datetime | None = None
+    end: datetime | None = None
+    weekly: WeeklyRecurrence | None = None
+    monthly: MonthlyRecurrence | None = None
+    cron: str | None = None
+    duration: PositiveDuration | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> "MaintenanceWindow":
+        kinds = [k for k in ("start", "weekly", "monthly", "cron") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise PydanticCustomError(
+                "slawatch", "give exactly one of start, weekly, monthly or cron (got {n})", {"n": len(kinds)}
+            )
+        if kinds[0] == "start":
+            if (self.end is None) == (self.duration is None):
+                raise PydanticCustomError("slawatch", "a one-off window needs end or duration (one of them)")
+            if self.end is not None and self.end <= self.start:
+                raise PydanticCustomError("slawatch", "end must be after start")
+        else:
+            if self.duration is None:
+                raise PydanticCustomError("slawatch", "a recurring window needs duration")
+            if self.end is not None:
+                raise PydanticCustomError("slawatch", "end is only for one-off windows")
+        if self.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron)
+            except ValueError as exc:
+                raise PydanticCustomError(
+                    "slawatch", "cron must be a 5-field crontab like '0 2 * * sun' ({err})", {"err": str(exc)}
+                ) from None
+        return self
+
+
+class LatencyObjective(_Model):
+    percentile: float = Field(95.0, gt=0, lt=100)
+    max: PositiveDuration
+
+
+class Objectives(_Model):
+    availability: Percent
+    latency: LatencyObjective | None = None
+    loss: Percent | None = None
+    jitter: PositiveDuration | None = None
+    mos: float | None = Field(None, ge=1.0, le=4.5)
+    one_way_delay: PositiveDuration | None = None
+
+
+class CreditTier(_Model):
+    below: Percent
+    credit: Percent
+    objective: Literal["availability", "latency", "loss", "jitter", "mos"] = "availability"
+
+
+class EscalationTier(_Model):
+    tier: int = Field(ge=1, le=10)
+    after: Duration = 0.0
+    sinks: list[str] = Field(min_length=1)
+    recipients: list[str] = Field(default_factory=list)
+
+
+class ResponseTarget(_Model):
+    acknowledge: PositiveDuration
+    resolve: PositiveDuration
+
+
+class ChronicRule(_Model):
+    missed_months: int = Field(ge=1)
+    window_months: int = Field(ge=1)
+
+
+class VoiceSettings(_Model):
+    """E-model inputs; every added delay term is a documented, configurable value."""
+
+    codec: Literal["g711", "g711-plc", "g729a", "g723.1"] = "g711-plc"
+    codec_delay: Duration = 0.025
+    jitter_buffer_factor: float = Field(2.0, ge=0)
+    advantage: float = Field(0.0, ge=0, le=20)
+
+
+class Contract(_Model):
+    id: Identifier
+    customer: str
+    provider: str
+    timezone: TimeZoneName = "UTC"
+    currency: CurrencyCode = "EUR"
+    monthly_fee: Money = Decimal("0")
+    credit_basis: Literal["contract", "target"] = "contract"
+    objectives: Objectives
+    credit_tiers: list[CreditTier] = Field(default_factory=list)
+    credit_cap: Percent | None = None
+    credit_combine: Literal["sum", "max"] = "max"
+    unknown_time: Literal["exclude", "downtime"] = "exclude"
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    escalation: list[EscalationTier] = Field(default_factory=list)
+    response_targets: dict[Literal["critical", "major", "minor"], ResponseTarget] = Field(default_factory=dict)
+    chronic: ChronicRule | None = None
+    voice: VoiceSettings = Field(default_factory=VoiceSettings)
+    auto_resolve: bool = True
+
+
+class Target(_Model):
+    id: Identifier
+    contract: str
+    kind: Literal["internet", "voice"]
+    address: str = Field(min_length=1, max_length=253)
+    interval: PositiveDuration = 30.0
+    failure_threshold: int = Field(3, ge=1, le=100)
+    recovery_threshold: int = Field(2, ge=1, le=100)
+    degraded_threshold: int = Field(3, ge=1, le=100)
+    probes: ProbesConfig = Field(default_factory=ProbesConfig)
+    maintenance: list[MaintenanceWindow] = Field(default_factory=list)
+    monthly_fee: Money | None = None
+    reference: bool = False
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _has_probe(self) -> "Target":
+        if not self.probes.enabled():
+            raise PydanticCustomError("slawatch", "at least one probe (icmp or snmp) must be enabled")
+        return self
+
+
+# --------------------------------------------------------------------------- infrastructure
+
+
+class StorageConfig(_Model):
+    backend: Literal["sqlite"] = "sqlite"
+    path: str = "var/slawatch.db"
+    raw_retention: PositiveDuration = 14 * 86400.0
+    rollup_retention: PositiveDuration = 800 * 86400.0
+    batch_size: int = Field(500, ge=1, le=100000)
+    flush_interval: PositiveDuration = 1.0
+
+
+class BasicAuth(_Model):
+    username: str
+    password: Secret
+
+
+class ExporterConfig(_Model):
+    enabled: bool = True
+    listen: HostPort = "127.0.0.1:9842"
+    basic_auth: BasicAuth | None = None
+
+
+class _SinkBase(_Model):
+    name: Identifier
+    enabled: bool = True
+
+
+class RtSink(_SinkBase):
+    type: Literal["rt"]
+    url: HttpUrl
+    token: Secret
+    queue: str = "General"
+    verify_tls: bool = True
+
+
+class AlertmanagerSink(_SinkBase):
+    type: Literal["alertmanager"]
+    url: HttpUrl
+
+
+class WebhookSink(_SinkBase):
+    type: Literal["webhook"]
+    url: HttpUrl
+    hmac_secret: Secret | None = None
+
+
+class EmailSink(_SinkBase):
+    type: Literal["email"]
+    host: str
+    port: int = Field(587, ge=1, le=65535)
+    starttls: bool = True
+    username: str | None = None
+    password: Secret | None = None
+    sender: str = Field(alias="from")
+    to: list[str] = Field(min_length=1)
+
+
+class JiraSink(_SinkBase):
+    type: Literal["jira"]
+    url: HttpUrl
+    user: str
+    token: Secret
+    project: str
+    issue_type: str = "Incident"
+
+
+class ServiceNowSink(_SinkBase):
+    type: Literal["servicenow"]
+    url: HttpUrl
+    user: str
+    password: Secret
+    assignment_group: str | None = None
+
+
+TicketSink = Annotated[
+    Union[RtSink, AlertmanagerSink, WebhookSink, EmailSink, JiraSink, ServiceNowSink],
+    Field(discriminator="type"),
+]
+
+
+class LoggingConfig(_Model):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "text", "json"] = "auto"
+
+
+class Config(_Model):
+    version: Literal[1] = 1
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    exporter: ExporterConfig = Field(default_factory=ExporterConfig)
+    logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    contracts: list[Contract] = Field(default_factory=list)
+    targets: list[Target] = Field(default_factory=list)
+    ticket_sinks: list[TicketSink] = Field(default_factory=list)
+    snmp_profiles: dict[str, SnmpProfile] = Field(default_factory=dict)
+
+    def contract(self, contract_id: str) -> Contract:
+        return next(c for c in self.contracts if c.id == contract_id)
+
+    def target(self, target_id: str) -> Target | None:
+        return next((t for t in self.targets if t.id == target_id), None)
+
+    def summary(self) -> str:
+        probes = sum(len(t.probes.enabled()) for t in self.targets)
+        return (
+            f"{len(self.contracts)} contracts, {len(self.targets)} targets, {probes} probes, "
+            f"{len(self.ticket_sinks)} ticket sinks"
+        )

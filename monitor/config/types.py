@@ -1,0 +1,130 @@
+"""Annotated field types used by the config models.
+
+Each raises ``PydanticCustomError('slawatch', ...)`` with the message the
+user sees, so the loader can print it unchanged after the YAML path.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from decimal import Decimal
+from typing import Annotated
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import AfterValidator, BeforeValidator, SecretStr
+from pydantic_core import PydanticCustomError
+
+from ..units import parse_duration, parse_percent
+
+__all__ = [
+    "Duration",
+    "PositiveDuration",
+    "Percent",
+    "Identifier",
+    "TimeZoneName",
+    "Secret",
+    "HostPort",
+    "Money",
+    "CurrencyCode",
+    "ClockTime",
+]
+
+
+def _fail(message: str) -> PydanticCustomError:
+    return PydanticCustomError("slawatch", message)
+
+
+def _duration(value: object) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise _fail("must be a duration greater than 0, like 30s")
+    return value
+
+
+def _percent(value: object) -> Decimal:
+    try:
+        return parse_percent(value)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
+
+
+def _identifier(value: object) -> str:
+    if not isinstance(value, (str, int)) or isinstance(value, bool) or not _ID_RE.match(str(value)):
+        raise _fail("must be an id of letters, digits, '.', '_', ':' or '-' (at most 128 characters)")
+    return str(value)
+
+
+def _timezone(value: object) -> str:
+    if not isinstance(value, str):
+        raise _fail("must be an IANA time zone like Europe/Berlin")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _fail("must be an IANA time zone like Europe/Berlin") from None
+    return value
+
+
+def _host_port(value: object) -> str:
+    text = str(value)
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
+        raise _fail("must be host:port like 127.0.0.1:9842")
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    try:
+        ipaddress.ip_address(bare)
+    except ValueError:
+        if not re.match(r"^[A-Za-z0-9.-]+$", bare):
+            raise _fail("must be host:port like 127.0.0.1:9842") from None
+    return text
+
+
+def _money(value: object) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (str, int, float, Decimal)):
+        raise _fail("must be an amount like 1200.00")
+    # floats from YAML are turned back into their shortest decimal text, not their binary value
+    try:
+        amount = Decimal(repr(value) if isinstance(value, float) else str(value))
+    except ArithmeticError:
+        raise _fail("must be an amount like 1200.00") from None
+    if not amount.is_finite() or amount < 0:
+        raise _fail("must be an amount like 1200.00, not negative")
+    return amount
+
+
+def _currency(value: object) -> str:
+    if not isinstance(value, str) or not re.match(r"^[A-Z]{3}$", value):
+        raise _fail("must be an ISO 4217 currency code like EUR")
+    return value
+
+
+def _clock(value: object) -> str:
+    # YAML 1.1 reads 02:00 as the sexagesimal integer 120; accept that too
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 1440:
+        return f"{value // 60:02d}:{value % 60:02d}"
+    if isinstance(value, str):
+        m = re.match(r"^(\d{1,2}):(\d{2})$", value)
+        if m and int(m.group(1)) < 24 and int(m.group(2)) < 60:
+            return f"{int(m.group(1)):02d}:{m.group(2)}"
+    raise _fail("must be a time of day like 02:00")
+
+
+Duration = Annotated[float, BeforeValidator(_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(_duration), AfterValidator(_positive)]
+Percent = Annotated[Decimal, BeforeValidator(_percent)]
+Identifier = Annotated[str, BeforeValidator(_identifier)]
+TimeZoneName = Annotated[str, BeforeValidator(_timezone)]
+Secret = SecretStr
+HostPort = Annotated[str, BeforeValidator(_host_port)]
+Money = Annotated[Decimal, BeforeValidator(_money)]
+CurrencyCode = Annotated[str, BeforeValidator(_currency)]
+ClockTime = Annotated[str, BeforeValidator(_clock)]

@@ -1,0 +1,130 @@
+"""One probe cycle of one target: run its probes, reach a verdict, update its state."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from probes import PROBES
+from probes.base import ProbeResult
+from probes.icmp import IcmpResult
+
+from .config import Contract, Target
+from .errors import ProbeSetupError
+from .live import TargetLive
+from .state import Transition, Verdict
+from .store import CycleRecord, OutageRecord, StateRecord
+
+__all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_ok", "records_for"]
+
+log = logging.getLogger("slawatch.cycle")
+
+
+@dataclass(frozen=True, slots=True)
+class CycleOutcome:
+    target: str
+    started: float
+    results: tuple[ProbeResult, ...]
+    verdict: Verdict
+    quality_ok: bool
+    transitions: tuple[Transition, ...]
+
+
+def verdict_of(results: list[ProbeResult]) -> Verdict:
+    """The evidence rule of :mod:`monitor.state`: ICMP decides reachability; a probe that
+    could not produce evidence gives ``unknown``."""
+    icmp = [r for r in results if r.probe == "icmp"]
+    if icmp:
+        r = icmp[0]
+        if r.ok:
+            return "good"
+        # nothing sent (local send error, DNS failure) is no evidence about the target
+        return "bad" if getattr(r, "sent", 0) > 0 else "unknown"
+    return "unknown"
+
+
+def quality_ok(results: list[ProbeResult], contract: Contract) -> bool:
+    obj = contract.objectives
+    for r in results:
+        if not isinstance(r, IcmpResult) or not r.ok:
+            continue
+        if obj.loss is not None and r.loss is not None and r.loss * 100 > float(obj.loss):
+            return False
+        if obj.latency is not None and r.rtt_median is not None and r.rtt_median > obj.latency.max:
+            return False
+        if obj.jitter is not None and r.jitter is not None and r.jitter > obj.jitter:
+            return False
+    return True
+
+
+async def run_probes(target: Target) -> list[ProbeResult]:
+    results: list[ProbeResult] = []
+    for name in target.probes.enabled():
+        settings = getattr(target.probes, name)
+        try:
+            results.append(await PROBES[name](target.id, target.address, settings))
+        except ProbeSetupError as exc:
+            results.append(ProbeResult(name, target.id, target.address, time.time(), 0.0, False, str(exc)))
+    return results
+
+
+def records_for(target: Target, outcome: CycleOutcome, live: TargetLive) -> tuple[list[CycleRecord], StateRecord, list[OutageRecord]]:
+    cycles = []
+    for r in outcome.results:
+        samples = None
+        if isinstance(r, IcmpResult):
+            samples = {
+                "rtts": [None if x is None else round(x, 7) for x in r.rtts],
+                "dup": r.duplicates,
+                "late": r.late,
+            }
+        cycles.append(
+            CycleRecord(
+                target=target.id,
+                probe=r.probe,
+                started=outcome.started,
+                duration=r.duration,
+                ok=r.ok,
+                verdict=outcome.verdict,
+                reason=r.reason,
+                sent=getattr(r, "sent", None),
+                received=getattr(r, "received", None),
+                rtt_median=getattr(r, "rtt_median", None),
+                jitter=getattr(r, "jitter", None),
+                samples=samples,
+            )
+        )
+    tracker = live.tracker
+    state = StateRecord(target.id, tracker.state, tracker.since, outcome.started, tracker.snapshot())
+    outages = []
+    kinds = {"outage": "down", "degradation": "degraded"}
+    for tr in outcome.transitions:
+        what, _, edge = tr.event.partition("_")
+        if what not in kinds:
+            continue
+        if edge == "started":
+            outages.append(OutageRecord(target.id, target.contract, kinds[what], tr.at, None))
+        elif tr.interval_start is not None:
+            outages.append(OutageRecord(target.id, target.contract, kinds[what], tr.interval_start, tr.at))
+    return cycles, state, outages
+
+
+async def run_cycle(target: Target, contract: Contract, live: TargetLive) -> CycleOutcome:
+    started = time.time()
+    results = await run_probes(target)
+    verdict = verdict_of(results)
+    q_ok = quality_ok(results, contract)
+    transitions = live.tracker.observe(started, verdict, q_ok)
+    for r in results:
+        if isinstance(r, IcmpResult):
+            live.packets_sent += r.sent
+            live.packets_received += r.received
+            live.observe_rtts(r.good_rtts)
+            live.last_rtt, live.last_loss, live.last_jitter = r.rtt_median, r.loss, r.jitter
+    live.last_cycle = started
+    for tr in transitions:
+        level = logging.WARNING if tr.event.startswith(("outage", "degradation")) else logging.INFO
+        log.log(level, "target %s: %s -> %s (%s, dated %s)", target.id, tr.old, tr.new, tr.event,
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(tr.at)))
+    return CycleOutcome(target.id, started, tuple(results), verdict, q_ok, tuple(transitions))

@@ -1,0 +1,167 @@
+"""``slawatch run``: config, store, exporter, scheduler and probes, until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+import time
+from pathlib import Path
+
+from probes.icmp import check_icmp_permission
+
+from . import __version__
+from .config import Config, Target, load_config
+from .cycle import records_for, run_cycle
+from .errors import NotYetImplemented
+from .exporter import ExporterServer, make_registry
+from .live import LiveState, TargetLive
+from .scheduler import ProbeScheduler
+from .state import TargetTracker
+from .store import Store, open_store
+from .writer import BatchWriter
+
+__all__ = ["Daemon", "run_daemon", "check_runnable"]
+
+log = logging.getLogger("slawatch.daemon")
+
+#: how long SIGTERM waits for in-flight cycles before giving up on them
+SHUTDOWN_GRACE = 10.0
+
+
+def check_runnable(config: Config) -> None:
+    """Refuse, with a clear message, what this version cannot run yet; check privileges."""
+    snmp = [t.id for t in config.targets if t.probes.snmp is not None]
+    if snmp:
+        raise NotYetImplemented(
+            f"the SNMP probe is not yet implemented; targets with probes.snmp: {', '.join(snmp[:5])}"
+            + (" ..." if len(snmp) > 5 else "")
+        )
+    if any(t.probes.icmp is not None for t in config.targets):
+        check_icmp_permission()
+
+
+def _tracker_for(target: Target, saved: dict | None) -> TargetTracker:
+    thresholds = dict(
+        failure_threshold=target.failure_threshold,
+        recovery_threshold=target.recovery_threshold,
+        degraded_threshold=target.degraded_threshold,
+    )
+    if saved:
+        return TargetTracker.restore(saved, **thresholds)
+    return TargetTracker(target.id, **thresholds)
+
+
+class Daemon:
+    def __init__(self, config: Config, config_path: Path, store: Store):
+        self.config = config
+        self.config_path = config_path
+        self.store = store
+        self.live = LiveState()
+        self.ready = threading.Event()
+        self.stats = self.live.stats
+        self.writer = BatchWriter(
+            store,
+            batch_size=config.storage.batch_size,
+            flush_interval=config.storage.flush_interval,
+            stats=self.stats,
+        )
+        self.scheduler = ProbeScheduler(self.stats)
+        self.exporter: ExporterServer | None = None
+        self.inflight: set[asyncio.Task] = set()
+        self.stopping = asyncio.Event()
+        self.run_id: int | None = None
+
+    def _install_targets(self) -> None:
+        saved = {k: v.tracker for k, v in self.store.load_states().items()}
+        entries = {}
+        for target in self.config.targets:
+            entries[target.id] = TargetLive(
+                target=target.id,
+                contract=target.contract,
+                kind=target.kind,
+                tracker=_tracker_for(target, saved.get(target.id)),
+            )
+        self.live.set_targets(entries)
+        for target in self.config.targets:
+            self.scheduler.add(target.id, target.interval, self._job(target))
+
+    def _job(self, target: Target):
+        contract = self.config.contract(target.contract)
+
+        async def job() -> None:
+            if self.stopping.is_set():
+                return
+            task = asyncio.current_task()
+            self.inflight.add(task)
+            t0 = time.perf_counter()
+            try:
+                live = self.live.targets.get(target.id)
+                if live is None:
+                    return
+                outcome = await run_cycle(target, contract, live)
+                self.writer.add(*records_for(target, outcome, live))
+            except Exception:  # a bug in one cycle must not stop the daemon
+                log.exception("probe cycle of %s failed", target.id)
+            finally:
+                self.stats.cycles_total += 1
+                self.stats.cycle_duration_sum += time.perf_counter() - t0
+                self.inflight.discard(task)
+
+        return job
+
+    async def run(self) -> int:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        self.run_id = await asyncio.to_thread(self.store.begin_run, time.time(), __version__)
+        self._install_targets()
+        self.writer.start()
+        if self.config.exporter.enabled:
+            auth = self.config.exporter.basic_auth
+            self.exporter = ExporterServer(
+                make_registry(self.live),
+                self.config.exporter.listen,
+                ready=self.ready,
+                basic_auth=(auth.username, auth.password.get_secret_value()) if auth else None,
+            )
+            self.exporter.start()
+            log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)
+        self.scheduler.start()
+        self.ready.set()
+        log.info(
+            "slawatch %s started: %s; store %s", __version__, self.config.summary(), self.config.storage.path
+        )
+        await self.stopping.wait()
+        await self._shutdown()
+        return 0
+
+    def _request_stop(self, sig: signal.Signals) -> None:
+        if not self.stopping.is_set():
+            log.info("received %s, stopping", sig.name)
+            self.stopping.set()
+
+    async def _shutdown(self) -> None:
+        self.scheduler.shutdown()
+        if self.inflight:
+            done, pending = await asyncio.wait(set(self.inflight), timeout=SHUTDOWN_GRACE)
+            for task in pending:
+                task.cancel()
+            if pending:
+                log.warning("%d probe cycles did not finish within %.0fs and were dropped", len(pending), SHUTDOWN_GRACE)
+        await self.writer.stop()
+        if self.run_id is not None:
+            await asyncio.to_thread(self.store.end_run, self.run_id, time.time())
+        if self.exporter:
+            self.exporter.stop()
+        self.store.close()
+        log.info("stopped cleanly")
+
+
+def run_daemon(config_path: str | Path) -> int:
+    config_path = Path(config_path)
+    config = load_config(config_path)
+    check_runnable(config)
+    store = open_store(config.storage)
+    return asyncio.run(Daemon(config, config_path, store).run())

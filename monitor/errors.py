@@ -1,0 +1,67 @@
+"""The one exception tree of slawatch.
+
+Every error slawatch raises on purpose derives from :class:`SlawatchError`.
+Catching it is enough to handle any expected failure; anything else is a bug.
+
+    SlawatchError
+    ├── ConfigError          the config file is missing or invalid (all problems listed)
+    ├── StoreError           the store cannot be opened, migrated or written
+    ├── ProbeSetupError      a probe cannot run at all on this host (privileges, sockets)
+    ├── NotYetImplemented    a capability that is planned but not built yet
+    └── TargetNotFound       a command named a target id that is not in the config
+
+A *failing target* is never an exception: probes return a result with
+``ok=False`` and a reason.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "SlawatchError",
+    "ConfigError",
+    "StoreError",
+    "ProbeSetupError",
+    "NotYetImplemented",
+    "TargetNotFound",
+]
+
+
+class SlawatchError(Exception):
+    """Base class of every error slawatch raises deliberately."""
+
+    #: process exit code the CLI uses for this error class
+    exit_code = 1
+
+
+class ConfigError(SlawatchError):
+    """The configuration is invalid. ``problems`` lists every problem found,
+    each formatted as ``<yaml path>: <message>``."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, problems: list[str]):
+        self.source = source
+        self.problems = list(problems)
+        n = len(self.problems)
+        head = f"{source}: {n} error{'s' if n != 1 else ''} in config"
+        super().__init__(head + "".join(f"\n  {p}" for p in self.problems))
+
+
+class StoreError(SlawatchError):
+    """The store cannot be opened, migrated or written."""
+
+
+class ProbeSetupError(SlawatchError):
+    """A probe cannot run on this host at all (e.g. no ICMP socket allowed)."""
+
+
+class NotYetImplemented(SlawatchError):
+    """A planned capability that this version does not provide yet."""
+
+    exit_code = 3
+
+
+class TargetNotFound(SlawatchError):
+    """A command referred to a target id that the config does not define."""
+
+    exit_code = 2

@@ -1,0 +1,162 @@
+"""Prometheus exporter: a custom Collector over LiveState, in a dedicated registry.
+
+Served by a small threaded WSGI server that binds to loopback unless the
+config says otherwise. Paths: ``/metrics``, ``/-/healthy``, ``/-/ready``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hmac
+import threading
+from socketserver import ThreadingMixIn
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry
+from prometheus_client.exposition import make_wsgi_app
+from prometheus_client.metrics_core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    InfoMetricFamily,
+    StateSetMetricFamily,
+)
+from prometheus_client.registry import Collector
+
+from . import __version__
+from .live import RTT_BUCKETS, LiveState
+from .state import STATES
+
+__all__ = ["SlawatchCollector", "make_registry", "ExporterServer"]
+
+_LABELS = ["contract", "target", "kind"]
+
+
+class SlawatchCollector(Collector):
+    def __init__(self, live: LiveState):
+        self.live = live
+
+    def collect(self):
+        targets = self.live.snapshot()
+        stats = self.live.stats
+        up = GaugeMetricFamily("slawatch_target_up", "1 if the target is up or degraded, 0 if down; absent while unknown.", labels=_LABELS)
+        state = StateSetMetricFamily("slawatch_target_state", "Current state of the target.", labels=_LABELS)
+        since = GaugeMetricFamily("slawatch_target_state_since_seconds", "Unix time the current state is dated from.", labels=_LABELS)
+        rtt = HistogramMetricFamily("slawatch_icmp_rtt_seconds", "ICMP echo round-trip times.", labels=_LABELS)
+        sent = CounterMetricFamily("slawatch_icmp_packets_sent", "ICMP echo requests sent.", labels=_LABELS)
+        received = CounterMetricFamily("slawatch_icmp_packets_received", "ICMP echo replies received in time.", labels=_LABELS)
+        jitter = GaugeMetricFamily("slawatch_jitter_seconds", "IPDV jitter (RFC 5481) of the last burst.", labels=_LABELS)
+        loss = GaugeMetricFamily("slawatch_icmp_loss_ratio", "Loss ratio of the last burst.", labels=_LABELS)
+        last = GaugeMetricFamily("slawatch_target_last_cycle_seconds", "Unix time of the target's last probe cycle.", labels=_LABELS)
+        for t in targets:
+            labels = [t.contract, t.target, t.kind]
+            cur = t.tracker.state
+            if cur in ("up", "degraded"):
+                up.add_metric(labels, 1)
+            elif cur == "down":
+                up.add_metric(labels, 0)
+            state.add_metric(labels, {s: s == cur for s in STATES})
+            if t.tracker.since is not None:
+                since.add_metric(labels, t.tracker.since)
+            cumulative, buckets = 0, []
+            for bound, count in zip(list(RTT_BUCKETS) + [float("inf")], t.rtt_bucket_counts):
+                cumulative += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+            rtt.add_metric(labels, buckets, t.rtt_sum)
+            sent.add_metric(labels, t.packets_sent)
+            received.add_metric(labels, t.packets_received)
+            if t.last_jitter is not None:
+                jitter.add_metric(labels, t.last_jitter)
+            if t.last_loss is not None:
+                loss.add_metric(labels, t.last_loss)
+            if t.last_cycle is not None:
+                last.add_metric(labels, t.last_cycle)
+        yield from (up, state, since, rtt, sent, received, jitter, loss, last)
+
+        yield CounterMetricFamily("slawatch_probe_cycles", "Probe cycles run.", value=stats.cycles_total)
+        yield CounterMetricFamily(
+            "slawatch_probe_cycle_duration_seconds", "Total time spent in probe cycles.", value=stats.cycle_duration_sum
+        )
+        yield CounterMetricFamily(
+            "slawatch_probe_cycle_overruns", "Cycles skipped because the previous one was still running.", value=stats.overruns_total
+        )
+        yield GaugeMetricFamily("slawatch_scheduler_lag_seconds", "Delay of the last job start behind its schedule.", value=stats.scheduler_lag_seconds)
+        yield CounterMetricFamily("slawatch_store_write_seconds", "Total time spent writing batches to the store.", value=stats.store_write_seconds_sum)
+        yield CounterMetricFamily("slawatch_store_writes", "Batches written to the store.", value=stats.store_writes_total)
+        yield CounterMetricFamily("slawatch_store_write_failures", "Batches that failed to write (kept for retry).", value=stats.store_write_failures_total)
+        yield GaugeMetricFamily(
+            "slawatch_config_last_reload_successful", "1 if the last config load succeeded.", value=1 if stats.config_reload_ok else 0
+        )
+        yield GaugeMetricFamily(
+            "slawatch_config_last_reload_success_timestamp_seconds", "Unix time of the last successful config load.", value=stats.config_reload_time
+        )
+        yield InfoMetricFamily("slawatch_build", "slawatch build information.", value={"version": __version__})
+
+
+def make_registry(live: LiveState) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(SlawatchCollector(live))
+    return registry
+
+
+class _Server(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format, *args):  # noqa: A002 - scrape logs would flood the journal
+        pass
+
+
+class ExporterServer:
+    """Serves the registry over HTTP on ``host:port`` in a background thread."""
+
+    def __init__(self, registry: CollectorRegistry, listen: str, *, ready: threading.Event | None = None,
+                 basic_auth: tuple[str, str] | None = None):
+        host, _, port = listen.rpartition(":")
+        self.host = host.strip("[]")
+        self.port = int(port)
+        self.ready = ready or threading.Event()
+        metrics_app = make_wsgi_app(registry)
+        expected = None
+        if basic_auth:
+            expected = "Basic " + base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
+
+        def app(environ, start_response):
+            if expected and not hmac.compare_digest(environ.get("HTTP_AUTHORIZATION", ""), expected):
+                start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="slawatch"')])
+                return [b"unauthorized\n"]
+            path = environ.get("PATH_INFO", "")
+            if path == "/-/healthy":
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"slawatch is healthy\n"]
+            if path == "/-/ready":
+                if self.ready.is_set():
+                    start_response("200 OK", [("Content-Type", "text/plain")])
+                    return [b"slawatch is ready\n"]
+                start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+                return [b"slawatch is starting\n"]
+            if path in ("/metrics", "/"):
+                return metrics_app(environ, start_response)
+            start_response("404 Not Found", [("Content-Type", "text/plain")])
+            return [b"not found\n"]
+
+        server_cls = _Server
+        if ":" in self.host:
+            import socket
+
+            class _Server6(_Server):
+                address_family = socket.AF_INET6
+
+            server_cls = _Server6
+        self.httpd = make_server(self.host, self.port, app, server_class=server_cls, handler_class=_QuietHandler)
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, name="exporter", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()

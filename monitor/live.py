@@ -1,0 +1,70 @@
+"""Live, in-memory view of every target, fed by the scheduler and read by the exporter.
+
+Not a singleton: the daemon builds one and passes it to whoever needs it.
+"""
+
+from __future__ import annotations
+
+import bisect
+import threading
+import time
+from dataclasses import dataclass, field
+
+from .state import TargetTracker
+
+__all__ = ["LiveState", "TargetLive", "RTT_BUCKETS", "SelfStats"]
+
+#: RTT histogram bucket bounds in seconds, fit for 0.1 ms .. 2 s
+RTT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+
+
+@dataclass(slots=True)
+class TargetLive:
+    target: str
+    contract: str
+    kind: str
+    tracker: TargetTracker
+    packets_sent: int = 0
+    packets_received: int = 0
+    rtt_bucket_counts: list[int] = field(default_factory=lambda: [0] * (len(RTT_BUCKETS) + 1))
+    rtt_sum: float = 0.0
+    rtt_count: int = 0
+    last_rtt: float | None = None
+    last_loss: float | None = None
+    last_jitter: float | None = None
+    last_cycle: float | None = None
+
+    def observe_rtts(self, rtts: list[float]) -> None:
+        for rtt in rtts:
+            self.rtt_bucket_counts[bisect.bisect_left(RTT_BUCKETS, rtt)] += 1
+            self.rtt_sum += rtt
+            self.rtt_count += 1
+
+
+@dataclass(slots=True)
+class SelfStats:
+    cycles_total: int = 0
+    cycle_duration_sum: float = 0.0
+    overruns_total: int = 0
+    scheduler_lag_seconds: float = 0.0
+    store_write_seconds_sum: float = 0.0
+    store_writes_total: int = 0
+    store_write_failures_total: int = 0
+    config_reload_ok: bool = True
+    config_reload_time: float = field(default_factory=time.time)
+
+
+class LiveState:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.targets: dict[str, TargetLive] = {}
+        self.stats = SelfStats()
+
+    def set_targets(self, entries: dict[str, TargetLive]) -> None:
+        """Replace the target set (on start or reload); removed targets' series disappear."""
+        with self.lock:
+            self.targets = dict(entries)
+
+    def snapshot(self) -> list[TargetLive]:
+        with self.lock:
+            return list(self.targets.values())
