@@ -54,7 +54,7 @@ class _Problems:
         self.items: list[tuple[tuple, str]] = []
 
     def add(self, loc: tuple, message: str, value: Any = ..., secret: bool = False) -> None:
-        if value is not ... and not secret:
+        if value is not ... and not secret and not isinstance(value, dict):
             message = f"{message} (got {_shown(value)})"
         self.items.append((tuple(loc), message))
 
@@ -100,6 +100,7 @@ def _resolve_secrets_and_env(node: Any, loc: tuple, problems: _Problems, base_di
                     out[secret_key] = path.read_text(encoding="utf-8").strip()
                 except OSError as exc:
                     problems.add(key_loc, f"cannot read secret file: {exc.strerror}", str(path))
+                    out[secret_key] = ""  # placeholder: the problem is already reported once
                 continue
             out[key] = _resolve_secrets_and_env(value, key_loc, problems, base_dir)
         return out

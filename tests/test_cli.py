@@ -1,0 +1,97 @@
+"""CLI exit codes and output, run as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from conftest import REPO, SLAWATCH
+
+LOOPBACK = """\
+storage: {{path: {db}}}
+exporter: {{listen: "127.0.0.1:{port}"}}
+contracts:
+  - id: c1
+    customer: ACME
+    provider: ExampleTel
+    objectives: {{availability: 99.9%}}
+targets:
+  - id: lo1
+    contract: c1
+    kind: internet
+    address: 127.0.0.1
+    interval: 1s
+    probes: {{icmp: {{count: 3, spacing: 10ms, timeout: 500ms}}}}
+"""
+
+
+def run(*args, **kw):
+    return subprocess.run(SLAWATCH + list(args), capture_output=True, text=True, cwd=REPO, timeout=60, **kw)
+
+
+@pytest.mark.parametrize("command", [[], ["check-config"], ["run"], ["probe"], ["status"], ["report"], ["tickets"]])
+def test_version_on_every_command(command):
+    r = run(*command, "--version")
+    assert r.returncode == 0 and r.stdout.strip() == "slawatch 0.1.0"
+
+
+@pytest.mark.parametrize("command", [[], ["check-config"], ["run"], ["probe"], ["status"], ["report"], ["tickets"]])
+def test_help_on_every_command(command):
+    r = run(*command, "--help")
+    assert r.returncode == 0 and "usage: slawatch" in r.stdout
+
+
+def test_check_config_ok():
+    r = run("check-config", "-c", "config/example.yaml")
+    assert r.returncode == 0
+    assert r.stdout.strip() == "config/example.yaml: OK: 2 contracts, 4 targets, 4 probes, 0 ticket sinks"
+
+
+def test_check_config_lists_every_error(write_config):
+    path = write_config(LOOPBACK.format(db="x.db", port=1).replace("kind: internet", "kind: fiber").replace("interval: 1s", "interval: often"))
+    r = run("check-config", "-c", str(path))
+    assert r.returncode == 2
+    assert r.stdout == ""
+    assert r.stderr.splitlines() == [
+        f"{path}: 2 errors in config",
+        "  targets[0].interval: must be a duration like 30s (got 'often')",
+        "  targets[0].kind: must be one of internet, voice (got 'fiber')",
+    ]
+
+
+def test_usage_error_exits_2():
+    r = run("frobnicate")
+    assert r.returncode == 2 and "invalid choice" in r.stderr
+
+
+def test_probe_loopback(write_config, tmp_path, icmp_mode):
+    path = write_config(LOOPBACK.format(db=tmp_path / "s.db", port=1))
+    r = run("probe", "-c", str(path), "lo1", "--json")
+    assert r.returncode == 0, r.stderr
+    data = json.loads(r.stdout)
+    icmp = data["results"][0]
+    assert icmp["ok"] is True and icmp["sent"] == 3 and icmp["received"] == 3 and icmp["loss"] == 0.0
+    assert len(icmp["rtts"]) == 3 and all(0 < x < 0.1 for x in icmp["rtts"])
+    human = run("probe", "-c", str(path), "lo1")
+    assert human.returncode == 0 and "lo1 icmp 127.0.0.1: OK" in human.stdout and "sent 3, received 3" in human.stdout
+
+
+def test_probe_unknown_target(write_config):
+    path = write_config(LOOPBACK.format(db="x.db", port=1))
+    r = run("probe", "-c", str(path), "nope")
+    assert r.returncode == 2 and "no target with id 'nope' (known: lo1)" in r.stderr
+
+
+def test_status_before_any_run(write_config, tmp_path):
+    path = write_config(LOOPBACK.format(db=tmp_path / "never.db", port=1))
+    r = run("status", "-c", str(path))
+    assert r.returncode == 1 and "does not exist yet" in r.stderr
+
+
+@pytest.mark.parametrize("command", [["report", "--month", "2026-10"], ["tickets", "list"]])
+def test_later_capabilities_say_not_yet_implemented(command, write_config):
+    path = write_config(LOOPBACK.format(db="x.db", port=1))
+    r = run(*command, "-c", str(path))
+    assert r.returncode == 3 and "not yet implemented" in r.stderr and r.stdout == ""

@@ -1,0 +1,86 @@
+"""End to end: `slawatch run` as a subprocess on loopback targets, scraped, then SIGTERM."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import time
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from conftest import REPO, SLAWATCH, free_port
+
+CONFIG = """\
+storage: {{path: {db}, flush_interval: 200ms}}
+exporter: {{listen: "127.0.0.1:{port}"}}
+logging: {{format: json}}
+contracts:
+  - id: c1
+    customer: ACME
+    provider: ExampleTel
+    objectives: {{availability: 99.9%}}
+defaults:
+  targets:
+    interval: 1s
+    probes: {{icmp: {{count: 3, spacing: 10ms, timeout: 500ms}}}}
+targets:
+  - {{id: lo1, contract: c1, kind: internet, address: 127.0.0.1}}
+  - {{id: lo2, contract: c1, kind: internet, address: 127.0.0.2}}
+  - {{id: lo6, contract: c1, kind: voice, address: "::1"}}
+"""
+
+
+def scrape(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def test_run_scrape_sigterm(write_config, tmp_path, icmp_mode):
+    port = free_port()
+    db = tmp_path / "store.db"
+    path = write_config(CONFIG.format(db=db, port=port))
+    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        ups = {}
+        while time.time() < deadline:
+            try:
+                metrics = scrape(port)
+            except OSError:
+                time.sleep(0.2)
+                continue
+            ups = {dict(l)["target"]: v for (n, l), v in metrics.items() if n == "slawatch_target_up"}
+            if len(ups) == 3:
+                break
+            time.sleep(0.3)
+        assert ups == {"lo1": 1.0, "lo2": 1.0, "lo6": 1.0}, proc.stderr.read() if proc.poll() is not None else ups
+        sent = {dict(l)["target"]: v for (n, l), v in metrics.items() if n == "slawatch_icmp_packets_sent_total"}
+        assert all(v >= 3 for v in sent.values())
+        assert metrics[("slawatch_build_info", (("version", "0.1.0"),))] == 1.0
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5) as resp:
+            assert resp.status == 200
+        time.sleep(1.5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert '"msg": "stopped cleanly"' in err
+    with sqlite3.connect(db) as conn:
+        per_target = dict(conn.execute("SELECT target, COUNT(*) FROM cycles GROUP BY target").fetchall())
+        assert set(per_target) == {"lo1", "lo2", "lo6"} and min(per_target.values()) >= 2
+        assert conn.execute("SELECT COUNT(*) FROM cycles WHERE ok = 1 AND received = 3").fetchone()[0] == sum(per_target.values())
+        runs = conn.execute("SELECT started, stopped FROM runs").fetchall()
+        assert len(runs) == 1 and runs[0][1] is not None
+        states = dict(conn.execute("SELECT target, state FROM target_state").fetchall())
+        assert states == {"lo1": "up", "lo2": "up", "lo6": "up"}
+    status = subprocess.run(SLAWATCH + ["status", "-c", str(path)], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0
+    assert [line.split()[:4] for line in status.stdout.splitlines()[1:]] == [
+        ["lo1", "c1", "internet", "up"], ["lo2", "c1", "internet", "up"], ["lo6", "c1", "voice", "up"]]
