@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from probes import PROBES
-from probes.base import ProbeResult
+from probes.base import ProbeContext, ProbeResult
 from probes.icmp import IcmpResult
 
 from .config import Contract, Target
@@ -58,12 +58,12 @@ def quality_ok(results: list[ProbeResult], contract: Contract) -> bool:
     return True
 
 
-async def run_probes(target: Target) -> list[ProbeResult]:
+async def run_probes(target: Target, context: ProbeContext | None = None) -> list[ProbeResult]:
     results: list[ProbeResult] = []
     for name in target.probes.enabled():
         settings = getattr(target.probes, name)
         try:
-            results.append(await PROBES[name](target.id, target.address, settings))
+            results.append(await PROBES[name](target.id, target.address, settings, context=context))
         except ProbeSetupError as exc:
             results.append(ProbeResult(name, target.id, target.address, time.time(), 0.0, False, str(exc)))
     return results
@@ -110,9 +110,10 @@ def records_for(target: Target, outcome: CycleOutcome, live: TargetLive) -> tupl
     return cycles, state, outages
 
 
-async def run_cycle(target: Target, contract: Contract, live: TargetLive) -> CycleOutcome:
+async def run_cycle(target: Target, contract: Contract, live: TargetLive,
+                    context: ProbeContext | None = None) -> CycleOutcome:
     started = time.time()
-    results = await run_probes(target)
+    results = await run_probes(target, context)
     verdict = verdict_of(results)
     q_ok = quality_ok(results, contract)
     transitions = live.tracker.observe(started, verdict, q_ok)

@@ -9,7 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from probes.icmp import check_icmp_permission
+from probes.base import ProbeContext
+from probes.icmp import IcmpEngine, check_icmp_permission
 
 from . import __version__
 from .config import Config, Target, load_config
@@ -72,6 +73,7 @@ class Daemon:
         self.inflight: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
         self.run_id: int | None = None
+        self.probe_context = ProbeContext()
 
     def _install_targets(self) -> None:
         saved = {k: v.tracker for k, v in self.store.load_states().items()}
@@ -100,7 +102,7 @@ class Daemon:
                 live = self.live.targets.get(target.id)
                 if live is None:
                     return
-                outcome = await run_cycle(target, contract, live)
+                outcome = await run_cycle(target, contract, live, self.probe_context)
                 self.writer.add(*records_for(target, outcome, live))
             except Exception:  # a bug in one cycle must not stop the daemon
                 log.exception("probe cycle of %s failed", target.id)
@@ -115,6 +117,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
+        self.probe_context.icmp_engine = IcmpEngine()
         self.run_id = await asyncio.to_thread(self.store.begin_run, time.time(), __version__)
         self._install_targets()
         self.writer.start()
@@ -151,6 +154,8 @@ class Daemon:
             if pending:
                 log.warning("%d probe cycles did not finish within %.0fs and were dropped", len(pending), SHUTDOWN_GRACE)
         await self.writer.stop()
+        if self.probe_context.icmp_engine is not None:
+            self.probe_context.icmp_engine.close()
         if self.run_id is not None:
             await asyncio.to_thread(self.store.end_run, self.run_id, time.time())
         if self.exporter:

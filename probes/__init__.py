@@ -4,7 +4,7 @@ A probe never raises for a failing target: it returns a frozen result with
 ``ok=False`` and a ``reason``. See :mod:`probes.base` for the Protocol.
 """
 
-from .base import Probe, ProbeResult
+from .base import Probe, ProbeContext, ProbeResult
 from .icmp import IcmpResult, icmp_probe
 from .snmp import snmp_probe
 
@@ -14,4 +14,4 @@ PROBES: dict[str, Probe] = {
     "snmp": snmp_probe,
 }
 
-__all__ = ["PROBES", "Probe", "ProbeResult", "IcmpResult", "icmp_probe", "snmp_probe"]
+__all__ = ["PROBES", "Probe", "ProbeContext", "ProbeResult", "IcmpResult", "icmp_probe", "snmp_probe"]

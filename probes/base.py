@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
-__all__ = ["Probe", "ProbeResult"]
+__all__ = ["Probe", "ProbeResult", "ProbeContext"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +26,15 @@ class ProbeResult:
         return asdict(self)
 
 
+@dataclass(slots=True)
+class ProbeContext:
+    """Shared resources a probe may use, passed in by whoever runs it (the daemon, the CLI)."""
+
+    icmp_engine: Any = None
+
+
 @runtime_checkable
 class Probe(Protocol):
-    """``await probe(target_id, address, settings) -> ProbeResult``; never raises for a bad target."""
+    """``await probe(target_id, address, settings, context=ctx) -> ProbeResult``; never raises for a bad target."""
 
-    async def __call__(self, target_id: str, address: str, settings: Any) -> ProbeResult: ...
+    async def __call__(self, target_id: str, address: str, settings: Any, *, context: ProbeContext | None = None) -> ProbeResult: ...

@@ -1,13 +1,17 @@
 """ICMP echo probe: one burst of N echo requests per cycle, every RTT kept.
 
-Design (see issue #3 for the measurements behind it):
+Design (see issue #3 and bench/icmp_scale.py for the measurements behind it):
 
-* Each burst uses its own **unprivileged ICMP datagram socket**
+* An :class:`IcmpEngine` sends every burst over **one shared socket per
+  address family**, the way fping does, and matches replies by ICMP
+  sequence number, source address and a per-burst payload token. It prefers
+  an **unprivileged ICMP datagram socket**
   (``socket(AF_INET, SOCK_DGRAM, IPPROTO_ICMP)``, allowed by
-  ``net.ipv4.ping_group_range``). The kernel demultiplexes replies to the
-  socket that sent the request, so a busy host never makes one burst read
-  another's replies. When that is not allowed, a raw socket (needs
-  CAP_NET_RAW) is the fallback; it filters by ICMP id and a payload token.
+  ``net.ipv4.ping_group_range``), whose replies the kernel filters by ICMP
+  id; a raw socket (needs CAP_NET_RAW) is the fallback, and then the id is
+  checked here. One socket means one reader for all replies: no socket sees
+  another's traffic, and no socket is opened per burst.
+* ``gap`` paces the engine's sends globally, like fping's ``-i``.
 * RTTs use the kernel's receive timestamp (``SO_TIMESTAMPNS``), so event-loop
   delay does not inflate them. The send timestamp is taken right before
   ``sendto``.
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import heapq
 import ipaddress
 import os
 import socket
@@ -44,6 +49,9 @@ __all__ = [
     "IcmpSettings",
     "icmp_probe",
     "ping_burst",
+    "IcmpEngine",
+    "EngineStats",
+    "settings_from",
     "ipdv_jitter",
     "rfc3550_jitter_update",
     "check_icmp_permission",
@@ -233,223 +241,377 @@ def _kernel_time(ancdata: list) -> int | None:
     return None
 
 
-# --------------------------------------------------------------------------- the burst
+# --------------------------------------------------------------------------- the engine
 
 
-@dataclass(slots=True)
 class _Burst:
-    family: int
-    ident: int
-    token: bytes
-    raw: bool
-    sent_at: dict[int, int] = field(default_factory=dict)  # seq -> send time ns
-    rtts: dict[int, float] = field(default_factory=dict)
-    duplicates: int = 0
-    late: int = 0
-    timeout_ns: int = 0
-    all_in: asyncio.Event | None = None
-    expected: int = 0
+    """Book-keeping of one burst while it is in flight."""
 
-    def on_datagram(self, data: bytes, recv_ns: int) -> None:
-        if self.raw and self.family == socket.AF_INET:
-            if len(data) < 20:
-                return
-            data = data[(data[0] & 0x0F) * 4 :]
-        if len(data) < 8:
-            return
-        kind, _code, _csum, ident, seq = struct.unpack_from("!BBHHH", data)
-        if kind != _ICMP_REPLY[self.family]:
-            return
-        if self.raw and ident != self.ident:
-            return
-        if self.token and data[8 : 8 + len(self.token)] != self.token:
-            return
-        sent = self.sent_at.get(seq)
+    __slots__ = ("address", "dest", "family", "payload", "token", "timeout_ns", "timeout", "ttl", "dont_fragment",
+                 "sent_at", "rtts", "duplicates", "late", "waiting", "unsent", "done", "deadline", "used",
+                 "send_errors", "mode")
+
+    def __init__(self, address: str, dest: tuple, family: int, payload: bytes, token: bytes,
+                 settings: IcmpSettings, done: asyncio.Future):
+        self.address = address
+        self.dest = dest
+        self.family = family
+        self.payload = payload
+        self.token = token
+        self.timeout = settings.timeout
+        self.timeout_ns = int(settings.timeout * 1e9)
+        self.ttl = settings.ttl
+        self.dont_fragment = settings.dont_fragment
+        count = settings.count
+        self.sent_at: list[int | None] = [None] * count
+        self.rtts: list[float | None] = [None] * count
+        self.duplicates = 0
+        self.late = 0
+        self.waiting = 0  # sent and neither answered nor late
+        self.unsent = count  # the burst is complete only after its last send
+        self.done = done
+        self.deadline: asyncio.TimerHandle | None = None
+        self.used: list[tuple["_Channel", int]] = []
+        self.send_errors: list[str] = []
+        self.mode: str | None = None
+
+    def finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+    def reply(self, index: int, recv_ns: int) -> None:
+        sent = self.sent_at[index]
         if sent is None:
             return
-        if seq in self.rtts:
+        if self.rtts[index] is not None:
             self.duplicates += 1
             return
         rtt_ns = recv_ns - sent
         if rtt_ns > self.timeout_ns:
             self.late += 1
-            # mark as handled so that a second late copy counts as a duplicate
-            self.rtts[seq] = -1.0
+            self.rtts[index] = -1.0  # marks "handled": a second copy is a duplicate
+        else:
+            self.rtts[index] = max(rtt_ns, 0) / 1e9
+        self.waiting -= 1
+        if self.waiting <= 0 and self.unsent == 0:
+            self.finish()
+
+
+class _Channel:
+    """One shared ICMP socket of one address family; replies are matched by sequence number.
+
+    With a datagram socket the kernel delivers to this socket only the replies
+    carrying its own ICMP id; with a raw socket we check the id ourselves."""
+
+    def __init__(self, family: int, loop: asyncio.AbstractEventLoop, stats: "EngineStats"):
+        self.family = family
+        self.loop = loop
+        self.stats = stats
+        self.sock, self.mode = _open_socket(family)
+        self.raw = self.mode == "raw"
+        self.sock.setblocking(False)
+        self.sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+        except OSError:
+            pass
+        self.ident = int.from_bytes(os.urandom(2), "big")
+        self.next_seq = int.from_bytes(os.urandom(2), "big")
+        self.pending: dict[int, tuple[_Burst, int]] = {}
+        self.options: tuple | None = None
+        loop.add_reader(self.sock.fileno(), self._readable)
+
+    def allocate(self) -> int | None:
+        for _ in range(16):
+            seq = self.next_seq
+            self.next_seq = (seq + 1) & 0xFFFF
+            if seq not in self.pending:
+                return seq
+        return None
+
+    def set_options(self, ttl: int | None, dont_fragment: bool) -> None:
+        wanted = (ttl, dont_fragment)
+        if self.options == wanted:
             return
-        self.rtts[seq] = max(rtt_ns, 0) / 1e9
-        if self.all_in is not None and len(self.rtts) >= self.expected:
-            self.all_in.set()
+        v4 = self.family == socket.AF_INET
+        hops = ttl if ttl is not None else 64
+        if v4:
+            self.sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, hops)
+            self.sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO if dont_fragment else 1)
+        else:
+            self.sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, hops if ttl is not None else -1)
+            self.sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _IPV6_PMTUDISC_DO if dont_fragment else 1)
+        self.options = wanted
 
-
-async def ping_burst(
-    address: str,
-    settings: IcmpSettings,
-    *,
-    target_id: str = "",
-    shown_address: str | None = None,
-) -> IcmpResult:
-    """Send one burst to ``address`` (an IP literal or a host name) and collect replies.
-
-    Never raises for an unreachable or unresolvable target; raises
-    ProbeSetupError only when this host cannot send ICMP at all."""
-    started_wall = time.time()
-    t0 = time.perf_counter()
-    shown = shown_address or address
-    resolve_time = None
-
-    def failed(reason: str, family: int = socket.AF_INET, **extra: Any) -> IcmpResult:
-        return IcmpResult(
-            probe="icmp",
-            target=target_id,
-            address=shown,
-            started=started_wall,
-            duration=time.perf_counter() - t0,
-            ok=False,
-            reason=reason,
-            family=family,
-            resolve_time=resolve_time,
-            **extra,
-        )
-
-    # --- resolve
-    try:
-        ip = ipaddress.ip_address(address.strip("[]"))
-        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
-        ip_text = str(ip)
-    except ValueError:
-        loop = asyncio.get_running_loop()
-        r0 = time.perf_counter()
-        try:
-            infos = await asyncio.wait_for(
-                loop.getaddrinfo(address, None, type=socket.SOCK_RAW), timeout=settings.dns_timeout
-            )
-        except asyncio.TimeoutError:
-            resolve_time = time.perf_counter() - r0
-            return failed(f"DNS resolution of {address} timed out after {settings.dns_timeout:g}s")
-        except (socket.gaierror, UnicodeError) as exc:
-            resolve_time = time.perf_counter() - r0
-            return failed(f"DNS resolution of {address} failed: {exc}")
-        resolve_time = time.perf_counter() - r0
-        family, ip_text = infos[0][0], infos[0][4][0]
-    if is_ipv6_address(ip_text):
-        family = socket.AF_INET6
-
-    sock, mode = _open_socket(family)
-    raw = mode == "raw"
-    token = os.urandom(min(8, settings.payload_size))
-    payload = token + bytes((i & 0xFF for i in range(settings.payload_size - len(token))))
-    burst = _Burst(
-        family=family,
-        ident=int.from_bytes(os.urandom(2), "big"),
-        token=token,
-        raw=raw,
-        timeout_ns=int(settings.timeout * 1e9),
-        all_in=asyncio.Event(),
-        expected=settings.count,
-    )
-    loop = asyncio.get_running_loop()
-    send_errors: list[str] = []
-    try:
-        sock.setblocking(False)
-        sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
-        if settings.ttl is not None:
-            if family == socket.AF_INET:
-                sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, settings.ttl)
-            else:
-                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, settings.ttl)
-        if settings.dont_fragment:
-            if family == socket.AF_INET:
-                sock.setsockopt(socket.IPPROTO_IP, _IP_MTU_DISCOVER, _IP_PMTUDISC_DO)
-            else:
-                sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_MTU_DISCOVER, _IPV6_PMTUDISC_DO)
-
-        def readable() -> None:
-            while True:
-                try:
-                    data, anc, _flags, _addr = sock.recvmsg(65535, 64)
-                except (BlockingIOError, InterruptedError):
-                    return
-                except OSError:
-                    return
-                recv_ns = _kernel_time(anc) or time.time_ns()
-                burst.on_datagram(data, recv_ns)
-
-        loop.add_reader(sock.fileno(), readable)
-        dest = (ip_text, 0) if family == socket.AF_INET else (ip_text, 0, 0, 0)
-        start = loop.time()
-        for seq in range(settings.count):
-            delay = start + seq * settings.spacing - loop.time()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            packet = _packet(family, burst.ident, seq, payload)
-            sent_ns = time.time_ns()
+    def _readable(self) -> None:
+        sock, reply_type, pending, raw_v4 = self.sock, _ICMP_REPLY[self.family], self.pending, self.raw and self.family == socket.AF_INET
+        for _ in range(4096):
             try:
-                sock.sendto(packet, dest)
-            except OSError as exc:
-                send_errors.append(exc.strerror or str(exc))
+                data, anc, _flags, addr = sock.recvmsg(65535, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            recv_ns = _kernel_time(anc) or time.time_ns()
+            if raw_v4:
+                if len(data) < 28:
+                    continue
+                data = data[(data[0] & 0x0F) * 4 :]
+            if len(data) < 8 or data[0] != reply_type:
                 continue
-            burst.sent_at[seq] = sent_ns
-        burst.expected = len(burst.sent_at)
-        if burst.sent_at and len(burst.rtts) < burst.expected:
-            last_sent = max(burst.sent_at.values())
-            remaining = settings.timeout - (time.time_ns() - last_sent) / 1e9
-            if remaining > 0:
-                try:
-                    await asyncio.wait_for(burst.all_in.wait(), timeout=remaining)
-                except asyncio.TimeoutError:
-                    pass
-    finally:
+            ident, seq = struct.unpack_from("!HH", data, 4)
+            if self.raw and ident != self.ident:
+                continue
+            entry = pending.get(seq)
+            if entry is None:
+                self.stats.unmatched += 1
+                continue
+            burst, index = entry
+            if addr[0] != burst.address or data[8 : 8 + len(burst.token)] != burst.token:
+                self.stats.unmatched += 1
+                continue
+            burst.reply(index, recv_ns)
+
+    def close(self) -> None:
         try:
-            loop.remove_reader(sock.fileno())
+            self.loop.remove_reader(self.sock.fileno())
         finally:
-            sock.close()
-
-    sent = len(burst.sent_at)
-    rtts = tuple(
-        (burst.rtts[s] if burst.rtts.get(s, -1.0) >= 0 else None) if s in burst.sent_at else None
-        for s in range(settings.count)
-        if s in burst.sent_at
-    )
-    received = sum(1 for r in rtts if r is not None)
-    extra = dict(
-        sent=sent,
-        received=received,
-        duplicates=burst.duplicates,
-        late=burst.late,
-        rtts=rtts,
-        resolved_address=ip_text,
-        socket_mode=mode,
-    )
-    if sent == 0:
-        return failed(f"no echo request could be sent: {send_errors[0] if send_errors else 'unknown'}", family, **extra)
-    if received == 0:
-        reason = f"no reply to {sent} echo requests within {settings.timeout:g}s"
-        if burst.late:
-            reason += f" ({burst.late} late)"
-        return failed(reason, family, **extra)
-    return IcmpResult(
-        probe="icmp",
-        target=target_id,
-        address=shown,
-        started=started_wall,
-        duration=time.perf_counter() - t0,
-        ok=True,
-        reason=None,
-        family=family,
-        resolve_time=resolve_time,
-        **extra,
-    )
+            self.sock.close()
 
 
-async def icmp_probe(target_id: str, address: str, settings: Any) -> IcmpResult:
-    """The registered ``icmp`` probe. ``settings`` is an IcmpProbeConfig or IcmpSettings."""
-    if not isinstance(settings, IcmpSettings):
-        settings = IcmpSettings(
-            count=settings.count,
-            spacing=settings.spacing,
-            timeout=settings.timeout,
-            payload_size=settings.payload_size,
-            ttl=settings.ttl,
-            dont_fragment=settings.dont_fragment,
+@dataclass(slots=True)
+class EngineStats:
+    sent: int = 0
+    send_errors: int = 0
+    unmatched: int = 0
+
+
+class IcmpEngine:
+    """Sends bursts for many targets over a few shared sockets.
+
+    Packets wait in one heap ordered by due time; a single timer callback
+    sends what is due, at most one packet per ``gap`` seconds (like fping's
+    ``-i``; 0 sends as fast as the bursts ask), and reads replies between
+    sends so the receive buffer cannot overflow. Use one engine per event
+    loop; close it when done."""
+
+    DRAIN_EVERY = 64
+    MAX_DEBT = 0.005
+
+    def __init__(self, *, gap: float = 0.0):
+        self.gap = gap
+        self.stats = EngineStats()
+        self._channels: dict[int, list[_Channel]] = {}
+        self._queue: list[tuple[float, int, _Burst, int]] = []
+        self._counter = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+        self._last_slot = float("-inf")
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- sockets ---------------------------------------------------------------------------
+    def _channel(self, family: int) -> tuple[_Channel, int]:
+        channels = self._channels.setdefault(family, [])
+        for channel in channels:
+            seq = channel.allocate()
+            if seq is not None:
+                return channel, seq
+        channel = _Channel(family, self._loop, self.stats)
+        channels.append(channel)
+        seq = channel.allocate()
+        assert seq is not None
+        return channel, seq
+
+    def mode(self, family: int = socket.AF_INET) -> str:
+        channels = self._channels.get(family)
+        return channels[0].mode if channels else socket_mode(family)
+
+    def close(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        for channels in self._channels.values():
+            for channel in channels:
+                channel.close()
+        self._channels.clear()
+
+    # -- the sender ------------------------------------------------------------------------
+    def _arm(self) -> None:
+        if not self._queue:
+            return
+        when = self._queue[0][0]
+        if self.gap > 0:
+            when = max(when, self._last_slot + self.gap)
+        if self._timer is not None:
+            if self._timer_at <= when:
+                return
+            self._timer.cancel()
+        self._timer_at = when
+        self._timer = self._loop.call_at(when, self._send_due)
+
+    def _send_due(self) -> None:
+        self._timer = None
+        loop, queue, gap = self._loop, self._queue, self.gap
+        now = loop.time()
+        since_drain = 0
+        touched: set[_Channel] = set()
+        while queue:
+            due = queue[0][0]
+            # a late wake-up catches up on the slots it missed (so the average pace holds),
+            # but never by more than MAX_DEBT seconds' worth at once
+            slot = max(due, self._last_slot + gap, now - self.MAX_DEBT) if gap > 0 else due
+            if slot > now:
+                break
+            _, _, burst, index = heapq.heappop(queue)
+            if burst.done.done():  # cancelled
+                continue
+            self._last_slot = slot
+            channel = self._send(burst, index)
+            if channel is not None:
+                touched.add(channel)
+            since_drain += 1
+            if since_drain >= self.DRAIN_EVERY:
+                since_drain = 0
+                for ch in touched:
+                    ch._readable()
+                now = loop.time()
+        self._arm()
+
+    def _send(self, burst: _Burst, index: int) -> "_Channel | None":
+        channel, seq = self._channel(burst.family)
+        burst.mode = channel.mode
+        channel.set_options(burst.ttl, burst.dont_fragment)
+        if channel.raw:
+            packet = _packet(burst.family, channel.ident, seq, burst.payload)
+        else:  # the kernel sets id and checksum of datagram ICMP sockets
+            packet = struct.pack("!BBHHH", _ICMP_ECHO[burst.family], 0, 0, 0, seq) + burst.payload
+        channel.pending[seq] = (burst, index)
+        burst.used.append((channel, seq))
+        burst.unsent -= 1
+        sent_ns = time.time_ns()
+        try:
+            channel.sock.sendto(packet, burst.dest)
+        except OSError as exc:
+            del channel.pending[seq]
+            self.stats.send_errors += 1
+            burst.send_errors.append(exc.strerror or str(exc))
+        else:
+            burst.sent_at[index] = sent_ns
+            burst.waiting += 1
+            self.stats.sent += 1
+        if burst.unsent == 0:
+            if burst.waiting == 0:
+                burst.finish()
+            else:
+                burst.deadline = self._loop.call_later(burst.timeout, burst.finish)
+        return channel
+
+    # -- one burst ------------------------------------------------------------------------
+    async def burst(self, address: str, settings: IcmpSettings, *, target_id: str = "") -> IcmpResult:
+        """Send one burst to ``address`` (an IP literal or a host name) and collect replies.
+
+        Never raises for an unreachable or unresolvable target; raises
+        ProbeSetupError only when this host cannot send ICMP at all."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        started_wall = time.time()
+        t0 = time.perf_counter()
+        resolve_time = None
+
+        def result(ok: bool, reason: str | None, family: int = socket.AF_INET, **extra: Any) -> IcmpResult:
+            return IcmpResult(
+                probe="icmp", target=target_id, address=address, started=started_wall,
+                duration=time.perf_counter() - t0, ok=ok, reason=reason, family=family,
+                resolve_time=resolve_time, **extra,
+            )
+
+        try:
+            ip = ipaddress.ip_address(address.strip("[]"))
+            family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+            ip_text = str(ip)
+        except ValueError:
+            r0 = time.perf_counter()
+            try:
+                infos = await asyncio.wait_for(
+                    loop.getaddrinfo(address, None, type=socket.SOCK_RAW), timeout=settings.dns_timeout
+                )
+            except asyncio.TimeoutError:
+                resolve_time = time.perf_counter() - r0
+                return result(False, f"DNS resolution of {address} timed out after {settings.dns_timeout:g}s")
+            except (socket.gaierror, UnicodeError) as exc:
+                resolve_time = time.perf_counter() - r0
+                return result(False, f"DNS resolution of {address} failed: {exc}")
+            resolve_time = time.perf_counter() - r0
+            family, ip_text = infos[0][0], infos[0][4][0]
+        if is_ipv6_address(ip_text):
+            family = socket.AF_INET6
+        # open the socket now, so that a missing privilege is raised here, not in the timer callback
+        if not self._channels.get(family):
+            self._channel(family)
+
+        token = os.urandom(min(8, settings.payload_size))
+        payload = token + bytes(i & 0xFF for i in range(settings.payload_size - len(token)))
+        dest = (ip_text, 0) if family == socket.AF_INET else (ip_text, 0, 0, 0)
+        # replies of scoped IPv6 addresses come back without the scope suffix
+        burst = _Burst(ip_text.split("%")[0], dest, family, payload, token, settings, loop.create_future())
+        start = loop.time()
+        for index in range(settings.count):
+            self._counter += 1
+            heapq.heappush(self._queue, (start + index * settings.spacing, self._counter, burst, index))
+        self._arm()
+        try:
+            await burst.done
+        finally:
+            burst.finish()  # a cancelled burst leaves its queued packets unsent
+            if burst.deadline is not None:
+                burst.deadline.cancel()
+            for channel, seq in burst.used:
+                if channel.pending.get(seq, (None,))[0] is burst:
+                    del channel.pending[seq]
+
+        rtts = tuple(
+            (r if r is not None and r >= 0 else None) for r, s in zip(burst.rtts, burst.sent_at) if s is not None
         )
-    return await ping_burst(address, settings, target_id=target_id)
+        sent = len(rtts)
+        received = sum(1 for r in rtts if r is not None)
+        extra = dict(
+            sent=sent, received=received, duplicates=burst.duplicates, late=burst.late, rtts=rtts,
+            resolved_address=ip_text, socket_mode=burst.mode,
+        )
+        if sent == 0:
+            why = burst.send_errors[0] if burst.send_errors else "unknown"
+            return result(False, f"no echo request could be sent: {why}", family, **extra)
+        if received == 0:
+            reason = f"no reply to {sent} echo requests within {settings.timeout:g}s"
+            if burst.late:
+                reason += f" ({burst.late} late)"
+            return result(False, reason, family, **extra)
+        return result(True, None, family, **extra)
+
+
+async def ping_burst(address: str, settings: IcmpSettings, *, target_id: str = "",
+                     engine: IcmpEngine | None = None) -> IcmpResult:
+    """One burst; with no engine given, a temporary one is opened and closed around it."""
+    if engine is not None:
+        return await engine.burst(address, settings, target_id=target_id)
+    own = IcmpEngine()
+    try:
+        return await own.burst(address, settings, target_id=target_id)
+    finally:
+        own.close()
+
+
+def settings_from(config: Any) -> IcmpSettings:
+    if isinstance(config, IcmpSettings):
+        return config
+    return IcmpSettings(
+        count=config.count, spacing=config.spacing, timeout=config.timeout,
+        payload_size=config.payload_size, ttl=config.ttl, dont_fragment=config.dont_fragment,
+    )
+
+
+async def icmp_probe(target_id: str, address: str, settings: Any, *, context: Any = None) -> IcmpResult:
+    """The registered ``icmp`` probe. ``settings`` is an IcmpProbeConfig or IcmpSettings;
+    ``context.icmp_engine`` (a shared IcmpEngine) is used when given."""
+    engine = getattr(context, "icmp_engine", None)
+    return await ping_burst(address, settings_from(settings), target_id=target_id, engine=engine)

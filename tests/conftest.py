@@ -45,3 +45,18 @@ def icmp_mode() -> str:
 
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="needs root (network namespaces / nftables); CI runs as root")
+
+
+@pytest.fixture(scope="module")
+def netlab():
+    """A NetLab for the module; skipped with the reason when namespaces cannot be made."""
+    from netlab import NetLab, can_build_netlab
+
+    ok, why = can_build_netlab()
+    if not ok:
+        pytest.skip(why)
+    lab = NetLab()
+    try:
+        yield lab
+    finally:
+        lab.close()
