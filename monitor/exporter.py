@@ -46,6 +46,9 @@ class SlawatchCollector(Collector):
         sent = CounterMetricFamily("slawatch_icmp_packets_sent", "ICMP echo requests sent.", labels=_LABELS)
         received = CounterMetricFamily("slawatch_icmp_packets_received", "ICMP echo replies received in time.", labels=_LABELS)
         jitter = GaugeMetricFamily("slawatch_jitter_seconds", "IPDV jitter (RFC 5481) of the last burst.", labels=_LABELS)
+        jitter3550 = GaugeMetricFamily(
+            "slawatch_jitter_rfc3550_seconds", "RFC 3550 smoothed interarrival jitter across cycles.", labels=_LABELS
+        )
         loss = GaugeMetricFamily("slawatch_icmp_loss_ratio", "Loss ratio of the last burst.", labels=_LABELS)
         last = GaugeMetricFamily("slawatch_target_last_cycle_seconds", "Unix time of the target's last probe cycle.", labels=_LABELS)
         for t in targets:
@@ -67,11 +70,13 @@ class SlawatchCollector(Collector):
             received.add_metric(labels, t.packets_received)
             if t.last_jitter is not None:
                 jitter.add_metric(labels, t.last_jitter)
+            if t.rfc3550_jitter is not None:
+                jitter3550.add_metric(labels, t.rfc3550_jitter)
             if t.last_loss is not None:
                 loss.add_metric(labels, t.last_loss)
             if t.last_cycle is not None:
                 last.add_metric(labels, t.last_cycle)
-        yield from (up, state, since, rtt, sent, received, jitter, loss, last)
+        yield from (up, state, since, rtt, sent, received, jitter, jitter3550, loss, last)
 
         yield CounterMetricFamily("slawatch_probe_cycles", "Probe cycles run.", value=stats.cycles_total)
         yield CounterMetricFamily(

@@ -10,6 +10,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from probes.icmp import rfc3550_jitter_update
+
 from .state import TargetTracker
 
 __all__ = ["LiveState", "TargetLive", "RTT_BUCKETS", "SelfStats"]
@@ -33,12 +35,20 @@ class TargetLive:
     last_loss: float | None = None
     last_jitter: float | None = None
     last_cycle: float | None = None
+    #: RFC 3550 §6.4.1 smoothed interarrival jitter, carried across cycles
+    rfc3550_jitter: float | None = None
+    _previous_rtt: float | None = None
 
     def observe_rtts(self, rtts: list[float]) -> None:
+        """Received RTTs of one burst, in sequence order."""
         for rtt in rtts:
             self.rtt_bucket_counts[bisect.bisect_left(RTT_BUCKETS, rtt)] += 1
             self.rtt_sum += rtt
             self.rtt_count += 1
+            # with ICMP, the transit-time difference D(i-1, i) of RFC 3550 is the RTT difference
+            if self._previous_rtt is not None:
+                self.rfc3550_jitter = rfc3550_jitter_update(self.rfc3550_jitter or 0.0, rtt - self._previous_rtt)
+            self._previous_rtt = rtt
 
 
 @dataclass(slots=True)

@@ -69,3 +69,15 @@ def test_rfc3550_estimator():
         j = rfc3550_jitter_update(j, 0.008)
     assert j == pytest.approx(0.008, rel=1e-6)
     assert rfc3550_jitter_update(0.0, -0.016) == pytest.approx(0.001)
+
+
+def test_rfc3550_jitter_carries_across_cycles():
+    from monitor.live import TargetLive
+    from monitor.state import TargetTracker
+
+    live = TargetLive("t", "c", "internet", TargetTracker("t"))
+    live.observe_rtts([0.010, 0.026])  # D = 16 ms -> J = 1 ms
+    assert live.rfc3550_jitter == pytest.approx(0.001)
+    live.observe_rtts([0.010])  # next cycle: D = -16 ms against the previous cycle's last RTT
+    assert live.rfc3550_jitter == pytest.approx(0.001 + (0.016 - 0.001) / 16)
+    assert live.rtt_count == 3 and sum(live.rtt_bucket_counts) == 3
