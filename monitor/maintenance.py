@@ -1,0 +1,77 @@
+"""Expand maintenance windows (one-off, weekly, monthly, cron) into UTC millisecond intervals.
+
+Start times are local wall times in the contract's time zone; a window lasts
+``duration`` real seconds (a 2 h window across a DST change is still 2 h).
+A monthly window on a day the month lacks (e.g. the 31st) falls on the
+month's last day.
+"""
+
+from __future__ import annotations
+
+import calendar
+from datetime import datetime, timedelta
+from typing import Iterable
+from zoneinfo import ZoneInfo
+
+from .config.models import MaintenanceWindow
+from .intervals import Interval, normalize
+from .periods import local_to_ms, to_ms
+
+__all__ = ["expand_window", "expand_windows"]
+
+_DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+
+
+def _at(day: datetime, hhmm: str) -> datetime:
+    hour, minute = (int(x) for x in hhmm.split(":"))
+    return day.replace(hour=hour, minute=minute, second=0, microsecond=0)
+
+
+def expand_window(window: MaintenanceWindow, tz: str, lo_ms: int, hi_ms: int) -> list[Interval]:
+    """The occurrences of ``window`` that overlap [lo_ms, hi_ms), clipped to it."""
+    zone = ZoneInfo(tz)
+    out: list[Interval] = []
+    if window.start is not None:
+        start = window.start
+        start_ms = to_ms(start.timestamp()) if start.tzinfo else local_to_ms(start, tz)
+        if window.end is not None:
+            end = window.end
+            end_ms = to_ms(end.timestamp()) if end.tzinfo else local_to_ms(end, tz)
+        else:
+            end_ms = start_ms + int(round(window.duration * 1000))
+        out.append((start_ms, end_ms))
+    else:
+        dur_ms = int(round(window.duration * 1000))
+        # local dates from a little before lo (a window may start before lo and reach into it)
+        first = datetime.fromtimestamp((lo_ms - dur_ms) / 1000, zone).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+        last = datetime.fromtimestamp(hi_ms / 1000, zone).replace(tzinfo=None)
+        if window.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            trigger = CronTrigger.from_crontab(window.cron, timezone=zone)
+            prev = None
+            now = datetime.fromtimestamp((lo_ms - dur_ms) / 1000, zone)
+            while True:
+                fire = trigger.get_next_fire_time(prev, now)
+                if fire is None or to_ms(fire.timestamp()) >= hi_ms:
+                    break
+                out.append((to_ms(fire.timestamp()), to_ms(fire.timestamp()) + dur_ms))
+                prev, now = fire, fire + timedelta(seconds=1)
+        else:
+            day = first
+            while day <= last:
+                if window.weekly is not None:
+                    if _DAYS[day.weekday()] in window.weekly.days:
+                        start_ms = local_to_ms(_at(day, window.weekly.at), tz)
+                        out.append((start_ms, start_ms + dur_ms))
+                elif window.monthly is not None:
+                    last_day = calendar.monthrange(day.year, day.month)[1]
+                    if day.day == min(window.monthly.day, last_day):
+                        start_ms = local_to_ms(_at(day, window.monthly.at), tz)
+                        out.append((start_ms, start_ms + dur_ms))
+                day += timedelta(days=1)
+    return [(max(s, lo_ms), min(e, hi_ms)) for s, e in out if e > lo_ms and s < hi_ms]
+
+
+def expand_windows(windows: Iterable[MaintenanceWindow], tz: str, lo_ms: int, hi_ms: int) -> list[Interval]:
+    return normalize(i for w in windows for i in expand_window(w, tz, lo_ms, hi_ms))

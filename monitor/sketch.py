@@ -1,0 +1,121 @@
+"""A mergeable, compact quantile sketch for RTTs (DDSketch algorithm).
+
+The bucket mapping is ddsketch's own ``LogarithmicMapping``: it gives the
+relative-accuracy guarantee (every quantile within ``RELATIVE_ACCURACY`` of
+the exact value of the samples). The store is a sparse dict of integer
+counts, serialized with varints, so that an hour of RTTs costs tens of bytes
+instead of ddsketch's dense list of floats (which would break the storage
+budget of issue #5), and merging is adding counts.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+
+from ddsketch.mapping import LogarithmicMapping
+
+__all__ = ["RttSketch", "RELATIVE_ACCURACY"]
+
+RELATIVE_ACCURACY = 0.005
+_MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
+_HEADER = struct.Struct("<Bddd")  # version, min, max, sum
+_MIN_VALUE = 1e-7  # RTTs below 100 ns are stored as 100 ns
+
+
+def _varint(n: int, out: bytearray) -> None:
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        b = data[pos]
+        pos += 1
+        result |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return result, pos
+        shift += 7
+
+
+class RttSketch:
+    __slots__ = ("bins", "count", "min", "max", "sum")
+
+    def __init__(self) -> None:
+        self.bins: dict[int, int] = {}
+        self.count = 0
+        self.min = math.inf
+        self.max = -math.inf
+        self.sum = 0.0
+
+    def add(self, value: float) -> None:
+        key = _MAPPING.key(max(value, _MIN_VALUE))
+        self.bins[key] = self.bins.get(key, 0) + 1
+        self.count += 1
+        self.sum += value
+        if value < self.min:
+            self.min = value
+        if value > self.max:
+            self.max = value
+
+    def merge(self, other: "RttSketch") -> None:
+        bins = self.bins
+        for key, n in other.bins.items():
+            bins[key] = bins.get(key, 0) + n
+        self.count += other.count
+        self.sum += other.sum
+        self.min = min(self.min, other.min)
+        self.max = max(self.max, other.max)
+
+    def quantile(self, q: float) -> float | None:
+        """The q-quantile (0..1), within RELATIVE_ACCURACY of the exact one; None when empty."""
+        if self.count == 0:
+            return None
+        if q <= 0:
+            return self.min
+        if q >= 1:
+            return self.max
+        rank = q * (self.count - 1)
+        seen = 0
+        for key in sorted(self.bins):
+            seen += self.bins[key]
+            if seen > rank:
+                return min(max(_MAPPING.value(key), self.min), self.max)
+        return self.max
+
+    @property
+    def mean(self) -> float | None:
+        return self.sum / self.count if self.count else None
+
+    def to_bytes(self) -> bytes:
+        out = bytearray(_HEADER.pack(1, self.min if self.count else 0.0, self.max if self.count else 0.0, self.sum))
+        _varint(len(self.bins), out)
+        previous = 0
+        for key in sorted(self.bins):
+            delta = key - previous
+            _varint((delta << 1) ^ (delta >> 63), out)  # zigzag
+            _varint(self.bins[key], out)
+            previous = key
+        return bytes(out)
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> "RttSketch":
+        sketch = cls()
+        version, mn, mx, total = _HEADER.unpack_from(data)
+        if version != 1:
+            raise ValueError(f"unknown sketch encoding version {version}")
+        n, pos = _read_varint(data, _HEADER.size)
+        key = 0
+        for _ in range(n):
+            z, pos = _read_varint(data, pos)
+            key += (z >> 1) ^ -(z & 1)
+            count, pos = _read_varint(data, pos)
+            sketch.bins[key] = count
+            sketch.count += count
+        if sketch.count:
+            sketch.min, sketch.max = mn, mx
+        sketch.sum = total
+        return sketch

@@ -1,0 +1,59 @@
+"""Quantile sketch accuracy on skewed, heavy-tailed data, merging and encoding."""
+
+import random
+
+import pytest
+
+from monitor.sketch import RELATIVE_ACCURACY, RttSketch
+
+
+def heavy_tailed(n: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(n):
+        if rng.random() < 0.97:
+            out.append(rng.lognormvariate(-3.9, 0.35))  # ~20 ms body, right-skewed
+        else:
+            out.append(0.02 * rng.paretovariate(1.2))  # Pareto tail up to seconds
+    return out
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_relative_error_within_one_percent(seed):
+    data = heavy_tailed(100_000, seed)
+    sketch = RttSketch()
+    for x in data:
+        sketch.add(x)
+    exact = sorted(data)
+    for q in (0.5, 0.9, 0.95, 0.99, 0.999):
+        truth = exact[int(q * (len(exact) - 1))]
+        got = sketch.quantile(q)
+        assert abs(got - truth) / truth <= 0.01, (q, got, truth)
+        assert abs(got - truth) / truth <= RELATIVE_ACCURACY * 1.0001
+    assert sketch.quantile(0) == exact[0] and sketch.quantile(1) == exact[-1]
+
+
+def test_hourly_sketches_merge_into_the_month():
+    data = heavy_tailed(72_000, 7)
+    whole, merged = RttSketch(), RttSketch()
+    for x in data:
+        whole.add(x)
+    for hour in range(720):
+        part = RttSketch()
+        for x in data[hour * 100:(hour + 1) * 100]:
+            part.add(x)
+        merged.merge(RttSketch.from_bytes(part.to_bytes()))
+    assert merged.bins == whole.bins and merged.count == whole.count
+    assert merged.quantile(0.95) == whole.quantile(0.95)
+    assert merged.sum == pytest.approx(whole.sum)
+
+
+def test_encoding_is_compact_and_exact():
+    sketch = RttSketch()
+    for x in heavy_tailed(360, 3):  # an hour of 30 s cycles x 3 echoes
+        sketch.add(x)
+    blob = sketch.to_bytes()
+    back = RttSketch.from_bytes(blob)
+    assert back.bins == sketch.bins and back.min == sketch.min and back.max == sketch.max
+    assert len(blob) < 400
+    assert RttSketch.from_bytes(RttSketch().to_bytes()).quantile(0.5) is None
