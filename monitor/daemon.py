@@ -14,9 +14,10 @@ from probes.icmp import IcmpEngine, check_icmp_permission
 
 from . import __version__
 from .config import Config, Target, load_config
-from .cycle import records_for, run_cycle
+from .cycle import run_cycle
 from .errors import NotYetImplemented
 from .exporter import ExporterServer, make_registry
+from .ingest import Ingestor
 from .live import LiveState, TargetLive
 from .scheduler import ProbeScheduler
 from .state import TargetTracker
@@ -69,6 +70,7 @@ class Daemon:
             stats=self.stats,
         )
         self.scheduler = ProbeScheduler(self.stats)
+        self.ingestor = Ingestor(config)
         self.exporter: ExporterServer | None = None
         self.inflight: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
@@ -102,8 +104,10 @@ class Daemon:
                 live = self.live.targets.get(target.id)
                 if live is None:
                     return
+                previous = live.tracker.last_cycle
                 outcome = await run_cycle(target, contract, live, self.probe_context)
-                self.writer.add(*records_for(target, outcome, live))
+                self.ingestor.ingest(self.writer.batch, target, outcome, live, previous)
+                self.writer.added()
             except Exception:  # a bug in one cycle must not stop the daemon
                 log.exception("probe cycle of %s failed", target.id)
             finally:
@@ -119,6 +123,7 @@ class Daemon:
             loop.add_signal_handler(sig, self._request_stop, sig)
         self.probe_context.icmp_engine = IcmpEngine()
         self.run_id = await asyncio.to_thread(self.store.begin_run, time.time(), __version__)
+        await asyncio.to_thread(self.ingestor.preload, self.store, time.time())
         self._install_targets()
         self.writer.start()
         if self.config.exporter.enabled:

@@ -53,10 +53,10 @@ class SlawatchCollector(Collector):
         last = GaugeMetricFamily("slawatch_target_last_cycle_seconds", "Unix time of the target's last probe cycle.", labels=_LABELS)
         for t in targets:
             labels = [t.contract, t.target, t.kind]
-            cur = t.tracker.state
-            if cur in ("up", "degraded"):
+            cur = "maintenance" if t.in_maintenance and t.tracker.state != "unknown" else t.tracker.state
+            if cur in ("up", "degraded", "maintenance") and t.tracker.state != "down":
                 up.add_metric(labels, 1)
-            elif cur == "down":
+            elif t.tracker.state == "down":
                 up.add_metric(labels, 0)
             state.add_metric(labels, {s: s == cur for s in STATES})
             if t.tracker.since is not None:

@@ -38,6 +38,9 @@ class TargetLive:
     #: RFC 3550 §6.4.1 smoothed interarrival jitter, carried across cycles
     rfc3550_jitter: float | None = None
     _previous_rtt: float | None = None
+    in_maintenance: bool = False
+    last_mos: float | None = None
+    last_r: float | None = None
 
     def observe_rtts(self, rtts: list[float]) -> None:
         """Received RTTs of one burst, in sequence order."""

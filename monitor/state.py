@@ -75,6 +75,7 @@ class TargetTracker:
     qbad_start: float | None = None
     qgood_run: int = 0
     qgood_start: float | None = None
+    first_cycle: float | None = None
     last_cycle: float | None = None
     outage_start: float | None = None
     degradation_start: float | None = None
@@ -104,6 +105,8 @@ class TargetTracker:
     def observe(self, at: float, verdict: Verdict, quality_ok: bool = True) -> list[Transition]:
         """Feed one cycle that started at ``at`` (unix seconds). Returns the transitions it caused."""
         self._pending = []
+        if self.first_cycle is None:
+            self.first_cycle = at
         self.last_cycle = at
         if verdict == "unknown":
             if self.state not in ("down", "unknown"):

@@ -12,7 +12,7 @@ import time
 
 from .errors import StoreError
 from .live import SelfStats
-from .store import CycleRecord, OutageRecord, StateRecord, Store
+from .store import Batch, Store
 
 __all__ = ["BatchWriter"]
 
@@ -25,41 +25,32 @@ class BatchWriter:
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.stats = stats
-        self._cycles: list[CycleRecord] = []
-        self._states: dict[str, StateRecord] = {}
-        self._outages: list[OutageRecord] = []
+        #: the batch being filled; producers add to it directly, then call :meth:`added`
+        self.batch = Batch()
         self._lock = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
 
-    def add(self, cycles: list[CycleRecord] = (), state: StateRecord | None = None,
-            outages: list[OutageRecord] = ()) -> None:
-        self._cycles.extend(cycles)
-        if state is not None:
-            self._states[state.target] = state
-        self._outages.extend(outages)
-        if len(self._cycles) >= self.batch_size:
+    def added(self) -> None:
+        if len(self.batch.cycles) >= self.batch_size:
             self._wake.set()
 
     def pending(self) -> int:
-        return len(self._cycles) + len(self._states) + len(self._outages)
+        return len(self.batch)
 
     async def flush(self) -> None:
         async with self._lock:
-            if not self.pending():
+            if not len(self.batch):
                 return
-            cycles, states, outages = self._cycles, list(self._states.values()), self._outages
-            self._cycles, self._states, self._outages = [], {}, []
+            batch, self.batch = self.batch, Batch()
             t0 = time.perf_counter()
             try:
-                await asyncio.to_thread(self.store.write_batch, cycles, states, outages)
+                await asyncio.to_thread(self.store.write, batch)
             except StoreError as exc:
                 self.stats.store_write_failures_total += 1
                 log.error("store write failed, will retry: %s", exc)
-                self._cycles[:0] = cycles
-                for s in states:
-                    self._states.setdefault(s.target, s)
-                self._outages[:0] = outages
+                batch.absorb(self.batch)  # keep the order: the failed batch first
+                self.batch = batch
                 return
             self.stats.store_write_seconds_sum += time.perf_counter() - t0
             self.stats.store_writes_total += 1

@@ -1,9 +1,9 @@
 """Storage behind a Protocol; SQLite is the embedded default."""
 
-from .base import CycleRecord, OutageRecord, RunRecord, StateRecord, Store
+from .base import Batch, CycleRecord, OutageRecord, RunRecord, StateRecord, Store, UnknownRecord
 from .sqlite import SCHEMA_VERSION, SqliteStore
 
-__all__ = ["Store", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "SqliteStore", "SCHEMA_VERSION", "open_store"]
+__all__ = ["Store", "Batch", "UnknownRecord", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "SqliteStore", "SCHEMA_VERSION", "open_store"]
 
 
 def open_store(storage_config, *, readonly: bool = False) -> Store:

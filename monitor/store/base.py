@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Iterable, Protocol, runtime_checkable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Iterable, Protocol, runtime_checkable
 
-__all__ = ["Store", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord"]
+if TYPE_CHECKING:
+    from ..events import BreachEvent
+    from ..rollup import Rollup
+
+__all__ = ["Store", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "UnknownRecord", "Batch"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,45 @@ class OutageRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class UnknownRecord:
+    """Time without evidence: a gap between cycles, or a cycle whose probes could not run."""
+
+    target: str
+    start: float
+    end: float
+    reason: str
+
+
+@dataclass(slots=True)
+class Batch:
+    """Everything one store transaction writes."""
+
+    cycles: list[CycleRecord] = field(default_factory=list)
+    states: dict[str, StateRecord] = field(default_factory=dict)
+    outages: list[OutageRecord] = field(default_factory=list)
+    unknown: list[UnknownRecord] = field(default_factory=list)
+    events: list["BreachEvent"] = field(default_factory=list)
+    #: (target, hour start in unix seconds) -> snapshot of that hour's rollup
+    hourly: dict[tuple[str, int], "Rollup"] = field(default_factory=dict)
+    #: (target, "YYYY-MM") -> snapshot of that month's rollup
+    monthly: dict[tuple[str, str], "Rollup"] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return (len(self.cycles) + len(self.states) + len(self.outages) + len(self.unknown) + len(self.events)
+                + len(self.hourly) + len(self.monthly))
+
+    def absorb(self, newer: "Batch") -> None:
+        """Put a newer batch after this one (used to retry a failed write together with new data)."""
+        self.cycles.extend(newer.cycles)
+        self.states.update(newer.states)
+        self.outages.extend(newer.outages)
+        self.unknown.extend(newer.unknown)
+        self.events.extend(newer.events)
+        self.hourly.update(newer.hourly)
+        self.monthly.update(newer.monthly)
+
+
+@dataclass(frozen=True, slots=True)
 class RunRecord:
     id: int
     started: float
@@ -58,12 +101,11 @@ class RunRecord:
 @runtime_checkable
 class Store(Protocol):
     def migrate(self) -> int: ...
-    def write_batch(
-        self,
-        cycles: Iterable[CycleRecord] = (),
-        states: Iterable[StateRecord] = (),
-        outages: Iterable[OutageRecord] = (),
-    ) -> None: ...
+    def write(self, batch: Batch) -> None: ...
+    def unknown_intervals(self, target: str | None, start: float, end: float) -> list[UnknownRecord]: ...
+    def monthly_rollups(self, month: str) -> dict[str, "Rollup"]: ...
+    def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, "Rollup"]: ...
+    def events(self, start: float | None = None, end: float | None = None) -> list["BreachEvent"]: ...
     def load_states(self) -> dict[str, StateRecord]: ...
     def last_cycles(self) -> dict[str, CycleRecord]: ...
     def cycles(self, target: str, start: float, end: float) -> list[CycleRecord]: ...

@@ -14,7 +14,9 @@ from pathlib import Path
 from typing import Iterable
 
 from ..errors import StoreError
-from .base import CycleRecord, OutageRecord, RunRecord, StateRecord
+from ..events import BreachEvent
+from ..rollup import Rollup
+from .base import Batch, CycleRecord, OutageRecord, RunRecord, StateRecord, UnknownRecord
 
 __all__ = ["SqliteStore", "MIGRATIONS", "SCHEMA_VERSION"]
 
@@ -62,6 +64,50 @@ MIGRATIONS: list[str] = [
     );
     """,
 ]
+MIGRATIONS.append(
+    # 2: SLA engine: target ids, unknown intervals, hourly and monthly rollups, breach events
+    """
+    CREATE TABLE targets (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE
+    );
+    CREATE TABLE unknown_intervals (
+        id INTEGER PRIMARY KEY,
+        target TEXT NOT NULL,
+        start REAL NOT NULL,
+        end REAL NOT NULL,
+        reason TEXT NOT NULL,
+        UNIQUE (target, start)
+    );
+    CREATE INDEX unknown_target_start ON unknown_intervals (target, start);
+    CREATE TABLE rollups_hourly (
+        target_id INTEGER NOT NULL,
+        hour INTEGER NOT NULL,
+        counts BLOB NOT NULL,
+        rtt BLOB NOT NULL,
+        jitter BLOB NOT NULL,
+        PRIMARY KEY (target_id, hour)
+    ) WITHOUT ROWID;
+    CREATE TABLE rollups_monthly (
+        target_id INTEGER NOT NULL,
+        month TEXT NOT NULL,
+        counts BLOB NOT NULL,
+        rtt BLOB NOT NULL,
+        jitter BLOB NOT NULL,
+        PRIMARY KEY (month, target_id)
+    ) WITHOUT ROWID;
+    CREATE TABLE events (
+        key TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        contract TEXT NOT NULL,
+        target TEXT,
+        at REAL NOT NULL,
+        data TEXT NOT NULL
+    );
+    CREATE INDEX events_at ON events (at);
+    CREATE INDEX outages_start ON outages (start);
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -88,6 +134,7 @@ class SqliteStore:
     def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = str(path)
         self._lock = threading.RLock()
+        self._ids: dict[str, int] = {}
         try:
             if readonly:
                 if not Path(self.path).exists():
@@ -141,26 +188,34 @@ class SqliteStore:
         states: Iterable[StateRecord] = (),
         outages: Iterable[OutageRecord] = (),
     ) -> None:
-        """Write everything in one transaction."""
+        """Convenience form of :meth:`write` for cycles, states and outages."""
+        self.write(Batch(cycles=list(cycles), states={s.target: s for s in states}, outages=list(outages)))
+
+    def _target_id(self, name: str) -> int:
+        tid = self._ids.get(name)
+        if tid is None:
+            row = self._db.execute("SELECT id FROM targets WHERE name = ?", (name,)).fetchone()
+            if row is None:
+                tid = int(self._db.execute("INSERT INTO targets (name) VALUES (?)", (name,)).lastrowid)
+            else:
+                tid = row[0]
+            self._ids[name] = tid
+        return tid
+
+    def write(self, batch: Batch) -> None:
+        """Write the whole batch in one transaction."""
         cycle_rows = [
             (
-                c.target,
-                c.probe,
-                c.started,
-                c.duration,
-                int(c.ok),
-                c.verdict,
-                c.reason,
-                c.sent,
-                c.received,
-                c.rtt_median,
-                c.jitter,
+                c.target, c.probe, c.started, c.duration, int(c.ok), c.verdict, c.reason, c.sent, c.received,
+                c.rtt_median, c.jitter,
                 json.dumps(c.samples, separators=(",", ":")) if c.samples is not None else None,
             )
-            for c in cycles
+            for c in batch.cycles
         ]
-        state_rows = [(s.target, s.state, s.since, s.updated, json.dumps(s.tracker)) for s in states]
-        outage_rows = [(o.target, o.contract, o.kind, o.start, o.end) for o in outages]
+        state_rows = [(s.target, s.state, s.since, s.updated, json.dumps(s.tracker)) for s in batch.states.values()]
+        outage_rows = [(o.target, o.contract, o.kind, o.start, o.end) for o in batch.outages]
+        unknown_rows = [(u.target, u.start, u.end, u.reason) for u in batch.unknown]
+        event_rows = [(e.key, e.kind, e.contract, e.target, e.at, e.data_json()) for e in batch.events]
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -180,11 +235,38 @@ class SqliteStore:
                     " ON CONFLICT (target, kind, start) DO UPDATE SET end=excluded.end",
                     outage_rows,
                 )
+                self._db.executemany(
+                    "INSERT INTO unknown_intervals (target, start, end, reason) VALUES (?,?,?,?)"
+                    " ON CONFLICT (target, start) DO UPDATE SET end=max(end, excluded.end)",
+                    unknown_rows,
+                )
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO events (key, kind, contract, target, at, data) VALUES (?,?,?,?,?,?)",
+                    event_rows,
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO rollups_hourly (target_id, hour, counts, rtt, jitter) VALUES (?,?,?,?,?)",
+                    [(self._target_id(t), hour, r.counts_blob(), r.rtt.to_bytes(), r.jitter.to_bytes())
+                     for (t, hour), r in batch.hourly.items()],
+                )
+                self._db.executemany(
+                    "INSERT OR REPLACE INTO rollups_monthly (target_id, month, counts, rtt, jitter) VALUES (?,?,?,?,?)",
+                    [(self._target_id(t), month, r.counts_blob(), r.rtt.to_bytes(), r.jitter.to_bytes())
+                     for (t, month), r in batch.monthly.items()],
+                )
                 self._db.execute("COMMIT")
             except sqlite3.Error as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
+                self._ids.clear()  # ids inserted by the rolled-back transaction are gone
                 raise StoreError(f"write to store {self.path} failed: {exc}") from None
+
+    def purge(self, raw_before: float, rollups_before: float) -> tuple[int, int]:
+        """Drop raw cycles and hourly rollups past their retention; returns the rows removed."""
+        with self._lock:
+            raw = self._db.execute("DELETE FROM cycles WHERE started < ?", (raw_before,)).rowcount
+            hourly = self._db.execute("DELETE FROM rollups_hourly WHERE hour < ?", (int(rollups_before),)).rowcount
+        return raw, hourly
 
     def begin_run(self, started: float, version: str) -> int:
         with self._lock:
@@ -234,6 +316,44 @@ class SqliteStore:
         with self._lock:
             rows = self._db.execute("SELECT * FROM runs ORDER BY id").fetchall()
         return [RunRecord(r["id"], r["started"], r["stopped"], r["version"], r["stopped"] is not None) for r in rows]
+
+    def unknown_intervals(self, target: str | None, start: float, end: float) -> list[UnknownRecord]:
+        query = "SELECT * FROM unknown_intervals WHERE end > ? AND start < ?" + (" AND target = ?" if target else "")
+        args = (start, end, target) if target else (start, end)
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY start", args).fetchall()
+        return [UnknownRecord(r["target"], r["start"], r["end"], r["reason"]) for r in rows]
+
+    def outages_between(self, start: float, end: float) -> list[OutageRecord]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM outages WHERE start < ? AND (end IS NULL OR end > ?) ORDER BY start", (end, start)
+            ).fetchall()
+        return [OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"]) for r in rows]
+
+    def monthly_rollups(self, month: str) -> dict[str, Rollup]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT t.name, m.counts, m.rtt, m.jitter FROM rollups_monthly m JOIN targets t ON t.id = m.target_id"
+                " WHERE m.month = ?", (month,)
+            ).fetchall()
+        return {r[0]: Rollup.decode(r[1], r[2], r[3]) for r in rows}
+
+    def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, Rollup]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT h.hour, h.counts, h.rtt, h.jitter FROM rollups_hourly h JOIN targets t ON t.id = h.target_id"
+                " WHERE t.name = ? AND h.hour >= ? AND h.hour < ? ORDER BY h.hour", (target, int(start), end)
+            ).fetchall()
+        return {r[0]: Rollup.decode(r[1], r[2], r[3]) for r in rows}
+
+    def events(self, start: float | None = None, end: float | None = None) -> list[BreachEvent]:
+        query, args = "SELECT * FROM events", []
+        if start is not None:
+            query, args = query + " WHERE at >= ? AND at < ?", [start, end if end is not None else float("inf")]
+        with self._lock:
+            rows = self._db.execute(query + " ORDER BY at, key", args).fetchall()
+        return [BreachEvent(r["kind"], r["contract"], r["target"], r["at"], r["key"], json.loads(r["data"])) for r in rows]
 
     def integrity_ok(self) -> bool:
         with self._lock:

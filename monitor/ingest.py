@@ -1,0 +1,146 @@
+"""From cycle outcomes to what the store keeps: cycles, state, outages, unknown time, rollups, events.
+
+Unknown time is recorded, never assumed up:
+
+* a gap: the next cycle starts more than ``GAP_FACTOR`` intervals after the
+  previous one (the daemon was not running, or could not keep up); the
+  unknown interval runs from one interval after the previous cycle to the
+  start of this one;
+* a cycle without evidence (verdict ``unknown``): its whole interval.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from probes.icmp import IcmpResult
+
+from .config import Config, Contract, Target
+from .cycle import CycleOutcome, records_for
+from .emodel import voice_quality
+from .events import outage_event
+from .live import TargetLive
+from .maintenance import expand_windows
+from .periods import month_of, to_ms
+from .rollup import Rollup, VoiceSample
+from .store import Batch, UnknownRecord
+
+__all__ = ["Ingestor", "GAP_FACTOR", "voice_sample"]
+
+GAP_FACTOR = 1.5
+
+
+def voice_sample(result: IcmpResult, contract: Contract) -> VoiceSample | None:
+    """E-model figures of one ICMP burst, against the contract's voice objectives."""
+    if not result.ok or result.rtt_median is None or result.loss is None:
+        return None
+    v = contract.voice
+    q = voice_quality(result.rtt_median, result.jitter or 0.0, result.loss, codec=v.codec,
+                      codec_delay_s=v.codec_delay, jitter_buffer_factor=v.jitter_buffer_factor, advantage=v.advantage)
+    obj = contract.objectives
+    return VoiceSample(
+        mos=q.mos,
+        one_way_delay_ms=q.one_way_delay_ms,
+        below_mos=obj.mos is not None and q.mos < obj.mos,
+        delay_ok=obj.one_way_delay is None or q.one_way_delay_ms <= obj.one_way_delay * 1000,
+        jitter_ok=obj.jitter is None or (result.jitter or 0.0) <= obj.jitter,
+        loss_ok=obj.loss is None or result.loss * 100 <= float(obj.loss),
+    )
+
+
+class Ingestor:
+    """Accumulates one batch's worth of records; the daemon's BatchWriter writes ``batch``."""
+
+    def __init__(self, config: Config):
+        self.config = config
+        self._contracts = {c.id: c for c in config.contracts}
+        self._hourly: dict[tuple[str, int], Rollup] = {}
+        self._monthly: dict[tuple[str, str], Rollup] = {}
+        self._maintenance_days: dict[tuple[str, int], list[tuple[int, int]]] = {}
+
+    # -- restart -----------------------------------------------------------------------
+    def preload(self, store, now: float) -> None:
+        """Load the current hour's and month's rollup snapshots, so a restart adds to them."""
+        hour = int(now // 3600 * 3600)
+        months: dict[str, dict[str, Rollup]] = {}
+        for target in self.config.targets:
+            contract = self._contracts[target.contract]
+            label = month_of(to_ms(now), contract.timezone).label
+            if label not in months:
+                months[label] = store.monthly_rollups(label)
+            if target.id in months[label]:
+                self._monthly[(target.id, label)] = months[label][target.id]
+            hourly = store.hourly_rollups(target.id, hour, hour + 3600)
+            if hour in hourly:
+                self._hourly[(target.id, hour)] = hourly[hour]
+
+    # -- maintenance -------------------------------------------------------------------
+    def in_maintenance(self, target: Target, at: float) -> bool:
+        contract = self._contracts[target.contract]
+        if not contract.maintenance and not target.maintenance:
+            return False
+        day = int(at // 86400)
+        key = (target.id, day)
+        windows = self._maintenance_days.get(key)
+        if windows is None:
+            if len(self._maintenance_days) > 100_000:
+                self._maintenance_days.clear()
+            windows = expand_windows([*contract.maintenance, *target.maintenance], contract.timezone,
+                                     day * 86_400_000, (day + 1) * 86_400_000)
+            self._maintenance_days[key] = windows
+        ms = to_ms(at)
+        return any(s <= ms < e for s, e in windows)
+
+    # -- one cycle ---------------------------------------------------------------------
+    def ingest(self, batch: Batch, target: Target, outcome: CycleOutcome, live: TargetLive,
+               previous_cycle: float | None) -> None:
+        contract = self._contracts[target.contract]
+        cycles, state, outages = records_for(target, outcome, live)
+        batch.cycles.extend(cycles)
+        batch.states[target.id] = state
+        batch.outages.extend(outages)
+
+        started = outcome.started
+        if previous_cycle is not None and started - previous_cycle > GAP_FACTOR * target.interval:
+            batch.unknown.append(UnknownRecord(target.id, previous_cycle + target.interval, started,
+                                               "no probe cycles (daemon not running or overloaded)"))
+        if outcome.verdict == "unknown":
+            reason = next((r.reason for r in outcome.results if r.reason), None) or "no evidence"
+            batch.unknown.append(UnknownRecord(target.id, started, started + target.interval, reason))
+
+        for tr in outcome.transitions:
+            if tr.event != "state_changed":
+                batch.events.append(outage_event(tr.event, target.contract, target.id, tr.at, tr.interval_start))
+
+        in_maint = self.in_maintenance(target, started)
+        live.in_maintenance = in_maint
+        icmp = next((r for r in outcome.results if isinstance(r, IcmpResult)), None)
+        rtts = icmp.good_rtts if icmp else []
+        voice = voice_sample(icmp, contract) if icmp is not None and target.kind == "voice" else None
+        if voice is not None:
+            live.last_mos, live.last_r = voice.mos, None
+        args = (outcome.verdict, in_maint, icmp.sent if icmp else None, icmp.received if icmp else None,
+                rtts, icmp.jitter if icmp else None, voice)
+
+        hour = int(started // 3600 * 3600)
+        hkey = (target.id, hour)
+        hourly = self._hourly.get(hkey)
+        if hourly is None:
+            # an hour ends: drop the previous hours of this target from memory (already written)
+            for old in [k for k in self._hourly if k[0] == target.id]:
+                del self._hourly[old]
+            hourly = self._hourly[hkey] = Rollup()
+        hourly.add_cycle(*args)
+        batch.hourly[hkey] = hourly
+
+        label = month_of(to_ms(started), contract.timezone).label
+        mkey = (target.id, label)
+        monthly = self._monthly.get(mkey)
+        if monthly is None:
+            for old in [k for k in self._monthly if k[0] == target.id]:
+                del self._monthly[old]
+            monthly = self._monthly[mkey] = Rollup()
+        monthly.add_cycle(*args)
+        batch.monthly[mkey] = monthly

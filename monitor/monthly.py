@@ -1,0 +1,173 @@
+"""A calendar month's figures for every contract and target.
+
+:func:`load_month` reads what the month needs from the store (outages,
+unknown intervals, monthly rollups, target state). :func:`compute_month` is
+pure: config + those inputs + an explicit ``now`` -> figures. Raw cycles are
+never read.
+
+Rules beyond :mod:`monitor.sla`:
+
+* Time before a target's first cycle, and after its last cycle (up to
+  ``now``), is unknown: no evidence is no evidence.
+* A contract's availability combines its targets time-weighted: the sum of
+  their eligible time and of their downtime.
+* Latency: the objective's percentile of every RTT of the month (from the
+  sketch, within 0.5 %). Loss: packets lost / sent. Jitter: the mean of the
+  per-cycle IPDV jitter. MOS: the mean of the per-cycle E-model MOS. Cycles
+  inside maintenance windows are left out of all four.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Any
+
+from .config import Config, Contract, Target
+from .intervals import Interval, clip, normalize
+from .maintenance import expand_windows
+from .periods import Period, parse_month, to_ms
+from .rollup import Rollup
+from .sla import Availability, availability
+
+__all__ = ["MonthInputs", "TargetMonth", "ContractMonth", "load_month", "compute_month"]
+
+
+@dataclass(slots=True)
+class MonthInputs:
+    month: str
+    down: dict[str, list[Interval]] = field(default_factory=dict)
+    degraded: dict[str, list[Interval]] = field(default_factory=dict)
+    unknown: dict[str, list[Interval]] = field(default_factory=dict)
+    rollups: dict[str, Rollup] = field(default_factory=dict)
+    first_cycle: dict[str, float] = field(default_factory=dict)
+    last_cycle: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TargetMonth:
+    target: str
+    contract: str
+    kind: str
+    period: Period
+    availability: Availability
+    outages: list[Interval]
+    rollup: Rollup
+    objectives: dict[str, dict[str, Any]]
+
+    @property
+    def outage_count(self) -> int:
+        return len(self.outages)
+
+    @property
+    def mttr_s(self) -> float | None:
+        return sum(e - s for s, e in self.outages) / len(self.outages) / 1000 if self.outages else None
+
+    @property
+    def longest_outage_s(self) -> float | None:
+        return max(e - s for s, e in self.outages) / 1000 if self.outages else None
+
+
+@dataclass(slots=True)
+class ContractMonth:
+    contract: str
+    period: Period
+    targets: list[TargetMonth]
+    eligible_ms: int
+    downtime_ms: int
+    objective_pct: Decimal
+
+    @property
+    def ratio(self) -> Fraction | None:
+        return None if self.eligible_ms <= 0 else Fraction(self.eligible_ms - self.downtime_ms, self.eligible_ms)
+
+    @property
+    def met(self) -> bool | None:
+        r = self.ratio
+        return None if r is None else r * 100 >= Fraction(self.objective_pct)
+
+
+def load_month(store, config: Config, month: str) -> MonthInputs:
+    """Read the month's inputs for every target in the config (the widest period over all zones)."""
+    periods = [parse_month(month, c.timezone) for c in config.contracts] or [parse_month(month, "UTC")]
+    lo = min(p.start_ms for p in periods) / 1000
+    hi = max(p.end_ms for p in periods) / 1000
+    inputs = MonthInputs(month)
+    for o in store.outages_between(lo, hi):
+        end = o.end if o.end is not None else float("inf")
+        target = inputs.down if o.kind == "down" else inputs.degraded
+        target.setdefault(o.target, []).append((to_ms(o.start), to_ms(end) if end != float("inf") else 2**62))
+    for u in store.unknown_intervals(None, lo, hi):
+        inputs.unknown.setdefault(u.target, []).append((to_ms(u.start), to_ms(u.end)))
+    inputs.rollups = store.monthly_rollups(month)
+    for name, st in store.load_states().items():
+        if st.tracker.get("first_cycle") is not None:
+            inputs.first_cycle[name] = st.tracker["first_cycle"]
+        if st.tracker.get("last_cycle") is not None:
+            inputs.last_cycle[name] = st.tracker["last_cycle"]
+    return inputs
+
+
+def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Availability) -> dict[str, dict[str, Any]]:
+    obj = contract.objectives
+    out: dict[str, dict[str, Any]] = {
+        "availability": {"target_pct": obj.availability, "value_pct": avail.percent(), "met": avail.met(obj.availability)}
+    }
+    if obj.latency is not None:
+        value = r.rtt.quantile(obj.latency.percentile / 100)
+        out["latency"] = {"percentile": obj.latency.percentile, "target_s": obj.latency.max, "value_s": value,
+                          "met": None if value is None else value <= obj.latency.max}
+    if obj.loss is not None:
+        value = r.loss
+        out["loss"] = {"target_pct": obj.loss, "value_pct": None if value is None else value * 100,
+                       "met": None if value is None else value * 100 <= float(obj.loss)}
+    if obj.jitter is not None:
+        value = r.jitter.mean
+        out["jitter"] = {"target_s": obj.jitter, "value_s": value, "met": None if value is None else value <= obj.jitter}
+    if obj.mos is not None and target.kind == "voice":
+        value = r.mos_mean
+        out["mos"] = {"target": obj.mos, "value": value, "min": None if not r.mos_count else r.mos_min,
+                      "share_below": r.mos_below / r.mos_count if r.mos_count else None,
+                      "met": None if value is None else value >= obj.mos}
+    return out
+
+
+def compute_month(config: Config, inputs: MonthInputs, now_ms: int) -> list[ContractMonth]:
+    """Figures for every contract of ``config`` for ``inputs.month``, as known at ``now_ms``."""
+    out: list[ContractMonth] = []
+    by_contract: dict[str, list[Target]] = {}
+    for t in config.targets:
+        by_contract.setdefault(t.contract, []).append(t)
+    for contract in config.contracts:
+        period = parse_month(inputs.month, contract.timezone)
+        lo, hi = period.start_ms, period.end_ms
+        horizon = min(hi, now_ms)
+        contract_maint = expand_windows(contract.maintenance, contract.timezone, lo, hi)
+        months: list[TargetMonth] = []
+        eligible = downtime = 0
+        for target in by_contract.get(contract.id, []):
+            maint = normalize(contract_maint + expand_windows(target.maintenance, contract.timezone, lo, hi)) \
+                if target.maintenance else contract_maint
+            unknown = list(inputs.unknown.get(target.id, ()))
+            first = inputs.first_cycle.get(target.id)
+            last = inputs.last_cycle.get(target.id)
+            if first is None:
+                unknown.append((lo, horizon))
+            else:
+                unknown.append((lo, to_ms(first)))
+                unknown.append((to_ms(last + target.interval), horizon))
+            if horizon < hi:
+                unknown.append((horizon, hi))  # the future is not known yet
+            down = inputs.down.get(target.id, [])
+            avail = availability((lo, hi), down, unknown, maint, contract.unknown_time)
+            rollup = inputs.rollups.get(target.id) or Rollup()
+            months.append(TargetMonth(
+                target=target.id, contract=contract.id, kind=target.kind, period=period, availability=avail,
+                outages=clip(normalize(down), lo, hi), rollup=rollup,
+                objectives=_objective_figures(contract, target, rollup, avail),
+            ))
+            eligible += avail.eligible_ms
+            downtime += avail.downtime_ms
+        out.append(ContractMonth(contract.id, period, months, eligible, downtime, contract.objectives.availability))
+    return out

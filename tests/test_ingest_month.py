@@ -1,0 +1,142 @@
+"""A month of synthetic cycles through the real tracker, ingestion and SQLite store, then the
+month's figures, against hand-computed values. Includes a restart in the middle."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from fractions import Fraction
+
+import pytest
+
+from monitor.config import parse_config
+from monitor.cycle import CycleOutcome, verdict_of
+from monitor.ingest import Ingestor
+from monitor.live import TargetLive
+from monitor.monthly import compute_month, load_month
+from monitor.state import TargetTracker
+from monitor.store import Batch, SqliteStore
+from probes.icmp import IcmpResult
+
+STEP = 300  # 5-minute cycles
+
+
+def ts(*args) -> float:
+    return datetime(*args, tzinfo=timezone.utc).timestamp()
+
+
+CONFIG = {
+    "contracts": [{
+        "id": "c1", "customer": "A", "provider": "B", "timezone": "UTC",
+        "objectives": {"availability": "99.9%", "latency": {"percentile": 95, "max": "50ms"}, "loss": "1%"},
+        "maintenance": [{"name": "m", "start": "2026-11-25T03:00:00", "duration": "1h"}],
+    }],
+    "targets": [{"id": "t1", "contract": "c1", "kind": "internet", "address": "127.0.0.1", "interval": "5m",
+                 "failure_threshold": 3, "recovery_threshold": 1}],
+}
+
+OUTAGE = (ts(2026, 11, 10, 10, 0), ts(2026, 11, 10, 10, 45))  # bad cycles 10:00 .. 10:40
+GAP = (ts(2026, 11, 20, 0, 0), ts(2026, 11, 20, 2, 0))  # no cycles at all
+
+
+def result(at: float, good: bool) -> IcmpResult:
+    rtts = (0.010, 0.020, 0.030) if good else (None, None, None)
+    return IcmpResult(probe="icmp", target="t1", address="127.0.0.1", started=at, duration=0.1, ok=good,
+                      reason=None if good else "no reply", sent=3, received=3 if good else 0, rtts=rtts)
+
+
+def feed(store, config, start: float, end: float, live: TargetLive) -> None:
+    ingestor = Ingestor(config)
+    ingestor.preload(store, start)  # a restart continues the stored rollups
+    target, batch = config.targets[0], Batch()
+    at = start
+    while at < end:
+        if not GAP[0] <= at < GAP[1]:
+            good = not (OUTAGE[0] <= at < OUTAGE[1])
+            results = [result(at, good)]
+            previous = live.tracker.last_cycle
+            transitions = live.tracker.observe(at, verdict_of(results))
+            outcome = CycleOutcome("t1", at, tuple(results), verdict_of(results), True, tuple(transitions))
+            ingestor.ingest(batch, target, outcome, live, previous)
+            if len(batch.cycles) >= 500:
+                store.write(batch)
+                batch = Batch()
+        at += STEP
+    store.write(batch)
+
+
+@pytest.fixture(scope="module")
+def month(tmp_path_factory):
+    config = parse_config(CONFIG)
+    store = SqliteStore(tmp_path_factory.mktemp("m") / "s.db")
+    store.migrate()
+    live = TargetLive("t1", "c1", "internet", TargetTracker("t1", failure_threshold=3, recovery_threshold=1))
+    feed(store, config, ts(2026, 11, 1), ts(2026, 11, 15), live)
+    # restart: a new tracker restored from the stored state, a new ingestor
+    saved = store.load_states()["t1"].tracker
+    live = TargetLive("t1", "c1", "internet", TargetTracker.restore(saved, failure_threshold=3, recovery_threshold=1, degraded_threshold=3))
+    feed(store, config, ts(2026, 11, 15), ts(2026, 12, 1), live)
+    inputs = load_month(store, config, "2026-11")
+    return store, compute_month(config, inputs, int(ts(2026, 12, 2) * 1000))
+
+
+def test_availability_by_hand(month):
+    _, [c1] = month
+    [t1] = c1.targets
+    a = t1.availability
+    # P = 30 days; M = 1 h maintenance; U = the 2 h gap (from one interval after 23:55 to 02:00)
+    # D = 45 min: backdated to the first bad cycle, ended at the first good one
+    assert (a.period_ms, a.maintenance_ms, a.unknown_ms, a.downtime_ms) == (2_592_000_000, 3_600_000, 7_200_000, 2_700_000)
+    assert a.ratio == Fraction(2_592_000 - 3_600 - 7_200 - 2_700, 2_592_000 - 3_600 - 7_200)
+    assert t1.outage_count == 1 and t1.mttr_s == 2700 and t1.longest_outage_s == 2700
+    assert c1.ratio == a.ratio and c1.met is False  # 2700 s > 0.1 % of 2,581,200 s
+
+
+def test_rollup_counts_across_the_restart(month):
+    _, [c1] = month
+    r = c1.targets[0].rollup
+    assert r.cycles == 8640 - 24  # 24 cycles missing in the gap
+    assert r.maintenance == 12 and r.bad == 9 and r.good == 8640 - 24 - 12 - 9
+    assert r.sent == (8640 - 24 - 12) * 3 and r.received == r.sent - 27
+    assert r.rtt.count == (8640 - 24 - 12 - 9) * 3
+
+
+def test_quality_objectives(month):
+    _, [c1] = month
+    obj = c1.targets[0].objectives
+    assert obj["latency"]["value_s"] == pytest.approx(0.030, rel=0.005) and obj["latency"]["met"] is True
+    assert obj["loss"]["value_pct"] == pytest.approx(100 * 27 / ((8640 - 36) * 3)) and obj["loss"]["met"] is True
+
+
+def test_unknown_and_events_are_stored_once(month):
+    store, _ = month
+    unknown = store.unknown_intervals("t1", 0, 2e9)
+    assert [(u.start, u.end) for u in unknown] == [(ts(2026, 11, 20), ts(2026, 11, 20, 2))]
+    events = store.events()
+    assert [(e.kind, e.key) for e in events] == [
+        ("outage_started", f"outage_started:t1:{int(OUTAGE[0] * 1000)}"),
+        ("outage_ended", f"outage_ended:t1:{int(OUTAGE[0] * 1000)}"),
+    ]
+    assert store.outages("t1")[0].start == OUTAGE[0] and store.outages("t1")[0].end == OUTAGE[1]
+
+
+def test_replaying_the_same_data_yields_the_same_events(month, tmp_path):
+    store, _ = month
+    config = parse_config(CONFIG)
+    again = SqliteStore(tmp_path / "replay.db")
+    again.migrate()
+    live = TargetLive("t1", "c1", "internet", TargetTracker("t1", failure_threshold=3, recovery_threshold=1))
+    feed(again, config, ts(2026, 11, 1), ts(2026, 12, 1), live)
+    assert [e.key for e in again.events()] == [e.key for e in store.events()]
+
+
+def test_no_data_is_unknown_not_up(tmp_path):
+    config = parse_config(CONFIG)
+    store = SqliteStore(tmp_path / "empty.db")
+    store.migrate()
+    [c1] = compute_month(config, load_month(store, config, "2026-11"), int(ts(2026, 12, 2) * 1000))
+    a = c1.targets[0].availability
+    assert a.ratio is None and a.unknown_ms == 2_592_000_000 - 3_600_000
+    # under unknown_time: downtime, the same month is all downtime
+    config2 = parse_config({**CONFIG, "contracts": [{**CONFIG["contracts"][0], "unknown_time": "downtime"}]})
+    [c2] = compute_month(config2, load_month(store, config2, "2026-11"), int(ts(2026, 12, 2) * 1000))
+    assert c2.targets[0].availability.ratio == 0
