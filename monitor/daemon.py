@@ -17,6 +17,7 @@ from .config import Config, Target, load_config
 from .cycle import run_cycle
 from .errors import NotYetImplemented
 from .exporter import ExporterServer, make_registry
+from .evaluator import SlaEvaluator
 from .ingest import Ingestor
 from .live import LiveState, TargetLive
 from .scheduler import ProbeScheduler
@@ -30,6 +31,10 @@ log = logging.getLogger("slawatch.daemon")
 
 #: how long SIGTERM waits for in-flight cycles before giving up on them
 SHUTDOWN_GRACE = 10.0
+#: how often month-to-date SLA figures and burn-rate events are evaluated
+SLA_EVALUATION_INTERVAL = 60.0
+#: how often raw cycles and hourly rollups past their retention are purged
+PURGE_INTERVAL = 3600.0
 
 
 def check_runnable(config: Config) -> None:
@@ -71,6 +76,7 @@ class Daemon:
         )
         self.scheduler = ProbeScheduler(self.stats)
         self.ingestor = Ingestor(config)
+        self.evaluator = SlaEvaluator(config, store)
         self.exporter: ExporterServer | None = None
         self.inflight: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
@@ -136,7 +142,11 @@ class Daemon:
             )
             self.exporter.start()
             log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)
+        self.scheduler.scheduler.add_job(self._evaluate_sla, "interval", seconds=SLA_EVALUATION_INTERVAL,
+                                         id="sla-evaluation", next_run_time=None)
+        self.scheduler.scheduler.add_job(self._purge, "interval", seconds=PURGE_INTERVAL, id="retention-purge")
         self.scheduler.start()
+        self.scheduler.scheduler.modify_job("sla-evaluation", next_run_time=_soon(5))
         self.ready.set()
         log.info(
             "slawatch %s started: %s; store %s", __version__, self.config.summary(), self.config.storage.path
@@ -144,6 +154,33 @@ class Daemon:
         await self.stopping.wait()
         await self._shutdown()
         return 0
+
+    async def _evaluate_sla(self) -> None:
+        """Month-to-date figures for the exporter, and budget-burn / breach events into the store."""
+        await self.writer.flush()
+        coverage = {t.target: (t.tracker.first_cycle, t.tracker.last_cycle) for t in self.live.snapshot()}
+        try:
+            results, events = await asyncio.to_thread(self.evaluator.evaluate, time.time(), coverage)
+        except Exception:
+            log.exception("SLA evaluation failed")
+            return
+        self.live.set_sla(results)
+        if events:
+            self.writer.batch.events.extend(events)
+            self.writer.added()
+
+    async def _purge(self) -> None:
+        now = time.time()
+        storage = self.config.storage
+        try:
+            raw, hourly = await asyncio.to_thread(
+                self.store.purge, now - storage.raw_retention, now - storage.rollup_retention
+            )
+        except Exception:
+            log.exception("retention purge failed")
+            return
+        if raw or hourly:
+            log.info("retention: removed %d raw cycles and %d hourly rollups", raw, hourly)
 
     def _request_stop(self, sig: signal.Signals) -> None:
         if not self.stopping.is_set():
@@ -167,6 +204,12 @@ class Daemon:
             self.exporter.stop()
         self.store.close()
         log.info("stopped cleanly")
+
+
+def _soon(seconds: float):
+    from datetime import datetime, timedelta, timezone
+
+    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
 
 
 def run_daemon(config_path: str | Path) -> int:

@@ -77,6 +77,12 @@ class SlawatchCollector(Collector):
             if t.last_cycle is not None:
                 last.add_metric(labels, t.last_cycle)
         yield from (up, state, since, rtt, sent, received, jitter, jitter3550, loss, last)
+        yield from self._sla_metrics(targets)
+        mos = GaugeMetricFamily("slawatch_voice_mos", "E-model MOS of the last cycle (voice targets).", labels=_LABELS)
+        for t in targets:
+            if t.last_mos is not None:
+                mos.add_metric([t.contract, t.target, t.kind], t.last_mos)
+        yield mos
 
         yield CounterMetricFamily("slawatch_probe_cycles", "Probe cycles run.", value=stats.cycles_total)
         yield CounterMetricFamily(
@@ -96,6 +102,48 @@ class SlawatchCollector(Collector):
             "slawatch_config_last_reload_success_timestamp_seconds", "Unix time of the last successful config load.", value=stats.config_reload_time
         )
         yield InfoMetricFamily("slawatch_build", "slawatch build information.", value={"version": __version__})
+
+
+    def _sla_metrics(self, targets):
+        sla = self.live.sla_snapshot()
+        labels = _LABELS + ["objective"]
+        win = _LABELS + ["objective", "window"]
+        avail = GaugeMetricFamily("slawatch_sla_availability_ratio", "Availability over the window (month = calendar month to date).", labels=win)
+        objective = GaugeMetricFamily("slawatch_sla_objective_ratio", "The contract's availability objective.", labels=labels)
+        remaining = GaugeMetricFamily("slawatch_sla_error_budget_remaining_ratio", "Share of this month's error budget left.", labels=labels)
+        remaining_s = GaugeMetricFamily("slawatch_sla_error_budget_remaining_seconds", "Error budget left this month.", labels=labels)
+        downtime = GaugeMetricFamily("slawatch_sla_downtime_seconds", "Downtime counted this month.", labels=win)
+        excluded = GaugeMetricFamily("slawatch_sla_excluded_seconds", "Time excluded this month (maintenance, unknown).", labels=_LABELS + ["reason"])
+        burn = GaugeMetricFamily("slawatch_sla_burn_rate", "Error-budget burn rate over the window.", labels=win)
+        projected = GaugeMetricFamily("slawatch_sla_projected_availability_ratio", "Availability projected to month end.", labels=labels)
+        at_risk = GaugeMetricFamily("slawatch_sla_at_risk", "1 if the projection misses the objective.", labels=labels)
+        breached = GaugeMetricFamily("slawatch_sla_breached", "1 if this month's error budget is spent.", labels=labels)
+        for t in targets:
+            s = sla.get(t.target)
+            if s is None:
+                continue
+            base = [t.contract, t.target, t.kind, "availability"]
+            m = s.mtd
+            if m.so_far.ratio is not None:
+                avail.add_metric(base + ["month"], float(m.so_far.ratio))
+            for name, value in s.rolling.items():
+                if value is not None:
+                    avail.add_metric(base + [name], value)
+            objective.add_metric(base, s.objective_ratio)
+            if m.remaining_ratio is not None:
+                remaining.add_metric(base, m.remaining_ratio)
+            remaining_s.add_metric(base, m.remaining_ms / 1000)
+            downtime.add_metric(base + ["month"], m.used_ms / 1000)
+            excluded.add_metric([t.contract, t.target, t.kind, "maintenance"], m.so_far.maintenance_ms / 1000)
+            excluded.add_metric([t.contract, t.target, t.kind, "unknown"], m.so_far.unknown_ms / 1000)
+            for window, rate in s.burn_rates.items():
+                if rate is not None:
+                    burn.add_metric(base + [window], rate)
+            if m.projected_ratio is not None:
+                projected.add_metric(base, m.projected_ratio)
+            at_risk.add_metric(base, 1 if m.at_risk else 0)
+            breached.add_metric(base, 1 if m.breached else 0)
+        yield from (avail, objective, remaining, remaining_s, downtime, excluded, burn, projected, at_risk, breached)
 
 
 def make_registry(live: LiveState) -> CollectorRegistry:

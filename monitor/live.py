@@ -71,7 +71,12 @@ class LiveState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.targets: dict[str, TargetLive] = {}
+        self.sla: dict = {}  # target -> monitor.evaluator.TargetSla
         self.stats = SelfStats()
+
+    def set_sla(self, results: dict) -> None:
+        with self.lock:
+            self.sla = dict(results)
 
     def set_targets(self, entries: dict[str, TargetLive]) -> None:
         """Replace the target set (on start or reload); removed targets' series disappear."""
@@ -81,3 +86,7 @@ class LiveState:
     def snapshot(self) -> list[TargetLive]:
         with self.lock:
             return list(self.targets.values())
+
+    def sla_snapshot(self) -> dict:
+        with self.lock:
+            return {k: v for k, v in self.sla.items() if k in self.targets}

@@ -123,13 +123,19 @@ def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Ava
         out["loss"] = {"target_pct": obj.loss, "value_pct": None if value is None else value * 100,
                        "met": None if value is None else value * 100 <= float(obj.loss)}
     if obj.jitter is not None:
-        value = r.jitter.mean
+        value = r.jitter_mean
         out["jitter"] = {"target_s": obj.jitter, "value_s": value, "met": None if value is None else value <= obj.jitter}
-    if obj.mos is not None and target.kind == "voice":
+    if target.kind == "voice":
+        n = r.mos_count
         value = r.mos_mean
-        out["mos"] = {"target": obj.mos, "value": value, "min": None if not r.mos_count else r.mos_min,
-                      "share_below": r.mos_below / r.mos_count if r.mos_count else None,
-                      "met": None if value is None else value >= obj.mos}
+        out["voice"] = {
+            "mos_target": obj.mos, "mos_mean": value, "mos_min": r.mos_min if n else None,
+            "share_below_mos": r.mos_below / n if n else None,
+            "share_meeting_delay": r.delay_ok / n if n else None,
+            "share_meeting_jitter": r.jitter_ok / n if n else None,
+            "share_meeting_loss": r.loss_ok / n if n else None,
+            "met": None if value is None or obj.mos is None else value >= obj.mos,
+        }
     return out
 
 

@@ -18,7 +18,7 @@ import math
 import struct
 from dataclasses import dataclass, field
 
-from .sketch import RttSketch
+from .sketch import RttSketch, read_varint, write_varint
 
 __all__ = ["Rollup", "VoiceSample"]
 
@@ -33,8 +33,10 @@ class VoiceSample:
     loss_ok: bool
 
 
-_COUNTS = struct.Struct("<9I3d")  # cycles good bad unknown maintenance sent received mos_count mos_below, mos_sum mos_min jitter_max
-_VOICE = struct.Struct("<3I")  # delay_ok jitter_ok loss_ok
+_INTS = ("cycles", "good", "bad", "unknown", "maintenance", "sent", "received", "jitter_count",
+         "mos_count", "mos_below", "delay_ok", "jitter_ok", "loss_ok")
+_D2 = struct.Struct("<dd")
+_HAS_JITTER, _HAS_VOICE = 1, 2
 
 
 @dataclass(slots=True)
@@ -47,7 +49,8 @@ class Rollup:
     sent: int = 0
     received: int = 0
     rtt: RttSketch = field(default_factory=RttSketch)
-    jitter: RttSketch = field(default_factory=RttSketch)
+    jitter_count: int = 0
+    jitter_sum: float = 0.0
     jitter_max: float = 0.0
     mos_count: int = 0
     mos_sum: float = 0.0
@@ -75,7 +78,8 @@ class Rollup:
         for r in rtts:
             self.rtt.add(r)
         if jitter is not None:
-            self.jitter.add(jitter)
+            self.jitter_count += 1
+            self.jitter_sum += jitter
             self.jitter_max = max(self.jitter_max, jitter)
         if voice is not None:
             self.mos_count += 1
@@ -87,11 +91,9 @@ class Rollup:
             self.loss_ok += voice.loss_ok
 
     def merge(self, other: "Rollup") -> None:
-        for name in ("cycles", "good", "bad", "unknown", "maintenance", "sent", "received", "mos_count",
-                     "mos_sum", "mos_below", "delay_ok", "jitter_ok", "loss_ok"):
+        for name in (*_INTS, "mos_sum", "jitter_sum"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.rtt.merge(other.rtt)
-        self.jitter.merge(other.jitter)
         self.jitter_max = max(self.jitter_max, other.jitter_max)
         self.mos_min = min(self.mos_min, other.mos_min)
 
@@ -103,20 +105,34 @@ class Rollup:
     def mos_mean(self) -> float | None:
         return self.mos_sum / self.mos_count if self.mos_count else None
 
-    # -- encoding: three compact blobs -------------------------------------------------
+    @property
+    def jitter_mean(self) -> float | None:
+        return self.jitter_sum / self.jitter_count if self.jitter_count else None
+
+    # -- encoding: counts as varints, sums only where present, the sketch apart ------------
     def counts_blob(self) -> bytes:
-        return _COUNTS.pack(self.cycles, self.good, self.bad, self.unknown, self.maintenance, self.sent,
-                            self.received, self.mos_count, self.mos_below, self.mos_sum,
-                            self.mos_min if self.mos_count else 0.0, self.jitter_max) + _VOICE.pack(
-            self.delay_ok, self.jitter_ok, self.loss_ok)
+        out = bytearray()
+        flags = (_HAS_JITTER if self.jitter_count else 0) | (_HAS_VOICE if self.mos_count else 0)
+        out.append(flags)
+        for name in _INTS:
+            write_varint(getattr(self, name), out)
+        if flags & _HAS_JITTER:
+            out += _D2.pack(self.jitter_sum, self.jitter_max)
+        if flags & _HAS_VOICE:
+            out += _D2.pack(self.mos_sum, self.mos_min)
+        return bytes(out)
 
     @classmethod
-    def decode(cls, counts: bytes, rtt: bytes, jitter: bytes) -> "Rollup":
+    def decode(cls, counts: bytes, rtt: bytes) -> "Rollup":
         r = cls()
-        (r.cycles, r.good, r.bad, r.unknown, r.maintenance, r.sent, r.received, r.mos_count, r.mos_below,
-         r.mos_sum, mos_min, r.jitter_max) = _COUNTS.unpack_from(counts)
-        r.delay_ok, r.jitter_ok, r.loss_ok = _VOICE.unpack_from(counts, _COUNTS.size)
-        r.mos_min = mos_min if r.mos_count else math.inf
+        flags, pos = counts[0], 1
+        for name in _INTS:
+            value, pos = read_varint(counts, pos)
+            setattr(r, name, value)
+        if flags & _HAS_JITTER:
+            r.jitter_sum, r.jitter_max = _D2.unpack_from(counts, pos)
+            pos += _D2.size
+        if flags & _HAS_VOICE:
+            r.mos_sum, r.mos_min = _D2.unpack_from(counts, pos)
         r.rtt = RttSketch.from_bytes(rtt)
-        r.jitter = RttSketch.from_bytes(jitter)
         return r

@@ -11,6 +11,7 @@ import pytest
 from monitor.config import parse_config
 from monitor.cycle import CycleOutcome, verdict_of
 from monitor.ingest import Ingestor
+from monitor.sketch import RELATIVE_ACCURACY
 from monitor.live import TargetLive
 from monitor.monthly import compute_month, load_month
 from monitor.state import TargetTracker
@@ -103,7 +104,7 @@ def test_rollup_counts_across_the_restart(month):
 def test_quality_objectives(month):
     _, [c1] = month
     obj = c1.targets[0].objectives
-    assert obj["latency"]["value_s"] == pytest.approx(0.030, rel=0.005) and obj["latency"]["met"] is True
+    assert obj["latency"]["value_s"] == pytest.approx(0.030, rel=RELATIVE_ACCURACY) and obj["latency"]["met"] is True
     assert obj["loss"]["value_pct"] == pytest.approx(100 * 27 / ((8640 - 36) * 3)) and obj["loss"]["met"] is True
 
 

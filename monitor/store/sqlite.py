@@ -85,7 +85,6 @@ MIGRATIONS.append(
         hour INTEGER NOT NULL,
         counts BLOB NOT NULL,
         rtt BLOB NOT NULL,
-        jitter BLOB NOT NULL,
         PRIMARY KEY (target_id, hour)
     ) WITHOUT ROWID;
     CREATE TABLE rollups_monthly (
@@ -93,7 +92,6 @@ MIGRATIONS.append(
         month TEXT NOT NULL,
         counts BLOB NOT NULL,
         rtt BLOB NOT NULL,
-        jitter BLOB NOT NULL,
         PRIMARY KEY (month, target_id)
     ) WITHOUT ROWID;
     CREATE TABLE events (
@@ -245,13 +243,13 @@ class SqliteStore:
                     event_rows,
                 )
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO rollups_hourly (target_id, hour, counts, rtt, jitter) VALUES (?,?,?,?,?)",
-                    [(self._target_id(t), hour, r.counts_blob(), r.rtt.to_bytes(), r.jitter.to_bytes())
+                    "INSERT OR REPLACE INTO rollups_hourly (target_id, hour, counts, rtt) VALUES (?,?,?,?)",
+                    [(self._target_id(t), hour, r.counts_blob(), r.rtt.to_bytes())
                      for (t, hour), r in batch.hourly.items()],
                 )
                 self._db.executemany(
-                    "INSERT OR REPLACE INTO rollups_monthly (target_id, month, counts, rtt, jitter) VALUES (?,?,?,?,?)",
-                    [(self._target_id(t), month, r.counts_blob(), r.rtt.to_bytes(), r.jitter.to_bytes())
+                    "INSERT OR REPLACE INTO rollups_monthly (target_id, month, counts, rtt) VALUES (?,?,?,?)",
+                    [(self._target_id(t), month, r.counts_blob(), r.rtt.to_bytes())
                      for (t, month), r in batch.monthly.items()],
                 )
                 self._db.execute("COMMIT")
@@ -260,6 +258,12 @@ class SqliteStore:
                     self._db.execute("ROLLBACK")
                 self._ids.clear()  # ids inserted by the rolled-back transaction are gone
                 raise StoreError(f"write to store {self.path} failed: {exc}") from None
+
+    def compact(self) -> None:
+        """VACUUM, then checkpoint the WAL so the main file shrinks."""
+        with self._lock:
+            self._db.execute("VACUUM")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def purge(self, raw_before: float, rollups_before: float) -> tuple[int, int]:
         """Drop raw cycles and hourly rollups past their retention; returns the rows removed."""
@@ -334,18 +338,18 @@ class SqliteStore:
     def monthly_rollups(self, month: str) -> dict[str, Rollup]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT t.name, m.counts, m.rtt, m.jitter FROM rollups_monthly m JOIN targets t ON t.id = m.target_id"
+                "SELECT t.name, m.counts, m.rtt FROM rollups_monthly m JOIN targets t ON t.id = m.target_id"
                 " WHERE m.month = ?", (month,)
             ).fetchall()
-        return {r[0]: Rollup.decode(r[1], r[2], r[3]) for r in rows}
+        return {r[0]: Rollup.decode(r[1], r[2]) for r in rows}
 
     def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, Rollup]:
         with self._lock:
             rows = self._db.execute(
-                "SELECT h.hour, h.counts, h.rtt, h.jitter FROM rollups_hourly h JOIN targets t ON t.id = h.target_id"
+                "SELECT h.hour, h.counts, h.rtt FROM rollups_hourly h JOIN targets t ON t.id = h.target_id"
                 " WHERE t.name = ? AND h.hour >= ? AND h.hour < ? ORDER BY h.hour", (target, int(start), end)
             ).fetchall()
-        return {r[0]: Rollup.decode(r[1], r[2], r[3]) for r in rows}
+        return {r[0]: Rollup.decode(r[1], r[2]) for r in rows}
 
     def events(self, start: float | None = None, end: float | None = None) -> list[BreachEvent]:
         query, args = "SELECT * FROM events", []

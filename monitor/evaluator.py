@@ -1,0 +1,107 @@
+"""Live SLA evaluation: month-to-date figures, rolling windows, burn-rate and breach events.
+
+:func:`evaluate_target` is pure (intervals + explicit clock in, figures and
+events out). :class:`SlaEvaluator` loads the intervals from the store for the
+daemon's periodic evaluation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .config import Config, Contract, Target
+from .events import BreachEvent, budget_burn_event, monthly_breach_event
+from .intervals import Interval, normalize
+from .maintenance import expand_windows
+from .periods import ROLLING_WINDOWS, month_of, to_ms
+from .units import format_duration
+from .sla import BURN_WINDOWS, MonthToDate, availability, burn_rate, month_to_date
+
+__all__ = ["TargetSla", "evaluate_target", "SlaEvaluator"]
+
+_LOOKBACK_MS = 31 * 86_400_000  # enough for the 30 d rolling window and the 3 d burn window
+
+
+@dataclass(frozen=True, slots=True)
+class TargetSla:
+    target: str
+    contract: str
+    month: str
+    objective_ratio: float
+    mtd: MonthToDate
+    rolling: dict[str, float | None] = field(default_factory=dict)  # window -> availability ratio
+    burn_rates: dict[str, float | None] = field(default_factory=dict)  # "1h" .. -> burn rate
+
+
+def evaluate_target(target: Target, contract: Contract, now_ms: int, down: list[Interval], unknown: list[Interval],
+                    maintenance: list[Interval]) -> tuple[TargetSla, list[BreachEvent]]:
+    period = month_of(now_ms, contract.timezone)
+    objective = contract.objectives.availability
+    policy = contract.unknown_time
+    mtd = month_to_date((period.start_ms, period.end_ms), now_ms, down, unknown, maintenance, objective, policy)
+    rolling = {}
+    for name, seconds in ROLLING_WINDOWS.items():
+        a = availability((now_ms - seconds * 1000, now_ms), down, unknown, maintenance, policy)
+        rolling[name] = None if a.ratio is None else float(a.ratio)
+    rates: dict[str, float | None] = {}
+    events: list[BreachEvent] = []
+    for severity, long_s, short_s, threshold in BURN_WINDOWS:
+        long_rate = burn_rate(now_ms, long_s, down, unknown, maintenance, objective, policy)
+        short_rate = burn_rate(now_ms, short_s, down, unknown, maintenance, objective, policy)
+        rates[format_duration(long_s)] = long_rate
+        rates[format_duration(short_s)] = short_rate
+        if long_rate is not None and short_rate is not None and long_rate >= threshold and short_rate >= threshold:
+            events.append(budget_burn_event(contract.id, target.id, period.label, severity, long_s, long_rate, now_ms / 1000))
+    if mtd.breached:
+        events.append(monthly_breach_event(
+            contract.id, target.id, period.label, "availability", now_ms / 1000,
+            {"budget_s": mtd.budget_ms / 1000, "downtime_s": mtd.used_ms / 1000,
+             "objective_pct": str(objective)},
+        ))
+    sla = TargetSla(target.id, contract.id, period.label, float(objective / 100), mtd, rolling, rates)
+    return sla, events
+
+
+class SlaEvaluator:
+    """Loads a target's recent intervals from the store and evaluates every target."""
+
+    def __init__(self, config: Config, store):
+        self.config = config
+        self.store = store
+        self.contracts = {c.id: c for c in config.contracts}
+
+    def evaluate(self, now: float, coverage: dict[str, tuple[float | None, float | None]]) -> tuple[dict[str, TargetSla], list[BreachEvent]]:
+        """``coverage``: target -> (first cycle, last cycle) as the daemon knows them."""
+        now_ms = to_ms(now)
+        lo = now_ms - _LOOKBACK_MS
+        lo = min(lo, min((month_of(now_ms, c.timezone).start_ms for c in self.config.contracts), default=lo))
+        down: dict[str, list[Interval]] = {}
+        for o in self.store.outages_between(lo / 1000, now):
+            if o.kind == "down":
+                end = now_ms if o.end is None else to_ms(o.end)
+                down.setdefault(o.target, []).append((to_ms(o.start), end))
+        unknown: dict[str, list[Interval]] = {}
+        for u in self.store.unknown_intervals(None, lo / 1000, now):
+            unknown.setdefault(u.target, []).append((to_ms(u.start), to_ms(u.end)))
+        maint_cache: dict[str, list[Interval]] = {}
+        results: dict[str, TargetSla] = {}
+        events: list[BreachEvent] = []
+        for target in self.config.targets:
+            contract = self.contracts[target.contract]
+            if contract.id not in maint_cache:
+                maint_cache[contract.id] = expand_windows(contract.maintenance, contract.timezone, lo, now_ms + 40 * 86_400_000)
+            maint = maint_cache[contract.id]
+            if target.maintenance:
+                maint = normalize(maint + expand_windows(target.maintenance, contract.timezone, lo, now_ms + 40 * 86_400_000))
+            first, last = coverage.get(target.id, (None, None))
+            gaps = list(unknown.get(target.id, ()))
+            if first is None:
+                gaps.append((lo, now_ms))
+            else:
+                gaps.append((lo, to_ms(first)))
+                if last is not None and now - last > 1.5 * target.interval:
+                    gaps.append((to_ms(last + target.interval), now_ms))
+            sla, evs = evaluate_target(target, contract, now_ms, down.get(target.id, []), gaps, maint)
+            results[target.id] = sla
+            events.extend(evs)
+        return results, events
