@@ -206,6 +206,14 @@ class ResponseTarget(_Model):
     resolve: PositiveDuration
 
 
+class GroupingRule(_Model):
+    """Outages of at least ``min_targets`` targets of one contract starting within ``window``
+    become children of one parent ticket; only the parent is delivered to the sinks."""
+
+    min_targets: int = Field(3, ge=2)
+    window: PositiveDuration = 120.0
+
+
 class ChronicRule(_Model):
     missed_months: int = Field(ge=1)
     window_months: int = Field(ge=1)
@@ -239,6 +247,8 @@ class Contract(_Model):
     chronic: ChronicRule | None = None
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     auto_resolve: bool = True
+    ticket_merge_window: Duration = 600.0
+    grouping: GroupingRule | None = None
 
 
 class Target(_Model):
@@ -289,6 +299,7 @@ class ExporterConfig(_Model):
 class _SinkBase(_Model):
     name: Identifier
     enabled: bool = True
+    timeout: PositiveDuration = 10.0
 
 
 class RtSink(_SinkBase):

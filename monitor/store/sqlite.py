@@ -106,7 +106,79 @@ MIGRATIONS.append(
     CREATE INDEX outages_start ON outages (start);
     """
 )
+MIGRATIONS.append(
+    # 3: the ticket ledger, its timeline, external references and the delivery outbox
+    """
+    CREATE TABLE tickets (
+        id INTEGER PRIMARY KEY,
+        uid TEXT NOT NULL UNIQUE,
+        incident_key TEXT NOT NULL,
+        contract TEXT NOT NULL,
+        targets TEXT NOT NULL,
+        severity TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        state TEXT NOT NULL,
+        title TEXT NOT NULL,
+        opened REAL NOT NULL,
+        acknowledged REAL,
+        resolved REAL,
+        tier INTEGER NOT NULL DEFAULT 0,
+        parent_id INTEGER REFERENCES tickets (id),
+        updated REAL NOT NULL
+    );
+    CREATE UNIQUE INDEX tickets_open_key ON tickets (incident_key) WHERE state != 'resolved';
+    CREATE INDEX tickets_state ON tickets (state, opened);
+    CREATE TABLE ticket_events (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        at REAL NOT NULL,
+        kind TEXT NOT NULL,
+        text TEXT NOT NULL
+    );
+    CREATE INDEX ticket_events_ticket ON ticket_events (ticket_id, at);
+    CREATE TABLE ticket_refs (
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        sink TEXT NOT NULL,
+        external_id TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, sink)
+    );
+    CREATE TABLE outbox (
+        id INTEGER PRIMARY KEY,
+        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
+        sink TEXT NOT NULL,
+        action TEXT NOT NULL,
+        text TEXT NOT NULL,
+        recipients TEXT NOT NULL,
+        idempotency_key TEXT NOT NULL UNIQUE,
+        created REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        next_attempt REAL NOT NULL,
+        delivered REAL,
+        last_error TEXT
+    );
+    CREATE INDEX outbox_due ON outbox (delivered, next_attempt);
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class _Transaction:
+    def __init__(self, store: "SqliteStore"):
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.store._lock.acquire()
+        self.store._db.execute("BEGIN IMMEDIATE")
+        return self.store._db
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                self.store._db.execute("COMMIT")
+            elif self.store._db.in_transaction:
+                self.store._db.execute("ROLLBACK")
+        finally:
+            self.store._lock.release()
 
 
 def _cycle(row: sqlite3.Row) -> CycleRecord:
@@ -200,8 +272,13 @@ class SqliteStore:
             self._ids[name] = tid
         return tid
 
-    def write(self, batch: Batch) -> None:
-        """Write the whole batch in one transaction."""
+    def transaction(self):
+        """``with store.transaction() as db:`` one IMMEDIATE transaction under the store's lock."""
+        return _Transaction(self)
+
+    def write(self, batch: Batch, on_new_event=None) -> None:
+        """Write the whole batch in one transaction. ``on_new_event(db, event)`` runs, inside
+        that transaction, for each event not stored before (the ticket ledger)."""
         cycle_rows = [
             (
                 c.target, c.probe, c.started, c.duration, int(c.ok), c.verdict, c.reason, c.sent, c.received,
@@ -238,10 +315,12 @@ class SqliteStore:
                     " ON CONFLICT (target, start) DO UPDATE SET end=max(end, excluded.end)",
                     unknown_rows,
                 )
-                self._db.executemany(
-                    "INSERT OR IGNORE INTO events (key, kind, contract, target, at, data) VALUES (?,?,?,?,?,?)",
-                    event_rows,
-                )
+                for row, event in zip(event_rows, batch.events):
+                    new = self._db.execute(
+                        "INSERT OR IGNORE INTO events (key, kind, contract, target, at, data) VALUES (?,?,?,?,?,?)", row
+                    ).rowcount
+                    if new and on_new_event is not None:
+                        on_new_event(self._db, event)
                 self._db.executemany(
                     "INSERT OR REPLACE INTO rollups_hourly (target_id, hour, counts, rtt) VALUES (?,?,?,?)",
                     [(self._target_id(t), hour, r.counts_blob(), r.rtt.to_bytes())
@@ -253,11 +332,13 @@ class SqliteStore:
                      for (t, month), r in batch.monthly.items()],
                 )
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
                 self._ids.clear()  # ids inserted by the rolled-back transaction are gone
-                raise StoreError(f"write to store {self.path} failed: {exc}") from None
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"write to store {self.path} failed: {exc}") from None
+                raise
 
     def compact(self) -> None:
         """VACUUM, then checkpoint the WAL so the main file shrinks."""
