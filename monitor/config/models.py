@@ -330,6 +330,7 @@ class EmailSink(_SinkBase):
     password: Secret | None = None
     sender: str = Field(alias="from")
     to: list[str] = Field(min_length=1)
+    ca_file: str | None = None  # a private CA for STARTTLS; the system's CAs by default
 
 
 class JiraSink(_SinkBase):

@@ -140,6 +140,7 @@ MIGRATIONS.append(
         ticket_id INTEGER NOT NULL REFERENCES tickets (id),
         sink TEXT NOT NULL,
         external_id TEXT NOT NULL,
+        last_action TEXT NOT NULL DEFAULT 'open',
         PRIMARY KEY (ticket_id, sink)
     );
     CREATE TABLE outbox (

@@ -109,6 +109,7 @@ class Ledger:
                 if t.tier <= row["tier"]:
                     sinks.extend(t.sinks)
         seq = db.execute("SELECT COUNT(*) FROM outbox WHERE ticket_id = ?", (ticket_id,)).fetchone()[0]
+        at = min(at, self.clock())  # due at once: an event's own date may lie ahead of this clock
         for sink in dict.fromkeys(sinks):
             if sink not in self.sinks:
                 continue

@@ -1,0 +1,157 @@
+"""Real peers for the ticket tests: Request Tracker 5 and Alertmanager from Debian, started on loopback.
+
+Each runs in a private temporary directory and is stopped by the test that started it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+__all__ = ["RtServer", "Alertmanager", "rt_available", "alertmanager_available", "wait_http"]
+
+RT_SERVER = "/usr/share/request-tracker5/libexec/rt-server"
+RT_SETUP = "/usr/sbin/rt-setup-database-5"
+RT_LIB = "/usr/share/request-tracker5/lib"
+
+
+def rt_available() -> tuple[bool, str]:
+    if not (os.path.exists(RT_SERVER) and os.path.exists(RT_SETUP)):
+        return False, "Request Tracker 5 is not installed (scripts/dev-setup installs request-tracker5)"
+    return True, ""
+
+
+def alertmanager_available() -> tuple[bool, str]:
+    if not shutil.which("prometheus-alertmanager"):
+        return False, "Alertmanager is not installed (scripts/dev-setup installs prometheus-alertmanager)"
+    return True, ""
+
+
+def wait_http(url: str, timeout: float = 60.0, headers: dict | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            req = urllib.request.Request(url, headers=headers or {})
+            with urllib.request.urlopen(req, timeout=5):
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError as exc:
+            last = exc
+            time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {timeout:g}s: {last}")
+
+
+class RtServer:
+    """A throwaway RT 5: its own SQLite database, mail to a file, the standalone server on loopback."""
+
+    def __init__(self, port: int):
+        self.port = port
+        self.dir = Path(tempfile.mkdtemp(prefix="slawatch-rt-"))
+        self.url = f"http://127.0.0.1:{port}/"
+        self.proc: subprocess.Popen | None = None
+        self.token = ""
+
+    @property
+    def env(self) -> dict:
+        (self.dir / "conf.d").mkdir(exist_ok=True)
+        return {**os.environ, "RT_SITE_CONFIG": str(self.dir / "site.pm"), "RT_SITE_CONFIG_DIR": str(self.dir / "conf.d")}
+
+    def start(self) -> "RtServer":
+        (self.dir / "site.pm").write_text(f"""
+Set($rtname, 'slawatch-test');
+Set($Organization, 'slawatch.test');
+Set($WebDomain, '127.0.0.1');
+Set($WebPort, {self.port});
+Set($WebPath, '');
+Set($DatabaseType, 'SQLite');
+Set($DatabaseName, '{self.dir}/rt.db');
+Set($DatabaseUser, '');
+Set($DatabasePassword, '');
+Set($MailCommand, 'testfile');
+Set($LogToSTDERR, 'error');
+Set($LogToSyslog, undef);
+Set($RestrictReferrer, 0);
+1;
+""")
+        env = self.env
+        subprocess.run([RT_SETUP, "--action", "init", "--skip-create"], env=env, input="\n" * 5, text=True,
+                       capture_output=True, check=True, timeout=120)
+        made = subprocess.run(
+            ["perl", f"-I{RT_LIB}", "-e",
+             'use RT; RT::LoadConfig(); RT::Init(); my $u = RT::User->new(RT->SystemUser); $u->Load("root");'
+             ' my $t = RT::AuthToken->new(RT::CurrentUser->new($u));'
+             ' my ($ok, $msg, $auth) = $t->Create(Owner => $u->Id, Description => "slawatch tests");'
+             ' die $msg unless $ok; print "TOKEN=$auth\\n";'],
+            env=env, capture_output=True, text=True, check=True, timeout=60)
+        self.token = next(line[6:] for line in made.stdout.splitlines() if line.startswith("TOKEN="))
+        self.proc = subprocess.Popen([RT_SERVER, "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.dir / "server.log", "w"))
+        wait_http(self.url + "REST/2.0/queues/all", headers={"Authorization": f"token {self.token}"})
+        return self
+
+    def api(self, method: str, path: str, body=None) -> object:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + "REST/2.0" + path, data=data, method=method,
+                                     headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return json.loads(resp.read() or b"null")
+
+    def tickets_with(self, tag: str) -> list[dict]:
+        query = urllib.parse.quote(f"Subject LIKE '{tag}'")
+        items = self.api("GET", f"/tickets?query={query}")["items"]
+        return [self.api("GET", f"/ticket/{i['id']}") for i in items]
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class Alertmanager:
+    """Alertmanager on loopback with a null receiver; alerts are read back through its v2 API."""
+
+    def __init__(self, port: int, cluster_port: int):
+        self.port = port
+        self.cluster_port = cluster_port
+        self.dir = Path(tempfile.mkdtemp(prefix="slawatch-am-"))
+        self.url = f"http://127.0.0.1:{port}/"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Alertmanager":
+        (self.dir / "am.yml").write_text("route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n")
+        self.proc = subprocess.Popen(
+            ["prometheus-alertmanager", f"--config.file={self.dir / 'am.yml'}", f"--storage.path={self.dir}",
+             f"--web.listen-address=127.0.0.1:{self.port}", f"--cluster.listen-address=127.0.0.1:{self.cluster_port}",
+             f"--cluster.advertise-address=127.0.0.1:{self.cluster_port}"],
+            stdout=subprocess.DEVNULL, stderr=open(self.dir / "am.log", "w"))
+        wait_http(self.url + "-/ready")
+        return self
+
+    def alerts(self, active_only: bool = False) -> list[dict]:
+        q = "" if active_only else "?active=true&silenced=true&inhibited=true&unprocessed=true"
+        with urllib.request.urlopen(self.url + "api/v2/alerts" + q, timeout=10) as resp:
+            return json.loads(resp.read())
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
