@@ -65,10 +65,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["json", "csv", "html", "pdf"], default="json")
     p.add_argument("-o", "--output")
 
-    p = sub.add_parser("tickets", help="ticket ledger commands (not yet implemented)")
+    p = sub.add_parser("tickets", help="the ticket ledger: list, show, ack, resolve, retry")
     _add_common(p)
-    p.add_argument("action", choices=["list", "show", "ack", "resolve", "retry"])
-    p.add_argument("id", nargs="?")
+    tsub = p.add_subparsers(dest="action", metavar="ACTION")
+    tsub.required = True
+    t = tsub.add_parser("list", help="list tickets, with pending deliveries")
+    _add_common(t)
+    t.add_argument("--contract")
+    t.add_argument("--state", choices=["open", "acknowledged", "resolved"])
+    t.add_argument("--since", help="opened at or after, YYYY-MM-DD or ISO time (UTC)")
+    t.add_argument("--until", help="opened before, YYYY-MM-DD or ISO time (UTC)")
+    t.add_argument("--json", action="store_true")
+    for name, text in (("show", "one ticket with its timeline and deliveries"), ("ack", "acknowledge: stops escalation"),
+                       ("resolve", "resolve by hand")):
+        t = tsub.add_parser(name, help=text)
+        _add_common(t)
+        t.add_argument("id", type=int)
+        if name in ("ack", "resolve"):
+            t.add_argument("--by", default=os.environ.get("USER", "cli"), help="who (default: $USER)")
+        if name == "show":
+            t.add_argument("--json", action="store_true")
+    t = tsub.add_parser("retry", help="retry pending deliveries now (all, or one ticket's)")
+    _add_common(t)
+    t.add_argument("id", type=int, nargs="?")
     return parser
 
 
@@ -177,13 +196,104 @@ def cmd_not_yet(args) -> int:
     raise NotYetImplemented(f"`slawatch {args.command}` is not yet implemented in slawatch {__version__}")
 
 
+def _when(text: str | None) -> float | None:
+    if text is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise TicketArgError(f"not a date or time: {text!r} (use YYYY-MM-DD or an ISO time)") from None
+    return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
+
+
+class TicketArgError(SlawatchError):
+    exit_code = 2
+
+
+def _stamp(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
+
+def cmd_tickets(args) -> int:
+    from .store import open_store
+    from .tickets.ledger import Ledger, list_tickets, load_ticket, response_times, ticket_refs, ticket_timeline
+
+    config = load_config(args.config)
+    store = open_store(config.storage)
+    try:
+        ledger = Ledger(config)
+        if args.action == "list":
+            tickets = list_tickets(store, contract=args.contract, state=args.state, since=_when(args.since),
+                                   until=_when(args.until))
+            pending = {r[0]: (r[1], r[2], r[3]) for r in store._db.execute(
+                "SELECT ticket_id, COUNT(*), GROUP_CONCAT(DISTINCT sink), MAX(last_error) FROM outbox"
+                " WHERE delivered IS NULL GROUP BY ticket_id").fetchall()}
+            if args.json:
+                rows = [{**{f: getattr(t, f) for f in t.__slots__}, "pending_deliveries": pending.get(t.id, (0,))[0]}
+                        for t in tickets]
+                print(json.dumps(rows, indent=2, default=str))
+                return 0
+            print(f"{'ID':>5} {'STATE':<12} {'SEV':<8} {'CONTRACT':<18} {'OPENED':<20} {'TIER':>4} {'TITLE':<40} DELIVERY")
+            for t in tickets:
+                p = pending.get(t.id)
+                delivery = "delivered" if p is None else f"{p[0]} pending to {p[1]}" + (f": {p[2][:60]}" if p[2] else "")
+                if t.parent_id is not None:
+                    delivery = f"grouped under {t.parent_id}"
+                print(f"{t.id:>5} {t.state:<12} {t.severity:<8} {t.contract:<18} {_stamp(t.opened):<20} {t.tier:>4} "
+                      f"{t.title[:40]:<40} {delivery}")
+            return 0
+        if args.action == "show":
+            t = load_ticket(store, args.id)
+            contract = next((c for c in config.contracts if c.id == t.contract), None)
+            data = {f: getattr(t, f) for f in t.__slots__}
+            data["refs"] = ticket_refs(store, t.id)
+            data["response"] = response_times(t, contract) if contract else None
+            data["timeline"] = [{"at": _stamp(a), "kind": k, "text": x} for a, k, x in ticket_timeline(store, t.id)]
+            data["deliveries"] = [dict(zip(("sink", "action", "delivered", "attempts", "last_error"), r)) for r in store._db.execute(
+                "SELECT sink, action, delivered, attempts, last_error FROM outbox WHERE ticket_id = ? ORDER BY id", (t.id,))]
+            if args.json:
+                print(json.dumps(data, indent=2, default=str))
+                return 0
+            print(f"ticket {t.id} ({t.uid}): {t.title}")
+            print(f"  state {t.state}, severity {t.severity}, kind {t.kind}, contract {t.contract}, targets {', '.join(t.targets) or '-'}")
+            print(f"  opened {_stamp(t.opened)}, acknowledged {_stamp(t.acknowledged)}, resolved {_stamp(t.resolved)}, tier {t.tier}")
+            for sink, ref in data["refs"].items():
+                print(f"  {sink}: {ref}")
+            print("  timeline:")
+            for e in data["timeline"]:
+                print(f"    {e['at']}  {e['kind']:<13} {e['text']}")
+            print("  deliveries:")
+            for d in data["deliveries"]:
+                state = f"delivered {_stamp(d['delivered'])}" if d["delivered"] else f"pending after {d['attempts']} attempts" + (
+                    f": {d['last_error']}" if d["last_error"] else "")
+                print(f"    {d['sink']:<14} {d['action']:<8} {state}")
+            return 0
+        if args.action == "ack":
+            t = ledger.acknowledge(store, args.id, args.by)
+            print(f"ticket {t.id}: {t.state} by {args.by}")
+            return 0
+        if args.action == "resolve":
+            t = ledger.resolve(store, args.id, args.by)
+            print(f"ticket {t.id}: resolved by {args.by}")
+            return 0
+        if args.action == "retry":
+            with store.transaction() as db:
+                n = db.execute("UPDATE outbox SET next_attempt = 0 WHERE delivered IS NULL"
+                               + (" AND ticket_id = ?" if args.id else ""), (args.id,) if args.id else ()).rowcount
+            print(f"{n} pending deliveries will be retried at the daemon's next delivery round")
+            return 0
+    finally:
+        store.close()
+    return 2
+
+
 COMMANDS = {
     "check-config": cmd_check_config,
     "run": cmd_run,
     "probe": cmd_probe,
     "status": cmd_status,
     "report": cmd_not_yet,
-    "tickets": cmd_not_yet,
+    "tickets": cmd_tickets,
 }
 
 

@@ -22,6 +22,9 @@ from .ingest import Ingestor
 from .live import LiveState, TargetLive
 from .scheduler import ProbeScheduler
 from .state import TargetTracker
+from .tickets.delivery import Deliverer
+from .tickets.ledger import Ledger
+from .tickets.sinks import make_sink
 from .store import Store, open_store
 from .writer import BatchWriter
 
@@ -35,6 +38,10 @@ SHUTDOWN_GRACE = 10.0
 SLA_EVALUATION_INTERVAL = 60.0
 #: how often raw cycles and hourly rollups past their retention are purged
 PURGE_INTERVAL = 3600.0
+#: ticket delivery, escalation and acknowledgement polling
+DELIVERY_INTERVAL = 2.0
+ESCALATION_INTERVAL = 30.0
+ACK_POLL_INTERVAL = 60.0
 
 
 def check_runnable(config: Config) -> None:
@@ -68,12 +75,16 @@ class Daemon:
         self.live = LiveState()
         self.ready = threading.Event()
         self.stats = self.live.stats
+        self.ledger = Ledger(config)
         self.writer = BatchWriter(
             store,
             batch_size=config.storage.batch_size,
             flush_interval=config.storage.flush_interval,
             stats=self.stats,
+            on_new_event=self.ledger.apply,
         )
+        self.deliverer = Deliverer(store, self.ledger, {s.name: make_sink(s) for s in config.ticket_sinks if s.enabled})
+        self._delivery_task: asyncio.Task | None = None
         self.scheduler = ProbeScheduler(self.stats)
         self.ingestor = Ingestor(config)
         self.evaluator = SlaEvaluator(config, store)
@@ -145,6 +156,9 @@ class Daemon:
         self.scheduler.scheduler.add_job(self._evaluate_sla, "interval", seconds=SLA_EVALUATION_INTERVAL,
                                          id="sla-evaluation", next_run_time=None)
         self.scheduler.scheduler.add_job(self._purge, "interval", seconds=PURGE_INTERVAL, id="retention-purge")
+        self.scheduler.scheduler.add_job(self._escalate, "interval", seconds=ESCALATION_INTERVAL, id="escalation")
+        self.scheduler.scheduler.add_job(self._poll_acks, "interval", seconds=ACK_POLL_INTERVAL, id="ack-poll")
+        self._delivery_task = asyncio.create_task(self._deliver_loop(), name="ticket-delivery")
         self.scheduler.start()
         self.scheduler.scheduler.modify_job("sla-evaluation", next_run_time=_soon(5))
         self.ready.set()
@@ -168,6 +182,38 @@ class Daemon:
         if events:
             self.writer.batch.events.extend(events)
             self.writer.added()
+
+    async def _deliver_loop(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                await self.deliverer.run_once()
+                counts = await asyncio.to_thread(self._ticket_counts)
+                self.live.ticket_counts = counts
+                self.live.outbox_pending = await asyncio.to_thread(self.deliverer.pending)
+                self.live.delivery_failures = dict(self.deliverer.failures)
+            except Exception:
+                log.exception("ticket delivery round failed")
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=DELIVERY_INTERVAL)
+            except asyncio.TimeoutError:
+                pass
+
+    def _ticket_counts(self) -> dict:
+        with self.store._lock:
+            rows = self.store._db.execute("SELECT state, severity, COUNT(*) FROM tickets GROUP BY state, severity").fetchall()
+        return {(r[0], r[1]): r[2] for r in rows}
+
+    async def _escalate(self) -> None:
+        try:
+            await asyncio.to_thread(self.ledger.escalate, self.store)
+        except Exception:
+            log.exception("escalation failed")
+
+    async def _poll_acks(self) -> None:
+        try:
+            await self.deliverer.poll_acknowledgements()
+        except Exception:
+            log.exception("acknowledgement polling failed")
 
     async def _purge(self) -> None:
         now = time.time()
@@ -196,6 +242,12 @@ class Daemon:
             if pending:
                 log.warning("%d probe cycles did not finish within %.0fs and were dropped", len(pending), SHUTDOWN_GRACE)
         await self.writer.stop()
+        if self._delivery_task is not None:
+            try:
+                await asyncio.wait_for(self._delivery_task, timeout=SHUTDOWN_GRACE)
+            except (asyncio.TimeoutError, asyncio.CancelledError):
+                pass
+        await self.deliverer.aclose()
         if self.probe_context.icmp_engine is not None:
             self.probe_context.icmp_engine.close()
         if self.run_id is not None:

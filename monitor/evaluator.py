@@ -20,6 +20,9 @@ from .sla import BURN_WINDOWS, MonthToDate, availability, burn_rate, month_to_da
 __all__ = ["TargetSla", "evaluate_target", "SlaEvaluator"]
 
 _LOOKBACK_MS = 31 * 86_400_000  # enough for the 30 d rolling window and the 3 d burn window
+#: a burn-rate alert needs at least this share of its long window to be known (not unknown or
+#: maintenance): 20 s of data after a start are no evidence of a burn over an hour
+MIN_KNOWN_SHARE = 0.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +53,9 @@ def evaluate_target(target: Target, contract: Contract, now_ms: int, down: list[
         short_rate = burn_rate(now_ms, short_s, down, unknown, maintenance, objective, policy)
         rates[format_duration(long_s)] = long_rate
         rates[format_duration(short_s)] = short_rate
-        if long_rate is not None and short_rate is not None and long_rate >= threshold and short_rate >= threshold:
+        known = availability((now_ms - long_s * 1000, now_ms), down, unknown, maintenance, "exclude").eligible_ms
+        enough = known >= MIN_KNOWN_SHARE * long_s * 1000
+        if enough and long_rate is not None and short_rate is not None and long_rate >= threshold and short_rate >= threshold:
             events.append(budget_burn_event(contract.id, target.id, period.label, severity, long_s, long_rate, now_ms / 1000))
     if mtd.breached:
         events.append(monthly_breach_event(

@@ -102,6 +102,17 @@ class SlawatchCollector(Collector):
             "slawatch_config_last_reload_success_timestamp_seconds", "Unix time of the last successful config load.", value=stats.config_reload_time
         )
         yield InfoMetricFamily("slawatch_build", "slawatch build information.", value={"version": __version__})
+        tickets = GaugeMetricFamily("slawatch_tickets", "Tickets in the ledger by state and severity.", labels=["state", "severity"])
+        for (state, severity), n in sorted(self.live.ticket_counts.items()):
+            tickets.add_metric([state, severity], n)
+        yield tickets
+        failures = CounterMetricFamily("slawatch_ticket_delivery_failures", "Failed deliveries to a ticket sink.", labels=["sink"])
+        pending = GaugeMetricFamily("slawatch_ticket_outbox_pending", "Deliveries waiting for a ticket sink.", labels=["sink"])
+        for sink in sorted(set(self.live.delivery_failures) | set(self.live.outbox_pending)):
+            failures.add_metric([sink], self.live.delivery_failures.get(sink, 0))
+            pending.add_metric([sink], self.live.outbox_pending.get(sink, 0))
+        yield failures
+        yield pending
 
 
     def _sla_metrics(self, targets):

@@ -72,6 +72,10 @@ class LiveState:
         self.lock = threading.Lock()
         self.targets: dict[str, TargetLive] = {}
         self.sla: dict = {}  # target -> monitor.evaluator.TargetSla
+        #: (state, severity) -> count, refreshed by the delivery loop
+        self.ticket_counts: dict[tuple[str, str], int] = {}
+        self.outbox_pending: dict[str, int] = {}
+        self.delivery_failures: dict[str, int] = {}
         self.stats = SelfStats()
 
     def set_sla(self, results: dict) -> None:

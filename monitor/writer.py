@@ -20,8 +20,10 @@ log = logging.getLogger("slawatch.store")
 
 
 class BatchWriter:
-    def __init__(self, store: Store, *, batch_size: int, flush_interval: float, stats: SelfStats):
+    def __init__(self, store: Store, *, batch_size: int, flush_interval: float, stats: SelfStats,
+                 on_new_event=None):
         self.store = store
+        self.on_new_event = on_new_event
         self.batch_size = batch_size
         self.flush_interval = flush_interval
         self.stats = stats
@@ -45,7 +47,7 @@ class BatchWriter:
             batch, self.batch = self.batch, Batch()
             t0 = time.perf_counter()
             try:
-                await asyncio.to_thread(self.store.write, batch)
+                await asyncio.to_thread(self.store.write, batch, self.on_new_event)
             except StoreError as exc:
                 self.stats.store_write_failures_total += 1
                 log.error("store write failed, will retry: %s", exc)

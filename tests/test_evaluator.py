@@ -42,6 +42,14 @@ def test_fast_burn_raises_page_events_once_with_stable_keys():
     assert "budget_burn:c1:v1:2026-11:page:3600" in {e.key for e in events}
 
 
+def test_no_burn_alert_without_enough_known_time():
+    target, contract = CONFIG.targets[0], CONFIG.contracts[0]
+    now = ms(2026, 11, 20, 12)
+    # the target has existed for 20 s, all of them down: the 1 h window is mostly unknown
+    sla, events = evaluate_target(target, contract, now, [(now - 20_000, now)], [(now - 40 * 86_400_000, now - 20_000)], [])
+    assert [e for e in events if e.kind == "budget_burn"] == []
+
+
 def test_no_events_on_a_healthy_month():
     target, contract = CONFIG.targets[0], CONFIG.contracts[0]
     sla, events = evaluate_target(target, contract, ms(2026, 11, 20, 12), [], [], [])
