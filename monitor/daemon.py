@@ -201,7 +201,29 @@ class Daemon:
     def _ticket_counts(self) -> dict:
         with self.store._lock:
             rows = self.store._db.execute("SELECT state, severity, COUNT(*) FROM tickets GROUP BY state, severity").fetchall()
+        self.live.response_met = self._response_met()
         return {(r[0], r[1]): r[2] for r in rows}
+
+    def _response_met(self) -> dict:
+        """(severity, acknowledge|resolve) -> (met, measured) over tickets opened this UTC month."""
+        from .periods import month_of, to_ms
+        from .tickets.ledger import list_tickets, response_times
+
+        start = month_of(to_ms(time.time()), "UTC").start_ms / 1000
+        contracts = {c.id: c for c in self.config.contracts}
+        out: dict[tuple[str, str], list[int]] = {}
+        for t in list_tickets(self.store, since=start):
+            contract = contracts.get(t.contract)
+            if contract is None or t.parent_id is not None:
+                continue
+            rt = response_times(t, contract)
+            for kind in ("acknowledge", "resolve"):
+                met = rt[f"{kind}_met"]
+                if met is not None:
+                    cell = out.setdefault((t.severity, kind), [0, 0])
+                    cell[0] += int(met)
+                    cell[1] += 1
+        return {k: tuple(v) for k, v in out.items()}
 
     async def _escalate(self) -> None:
         try:
@@ -212,6 +234,7 @@ class Daemon:
     async def _poll_acks(self) -> None:
         try:
             await self.deliverer.poll_acknowledgements()
+            await self.deliverer.keep_alerts_firing()
         except Exception:
             log.exception("acknowledgement polling failed")
 

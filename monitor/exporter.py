@@ -113,6 +113,12 @@ class SlawatchCollector(Collector):
             pending.add_metric([sink], self.live.outbox_pending.get(sink, 0))
         yield failures
         yield pending
+        met = GaugeMetricFamily("slawatch_ticket_response_target_met_ratio",
+                                "Share of this month's tickets that met the contract's response target.",
+                                labels=["severity", "response"])
+        for (severity, kind), (ok, n) in sorted(self.live.response_met.items()):
+            met.add_metric([severity, kind], ok / n)
+        yield met
 
 
     def _sla_metrics(self, targets):

@@ -76,6 +76,8 @@ class LiveState:
         self.ticket_counts: dict[tuple[str, str], int] = {}
         self.outbox_pending: dict[str, int] = {}
         self.delivery_failures: dict[str, int] = {}
+        #: (severity, acknowledge|resolve) -> (met, measured) for tickets opened this month
+        self.response_met: dict[tuple[str, str], tuple[int, int]] = {}
         self.stats = SelfStats()
 
     def set_sla(self, results: dict) -> None:

@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import subprocess
+import time
 import urllib.request
 
 import pytest
@@ -329,3 +330,21 @@ def test_servicenow_documented_shapes(tmp_path):
         assert ticket_refs(env.store, ticket.id) == {"snow": sys_id}
     finally:
         snow.close()
+
+
+def test_alertmanager_firing_alerts_are_kept_alive(tmp_path):
+    ok, why = alertmanager_available()
+    if not ok:
+        pytest.skip(why)
+    am = Alertmanager(free_port(), free_port()).start()
+    try:
+        env = Env(tmp_path, [{"name": "am", "type": "alertmanager", "url": am.url}])
+        env.emit(outage_event("outage_started", "c1", "t1", T0, None))
+        env.deliver()
+        first = [a for a in am.alerts() if a["labels"]["alertname"] == "SlawatchTicket"][0]
+        time.sleep(1.1)
+        assert env.run(env.deliverer.keep_alerts_firing()) == 1
+        again = [a for a in am.alerts() if a["labels"]["alertname"] == "SlawatchTicket"][0]
+        assert again["endsAt"] > first["endsAt"]  # the resolve_timeout deadline moved on
+    finally:
+        am.stop()

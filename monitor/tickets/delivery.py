@@ -124,6 +124,26 @@ class Deliverer:
                 acked += 1
         return acked
 
+    async def keep_alerts_firing(self) -> int:
+        """Re-send the alerts of tickets still open to sinks that need it (Alertmanager)."""
+        with self.store._lock:
+            self.store._db.row_factory = sqlite3.Row
+            rows = self.store._db.execute(
+                "SELECT t.*, r.sink AS ref_sink FROM tickets t JOIN ticket_refs r ON r.ticket_id = t.id"
+                " WHERE t.state != 'resolved'").fetchall()
+        sent = 0
+        for row in rows:
+            sink = self.sinks.get(row["ref_sink"])
+            refresh = getattr(sink, "refresh", None)
+            if refresh is None:
+                continue
+            try:
+                await refresh(_ticket(row))
+                sent += 1
+            except SinkError as exc:
+                log.warning("ticket %s: refreshing its alert in %s failed: %s", row["id"], row["ref_sink"], exc)
+        return sent
+
     async def aclose(self) -> None:
         for sink in self.sinks.values():
             await sink.aclose()

@@ -180,6 +180,10 @@ class AlertmanagerTicketSink(_HttpSink):
         await self._request("POST", "/api/v2/alerts", json=[self.alert(d.ticket, d.text, resolved)])
         return d.ticket.uid
 
+    async def refresh(self, ticket: Ticket) -> None:
+        """Re-send a firing alert: Alertmanager resolves alerts not re-sent within its resolve_timeout."""
+        await self._request("POST", "/api/v2/alerts", json=[self.alert(ticket, ticket.title, None)])
+
 
 # --------------------------------------------------------------------------- webhook
 
