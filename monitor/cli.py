@@ -58,12 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(p)
     p.add_argument("--json", action="store_true", help="print as JSON")
 
-    p = sub.add_parser("report", help="monthly SLA and credit report (not yet implemented)")
+    p = sub.add_parser("report", help="monthly SLA and uptime-credit report")
     _add_common(p)
-    p.add_argument("--month", required=True, help="month as YYYY-MM")
-    p.add_argument("--contract")
+    p.add_argument("--month", required=True, help="month as YYYY-MM (in each contract's time zone)")
+    p.add_argument("--contract", help="only this contract")
     p.add_argument("--format", choices=["json", "csv", "html", "pdf"], default="json")
-    p.add_argument("-o", "--output")
+    p.add_argument("-o", "--output", help="output file (default: standard output for json and csv)")
 
     p = sub.add_parser("tickets", help="the ticket ledger: list, show, ack, resolve, retry")
     _add_common(p)
@@ -189,11 +189,48 @@ def cmd_status(args) -> int:
     return 0
 
 
-def cmd_not_yet(args) -> int:
-    from .errors import NotYetImplemented
+def cmd_report(args) -> int:
+    import re
 
-    load_config(args.config)
-    raise NotYetImplemented(f"`slawatch {args.command}` is not yet implemented in slawatch {__version__}")
+    from .report import build_report, progress_bar, render_csv, render_html, render_pdf, to_json
+    from .store import SqliteStore
+
+    config = load_config(args.config)
+    if not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", args.month):
+        raise TicketArgError(f"--month must be YYYY-MM (got {args.month!r})")
+    if args.contract and not any(c.id == args.contract for c in config.contracts):
+        known = ", ".join(c.id for c in config.contracts) or "none"
+        raise TicketArgError(f"{args.config}: no contract with id {args.contract!r} (known: {known})")
+    if args.format in ("html", "pdf") and not args.output:
+        raise TicketArgError(f"--format {args.format} needs -o PATH")
+    store = SqliteStore(config.storage.path, readonly=True)
+    try:
+        report = build_report(store, config, args.month, now=time.time(), contract_id=args.contract,
+                              progress=progress_bar())
+    finally:
+        store.close()
+    if args.format == "json":
+        text = to_json(report)
+    elif args.format == "csv":
+        text = render_csv(report)
+    else:
+        text = render_html(report, progress=progress_bar())
+    if args.format == "pdf":
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            html = Path(tmp) / "report.html"
+            html.write_text(text)
+            render_pdf(str(html), str(Path(args.output).resolve()))
+    elif args.output:
+        with open(args.output, "w") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    if args.output:
+        print(f"{args.output}: {args.format} report for {args.month}, {len(report['contracts'])} contracts", file=sys.stderr)
+    return 0
 
 
 def _when(text: str | None) -> float | None:
@@ -292,7 +329,7 @@ COMMANDS = {
     "run": cmd_run,
     "probe": cmd_probe,
     "status": cmd_status,
-    "report": cmd_not_yet,
+    "report": cmd_report,
     "tickets": cmd_tickets,
 }
 

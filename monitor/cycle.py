@@ -58,6 +58,22 @@ def quality_ok(results: list[ProbeResult], contract: Contract) -> bool:
     return True
 
 
+def _track_evidence(live: TargetLive, started: float, verdict: str, results, transitions) -> None:
+    icmp = next((r for r in results if isinstance(r, IcmpResult)), None)
+    if verdict == "good":
+        live.last_good = {"at": started, "rtt_ms": None if icmp is None or icmp.rtt_median is None
+                          else round(icmp.rtt_median * 1000, 3)}
+        live.first_bad = None
+    elif verdict == "bad":
+        if live.first_bad is None:
+            reason = next((r.reason for r in results if r.reason), None)
+            live.first_bad = {"at": started, "reason": reason}
+        if live.tracker.state == "down":
+            live.failed_cycles += 1
+    if any(tr.event == "outage_started" for tr in transitions):
+        live.failed_cycles = live.tracker.failure_threshold
+
+
 async def run_probes(target: Target, context: ProbeContext | None = None) -> list[ProbeResult]:
     results: list[ProbeResult] = []
     for name in target.probes.enabled():
@@ -104,9 +120,11 @@ def records_for(target: Target, outcome: CycleOutcome, live: TargetLive) -> tupl
         if what not in kinds:
             continue
         if edge == "started":
-            outages.append(OutageRecord(target.id, target.contract, kinds[what], tr.at, None))
+            evidence = {"last_good": live.last_good, "first_bad": live.first_bad} if what == "outage" else None
+            outages.append(OutageRecord(target.id, target.contract, kinds[what], tr.at, None, evidence))
         elif tr.interval_start is not None:
-            outages.append(OutageRecord(target.id, target.contract, kinds[what], tr.interval_start, tr.at))
+            evidence = {"failed_cycles": live.failed_cycles} if what == "outage" else None
+            outages.append(OutageRecord(target.id, target.contract, kinds[what], tr.interval_start, tr.at, evidence))
     return cycles, state, outages
 
 
@@ -124,6 +142,7 @@ async def run_cycle(target: Target, contract: Contract, live: TargetLive,
             live.observe_rtts(r.good_rtts)
             live.last_rtt, live.last_loss, live.last_jitter = r.rtt_median, r.loss, r.jitter
     live.last_cycle = started
+    _track_evidence(live, started, verdict, results, transitions)
     for tr in transitions:
         level = logging.WARNING if tr.event.startswith(("outage", "degradation")) else logging.INFO
         log.log(level, "target %s: %s -> %s (%s, dated %s)", target.id, tr.old, tr.new, tr.event,

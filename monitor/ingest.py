@@ -32,21 +32,26 @@ __all__ = ["Ingestor", "GAP_FACTOR", "voice_sample"]
 GAP_FACTOR = 1.5
 
 
-def voice_sample(result: IcmpResult, contract: Contract) -> VoiceSample | None:
-    """E-model figures of one ICMP burst, against the contract's voice objectives."""
+def voice_sample(result: IcmpResult, contract: Contract, voice: bool = True) -> VoiceSample | None:
+    """One reachable burst against the contract's quality objectives; with the E-model MOS for voice."""
     if not result.ok or result.rtt_median is None or result.loss is None:
         return None
-    v = contract.voice
-    q = voice_quality(result.rtt_median, result.jitter or 0.0, result.loss, codec=v.codec,
-                      codec_delay_s=v.codec_delay, jitter_buffer_factor=v.jitter_buffer_factor, advantage=v.advantage)
     obj = contract.objectives
+    mos = None
+    if voice:
+        v = contract.voice
+        mos = voice_quality(result.rtt_median, result.jitter or 0.0, result.loss, codec=v.codec,
+                            codec_delay_s=v.codec_delay, jitter_buffer_factor=v.jitter_buffer_factor,
+                            advantage=v.advantage).mos
+    one_way_ms = result.rtt_median / 2 * 1000
     return VoiceSample(
-        mos=q.mos,
-        one_way_delay_ms=q.one_way_delay_ms,
-        below_mos=obj.mos is not None and q.mos < obj.mos,
-        delay_ok=obj.one_way_delay is None or q.one_way_delay_ms <= obj.one_way_delay * 1000,
+        mos=mos,
+        one_way_delay_ms=one_way_ms,
+        below_mos=mos is not None and obj.mos is not None and mos < obj.mos,
+        delay_ok=obj.one_way_delay is None or one_way_ms <= obj.one_way_delay * 1000,
         jitter_ok=obj.jitter is None or (result.jitter or 0.0) <= obj.jitter,
         loss_ok=obj.loss is None or result.loss * 100 <= float(obj.loss),
+        latency_ok=obj.latency is None or result.rtt_median <= obj.latency.max,
     )
 
 
@@ -118,7 +123,7 @@ class Ingestor:
         live.in_maintenance = in_maint
         icmp = next((r for r in outcome.results if isinstance(r, IcmpResult)), None)
         rtts = icmp.good_rtts if icmp else []
-        voice = voice_sample(icmp, contract) if icmp is not None and target.kind == "voice" else None
+        voice = voice_sample(icmp, contract, target.kind == "voice") if icmp is not None else None
         if voice is not None:
             live.last_mos, live.last_r = voice.mos, None
         args = (outcome.verdict, in_maint, icmp.sent if icmp else None, icmp.received if icmp else None,

@@ -39,6 +39,11 @@ class TargetLive:
     rfc3550_jitter: float | None = None
     _previous_rtt: float | None = None
     in_maintenance: bool = False
+    #: outage evidence: the last good sample, the first bad one of the current failure run,
+    #: and the failed cycles since the current outage started
+    last_good: dict | None = None
+    first_bad: dict | None = None
+    failed_cycles: int = 0
     last_mos: float | None = None
     last_r: float | None = None
 

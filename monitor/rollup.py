@@ -25,16 +25,19 @@ __all__ = ["Rollup", "VoiceSample"]
 
 @dataclass(slots=True)
 class VoiceSample:
-    mos: float
+    """One cycle against the quality objectives; ``mos`` only for voice targets."""
+
+    mos: float | None
     one_way_delay_ms: float
     below_mos: bool
     delay_ok: bool
     jitter_ok: bool
     loss_ok: bool
+    latency_ok: bool = True
 
 
 _INTS = ("cycles", "good", "bad", "unknown", "maintenance", "sent", "received", "jitter_count",
-         "mos_count", "mos_below", "delay_ok", "jitter_ok", "loss_ok")
+         "mos_count", "mos_below", "quality_count", "delay_ok", "jitter_ok", "loss_ok", "latency_ok")
 _D2 = struct.Struct("<dd")
 _HAS_JITTER, _HAS_VOICE = 1, 2
 
@@ -56,6 +59,8 @@ class Rollup:
     mos_sum: float = 0.0
     mos_min: float = math.inf
     mos_below: int = 0
+    quality_count: int = 0  # cycles with quality flags (reachable, outside maintenance)
+    latency_ok: int = 0
     delay_ok: int = 0
     jitter_ok: int = 0
     loss_ok: int = 0
@@ -82,13 +87,16 @@ class Rollup:
             self.jitter_sum += jitter
             self.jitter_max = max(self.jitter_max, jitter)
         if voice is not None:
-            self.mos_count += 1
-            self.mos_sum += voice.mos
-            self.mos_min = min(self.mos_min, voice.mos)
-            self.mos_below += voice.below_mos
+            self.quality_count += 1
             self.delay_ok += voice.delay_ok
             self.jitter_ok += voice.jitter_ok
             self.loss_ok += voice.loss_ok
+            self.latency_ok += voice.latency_ok
+            if voice.mos is not None:
+                self.mos_count += 1
+                self.mos_sum += voice.mos
+                self.mos_min = min(self.mos_min, voice.mos)
+                self.mos_below += voice.below_mos
 
     def merge(self, other: "Rollup") -> None:
         for name in (*_INTS, "mos_sum", "jitter_sum"):

@@ -92,8 +92,11 @@ def test_status_before_any_run(write_config, tmp_path):
     assert r.returncode == 1 and "does not exist yet" in r.stderr
 
 
-@pytest.mark.parametrize("command", [["report", "--month", "2026-10"]])
-def test_later_capabilities_say_not_yet_implemented(command, write_config):
-    path = write_config(LOOPBACK.format(db="x.db", port=1))
-    r = run(*command, "-c", str(path))
-    assert r.returncode == 3 and "not yet implemented" in r.stderr and r.stdout == ""
+def test_report_argument_errors(write_config, tmp_path):
+    path = write_config(LOOPBACK.format(db=tmp_path / "s.db", port=1))
+    r = run("report", "-c", str(path), "--month", "2026-13")
+    assert r.returncode == 2 and "--month must be YYYY-MM (got '2026-13')" in r.stderr
+    r = run("report", "-c", str(path), "--month", "2026-10", "--contract", "nope")
+    assert r.returncode == 2 and "no contract with id 'nope' (known: c1)" in r.stderr
+    r = run("report", "-c", str(path), "--month", "2026-10", "--format", "html")
+    assert r.returncode == 2 and "--format html needs -o PATH" in r.stderr

@@ -60,7 +60,7 @@ class _Problems:
 
     def formatted(self) -> list[str]:
         seen: list[str] = []
-        order = {"version": 0, "storage": 1, "exporter": 2, "logging": 3, "defaults": 4, "contracts": 5,
+        order = {"version": 0, "storage": 1, "exporter": 2, "logging": 3, "reports": 3, "defaults": 4, "contracts": 5,
                  "targets": 6, "ticket_sinks": 7, "snmp_profiles": 8}
 
         def key(item: tuple[tuple, str]) -> tuple:
@@ -302,6 +302,11 @@ def _cross_check(raw: dict, problems: _Problems) -> None:
                         f"no such SNMP profile (known: {', '.join(sorted(profiles))})",
                         name,
                     )
+    reports = raw.get("reports")
+    if isinstance(reports, dict) and isinstance(reports.get("mail_sink"), str):
+        kinds = {s.get("name"): s.get("type") for s in raw.get("ticket_sinks") or [] if isinstance(s, dict)}
+        if kinds.get(reports["mail_sink"]) != "email":
+            problems.add(("reports", "mail_sink"), "must name an email ticket sink", reports["mail_sink"])
     for i, contract in enumerate(raw.get("contracts") or []):
         if not isinstance(contract, dict) or not isinstance(contract.get("escalation"), list):
             continue

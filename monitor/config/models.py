@@ -356,6 +356,18 @@ TicketSink = Annotated[
 ]
 
 
+class ReportsConfig(_Model):
+    """Monthly reports made by the daemon: the previous month's, on ``day`` at ``at`` (in ``timezone``)."""
+
+    enabled: bool = True
+    directory: str = "var/reports"
+    day: int = Field(1, ge=1, le=28)
+    at: ClockTime = "06:00"
+    timezone: TimeZoneName = "UTC"
+    formats: list[Literal["json", "csv", "html", "pdf"]] = Field(default_factory=lambda: ["json", "csv", "html"], min_length=1)
+    mail_sink: str | None = None  # an email ticket sink to mail the reports through
+
+
 class LoggingConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "text", "json"] = "auto"
@@ -366,6 +378,7 @@ class Config(_Model):
     storage: StorageConfig = Field(default_factory=StorageConfig)
     exporter: ExporterConfig = Field(default_factory=ExporterConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
+    reports: ReportsConfig | None = None
     contracts: list[Contract] = Field(default_factory=list)
     targets: list[Target] = Field(default_factory=list)
     ticket_sinks: list[TicketSink] = Field(default_factory=list)

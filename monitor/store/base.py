@@ -48,6 +48,8 @@ class OutageRecord:
     kind: str
     start: float
     end: float | None = None
+    #: probe evidence: last good and first bad sample, failed cycles
+    evidence: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -158,6 +158,7 @@ MIGRATIONS.append(
         last_error TEXT
     );
     CREATE INDEX outbox_due ON outbox (delivered, next_attempt);
+    ALTER TABLE outages ADD COLUMN evidence TEXT;
     """
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -289,7 +290,8 @@ class SqliteStore:
             for c in batch.cycles
         ]
         state_rows = [(s.target, s.state, s.since, s.updated, json.dumps(s.tracker)) for s in batch.states.values()]
-        outage_rows = [(o.target, o.contract, o.kind, o.start, o.end) for o in batch.outages]
+        outage_rows = [(o.target, o.contract, o.kind, o.start, o.end,
+                        json.dumps(o.evidence, separators=(",", ":")) if o.evidence else None) for o in batch.outages]
         unknown_rows = [(u.target, u.start, u.end, u.reason) for u in batch.unknown]
         event_rows = [(e.key, e.kind, e.contract, e.target, e.at, e.data_json()) for e in batch.events]
         with self._lock:
@@ -307,8 +309,9 @@ class SqliteStore:
                     state_rows,
                 )
                 self._db.executemany(
-                    "INSERT INTO outages (target, contract, kind, start, end) VALUES (?,?,?,?,?)"
-                    " ON CONFLICT (target, kind, start) DO UPDATE SET end=excluded.end",
+                    "INSERT INTO outages (target, contract, kind, start, end, evidence) VALUES (?,?,?,?,?,?)"
+                    " ON CONFLICT (target, kind, start) DO UPDATE SET end=excluded.end,"
+                    " evidence=coalesce(json_patch(outages.evidence, excluded.evidence), excluded.evidence, outages.evidence)",
                     outage_rows,
                 )
                 self._db.executemany(
@@ -396,7 +399,8 @@ class SqliteStore:
         query = "SELECT * FROM outages" + (" WHERE target = ?" if target else "") + " ORDER BY start"
         with self._lock:
             rows = self._db.execute(query, (target,) if target else ()).fetchall()
-        return [OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"]) for r in rows]
+        return [OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"],
+                             json.loads(r["evidence"]) if r["evidence"] else None) for r in rows]
 
     def runs(self) -> list[RunRecord]:
         with self._lock:
@@ -415,7 +419,8 @@ class SqliteStore:
             rows = self._db.execute(
                 "SELECT * FROM outages WHERE start < ? AND (end IS NULL OR end > ?) ORDER BY start", (end, start)
             ).fetchall()
-        return [OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"]) for r in rows]
+        return [OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"],
+                             json.loads(r["evidence"]) if r["evidence"] else None) for r in rows]
 
     def monthly_rollups(self, month: str) -> dict[str, Rollup]:
         with self._lock:

@@ -1,0 +1,159 @@
+"""Uptime credits: exact decimal money from a month's figures and the contract's tier tables.
+
+Rules (documented for billing; tested against hand-computed scenarios):
+
+* Each tier names an objective (availability by default), a threshold
+  ``below`` and a ``credit`` in percent. For an objective, the tier with the
+  lowest ``below`` that the month's compliance is under applies
+  (99.9/99.0/95.0 -> the 95.0 tier for 94 %).
+* Compliance, in percent: availability itself; for latency the share of
+  RTT samples within the limit; for loss, jitter and one-way delay the share
+  of reachable cycles within the limit; for MOS the share of voice cycles
+  at or above the objective.
+* ``credit_basis: contract``: the tiers apply to the contract's figures
+  (its targets combined) and the contract's ``monthly_fee``.
+  ``credit_basis: target``: each circuit is judged on its own figures,
+  against its own ``monthly_fee``.
+* Several objectives' credits either add up (``credit_combine: sum``) or the
+  largest wins (``max``), per fee they apply to.
+* ``credit_cap`` caps the month's credit at that share of the fee (per
+  contract, over the sum of the fees the credits were computed on).
+* Amounts are Decimal, rounded half-up to the currency's minor unit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import ROUND_HALF_UP, Decimal
+from fractions import Fraction
+
+from .config import Contract, CreditTier
+from .rollup import Rollup
+from .sketch import RttSketch
+
+__all__ = ["CreditLine", "ContractCredit", "compliance", "tier_for", "contract_credit", "money", "MINOR_UNITS"]
+
+#: ISO 4217 currencies whose minor unit is not 2 digits
+MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0, "BHD": 3, "KWD": 3, "OMR": 3, "TND": 3, "JOD": 3}
+
+
+def money(amount: Decimal, currency: str) -> Decimal:
+    return amount.quantize(Decimal(1).scaleb(-MINOR_UNITS.get(currency, 2)), rounding=ROUND_HALF_UP)
+
+
+def _pct(frac: Fraction) -> Decimal:
+    return (Decimal(frac.numerator) * 100 / Decimal(frac.denominator)).quantize(Decimal("0.000001"))
+
+
+def compliance(objective: str, contract: Contract, availability: Fraction | None, rollup: Rollup) -> Decimal | None:
+    """The month's compliance with ``objective`` in percent; None when there is nothing to judge."""
+    obj = contract.objectives
+    if objective == "availability":
+        return None if availability is None else _pct(availability)
+    if objective == "latency":
+        if obj.latency is None or rollup.rtt.count == 0:
+            return None
+        return _pct(Fraction(share_at_most(rollup.rtt, obj.latency.max), rollup.rtt.count))
+    counters = {"loss": rollup.loss_ok, "jitter": rollup.jitter_ok, "one_way_delay": rollup.delay_ok}
+    if objective in counters:
+        if getattr(obj, objective) is None or rollup.quality_count == 0:
+            return None
+        return _pct(Fraction(counters[objective], rollup.quality_count))
+    if objective == "mos":
+        if obj.mos is None or rollup.mos_count == 0:
+            return None
+        return _pct(Fraction(rollup.mos_count - rollup.mos_below, rollup.mos_count))
+    raise ValueError(f"unknown objective {objective!r}")
+
+
+def share_at_most(sketch: RttSketch, limit: float) -> int:
+    """How many sketched values are at most ``limit`` (bucket resolution)."""
+    from .sketch import _MAPPING
+
+    key_limit = _MAPPING.key(limit)
+    return sum(n for key, n in sketch.bins.items() if key <= key_limit)
+
+
+def tier_for(value: Decimal | None, tiers: list[CreditTier], objective: str) -> CreditTier | None:
+    if value is None:
+        return None
+    matching = [t for t in tiers if t.objective == objective and value < t.below]
+    return min(matching, key=lambda t: t.below) if matching else None
+
+
+@dataclass(slots=True)
+class CreditLine:
+    scope: str  # "contract" or a target id
+    objective: str
+    compliance_pct: Decimal | None
+    tier_below_pct: Decimal | None
+    credit_pct: Decimal
+    fee: Decimal
+    amount: Decimal
+    evidence: list[dict] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class ContractCredit:
+    basis: str
+    combine: str
+    currency: str
+    fees: Decimal
+    cap_pct: Decimal | None
+    lines: list[CreditLine]
+    uncapped: Decimal
+    total: Decimal
+
+    @property
+    def capped(self) -> bool:
+        return self.total < self.uncapped
+
+
+def _judge(scope: str, contract: Contract, fee: Decimal, availability: Fraction | None, rollup: Rollup,
+           evidence: list[dict]) -> tuple[list[CreditLine], Decimal]:
+    """Lines for one fee; returns them and the credit percent that applies after combining."""
+    lines = []
+    for objective in dict.fromkeys(t.objective for t in contract.credit_tiers):
+        value = compliance(objective, contract, availability, rollup)
+        tier = tier_for(value, contract.credit_tiers, objective)
+        if tier is None:
+            continue
+        lines.append(CreditLine(scope, objective, value, tier.below, tier.credit, fee,
+                                money(fee * tier.credit / 100, contract.currency), evidence))
+    if not lines:
+        return [], Decimal(0)
+    pcts = [line.credit_pct for line in lines]
+    pct = sum(pcts, Decimal(0)) if contract.credit_combine == "sum" else max(pcts)
+    if contract.credit_combine == "max":
+        winner = max(lines, key=lambda line: line.credit_pct)
+        for line in lines:
+            if line is not winner:
+                line.amount = Decimal(0)  # shown, but the largest credit wins
+    return lines, min(pct, Decimal(100))
+
+
+def contract_credit(contract: Contract, targets: list, combined_availability: Fraction | None,
+                    combined_rollup: Rollup, target_fees: dict[str, Decimal | None],
+                    evidence: dict[str, list[dict]]) -> ContractCredit:
+    """``targets``: the contract's TargetMonth figures (monitor.monthly)."""
+    lines: list[CreditLine] = []
+    uncapped = Decimal(0)
+    if contract.credit_basis == "contract":
+        fees = contract.monthly_fee
+        all_evidence = [e for t in targets for e in evidence.get(t.target, [])]
+        new, pct = _judge("contract", contract, fees, combined_availability, combined_rollup, all_evidence)
+        lines += new
+        uncapped = money(fees * pct / 100, contract.currency)
+    else:
+        fees = Decimal(0)
+        for t in targets:
+            fee = target_fees.get(t.target) or Decimal(0)
+            fees += fee
+            new, pct = _judge(t.target, contract, fee, t.availability.ratio, t.rollup, evidence.get(t.target, []))
+            lines += new
+            uncapped += money(fee * pct / 100, contract.currency)
+    total = uncapped
+    if contract.credit_cap is not None:
+        total = min(total, money(fees * contract.credit_cap / 100, contract.currency))
+    return ContractCredit(contract.credit_basis, contract.credit_combine, contract.currency, fees,
+                          contract.credit_cap, lines, uncapped, total)

@@ -1,0 +1,107 @@
+"""The daemon's monthly report run: the previous month's reports on the configured day, caught up at start.
+
+A month's run is done when its JSON report exists in ``directory/<month>/``,
+so a missed run (the daemon was down on the day) is made at the next start.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+from .config import Config
+from .periods import local_to_ms
+
+__all__ = ["ReportSchedule", "write_reports"]
+
+log = logging.getLogger("slawatch.reports")
+
+
+def write_reports(store, config: Config, month: str, directory: Path, formats: list[str], now: float,
+                  contract: str | None = None, progress=None) -> list[Path]:
+    from .report import build_report, render_csv, render_html, render_pdf, to_json
+
+    report = build_report(store, config, month, now=now, contract_id=contract, progress=progress)
+    directory.mkdir(parents=True, exist_ok=True)
+    stem = directory / f"slawatch-report-{month}" if contract is None else directory / f"slawatch-report-{month}-{contract}"
+    written = []
+    html_path = stem.with_suffix(".html")
+    for fmt in sorted(formats, key=lambda f: f == "json"):  # JSON last: it marks the run as done
+        path = stem.with_suffix(f".{fmt}")
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        if fmt == "json":
+            tmp.write_text(to_json(report))
+        elif fmt == "csv":
+            tmp.write_text(render_csv(report))
+        elif fmt == "html":
+            tmp.write_text(render_html(report))
+        elif fmt == "pdf":
+            if not html_path.exists():
+                html_path.write_text(render_html(report))
+            render_pdf(str(html_path.resolve()), str(tmp.resolve()))
+        os.replace(tmp, path)
+        written.append(path)
+    return written
+
+
+class ReportSchedule:
+    def __init__(self, config: Config, store, clock: Callable[[], float]):
+        self.config = config
+        self.store = store
+        self.clock = clock
+        self.cfg = config.reports
+
+    def due_month(self, now: float) -> str | None:
+        """The previous month, once this month's run time has passed and its report is not there yet."""
+        if self.cfg is None or not self.cfg.enabled:
+            return None
+        tz = self.cfg.timezone
+        local = datetime.fromtimestamp(now, ZoneInfo(tz))
+        hour, minute = (int(x) for x in self.cfg.at.split(":"))
+        run_at = local_to_ms(datetime(local.year, local.month, self.cfg.day, hour, minute), tz) / 1000
+        if now < run_at:
+            return None
+        year, month = (local.year - 1, 12) if local.month == 1 else (local.year, local.month - 1)
+        label = f"{year:04d}-{month:02d}"
+        if (Path(self.cfg.directory) / label / f"slawatch-report-{label}.json").exists():
+            return None
+        return label
+
+    def run_pending(self, now: float | None = None) -> list[Path]:
+        now = self.clock() if now is None else now
+        month = self.due_month(now)
+        if month is None:
+            return []
+        paths = write_reports(self.store, self.config, month, Path(self.cfg.directory) / month, self.cfg.formats, now)
+        log.info("monthly reports for %s written: %s", month, ", ".join(p.name for p in paths))
+        if self.cfg.mail_sink:
+            self._mail(month, paths)
+        return paths
+
+    def _mail(self, month: str, paths: list[Path]) -> None:
+        import smtplib
+        import ssl
+
+        sink = next(s for s in self.config.ticket_sinks if s.name == self.cfg.mail_sink)
+        msg = EmailMessage()
+        msg["From"], msg["To"] = sink.sender, ", ".join(sink.to)
+        msg["Subject"] = f"[slawatch] SLA and credit reports for {month}"
+        msg.set_content(f"The monthly SLA and uptime-credit reports for {month} are attached.\n")
+        types = {".json": ("application", "json"), ".csv": ("text", "csv"), ".html": ("text", "html"), ".pdf": ("application", "pdf")}
+        for p in paths:
+            main, sub = types[p.suffix]
+            msg.add_attachment(p.read_bytes(), maintype=main, subtype=sub, filename=p.name)
+        try:
+            with smtplib.SMTP(sink.host, sink.port, timeout=sink.timeout) as smtp:
+                if sink.starttls:
+                    smtp.starttls(context=ssl.create_default_context(cafile=sink.ca_file))
+                if sink.username:
+                    smtp.login(sink.username, sink.password.get_secret_value() if sink.password else "")
+                smtp.send_message(msg)
+        except (OSError, smtplib.SMTPException) as exc:
+            log.error("mailing the %s reports through %s failed: %s", month, sink.name, exc)

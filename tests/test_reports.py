@@ -1,0 +1,234 @@
+"""Monthly reports: golden scenarios with hand-computed figures, the four formats, the schedule."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import signal
+import subprocess
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SLAWATCH, free_port
+from monitor.config import parse_config
+from monitor.periods import month_period
+from monitor.report import build_report, render_csv, render_html
+from monitor.report_schedule import ReportSchedule
+from monitor.rollup import Rollup
+from monitor.store import Batch, OutageRecord, SqliteStore, StateRecord, UnknownRecord
+
+TIERS = [{"below": "99.9%", "credit": "5%"}, {"below": "99.0%", "credit": "10%"}, {"below": "95.0%", "credit": "25%"}]
+
+
+def ts(*args) -> float:
+    return datetime(*args, tzinfo=timezone.utc).timestamp()
+
+
+def scenario(tmp_path, *, contract=None, targets=("t1",), outages=(), unknown=(), first=None, last=None, tz="UTC",
+             target_fees=None):
+    cfg = parse_config({
+        "contracts": [{"id": "c1", "customer": "Reseller Alliance", "provider": "ExampleTel", "timezone": tz,
+                       "monthly_fee": "1200.00", "currency": "EUR", "objectives": {"availability": "99.9%"},
+                       "credit_tiers": TIERS, **(contract or {})}],
+        "targets": [{"id": t, "contract": "c1", "kind": "internet", "address": "127.0.0.1", "interval": "30s",
+                     **({"monthly_fee": target_fees[t]} if target_fees else {})} for t in targets],
+    })
+    store = SqliteStore(tmp_path / "s.db")
+    store.migrate()
+    p = month_period(2026, 11, tz)
+    first = p.start_ms / 1000 if first is None else first
+    last = p.end_ms / 1000 - 30 if last is None else last
+    batch = Batch()
+    for t in targets:
+        batch.states[t] = StateRecord(t, "up", first, last, {"first_cycle": first, "last_cycle": last})
+    for t, s, e in outages:
+        batch.outages.append(OutageRecord(t, "c1", "down", s, e, {"failed_cycles": 3, "last_good": {"at": s - 30, "rtt_ms": 12.5},
+                                                                 "first_bad": {"at": s, "reason": "no reply"}}))
+    for t, s, e in unknown:
+        batch.unknown.append(UnknownRecord(t, s, e, "no probe cycles"))
+    store.write(batch)
+    return cfg, store
+
+
+def report(cfg, store, month="2026-11"):
+    return build_report(store, cfg, month, now=ts(2026, 12, 5))
+
+
+def test_clean_month(tmp_path):
+    cfg, store = scenario(tmp_path)
+    r = report(cfg, store)
+    c = r["contracts"][0]
+    assert r["schema"] == "slawatch.report/1" and r["version"] == 1
+    assert c["period"]["seconds"] == 2_592_000 and c["availability"]["value_pct"] == "100.0000" and c["availability"]["met"]
+    assert c["credits"]["total"] == "0.00" and c["credits"]["lines"] == []
+
+
+def test_missed_month_with_credit_tiers(tmp_path):
+    cfg, store = scenario(tmp_path, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+    c = report(cfg, store)["contracts"][0]
+    # (2,592,000 - 10,800) / 2,592,000 = 99.5833 % -> below 99.9 but not below 99.0: 5 % of 1200.00
+    assert c["availability"]["value_pct"] == "99.5833" and c["availability"]["met"] is False
+    [line] = c["credits"]["lines"]
+    assert (line["tier_below_pct"], line["credit_pct"], line["amount"]) == ("99.9", "5", "60.00")
+    assert c["credits"]["total"] == "60.00"
+    [outage] = line["evidence"]
+    assert outage["duration_s"] == 10800 and outage["targets"] == ["t1"]
+    assert outage["probe_evidence"] == {"failed_cycles": 3, "last_good": {"at": ts(2026, 11, 10) - 30, "rtt_ms": 12.5},
+                                        "first_bad": {"at": ts(2026, 11, 10), "reason": "no reply"}}
+    t = c["targets"][0]
+    assert t["outages"]["count"] == 1 and t["outages"]["mttr_s"] == 10800 and t["outages"]["longest_s"] == 10800
+
+
+def test_cap(tmp_path):
+    cfg, store = scenario(tmp_path, contract={"credit_cap": "20%"}, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 12))])
+    c = report(cfg, store)["contracts"][0]
+    # 93.3333 % -> the 95.0 tier: 25 % = 300.00, capped at 20 % = 240.00
+    assert c["availability"]["value_pct"] == "93.3333"
+    assert c["credits"]["uncapped"] == "300.00" and c["credits"]["total"] == "240.00" and c["credits"]["capped"] is True
+
+
+@pytest.mark.parametrize("policy,expected", [("exclude", "99.8605"), ("downtime", "99.7214")])
+def test_maintenance_and_unknown(tmp_path, policy, expected):
+    cfg, store = scenario(
+        tmp_path,
+        contract={"unknown_time": policy,
+                  "maintenance": [{"name": "m", "start": "2026-11-08T02:00:00", "end": "2026-11-08T04:00:00"}]},
+        outages=[("t1", ts(2026, 11, 8, 3), ts(2026, 11, 8, 5))],
+        unknown=[("t1", ts(2026, 11, 20), ts(2026, 11, 20, 1))],
+    )
+    t = report(cfg, store)["contracts"][0]["targets"][0]
+    assert t["excluded_s"]["maintenance"] == 7200 and t["excluded_s"]["unknown"] == 3600
+    # exclude: (2,592,000 - 10,800 - 3,600) / (2,592,000 - 10,800); downtime: (2,592,000 - 14,400) / (2,592,000 - 7,200)
+    assert t["downtime_s"] == (3600 if policy == "exclude" else 7200)
+    assert t["availability"]["value_pct"] == expected
+
+
+def test_dst_month_uses_the_true_length(tmp_path):
+    tz = "America/New_York"
+    p = month_period(2026, 11, tz)
+    start = p.start_ms / 1000 + 10 * 86400
+    cfg, store = scenario(tmp_path, tz=tz, outages=[("t1", start, start + 2594)])
+    c = report(cfg, store)["contracts"][0]
+    # 2,594 s of 2,595,600 s (30 days + 1 hour) is 99.90006 %: met, no credit.
+    # A 30-day month (2,592,000 s) would give 99.89992 % and a wrong credit.
+    assert c["period"]["seconds"] == 2_595_600
+    assert c["availability"]["value_pct"] == "99.9001" and c["availability"]["met"] is True
+    assert c["credits"]["total"] == "0.00"
+
+
+def test_per_circuit_fees_and_rounding(tmp_path):
+    cfg, store = scenario(tmp_path, contract={"credit_basis": "target"}, targets=("t1", "t2"),
+                          target_fees={"t1": "99.99", "t2": "50.00"},
+                          outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+    c = report(cfg, store)["contracts"][0]
+    # t1: 5 % of 99.99 = 4.9995 -> 5.00 (half up); t2 is clean
+    assert [(line["scope"], line["amount"]) for line in c["credits"]["lines"]] == [("t1", "5.00")]
+    assert c["credits"]["fees"] == "149.99" and c["credits"]["total"] == "5.00"
+
+
+def test_chronic_failure_across_months(tmp_path):
+    cfg, store = scenario(tmp_path, contract={"chronic": {"missed_months": 2, "window_months": 3}},
+                          first=ts(2026, 9, 1), outages=[("t1", ts(2026, 9, 10), ts(2026, 9, 10, 3)),
+                                                         ("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+    ch = report(cfg, store)["contracts"][0]["chronic"]
+    assert [(m["month"], m["missed"]) for m in ch["months"]] == [("2026-11", True), ("2026-10", False), ("2026-09", True)]
+    assert ch["missed"] == 2 and ch["termination_right_reached"] is True
+
+
+def test_csv_reads_back(tmp_path):
+    cfg, store = scenario(tmp_path, targets=("t1", "t2"), outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+    rows = list(csv.DictReader(io.StringIO(render_csv(report(cfg, store)))))
+    assert [(r["contract"], r["target"]) for r in rows] == [("c1", "t1"), ("c1", "t2")]
+    assert rows[0]["availability_pct"] == "99.5833" and rows[0]["downtime_s"] == "10800.0" and rows[0]["met"] == "False"
+    # the contract combines both targets: (5,184,000 - 10,800) / 5,184,000 = 99.79 % -> 5 % of 1200.00
+    assert rows[1]["availability_pct"] == "100.0000" and rows[0]["contract_credit_total"] == "60.00"
+
+
+def chromium():
+    path = shutil.which("chromium")
+    if path is None:
+        pytest.skip("Chromium is not installed (scripts/dev-setup installs chromium)")
+    return path
+
+
+def test_html_renders_with_charts_in_headless_chromium(tmp_path):
+    browser = chromium()
+    cfg, store = scenario(tmp_path, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+    html = tmp_path / "r.html"
+    html.write_text(render_html(report(cfg, store)))
+    assert html.read_text().count("data:image/png;base64,") == 1
+    shot = tmp_path / "shot.png"
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'p'}",
+                    "--window-size=1000,1400", f"--screenshot={shot}", f"file://{html}"], capture_output=True, timeout=120)
+    import matplotlib.image
+
+    pixels = (matplotlib.image.imread(shot)[:, :, :3] * 255).round().astype(int).reshape(-1, 3).tolist()
+    colours = {tuple(p) for p in pixels}
+    assert (39, 174, 96) in colours  # the green bars of days that met the objective
+    assert (192, 57, 43) in colours  # the red bar of the day with the outage, and the timeline
+    assert len(pixels) == 1000 * 1400
+
+
+def test_scheduled_run_under_a_controllable_clock(tmp_path):
+    cfg, store = scenario(tmp_path, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+    cfg = cfg.model_copy(update={"reports": parse_config({"reports": {"directory": str(tmp_path / "reports"), "day": 2,
+                                                                      "at": "06:00", "formats": ["json", "csv", "html"]}}).reports})
+    clock = [ts(2026, 12, 2, 5, 59)]
+    schedule = ReportSchedule(cfg, store, lambda: clock[0])
+    assert schedule.run_pending() == []  # not yet
+    clock[0] = ts(2026, 12, 2, 6, 0)
+    written = schedule.run_pending()
+    assert sorted(p.name for p in written) == ["slawatch-report-2026-11.csv", "slawatch-report-2026-11.html",
+                                               "slawatch-report-2026-11.json"]
+    assert json.loads(written[-1].read_text())["contracts"][0]["credits"]["total"] == "60.00"
+    assert schedule.run_pending() == []  # done once
+    # a missed run is caught up at the next start, even days later
+    for p in written:
+        p.unlink()
+    clock[0] = ts(2026, 12, 9, 12)
+    assert len(ReportSchedule(cfg, store, lambda: clock[0]).run_pending()) == 3
+
+
+def test_all_four_formats_from_a_real_run(write_config, tmp_path, icmp_mode):
+    db = tmp_path / "store.db"
+    path = write_config(f"""
+storage: {{path: {db}, flush_interval: 200ms}}
+exporter: {{listen: "127.0.0.1:{free_port()}"}}
+contracts:
+  - {{id: c1, customer: ACME, provider: ExampleTel, monthly_fee: "100.00", objectives: {{availability: 99.9%}},
+      credit_tiers: [{{below: 99.9%, credit: 5%}}]}}
+targets:
+  - {{id: lo1, contract: c1, kind: internet, address: 127.0.0.1, interval: 1s}}
+  - {{id: lo2, contract: c1, kind: voice, address: "::1", interval: 1s, probes: {{icmp: {{count: 20, spacing: 20ms}}}}}}
+""")
+    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=20) == 0
+    month = datetime.now(timezone.utc).strftime("%Y-%m")
+    outputs = {}
+    formats = ["json", "csv", "html"] + (["pdf"] if shutil.which("chromium") else [])
+    for fmt in formats:
+        out = tmp_path / f"r.{fmt}"
+        r = subprocess.run(SLAWATCH + ["report", "-c", str(path), "--month", month, "--format", fmt, "-o", str(out)],
+                           cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        outputs[fmt] = out
+    doc = json.loads(outputs["json"].read_text())
+    targets = doc["contracts"][0]["targets"]
+    assert [t["id"] for t in targets] == ["lo1", "lo2"]
+    assert all(t["cycles"]["good"] >= 2 and t["downtime_s"] == 0 for t in targets)
+    assert targets[1]["voice"]["mos_mean"] > 4.0
+    assert len(list(csv.DictReader(outputs["csv"].open()))) == 2
+    assert outputs["html"].read_text().count("data:image/png;base64,") == 2
+    if "pdf" in outputs:
+        assert outputs["pdf"].read_bytes()[:5] == b"%PDF-"
+    # stdout works for json without -o
+    r = subprocess.run(SLAWATCH + ["report", "-c", str(path), "--month", month], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and json.loads(r.stdout)["month"] == month
