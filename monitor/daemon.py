@@ -84,6 +84,9 @@ class Daemon:
             on_new_event=self.ledger.apply,
         )
         self.deliverer = Deliverer(store, self.ledger, {s.name: make_sink(s) for s in config.ticket_sinks if s.enabled})
+        from .report_schedule import ReportSchedule
+
+        self.reports = ReportSchedule(config, store, time.time)
         self._delivery_task: asyncio.Task | None = None
         self.scheduler = ProbeScheduler(self.stats)
         self.ingestor = Ingestor(config)
@@ -159,6 +162,14 @@ class Daemon:
         self.scheduler.scheduler.add_job(self._escalate, "interval", seconds=ESCALATION_INTERVAL, id="escalation")
         self.scheduler.scheduler.add_job(self._poll_acks, "interval", seconds=ACK_POLL_INTERVAL, id="ack-poll")
         self._delivery_task = asyncio.create_task(self._deliver_loop(), name="ticket-delivery")
+        if self.config.reports is not None and self.config.reports.enabled:
+            from apscheduler.triggers.cron import CronTrigger
+
+            r = self.config.reports
+            hour, minute = (int(x) for x in r.at.split(":"))
+            self.scheduler.scheduler.add_job(self._monthly_reports, CronTrigger(day=r.day, hour=hour, minute=minute,
+                                                                                timezone=r.timezone), id="monthly-reports")
+            asyncio.get_running_loop().call_later(10, lambda: asyncio.ensure_future(self._monthly_reports()))  # catch up
         self.scheduler.start()
         self.scheduler.scheduler.modify_job("sla-evaluation", next_run_time=_soon(5))
         self.ready.set()
@@ -237,6 +248,13 @@ class Daemon:
             await self.deliverer.keep_alerts_firing()
         except Exception:
             log.exception("acknowledgement polling failed")
+
+    async def _monthly_reports(self) -> None:
+        try:
+            await self.writer.flush()
+            await asyncio.to_thread(self.reports.run_pending)
+        except Exception:
+            log.exception("monthly report run failed; it is retried at the next start or run")
 
     async def _purge(self) -> None:
         now = time.time()
