@@ -232,3 +232,37 @@ targets:
     # stdout works for json without -o
     r = subprocess.run(SLAWATCH + ["report", "-c", str(path), "--month", month], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and json.loads(r.stdout)["month"] == month
+
+
+def test_scheduled_reports_are_mailed(tmp_path, smtp_server, monkeypatch):
+    port, cert, received = smtp_server
+    cfg, store = scenario(tmp_path, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+    extra = parse_config({
+        "reports": {"directory": str(tmp_path / "reports"), "day": 1, "formats": ["json", "csv"], "mail_sink": "mail"},
+        "ticket_sinks": [{"name": "mail", "type": "email", "host": "127.0.0.1", "port": port, "username": "slawatch",
+                          "password": "s3cret-smtp", "from": "slawatch@example.net", "to": ["billing@example.net"],
+                          "ca_file": str(cert)}],
+    })
+    cfg = cfg.model_copy(update={"reports": extra.reports, "ticket_sinks": extra.ticket_sinks})
+    ReportSchedule(cfg, store, lambda: ts(2026, 12, 1, 7)).run_pending()
+    import email
+
+    [envelope] = received
+    msg = email.message_from_bytes(envelope.original_content)
+    assert msg["Subject"] == "[slawatch] SLA and credit reports for 2026-11" and envelope.rcpt_tos == ["billing@example.net"]
+    names = sorted(part.get_filename() for part in msg.walk() if part.get_filename())
+    assert names == ["slawatch-report-2026-11.csv", "slawatch-report-2026-11.json"]
+
+
+def test_mail_sink_must_be_an_email_sink(write_config):
+    from monitor.config import load_config
+    from monitor.errors import ConfigError
+
+    path = write_config("""
+contracts: [{id: c1, customer: A, provider: B, objectives: {availability: 99.9%}}]
+reports: {mail_sink: hook}
+ticket_sinks: [{name: hook, type: webhook, url: "http://127.0.0.1:9/"}]
+""")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == ["reports.mail_sink: must name an email ticket sink (got 'hook')"]

@@ -153,38 +153,6 @@ def test_alertmanager_down_for_the_whole_outage_then_delivered(tmp_path):
 # --------------------------------------------------------------------------- email (aiosmtpd)
 
 
-@pytest.fixture
-def smtp_server(tmp_path):
-    pytest.importorskip("aiosmtpd")
-    from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult, LoginPassword
-    import ssl
-
-    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
-                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
-                   check=True, capture_output=True)
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
-    received = []
-
-    class Handler:
-        async def handle_DATA(self, server, session, envelope):
-            received.append(envelope)
-            return "250 OK"
-
-    def authenticator(server, session, envelope, mechanism, auth_data):
-        ok = isinstance(auth_data, LoginPassword) and auth_data.login == b"slawatch" and auth_data.password == b"s3cret-smtp"
-        return AuthResult(success=ok)
-
-    port = free_port()
-    controller = Controller(Handler(), hostname="127.0.0.1", port=port, tls_context=context, require_starttls=True,
-                            authenticator=authenticator, auth_require_tls=True)
-    controller.start()
-    yield port, cert, received
-    controller.stop()
-
-
 def test_email_starttls_auth_and_threading(smtp_server, tmp_path, monkeypatch, caplog):
     port, cert, received = smtp_server
     monkeypatch.setenv("T_SMTP_PASSWORD", "s3cret-smtp")
