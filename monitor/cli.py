@@ -101,7 +101,12 @@ def cmd_check_config(args) -> int:
 
 
 def cmd_run(args) -> int:
+    import faulthandler
+    import signal
+
     from .daemon import run_daemon
+
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack to the log
 
     config = load_config(args.config)
     setup_logging(config.logging.level, config.logging.format)

@@ -14,6 +14,8 @@ from probes.icmp import IcmpEngine, check_icmp_permission
 
 from . import __version__
 from .config import Config, Target, load_config
+from .errors import ConfigError, SlawatchError
+from .sdnotify import notify, watchdog_interval
 from .cycle import run_cycle
 from .errors import NotYetImplemented
 from .exporter import ExporterServer, make_registry
@@ -87,6 +89,7 @@ class Daemon:
         from .report_schedule import ReportSchedule
 
         self.reports = ReportSchedule(config, store, time.time)
+        self.deliverer.sinks_config = list(config.ticket_sinks)
         self._delivery_task: asyncio.Task | None = None
         self.scheduler = ProbeScheduler(self.stats)
         self.ingestor = Ingestor(config)
@@ -141,6 +144,8 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
+        self.loop = loop
         self.probe_context.icmp_engine = IcmpEngine()
         self.run_id = await asyncio.to_thread(self.store.begin_run, time.time(), __version__)
         await asyncio.to_thread(self.ingestor.preload, self.store, time.time())
@@ -148,11 +153,13 @@ class Daemon:
         self.writer.start()
         if self.config.exporter.enabled:
             auth = self.config.exporter.basic_auth
+            token = self.config.exporter.reload_token
             self.exporter = ExporterServer(
                 make_registry(self.live),
                 self.config.exporter.listen,
                 ready=self.ready,
                 basic_auth=(auth.username, auth.password.get_secret_value()) if auth else None,
+                reload=(token.get_secret_value(), self._reload_from_thread) if token else None,
             )
             self.exporter.start()
             log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)
@@ -170,9 +177,14 @@ class Daemon:
             self.scheduler.scheduler.add_job(self._monthly_reports, CronTrigger(day=r.day, hour=hour, minute=minute,
                                                                                 timezone=r.timezone), id="monthly-reports")
             asyncio.get_running_loop().call_later(10, lambda: asyncio.ensure_future(self._monthly_reports()))  # catch up
+        interval = watchdog_interval()
+        if interval:
+            # pinged from the scheduler's own loop: if the scheduler hangs, systemd restarts us
+            self.scheduler.scheduler.add_job(lambda: notify("WATCHDOG=1"), "interval", seconds=interval, id="watchdog")
         self.scheduler.start()
         self.scheduler.scheduler.modify_job("sla-evaluation", next_run_time=_soon(5))
         self.ready.set()
+        notify(f"READY=1\nSTATUS={self.config.summary()}")
         log.info(
             "slawatch %s started: %s; store %s", __version__, self.config.summary(), self.config.storage.path
         )
@@ -272,7 +284,73 @@ class Daemon:
     def _request_stop(self, sig: signal.Signals) -> None:
         if not self.stopping.is_set():
             log.info("received %s, stopping", sig.name)
+            notify("STOPPING=1")
             self.stopping.set()
+
+    # -- hot reload ------------------------------------------------------------------------
+    def _reload_from_thread(self) -> tuple[bool, list[str]]:
+        """For the exporter's POST /-/reload: run the reload on the event loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(self.reload(), self.loop).result(timeout=60)
+
+    async def reload(self) -> tuple[bool, list[str]]:
+        """Parse the new config fully, then swap; an invalid one keeps the old one running."""
+        notify("RELOADING=1")
+        try:
+            new = await asyncio.to_thread(load_config, self.config_path)
+            check_runnable(new)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("config reload rejected: %s: %s", exc.source, problem)
+            self.stats.config_reload_ok = False
+            notify("READY=1\nSTATUS=config reload failed; running the previous config")
+            return False, exc.problems
+        except SlawatchError as exc:
+            log.error("config reload rejected: %s", exc)
+            self.stats.config_reload_ok = False
+            notify("READY=1\nSTATUS=config reload failed; running the previous config")
+            return False, [str(exc)]
+        for key, what in (("storage", "storage"), ("exporter", "exporter")):
+            if getattr(new, key) != getattr(self.config, key):
+                log.warning("config reload: %s settings changed; they take effect at the next restart", what)
+        new = new.model_copy(update={"storage": self.config.storage, "exporter": self.config.exporter})
+        old = {t.id: t for t in self.config.targets}
+        fresh = {t.id: t for t in new.targets}
+        self.config = new
+        self.ingestor.reconfigure(new)
+        self.evaluator = SlaEvaluator(new, self.store)
+        self.ledger.reconfigure(new)
+        if [s for s in new.ticket_sinks] != list(self.deliverer.sinks_config):
+            await self.deliverer.replace_sinks({s.name: make_sink(s) for s in new.ticket_sinks if s.enabled},
+                                               list(new.ticket_sinks))
+        self.reports.config, self.reports.cfg = new, new.reports
+        saved = {k: v.tracker for k, v in (await asyncio.to_thread(self.store.load_states)).items()}
+        entries = dict(self.live.targets)
+        for tid in set(old) - set(fresh):
+            self.scheduler.remove(tid)
+            entries.pop(tid, None)
+        for tid, target in fresh.items():
+            if tid not in old:
+                entries[tid] = TargetLive(target.id, target.contract, target.kind, _tracker_for(target, saved.get(tid)))
+                self.scheduler.add(tid, target.interval, self._job(target))
+            elif target != old[tid]:
+                live = entries[tid]
+                live.contract, live.kind = target.contract, target.kind
+                live.tracker.failure_threshold = target.failure_threshold
+                live.tracker.recovery_threshold = target.recovery_threshold
+                live.tracker.degraded_threshold = target.degraded_threshold
+                if target.interval != old[tid].interval:
+                    self.scheduler.add(tid, target.interval, self._job(target))
+                else:  # same schedule: only the job's code changes, so no cycle is lost or doubled
+                    self.scheduler.scheduler.modify_job(tid, func=self._job(target))
+            else:
+                self.scheduler.scheduler.modify_job(tid, func=self._job(target))  # its contract may have changed
+        self.live.set_targets(entries)
+        self.stats.config_reload_ok = True
+        self.stats.config_reload_time = time.time()
+        added, removed = len(set(fresh) - set(old)), len(set(old) - set(fresh))
+        log.info("config reloaded: %s (%d targets added, %d removed)", new.summary(), added, removed)
+        notify(f"READY=1\nSTATUS={new.summary()}")
+        return True, []
 
     async def _shutdown(self) -> None:
         self.scheduler.shutdown()

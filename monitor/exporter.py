@@ -183,7 +183,7 @@ class ExporterServer:
     """Serves the registry over HTTP on ``host:port`` in a background thread."""
 
     def __init__(self, registry: CollectorRegistry, listen: str, *, ready: threading.Event | None = None,
-                 basic_auth: tuple[str, str] | None = None):
+                 basic_auth: tuple[str, str] | None = None, reload=None):
         host, _, port = listen.rpartition(":")
         self.host = host.strip("[]")
         self.port = int(port)
@@ -198,6 +198,8 @@ class ExporterServer:
                 start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="slawatch"')])
                 return [b"unauthorized\n"]
             path = environ.get("PATH_INFO", "")
+            if path == "/-/reload":
+                return reload_endpoint(environ, start_response)
             if path == "/-/healthy":
                 start_response("200 OK", [("Content-Type", "text/plain")])
                 return [b"slawatch is healthy\n"]
@@ -211,6 +213,24 @@ class ExporterServer:
                 return metrics_app(environ, start_response)
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"not found\n"]
+
+        def reload_endpoint(environ, start_response):
+            if reload is None:
+                start_response("404 Not Found", [("Content-Type", "text/plain")])
+                return [b"reload endpoint not enabled (set exporter.reload_token)\n"]
+            if environ.get("REQUEST_METHOD") != "POST":
+                start_response("405 Method Not Allowed", [("Allow", "POST")])
+                return [b"use POST\n"]
+            token, do_reload = reload
+            if not hmac.compare_digest(environ.get("HTTP_AUTHORIZATION", ""), f"Bearer {token}"):
+                start_response("403 Forbidden", [("Content-Type", "text/plain")])
+                return [b"wrong or missing reload token\n"]
+            ok, problems = do_reload()
+            if ok:
+                start_response("200 OK", [("Content-Type", "text/plain")])
+                return [b"config reloaded\n"]
+            start_response("400 Bad Request", [("Content-Type", "text/plain")])
+            return [("config reload rejected; the previous config keeps running:\n" + "\n".join(problems) + "\n").encode()]
 
         server_cls = _Server
         if ":" in self.host:

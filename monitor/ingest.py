@@ -65,6 +65,12 @@ class Ingestor:
         self._monthly: dict[tuple[str, str], Rollup] = {}
         self._maintenance_days: dict[tuple[str, int], list[tuple[int, int]]] = {}
 
+    def reconfigure(self, config: Config) -> None:
+        """A reload: new targets and windows; the rollups being accumulated stay."""
+        self.config = config
+        self._contracts = {c.id: c for c in config.contracts}
+        self._maintenance_days.clear()
+
     # -- restart -----------------------------------------------------------------------
     def preload(self, store, now: float) -> None:
         """Load the current hour's and month's rollup snapshots, so a restart adds to them."""

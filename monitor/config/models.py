@@ -294,6 +294,7 @@ class ExporterConfig(_Model):
     enabled: bool = True
     listen: HostPort = "127.0.0.1:9842"
     basic_auth: BasicAuth | None = None
+    reload_token: Secret | None = None  # enables POST /-/reload with "Authorization: Bearer <token>"
 
 
 class _SinkBase(_Model):
@@ -371,6 +372,8 @@ class ReportsConfig(_Model):
 class LoggingConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "text", "json"] = "auto"
+    #: per component, e.g. {slawatch.tickets: debug, slawatch.cycle: warning}
+    levels: dict[str, Literal["debug", "info", "warning", "error"]] = Field(default_factory=dict)
 
 
 class Config(_Model):

@@ -45,6 +45,12 @@ class Deliverer:
         self.failures: Counter[str] = Counter()
         self.delivered: Counter[str] = Counter()
         self.semaphore = asyncio.Semaphore(concurrency)
+        self.sinks_config: list = []
+
+    async def replace_sinks(self, sinks: dict[str, Sink], configs: list) -> None:
+        old, self.sinks, self.sinks_config = self.sinks, sinks, configs
+        for sink in old.values():
+            await sink.aclose()
 
     def _due(self, now: float, limit: int = 200) -> list[sqlite3.Row]:
         with self.store._lock:

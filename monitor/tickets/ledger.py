@@ -91,6 +91,11 @@ class Ledger:
         self.contracts: dict[str, Contract] = {c.id: c for c in config.contracts}
         self.sinks = {s.name: s for s in config.ticket_sinks if s.enabled}
 
+    def reconfigure(self, config: Config) -> None:
+        self.config = config
+        self.contracts = {c.id: c for c in config.contracts}
+        self.sinks = {s.name: s for s in config.ticket_sinks if s.enabled}
+
     # -- helpers -------------------------------------------------------------------------
     def _note(self, db: sqlite3.Connection, ticket_id: int, kind: str, text: str, at: float) -> None:
         db.execute("INSERT INTO ticket_events (ticket_id, at, kind, text) VALUES (?,?,?,?)", (ticket_id, at, kind, text))
