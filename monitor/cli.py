@@ -108,8 +108,10 @@ def cmd_run(args) -> int:
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack to the log
 
+    from .logs import config_secrets
+
     config = load_config(args.config)
-    setup_logging(config.logging.level, config.logging.format)
+    setup_logging(config.logging.level, config.logging.format, config.logging.levels, config_secrets(config))
     return run_daemon(args.config)
 
 
@@ -150,6 +152,9 @@ def cmd_probe(args) -> int:
 
 
 def cmd_status(args) -> int:
+    import sqlite3
+
+    from .evaluator import SlaEvaluator
     from .store import SqliteStore
 
     config = load_config(args.config)
@@ -157,6 +162,14 @@ def cmd_status(args) -> int:
     try:
         states = store.load_states()
         last = store.last_cycles()
+        coverage = {t: (s.tracker.get("first_cycle"), s.tracker.get("last_cycle")) for t, s in states.items()}
+        try:
+            sla, _ = SlaEvaluator(config, store).evaluate(time.time(), coverage)
+        except sqlite3.OperationalError:
+            sla = {}
+        with store._lock:
+            open_tickets = {r[0]: r[1] for r in store._db.execute(
+                "SELECT incident_key, id FROM tickets WHERE state != 'resolved' AND incident_key LIKE 'outage:%'")}
     finally:
         store.close()
     now = time.time()
@@ -164,33 +177,33 @@ def cmd_status(args) -> int:
     for t in config.targets:
         st = states.get(t.id)
         cy = last.get(t.id)
-        rows.append(
-            {
-                "target": t.id,
-                "contract": t.contract,
-                "kind": t.kind,
-                "state": st.state if st else "unknown",
-                "since": st.since if st else None,
-                "last_cycle": cy.started if cy else None,
-                "rtt_median": cy.rtt_median if cy else None,
-                "loss": (None if not cy or not cy.sent else (cy.sent - (cy.received or 0)) / cy.sent),
-            }
-        )
+        s = sla.get(t.id)
+        mtd = s.mtd if s else None
+        rows.append({
+            "target": t.id, "contract": t.contract, "kind": t.kind,
+            "state": st.state if st else "unknown",
+            "since": st.since if st else None,
+            "month_availability": None if mtd is None or mtd.so_far.ratio is None else float(mtd.so_far.ratio),
+            "error_budget_left": None if mtd is None else mtd.remaining_ratio,
+            "last_cycle": cy.started if cy else None,
+            "rtt_median": cy.rtt_median if cy else None,
+            "loss": (None if not cy or not cy.sent else (cy.sent - (cy.received or 0)) / cy.sent),
+            "open_ticket": open_tickets.get(f"outage:{t.contract}:{t.id}"),
+        })
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
-    header = f"{'TARGET':<24} {'CONTRACT':<20} {'KIND':<9} {'STATE':<12} {'SINCE':<20} {'LAST RTT':>11} {'LOSS':>7} {'LAST CYCLE':>11}"
-    print(header)
+    print(f"{'TARGET':<22} {'CONTRACT':<16} {'STATE':<11} {'SINCE':<20} {'MONTH':>9} {'BUDGET':>7} "
+          f"{'LAST RTT':>11} {'LOSS':>6} {'LAST CYCLE':>11} {'TICKET':>6}")
     for r in rows:
-        since = (
-            datetime.fromtimestamp(r["since"], timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") if r["since"] else "-"
-        )
+        since = datetime.fromtimestamp(r["since"], timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ") if r["since"] else "-"
         age = f"{format_duration(now - r['last_cycle'])} ago" if r["last_cycle"] else "never"
         loss = "-" if r["loss"] is None else f"{r['loss'] * 100:.1f}%"
-        print(
-            f"{r['target']:<24} {r['contract']:<20} {r['kind']:<9} {r['state']:<12} {since:<20} "
-            f"{_ms(r['rtt_median']):>11} {loss:>7} {age:>11}"
-        )
+        month = "-" if r["month_availability"] is None else f"{r['month_availability'] * 100:.3f}%"
+        budget = "-" if r["error_budget_left"] is None else f"{r['error_budget_left'] * 100:.0f}%"
+        ticket = "-" if r["open_ticket"] is None else f"#{r['open_ticket']}"
+        print(f"{r['target']:<22} {r['contract']:<16} {r['state']:<11} {since:<20} {month:>9} {budget:>7} "
+              f"{_ms(r['rtt_median']):>11} {loss:>6} {age:>11} {ticket:>6}")
     return 0
 
 

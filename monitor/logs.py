@@ -8,7 +8,55 @@ import os
 import sys
 import time
 
-__all__ = ["setup_logging", "JsonFormatter"]
+__all__ = ["setup_logging", "JsonFormatter", "Redactor", "config_secrets"]
+
+
+def config_secrets(config) -> list[str]:
+    """Every secret value in a config (pydantic SecretStr anywhere in the model)."""
+    from pydantic import BaseModel, SecretStr
+
+    found: list[str] = []
+
+    def walk(node) -> None:
+        if isinstance(node, SecretStr):
+            value = node.get_secret_value()
+            if len(value) >= 3:
+                found.append(value)
+        elif isinstance(node, BaseModel):
+            for name in type(node).model_fields:
+                walk(getattr(node, name))
+        elif isinstance(node, (list, tuple)):
+            for item in node:
+                walk(item)
+        elif isinstance(node, dict):
+            for item in node.values():
+                walk(item)
+
+    walk(config)
+    return sorted(set(found), key=len, reverse=True)
+
+
+class Redactor(logging.Filter):
+    """Replaces secret values in every record (message, arguments and exception text) by ***."""
+
+    def __init__(self, secrets: list[str]):
+        super().__init__()
+        self.secrets = secrets
+
+    def scrub(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.secrets:
+            record.msg = self.scrub(record.getMessage())
+            record.args = None
+            if record.exc_info:
+                record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
+                record.exc_info = None
+        return True
 
 
 class JsonFormatter(logging.Formatter):
@@ -21,10 +69,13 @@ class JsonFormatter(logging.Formatter):
         }
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exc"] = record.exc_text
         return json.dumps(out, ensure_ascii=False)
 
 
-def setup_logging(level: str = "info", fmt: str = "auto") -> None:
+def setup_logging(level: str = "info", fmt: str = "auto", levels: dict[str, str] | None = None,
+                  secrets: list[str] | None = None) -> None:
     if fmt == "auto":
         fmt = "json" if os.environ.get("JOURNAL_STREAM") or not sys.stderr.isatty() else "text"
     handler = logging.StreamHandler(sys.stderr)
@@ -32,7 +83,11 @@ def setup_logging(level: str = "info", fmt: str = "auto") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
+    handler.addFilter(Redactor(secrets or []))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request URL at info
+    for name, component_level in (levels or {}).items():
+        logging.getLogger(name).setLevel(component_level.upper())

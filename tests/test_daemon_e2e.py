@@ -82,5 +82,9 @@ def test_run_scrape_sigterm(write_config, tmp_path, icmp_mode):
         assert states == {"lo1": "up", "lo2": "up", "lo6": "up"}
     status = subprocess.run(SLAWATCH + ["status", "-c", str(path)], cwd=REPO, capture_output=True, text=True, timeout=30)
     assert status.returncode == 0
-    assert [line.split()[:4] for line in status.stdout.splitlines()[1:]] == [
-        ["lo1", "c1", "internet", "up"], ["lo2", "c1", "internet", "up"], ["lo6", "c1", "voice", "up"]]
+    lines = status.stdout.splitlines()
+    assert lines[0].split() == ["TARGET", "CONTRACT", "STATE", "SINCE", "MONTH", "BUDGET", "LAST", "RTT", "LOSS",
+                                "LAST", "CYCLE", "TICKET"]
+    rows = [line.split() for line in lines[1:]]
+    assert [r[:3] for r in rows] == [["lo1", "c1", "up"], ["lo2", "c1", "up"], ["lo6", "c1", "up"]]
+    assert all(r[5] == "100.000%" and r[6] == "100%" and r[-1] == "-" for r in rows), rows
