@@ -129,11 +129,23 @@ def records_for(target: Target, outcome: CycleOutcome, live: TargetLive) -> tupl
 
 
 async def run_cycle(target: Target, contract: Contract, live: TargetLive,
-                    context: ProbeContext | None = None) -> CycleOutcome:
+                    context: ProbeContext | None = None, canary=None) -> CycleOutcome:
     started = time.time()
     results = await run_probes(target, context)
     verdict = verdict_of(results)
     q_ok = quality_ok(results, contract)
+    if canary is not None and canary.enabled:
+        canary_events = canary.observe(target.id, verdict, started)
+        if canary_events:
+            live.pending_events.extend(canary_events)
+        if verdict != "good" and canary.is_down():
+            from .canary import MONITORING_REASON
+
+            # not evidence about the target: the monitoring host is cut off
+            verdict = "unknown"
+            live.tracker.fail_run, live.tracker.fail_start = 0, None
+            results = [ProbeResult(r.probe, r.target, r.address, r.started, r.duration, False, MONITORING_REASON)
+                       if not r.ok else r for r in results]
     transitions = live.tracker.observe(started, verdict, q_ok)
     for r in results:
         if isinstance(r, IcmpResult):

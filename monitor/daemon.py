@@ -93,6 +93,10 @@ class Daemon:
         self._delivery_task: asyncio.Task | None = None
         self.scheduler = ProbeScheduler(self.stats)
         self.ingestor = Ingestor(config)
+        from .canary import CanaryWatch
+
+        self.canary = CanaryWatch({t.id: t.contract for t in config.targets if t.reference},
+                                  config.self_monitoring.reference_failure_ratio)
         self.evaluator = SlaEvaluator(config, store)
         self.exporter: ExporterServer | None = None
         self.inflight: set[asyncio.Task] = set()
@@ -128,7 +132,7 @@ class Daemon:
                 if live is None:
                     return
                 previous = live.tracker.last_cycle
-                outcome = await run_cycle(target, contract, live, self.probe_context)
+                outcome = await run_cycle(target, contract, live, self.probe_context, self.canary)
                 self.ingestor.ingest(self.writer.batch, target, outcome, live, previous)
                 self.writer.added()
             except Exception:  # a bug in one cycle must not stop the daemon
@@ -323,6 +327,8 @@ class Daemon:
             await self.deliverer.replace_sinks({s.name: make_sink(s) for s in new.ticket_sinks if s.enabled},
                                                list(new.ticket_sinks))
         self.reports.config, self.reports.cfg = new, new.reports
+        self.canary.references = {t.id: t.contract for t in new.targets if t.reference}
+        self.canary.ratio = new.self_monitoring.reference_failure_ratio
         saved = {k: v.tracker for k, v in (await asyncio.to_thread(self.store.load_states)).items()}
         entries = dict(self.live.targets)
         for tid in set(old) - set(fresh):

@@ -19,12 +19,14 @@ EVENT_KINDS = (
     "degradation_ended",
     "budget_burn",
     "monthly_breach",
+    "monitoring_outage_started",
+    "monitoring_outage_ended",
 )
 
 
 @dataclass(frozen=True, slots=True)
 class BreachEvent:
-    kind: Literal["outage_started", "outage_ended", "degradation_started", "degradation_ended", "budget_burn", "monthly_breach"]
+    kind: str  # one of EVENT_KINDS
     contract: str
     target: str | None
     at: float  # unix seconds the event is dated from

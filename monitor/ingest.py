@@ -121,6 +121,9 @@ class Ingestor:
             reason = next((r.reason for r in outcome.results if r.reason), None) or "no evidence"
             batch.unknown.append(UnknownRecord(target.id, started, started + target.interval, reason))
 
+        if live.pending_events:
+            batch.events.extend(live.pending_events)
+            live.pending_events.clear()
         for tr in outcome.transitions:
             if tr.event != "state_changed":
                 batch.events.append(outage_event(tr.event, target.contract, target.id, tr.at, tr.interval_start))

@@ -44,6 +44,8 @@ class TargetLive:
     last_good: dict | None = None
     first_bad: dict | None = None
     failed_cycles: int = 0
+    #: events raised while running this target's cycle, for the ingestor to store (canary)
+    pending_events: list = field(default_factory=list)
     last_mos: float | None = None
     last_r: float | None = None
 

@@ -155,8 +155,10 @@ class LabHost:
             self.exec("nft", "add", "chain", "inet", "swlab", "input",
                       "{ type filter hook input priority 0; policy accept; }")
             self._nft_ready = True
-        self.exec("nft", "add", "rule", "inet", "swlab", "input", "ip", "daddr", address,
-                  "icmp", "type", "echo-request", "numgen", "random", "mod", "100", "<", str(percent), "drop")
+        rule = ["ip", "daddr", address, "icmp", "type", "echo-request"]
+        if percent < 100:
+            rule += ["numgen", "random", "mod", "100", "<", str(percent)]
+        self.exec("nft", "add", "rule", "inet", "swlab", "input", *rule, "drop")
 
     def clear_drops(self) -> None:
         if self._nft_ready:

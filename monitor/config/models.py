@@ -369,6 +369,13 @@ class ReportsConfig(_Model):
     mail_sink: str | None = None  # an email ticket sink to mail the reports through
 
 
+class SelfMonitoring(_Model):
+    """Reference targets (``reference: true``) are canaries: when at least this share of them fails
+    at once, the monitoring host itself is cut off, and failures are recorded as unknown time."""
+
+    reference_failure_ratio: float = Field(0.5, gt=0, le=1)
+
+
 class LoggingConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "text", "json"] = "auto"
@@ -382,6 +389,7 @@ class Config(_Model):
     exporter: ExporterConfig = Field(default_factory=ExporterConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     reports: ReportsConfig | None = None
+    self_monitoring: SelfMonitoring = Field(default_factory=SelfMonitoring)
     contracts: list[Contract] = Field(default_factory=list)
     targets: list[Target] = Field(default_factory=list)
     ticket_sinks: list[TicketSink] = Field(default_factory=list)

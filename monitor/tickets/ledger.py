@@ -44,6 +44,7 @@ SEVERITY_OF = {
     "degradation_started": ("degradation", "minor", "degradation"),
     "budget_burn": ("budget", "major", "budget burn"),
     "monthly_breach": ("breach", "major", "monthly breach"),
+    "monitoring_outage_started": ("monitoring", "critical", "monitoring outage"),
 }
 
 from ..errors import SlawatchError  # noqa: E402
@@ -149,6 +150,14 @@ class Ledger:
         db.row_factory = sqlite3.Row
         if event.kind in ("outage_ended", "degradation_ended"):
             self._recovered(db, event, contract, now)
+            return
+        if event.kind == "monitoring_outage_ended":
+            row = db.execute("SELECT id FROM tickets WHERE incident_key = ? AND state != 'resolved'",
+                             (f"monitoring:{event.contract}:*",)).fetchone()
+            if row is not None:
+                start = event.data.get("start") or event.at
+                self._resolve(db, row["id"], f"the reference targets answer again after {format_duration(event.at - start)};"
+                              " the time in between is recorded as unknown", event.at, "recovered")
             return
         if event.kind not in SEVERITY_OF:
             return
@@ -303,6 +312,7 @@ class Ledger:
             "degradation_started": f"{who} is degraded",
             "budget_burn": f"{who}: error budget burning {event.data.get('burn_rate', '?')}x",
             "monthly_breach": f"{who}: {event.data.get('objective', 'objective')} objective breached for {event.data.get('month')}",
+            "monitoring_outage_started": "monitoring outage: slawatch cannot reach its reference targets",
         }.get(event.kind, f"{who}: {event.kind}")
 
     @staticmethod
@@ -315,6 +325,10 @@ class Ledger:
             d = event.data
             return (f"error budget of {event.target} for {d['month']} burning at {d['burn_rate']}x over "
                     f"{format_duration(d['window_s'])} ({d['severity']})")
+        if event.kind == "monitoring_outage_started":
+            return (f"the reference targets ({', '.join(event.data.get('references', []))}) failed together at "
+                    f"{_stamp(event.at)}: the monitoring host is cut off. Customer failures are recorded as unknown "
+                    "time, not as outages, until they answer again.")
         if event.kind == "monthly_breach":
             d = event.data
             return (f"{event.target}: downtime {d.get('downtime_s')} s exceeds this month's budget of "

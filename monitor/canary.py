@@ -1,0 +1,60 @@
+"""Self-monitoring: reference targets as canaries for the monitoring host's own connectivity.
+
+When the monitoring host's uplink fails, every target goes dark at once. That
+is not hundreds of customer outages: it is one monitoring outage. The rule:
+
+* a reference target (``reference: true``) is *failing* when its last cycle
+  was not good (no reply, or the probe could not even send);
+* while at least ``self_monitoring.reference_failure_ratio`` of the reference
+  targets are failing, every failed cycle (customers' and canaries' alike) is
+  recorded as ``unknown`` with the reason "monitoring outage", so no outage
+  is opened and the time is reported as unknown;
+* one internal ticket is raised for the monitoring outage, on the reference
+  targets' contract, and resolved when they recover.
+"""
+
+from __future__ import annotations
+
+from .events import BreachEvent
+
+__all__ = ["CanaryWatch", "MONITORING_REASON"]
+
+MONITORING_REASON = "monitoring outage: the reference targets are unreachable from this host"
+
+
+class CanaryWatch:
+    def __init__(self, reference_targets: dict[str, str], ratio: float):
+        """``reference_targets``: target id -> its contract."""
+        self.references = dict(reference_targets)
+        self.ratio = ratio
+        self.failing: dict[str, bool] = {}
+        self.down_since: float | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.references)
+
+    def is_down(self) -> bool:
+        if not self.references:
+            return False
+        failing = sum(1 for t in self.references if self.failing.get(t, False))
+        return failing >= self.ratio * len(self.references)
+
+    def observe(self, target: str, verdict: str, at: float) -> list[BreachEvent]:
+        """Record a reference target's verdict; returns monitoring-outage events on a change."""
+        if target not in self.references:
+            return []
+        was = self.is_down()
+        self.failing[target] = verdict != "good"
+        now = self.is_down()
+        contract = self.references[target]
+        if now and not was:
+            self.down_since = at
+            key = f"monitoring_outage_started:{contract}:{int(round(at * 1000))}"
+            return [BreachEvent("monitoring_outage_started", contract, None, at, key,
+                                {"start": at, "references": sorted(self.references)})]
+        if was and not now:
+            start, self.down_since = self.down_since, None
+            key = f"monitoring_outage_ended:{contract}:{int(round((start or at) * 1000))}"
+            return [BreachEvent("monitoring_outage_ended", contract, None, at, key, {"start": start, "end": at})]
+        return []
