@@ -58,6 +58,22 @@ def check_runnable(config: Config) -> None:
         check_icmp_permission()
 
 
+def objective_thresholds(contract) -> dict[str, float]:
+    o = contract.objectives
+    out = {"availability": float(o.availability) / 100}
+    if o.latency is not None:
+        out["latency"] = o.latency.max
+    if o.loss is not None:
+        out["loss"] = float(o.loss) / 100
+    if o.jitter is not None:
+        out["jitter"] = o.jitter
+    if o.mos is not None:
+        out["mos"] = o.mos
+    if o.one_way_delay is not None:
+        out["one_way_delay"] = o.one_way_delay
+    return out
+
+
 def _tracker_for(target: Target, saved: dict | None) -> TargetTracker:
     thresholds = dict(
         failure_threshold=target.failure_threshold,
@@ -113,6 +129,7 @@ class Daemon:
                 contract=target.contract,
                 kind=target.kind,
                 tracker=_tracker_for(target, saved.get(target.id)),
+                objectives=objective_thresholds(self.config.contract(target.contract)),
             )
         self.live.set_targets(entries)
         for target in self.config.targets:
@@ -200,12 +217,14 @@ class Daemon:
         """Month-to-date figures for the exporter, and budget-burn / breach events into the store."""
         await self.writer.flush()
         coverage = {t.target: (t.tracker.first_cycle, t.tracker.last_cycle) for t in self.live.snapshot()}
+        at = time.time()
         try:
-            results, events = await asyncio.to_thread(self.evaluator.evaluate, time.time(), coverage)
+            results, events = await asyncio.to_thread(self.evaluator.evaluate, at, coverage)
         except Exception:
             log.exception("SLA evaluation failed")
             return
         self.live.set_sla(results)
+        self.live.sla_time = at
         if events:
             self.writer.batch.events.extend(events)
             self.writer.added()
@@ -336,11 +355,13 @@ class Daemon:
             entries.pop(tid, None)
         for tid, target in fresh.items():
             if tid not in old:
-                entries[tid] = TargetLive(target.id, target.contract, target.kind, _tracker_for(target, saved.get(tid)))
+                entries[tid] = TargetLive(target.id, target.contract, target.kind, _tracker_for(target, saved.get(tid)),
+                                          objectives=objective_thresholds(new.contract(target.contract)))
                 self.scheduler.add(tid, target.interval, self._job(target))
             elif target != old[tid]:
                 live = entries[tid]
                 live.contract, live.kind = target.contract, target.kind
+                live.objectives = objective_thresholds(new.contract(target.contract))
                 live.tracker.failure_threshold = target.failure_threshold
                 live.tracker.recovery_threshold = target.recovery_threshold
                 live.tracker.degraded_threshold = target.degraded_threshold

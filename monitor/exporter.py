@@ -79,10 +79,22 @@ class SlawatchCollector(Collector):
         yield from (up, state, since, rtt, sent, received, jitter, jitter3550, loss, last)
         yield from self._sla_metrics(targets)
         mos = GaugeMetricFamily("slawatch_voice_mos", "E-model MOS of the last cycle (voice targets).", labels=_LABELS)
+        r = GaugeMetricFamily("slawatch_voice_r_factor", "E-model R-factor of the last cycle (voice targets).", labels=_LABELS)
         for t in targets:
             if t.last_mos is not None:
                 mos.add_metric([t.contract, t.target, t.kind], t.last_mos)
+            if t.last_r is not None:
+                r.add_metric([t.contract, t.target, t.kind], t.last_r)
         yield mos
+        yield r
+        thresholds = GaugeMetricFamily(
+            "slawatch_objective_threshold",
+            "The contract's objective for the target, in base units (latency/jitter/one_way_delay s, loss and availability ratio, mos).",
+            labels=_LABELS + ["objective"])
+        for t in targets:
+            for name, value in sorted(t.objectives.items()):
+                thresholds.add_metric([t.contract, t.target, t.kind, name], value)
+        yield thresholds
 
         yield CounterMetricFamily("slawatch_probe_cycles", "Probe cycles run.", value=stats.cycles_total)
         yield CounterMetricFamily(
@@ -161,6 +173,9 @@ class SlawatchCollector(Collector):
             at_risk.add_metric(base, 1 if m.at_risk else 0)
             breached.add_metric(base, 1 if m.breached else 0)
         yield from (avail, objective, remaining, remaining_s, downtime, excluded, burn, projected, at_risk, breached)
+        if self.live.sla_time is not None:
+            yield GaugeMetricFamily("slawatch_sla_evaluation_timestamp_seconds",
+                                    "The instant the slawatch_sla_* figures were computed for.", value=self.live.sla_time)
 
 
 def make_registry(live: LiveState) -> CollectorRegistry:

@@ -37,12 +37,12 @@ def voice_sample(result: IcmpResult, contract: Contract, voice: bool = True) -> 
     if not result.ok or result.rtt_median is None or result.loss is None:
         return None
     obj = contract.objectives
-    mos = None
+    mos = r = None
     if voice:
         v = contract.voice
-        mos = voice_quality(result.rtt_median, result.jitter or 0.0, result.loss, codec=v.codec,
-                            codec_delay_s=v.codec_delay, jitter_buffer_factor=v.jitter_buffer_factor,
-                            advantage=v.advantage).mos
+        q = voice_quality(result.rtt_median, result.jitter or 0.0, result.loss, codec=v.codec,
+                          codec_delay_s=v.codec_delay, jitter_buffer_factor=v.jitter_buffer_factor, advantage=v.advantage)
+        mos, r = q.mos, q.r
     one_way_ms = result.rtt_median / 2 * 1000
     return VoiceSample(
         mos=mos,
@@ -52,6 +52,7 @@ def voice_sample(result: IcmpResult, contract: Contract, voice: bool = True) -> 
         jitter_ok=obj.jitter is None or (result.jitter or 0.0) <= obj.jitter,
         loss_ok=obj.loss is None or result.loss * 100 <= float(obj.loss),
         latency_ok=obj.latency is None or result.rtt_median <= obj.latency.max,
+        r=r,
     )
 
 
@@ -133,8 +134,8 @@ class Ingestor:
         icmp = next((r for r in outcome.results if isinstance(r, IcmpResult)), None)
         rtts = icmp.good_rtts if icmp else []
         voice = voice_sample(icmp, contract, target.kind == "voice") if icmp is not None else None
-        if voice is not None:
-            live.last_mos, live.last_r = voice.mos, None
+        if voice is not None and voice.mos is not None:
+            live.last_mos, live.last_r = voice.mos, voice.r
         args = (outcome.verdict, in_maint, icmp.sent if icmp else None, icmp.received if icmp else None,
                 rtts, icmp.jitter if icmp else None, voice)
 

@@ -44,6 +44,8 @@ class TargetLive:
     last_good: dict | None = None
     first_bad: dict | None = None
     failed_cycles: int = 0
+    #: the contract's objective thresholds in base units (latency and jitter in s, loss as a ratio, mos)
+    objectives: dict = field(default_factory=dict)
     #: events raised while running this target's cycle, for the ingestor to store (canary)
     pending_events: list = field(default_factory=list)
     last_mos: float | None = None
@@ -79,6 +81,7 @@ class LiveState:
         self.lock = threading.Lock()
         self.targets: dict[str, TargetLive] = {}
         self.sla: dict = {}  # target -> monitor.evaluator.TargetSla
+        self.sla_time: float | None = None  # the instant the SLA figures are for
         #: (state, severity) -> count, refreshed by the delivery loop
         self.ticket_counts: dict[tuple[str, str], int] = {}
         self.outbox_pending: dict[str, int] = {}

@@ -34,6 +34,7 @@ class VoiceSample:
     jitter_ok: bool
     loss_ok: bool
     latency_ok: bool = True
+    r: float | None = None  # E-model R-factor (voice)
 
 
 _INTS = ("cycles", "good", "bad", "unknown", "maintenance", "sent", "received", "jitter_count",

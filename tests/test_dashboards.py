@@ -1,0 +1,203 @@
+"""Dashboards and rules, proven from Prometheus's side: a real Prometheus (Debian) scrapes a real
+`slawatch run`, and every panel's PromQL must return data. Also the JSON's structure, promtool, and the
+consistency of the exported month-to-date availability with the engine's figure."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO, SLAWATCH, free_port
+
+DASHBOARDS = sorted((REPO / "dashboards").glob("*.json"))
+RULES = REPO / "dashboards" / "prometheus"
+
+
+def load(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def panel_queries(d: dict) -> list[tuple[str, str]]:
+    out = [(f"{d['uid']}/{p['title']}", t["expr"]) for p in d["panels"] for t in p["targets"]]
+    out += [(f"{d['uid']}/annotation {a['name']}", a["expr"]) for a in d["annotations"]["list"] if "expr" in a]
+    return out
+
+
+def test_dashboard_structure():
+    assert len(DASHBOARDS) == 4
+    uids = [load(p)["uid"] for p in DASHBOARDS]
+    assert len(set(uids)) == 4 and all(u.startswith("slawatch-") for u in uids)
+    for path in DASHBOARDS:
+        d = load(path)
+        names = [v["name"] for v in d["templating"]["list"]]
+        assert names == ["datasource", "contract", "target"], path.name
+        assert d["templating"]["list"][0]["type"] == "datasource" and d["templating"]["list"][0]["query"] == "prometheus"
+        text = path.read_text()
+        for p in d["panels"]:
+            assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, (path.name, p["title"])
+            assert all(t["datasource"]["uid"] == "${datasource}" for t in p["targets"])
+            assert any("$contract" in t["expr"] or "slawatch_tickets" in t["expr"] for t in p["targets"]), p["title"]
+        uids_used = {v for k, v in _walk(d) if k == "uid"} - set(uids) - {"${datasource}", "-- Grafana --"}
+        assert uids_used == set(), f"hard-coded datasource in {path.name}: {uids_used}"
+        assert '"datasource": "' not in text  # no datasource given by name
+        ids = [p["id"] for p in d["panels"]]
+        assert len(ids) == len(set(ids))
+
+
+def _walk(node):
+    if isinstance(node, dict):
+        for k, v in node.items():
+            yield k, v
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)
+
+
+def test_promtool_check_and_test_rules():
+    if not shutil.which("promtool"):
+        pytest.skip("promtool is not installed (scripts/dev-setup installs prometheus)")
+    check = subprocess.run(["promtool", "check", "rules", "slawatch-rules.yml"], cwd=RULES, capture_output=True, text=True)
+    assert check.returncode == 0 and "SUCCESS: 15 rules found" in check.stdout, check.stdout + check.stderr
+    test = subprocess.run(["promtool", "test", "rules", "slawatch-rules.test.yml"], cwd=RULES, capture_output=True, text=True)
+    assert test.returncode == 0 and "SUCCESS" in test.stdout, test.stdout + test.stderr
+
+
+def prom_query(port: int, expr: str) -> list:
+    url = f"http://127.0.0.1:{port}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    with urllib.request.urlopen(url, timeout=10) as resp:
+        body = json.loads(resp.read())
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+
+
+def concrete(expr: str) -> str:
+    return (expr.replace("$contract", ".*").replace("$target", ".*").replace("$__rate_interval", "15s")
+            .replace("$__range", "1m").replace("$__interval", "5s"))
+
+
+@pytest.fixture(scope="module")
+def live_stack(tmp_path_factory, request):
+    if not shutil.which("prometheus"):
+        pytest.skip("Prometheus is not installed (scripts/dev-setup installs prometheus)")
+    from probes.icmp import socket_mode
+    from monitor.errors import ProbeSetupError
+
+    try:
+        socket_mode()
+    except ProbeSetupError as exc:
+        pytest.skip(str(exc))
+    tmp = tmp_path_factory.mktemp("stack")
+    extra, lab = "", None
+    if os.geteuid() == 0:  # a dark namespace target gives outages, tickets and budget burn something to show
+        from netlab import NetLab
+
+        lab = NetLab()
+        host = lab.add_host("dash", kernel_replies=False)
+        host.set_rules({"default": {}, "addresses": {host.address(3): {"blackout": True}}})
+        extra = f'  - {{id: dark, contract: internet, kind: internet, address: "{host.address(3)}"}}\n'
+    port, prom_port, db = free_port(), free_port(), tmp / "store.db"
+    (tmp / "slawatch.yaml").write_text(f"""
+storage: {{path: {db}, flush_interval: 200ms}}
+exporter: {{listen: "127.0.0.1:{port}"}}
+logging: {{format: json}}
+contracts:
+  - {{id: internet, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.9%, latency: {{percentile: 95, max: 80ms}}, loss: 0.5%}}}}
+  - {{id: voice, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.95%, jitter: 30ms, loss: 1%, mos: 4.0}}}}
+defaults:
+  targets: {{interval: 1s, failure_threshold: 2, probes: {{icmp: {{count: 5, spacing: 20ms, timeout: 300ms}}}}}}
+targets:
+  - {{id: lo1, contract: internet, kind: internet, address: 127.0.0.1}}
+  - {{id: lo2, contract: internet, kind: internet, address: 127.0.0.2}}
+  - {{id: v1, contract: voice, kind: voice, address: 127.0.0.3, probes: {{icmp: {{count: 50, spacing: 20ms}}}}}}
+{extra}""")
+    daemon = subprocess.Popen(SLAWATCH + ["run", "-c", str(tmp / "slawatch.yaml")], cwd=REPO,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    shutil.copy(RULES / "slawatch-rules.yml", tmp / "rules.yml")
+    (tmp / "prometheus.yml").write_text(f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+rule_files: [rules.yml]
+scrape_configs:
+  - job_name: slawatch
+    static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
+""")
+    prom = subprocess.Popen(["prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=subprocess.DEVNULL,
+                            stderr=open(tmp / "prometheus.log", "w"))
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if prom_query(prom_port, 'slawatch_sla_availability_ratio{window="month"}') and \
+                        prom_query(prom_port, "slawatch_voice_r_factor"):
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        time.sleep(20)  # enough samples for the rate windows
+        yield prom_port, db, tmp / "slawatch.yaml", lab is not None
+    finally:
+        for proc in (prom, daemon):
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=30)
+        if lab:
+            lab.close()
+
+
+@pytest.mark.parametrize("dashboard", [p.name for p in DASHBOARDS])
+def test_every_panel_query_returns_data(live_stack, dashboard):
+    prom_port, _, _, _ = live_stack
+    empty = []
+    for where, expr in panel_queries(load(REPO / "dashboards" / dashboard)):
+        if where.endswith("annotation Outages") and not live_stack[3]:
+            continue  # without root there is no down target to annotate
+        if not prom_query(prom_port, concrete(expr)):
+            empty.append(where)
+    assert empty == []
+
+
+def test_recording_rules_produce_series(live_stack):
+    prom_port = live_stack[0]
+    for record in ("slawatch:icmp_loss:ratio_rate5m", "slawatch:icmp_rtt_seconds:p95_5m", "slawatch:availability_errors:ratio_rate1h",
+                   "slawatch:error_budget:ratio"):
+        assert prom_query(prom_port, record), record
+
+
+def test_exported_month_to_date_matches_the_engine(live_stack):
+    """The figure in Prometheus equals the engine's for the same instant, to within one probe interval."""
+    from monitor.config import load_config
+    from monitor.evaluator import SlaEvaluator
+    from monitor.store import SqliteStore
+
+    prom_port, db, path, _ = live_stack
+    config = load_config(path)
+    # the same instant on both sides: the one the daemon's figures were computed for
+    [sample] = prom_query(prom_port, "slawatch_sla_evaluation_timestamp_seconds")
+    at = float(sample["value"][1])
+    exported = {r["metric"]["target"]: float(r["value"][1])
+                for r in prom_query(prom_port, 'slawatch_sla_availability_ratio{window="month"}')}
+    [check] = prom_query(prom_port, "slawatch_sla_evaluation_timestamp_seconds")
+    assert float(check["value"][1]) == at  # no new evaluation in between
+    store = SqliteStore(db, readonly=True)
+    try:
+        states = store.load_states()
+        # what the daemon knew at that instant: its cycles up to then
+        coverage = {t: (s.tracker.get("first_cycle"), min(s.tracker.get("last_cycle"), at)) for t, s in states.items()}
+        engine, _ = SlaEvaluator(config, store).evaluate(at, coverage)
+    finally:
+        store.close()
+    assert set(exported) == {t for t, s in engine.items() if s.mtd.so_far.ratio is not None}
+    for target, value in exported.items():
+        mtd = engine[target].mtd
+        one_interval = 1000 / max(mtd.so_far.eligible_ms, 1)  # interval 1 s, as a share of the time that counts
+        assert abs(value - float(mtd.so_far.ratio)) <= one_interval, (target, value, float(mtd.so_far.ratio))
