@@ -198,7 +198,7 @@ class ExporterServer:
     """Serves the registry over HTTP on ``host:port`` in a background thread."""
 
     def __init__(self, registry: CollectorRegistry, listen: str, *, ready: threading.Event | None = None,
-                 basic_auth: tuple[str, str] | None = None, reload=None):
+                 basic_auth: tuple[str, str] | None = None, reload=None, tls: tuple[str, str] | None = None):
         host, _, port = listen.rpartition(":")
         self.host = host.strip("[]")
         self.port = int(port)
@@ -257,6 +257,13 @@ class ExporterServer:
             server_cls = _Server6
         self.httpd = make_server(self.host, self.port, app, server_class=server_cls, handler_class=_QuietHandler)
         self.port = self.httpd.server_address[1]
+        if tls is not None:
+            import ssl
+
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            context.load_cert_chain(tls[0], tls[1])
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="exporter", daemon=True)
 
     def start(self) -> None:

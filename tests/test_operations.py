@@ -203,3 +203,29 @@ ticket_sinks:
     for secret in [*secrets.values(), "rel0ad-t0k3n-55"]:
         for name, text in (("log", log), ("metrics", metrics), ("report", report), ("tickets list", listing)):
             assert secret not in text, f"{secret} leaked into the {name}"
+
+
+def test_exporter_over_tls(write_config, tmp_path, icmp_mode):
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)
+    port = free_port()
+    path = write_config(f"""
+storage: {{path: {tmp_path / 's.db'}}}
+exporter: {{listen: "127.0.0.1:{port}", tls: {{cert_file: {cert}, key_file: {key}}}}}
+contracts: [{{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}}}}]
+targets: [{{id: a, contract: c1, kind: internet, address: 127.0.0.1, interval: 1s}}]
+""")
+    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        import ssl
+
+        context = ssl.create_default_context(cafile=str(cert))
+        body = wait_for("metrics over TLS", lambda: urllib.request.urlopen(f"https://127.0.0.1:{port}/metrics", context=context,
+                                                                           timeout=5).read().decode())
+        assert "slawatch_build_info" in body
+        with pytest.raises(OSError):  # plain HTTP is refused (reset or a protocol error)
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0

@@ -290,8 +290,14 @@ class BasicAuth(_Model):
     password: Secret
 
 
+class ExporterTls(_Model):
+    cert_file: str
+    key_file: str
+
+
 class ExporterConfig(_Model):
     enabled: bool = True
+    tls: ExporterTls | None = None
     listen: HostPort = "127.0.0.1:9842"
     basic_auth: BasicAuth | None = None
     reload_token: Secret | None = None  # enables POST /-/reload with "Authorization: Bearer <token>"
