@@ -31,16 +31,25 @@ class CycleOutcome:
     transitions: tuple[Transition, ...]
 
 
-def verdict_of(results: list[ProbeResult]) -> Verdict:
-    """The evidence rule of :mod:`monitor.state`: ICMP decides reachability; a probe that
-    could not produce evidence gives ``unknown``."""
-    icmp = [r for r in results if r.probe == "icmp"]
-    if icmp:
-        r = icmp[0]
-        if r.ok:
+def verdict_of(results: list[ProbeResult], interfaces: list[str] | None = None) -> Verdict:
+    """The evidence rule of :mod:`monitor.state`:
+
+    * SNMP reporting a selected interface administratively up and operationally down: ``bad``;
+    * otherwise ICMP decides: a reply is ``good``, no reply to what was sent is ``bad``, nothing
+      sent is ``unknown``; an SNMP timeout while ICMP answers is not an outage;
+    * without ICMP, an answering agent is ``good`` and a silent one ``unknown`` (never up).
+    """
+    snmp = next((r for r in results if r.probe == "snmp"), None)
+    if snmp is not None and getattr(snmp, "answered", False) and snmp.circuit_down(interfaces or []):
+        return "bad"
+    icmp = next((r for r in results if r.probe == "icmp"), None)
+    if icmp is not None:
+        if icmp.ok:
             return "good"
         # nothing sent (local send error, DNS failure) is no evidence about the target
-        return "bad" if getattr(r, "sent", 0) > 0 else "unknown"
+        return "bad" if getattr(icmp, "sent", 0) > 0 else "unknown"
+    if snmp is not None:
+        return "good" if snmp.ok else "unknown"
     return "unknown"
 
 
@@ -56,6 +65,33 @@ def quality_ok(results: list[ProbeResult], contract: Contract) -> bool:
         if obj.jitter is not None and r.jitter is not None and r.jitter > obj.jitter:
             return False
     return True
+
+
+def _observe_snmp(live: TargetLive, results, snmp_cfg) -> None:
+    from probes.snmp import SnmpResult
+
+    from .counters import rebooted, utilization
+
+    snmp = next((r for r in results if isinstance(r, SnmpResult)), None)
+    if snmp is None:
+        return
+    live.snmp_up = snmp.answered
+    if not snmp.answered:
+        return
+    uptime = snmp.scalars.get("sysUpTime")
+    reboot = rebooted(live.snmp_uptime, uptime)
+    if reboot:
+        live.snmp_reboots += 1
+    previous, prev_at = live.snmp_interfaces, live.snmp_at
+    now = snmp.started
+    selected = snmp.selected(snmp_cfg.interfaces if snmp_cfg else [])
+    for index, cols in selected.items():
+        old = previous.get(index, {})
+        for direction, column in (("in", "ifHCInOctets"), ("out", "ifHCOutOctets")):
+            cols[f"utilization_{direction}"] = utilization(old.get(column), cols.get(column),
+                                                           now - prev_at if prev_at else 0, cols.get("ifHighSpeed"),
+                                                           64, reboot)
+    live.snmp_interfaces, live.snmp_at, live.snmp_uptime = selected, now, uptime
 
 
 def _track_evidence(live: TargetLive, started: float, verdict: str, results, transitions) -> None:
@@ -132,7 +168,9 @@ async def run_cycle(target: Target, contract: Contract, live: TargetLive,
                     context: ProbeContext | None = None, canary=None) -> CycleOutcome:
     started = time.time()
     results = await run_probes(target, context)
-    verdict = verdict_of(results)
+    snmp_cfg = target.probes.snmp
+    verdict = verdict_of(results, snmp_cfg.interfaces if snmp_cfg else None)
+    _observe_snmp(live, results, snmp_cfg)
     q_ok = quality_ok(results, contract)
     if canary is not None and canary.enabled:
         canary_events = canary.observe(target.id, verdict, started)

@@ -48,11 +48,12 @@ ACK_POLL_INTERVAL = 60.0
 
 def check_runnable(config: Config) -> None:
     """Refuse, with a clear message, what this version cannot run yet; check privileges."""
-    snmp = [t.id for t in config.targets if t.probes.snmp is not None]
-    if snmp:
+    unsupported = [t.id for t in config.targets if t.probes.snmp is not None
+                   and set(t.probes.snmp.profiles) - {"system", "if-mib"}]
+    if unsupported:
         raise NotYetImplemented(
-            f"the SNMP probe is not yet implemented; targets with probes.snmp: {', '.join(snmp[:5])}"
-            + (" ..." if len(snmp) > 5 else "")
+            "SNMP profiles other than system and if-mib (cisco-ipsla, user-defined) are not yet implemented; "
+            f"targets: {', '.join(unsupported[:5])}" + (" ..." if len(unsupported) > 5 else "")
         )
     if any(t.probes.icmp is not None for t in config.targets):
         check_icmp_permission()
@@ -168,6 +169,10 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         self.loop = loop
         self.probe_context.icmp_engine = IcmpEngine()
+        if any(t.probes.snmp is not None for t in self.config.targets):
+            from probes.snmp import SnmpEngineHolder
+
+            self.probe_context.snmp_engine = SnmpEngineHolder()
         self.run_id = await asyncio.to_thread(self.store.begin_run, time.time(), __version__)
         await asyncio.to_thread(self.ingestor.preload, self.store, time.time())
         self._install_targets()
@@ -397,6 +402,8 @@ class Daemon:
         await self.deliverer.aclose()
         if self.probe_context.icmp_engine is not None:
             self.probe_context.icmp_engine.close()
+        if self.probe_context.snmp_engine is not None:
+            self.probe_context.snmp_engine.close()
         if self.run_id is not None:
             await asyncio.to_thread(self.store.end_run, self.run_id, time.time())
         if self.exporter:

@@ -87,6 +87,7 @@ class SlawatchCollector(Collector):
                 r.add_metric([t.contract, t.target, t.kind], t.last_r)
         yield mos
         yield r
+        yield from self._snmp_metrics(targets)
         thresholds = GaugeMetricFamily(
             "slawatch_objective_threshold",
             "The contract's objective for the target, in base units (latency/jitter/one_way_delay s, loss and availability ratio, mos).",
@@ -132,6 +133,40 @@ class SlawatchCollector(Collector):
             met.add_metric([severity, kind], ok / n)
         yield met
 
+
+    def _snmp_metrics(self, targets):
+        up = GaugeMetricFamily("slawatch_snmp_up", "1 if the SNMP agent answered the last poll, 0 if not.", labels=_LABELS)
+        uptime = GaugeMetricFamily("slawatch_snmp_uptime_seconds", "The agent's sysUpTime.", labels=_LABELS)
+        reboots = CounterMetricFamily("slawatch_snmp_reboots", "Agent reboots seen (sysUpTime went backwards).", labels=_LABELS)
+        iflabels = _LABELS + ["ifindex", "ifname"]
+        oper = GaugeMetricFamily("slawatch_interface_oper_status", "ifOperStatus (1 up, 2 down, ...).", labels=iflabels)
+        admin = GaugeMetricFamily("slawatch_interface_admin_status", "ifAdminStatus (1 up, 2 down, 3 testing).", labels=iflabels)
+        octets = CounterMetricFamily("slawatch_interface_octets", "ifHCIn/OutOctets as the agent reports them.",
+                                     labels=iflabels + ["direction"])
+        util = GaugeMetricFamily("slawatch_interface_utilization_ratio", "Share of ifHighSpeed used since the previous poll.",
+                                 labels=iflabels + ["direction"])
+        for t in targets:
+            if t.snmp_up is None:
+                continue
+            base = [t.contract, t.target, t.kind]
+            up.add_metric(base, 1 if t.snmp_up else 0)
+            reboots.add_metric(base, t.snmp_reboots)
+            if t.snmp_uptime is not None:
+                uptime.add_metric(base, t.snmp_uptime / 100)
+            for index, cols in sorted(t.snmp_interfaces.items()):
+                lab = base + [str(index), str(cols.get("ifName") or cols.get("ifDescr") or index)]
+                if cols.get("ifOperStatus") is not None:
+                    oper.add_metric(lab, cols["ifOperStatus"])
+                if cols.get("ifAdminStatus") is not None:
+                    admin.add_metric(lab, cols["ifAdminStatus"])
+                for direction in ("in", "out"):
+                    value = cols.get("ifHCInOctets" if direction == "in" else "ifHCOutOctets")
+                    if value is not None:
+                        octets.add_metric(lab + [direction], value)
+                    ratio = cols.get(f"utilization_{direction}")
+                    if ratio is not None:
+                        util.add_metric(lab + [direction], ratio)
+        yield from (up, uptime, reboots, oper, admin, octets, util)
 
     def _sla_metrics(self, targets):
         sla = self.live.sla_snapshot()

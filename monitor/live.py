@@ -44,6 +44,12 @@ class TargetLive:
     last_good: dict | None = None
     first_bad: dict | None = None
     failed_cycles: int = 0
+    #: SNMP: agent answering, sysUpTime, reboots seen, the selected interfaces' last sample
+    snmp_up: bool | None = None
+    snmp_uptime: int | None = None
+    snmp_reboots: int = 0
+    snmp_at: float | None = None
+    snmp_interfaces: dict = field(default_factory=dict)
     #: the contract's objective thresholds in base units (latency and jitter in s, loss as a ratio, mos)
     objectives: dict = field(default_factory=dict)
     #: events raised while running this target's cycle, for the ingestor to store (canary)

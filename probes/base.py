@@ -31,6 +31,7 @@ class ProbeContext:
     """Shared resources a probe may use, passed in by whoever runs it (the daemon, the CLI)."""
 
     icmp_engine: Any = None
+    snmp_engine: Any = None
 
 
 @runtime_checkable

@@ -155,3 +155,51 @@ class Alertmanager:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+
+
+class Snmpd:
+    """net-snmp's snmpd on a loopback port: v2c community 'public' and two v3 users
+    (SHA/AES and SHA-256/AES-256), in a private persistent directory."""
+
+    USERS = {"usha": ("sha", "authpass123", "aes", "privpass123"), "u256": ("sha256", "authpass256", "aes256", "privpass256")}
+
+    def __init__(self, port: int, netns: str | None = None, address: str = "127.0.0.1"):
+        self.port = port
+        self.address = address
+        self.netns = netns
+        self.dir = Path(tempfile.mkdtemp(prefix="slawatch-snmpd-"))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Snmpd":
+        (self.dir / "persist").mkdir()
+        (self.dir / "snmpd.conf").write_text(f"""agentAddress udp:{self.address}:{self.port}
+rocommunity public default
+createUser usha SHA "authpass123" AES "privpass123"
+createUser u256 SHA-256 "authpass256" AES-256 "privpass256"
+rouser usha priv
+rouser u256 priv
+sysName slawatch-test-agent
+""")
+        cmd = ["snmpd", "-f", "-Lf", str(self.dir / "log"), "-C", "-c", str(self.dir / "snmpd.conf"), "-p", str(self.dir / "pid")]
+        if self.netns:
+            cmd = ["ip", "netns", "exec", self.netns, *cmd]
+        self.proc = subprocess.Popen(cmd, env={**os.environ, "SNMP_PERSISTENT_DIR": str(self.dir / "persist")},
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            probe = subprocess.run((["ip", "netns", "exec", self.netns] if self.netns else []) +
+                                   ["snmpget", "-On", "-v2c", "-c", "public", "-r0", "-t1", f"{self.address}:{self.port}",
+                                    "1.3.6.1.2.1.1.5.0"], capture_output=True, text=True)
+            if probe.returncode == 0:
+                return self
+            time.sleep(0.3)
+        raise RuntimeError(f"snmpd did not answer: {(self.dir / 'log').read_text()[-500:] if (self.dir / 'log').exists() else ''}")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)

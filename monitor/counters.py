@@ -1,0 +1,36 @@
+"""Interface utilization from SNMP counter deltas over the real elapsed time.
+
+* A 32-bit counter (Counter32) that goes backwards without a reboot wrapped: add 2**32.
+* A 64-bit counter (Counter64) does not wrap in practice: going backwards means the agent reset it
+  (a reboot), so the interval is a gap, not a spike.
+* A reboot (sysUpTime went backwards) makes the interval a gap for every counter.
+* A missing sample is a gap.
+"""
+
+from __future__ import annotations
+
+__all__ = ["counter_delta", "utilization", "rebooted"]
+
+
+def rebooted(previous_uptime: int | None, uptime: int | None) -> bool:
+    """sysUpTime (TimeTicks) going backwards means the agent restarted."""
+    return previous_uptime is not None and uptime is not None and uptime < previous_uptime
+
+
+def counter_delta(previous: int | None, current: int | None, bits: int, reboot: bool = False) -> int | None:
+    if previous is None or current is None or reboot:
+        return None
+    if current >= previous:
+        return current - previous
+    if bits == 32:
+        return current + 2**32 - previous
+    return None  # a 64-bit counter reset
+
+
+def utilization(previous: int | None, current: int | None, elapsed_s: float, speed_mbps: int | None, bits: int = 64,
+                reboot: bool = False) -> float | None:
+    """Share of the interface's speed used between two octet-counter samples; None for a gap."""
+    delta = counter_delta(previous, current, bits, reboot)
+    if delta is None or not speed_mbps or elapsed_s <= 0:
+        return None
+    return delta * 8 / (elapsed_s * speed_mbps * 1e6)

@@ -1,0 +1,134 @@
+"""SNMP polling against a real net-snmp snmpd: versions, profiles, interface state, errors, utilization math."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import free_port
+from monitor.config.models import SnmpProbeConfig
+from monitor.counters import counter_delta, rebooted, utilization
+from monitor.cycle import verdict_of
+from peers import Snmpd
+from probes.icmp import IcmpResult
+from probes.snmp import SnmpResult, snmp_probe
+
+
+@pytest.fixture(scope="module")
+def agent():
+    if not shutil.which("snmpd"):
+        pytest.skip("net-snmp's snmpd is not installed (scripts/dev-setup installs snmpd)")
+    server = Snmpd(free_port()).start()
+    yield server
+    server.stop()
+
+
+def poll(port, **cfg):
+    return asyncio.run(snmp_probe("t", "127.0.0.1", SnmpProbeConfig(port=port, **cfg)))
+
+
+def test_v2c_system_and_interface_table(agent):
+    r = poll(agent.port, version="2c", community="public", profiles=["system", "if-mib"])
+    assert r.ok and r.answered and r.scalars["sysName"] == "slawatch-test-agent"
+    assert isinstance(r.scalars["sysUpTime"], int) and r.scalars["sysUpTime"] >= 0
+    ifaces = r.interfaces
+    lo = next(cols for cols in ifaces.values() if cols.get("ifDescr") == "lo")
+    assert lo["ifAdminStatus"] == 1 and lo["ifOperStatus"] == 1 and isinstance(lo["ifHCInOctets"], int)
+    # the walk matches net-snmp's own tool
+    walk = subprocess.run(["snmpwalk", "-On", "-v2c", "-c", "public", f"127.0.0.1:{agent.port}", "1.3.6.1.2.1.2.2.1.2"],
+                          capture_output=True, text=True).stdout
+    assert sorted(ifaces) == sorted(int(line.split(" = ")[0].rsplit(".", 1)[1]) for line in walk.splitlines())
+    assert r.pdus < 1 + len(ifaces) * 12  # many varbinds per PDU, not one request per OID
+
+
+def test_v1_walks_with_getnext(agent):
+    r = poll(agent.port, version="1", community="public", profiles=["system", "if-mib"])
+    assert r.ok and r.interfaces and all("ifHCInOctets" not in c for c in r.interfaces.values())  # no Counter64 in v1
+
+
+@pytest.mark.parametrize("user", ["usha", "u256"])
+def test_v3_auth_priv_round_trip(agent, user):
+    auth, akey, priv, pkey = Snmpd.USERS[user]
+    r = poll(agent.port, version="3", user=user, auth_protocol=auth, auth_key=akey, priv_protocol=priv, priv_key=pkey,
+             profiles=["system"])
+    assert r.ok and r.scalars["sysName"] == "slawatch-test-agent"
+
+
+def test_v3_wrong_key_is_reported_clearly(agent):
+    r = poll(agent.port, version="3", user="usha", auth_protocol="sha", auth_key="not-the-key", priv_protocol="aes",
+             priv_key="privpass123", profiles=["system"], retries=0, timeout="1s")
+    assert not r.ok and not r.answered and "Wrong SNMP PDU digest" in r.reason
+
+
+def test_timeout_is_unknown_never_up():
+    r = poll(free_port(), version="2c", community="public", profiles=["system"], retries=0, timeout="300ms")
+    assert not r.ok and not r.answered and "No SNMP response received before timeout" in r.reason
+    assert verdict_of([r]) == "unknown"
+    icmp_ok = IcmpResult("icmp", "t", "x", 0, 0, True, sent=3, received=3, rtts=(0.001, 0.001, 0.001))
+    assert verdict_of([icmp_ok, r]) == "good"  # an SNMP timeout while ICMP answers is not an outage
+
+
+def test_admin_up_oper_down_interface_is_a_circuit_outage():
+    ifaces = {1: {"ifName": "ge-0/0/1", "ifAdminStatus": 1, "ifOperStatus": 2}, 2: {"ifName": "ge-0/0/2", "ifAdminStatus": 2, "ifOperStatus": 2}}
+    r = SnmpResult("snmp", "t", "x", 0, 0, True, None, True, {}, ifaces)
+    icmp_ok = IcmpResult("icmp", "t", "x", 0, 0, True, sent=3, received=3, rtts=(0.001, 0.001, 0.001))
+    assert verdict_of([icmp_ok, r], ["ge-0/0/1"]) == "bad"
+    assert verdict_of([icmp_ok, r], ["ge-0/0/2"]) == "good"  # administratively down is not an outage
+    assert verdict_of([icmp_ok, r], ["1"]) == "bad"  # by index
+
+
+def test_counter_math():
+    # 32-bit wrap: 4,294,967,000 -> 1,000 is 1,296 octets
+    assert counter_delta(4_294_967_000, 1_000, 32) == 1_296
+    assert counter_delta(10, 5, 64) is None  # a 64-bit counter reset is a gap, not a spike
+    assert counter_delta(None, 5, 64) is None  # a missing sample is a gap
+    assert counter_delta(100, 200, 64, reboot=True) is None
+    assert rebooted(5000, 100) and not rebooted(100, 5000)
+    # 125,000,000 octets in 10 s on a 1000 Mbit/s interface: 10 %
+    assert utilization(0, 125_000_000, 10.0, 1000) == pytest.approx(0.1)
+    assert utilization(0, 125_000_000, 10.0, None) is None
+
+
+def test_daemon_exports_snmp_interface_metrics(agent, write_config, tmp_path, icmp_mode):
+    import signal
+    import time
+    import urllib.request
+
+    from conftest import REPO, SLAWATCH
+
+    port = free_port()
+    path = write_config(f"""
+storage: {{path: {tmp_path / 's.db'}}}
+exporter: {{listen: "127.0.0.1:{port}"}}
+contracts: [{{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}}}}]
+targets:
+  - id: r1
+    contract: c1
+    kind: internet
+    address: 127.0.0.1
+    interval: 1s
+    probes:
+      icmp: {{count: 2, spacing: 10ms}}
+      snmp: {{version: 2c, community: public, port: {agent.port}, profiles: [system, if-mib], interfaces: [lo]}}
+""")
+    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, text = time.time() + 30, ""
+        while time.time() < deadline and "slawatch_interface_utilization_ratio{" not in text:
+            time.sleep(1)
+            try:
+                text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+            except OSError:
+                pass
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert 'slawatch_snmp_up{contract="c1",kind="internet",target="r1"} 1.0' in text
+    assert 'slawatch_interface_oper_status{contract="c1",ifindex="1",ifname="lo",kind="internet",target="r1"} 1.0' in text
+    assert 'slawatch_interface_utilization_ratio{contract="c1",direction="in",ifindex="1",ifname="lo"' in text
+    assert 'ifname="eth0"' not in text  # only the selected interface
+    assert "public" not in err
