@@ -386,13 +386,15 @@ class Daemon:
         return True, []
 
     async def _shutdown(self) -> None:
-        self.scheduler.shutdown()
+        # stop starting cycles, let the running ones finish (APScheduler's shutdown would cancel them)
+        self.scheduler.scheduler.pause()
         if self.inflight:
             done, pending = await asyncio.wait(set(self.inflight), timeout=SHUTDOWN_GRACE)
             for task in pending:
                 task.cancel()
             if pending:
                 log.warning("%d probe cycles did not finish within %.0fs and were dropped", len(pending), SHUTDOWN_GRACE)
+        self.scheduler.shutdown()
         await self.writer.stop()
         if self._delivery_task is not None:
             try:

@@ -106,6 +106,13 @@ def live_stack(tmp_path_factory, request):
         host = lab.add_host("dash", kernel_replies=False)
         host.set_rules({"default": {}, "addresses": {host.address(3): {"blackout": True}}})
         extra = f'  - {{id: dark, contract: internet, kind: internet, address: "{host.address(3)}"}}\n'
+    agent = None
+    if shutil.which("snmpd"):
+        from peers import Snmpd
+
+        agent = Snmpd(free_port()).start()
+        extra += (f"  - {{id: router, contract: internet, kind: internet, address: 127.0.0.1, probes: {{icmp: {{count: 2}},"
+                  f" snmp: {{version: 2c, community: public, port: {agent.port}, profiles: [system, if-mib], interfaces: [lo]}}}}}}\n")
     port, prom_port, db = free_port(), free_port(), tmp / "store.db"
     (tmp / "slawatch.yaml").write_text(f"""
 storage: {{path: {db}, flush_interval: 200ms}}
@@ -123,7 +130,8 @@ targets:
 {extra}""")
     daemon = subprocess.Popen(SLAWATCH + ["run", "-c", str(tmp / "slawatch.yaml")], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    shutil.copy(RULES / "slawatch-rules.yml", tmp / "rules.yml")
+    # the rules as shipped, evaluated every second instead of every 30 s for the test
+    (tmp / "rules.yml").write_text((RULES / "slawatch-rules.yml").read_text().replace("interval: 30s", "interval: 1s"))
     (tmp / "prometheus.yml").write_text(f"""
 global: {{scrape_interval: 1s, evaluation_interval: 1s}}
 rule_files: [rules.yml]
@@ -152,6 +160,8 @@ scrape_configs:
             proc.wait(timeout=30)
         if lab:
             lab.close()
+        if agent:
+            agent.stop()
 
 
 @pytest.mark.parametrize("dashboard", [p.name for p in DASHBOARDS])

@@ -229,3 +229,33 @@ targets: [{{id: a, contract: c1, kind: internet, address: 127.0.0.1, interval: 1
     finally:
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) == 0
+
+
+def test_sigterm_drains_in_flight_cycles(write_config, tmp_path, icmp_mode):
+    """A cycle still running at SIGTERM (an SNMP agent that never answers: 3 s) is finished and stored."""
+    db = tmp_path / "s.db"
+    path = write_config(f"""
+storage: {{path: {db}}}
+exporter: {{listen: "127.0.0.1:{free_port()}"}}
+contracts: [{{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}}}}]
+targets:
+  - {{id: slow, contract: c1, kind: internet, address: 127.0.0.1, interval: 1m,
+      probes: {{icmp: null, snmp: {{version: 2c, community: public, port: {free_port()}, timeout: 1s, retries: 2}}}}}}
+""")
+    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    # the first cycle of a 1 min interval starts at the target's phase offset within the minute
+    from monitor.scheduler import phase_offset
+
+    offset = phase_offset("slow", 60.0)
+    now = time.time()
+    start = now - (now % 60) + offset
+    if start < now + 2:  # leave the daemon time to start
+        start += 60
+    time.sleep(max(0.0, start - time.time()) + 0.5)  # the cycle is now in flight (3 s of SNMP timeouts)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "CancelledError" not in err
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT verdict, reason FROM cycles WHERE target = 'slow'").fetchall()
+    assert len(rows) == 1 and rows[0][0] == "unknown" and "No SNMP response" in rows[0][1], rows
