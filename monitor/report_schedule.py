@@ -84,8 +84,7 @@ class ReportSchedule:
         return paths
 
     def _mail(self, month: str, paths: list[Path]) -> None:
-        import smtplib
-        import ssl
+        from .tickets.sinks import SinkError, send_mail
 
         sink = next(s for s in self.config.ticket_sinks if s.name == self.cfg.mail_sink)
         msg = EmailMessage()
@@ -97,11 +96,6 @@ class ReportSchedule:
             main, sub = types[p.suffix]
             msg.add_attachment(p.read_bytes(), maintype=main, subtype=sub, filename=p.name)
         try:
-            with smtplib.SMTP(sink.host, sink.port, timeout=sink.timeout) as smtp:
-                if sink.starttls:
-                    smtp.starttls(context=ssl.create_default_context(cafile=sink.ca_file))
-                if sink.username:
-                    smtp.login(sink.username, sink.password.get_secret_value() if sink.password else "")
-                smtp.send_message(msg)
-        except (OSError, smtplib.SMTPException) as exc:
-            log.error("mailing the %s reports through %s failed: %s", month, sink.name, exc)
+            send_mail(sink, msg)
+        except SinkError as exc:
+            log.error("mailing the %s reports failed: %s", month, exc)

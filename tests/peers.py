@@ -34,6 +34,17 @@ def alertmanager_available() -> tuple[bool, str]:
     return True, ""
 
 
+def stop_peer(proc: subprocess.Popen | None, directory: Path) -> None:
+    """Terminate a peer (kill it after 10 s) and remove its private directory."""
+    if proc and proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    shutil.rmtree(directory, ignore_errors=True)
+
+
 def wait_http(url: str, timeout: float = 60.0, headers: dict | None = None) -> None:
     deadline = time.monotonic() + timeout
     last = None
@@ -111,13 +122,7 @@ Set($RestrictReferrer, 0);
         return [self.api("GET", f"/ticket/{i['id']}") for i in items]
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_peer(self.proc, self.dir)
 
 
 class Alertmanager:
@@ -146,13 +151,7 @@ class Alertmanager:
             return json.loads(resp.read())
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_peer(self.proc, self.dir)
 
 
 
@@ -196,10 +195,4 @@ sysName slawatch-test-agent
         raise RuntimeError(f"snmpd did not answer: {(self.dir / 'log').read_text()[-500:] if (self.dir / 'log').exists() else ''}")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_peer(self.proc, self.dir)

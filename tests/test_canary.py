@@ -8,23 +8,13 @@ import sqlite3
 import subprocess
 import time
 
-from conftest import REPO, SLAWATCH, free_port
+from conftest import REPO, SLAWATCH, free_port, wait_for
+from conftest import query_ro as q
 from monitor.canary import CanaryWatch
 
 
-def q(db, sql, *args):
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
-def wait_for(what, fn, timeout=40.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_canary_rule():

@@ -11,13 +11,11 @@ import subprocess
 import time
 
 from conftest import REPO, SLAWATCH, free_port
+from conftest import query_ro as q
 
 N_LOOPBACK = 100
 
 
-def q(db, sql, *args):
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 def rollup_cycles(blob: bytes) -> int:

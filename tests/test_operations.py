@@ -13,7 +13,7 @@ import urllib.request
 
 import pytest
 
-from conftest import REPO, SLAWATCH, free_port
+from conftest import REPO, SLAWATCH, free_port, wait_for
 
 BASE = """\
 storage: {{path: {db}, flush_interval: 200ms}}
@@ -42,17 +42,6 @@ def up_targets(port):
             if line.startswith("slawatch_target_up{")}
 
 
-def wait_for(what, fn, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            value = fn()
-        except OSError:
-            value = None
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -11,7 +11,8 @@ import time
 
 import pytest
 
-from conftest import REPO, SLAWATCH, free_port
+from conftest import REPO, SLAWATCH, free_port, wait_for
+from conftest import query_ro as query
 from peers import RtServer, rt_available
 
 CONFIG = """\
@@ -32,19 +33,8 @@ ticket_sinks:
 """
 
 
-def query(db, sql, *args):
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
-def wait_for(what, fn, timeout=60.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = fn()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def start(path):

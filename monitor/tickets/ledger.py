@@ -276,13 +276,18 @@ class Ledger:
                 self._escalate_ticket(db, row["id"], now)
 
     # -- people ---------------------------------------------------------------------------
+    @staticmethod
+    def _row_for_update(db: sqlite3.Connection, ticket_id: int) -> sqlite3.Row:
+        db.row_factory = sqlite3.Row
+        row = db.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+        if row is None:
+            raise TicketError(f"no ticket {ticket_id}")
+        return row
+
     def acknowledge(self, store, ticket_id: int, by: str, now: float | None = None) -> Ticket:
         now = self.clock() if now is None else now
         with store.transaction() as db:
-            db.row_factory = sqlite3.Row
-            row = db.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
-            if row is None:
-                raise TicketError(f"no ticket {ticket_id}")
+            row = self._row_for_update(db, ticket_id)
             if row["state"] == "open":
                 db.execute("UPDATE tickets SET state = 'acknowledged', acknowledged = ? WHERE id = ?", (now, ticket_id))
                 self._note(db, ticket_id, "acknowledged", f"acknowledged by {by}", now)
@@ -294,10 +299,7 @@ class Ledger:
     def resolve(self, store, ticket_id: int, by: str, now: float | None = None) -> Ticket:
         now = self.clock() if now is None else now
         with store.transaction() as db:
-            db.row_factory = sqlite3.Row
-            row = db.execute("SELECT * FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
-            if row is None:
-                raise TicketError(f"no ticket {ticket_id}")
+            row = self._row_for_update(db, ticket_id)
             if row["state"] == "resolved":
                 raise TicketError(f"ticket {ticket_id} is already resolved")
             self._resolve(db, ticket_id, f"resolved by {by}", now)

@@ -40,7 +40,7 @@ from ..config.models import AlertmanagerSink, EmailSink, JiraSink, RtSink, Servi
 from ..errors import SlawatchError
 from .ledger import Ticket
 
-__all__ = ["Delivery", "Sink", "SinkError", "make_sink", "RtTicketSink", "AlertmanagerTicketSink",
+__all__ = ["Delivery", "Sink", "SinkError", "make_sink", "send_mail", "RtTicketSink", "AlertmanagerTicketSink",
            "WebhookTicketSink", "EmailTicketSink", "JiraTicketSink", "ServiceNowTicketSink"]
 
 
@@ -237,6 +237,19 @@ class WebhookTicketSink(_HttpSink):
 # --------------------------------------------------------------------------- email
 
 
+def send_mail(c: EmailSink, msg: EmailMessage) -> None:
+    """Send through an email sink's SMTP server: STARTTLS (with its CA file) and AUTH as configured."""
+    try:
+        with smtplib.SMTP(c.host, c.port, timeout=c.timeout) as smtp:
+            if c.starttls:
+                smtp.starttls(context=ssl.create_default_context(cafile=c.ca_file))
+            if c.username:
+                smtp.login(c.username, c.password.get_secret_value() if c.password else "")
+            smtp.send_message(msg)
+    except (OSError, smtplib.SMTPException) as exc:
+        raise SinkError(f"{c.name}: SMTP {c.host}:{c.port}: {type(exc).__name__}: {exc}") from None
+
+
 class EmailTicketSink:
     """Mail for helpdesks that open tickets from mail; updates thread on the first message."""
 
@@ -270,20 +283,8 @@ class EmailTicketSink:
                         f"Severity: {t.severity}\nslawatch ticket {t.id} ({t.uid})\n")
         return msg
 
-    def _send(self, msg: EmailMessage) -> None:
-        c = self.cfg
-        try:
-            with smtplib.SMTP(c.host, c.port, timeout=c.timeout) as smtp:
-                if c.starttls:
-                    smtp.starttls(context=ssl.create_default_context(cafile=c.ca_file))
-                if c.username:
-                    smtp.login(c.username, c.password.get_secret_value() if c.password else "")
-                smtp.send_message(msg)
-        except (OSError, smtplib.SMTPException) as exc:
-            raise SinkError(f"{self.name}: SMTP {c.host}:{c.port}: {type(exc).__name__}: {exc}") from None
-
     async def deliver(self, d: Delivery) -> str:
-        await asyncio.to_thread(self._send, self.message(d))
+        await asyncio.to_thread(send_mail, self.cfg, self.message(d))
         return self.root_id(d.ticket)
 
     async def poll(self, external_id: str, last_action: str) -> str | None:
