@@ -92,6 +92,10 @@ def _observe_snmp(live: TargetLive, results, snmp_cfg) -> None:
                                                            now - prev_at if prev_at else 0, cols.get("ifHighSpeed"),
                                                            64, reboot)
     live.snmp_interfaces, live.snmp_at, live.snmp_uptime = selected, now, uptime
+    if "cisco-ipsla" in snmp.tables:
+        from probes.snmp import ipsla_figures
+
+        live.ipsla = {entry: ipsla_figures(row) for entry, row in snmp.tables["cisco-ipsla"].items()}
 
 
 def _track_evidence(live: TargetLive, started: float, verdict: str, results, transitions) -> None:

@@ -48,13 +48,6 @@ ACK_POLL_INTERVAL = 60.0
 
 def check_runnable(config: Config) -> None:
     """Refuse, with a clear message, what this version cannot run yet; check privileges."""
-    unsupported = [t.id for t in config.targets if t.probes.snmp is not None
-                   and set(t.probes.snmp.profiles) - {"system", "if-mib"}]
-    if unsupported:
-        raise NotYetImplemented(
-            "SNMP profiles other than system and if-mib (cisco-ipsla, user-defined) are not yet implemented; "
-            f"targets: {', '.join(unsupported[:5])}" + (" ..." if len(unsupported) > 5 else "")
-        )
     if any(t.probes.icmp is not None for t in config.targets):
         check_icmp_permission()
 
@@ -173,6 +166,7 @@ class Daemon:
             from probes.snmp import SnmpEngineHolder
 
             self.probe_context.snmp_engine = SnmpEngineHolder()
+        self.probe_context.snmp_profiles = self.config.snmp_profiles
         self.run_id = await asyncio.to_thread(self.store.begin_run, time.time(), __version__)
         await asyncio.to_thread(self.ingestor.preload, self.store, time.time())
         self._install_targets()
@@ -352,6 +346,7 @@ class Daemon:
             await self.deliverer.replace_sinks({s.name: make_sink(s) for s in new.ticket_sinks if s.enabled},
                                                list(new.ticket_sinks))
         self.reports.config, self.reports.cfg = new, new.reports
+        self.probe_context.snmp_profiles = new.snmp_profiles
         self.canary.references = {t.id: t.contract for t in new.targets if t.reference}
         self.canary.ratio = new.self_monitoring.reference_failure_ratio
         saved = {k: v.tracker for k, v in (await asyncio.to_thread(self.store.load_states)).items()}

@@ -167,6 +167,25 @@ class SlawatchCollector(Collector):
                     if ratio is not None:
                         util.add_metric(lab + [direction], ratio)
         yield from (up, uptime, reboots, oper, admin, octets, util)
+        sla_labels = _LABELS + ["entry"]
+        ip_mos = GaugeMetricFamily("slawatch_ipsla_mos", "IP SLA jitter operation MOS (CISCO-RTTMON-MIB, /100).", labels=sla_labels)
+        ip_icpif = GaugeMetricFamily("slawatch_ipsla_icpif", "IP SLA jitter operation ICPIF.", labels=sla_labels)
+        ip_rtt = GaugeMetricFamily("slawatch_ipsla_rtt_seconds", "IP SLA average RTT of the latest operation.", labels=sla_labels)
+        ip_jit = GaugeMetricFamily("slawatch_ipsla_jitter_seconds", "IP SLA average jitter by direction.", labels=sla_labels + ["direction"])
+        ip_loss = GaugeMetricFamily("slawatch_ipsla_packet_loss", "IP SLA packets lost in the latest operation by direction.",
+                                    labels=sla_labels + ["direction"])
+        for t in targets:
+            for entry, f in sorted(t.ipsla.items()):
+                lab = [t.contract, t.target, t.kind, entry]
+                for family, value in ((ip_mos, f["mos"]), (ip_icpif, f["icpif"]), (ip_rtt, f["rtt_avg_s"])):
+                    if value is not None:
+                        family.add_metric(lab, value)
+                for direction in ("sd", "ds"):
+                    if f[f"jitter_{direction}_s"] is not None:
+                        ip_jit.add_metric(lab + [direction], f[f"jitter_{direction}_s"])
+                    if f[f"loss_{direction}"] is not None:
+                        ip_loss.add_metric(lab + [direction], f[f"loss_{direction}"])
+        yield from (ip_mos, ip_icpif, ip_rtt, ip_jit, ip_loss)
 
     def _sla_metrics(self, targets):
         sla = self.live.sla_snapshot()

@@ -50,6 +50,8 @@ class TargetLive:
     snmp_reboots: int = 0
     snmp_at: float | None = None
     snmp_interfaces: dict = field(default_factory=dict)
+    #: IP SLA entry -> figures in base units (cisco-ipsla profile)
+    ipsla: dict = field(default_factory=dict)
     #: the contract's objective thresholds in base units (latency and jitter in s, loss as a ratio, mos)
     objectives: dict = field(default_factory=dict)
     #: events raised while running this target's cycle, for the ingestor to store (canary)

@@ -32,6 +32,7 @@ class ProbeContext:
 
     icmp_engine: Any = None
     snmp_engine: Any = None
+    snmp_profiles: Any = None  # the config's user-defined SNMP profiles
 
 
 @runtime_checkable

@@ -10,8 +10,11 @@ A target that does not answer, or answers with an error, is a result with
 ``ok=False`` and the reason, never an exception. Concurrency is bounded by a
 semaphore shared by the engine, so an agent's receive buffer never overflows.
 
-Not yet here (issue #4): the ``cisco-ipsla`` profile, user-defined profiles,
-``MIB::name`` OIDs, and the trap receiver.
+* ``cisco-ipsla``: CISCO-RTTMON-MIB's latest jitter results per IP SLA entry
+  (MOS, ICPIF, RTT, jitter and loss in both directions; MOS is stored x100).
+* user profiles from the config's ``snmp_profiles`` (scalars by GET, tables walked).
+
+Not yet here (issue #4): ``MIB::name`` OIDs and the trap receiver.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from .base import ProbeResult
 
-__all__ = ["SnmpResult", "snmp_probe", "SnmpEngineHolder", "PROFILE_OIDS", "IF_COLUMNS"]
+__all__ = ["SnmpResult", "snmp_probe", "SnmpEngineHolder", "PROFILE_OIDS", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
 
 SYSTEM = {"sysDescr": "1.3.6.1.2.1.1.1.0", "sysUpTime": "1.3.6.1.2.1.1.3.0", "sysName": "1.3.6.1.2.1.1.5.0"}
 IF_COLUMNS = {
@@ -40,7 +43,31 @@ IF_COLUMNS = {
     "ifHighSpeed": "1.3.6.1.2.1.31.1.1.1.15",
     "ifAlias": "1.3.6.1.2.1.31.1.1.1.18",
 }
-PROFILE_OIDS = {"system": SYSTEM, "if-mib": IF_COLUMNS}
+#: CISCO-RTTMON-MIB rttMonLatestJitterOperEntry (1.3.6.1.4.1.9.9.42.1.5.2.1), indexed by the IP SLA entry
+IPSLA_BASE = "1.3.6.1.4.1.9.9.42.1.5.2.1"
+IPSLA_COLUMNS = {
+    "NumOfRTT": f"{IPSLA_BASE}.1", "RTTSum": f"{IPSLA_BASE}.2", "RTTMin": f"{IPSLA_BASE}.4", "RTTMax": f"{IPSLA_BASE}.5",
+    "PacketLossSD": f"{IPSLA_BASE}.26", "PacketLossDS": f"{IPSLA_BASE}.27",
+    "MOS": f"{IPSLA_BASE}.42", "ICPIF": f"{IPSLA_BASE}.43", "AvgJitter": f"{IPSLA_BASE}.46",
+    "AvgSDJ": f"{IPSLA_BASE}.47", "AvgDSJ": f"{IPSLA_BASE}.48", "OWAvgSD": f"{IPSLA_BASE}.49", "OWAvgDS": f"{IPSLA_BASE}.50",
+}
+PROFILE_OIDS = {"system": SYSTEM, "if-mib": IF_COLUMNS, "cisco-ipsla": IPSLA_COLUMNS}
+
+
+def ipsla_figures(row: dict) -> dict:
+    """One IP SLA jitter entry in base units: MOS is stored x100, times in ms."""
+    n = row.get("NumOfRTT") or 0
+    ms = 1000.0
+    return {
+        "mos": None if row.get("MOS") in (None, 0) else row["MOS"] / 100,
+        "icpif": row.get("ICPIF"),
+        "rtt_avg_s": (row["RTTSum"] / n / ms) if n and row.get("RTTSum") is not None else None,
+        "jitter_sd_s": None if row.get("AvgSDJ") is None else row["AvgSDJ"] / ms,
+        "jitter_ds_s": None if row.get("AvgDSJ") is None else row["AvgDSJ"] / ms,
+        "loss_sd": row.get("PacketLossSD"), "loss_ds": row.get("PacketLossDS"),
+        "one_way_sd_s": None if row.get("OWAvgSD") is None else row["OWAvgSD"] / ms,
+        "one_way_ds_s": None if row.get("OWAvgDS") is None else row["OWAvgDS"] / ms,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +79,8 @@ class SnmpResult(ProbeResult):
     scalars: dict[str, Any] = field(default_factory=dict)
     interfaces: dict[int, dict[str, Any]] = field(default_factory=dict)
     pdus: int = 0
+    #: other table profiles (cisco-ipsla, user tables): profile -> row index -> column -> value
+    tables: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
 
     def selected(self, selectors: list[str]) -> dict[int, dict[str, Any]]:
         """Interfaces selected by index, ifName, ifDescr or ifAlias (all when no selector)."""
@@ -130,11 +159,12 @@ async def snmp_probe(target_id: str, address: str, settings: Any, *, context: An
     started, t0 = time.time(), time.perf_counter()
     scalars: dict[str, Any] = {}
     interfaces: dict[int, dict[str, Any]] = {}
+    tables: dict[str, dict[str, dict[str, Any]]] = {}
     pdus = 0
 
     def result(ok: bool, reason: str | None, answered: bool) -> SnmpResult:
         return SnmpResult("snmp", target_id, address, started, time.perf_counter() - t0, ok, reason, answered,
-                          scalars, interfaces, pdus)
+                          scalars, interfaces, pdus, tables)
 
     try:
         async with holder.semaphore:
@@ -156,9 +186,11 @@ async def snmp_probe(target_id: str, address: str, settings: Any, *, context: An
                     return result(False, f"SNMP error {status.prettyPrint()} at {index}", True)
                 for (name, _), (_oid, value) in zip(oids, binds):
                     scalars[name] = _value(value)
-            if "if-mib" in settings.profiles:
-                bases = dict(IF_COLUMNS)
-                cursor = dict(IF_COLUMNS)  # column -> the last OID seen of it
+            async def walk(columns: dict[str, str]) -> tuple[dict[str, dict[str, Any]], str | None]:
+                """Walk table columns together (GETBULK, GETNEXT on v1): row index -> column -> value."""
+                nonlocal pdus
+                rows: dict[str, dict[str, Any]] = {}
+                cursor = dict(columns)
                 while cursor:
                     names = list(cursor)
                     request = [hl.ObjectType(hl.ObjectIdentity(cursor[n])) for n in names]
@@ -169,9 +201,9 @@ async def snmp_probe(target_id: str, address: str, settings: Any, *, context: An
                                                                       settings.max_repetitions, *request)
                     pdus += 1
                     if err:
-                        return result(False, f"SNMP {settings.version} to {address}:{settings.port}: {err}", bool(scalars))
+                        return rows, f"SNMP {settings.version} to {address}:{settings.port}: {err}"
                     if status and status.prettyPrint() != "noSuchName":
-                        return result(False, f"SNMP error {status.prettyPrint()} at {index}", True)
+                        return rows, f"SNMP error {status.prettyPrint()} at {index}"
                     binds = list(binds)
                     ended: set[str] = set()
                     progressed = False
@@ -180,18 +212,50 @@ async def snmp_probe(target_id: str, address: str, settings: Any, *, context: An
                             if name in ended:
                                 continue
                             text = str(oid)
-                            if not text.startswith(bases[name] + ".") or value.__class__.__name__ in (
+                            if not text.startswith(columns[name] + ".") or value.__class__.__name__ in (
                                     "EndOfMibView", "NoSuchObject", "NoSuchInstance"):
                                 ended.add(name)
                                 continue
-                            ifindex = int(text.rsplit(".", 1)[1])
-                            interfaces.setdefault(ifindex, {})[name] = _value(value)
+                            rows.setdefault(text[len(columns[name]) + 1:], {})[name] = _value(value)
                             cursor[name] = text
                             progressed = True
                     for name in ended:
                         cursor.pop(name, None)
                     if not progressed:
                         break
+                return rows, None
+
+            if "if-mib" in settings.profiles:
+                rows, problem = await walk(IF_COLUMNS)
+                if problem:
+                    return result(False, problem, bool(scalars))
+                interfaces.update({int(k): v for k, v in rows.items() if k.isdigit()})
+            user_profiles = getattr(context, "snmp_profiles", None) or {}
+            for name in settings.profiles:
+                if name in ("system", "if-mib"):
+                    continue
+                if name == "cisco-ipsla":
+                    tables_wanted = {"cisco-ipsla": IPSLA_COLUMNS}
+                    scalars_wanted = {}
+                else:
+                    profile = user_profiles[name]
+                    tables_wanted = {name: dict(profile.tables)} if profile.tables else {}
+                    scalars_wanted = dict(profile.scalars)
+                if scalars_wanted:
+                    err, status, index, binds = await hl.get_cmd(
+                        holder.engine, auth, transport, ctx,
+                        *(hl.ObjectType(hl.ObjectIdentity(o)) for o in scalars_wanted.values()))
+                    pdus += 1
+                    if err or status:
+                        return result(False, f"SNMP {settings.version} to {address}:{settings.port}: {err or status.prettyPrint()}",
+                                      bool(scalars))
+                    for key, (_oid, value) in zip(scalars_wanted, binds):
+                        scalars[f"{name}.{key}"] = _value(value)
+                for table, columns in tables_wanted.items():
+                    rows, problem = await walk(columns)
+                    if problem:
+                        return result(False, problem, bool(scalars))
+                    tables[table] = rows
         return result(True, None, True)
     finally:
         if own:

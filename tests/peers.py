@@ -162,7 +162,8 @@ class Snmpd:
 
     USERS = {"usha": ("sha", "authpass123", "aes", "privpass123"), "u256": ("sha256", "authpass256", "aes256", "privpass256")}
 
-    def __init__(self, port: int, netns: str | None = None, address: str = "127.0.0.1"):
+    def __init__(self, port: int, netns: str | None = None, address: str = "127.0.0.1", extra: str = ""):
+        self.extra = extra  # more snmpd.conf lines, e.g. `override OID TYPE VALUE` for scripted values
         self.port = port
         self.address = address
         self.netns = netns
@@ -178,6 +179,7 @@ createUser u256 SHA-256 "authpass256" AES-256 "privpass256"
 rouser usha priv
 rouser u256 priv
 sysName slawatch-test-agent
+{self.extra}
 """)
         cmd = ["snmpd", "-f", "-Lf", str(self.dir / "log"), "-C", "-c", str(self.dir / "snmpd.conf"), "-p", str(self.dir / "pid")]
         if self.netns:

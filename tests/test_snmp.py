@@ -132,3 +132,49 @@ targets:
     assert 'slawatch_interface_utilization_ratio{contract="c1",direction="in",ifindex="1",ifname="lo"' in text
     assert 'ifname="eth0"' not in text  # only the selected interface
     assert "public" not in err
+
+
+IPSLA = "1.3.6.1.4.1.9.9.42.1.5.2.1"
+# a scripted IP SLA jitter entry 7 (values as a Cisco gateway stores them: ms, MOS x100)
+IPSLA_VALUES = {1: 100, 2: 4200, 4: 38, 5: 55, 26: 2, 27: 1, 42: 412, 43: 3, 46: 4, 47: 3, 48: 5, 49: 20, 50: 22}
+
+
+@pytest.fixture(scope="module")
+def ipsla_agent():
+    if not shutil.which("snmpd"):
+        pytest.skip("net-snmp's snmpd is not installed")
+    lines = "\n".join(f"override .{IPSLA}.{col}.7 integer {value}" for col, value in IPSLA_VALUES.items())
+    lines += "\noverride .1.3.6.1.4.1.99999.1.0 integer 17"
+    server = Snmpd(free_port(), extra=lines).start()
+    yield server
+    server.stop()
+
+
+def test_cisco_ipsla_profile(ipsla_agent):
+    r = poll(ipsla_agent.port, version="2c", community="public", profiles=["cisco-ipsla"])
+    assert r.ok and set(r.tables["cisco-ipsla"]) == {"7"}
+    from probes.snmp import ipsla_figures
+
+    f = ipsla_figures(r.tables["cisco-ipsla"]["7"])
+    assert f["mos"] == pytest.approx(4.12) and f["icpif"] == 3  # MOS is stored x100
+    assert f["rtt_avg_s"] == pytest.approx(0.042)  # RTTSum 4200 ms / 100 RTTs
+    assert (f["jitter_sd_s"], f["jitter_ds_s"]) == (pytest.approx(0.003), pytest.approx(0.005))
+    assert (f["loss_sd"], f["loss_ds"]) == (2, 1)
+    assert (f["one_way_sd_s"], f["one_way_ds_s"]) == (pytest.approx(0.020), pytest.approx(0.022))
+
+
+def test_user_defined_profile(ipsla_agent):
+    from monitor.config import parse_config
+    from probes.base import ProbeContext
+
+    cfg = parse_config({
+        "contracts": [{"id": "c", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}],
+        "targets": [{"id": "u", "contract": "c", "kind": "internet", "address": "127.0.0.1",
+                     "probes": {"snmp": {"version": "2c", "community": "public", "port": ipsla_agent.port,
+                                         "profiles": ["ups"]}}}],
+        "snmp_profiles": {"ups": {"scalars": {"battery": "1.3.6.1.4.1.99999.1.0"}, "tables": {"ifname": "1.3.6.1.2.1.31.1.1.1.1"}}},
+    })
+    ctx = ProbeContext(snmp_profiles=cfg.snmp_profiles)
+    r = asyncio.run(snmp_probe("u", "127.0.0.1", cfg.targets[0].probes.snmp, context=ctx))
+    assert r.ok and r.scalars["ups.battery"] == 17
+    assert "lo" in {row["ifname"] for row in r.tables["ups"].values()}
