@@ -202,6 +202,7 @@ class Daemon:
         if interval:
             # pinged from the scheduler's own loop: if the scheduler hangs, systemd restarts us
             self.scheduler.scheduler.add_job(lambda: notify("WATCHDOG=1"), "interval", seconds=interval, id="watchdog")
+        self._start_traps()
         self.scheduler.start()
         self.scheduler.scheduler.modify_job("sla-evaluation", next_run_time=_soon(5))
         self.ready.set()
@@ -228,6 +229,41 @@ class Daemon:
         if events:
             self.writer.batch.events.extend(events)
             self.writer.added()
+
+    def _start_traps(self) -> None:
+        cfg = self.config.traps
+        self.traps = None
+        if cfg is None:
+            return
+        from .traps import TrapReceiver
+
+        host, _, port = cfg.listen.rpartition(":")
+        users = [{"user": u.user, "engine_id": u.engine_id.removeprefix("0x"), "auth_protocol": u.auth_protocol,
+                  "auth_key": u.auth_key.get_secret_value() if u.auth_key else None, "priv_protocol": u.priv_protocol,
+                  "priv_key": u.priv_key.get_secret_value() if u.priv_key else None} for u in cfg.users]
+        self.traps = TrapReceiver((host.strip("[]"), int(port)), [cfg.community.get_secret_value()] if cfg.community else [],
+                                  users, {t.address: t.id for t in self.config.targets}, self._on_trap, cfg.oids)
+        self.traps.start()
+        self.live.traps = self.traps
+        log.info("SNMP trap receiver listening on %s", cfg.listen)
+
+    def _on_trap(self, target_id: str, kind: str, binds: dict) -> None:
+        log.warning("trap %s from target %s", kind, target_id)
+        live = self.live.targets.get(target_id)
+        target = self.config.target(target_id)
+        if live is None or target is None or kind != "linkDown":
+            return
+        from .events import outage_event
+        from .store import OutageRecord, StateRecord
+
+        now = time.time()
+        for tr in live.tracker.force_down(now):
+            self.writer.batch.events.append(outage_event(tr.event, target.contract, target.id, tr.at, tr.interval_start))
+            self.writer.batch.outages.append(OutageRecord(target.id, target.contract, "down", tr.at, None,
+                                                          {"trap": kind, "varbinds": binds}))
+        self.writer.batch.states[target.id] = StateRecord(target.id, live.tracker.state, live.tracker.since, now,
+                                                          live.tracker.snapshot())
+        self.writer.added()
 
     async def _deliver_loop(self) -> None:
         while not self.stopping.is_set():
@@ -397,6 +433,8 @@ class Daemon:
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 pass
         await self.deliverer.aclose()
+        if getattr(self, "traps", None) is not None:
+            self.traps.close()
         if self.probe_context.icmp_engine is not None:
             self.probe_context.icmp_engine.close()
         if self.probe_context.snmp_engine is not None:

@@ -186,6 +186,13 @@ class SlawatchCollector(Collector):
                     if f[f"loss_{direction}"] is not None:
                         ip_loss.add_metric(lab + [direction], f[f"loss_{direction}"])
         yield from (ip_mos, ip_icpif, ip_rtt, ip_jit, ip_loss)
+        traps = self.live.traps
+        if traps is not None:
+            yield CounterMetricFamily("slawatch_snmp_traps_received", "Traps received and authenticated.", value=traps.received)
+            yield CounterMetricFamily("slawatch_snmp_traps_unknown_source", "Traps from addresses of no target, dropped.",
+                                      value=traps.unknown_source)
+            yield CounterMetricFamily("slawatch_snmp_traps_bad_credentials",
+                                      "Traps dropped for a wrong community or wrong v3 credentials.", value=traps.bad_credentials())
 
     def _sla_metrics(self, targets):
         sla = self.live.sla_snapshot()

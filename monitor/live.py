@@ -90,6 +90,7 @@ class LiveState:
         self.targets: dict[str, TargetLive] = {}
         self.sla: dict = {}  # target -> monitor.evaluator.TargetSla
         self.sla_time: float | None = None  # the instant the SLA figures are for
+        self.traps = None  # monitor.traps.TrapReceiver when configured
         #: (state, severity) -> count, refreshed by the delivery loop
         self.ticket_counts: dict[tuple[str, str], int] = {}
         self.outbox_pending: dict[str, int] = {}

@@ -102,6 +102,16 @@ class TargetTracker:
         self.state = new
         self.since = at
 
+    def force_down(self, at: float) -> list[Transition]:
+        """A linkDown trap: down at once, dated from the trap; the next polls confirm or clear it."""
+        self._pending = []
+        if self.state != "down":
+            self.fail_run, self.fail_start = self.failure_threshold, at
+            self.good_run, self.good_start = 0, None
+            self.outage_start = at
+            self._move("down", at, at, "outage_started")
+        return self._pending
+
     def observe(self, at: float, verdict: Verdict, quality_ok: bool = True) -> list[Transition]:
         """Feed one cycle that started at ``at`` (unix seconds). Returns the transitions it caused."""
         self._pending = []

@@ -178,3 +178,67 @@ def test_user_defined_profile(ipsla_agent):
     r = asyncio.run(snmp_probe("u", "127.0.0.1", cfg.targets[0].probes.snmp, context=ctx))
     assert r.ok and r.scalars["ups.battery"] == 17
     assert "lo" in {row["ifname"] for row in r.tables["ups"].values()}
+
+
+def test_trap_receiver_v2c_v3_and_garbage(write_config, tmp_path, icmp_mode):
+    """linkDown (v2c) moves the target down at once, the next polls clear it; a v3 authPriv trap is accepted;
+    a wrong community, a wrong key, an unknown source and raw garbage are counted or dropped, never fatal."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    from conftest import REPO, SLAWATCH, wait_for
+
+    if not shutil.which("snmptrap"):
+        pytest.skip("net-snmp's snmptrap is not installed")
+    port, trap_port = free_port(), free_port()
+    path = write_config(f"""
+storage: {{path: {tmp_path / 's.db'}, flush_interval: 200ms}}
+exporter: {{listen: "127.0.0.1:{port}"}}
+traps:
+  listen: "127.0.0.1:{trap_port}"
+  community: trapcomm
+  users: [{{user: usha, engine_id: "0x8000000001020304", auth_protocol: sha, auth_key: authpass123, priv_protocol: aes, priv_key: privpass123}}]
+contracts: [{{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}}}}]
+targets:
+  - {{id: r1, contract: c1, kind: internet, address: 127.0.0.1, interval: 4s, recovery_threshold: 1}}
+""")
+    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def metrics():
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+
+    def trap(*args):
+        subprocess.run(["snmptrap", *args, f"127.0.0.1:{trap_port}", "", *TRAP_ARGS], capture_output=True, timeout=10)
+
+    try:
+        wait_for("r1 up", lambda: 'slawatch_target_up{contract="c1",kind="internet",target="r1"} 1.0' in metrics())
+        garbage = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        for blob in (b"", b"\x30\x82\xff\xff" * 8, bytes(range(256))):
+            garbage.sendto(blob, ("127.0.0.1", trap_port))
+        TRAP_ARGS[:] = ["1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.1", "i", "1"]
+        trap("-v2c", "-c", "wrong-community")
+        trap("-v3", "-e", "0x8000000001020304", "-u", "usha", "-l", "authPriv", "-a", "SHA", "-A", "wrong-key-99",
+             "-x", "AES", "-X", "privpass123")
+        trap("-v2c", "-c", "trapcomm")
+        t0 = time.time()
+        wait_for("down at once on linkDown", lambda: 'slawatch_target_up{contract="c1",kind="internet",target="r1"} 0.0' in metrics(),
+                 timeout=3, step=0.1)
+        assert time.time() - t0 < 3
+        # the next poll (ICMP answers) clears it
+        wait_for("cleared by the next poll", lambda: 'slawatch_target_up{contract="c1",kind="internet",target="r1"} 1.0' in metrics(),
+                 timeout=15)
+        TRAP_ARGS[:] = ["1.3.6.1.6.3.1.1.5.4"]
+        trap("-v3", "-e", "0x8000000001020304", "-u", "usha", "-l", "authPriv", "-a", "SHA", "-A", "authpass123",
+             "-x", "AES", "-X", "privpass123")
+        text = wait_for("two traps", lambda: (lambda m: m if "slawatch_snmp_traps_received_total 2.0" in m else None)(metrics()))
+        assert "slawatch_snmp_traps_bad_credentials_total 2.0" in text
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+
+
+TRAP_ARGS: list[str] = []

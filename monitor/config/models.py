@@ -382,6 +382,24 @@ class SelfMonitoring(_Model):
     reference_failure_ratio: float = Field(0.5, gt=0, le=1)
 
 
+class TrapUser(_Model):
+    user: str
+    engine_id: str = Field(pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")  # the sender's snmpEngineID, hex
+    auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] | None = None
+    auth_key: Secret | None = None
+    priv_protocol: Literal["des", "aes", "aes192", "aes256"] | None = None
+    priv_key: Secret | None = None
+
+
+class TrapsConfig(_Model):
+    """The SNMP trap receiver: linkDown moves the sending target's state at once; the next poll confirms or clears it."""
+
+    listen: HostPort = "127.0.0.1:10162"
+    community: Secret | None = None
+    users: list[TrapUser] = Field(default_factory=list)
+    oids: dict[str, str] = Field(default_factory=dict)  # extra trap OIDs to accept, name -> OID
+
+
 class LoggingConfig(_Model):
     level: Literal["debug", "info", "warning", "error"] = "info"
     format: Literal["auto", "text", "json"] = "auto"
@@ -396,6 +414,7 @@ class Config(_Model):
     logging: LoggingConfig = Field(default_factory=LoggingConfig)
     reports: ReportsConfig | None = None
     self_monitoring: SelfMonitoring = Field(default_factory=SelfMonitoring)
+    traps: TrapsConfig | None = None
     contracts: list[Contract] = Field(default_factory=list)
     targets: list[Target] = Field(default_factory=list)
     ticket_sinks: list[TicketSink] = Field(default_factory=list)
