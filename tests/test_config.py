@@ -53,6 +53,7 @@ def test_reference_config_is_valid(monkeypatch):
     monkeypatch.setenv("SLAWATCH_SNOW_PASSWORD", "snow-secret")
     monkeypatch.setenv("SLAWATCH_WEBHOOK_SECRET", "hook-secret")
     monkeypatch.setenv("SNMP_COMMUNITY", "public-ish")
+    monkeypatch.setenv("SNMP_TRAP_COMMUNITY", "trap-ish")
     monkeypatch.setenv("SNMP_AUTH_KEY", "authkey123")
     monkeypatch.setenv("SNMP_PRIV_KEY", "privkey123")
     config = load_config(REPO / "config" / "reference.yaml")
