@@ -242,3 +242,35 @@ targets:
 
 
 TRAP_ARGS: list[str] = []
+
+
+def test_garbage_and_truncated_answers_never_crash_the_poller():
+    """A fake agent answers every request with garbage, or with the request cut short."""
+    import socket
+    import threading
+
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def agent():
+        sock.settimeout(0.2)
+        n = 0
+        while not stop.is_set():
+            try:
+                data, addr = sock.recvfrom(65535)
+            except socket.timeout:
+                continue
+            n += 1
+            sock.sendto([b"\x30\x82\xff\xff garbage", data[: len(data) // 2], b"", bytes(range(256))][n % 4], addr)
+
+    thread = threading.Thread(target=agent, daemon=True)
+    thread.start()
+    try:
+        for version, extra in (("2c", {"community": "public"}), ("1", {"community": "public"})):
+            r = poll(sock.getsockname()[1], version=version, profiles=["system", "if-mib"], retries=1, timeout="300ms", **extra)
+            assert not r.ok and not r.answered and r.reason
+    finally:
+        stop.set()
+        thread.join()
+        sock.close()

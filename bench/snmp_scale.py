@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""SNMP scale benchmark: 1,000 agents polled for `system` + `if-mib`, slawatch against net-snmp's tools.
+
+    .venv/bin/python bench/snmp_scale.py [--agents 1000] [--concurrency 128]
+
+The agents: real net-snmp snmpd processes, each bound to 100 of the N
+loopback addresses (127.20.x.y, one UDP endpoint each). Every address is a
+separate agent endpoint from the poller's side, each with the host's
+interfaces. snmpsim could give each its own data; this benchmark measures
+the poller, and snmpd keeps the agent side identical for both pollers.
+
+slawatch polls all of them with its SNMP probe: one GET PDU of 3 scalars
+plus GETBULK rounds of the 12 interface columns, with concurrency bounded to
+--concurrency. The reference does the same with net-snmp's command-line
+tools, run concurrently (xargs -P): per agent, one `snmpget` of the 3
+scalars and one `snmpbulkget` of the 12 columns (one PDU, as many rows as
+interfaces). Printed: cycle wall time, PDUs/s, varbinds/s, CPU seconds, RSS,
+and the ratios. Traffic stays on loopback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+PORT = 16300
+
+
+def addresses(n: int) -> list[str]:
+    return [f"127.20.{i // 250}.{i % 250 + 1}" for i in range(n)]
+
+
+PER_AGENT_PROCESS = 100  # snmpd's agentAddress value has a length limit
+
+
+def start_agents(addrs: list[str], tmp: Path) -> list[subprocess.Popen]:
+    procs = []
+    for n, start in enumerate(range(0, len(addrs), PER_AGENT_PROCESS)):
+        d = tmp / f"agent{n}"
+        (d / "persist").mkdir(parents=True)
+        endpoints = ",".join(f"udp:{a}:{PORT}" for a in addrs[start:start + PER_AGENT_PROCESS])
+        (d / "snmpd.conf").write_text(f"agentAddress {endpoints}\nrocommunity public default\n")
+        procs.append(subprocess.Popen(["snmpd", "-f", "-Lf", str(d / "log"), "-C", "-c", str(d / "snmpd.conf"), "-p", str(d / "pid")],
+                                      env={**os.environ, "SNMP_PERSISTENT_DIR": str(d / "persist")},
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if all(subprocess.run(["snmpget", "-v2c", "-c", "public", "-r0", "-t1", f"{addrs[i]}:{PORT}", "1.3.6.1.2.1.1.5.0"],
+                              capture_output=True).returncode == 0 for i in range(PER_AGENT_PROCESS - 1, len(addrs), PER_AGENT_PROCESS)):
+            return procs
+        time.sleep(0.5)
+    for proc in procs:  # do not leave agents behind
+        proc.terminate()
+    raise RuntimeError(f"snmpd did not come up; see the logs under {tmp}")
+
+
+def slawatch_cycle(addrs: list[str], concurrency: int) -> dict:
+    from monitor.config.models import SnmpProbeConfig
+    from probes.base import ProbeContext
+    from probes.snmp import SnmpEngineHolder, snmp_probe
+
+    settings = SnmpProbeConfig(version="2c", community="public", port=PORT, profiles=["system", "if-mib"], timeout="2s", retries=1)
+
+    async def run():
+        ctx = ProbeContext(snmp_engine=SnmpEngineHolder(max_concurrent=concurrency))
+        await snmp_probe("warm", addrs[0], settings, context=ctx)  # engine start-up is not part of a cycle
+        r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+        results = await asyncio.gather(*(snmp_probe(a, a, settings, context=ctx) for a in addrs))
+        wall = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_SELF)
+        ctx.snmp_engine.close()
+        return results, wall, (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+
+    results, wall, cpu = asyncio.run(run())
+    ok = sum(r.ok for r in results)
+    varbinds = sum(len(r.scalars) + sum(len(c) for c in r.interfaces.values()) for r in results)
+    return {"wall": wall, "cpu": cpu, "ok": ok, "pdus": sum(r.pdus for r in results), "varbinds": varbinds,
+            "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "interfaces": sum(len(r.interfaces) for r in results)}
+
+
+def netsnmp_cycle(addrs: list[str], concurrency: int, rows: int) -> dict:
+    from probes.snmp import IF_COLUMNS, SYSTEM
+
+    commands = []
+    for a in addrs:
+        commands.append(f"snmpget -v2c -c public -t2 -r1 -Oqn {a}:{PORT} " + " ".join(SYSTEM.values()))
+        commands.append(f"snmpbulkget -v2c -c public -t2 -r1 -Oqn -Cn0 -Cr{rows} {a}:{PORT} " + " ".join(IF_COLUMNS.values()))
+    with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
+        fh.write("\n".join(commands) + "\n")
+    with tempfile.TemporaryFile("w+") as out:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(["xargs", "-P", str(concurrency), "-L", "1", "-I", "{}", "sh", "-c", "{}"],
+                                stdin=open(fh.name), stdout=out, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        out.seek(0)
+        lines = [line for line in out.read().splitlines() if line.strip()]
+    os.unlink(fh.name)
+    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "pdus": len(commands), "varbinds": len(lines),
+            "rss_mb": usage.ru_maxrss / 1024}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--concurrency", type=int, default=128)
+    args = parser.parse_args()
+    if not shutil.which("snmpd"):
+        print("snmp_scale: needs net-snmp's snmpd and tools (scripts/dev-setup installs them)", file=sys.stderr)
+        return 2
+    addrs = addresses(args.agents)
+    tmp = Path(tempfile.mkdtemp(prefix="slawatch-snmpbench-"))
+    agents = start_agents(addrs, tmp)
+    try:
+        s = slawatch_cycle(addrs, args.concurrency)
+        rows = max(1, s["interfaces"] // max(s["ok"], 1))
+        n = netsnmp_cycle(addrs, min(args.concurrency, 64), rows)
+    finally:
+        for agent in agents:
+            agent.terminate()
+            agent.wait(timeout=30)
+        shutil.rmtree(tmp, ignore_errors=True)
+    print(f"SNMP scale benchmark: {args.agents} agents ({len(agents)} snmpd processes, {args.agents} loopback endpoints), "
+          f"system + if-mib ({rows} interfaces each), v2c; {os.cpu_count()} CPUs")
+    print(f"  slawatch   cycle {s['wall']:6.2f} s  cpu {s['cpu']:6.2f} s  rss {s['rss_mb']:6.1f} MB  ok {s['ok']}/{args.agents}  "
+          f"{s['pdus']} PDUs ({s['pdus'] / s['wall']:,.0f}/s)  {s['varbinds']} varbinds ({s['varbinds'] / s['wall']:,.0f}/s)")
+    print(f"  net-snmp   cycle {n['wall']:6.2f} s  cpu {n['cpu']:6.2f} s  rss {n['rss_mb']:6.1f} MB (largest process)  "
+          f"{n['pdus']} PDUs ({n['pdus'] / n['wall']:,.0f}/s)  {n['varbinds']} varbinds ({n['varbinds'] / n['wall']:,.0f}/s)")
+    print(f"  ratio slawatch/net-snmp: wall {s['wall'] / n['wall']:.2f}, cpu {s['cpu'] / n['cpu']:.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
