@@ -140,22 +140,18 @@ class Ingestor:
                 rtts, icmp.jitter if icmp else None, voice)
 
         hour = int(started // 3600 * 3600)
-        hkey = (target.id, hour)
-        hourly = self._hourly.get(hkey)
-        if hourly is None:
-            # an hour ends: drop the previous hours of this target from memory (already written)
-            for old in [k for k in self._hourly if k[0] == target.id]:
-                del self._hourly[old]
-            hourly = self._hourly[hkey] = Rollup()
-        hourly.add_cycle(*args)
-        batch.hourly[hkey] = hourly
-
+        batch.hourly[(target.id, hour)] = self._accumulate(self._hourly, (target.id, hour), args)
         label = month_of(to_ms(started), contract.timezone).label
-        mkey = (target.id, label)
-        monthly = self._monthly.get(mkey)
-        if monthly is None:
-            for old in [k for k in self._monthly if k[0] == target.id]:
-                del self._monthly[old]
-            monthly = self._monthly[mkey] = Rollup()
-        monthly.add_cycle(*args)
-        batch.monthly[mkey] = monthly
+        batch.monthly[(target.id, label)] = self._accumulate(self._monthly, (target.id, label), args)
+
+    @staticmethod
+    def _accumulate(current: dict, key: tuple, args: tuple) -> Rollup:
+        """Add a cycle to the rollup of ``key``; when a new hour or month starts for the target, drop its
+        previous one from memory (already written, as every snapshot is)."""
+        rollup = current.get(key)
+        if rollup is None:
+            for old in [k for k in current if k[0] == key[0]]:
+                del current[old]
+            rollup = current[key] = Rollup()
+        rollup.add_cycle(*args)
+        return rollup

@@ -12,6 +12,8 @@ from __future__ import annotations
 import logging
 from typing import Callable
 
+from probes.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS
+
 __all__ = ["TrapReceiver", "TRAP_KINDS"]
 
 log = logging.getLogger("slawatch.traps")
@@ -23,13 +25,6 @@ TRAP_KINDS = {
     "1.3.6.1.6.3.1.1.5.3": "linkDown",
     "1.3.6.1.6.3.1.1.5.4": "linkUp",
 }
-_AUTH = {"md5": "usmHMACMD5AuthProtocol", "sha": "usmHMACSHAAuthProtocol", "sha224": "usmHMAC128SHA224AuthProtocol",
-         "sha256": "usmHMAC192SHA256AuthProtocol", "sha384": "usmHMAC256SHA384AuthProtocol",
-         "sha512": "usmHMAC384SHA512AuthProtocol"}
-_PRIV = {"des": "usmDESPrivProtocol", "aes": "usmAesCfb128Protocol", "aes192": "usmAesCfb192Protocol",
-         "aes256": "usmAesCfb256Protocol"}
-
-
 class TrapReceiver:
     def __init__(self, listen: tuple[str, int], communities: list[str], users: list[dict], sources: dict[str, str],
                  on_trap: Callable[[str, str, dict], None], extra_oids: dict[str, str] | None = None):
@@ -57,9 +52,9 @@ class TrapReceiver:
         for u in self.users:
             kwargs = {}
             if u.get("auth_protocol"):
-                kwargs.update(authProtocol=_proto(_AUTH[u["auth_protocol"]]), authKey=u["auth_key"])
+                kwargs.update(authProtocol=_proto(AUTH_PROTOCOLS[u["auth_protocol"]]), authKey=u["auth_key"])
             if u.get("priv_protocol"):
-                kwargs.update(privProtocol=_proto(_PRIV[u["priv_protocol"]]), privKey=u["priv_key"])
+                kwargs.update(privProtocol=_proto(PRIV_PROTOCOLS[u["priv_protocol"]]), privKey=u["priv_key"])
             config.add_v3_user(self.engine, u["user"], securityEngineId=OctetString(hexValue=u["engine_id"]), **kwargs)
         ntfrcv.NotificationReceiver(self.engine, self._callback)
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from .base import ProbeResult
 
-__all__ = ["SnmpResult", "snmp_probe", "SnmpEngineHolder", "PROFILE_OIDS", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
+__all__ = ["AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpResult", "snmp_probe", "SnmpEngineHolder", "PROFILE_OIDS", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
 
 SYSTEM = {"sysDescr": "1.3.6.1.2.1.1.1.0", "sysUpTime": "1.3.6.1.2.1.1.3.0", "sysName": "1.3.6.1.2.1.1.5.0"}
 IF_COLUMNS = {
@@ -103,10 +103,11 @@ class SnmpResult(ProbeResult):
         return out
 
 
-_AUTH = {"md5": "usmHMACMD5AuthProtocol", "sha": "usmHMACSHAAuthProtocol", "sha224": "usmHMAC128SHA224AuthProtocol",
+#: config names -> pysnmp's protocol constants (shared with the trap receiver)
+AUTH_PROTOCOLS = {"md5": "usmHMACMD5AuthProtocol", "sha": "usmHMACSHAAuthProtocol", "sha224": "usmHMAC128SHA224AuthProtocol",
          "sha256": "usmHMAC192SHA256AuthProtocol", "sha384": "usmHMAC256SHA384AuthProtocol",
          "sha512": "usmHMAC384SHA512AuthProtocol"}
-_PRIV = {"des": "usmDESPrivProtocol", "aes": "usmAesCfb128Protocol", "aes192": "usmAesCfb192Protocol",
+PRIV_PROTOCOLS = {"des": "usmDESPrivProtocol", "aes": "usmAesCfb128Protocol", "aes192": "usmAesCfb192Protocol",
          "aes256": "usmAesCfb256Protocol"}
 
 
@@ -134,10 +135,10 @@ def _auth_data(settings):
     kwargs = {}
     if settings.auth_protocol:
         kwargs["authKey"] = settings.auth_key.get_secret_value()
-        kwargs["authProtocol"] = getattr(hl, _AUTH[settings.auth_protocol])
+        kwargs["authProtocol"] = getattr(hl, AUTH_PROTOCOLS[settings.auth_protocol])
     if settings.priv_protocol:
         kwargs["privKey"] = settings.priv_key.get_secret_value()
-        kwargs["privProtocol"] = getattr(hl, _PRIV[settings.priv_protocol])
+        kwargs["privProtocol"] = getattr(hl, PRIV_PROTOCOLS[settings.priv_protocol])
     return hl.UsmUserData(settings.user, **kwargs)
 
 
