@@ -17,7 +17,6 @@ from .config import Config, Target, load_config
 from .errors import ConfigError, SlawatchError
 from .sdnotify import notify, watchdog_interval
 from .cycle import run_cycle
-from .errors import NotYetImplemented
 from .exporter import ExporterServer, make_registry
 from .evaluator import SlaEvaluator
 from .ingest import Ingestor
@@ -226,6 +225,10 @@ class Daemon:
             return
         self.live.set_sla(results)
         self.live.sla_time = at
+        try:  # response times change slowly: once a minute, not in the 2 s delivery loop
+            self.live.response_met = await asyncio.to_thread(self._response_met)
+        except Exception:
+            log.exception("response-time figures failed")
         if events:
             self.writer.batch.events.extend(events)
             self.writer.added()
@@ -283,7 +286,6 @@ class Daemon:
     def _ticket_counts(self) -> dict:
         with self.store._lock:
             rows = self.store._db.execute("SELECT state, severity, COUNT(*) FROM tickets GROUP BY state, severity").fetchall()
-        self.live.response_met = self._response_met()
         return {(r[0], r[1]): r[2] for r in rows}
 
     def _response_met(self) -> dict:

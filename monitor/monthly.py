@@ -55,6 +55,10 @@ class TargetMonth:
     outages: list[Interval]
     rollup: Rollup
     objectives: dict[str, dict[str, Any]]
+    #: the exact intervals the figures were computed from (for per-day breakdowns of the same month)
+    down: list[Interval] = field(default_factory=list)
+    unknown: list[Interval] = field(default_factory=list)
+    maintenance: list[Interval] = field(default_factory=list)
 
     @property
     def outage_count(self) -> int:
@@ -172,6 +176,7 @@ def compute_month(config: Config, inputs: MonthInputs, now_ms: int) -> list[Cont
                 target=target.id, contract=contract.id, kind=target.kind, period=period, availability=avail,
                 outages=clip(normalize(down), lo, hi), rollup=rollup,
                 objectives=_objective_figures(contract, target, rollup, avail),
+                down=down, unknown=unknown, maintenance=maint,
             ))
             eligible += avail.eligible_ms
             downtime += avail.downtime_ms

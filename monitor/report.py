@@ -12,17 +12,16 @@ import io
 import json
 import sqlite3
 import sys
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from . import __version__
-from .config import Config, Contract
+from .config import Config
 from .credits import contract_credit
-from .intervals import clip, normalize
-from .maintenance import expand_windows
+from .intervals import clip
 from .monthly import ContractMonth, compute_month, load_month
 from .periods import local_to_ms, parse_month, to_ms
 from .rollup import Rollup
@@ -96,7 +95,6 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
     contracts = [c for c in config.contracts if contract_id in (None, c.id)]
     inputs = load_month(store, config, month)
     months = {cm.contract: cm for cm in compute_month(config, inputs, to_ms(now))}
-    targets_cfg = {t.id: t for t in config.targets}
     total_targets = sum(len(months[c.id].targets) for c in contracts)
     done = 0
     out_contracts = []
@@ -106,7 +104,6 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
         start_s, end_s = period.start_ms / 1000, period.end_ms / 1000
         tickets = _tickets(store, contract.id, start_s, end_s)
         outage_rows = [o for o in store.outages_between(start_s, end_s) if o.contract == contract.id and o.kind == "down"]
-        contract_maint = expand_windows(contract.maintenance, contract.timezone, period.start_ms, period.end_ms)
         evidence: dict[str, list[dict]] = {}
         target_docs = []
         combined = Rollup()
@@ -131,10 +128,6 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                 })
             evidence[tm.target] = items
             a = tm.availability
-            target = targets_cfg[tm.target]
-            unknown = [(to_ms(u.start), to_ms(u.end)) for u in store.unknown_intervals(tm.target, start_s, end_s)]
-            maint = normalize(contract_maint + expand_windows(target.maintenance, contract.timezone, period.start_ms, period.end_ms))
-            down = [(to_ms(o.start), to_ms(o.end if o.end is not None else min(now, end_s))) for o in own]
             r = tm.rollup
             obj = tm.objectives
             target_docs.append({
@@ -158,7 +151,8 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                            "target_s": contract.objectives.jitter, "met": obj.get("jitter", {}).get("met")},
                 "voice": obj.get("voice"),
                 "cycles": {"total": r.cycles, "good": r.good, "bad": r.bad, "unknown": r.unknown, "maintenance": r.maintenance},
-                "daily": _daily(tm, down, unknown, maint, contract.timezone, contract.unknown_time),
+                # from the month's own intervals, so the days add up to the month figure
+                "daily": _daily(tm, tm.down, tm.unknown, tm.maintenance, contract.timezone, contract.unknown_time),
             })
         fees = {t.id: t.monthly_fee for t in config.targets if t.contract == contract.id}
         credit = contract_credit(contract, cm.targets, cm.ratio, combined, fees, evidence)

@@ -10,7 +10,6 @@ import signal
 import subprocess
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
@@ -19,7 +18,6 @@ from monitor.config import parse_config
 from monitor.periods import month_period
 from monitor.report import build_report, render_csv, render_html
 from monitor.report_schedule import ReportSchedule
-from monitor.rollup import Rollup
 from monitor.store import Batch, OutageRecord, SqliteStore, StateRecord, UnknownRecord
 
 TIERS = [{"below": "99.9%", "credit": "5%"}, {"below": "99.0%", "credit": "10%"}, {"below": "95.0%", "credit": "25%"}]
@@ -266,3 +264,13 @@ ticket_sinks: [{name: hook, type: webhook, url: "http://127.0.0.1:9/"}]
     with pytest.raises(ConfigError) as info:
         load_config(path)
     assert info.value.problems == ["reports.mail_sink: must name an email ticket sink (got 'hook')"]
+
+
+def test_daily_breakdown_agrees_with_the_month(tmp_path):
+    # the target's first cycle is on the 10th: the days before have no data, not 100 %
+    cfg, store = scenario(tmp_path, first=ts(2026, 11, 10), outages=[("t1", ts(2026, 11, 20), ts(2026, 11, 20, 3))])
+    t = report(cfg, store)["contracts"][0]["targets"][0]
+    days = {d["date"]: d for d in t["daily"]}
+    assert all(days[f"2026-11-{d:02d}"]["availability_pct"] is None for d in range(1, 10))
+    assert days["2026-11-10"]["availability_pct"] == "100.0000"
+    assert days["2026-11-20"]["downtime_s"] == 10800 and sum(d["downtime_s"] for d in t["daily"]) == t["downtime_s"]
