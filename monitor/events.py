@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from typing import Literal
 
 __all__ = ["BreachEvent", "EVENT_KINDS", "outage_event", "budget_burn_event", "monthly_breach_event"]
 

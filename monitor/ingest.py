@@ -11,9 +11,6 @@ Unknown time is recorded, never assumed up:
 
 from __future__ import annotations
 
-import math
-from datetime import datetime
-from zoneinfo import ZoneInfo
 
 from probes.icmp import IcmpResult
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from .intervals import Interval, clip, intersect, normalize, subtract, total, union
+from .intervals import Interval, clip, normalize, subtract, total, union
 
 __all__ = [
     "Availability",

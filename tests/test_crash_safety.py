@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import random
 import signal
-import sqlite3
-import struct
 import subprocess
 import time
 

@@ -6,9 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import json
 import logging
-import subprocess
 import time
 import urllib.request
 
@@ -172,7 +170,7 @@ def test_email_starttls_auth_and_threading(smtp_server, tmp_path, monkeypatch, c
     opened, resolved = msgs
     assert opened["Subject"].endswith("t1 is down") and opened["In-Reply-To"] is None
     assert resolved["In-Reply-To"] == opened["Message-ID"] == resolved["References"]
-    assert resolved["Subject"].startswith(f"[slawatch #1] RESOLVED:")
+    assert resolved["Subject"].startswith("[slawatch #1] RESOLVED:")
     assert set(received[0].rcpt_tos) == {"helpdesk@example.net", "noc@example.net"}
     assert len({m["Message-ID"] for m in msgs}) == 2
     assert "s3cret-smtp" not in caplog.text and "s3cret-smtp" not in repr(env.config)

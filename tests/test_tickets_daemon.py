@@ -5,7 +5,6 @@ resolved in RT when the target recovers."""
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import time
 
