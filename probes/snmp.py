@@ -14,7 +14,9 @@ semaphore shared by the engine, so an agent's receive buffer never overflows.
   (MOS, ICPIF, RTT, jitter and loss in both directions; MOS is stored x100).
 * user profiles from the config's ``snmp_profiles`` (scalars by GET, tables walked).
 
-Not yet here (issue #4): ``MIB::name`` OIDs and the trap receiver.
+v1 and v2c go through :mod:`probes.snmp_wire` (one shared socket, a direct BER
+codec: pysnmp costs 25x more CPU per response, measured in bench/snmp_scale.py);
+SNMPv3 goes through pysnmp's engine.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .base import ProbeResult
+from .snmp_wire import END_OF_MIB_VIEW, GET, GETBULK, GETNEXT, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, Absent, Reply, WireClient
 
 __all__ = ["AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpResult", "snmp_probe", "SnmpEngineHolder", "PROFILE_OIDS", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
 
@@ -112,26 +115,106 @@ PRIV_PROTOCOLS = {"des": "usmDESPrivProtocol", "aes": "usmAesCfb128Protocol", "a
 
 
 class SnmpEngineHolder:
-    """One pysnmp engine and one concurrency bound, shared by every SNMP probe of a daemon."""
+    """What every SNMP probe of a daemon shares: pysnmp's engine (SNMPv3), the v1/v2c wire client, and one
+    concurrency bound, so an agent's receive buffer never overflows."""
 
     def __init__(self, max_concurrent: int = 128):
-        from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
-
-        self.engine = SnmpEngine()
+        self.max_concurrent = max_concurrent
+        self._engine = None
+        self.wire = WireClient()
         self.semaphore = asyncio.Semaphore(max_concurrent)
+        #: (address, port, first column) -> rows seen on the last walk; the next walk asks for one row more
+        #: than that, so a steady table ends in one GETBULK instead of decoding max-repetitions rows
+        self.table_rows: dict[tuple[str, int, str], int] = {}
+
+    @property
+    def engine(self):
+        """pysnmp's engine, started on first use (only SNMPv3 targets need it)."""
+        if self._engine is None:
+            from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
+
+            self._engine = SnmpEngine()
+        return self._engine
 
     def close(self) -> None:
-        try:
-            self.engine.close_dispatcher()
-        except Exception:  # pragma: no cover - best effort at shutdown
-            pass
+        self.wire.close()
+        if self._engine is not None:
+            try:
+                self._engine.close_dispatcher()
+            except Exception:  # pragma: no cover - best effort at shutdown
+                pass
+
+
+class _WireSession:
+    """v1/v2c requests through the shared wire client."""
+
+    def __init__(self, holder: SnmpEngineHolder, address: str, settings: Any):
+        self.holder, self.address, self.settings = holder, address, settings
+        self.version = 0 if settings.version == "1" else 1
+        self.community = settings.community.get_secret_value().encode()
+
+    async def _ask(self, pdu_type: int, oids: list[str], repetitions: int = 0) -> Reply:
+        s = self.settings
+        return await self.holder.wire.request(self.address, s.port, self.version, self.community, pdu_type, oids,
+                                              timeout=s.timeout, retries=s.retries, max_repetitions=repetitions)
+
+    async def get(self, oids: list[str]) -> Reply:
+        return await self._ask(GET, oids)
+
+    async def next(self, oids: list[str]) -> Reply:
+        return await self._ask(GETNEXT, oids)
+
+    async def bulk(self, oids: list[str], repetitions: int) -> Reply:
+        return await self._ask(GETBULK, oids, repetitions)
+
+
+def _pysnmp_value(v) -> Any:
+    from pysnmp.proto.rfc1902 import Counter32, Counter64, Gauge32, Integer, Integer32, TimeTicks, Unsigned32
+
+    if isinstance(v, (Counter32, Counter64, Gauge32, Integer, Integer32, TimeTicks, Unsigned32)):
+        return int(v)
+    absent = {"NoSuchObject": NO_SUCH_OBJECT, "NoSuchInstance": NO_SUCH_INSTANCE, "EndOfMibView": END_OF_MIB_VIEW}
+    return absent.get(v.__class__.__name__) or v.prettyPrint()
+
+
+class _PysnmpSession:
+    """SNMPv3 requests through pysnmp's engine (USM: keys, digests, privacy), answers in the wire client's shape."""
+
+    def __init__(self, holder: SnmpEngineHolder, address: str, settings: Any):
+        self.holder, self.address, self.settings = holder, address, settings
+        self.transport = None
+
+    async def _ask(self, command: str, oids: list[str], *head) -> Reply:
+        from pysnmp.hlapi.v3arch import asyncio as hl
+
+        s = self.settings
+        if self.transport is None:
+            try:
+                self.transport = await hl.UdpTransportTarget.create((self.address, s.port), timeout=s.timeout,
+                                                                    retries=s.retries)
+            except Exception as exc:  # resolution failures and the like
+                return Reply(error=f"transport: {exc}")
+        err, status, index, binds = await getattr(hl, command)(
+            self.holder.engine, _auth_data(s), self.transport, hl.ContextData(contextName=s.context), *head,
+            *(hl.ObjectType(hl.ObjectIdentity(o)) for o in oids), lookupMib=False)
+        if err:
+            return Reply(error=str(err))
+        return Reply(None, status.prettyPrint() if status else None, int(index or 0),
+                     [(str(oid), _pysnmp_value(value)) for oid, value in binds])
+
+    async def get(self, oids: list[str]) -> Reply:
+        return await self._ask("get_cmd", oids)
+
+    async def next(self, oids: list[str]) -> Reply:
+        return await self._ask("next_cmd", oids)
+
+    async def bulk(self, oids: list[str], repetitions: int) -> Reply:
+        return await self._ask("bulk_cmd", oids, 0, repetitions)
 
 
 def _auth_data(settings):
     from pysnmp.hlapi.v3arch import asyncio as hl
 
-    if settings.version in ("1", "2c"):
-        return hl.CommunityData(settings.community.get_secret_value(), mpModel=0 if settings.version == "1" else 1)
     kwargs = {}
     if settings.auth_protocol:
         kwargs["authKey"] = settings.auth_key.get_secret_value()
@@ -142,17 +225,78 @@ def _auth_data(settings):
     return hl.UsmUserData(settings.user, **kwargs)
 
 
-def _value(v) -> Any:
-    from pysnmp.proto.rfc1902 import Counter32, Counter64, Gauge32, Integer, Integer32, TimeTicks, Unsigned32
+class _Failed(Exception):
+    """Ends a poll early: the reason, and whether the agent answered anything."""
 
-    if isinstance(v, (Counter32, Counter64, Gauge32, Integer, Integer32, TimeTicks, Unsigned32)):
-        return int(v)
-    return v.prettyPrint()
+    def __init__(self, reason: str, answered: bool):
+        super().__init__(reason)
+        self.reason, self.answered = reason, answered
+
+
+async def _get(session, oids: dict[str, str], where: str, answered: bool) -> dict[str, Any]:
+    """Scalars by name in one GET PDU (split in halves while the agent says tooBig)."""
+    reply = await session.get(list(oids.values()))
+    if reply.status == "tooBig" and len(oids) > 1:
+        items = list(oids.items())
+        half = len(items) // 2
+        return {**await _get(session, dict(items[:half]), where, answered),
+                **await _get(session, dict(items[half:]), where, True)}
+    if reply.error:
+        raise _Failed(f"SNMP {where}: {reply.error}", answered)
+    if reply.status:
+        raise _Failed(f"SNMP error {reply.status} at {reply.index} from {where}", True)
+    return {name: (None if isinstance(value, Absent) else value) for name, (_oid, value) in zip(oids, reply.binds)}
+
+
+async def _walk(session, holder: SnmpEngineHolder, columns: dict[str, str], where: str, answered: bool,
+                counter: list[int]) -> dict[str, dict[str, Any]]:
+    """Walk table columns together (GETBULK, GETNEXT on v1): row index -> column -> value."""
+    settings = session.settings
+    rows: dict[str, dict[str, Any]] = {}
+    cursor = dict(columns)
+    size_key = (session.address, settings.port, next(iter(columns.values())))
+    known = holder.table_rows.get(size_key)
+    repetitions = settings.max_repetitions if known is None else max(1, min(settings.max_repetitions, known + 1))
+    while cursor:
+        names = list(cursor)
+        oids = [cursor[n] for n in names]
+        if settings.version == "1":
+            reply = await session.next(oids)
+        else:
+            reply = await session.bulk(oids, repetitions)
+        counter[0] += 1
+        if reply.status == "tooBig" and repetitions > 1 and settings.version != "1":
+            repetitions = max(1, repetitions // 2)
+            continue
+        if reply.error:
+            raise _Failed(f"SNMP {where}: {reply.error}", answered)
+        if reply.status and reply.status != "noSuchName":  # v1 says noSuchName past the end of the MIB
+            raise _Failed(f"SNMP error {reply.status} at {reply.index} from {where}", True)
+        answered = True
+        repetitions = settings.max_repetitions  # a table that grew: walk the rest at full size
+        ended: set[str] = set()
+        progressed = False
+        binds = [] if reply.status else reply.binds
+        for row_start in range(0, len(binds), len(names)):  # GETBULK answers row by row
+            for name, (oid, value) in zip(names, binds[row_start:row_start + len(names)]):
+                if name in ended:
+                    continue
+                prefix = columns[name] + "."
+                if not oid.startswith(prefix) or isinstance(value, Absent):
+                    ended.add(name)
+                    continue
+                rows.setdefault(oid[len(prefix):], {})[name] = value
+                cursor[name] = oid
+                progressed = True
+        for name in ended:
+            cursor.pop(name, None)
+        if not progressed:
+            break
+    holder.table_rows[size_key] = len(rows)
+    return rows
 
 
 async def snmp_probe(target_id: str, address: str, settings: Any, *, context: Any = None) -> SnmpResult:
-    from pysnmp.hlapi.v3arch import asyncio as hl
-
     holder = getattr(context, "snmp_engine", None)
     own = holder is None
     if own:
@@ -161,103 +305,46 @@ async def snmp_probe(target_id: str, address: str, settings: Any, *, context: An
     scalars: dict[str, Any] = {}
     interfaces: dict[int, dict[str, Any]] = {}
     tables: dict[str, dict[str, dict[str, Any]]] = {}
-    pdus = 0
+    pdus = [0]
+    where = f"{settings.version} to {address}:{settings.port}"
 
     def result(ok: bool, reason: str | None, answered: bool) -> SnmpResult:
         return SnmpResult("snmp", target_id, address, started, time.perf_counter() - t0, ok, reason, answered,
-                          scalars, interfaces, pdus, tables)
+                          scalars, interfaces, pdus[0], tables)
 
+    session = (_PysnmpSession if settings.version == "3" else _WireSession)(holder, address, settings)
+    answered = False
     try:
         async with holder.semaphore:
-            try:
-                transport = await hl.UdpTransportTarget.create((address, settings.port), timeout=settings.timeout,
-                                                               retries=settings.retries)
-            except Exception as exc:  # resolution failures and the like
-                return result(False, f"SNMP transport to {address}:{settings.port}: {exc}", False)
-            auth = _auth_data(settings)
-            ctx = hl.ContextData(contextName=settings.context)
             if "system" in settings.profiles:
-                oids = list(SYSTEM.items())
-                err, status, index, binds = await hl.get_cmd(holder.engine, auth, transport, ctx,
-                                                             *(hl.ObjectType(hl.ObjectIdentity(o)) for _, o in oids))
-                pdus += 1
-                if err:
-                    return result(False, f"SNMP {settings.version} to {address}:{settings.port}: {err}", False)
-                if status:
-                    return result(False, f"SNMP error {status.prettyPrint()} at {index}", True)
-                for (name, _), (_oid, value) in zip(oids, binds):
-                    scalars[name] = _value(value)
-            async def walk(columns: dict[str, str]) -> tuple[dict[str, dict[str, Any]], str | None]:
-                """Walk table columns together (GETBULK, GETNEXT on v1): row index -> column -> value."""
-                nonlocal pdus
-                rows: dict[str, dict[str, Any]] = {}
-                cursor = dict(columns)
-                while cursor:
-                    names = list(cursor)
-                    request = [hl.ObjectType(hl.ObjectIdentity(cursor[n])) for n in names]
-                    if settings.version == "1":
-                        err, status, index, binds = await hl.next_cmd(holder.engine, auth, transport, ctx, *request)
-                    else:
-                        err, status, index, binds = await hl.bulk_cmd(holder.engine, auth, transport, ctx, 0,
-                                                                      settings.max_repetitions, *request)
-                    pdus += 1
-                    if err:
-                        return rows, f"SNMP {settings.version} to {address}:{settings.port}: {err}"
-                    if status and status.prettyPrint() != "noSuchName":
-                        return rows, f"SNMP error {status.prettyPrint()} at {index}"
-                    binds = list(binds)
-                    ended: set[str] = set()
-                    progressed = False
-                    for row_start in range(0, len(binds), len(names)):  # GETBULK answers row by row
-                        for name, (oid, value) in zip(names, binds[row_start:row_start + len(names)]):
-                            if name in ended:
-                                continue
-                            text = str(oid)
-                            if not text.startswith(columns[name] + ".") or value.__class__.__name__ in (
-                                    "EndOfMibView", "NoSuchObject", "NoSuchInstance"):
-                                ended.add(name)
-                                continue
-                            rows.setdefault(text[len(columns[name]) + 1:], {})[name] = _value(value)
-                            cursor[name] = text
-                            progressed = True
-                    for name in ended:
-                        cursor.pop(name, None)
-                    if not progressed:
-                        break
-                return rows, None
-
+                pdus[0] += 1
+                scalars.update(await _get(session, SYSTEM, where, answered))
+                answered = True
             if "if-mib" in settings.profiles:
-                rows, problem = await walk(IF_COLUMNS)
-                if problem:
-                    return result(False, problem, bool(scalars))
+                rows = await _walk(session, holder, IF_COLUMNS, where, answered, pdus)
+                answered = True
                 interfaces.update({int(k): v for k, v in rows.items() if k.isdigit()})
             user_profiles = getattr(context, "snmp_profiles", None) or {}
             for name in settings.profiles:
                 if name in ("system", "if-mib"):
                     continue
                 if name == "cisco-ipsla":
-                    tables_wanted = {"cisco-ipsla": IPSLA_COLUMNS}
-                    scalars_wanted = {}
+                    tables_wanted, scalars_wanted = {"cisco-ipsla": IPSLA_COLUMNS}, {}
                 else:
                     profile = user_profiles[name]
                     tables_wanted = {name: dict(profile.tables)} if profile.tables else {}
                     scalars_wanted = dict(profile.scalars)
                 if scalars_wanted:
-                    err, status, index, binds = await hl.get_cmd(
-                        holder.engine, auth, transport, ctx,
-                        *(hl.ObjectType(hl.ObjectIdentity(o)) for o in scalars_wanted.values()))
-                    pdus += 1
-                    if err or status:
-                        return result(False, f"SNMP {settings.version} to {address}:{settings.port}: {err or status.prettyPrint()}",
-                                      bool(scalars))
-                    for key, (_oid, value) in zip(scalars_wanted, binds):
-                        scalars[f"{name}.{key}"] = _value(value)
+                    pdus[0] += 1
+                    got = await _get(session, scalars_wanted, where, answered)
+                    answered = True
+                    scalars.update({f"{name}.{key}": value for key, value in got.items()})
                 for table, columns in tables_wanted.items():
-                    rows, problem = await walk(columns)
-                    if problem:
-                        return result(False, problem, bool(scalars))
-                    tables[table] = rows
+                    tables[table] = await _walk(session, holder, columns, where, answered, pdus)
+                    answered = True
         return result(True, None, True)
+    except _Failed as failed:
+        return result(False, failed.reason, failed.answered)
     finally:
         if own:
             holder.close()

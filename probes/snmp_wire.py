@@ -1,0 +1,299 @@
+"""SNMPv1/v2c on the wire: a BER codec for community messages and one shared asyncio UDP client.
+
+Why not pysnmp for v1/v2c: measured in ``bench/snmp_scale.py``, pysnmp 7 costs
+about 25 ms of CPU per GETBULK response of the interface table (pyasn1
+decoding plus the engine's message processing), so 1,000 agents need about
+25 s of CPU a cycle on one core, and the goal is 10 s. Community messages are
+five nested TLVs; decoding them directly costs a few microseconds a varbind.
+SNMPv3 (USM keys, digests, privacy) stays with pysnmp, which does it well.
+
+Every request goes out of one socket per address family and is matched on
+the answer's source address, request-id, version and community; anything else
+that arrives (garbage, truncated datagrams, strangers) is counted and dropped,
+never raised. Values come back as Python values: ``int`` for INTEGER,
+Counter32/64, Gauge32, TimeTicks; ``str`` for OCTET STRING (text when it is
+printable, else ``0x`` + hex, like pysnmp's prettyPrint), dotted strings for
+OIDs and IpAddress; and the :data:`NO_SUCH_OBJECT`, :data:`NO_SUCH_INSTANCE`,
+:data:`END_OF_MIB_VIEW` markers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import itertools
+import random
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.errors import SlawatchError
+
+__all__ = ["Absent", "NO_SUCH_OBJECT", "NO_SUCH_INSTANCE", "END_OF_MIB_VIEW", "ERROR_STATUS", "Reply", "WireError",
+           "WireClient", "encode_request", "decode_message", "GET", "GETNEXT", "GETBULK", "RESPONSE"]
+
+
+class WireError(SlawatchError):
+    """A datagram that is not a well-formed SNMP community message."""
+
+
+class Absent(str):
+    """An exception value in a varbind (RFC 3416 section 3): no such object / instance, end of the MIB view."""
+
+    __slots__ = ()
+
+
+NO_SUCH_OBJECT, NO_SUCH_INSTANCE, END_OF_MIB_VIEW = Absent("noSuchObject"), Absent("noSuchInstance"), Absent("endOfMibView")
+ERROR_STATUS = ("noError", "tooBig", "noSuchName", "badValue", "readOnly", "genErr", "noAccess", "wrongType",
+                "wrongLength", "wrongEncoding", "wrongValue", "noCreation", "inconsistentValue",
+                "resourceUnavailable", "commitFailed", "undoFailed", "authorizationError", "notWritable",
+                "inconsistentName")
+GET, GETNEXT, RESPONSE, GETBULK = 0xA0, 0xA1, 0xA2, 0xA5
+
+_INTEGER, _OCTETS, _NULL, _OID, _SEQUENCE = 0x02, 0x04, 0x05, 0x06, 0x30
+_IPADDRESS, _COUNTER32, _GAUGE32, _TIMETICKS, _OPAQUE, _COUNTER64 = 0x40, 0x41, 0x42, 0x43, 0x44, 0x46
+_UNSIGNED = (_COUNTER32, _GAUGE32, _TIMETICKS, _COUNTER64)
+_ABSENT = {0x80: NO_SUCH_OBJECT, 0x81: NO_SUCH_INSTANCE, 0x82: END_OF_MIB_VIEW}
+_PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}
+
+
+# -- encoding -----------------------------------------------------------------------------------------------------
+
+def _length(n: int) -> bytes:
+    if n < 0x80:
+        return bytes((n,))
+    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes((0x80 | len(body),)) + body
+
+
+def _tlv(tag: int, body: bytes) -> bytes:
+    return bytes((tag,)) + _length(len(body)) + body
+
+
+def _integer(n: int) -> bytes:
+    return _tlv(_INTEGER, n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True))
+
+
+def _oid(text: str) -> bytes:
+    try:
+        arcs = [int(a) for a in text.strip(".").split(".")]
+    except ValueError:
+        raise WireError(f"not a numeric OID: {text!r}") from None
+    if len(arcs) < 2 or arcs[0] > 2 or (arcs[0] < 2 and arcs[1] > 39) or min(arcs) < 0:
+        raise WireError(f"not a valid OID: {text!r}")
+    out = bytearray()
+    for arc in [arcs[0] * 40 + arcs[1], *arcs[2:]]:
+        chunk = [arc & 0x7F]
+        arc >>= 7
+        while arc:
+            chunk.append(0x80 | (arc & 0x7F))
+            arc >>= 7
+        out += bytes(reversed(chunk))
+    return _tlv(_OID, bytes(out))
+
+
+def encode_request(version: int, community: bytes, pdu_type: int, request_id: int, oids: list[str],
+                   non_repeaters: int = 0, max_repetitions: int = 0) -> bytes:
+    """A GET / GETNEXT / GETBULK request; ``version`` is 0 for v1 and 1 for v2c."""
+    binds = b"".join(_tlv(_SEQUENCE, _oid(o) + b"\x05\x00") for o in oids)
+    second, third = (non_repeaters, max_repetitions) if pdu_type == GETBULK else (0, 0)
+    pdu = _tlv(pdu_type, _integer(request_id) + _integer(second) + _integer(third) + _tlv(_SEQUENCE, binds))
+    return _tlv(_SEQUENCE, _integer(version) + _tlv(_OCTETS, community) + pdu)
+
+
+# -- decoding -----------------------------------------------------------------------------------------------------
+
+def _header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, start of the value, end of the value) of the TLV at ``pos``."""
+    if pos + 2 > end:
+        raise WireError("truncated TLV")
+    tag, n = data[pos], data[pos + 1]
+    pos += 2
+    if n & 0x80:
+        size = n & 0x7F
+        if not 0 < size <= 4 or pos + size > end:
+            raise WireError("bad length")
+        n = int.from_bytes(data[pos:pos + size], "big")
+        pos += size
+    if pos + n > end:
+        raise WireError("truncated value")
+    return tag, pos, pos + n
+
+
+def _expect(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
+    got, start, stop = _header(data, pos, end)
+    if got != tag:
+        raise WireError(f"expected tag 0x{tag:02x}, got 0x{got:02x}")
+    return start, stop
+
+
+def _int(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    start, stop = _expect(data, pos, end, _INTEGER)
+    if start == stop:
+        raise WireError("empty INTEGER")
+    return int.from_bytes(data[start:stop], "big", signed=True), stop
+
+
+def _oid_text(body: bytes) -> str:
+    if not body:
+        raise WireError("empty OID")
+    arcs, arc = [], 0
+    for byte in body:
+        arc = (arc << 7) | (byte & 0x7F)
+        if not byte & 0x80:
+            arcs.append(arc)
+            arc = 0
+    if body[-1] & 0x80:
+        raise WireError("OID ends inside an arc")
+    first = arcs[0]
+    head = (0, first) if first < 40 else (1, first - 40) if first < 80 else (2, first - 80)
+    return ".".join(map(str, (*head, *arcs[1:])))
+
+
+def _value(tag: int, body: bytes) -> Any:
+    if tag == _INTEGER:
+        return int.from_bytes(body, "big", signed=True)
+    if tag in _UNSIGNED:
+        return int.from_bytes(body, "big", signed=False)
+    if tag in (_OCTETS, _OPAQUE):
+        if _PRINTABLE.issuperset(body):
+            return body.decode("ascii")
+        return "0x" + body.hex()
+    if tag == _OID:
+        return _oid_text(body)
+    if tag == _IPADDRESS:
+        if len(body) != 4:
+            raise WireError("IpAddress is not 4 octets")
+        return ".".join(map(str, body))
+    if tag == _NULL:
+        return None
+    if tag in _ABSENT:
+        return _ABSENT[tag]
+    raise WireError(f"unknown value tag 0x{tag:02x}")
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A decoded response. ``error`` is set for transport problems (timeout, socket), ``status`` for the agent's
+    error-status (``None`` for noError); ``binds`` are (dotted OID, value)."""
+
+    error: str | None = None
+    status: str | None = None
+    index: int = 0
+    binds: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def decode_message(data: bytes) -> tuple[int, bytes, int, int, Reply]:
+    """(version, community, pdu type, request-id, reply) of a community message; raises :class:`WireError`."""
+    end = len(data)
+    start, end = _expect(data, 0, end, _SEQUENCE)
+    version, pos = _int(data, start, end)
+    cstart, pos = _expect(data, pos, end, _OCTETS)
+    community = data[cstart:pos]
+    pdu_type, pos, pdu_end = _header(data, pos, end)
+    request_id, pos = _int(data, pos, pdu_end)
+    status, pos = _int(data, pos, pdu_end)
+    index, pos = _int(data, pos, pdu_end)
+    pos, list_end = _expect(data, pos, pdu_end, _SEQUENCE)
+    binds = []
+    while pos < list_end:
+        bstart, bend = _expect(data, pos, list_end, _SEQUENCE)
+        ostart, ostop = _expect(data, bstart, bend, _OID)
+        vtag, vstart, vstop = _header(data, ostop, bend)
+        binds.append((_oid_text(data[ostart:ostop]), _value(vtag, data[vstart:vstop])))
+        pos = bend
+    name = ERROR_STATUS[status] if 0 <= status < len(ERROR_STATUS) else f"error-status {status}"
+    return version, community, pdu_type, request_id, Reply(None, None if status == 0 else name, index, binds)
+
+
+# -- the client ---------------------------------------------------------------------------------------------------
+
+class _Receiver(asyncio.DatagramProtocol):
+    def __init__(self, client: "WireClient"):
+        self.client = client
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        self.client._received(data, addr)
+
+    def error_received(self, exc: Exception) -> None:  # ICMP port unreachable and the like: the request times out
+        self.client.socket_errors += 1
+
+
+class WireClient:
+    """One UDP socket per address family for every v1/v2c request of a daemon, answers matched by request-id."""
+
+    def __init__(self, receive_buffer: int = 4 << 20):
+        self.receive_buffer = receive_buffer
+        self._transports: dict[int, asyncio.DatagramTransport] = {}
+        self._pending: dict[int, tuple[tuple[str, int], int, bytes, asyncio.Future]] = {}
+        self._ids = itertools.count(random.randrange(1, 1 << 30))
+        self.dropped = 0  # datagrams that matched nothing or did not decode
+        self.socket_errors = 0
+
+    async def _transport(self, family: int) -> asyncio.DatagramTransport:
+        transport = self._transports.get(family)
+        if transport is None:
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+            except OSError:  # capped by net.core.rmem_max; the default still works
+                pass
+            sock.bind(("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0))
+            sock.setblocking(False)
+            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: _Receiver(self), sock=sock)
+            self._transports[family] = transport
+        return transport
+
+    def _received(self, data: bytes, addr: tuple) -> None:
+        try:
+            version, community, pdu_type, request_id, reply = decode_message(data)
+        except (WireError, IndexError, ValueError):
+            self.dropped += 1
+            return
+        pending = self._pending.get(request_id)
+        if (pending is None or pdu_type != RESPONSE or (addr[0], addr[1]) != pending[0] or version != pending[1]
+                or community != pending[2] or pending[3].done()):
+            self.dropped += 1
+            return
+        pending[3].set_result(reply)
+
+    async def request(self, address: str, port: int, version: int, community: bytes, pdu_type: int, oids: list[str],
+                      *, timeout: float, retries: int, max_repetitions: int = 0) -> Reply:
+        """Send a request and wait for its answer, resending ``retries`` times; never raises for a bad target."""
+        loop = asyncio.get_running_loop()
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            try:
+                infos = await loop.getaddrinfo(address, port, type=socket.SOCK_DGRAM)
+                ip = ipaddress.ip_address(infos[0][4][0])
+            except (OSError, IndexError) as exc:
+                return Reply(error=f"cannot resolve {address}: {exc}")
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        request_id = next(self._ids) & 0x7FFFFFFF
+        try:
+            datagram = encode_request(version, community, pdu_type, request_id, oids, 0, max_repetitions)
+        except WireError as exc:
+            return Reply(error=str(exc))
+        future = loop.create_future()
+        self._pending[request_id] = ((str(ip), port), version, community, future)
+        try:
+            transport = await self._transport(family)
+            for _attempt in range(retries + 1):
+                transport.sendto(datagram, (str(ip), port))
+                try:
+                    return await asyncio.wait_for(asyncio.shield(future), timeout)
+                except asyncio.TimeoutError:
+                    continue
+            return Reply(error=f"No SNMP response received before timeout ({timeout:g} s, {retries} retries)")
+        except OSError as exc:
+            return Reply(error=f"socket: {exc}")
+        finally:
+            self._pending.pop(request_id, None)
+            if not future.done():
+                future.cancel()
+
+    def close(self) -> None:
+        for transport in self._transports.values():
+            transport.close()
+        self._transports.clear()
