@@ -70,7 +70,7 @@ def quality_ok(results: list[ProbeResult], contract: Contract) -> bool:
 def _observe_snmp(live: TargetLive, results, snmp_cfg) -> None:
     from probes.snmp import SnmpResult
 
-    from .counters import rebooted, utilization
+    from .counters import interface_speed_mbps, octet_counter, rebooted, utilization
 
     snmp = next((r for r in results if isinstance(r, SnmpResult)), None)
     if snmp is None:
@@ -87,10 +87,14 @@ def _observe_snmp(live: TargetLive, results, snmp_cfg) -> None:
     selected = snmp.selected(snmp_cfg.interfaces if snmp_cfg else [])
     for index, cols in selected.items():
         old = previous.get(index, {})
-        for direction, column in (("in", "ifHCInOctets"), ("out", "ifHCOutOctets")):
+        for direction in ("in", "out"):
+            counter = octet_counter(cols, direction)
+            if counter is None:
+                continue
+            column, bits = counter
             cols[f"utilization_{direction}"] = utilization(old.get(column), cols.get(column),
-                                                           now - prev_at if prev_at else 0, cols.get("ifHighSpeed"),
-                                                           64, reboot)
+                                                           now - prev_at if prev_at else 0, interface_speed_mbps(cols),
+                                                           bits, reboot)
     live.snmp_interfaces, live.snmp_at, live.snmp_uptime = selected, now, uptime
     if "cisco-ipsla" in snmp.tables:
         from probes.snmp import ipsla_figures

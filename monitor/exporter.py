@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import (
 from prometheus_client.registry import Collector
 
 from . import __version__
+from .counters import octet_counter
 from .live import RTT_BUCKETS, LiveState
 from .state import STATES
 
@@ -141,9 +142,9 @@ class SlawatchCollector(Collector):
         iflabels = _LABELS + ["ifindex", "ifname"]
         oper = GaugeMetricFamily("slawatch_interface_oper_status", "ifOperStatus (1 up, 2 down, ...).", labels=iflabels)
         admin = GaugeMetricFamily("slawatch_interface_admin_status", "ifAdminStatus (1 up, 2 down, 3 testing).", labels=iflabels)
-        octets = CounterMetricFamily("slawatch_interface_octets", "ifHCIn/OutOctets as the agent reports them.",
+        octets = CounterMetricFamily("slawatch_interface_octets", "ifHCIn/OutOctets as the agent reports them (ifIn/OutOctets, which wrap at 2**32, where it has no 64-bit counters).",
                                      labels=iflabels + ["direction"])
-        util = GaugeMetricFamily("slawatch_interface_utilization_ratio", "Share of ifHighSpeed used since the previous poll.",
+        util = GaugeMetricFamily("slawatch_interface_utilization_ratio", "Share of the interface speed (ifHighSpeed, else ifSpeed) used since the previous poll.",
                                  labels=iflabels + ["direction"])
         for t in targets:
             if t.snmp_up is None:
@@ -160,9 +161,9 @@ class SlawatchCollector(Collector):
                 if cols.get("ifAdminStatus") is not None:
                     admin.add_metric(lab, cols["ifAdminStatus"])
                 for direction in ("in", "out"):
-                    value = cols.get("ifHCInOctets" if direction == "in" else "ifHCOutOctets")
-                    if value is not None:
-                        octets.add_metric(lab + [direction], value)
+                    counter = octet_counter(cols, direction)
+                    if counter is not None:
+                        octets.add_metric(lab + [direction], cols[counter[0]])
                     ratio = cols.get(f"utilization_{direction}")
                     if ratio is not None:
                         util.add_metric(lab + [direction], ratio)

@@ -3,8 +3,10 @@
 * ``system``: sysUpTime, sysName, sysDescr in one GET PDU. A sysUpTime that
   goes backwards is a reboot.
 * ``if-mib``: the interface table (ifDescr, ifName, ifAlias, ifAdminStatus,
-  ifOperStatus, ifHighSpeed, 64-bit octet counters, errors, discards) walked
-  with GETBULK (GETNEXT on v1), every column in the same PDU.
+  ifOperStatus, ifHighSpeed and ifSpeed, 64-bit and 32-bit octet counters,
+  errors, discards) walked with GETBULK (GETNEXT on v1), every column in the
+  same PDU. The 32-bit counters are what v1 agents and agents without ifXTable
+  have.
 
 A target that does not answer, or answers with an error, is a result with
 ``ok=False`` and the reason, never an exception. Concurrency is bounded by a
@@ -34,6 +36,9 @@ __all__ = ["AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpResult", "snmp_probe", "Snmp
 SYSTEM = {"sysDescr": "1.3.6.1.2.1.1.1.0", "sysUpTime": "1.3.6.1.2.1.1.3.0", "sysName": "1.3.6.1.2.1.1.5.0"}
 IF_COLUMNS = {
     "ifDescr": "1.3.6.1.2.1.2.2.1.2",
+    "ifSpeed": "1.3.6.1.2.1.2.2.1.5",
+    "ifInOctets": "1.3.6.1.2.1.2.2.1.10",
+    "ifOutOctets": "1.3.6.1.2.1.2.2.1.16",
     "ifAdminStatus": "1.3.6.1.2.1.2.2.1.7",
     "ifOperStatus": "1.3.6.1.2.1.2.2.1.8",
     "ifInErrors": "1.3.6.1.2.1.2.2.1.14",

@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-__all__ = ["RtServer", "Alertmanager", "rt_available", "alertmanager_available", "wait_http"]
+__all__ = ["RtServer", "Alertmanager", "Snmpd", "SnmpSim", "stop_peer", "rt_available", "alertmanager_available", "wait_http"]
 
 RT_SERVER = "/usr/share/request-tracker5/libexec/rt-server"
 RT_SETUP = "/usr/sbin/rt-setup-database-5"
@@ -157,10 +157,14 @@ class Alertmanager:
 
 
 class Snmpd:
-    """net-snmp's snmpd on a loopback port: v2c community 'public' and two v3 users
-    (SHA/AES and SHA-256/AES-256), in a private persistent directory."""
+    """net-snmp's snmpd on a loopback port: v2c community 'public' and a v3 user for every security level and
+    protocol pair in :attr:`USERS`, in a private persistent directory."""
 
-    USERS = {"usha": ("sha", "authpass123", "aes", "privpass123"), "u256": ("sha256", "authpass256", "aes256", "privpass256")}
+    #: user -> (auth protocol, auth key, priv protocol, priv key); None: that security level's user
+    USERS = {"usha": ("sha", "authpass123", "aes", "privpass123"), "u256": ("sha256", "authpass256", "aes256", "privpass256"),
+             "umd5": ("md5", "authpassmd5", "des", "privpassdes"), "u512": ("sha512", "authpass512", "aes192", "privpass192"),
+             "u224": ("sha224", "authpass224", "aes", "privpass224"), "u384": ("sha384", "authpass384", "aes256", "privpass384"),
+             "uauth": ("sha", "authonly123", None, None), "unone": (None, None, None, None)}
 
     def __init__(self, port: int, netns: str | None = None, address: str = "127.0.0.1", extra: str = ""):
         self.extra = extra  # more snmpd.conf lines, e.g. `override OID TYPE VALUE` for scripted values
@@ -176,8 +180,20 @@ class Snmpd:
 rocommunity public default
 createUser usha SHA "authpass123" AES "privpass123"
 createUser u256 SHA-256 "authpass256" AES-256 "privpass256"
+createUser umd5 MD5 "authpassmd5" DES "privpassdes"
+createUser u512 SHA-512 "authpass512" AES-192 "privpass192"
+createUser u224 SHA-224 "authpass224" AES "privpass224"
+createUser u384 SHA-384 "authpass384" AES-256 "privpass384"
+createUser uauth SHA "authonly123"
+createUser unone
 rouser usha priv
 rouser u256 priv
+rouser umd5 priv
+rouser u512 priv
+rouser u224 priv
+rouser u384 priv
+rouser uauth auth
+rouser unone noauth
 sysName slawatch-test-agent
 {self.extra}
 """)
@@ -198,3 +214,72 @@ sysName slawatch-test-agent
 
     def stop(self) -> None:
         stop_peer(self.proc, self.dir)
+
+
+class SnmpSim:
+    """snmpsim agents: one simulator process answering on many loopback endpoints, one simulated agent per
+    community (``records``: community -> .snmprec text, with variation modules for scripted values).
+
+    :meth:`reboot` restarts the process: snmpsim's ``numeric`` values count from the process start, so
+    sysUpTime and counters written as ``numeric`` start again from their initial values, as after a reboot.
+    As root the simulator drops to nobody/nogroup (it refuses to run as root); ``tests/snmpsim_run.py``
+    imports what it needs before that, since the interpreter's own files may be unreadable to nobody.
+    """
+
+    def __init__(self, endpoints: list[tuple[str, int]], records: dict[str, str], max_var_binds: int = 256):
+        self.endpoints, self.records, self.max_var_binds = endpoints, records, max_var_binds
+        self.dir = Path(tempfile.mkdtemp(prefix="slawatch-snmpsim-"))
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "SnmpSim":
+        import sys
+
+        data, cache = self.dir / "data", self.dir / "cache"
+        data.mkdir(exist_ok=True)
+        cache.mkdir(exist_ok=True)
+        for community, text in self.records.items():
+            (data / f"{community}.snmprec").write_text(text.strip() + "\n")
+        cmd = [sys.executable, str(Path(__file__).with_name("snmpsim_run.py")), f"--data-dir={data}",
+               f"--cache-dir={cache}", "--log-level=error", f"--max-var-binds={self.max_var_binds}",
+               *(f"--agent-udpv4-endpoint={a}:{p}" for a, p in self.endpoints)]
+        if os.geteuid() == 0:
+            cmd += ["--process-user=nobody", "--process-group=nogroup"]
+            for path in (self.dir, data, cache, *data.iterdir()):
+                path.chmod(0o777 if path.is_dir() else 0o644)
+        self.log = open(self.dir / "log", "wb")
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        community = next(iter(self.records))
+        deadline = time.monotonic() + 60
+        pending = list(self.endpoints)
+        while pending and time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            address, port = pending[-1]
+            probe = subprocess.run(["snmpget", "-On", "-v2c", "-c", community, "-r0", "-t1", f"{address}:{port}",
+                                    "1.3.6.1.2.1.1.3.0"], capture_output=True, text=True)
+            if probe.returncode == 0:
+                pending.pop()
+            else:
+                time.sleep(0.2)
+        if pending:
+            self.stop_process()
+            raise RuntimeError(f"snmpsim did not answer on {pending[-1]}: {(self.dir / 'log').read_text()[-800:]}")
+        return self
+
+    def stop_process(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def reboot(self) -> None:
+        self.stop_process()
+        self.start()
+
+    def stop(self) -> None:
+        self.stop_process()
+        stop_peer(None, self.dir)

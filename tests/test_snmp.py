@@ -49,12 +49,14 @@ def test_v1_walks_with_getnext(agent):
     assert r.ok and r.interfaces and all("ifHCInOctets" not in c for c in r.interfaces.values())  # no Counter64 in v1
 
 
-@pytest.mark.parametrize("user", ["usha", "u256"])
-def test_v3_auth_priv_round_trip(agent, user):
+@pytest.mark.parametrize("user", sorted(Snmpd.USERS))
+def test_v3_every_security_level_and_protocol(agent, user):
+    """authPriv with MD5/SHA/SHA-2 and DES/AES-128/192/256, authNoPriv and noAuthNoPriv, against net-snmp."""
     auth, akey, priv, pkey = Snmpd.USERS[user]
     r = poll(agent.port, version="3", user=user, auth_protocol=auth, auth_key=akey, priv_protocol=priv, priv_key=pkey,
-             profiles=["system"])
-    assert r.ok and r.scalars["sysName"] == "slawatch-test-agent"
+             profiles=["system", "if-mib"])
+    assert r.ok, r.reason
+    assert r.scalars["sysName"] == "slawatch-test-agent" and any(c.get("ifDescr") == "lo" for c in r.interfaces.values())
 
 
 def test_v3_wrong_key_is_reported_clearly(agent):
