@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from ..errors import ConfigError
+from ..mibnames import MibError, MibResolver, is_numeric_oid
 from .models import Config
 
 __all__ = ["load_config", "parse_config", "SECRET_KEYS", "BUILTIN_SNMP_PROFILES"]
@@ -322,6 +323,41 @@ def _cross_check(raw: dict, problems: _Problems) -> None:
                         )
 
 
+def _resolve_oids(raw: dict, problems: _Problems, base_dir: Path) -> None:
+    """Every OID a profile or the trap receiver names: numeric as written, or ``MIB::name`` resolved to numeric."""
+    places = []
+    for name, profile in (raw.get("snmp_profiles") or {}).items() if isinstance(raw.get("snmp_profiles"), dict) else ():
+        for part in ("scalars", "tables"):
+            if isinstance(profile, dict) and isinstance(profile.get(part), dict):
+                places += [(("snmp_profiles", name, part, key), profile[part]) for key in profile[part]]
+    traps = raw.get("traps")
+    if isinstance(traps, dict) and isinstance(traps.get("oids"), dict):
+        places += [(("traps", "oids", key), traps["oids"]) for key in traps["oids"]]
+    resolver = None
+    try:
+        for loc, holder in places:
+            key = loc[-1]
+            value = holder[key]
+            if not isinstance(value, str):
+                continue  # the model reports the type
+            if is_numeric_oid(value.strip()):
+                holder[key] = value.strip().lstrip(".")
+                continue
+            if resolver is None:
+                dirs = raw.get("mib_dirs") if isinstance(raw.get("mib_dirs"), list) else []
+                resolver = MibResolver([base_dir / d for d in dirs if isinstance(d, str)])
+            try:
+                holder[key] = resolver.resolve(value)
+            except MibError as exc:
+                problems.add(loc, str(exc), value)
+    finally:
+        if resolver is not None:
+            resolver.close()
+    for i, d in enumerate(raw.get("mib_dirs") or [] if isinstance(raw.get("mib_dirs"), list) else []):
+        if isinstance(d, str) and not (base_dir / d).is_dir():
+            problems.add(("mib_dirs", i), "not a directory", d)
+
+
 # --------------------------------------------------------------------------- entry points
 
 
@@ -337,6 +373,7 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: Path | None = Non
     merged = _apply_defaults(resolved, problems)
     merged.pop("__defaults__", None)
     _cross_check(merged, problems)
+    _resolve_oids(merged, problems, base_dir or Path.cwd())
     config: Config | None = None
     try:
         config = Config.model_validate(merged)

@@ -419,6 +419,8 @@ class Config(_Model):
     targets: list[Target] = Field(default_factory=list)
     ticket_sinks: list[TicketSink] = Field(default_factory=list)
     snmp_profiles: dict[str, SnmpProfile] = Field(default_factory=dict)
+    #: directories of MIB modules (sources, or pysmi JSON) for MIB::name OIDs, beside the shipped ones
+    mib_dirs: list[str] = Field(default_factory=list)
 
     def contract(self, contract_id: str) -> Contract:
         return next(c for c in self.contracts if c.id == contract_id)
