@@ -31,34 +31,23 @@ from typing import Any
 from .base import ProbeResult
 from .snmp_wire import END_OF_MIB_VIEW, GET, GETBULK, GETNEXT, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, Absent, Reply, WireClient
 
-__all__ = ["AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpResult", "snmp_probe", "SnmpEngineHolder", "PROFILE_OIDS", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
+__all__ = ["SHIPPED_PROFILES", "AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpResult", "snmp_probe", "SnmpEngineHolder", "PROFILE_OIDS", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
 
-SYSTEM = {"sysDescr": "1.3.6.1.2.1.1.1.0", "sysUpTime": "1.3.6.1.2.1.1.3.0", "sysName": "1.3.6.1.2.1.1.5.0"}
-IF_COLUMNS = {
-    "ifDescr": "1.3.6.1.2.1.2.2.1.2",
-    "ifSpeed": "1.3.6.1.2.1.2.2.1.5",
-    "ifInOctets": "1.3.6.1.2.1.2.2.1.10",
-    "ifOutOctets": "1.3.6.1.2.1.2.2.1.16",
-    "ifAdminStatus": "1.3.6.1.2.1.2.2.1.7",
-    "ifOperStatus": "1.3.6.1.2.1.2.2.1.8",
-    "ifInErrors": "1.3.6.1.2.1.2.2.1.14",
-    "ifOutErrors": "1.3.6.1.2.1.2.2.1.20",
-    "ifInDiscards": "1.3.6.1.2.1.2.2.1.13",
-    "ifOutDiscards": "1.3.6.1.2.1.2.2.1.19",
-    "ifName": "1.3.6.1.2.1.31.1.1.1.1",
-    "ifHCInOctets": "1.3.6.1.2.1.31.1.1.1.6",
-    "ifHCOutOctets": "1.3.6.1.2.1.31.1.1.1.10",
-    "ifHighSpeed": "1.3.6.1.2.1.31.1.1.1.15",
-    "ifAlias": "1.3.6.1.2.1.31.1.1.1.18",
-}
-#: CISCO-RTTMON-MIB rttMonLatestJitterOperEntry (1.3.6.1.4.1.9.9.42.1.5.2.1), indexed by the IP SLA entry
-IPSLA_BASE = "1.3.6.1.4.1.9.9.42.1.5.2.1"
-IPSLA_COLUMNS = {
-    "NumOfRTT": f"{IPSLA_BASE}.1", "RTTSum": f"{IPSLA_BASE}.2", "RTTMin": f"{IPSLA_BASE}.4", "RTTMax": f"{IPSLA_BASE}.5",
-    "PacketLossSD": f"{IPSLA_BASE}.26", "PacketLossDS": f"{IPSLA_BASE}.27",
-    "MOS": f"{IPSLA_BASE}.42", "ICPIF": f"{IPSLA_BASE}.43", "AvgJitter": f"{IPSLA_BASE}.46",
-    "AvgSDJ": f"{IPSLA_BASE}.47", "AvgDSJ": f"{IPSLA_BASE}.48", "OWAvgSD": f"{IPSLA_BASE}.49", "OWAvgDS": f"{IPSLA_BASE}.50",
-}
+def _shipped_profiles() -> dict[str, dict[str, dict[str, str]]]:
+    """config/snmp-profiles.yaml (packaged as monitor/snmp-profiles.yaml)."""
+    from importlib.resources import files
+
+    import yaml
+
+    data = yaml.safe_load((files("monitor") / "snmp-profiles.yaml").read_text(encoding="utf-8"))
+    return {name: {"scalars": dict(p.get("scalars") or {}), "tables": dict(p.get("tables") or {})}
+            for name, p in data.items()}
+
+
+SHIPPED_PROFILES = _shipped_profiles()
+SYSTEM = SHIPPED_PROFILES["system"]["scalars"]
+IF_COLUMNS = SHIPPED_PROFILES["if-mib"]["tables"]
+IPSLA_COLUMNS = SHIPPED_PROFILES["cisco-ipsla"]["tables"]
 PROFILE_OIDS = {"system": SYSTEM, "if-mib": IF_COLUMNS, "cisco-ipsla": IPSLA_COLUMNS}
 
 

@@ -145,3 +145,11 @@ def test_config_errors_name_the_yaml_path_and_the_value(tmp_path):
     assert any(p.startswith("snmp_profiles.named.scalars.c: not an OID") and p.endswith("(got '1.3.six')") for p in problems)
     assert "mib_dirs[0]: not a directory (got 'missing-dir')" in problems
     assert len(problems) == 4  # d and e are fine
+
+
+def test_a_user_profile_cannot_take_a_shipped_name(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        parse_config({
+            "snmp_profiles": {"if-mib": {"tables": {"x": "1.3.6.1.2.1.2.2.1.2"}}}}, base_dir=tmp_path)
+    assert info.value.problems == ["snmp_profiles.if-mib: a shipped profile has this name (config/snmp-profiles.yaml); "
+                                   "choose another"]

@@ -26,7 +26,14 @@ SECRET_KEYS = frozenset(
     {"community", "auth_key", "priv_key", "password", "token", "hmac_secret", "reload_token"}
 )
 #: SNMP profiles shipped with slawatch (config/snmp-profiles.yaml)
-BUILTIN_SNMP_PROFILES = frozenset({"system", "if-mib", "cisco-ipsla"})
+def _shipped_profile_names() -> frozenset[str]:
+    from importlib.resources import files
+
+    return frozenset(yaml.safe_load((files("monitor") / "snmp-profiles.yaml").read_text(encoding="utf-8")))
+
+
+#: the profiles of config/snmp-profiles.yaml
+BUILTIN_SNMP_PROFILES = _shipped_profile_names()
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -287,6 +294,10 @@ def _cross_check(raw: dict, problems: _Problems) -> None:
     profiles = set(BUILTIN_SNMP_PROFILES)
     if isinstance(raw.get("snmp_profiles"), dict):
         profiles |= set(raw["snmp_profiles"])
+        for name in raw["snmp_profiles"]:
+            if name in BUILTIN_SNMP_PROFILES:
+                problems.add(("snmp_profiles", name), "a shipped profile has this name (config/snmp-profiles.yaml); "
+                             "choose another")
     for i, target in enumerate(raw.get("targets") or []):
         if not isinstance(target, dict):
             continue
