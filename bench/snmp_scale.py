@@ -13,7 +13,7 @@ slawatch polls all of them with its SNMP probe: one GET PDU of 3 scalars
 plus GETBULK rounds of the 12 interface columns, with concurrency bounded to
 --concurrency. The reference does the same with net-snmp's command-line
 tools, run concurrently (xargs -P): per agent, one `snmpget` of the 3
-scalars and one `snmpbulkget` of the 12 columns (one PDU, as many rows as
+scalars and one `snmpbulkget` of the 15 columns (one PDU, as many rows as
 interfaces); and, when installed (the `bench` extra), through ezsnmp, the
 net-snmp C library in-process, without the tools' process start-up. Printed:
 cycle wall time, PDUs/s, varbinds/s, CPU seconds, RSS, and the ratios. The
@@ -38,6 +38,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 PORT = 16300
+V3 = ("bench", "benchauth123", "benchpriv123")  # SHA / AES authPriv user for --version 3
 
 
 def addresses(n: int) -> list[str]:
@@ -53,7 +54,8 @@ def start_agents(addrs: list[str], tmp: Path) -> list[subprocess.Popen]:
         d = tmp / f"agent{n}"
         (d / "persist").mkdir(parents=True)
         endpoints = ",".join(f"udp:{a}:{PORT}" for a in addrs[start:start + PER_AGENT_PROCESS])
-        (d / "snmpd.conf").write_text(f"agentAddress {endpoints}\nrocommunity public default\n")
+        (d / "snmpd.conf").write_text(f"agentAddress {endpoints}\nrocommunity public default\n"
+                                      f'createUser {V3[0]} SHA "{V3[1]}" AES "{V3[2]}"\nrouser {V3[0]} priv\n')
         procs.append(subprocess.Popen(["snmpd", "-f", "-Lf", str(d / "log"), "-C", "-c", str(d / "snmpd.conf"), "-p", str(d / "pid")],
                                       env={**os.environ, "SNMP_PERSISTENT_DIR": str(d / "persist")},
                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
@@ -68,12 +70,14 @@ def start_agents(addrs: list[str], tmp: Path) -> list[subprocess.Popen]:
     raise RuntimeError(f"snmpd did not come up; see the logs under {tmp}")
 
 
-def slawatch_cycle(addrs: list[str], concurrency: int) -> dict:
+def slawatch_cycle(addrs: list[str], concurrency: int, version: str = "2c") -> dict:
     from monitor.config.models import SnmpProbeConfig
     from probes.base import ProbeContext
     from probes.snmp import SnmpEngineHolder, snmp_probe
 
-    settings = SnmpProbeConfig(version="2c", community="public", port=PORT, profiles=["system", "if-mib"], timeout="2s", retries=1)
+    auth = ({"community": "public"} if version == "2c" else
+            {"user": V3[0], "auth_protocol": "sha", "auth_key": V3[1], "priv_protocol": "aes", "priv_key": V3[2]})
+    settings = SnmpProbeConfig(version=version, port=PORT, profiles=["system", "if-mib"], timeout="2s", retries=1, **auth)
 
     async def cycle(ctx):
         r0, t0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
@@ -99,7 +103,7 @@ def slawatch_cycle(addrs: list[str], concurrency: int) -> dict:
     return {**steady, "rss_mb": rss, "first": first}
 
 
-def ezsnmp_cycle(addrs: list[str], concurrency: int, rows: int) -> dict | None:
+def ezsnmp_cycle(addrs: list[str], concurrency: int, rows: int, version: str = "2c") -> dict | None:
     """The same polling through ezsnmp (the net-snmp C library), in a pool of threads (its calls release the GIL);
     sessions are opened before the clock starts, as slawatch keeps its socket."""
     try:
@@ -110,8 +114,11 @@ def ezsnmp_cycle(addrs: list[str], concurrency: int, rows: int) -> dict | None:
 
     from probes.snmp import IF_COLUMNS, SYSTEM
 
-    sessions = [Session(hostname=a, port_number=PORT, version="2c", community="public", timeout=2, retries=1,
-                        set_max_repeaters_to_num=rows) for a in addrs]
+    auth = ({"version": "2c", "community": "public"} if version == "2c" else
+            {"version": "3", "security_level": "authPriv", "security_username": V3[0], "auth_protocol": "SHA",
+             "auth_passphrase": V3[1], "privacy_protocol": "AES", "privacy_passphrase": V3[2]})
+    sessions = [Session(hostname=a, port_number=PORT, timeout=2, retries=1, set_max_repeaters_to_num=rows, **auth)
+                for a in addrs]
 
     def poll(session) -> int:
         try:
@@ -129,13 +136,15 @@ def ezsnmp_cycle(addrs: list[str], concurrency: int, rows: int) -> dict | None:
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
-def netsnmp_cycle(addrs: list[str], concurrency: int, rows: int) -> dict:
+def netsnmp_cycle(addrs: list[str], concurrency: int, rows: int, version: str = "2c") -> dict:
     from probes.snmp import IF_COLUMNS, SYSTEM
 
     commands = []
     for a in addrs:
-        commands.append(f"snmpget -v2c -c public -t2 -r1 -Oqn {a}:{PORT} " + " ".join(SYSTEM.values()))
-        commands.append(f"snmpbulkget -v2c -c public -t2 -r1 -Oqn -Cn0 -Cr{rows} {a}:{PORT} " + " ".join(IF_COLUMNS.values()))
+        auth = ("-v2c -c public" if version == "2c" else
+                f"-v3 -l authPriv -u {V3[0]} -a SHA -A {V3[1]} -x AES -X {V3[2]}")
+        commands.append(f"snmpget {auth} -t2 -r1 -Oqn {a}:{PORT} " + " ".join(SYSTEM.values()))
+        commands.append(f"snmpbulkget {auth} -t2 -r1 -Oqn -Cn0 -Cr{rows} {a}:{PORT} " + " ".join(IF_COLUMNS.values()))
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as fh:
         fh.write("\n".join(commands) + "\n")
     with tempfile.TemporaryFile("w+") as out:
@@ -155,6 +164,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument("--version", choices=["2c", "3"], default="2c",
+                        help="2c (slawatch's own codec) or 3 (pysnmp's engine; SHA/AES authPriv)")
     args = parser.parse_args()
     if not shutil.which("snmpd"):
         print("snmp_scale: needs net-snmp's snmpd and tools (scripts/dev-setup installs them)", file=sys.stderr)
@@ -163,17 +174,18 @@ def main() -> int:
     tmp = Path(tempfile.mkdtemp(prefix="slawatch-snmpbench-"))
     agents = start_agents(addrs, tmp)
     try:
-        s = slawatch_cycle(addrs, args.concurrency)
+        s = slawatch_cycle(addrs, args.concurrency, args.version)
         rows = max(1, s["interfaces"] // max(s["ok"], 1))
-        n = netsnmp_cycle(addrs, min(args.concurrency, 64), rows)
-        e = ezsnmp_cycle(addrs, min(args.concurrency, 64), rows)
+        n = netsnmp_cycle(addrs, min(args.concurrency, 64), rows, args.version)
+        e = ezsnmp_cycle(addrs, min(args.concurrency, 64), rows, args.version)
     finally:
         for agent in agents:
             agent.terminate()
             agent.wait(timeout=30)
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"SNMP scale benchmark: {args.agents} agents ({len(agents)} snmpd processes, {args.agents} loopback endpoints), "
-          f"system + if-mib ({rows} interfaces each), v2c; {os.cpu_count()} CPUs")
+          f"system + if-mib ({rows} interfaces each), {'v2c' if args.version == '2c' else 'v3 authPriv SHA/AES'}; "
+          f"{os.cpu_count()} CPUs")
     f = s["first"]
     print(f"  slawatch   cycle {s['wall']:6.2f} s  cpu {s['cpu']:6.2f} s  rss {s['rss_mb']:6.1f} MB  ok {s['ok']}/{args.agents}  "
           f"{s['pdus']} PDUs ({s['pdus'] / s['wall']:,.0f}/s)  {s['varbinds']} varbinds ({s['varbinds'] / s['wall']:,.0f}/s)")

@@ -24,6 +24,7 @@ SNMPv3 goes through pysnmp's engine.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -112,11 +113,15 @@ class SnmpEngineHolder:
     """What every SNMP probe of a daemon shares: pysnmp's engine (SNMPv3), the v1/v2c wire client, and one
     concurrency bound, so an agent's receive buffer never overflows."""
 
-    def __init__(self, max_concurrent: int = 128):
+    def __init__(self, max_concurrent: int = 128, max_concurrent_v3: int = 16):
         self.max_concurrent = max_concurrent
         self._engine = None
         self.wire = WireClient()
         self.semaphore = asyncio.Semaphore(max_concurrent)
+        #: SNMPv3 goes through pysnmp, ~25 ms of CPU per answer on this event loop: with many in flight, answers
+        #: wait behind each other's decoding past their timeout (bench/snmp_scale.py --version 3: 185/200 agents
+        #: answered at 128 in flight, 200/200 at 16, in the same wall time)
+        self.semaphore_v3 = asyncio.Semaphore(max_concurrent_v3)
         #: (address, port, first column) -> rows seen on the last walk; the next walk asks for one row more
         #: than that, so a steady table ends in one GETBULK instead of decoding max-repetitions rows
         self.table_rows: dict[tuple[str, int, str], int] = {}
@@ -306,10 +311,11 @@ async def snmp_probe(target_id: str, address: str, settings: Any, *, context: An
         return SnmpResult("snmp", target_id, address, started, time.perf_counter() - t0, ok, reason, answered,
                           scalars, interfaces, pdus[0], tables)
 
-    session = (_PysnmpSession if settings.version == "3" else _WireSession)(holder, address, settings)
+    v3 = settings.version == "3"
+    session = (_PysnmpSession if v3 else _WireSession)(holder, address, settings)
     answered = False
     try:
-        async with holder.semaphore:
+        async with holder.semaphore_v3 if v3 else contextlib.nullcontext(), holder.semaphore:
             if "system" in settings.profiles:
                 pdus[0] += 1
                 scalars.update(await _get(session, SYSTEM, where, answered))
