@@ -10,7 +10,7 @@ interfaces. snmpsim could give each its own data; this benchmark measures
 the poller, and snmpd keeps the agent side identical for both pollers.
 
 slawatch polls all of them with its SNMP probe: one GET PDU of 3 scalars
-plus GETBULK rounds of the 12 interface columns, with concurrency bounded to
+plus GETBULK rounds of the 15 interface columns, with concurrency bounded to
 --concurrency. The reference does the same with net-snmp's command-line
 tools, run concurrently (xargs -P): per agent, one `snmpget` of the 3
 scalars and one `snmpbulkget` of the 15 columns (one PDU, as many rows as
