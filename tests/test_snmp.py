@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import subprocess
 
@@ -276,3 +277,27 @@ def test_garbage_and_truncated_answers_never_crash_the_poller():
         stop.set()
         thread.join()
         sock.close()
+
+
+def test_ipv6_agent_v1_and_v2c(tmp_path):
+    """The wire client's IPv6 socket, against snmpd listening on ::1 only."""
+    if not shutil.which("snmpd"):
+        pytest.skip("net-snmp's snmpd is not installed")
+    port = free_port()
+    conf = tmp_path / "snmpd.conf"
+    conf.write_text(f"agentAddress udp6:[::1]:{port}\nrocommunity6 public default\nsysName six\n")
+    proc = subprocess.Popen(["snmpd", "-f", "-Lf", str(tmp_path / "log"), "-C", "-c", str(conf), "-p", str(tmp_path / "pid")],
+                            env={**os.environ, "SNMP_PERSISTENT_DIR": str(tmp_path)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(50):
+            if subprocess.run(["snmpget", "-v2c", "-c", "public", "-r0", "-t1", f"udp6:[::1]:{port}", "1.3.6.1.2.1.1.5.0"],
+                              capture_output=True).returncode == 0:
+                break
+        for version in ("1", "2c"):
+            r = asyncio.run(snmp_probe("t", "::1", SnmpProbeConfig(version=version, community="public", port=port,
+                                                                   profiles=["system", "if-mib"])))
+            assert r.ok, r.reason
+            assert r.scalars["sysName"] == "six" and any(c.get("ifDescr") == "lo" for c in r.interfaces.values())
+    finally:
+        proc.terminate()
+        proc.wait()
