@@ -1,4 +1,4 @@
-"""SNMP probe (pysnmp 7, asyncio): v1/v2c/v3 polling of named OID profiles.
+"""SNMP probe: v1/v2c/v3 polling of named OID profiles (config/snmp-profiles.yaml and the config's own).
 
 * ``system``: sysUpTime, sysName, sysDescr in one GET PDU. A sysUpTime that
   goes backwards is a reboot.
@@ -7,18 +7,17 @@
   errors, discards) walked with GETBULK (GETNEXT on v1), every column in the
   same PDU. The 32-bit counters are what v1 agents and agents without ifXTable
   have.
-
-A target that does not answer, or answers with an error, is a result with
-``ok=False`` and the reason, never an exception. Concurrency is bounded by a
-semaphore shared by the engine, so an agent's receive buffer never overflows.
-
 * ``cisco-ipsla``: CISCO-RTTMON-MIB's latest jitter results per IP SLA entry
   (MOS, ICPIF, RTT, jitter and loss in both directions; MOS is stored x100).
 * user profiles from the config's ``snmp_profiles`` (scalars by GET, tables walked).
 
+A target that does not answer, or answers with an error, is a result with
+``ok=False`` and the reason, never an exception. Concurrency is bounded by
+semaphores shared by every probe, so an agent's receive buffer never overflows.
+
 v1 and v2c go through :mod:`probes.snmp_wire` (one shared socket, a direct BER
 codec: pysnmp costs 25x more CPU per response, measured in bench/snmp_scale.py);
-SNMPv3 goes through pysnmp's engine.
+SNMPv3 goes through pysnmp 7's asyncio engine.
 """
 
 from __future__ import annotations
@@ -33,6 +32,7 @@ from .base import ProbeResult
 from .snmp_wire import END_OF_MIB_VIEW, GET, GETBULK, GETNEXT, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, Absent, Reply, WireClient
 
 __all__ = ["SHIPPED_PROFILES", "AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpResult", "snmp_probe", "SnmpEngineHolder", "PROFILE_OIDS", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
+
 
 def _shipped_profiles() -> dict[str, dict[str, dict[str, str]]]:
     """config/snmp-profiles.yaml (packaged as monitor/snmp-profiles.yaml)."""
@@ -110,8 +110,8 @@ PRIV_PROTOCOLS = {"des": "usmDESPrivProtocol", "aes": "usmAesCfb128Protocol", "a
 
 
 class SnmpEngineHolder:
-    """What every SNMP probe of a daemon shares: pysnmp's engine (SNMPv3), the v1/v2c wire client, and one
-    concurrency bound, so an agent's receive buffer never overflows."""
+    """What every SNMP probe of a daemon shares: pysnmp's engine (SNMPv3), the v1/v2c wire client, and the
+    concurrency bounds, so an agent's receive buffer never overflows."""
 
     def __init__(self, max_concurrent: int = 128, max_concurrent_v3: int = 16):
         self.max_concurrent = max_concurrent
