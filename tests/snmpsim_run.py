@@ -4,11 +4,11 @@ As root, snmpsim drops to an unprivileged user before it builds its indexes; if 
 interpreter's standard library is not readable by that user (a pyenv Python under
 /root), those later imports fail. Importing them first avoids that."""
 
-import dbm
-import dbm.dumb
-import encodings.ascii
-import encodings.latin_1
-import encodings.utf_8
+import dbm  # noqa: F401 - imported for their side effect: loaded before privileges drop
+import dbm.dumb  # noqa: F401
+import encodings.ascii  # noqa: F401
+import encodings.latin_1  # noqa: F401
+import encodings.utf_8  # noqa: F401
 import sys
 
 for name in ("dbm.gnu", "dbm.ndbm"):

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api, rfc1902, rfc1905
 
-from probes.snmp_wire import (END_OF_MIB_VIEW, GETBULK, GETNEXT, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, WireClient, WireError,
+from probes.snmp_wire import (END_OF_MIB_VIEW, GETBULK, GETNEXT, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, WireError,
                               decode_message, encode_request)
 
 V2C = api.v2c

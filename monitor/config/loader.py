@@ -15,6 +15,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from probes.snmp import SHIPPED_PROFILES
+
 from ..errors import ConfigError
 from ..mibnames import MibError, MibResolver, is_numeric_oid
 from .models import Config
@@ -26,14 +28,7 @@ SECRET_KEYS = frozenset(
     {"community", "auth_key", "priv_key", "password", "token", "hmac_secret", "reload_token"}
 )
 #: SNMP profiles shipped with slawatch (config/snmp-profiles.yaml)
-def _shipped_profile_names() -> frozenset[str]:
-    from importlib.resources import files
-
-    return frozenset(yaml.safe_load((files("monitor") / "snmp-profiles.yaml").read_text(encoding="utf-8")))
-
-
-#: the profiles of config/snmp-profiles.yaml
-BUILTIN_SNMP_PROFILES = _shipped_profile_names()
+BUILTIN_SNMP_PROFILES = frozenset(SHIPPED_PROFILES)
 
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
@@ -336,37 +331,37 @@ def _cross_check(raw: dict, problems: _Problems) -> None:
 
 def _resolve_oids(raw: dict, problems: _Problems, base_dir: Path) -> None:
     """Every OID a profile or the trap receiver names: numeric as written, or ``MIB::name`` resolved to numeric."""
-    places = []
-    for name, profile in (raw.get("snmp_profiles") or {}).items() if isinstance(raw.get("snmp_profiles"), dict) else ():
+    places = []  # (YAML path, the mapping holding the OID)
+    profiles = raw.get("snmp_profiles")
+    for name, profile in profiles.items() if isinstance(profiles, dict) else ():
         for part in ("scalars", "tables"):
             if isinstance(profile, dict) and isinstance(profile.get(part), dict):
                 places += [(("snmp_profiles", name, part, key), profile[part]) for key in profile[part]]
     traps = raw.get("traps")
     if isinstance(traps, dict) and isinstance(traps.get("oids"), dict):
         places += [(("traps", "oids", key), traps["oids"]) for key in traps["oids"]]
-    resolver = None
+    dirs = raw.get("mib_dirs") if isinstance(raw.get("mib_dirs"), list) else []
+    for i, d in enumerate(dirs):
+        if isinstance(d, str) and not (base_dir / d).is_dir():
+            problems.add(("mib_dirs", i), "not a directory", d)
+    resolver = None  # pysmi only when a name needs it
     try:
         for loc, holder in places:
-            key = loc[-1]
-            value = holder[key]
+            value = holder[loc[-1]]
             if not isinstance(value, str):
                 continue  # the model reports the type
             if is_numeric_oid(value.strip()):
-                holder[key] = value.strip().lstrip(".")
+                holder[loc[-1]] = value.strip().lstrip(".")
                 continue
             if resolver is None:
-                dirs = raw.get("mib_dirs") if isinstance(raw.get("mib_dirs"), list) else []
                 resolver = MibResolver([base_dir / d for d in dirs if isinstance(d, str)])
             try:
-                holder[key] = resolver.resolve(value)
+                holder[loc[-1]] = resolver.resolve(value)
             except MibError as exc:
                 problems.add(loc, str(exc), value)
     finally:
         if resolver is not None:
             resolver.close()
-    for i, d in enumerate(raw.get("mib_dirs") or [] if isinstance(raw.get("mib_dirs"), list) else []):
-        if isinstance(d, str) and not (base_dir / d).is_dir():
-            problems.add(("mib_dirs", i), "not a directory", d)
 
 
 # --------------------------------------------------------------------------- entry points
