@@ -161,10 +161,11 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         self.loop = loop
         self.probe_context.icmp_engine = IcmpEngine()
-        if any(t.probes.snmp is not None for t in self.config.targets):
-            from probes.snmp import SnmpEngineHolder
+        from probes.snmp import SnmpEngineHolder
 
-            self.probe_context.snmp_engine = SnmpEngineHolder()
+        # always: a reload may add the first SNMP target; sockets and pysnmp's engine start on first use
+        self.probe_context.snmp_engine = SnmpEngineHolder()
+        self.live.snmp_wire = self.probe_context.snmp_engine.wire
         self.probe_context.snmp_profiles = self.config.snmp_profiles
         self.run_id = await asyncio.to_thread(self.store.begin_run, time.time(), __version__)
         await asyncio.to_thread(self.ingestor.preload, self.store, time.time())

@@ -187,6 +187,11 @@ class SlawatchCollector(Collector):
                     if f[f"loss_{direction}"] is not None:
                         ip_loss.add_metric(lab + [direction], f[f"loss_{direction}"])
         yield from (ip_mos, ip_icpif, ip_rtt, ip_jit, ip_loss)
+        wire = self.live.snmp_wire
+        if wire is not None:
+            yield CounterMetricFamily("slawatch_snmp_datagrams_dropped",
+                                      "SNMP v1/v2c answers dropped: malformed, or matching no outstanding request "
+                                      "(late after a timeout, duplicates, strangers).", value=wire.dropped)
         traps = self.live.traps
         if traps is not None:
             yield CounterMetricFamily("slawatch_snmp_traps_received", "Traps received and authenticated.", value=traps.received)

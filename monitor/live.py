@@ -91,6 +91,7 @@ class LiveState:
         self.sla: dict = {}  # target -> monitor.evaluator.TargetSla
         self.sla_time: float | None = None  # the instant the SLA figures are for
         self.traps = None  # monitor.traps.TrapReceiver when configured
+        self.snmp_wire = None  # probes.snmp_wire.WireClient: its count of dropped datagrams
         #: (state, severity) -> count, refreshed by the delivery loop
         self.ticket_counts: dict[tuple[str, str], int] = {}
         self.outbox_pending: dict[str, int] = {}

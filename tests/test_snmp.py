@@ -134,6 +134,7 @@ targets:
     assert 'slawatch_interface_oper_status{contract="c1",ifindex="1",ifname="lo",kind="internet",target="r1"} 1.0' in text
     assert 'slawatch_interface_utilization_ratio{contract="c1",direction="in",ifindex="1",ifname="lo"' in text
     assert 'ifname="eth0"' not in text  # only the selected interface
+    assert "slawatch_snmp_datagrams_dropped_total 0.0" in text  # every answer matched its request
     assert "public" not in err
 
 
