@@ -73,6 +73,43 @@ def _remove_stale_labs() -> None:
                 subprocess.run(["ip", "netns", "del", name], capture_output=True)
 
 
+_CLAIMS = Path(tempfile.gettempdir()) / "slawatch-netlab-claims"
+
+
+def _claim_index(start: int) -> int:
+    """A host index no other live process holds. Each index owns 198.18.<i>.0/24, 198.19.<i>.0/30 and
+    fd00:5157:<i>::/64, so two test runs on one machine must not share one: the claim is a file holding
+    the owner's pid, made with O_EXCL, and taken over when that pid is gone."""
+    _CLAIMS.mkdir(mode=0o755, exist_ok=True)
+    for index in range(start, 251):
+        path = _CLAIMS / str(index)
+        for _attempt in range(2):
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                try:
+                    owner = int(path.read_text() or 0)
+                except (OSError, ValueError):
+                    break
+                if owner <= 0 or _alive(owner):
+                    break  # held (or being written) by a live process
+                path.unlink(missing_ok=True)  # a dead run's claim: try once more
+                continue
+            os.write(fd, str(os.getpid()).encode())
+            os.close(fd)
+            return index
+    raise ValueError("no free lab host index: at most 250 lab hosts at once on this machine")
+
+
+def _release_index(index: int) -> None:
+    path = _CLAIMS / str(index)
+    try:
+        if int(path.read_text() or 0) == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass
+
+
 @dataclass
 class LabHost:
     lab: "NetLab"
@@ -187,7 +224,7 @@ class NetLab:
     """Create hosts with :meth:`add_host`; ``with NetLab() as lab:`` cleans up."""
 
     _count = 0
-    _hosts_made = 0  # host indices (and so prefixes) are unique within the process
+    _hosts_made = 0  # host indices (and so prefixes) are unique within the process, and claimed across processes
 
     def __init__(self) -> None:
         ok, why = can_build_netlab()
@@ -210,10 +247,8 @@ class NetLab:
 
     def add_host(self, name: str, *, v4_prefix: str | None = None, v6: bool = True,
                  kernel_replies: bool = True) -> LabHost:
-        index = NetLab._hosts_made
-        if index > 250:
-            raise ValueError("at most 250 lab hosts per process")
-        NetLab._hosts_made += 1
+        index = _claim_index(NetLab._hosts_made)
+        NetLab._hosts_made = index + 1
         v4 = ipaddress.IPv4Network(v4_prefix or f"198.18.{index}.0/24")
         if not v4.subnet_of(ipaddress.IPv4Network("198.18.0.0/15")):
             raise ValueError(f"{v4} is outside the benchmarking range 198.18.0.0/15")
@@ -252,6 +287,7 @@ class NetLab:
             host.stop()
             subprocess.run(["ip", "netns", "del", host.netns], capture_output=True)
             subprocess.run(["ip", "link", "del", host.veth], capture_output=True)
+            _release_index(host.index)
         import shutil
 
         shutil.rmtree(self.tmp, ignore_errors=True)
