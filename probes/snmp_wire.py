@@ -225,6 +225,7 @@ class WireClient:
     def __init__(self, receive_buffer: int = 4 << 20):
         self.receive_buffer = receive_buffer
         self._transports: dict[int, asyncio.DatagramTransport] = {}
+        self._opening: asyncio.Lock | None = None  # the first requests of a cycle arrive together: one socket
         self._pending: dict[int, tuple[tuple[str, int], int, bytes, asyncio.Future]] = {}
         self._ids = itertools.count(random.randrange(1, 1 << 30))
         self.dropped = 0  # datagrams that matched nothing or did not decode
@@ -232,16 +233,23 @@ class WireClient:
 
     async def _transport(self, family: int) -> asyncio.DatagramTransport:
         transport = self._transports.get(family)
-        if transport is None:
-            sock = socket.socket(family, socket.SOCK_DGRAM)
-            try:
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
-            except OSError:  # capped by net.core.rmem_max; the default still works
-                pass
-            sock.bind(("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0))
-            sock.setblocking(False)
-            transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: _Receiver(self), sock=sock)
-            self._transports[family] = transport
+        if transport is not None:
+            return transport
+        if self._opening is None:
+            self._opening = asyncio.Lock()
+        async with self._opening:
+            return self._transports.get(family) or await self._open(family)
+
+    async def _open(self, family: int) -> asyncio.DatagramTransport:
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, self.receive_buffer)
+        except OSError:  # capped by net.core.rmem_max; the default still works
+            pass
+        sock.bind(("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0))
+        sock.setblocking(False)
+        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(lambda: _Receiver(self), sock=sock)
+        self._transports[family] = transport
         return transport
 
     def _received(self, data: bytes, addr: tuple) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pyasn1.codec.ber import decoder, encoder
 from pysnmp.proto import api, rfc1902, rfc1905
 
-from probes.snmp_wire import (END_OF_MIB_VIEW, GETBULK, GETNEXT, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, WireError,
+from probes.snmp_wire import (END_OF_MIB_VIEW, GETBULK, GETNEXT, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, WireClient, WireError,
                               decode_message, encode_request)
 
 V2C = api.v2c
@@ -185,3 +185,24 @@ def test_too_big_splits_gets_and_shrinks_bulks():
     assert max(n * reps for n, reps in agent.requests if n * reps <= 4) <= 4 and (2, 25) in agent.requests
     assert (2, 1) in agent.requests  # GETBULK shrank from 25 to 1 repetition
     assert dropped == len(agent.requests)  # every stranger's datagram was dropped, none taken as the answer
+
+
+def test_one_socket_per_family_however_many_requests_start_together():
+    import os
+
+    def sockets() -> int:
+        return sum(os.readlink(f"/proc/self/fd/{fd}").startswith("socket:") for fd in os.listdir("/proc/self/fd")
+                   if os.path.exists(f"/proc/self/fd/{fd}"))
+
+    async def run():
+        client = WireClient()
+        before = sockets()
+        try:
+            # nothing listens on port 9 of loopback: every request times out, but all go out of one socket
+            await asyncio.gather(*(client.request("127.0.0.1", 9, 1, b"public", GETNEXT, ["1.3.6.1.2.1.1"],
+                                                  timeout=0.05, retries=0) for _ in range(50)))
+            return sockets() - before
+        finally:
+            client.close()
+
+    assert asyncio.run(run()) == 1
