@@ -133,7 +133,7 @@ def test_rising_64bit_counter_gives_utilization_over_the_real_elapsed_time():
 def test_32bit_counter_wrap_is_added_back_not_a_spike():
     port = free_port()
     rate = 1_250_000  # octets/s: 10 % of 100 Mbit/s
-    wrap_at = time.time() + 12  # after the simulator is up and the first poll is in
+    wrap_at = time.time() + 15  # after the simulator is up (about 3 s here) and the first poll is in
     initial = (-wrap_at * rate) % 4294967295  # snmpsim wraps at max (2**32 - 1): (t * rate + initial) % max
     sim = SnmpSim([("127.21.3.1", port)], {
         "wrap": agent("wrap", high_speed=None, speed=100_000_000,
@@ -141,7 +141,8 @@ def test_32bit_counter_wrap_is_added_back_not_a_spike():
     }).start()
     try:
         cfg, lives = setup(["127.21.3.1"], lambda i: "wrap", port)
-        first_wait = max(0.0, wrap_at - 2 - time.time())
+        assert wrap_at - time.time() > 2.5, "snmpsim started too late for the scripted wrap"
+        first_wait = wrap_at - 2 - time.time()
 
         async def run():
             await asyncio.sleep(first_wait)
