@@ -15,7 +15,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-__all__ = ["RtServer", "Alertmanager", "Snmpd", "SnmpSim", "stop_peer", "rt_available", "alertmanager_available", "wait_http"]
+__all__ = ["RtServer", "Alertmanager", "Snmpd", "SnmpSim", "stop_peer", "terminate", "rt_available", "alertmanager_available", "wait_http"]
 
 RT_SERVER = "/usr/share/request-tracker5/libexec/rt-server"
 RT_SETUP = "/usr/sbin/rt-setup-database-5"
@@ -34,14 +34,20 @@ def alertmanager_available() -> tuple[bool, str]:
     return True, ""
 
 
-def stop_peer(proc: subprocess.Popen | None, directory: Path) -> None:
-    """Terminate a peer (kill it after 10 s) and remove its private directory."""
+def terminate(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
+    """Terminate a peer's process, killing it after ``timeout`` seconds."""
     if proc and proc.poll() is None:
         proc.terminate()
         try:
-            proc.wait(timeout=10)
+            proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             proc.kill()
+            proc.wait()
+
+
+def stop_peer(proc: subprocess.Popen | None, directory: Path) -> None:
+    """Terminate a peer (kill it after 10 s) and remove its private directory."""
+    terminate(proc)
     shutil.rmtree(directory, ignore_errors=True)
 
 
@@ -267,13 +273,7 @@ class SnmpSim:
         return self
 
     def stop_process(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        terminate(self.proc)
         self.proc = None
 
     def reboot(self) -> None:
