@@ -144,18 +144,24 @@ class SnmpEngineHolder:
                 pass
 
 
-class _WireSession:
-    """v1/v2c requests through the shared wire client."""
+class _Session:
+    """One poll's requests to one agent. Counts the PDUs sent and whether the agent answered at all; the
+    subclasses say how a request travels."""
 
     def __init__(self, holder: SnmpEngineHolder, address: str, settings: Any):
         self.holder, self.address, self.settings = holder, address, settings
-        self.version = 0 if settings.version == "1" else 1
-        self.community = settings.community.get_secret_value().encode()
+        self.where = f"{settings.version} to {address}:{settings.port}"
+        self.pdus = 0
+        self.answered = False
 
-    async def _ask(self, pdu_type: int, oids: list[str], repetitions: int = 0) -> Reply:
-        s = self.settings
-        return await self.holder.wire.request(self.address, s.port, self.version, self.community, pdu_type, oids,
-                                              timeout=s.timeout, retries=s.retries, max_repetitions=repetitions)
+    async def _send(self, kind: int, oids: list[str], repetitions: int) -> Reply:
+        raise NotImplementedError
+
+    async def _ask(self, kind: int, oids: list[str], repetitions: int = 0) -> Reply:
+        reply = await self._send(kind, oids, repetitions)
+        self.pdus += 1
+        self.answered = self.answered or reply.error is None
+        return reply
 
     async def get(self, oids: list[str]) -> Reply:
         return await self._ask(GET, oids)
@@ -167,23 +173,41 @@ class _WireSession:
         return await self._ask(GETBULK, oids, repetitions)
 
 
+class _WireSession(_Session):
+    """v1/v2c requests through the shared wire client."""
+
+    def __init__(self, holder: SnmpEngineHolder, address: str, settings: Any):
+        super().__init__(holder, address, settings)
+        self.version = 0 if settings.version == "1" else 1
+        self.community = settings.community.get_secret_value().encode()
+
+    async def _send(self, kind: int, oids: list[str], repetitions: int) -> Reply:
+        s = self.settings
+        return await self.holder.wire.request(self.address, s.port, self.version, self.community, kind, oids,
+                                              timeout=s.timeout, retries=s.retries, max_repetitions=repetitions)
+
+
+_ABSENT_BY_CLASS = {"NoSuchObject": NO_SUCH_OBJECT, "NoSuchInstance": NO_SUCH_INSTANCE, "EndOfMibView": END_OF_MIB_VIEW}
+_PYSNMP_COMMANDS = {GET: "get_cmd", GETNEXT: "next_cmd", GETBULK: "bulk_cmd"}
+
+
 def _pysnmp_value(v) -> Any:
     from pysnmp.proto.rfc1902 import Counter32, Counter64, Gauge32, Integer, Integer32, TimeTicks, Unsigned32
 
     if isinstance(v, (Counter32, Counter64, Gauge32, Integer, Integer32, TimeTicks, Unsigned32)):
         return int(v)
-    absent = {"NoSuchObject": NO_SUCH_OBJECT, "NoSuchInstance": NO_SUCH_INSTANCE, "EndOfMibView": END_OF_MIB_VIEW}
-    return absent.get(v.__class__.__name__) or v.prettyPrint()
+    return _ABSENT_BY_CLASS.get(v.__class__.__name__) or v.prettyPrint()
 
 
-class _PysnmpSession:
+class _PysnmpSession(_Session):
     """SNMPv3 requests through pysnmp's engine (USM: keys, digests, privacy), answers in the wire client's shape."""
 
     def __init__(self, holder: SnmpEngineHolder, address: str, settings: Any):
-        self.holder, self.address, self.settings = holder, address, settings
+        super().__init__(holder, address, settings)
         self.transport = None
+        self.auth = _auth_data(settings)
 
-    async def _ask(self, command: str, oids: list[str], *head) -> Reply:
+    async def _send(self, kind: int, oids: list[str], repetitions: int) -> Reply:
         from pysnmp.hlapi.v3arch import asyncio as hl
 
         s = self.settings
@@ -193,22 +217,14 @@ class _PysnmpSession:
                                                                     retries=s.retries)
             except Exception as exc:  # resolution failures and the like
                 return Reply(error=f"transport: {exc}")
-        err, status, index, binds = await getattr(hl, command)(
-            self.holder.engine, _auth_data(s), self.transport, hl.ContextData(contextName=s.context), *head,
+        head = (0, repetitions) if kind == GETBULK else ()
+        err, status, index, binds = await getattr(hl, _PYSNMP_COMMANDS[kind])(
+            self.holder.engine, self.auth, self.transport, hl.ContextData(contextName=s.context), *head,
             *(hl.ObjectType(hl.ObjectIdentity(o)) for o in oids), lookupMib=False)
         if err:
             return Reply(error=str(err))
         return Reply(None, status.prettyPrint() if status else None, int(index or 0),
                      [(str(oid), _pysnmp_value(value)) for oid, value in binds])
-
-    async def get(self, oids: list[str]) -> Reply:
-        return await self._ask("get_cmd", oids)
-
-    async def next(self, oids: list[str]) -> Reply:
-        return await self._ask("next_cmd", oids)
-
-    async def bulk(self, oids: list[str], repetitions: int) -> Reply:
-        return await self._ask("bulk_cmd", oids, 0, repetitions)
 
 
 def _auth_data(settings):
@@ -225,32 +241,32 @@ def _auth_data(settings):
 
 
 class _Failed(Exception):
-    """Ends a poll early: the reason, and whether the agent answered anything."""
-
-    def __init__(self, reason: str, answered: bool):
-        super().__init__(reason)
-        self.reason, self.answered = reason, answered
+    """Ends a poll early with the reason (whether the agent answered anything is the session's)."""
 
 
-async def _get(session, oids: dict[str, str], where: str, answered: bool) -> dict[str, Any]:
+def _check(session: _Session, reply: Reply) -> None:
+    if reply.error:
+        raise _Failed(f"SNMP {session.where}: {reply.error}")
+    if reply.status and reply.status != "noSuchName":  # v1 says noSuchName past the end of the MIB
+        raise _Failed(f"SNMP error {reply.status} at {reply.index} from {session.where}")
+
+
+async def _get(session: _Session, oids: dict[str, str]) -> dict[str, Any]:
     """Scalars by name in one GET PDU (split in halves while the agent says tooBig)."""
     reply = await session.get(list(oids.values()))
     if reply.status == "tooBig" and len(oids) > 1:
         items = list(oids.items())
         half = len(items) // 2
-        return {**await _get(session, dict(items[:half]), where, answered),
-                **await _get(session, dict(items[half:]), where, True)}
-    if reply.error:
-        raise _Failed(f"SNMP {where}: {reply.error}", answered)
-    if reply.status:
-        raise _Failed(f"SNMP error {reply.status} at {reply.index} from {where}", True)
+        return {**await _get(session, dict(items[:half])), **await _get(session, dict(items[half:]))}
+    if reply.status == "noSuchName":  # v1: one of the scalars does not exist
+        raise _Failed(f"SNMP error noSuchName at {reply.index} from {session.where}")
+    _check(session, reply)
     return {name: (None if isinstance(value, Absent) else value) for name, (_oid, value) in zip(oids, reply.binds)}
 
 
-async def _walk(session, holder: SnmpEngineHolder, columns: dict[str, str], where: str, answered: bool,
-                counter: list[int]) -> dict[str, dict[str, Any]]:
+async def _walk(session: _Session, columns: dict[str, str]) -> dict[str, dict[str, Any]]:
     """Walk table columns together (GETBULK, GETNEXT on v1): row index -> column -> value."""
-    settings = session.settings
+    settings, holder = session.settings, session.holder
     rows: dict[str, dict[str, Any]] = {}
     cursor = dict(columns)
     size_key = (session.address, settings.port, next(iter(columns.values())))
@@ -263,15 +279,10 @@ async def _walk(session, holder: SnmpEngineHolder, columns: dict[str, str], wher
             reply = await session.next(oids)
         else:
             reply = await session.bulk(oids, repetitions)
-        counter[0] += 1
         if reply.status == "tooBig" and repetitions > 1 and settings.version != "1":
             repetitions = max(1, repetitions // 2)
             continue
-        if reply.error:
-            raise _Failed(f"SNMP {where}: {reply.error}", answered)
-        if reply.status and reply.status != "noSuchName":  # v1 says noSuchName past the end of the MIB
-            raise _Failed(f"SNMP error {reply.status} at {reply.index} from {where}", True)
-        answered = True
+        _check(session, reply)
         repetitions = settings.max_repetitions  # a table that grew: walk the rest at full size
         ended: set[str] = set()
         progressed = False
@@ -304,25 +315,19 @@ async def snmp_probe(target_id: str, address: str, settings: Any, *, context: An
     scalars: dict[str, Any] = {}
     interfaces: dict[int, dict[str, Any]] = {}
     tables: dict[str, dict[str, dict[str, Any]]] = {}
-    pdus = [0]
-    where = f"{settings.version} to {address}:{settings.port}"
-
-    def result(ok: bool, reason: str | None, answered: bool) -> SnmpResult:
-        return SnmpResult("snmp", target_id, address, started, time.perf_counter() - t0, ok, reason, answered,
-                          scalars, interfaces, pdus[0], tables)
-
     v3 = settings.version == "3"
     session = (_PysnmpSession if v3 else _WireSession)(holder, address, settings)
-    answered = False
+
+    def result(ok: bool, reason: str | None) -> SnmpResult:
+        return SnmpResult("snmp", target_id, address, started, time.perf_counter() - t0, ok, reason,
+                          ok or session.answered, scalars, interfaces, session.pdus, tables)
+
     try:
         async with holder.semaphore_v3 if v3 else contextlib.nullcontext(), holder.semaphore:
             if "system" in settings.profiles:
-                pdus[0] += 1
-                scalars.update(await _get(session, SYSTEM, where, answered))
-                answered = True
+                scalars.update(await _get(session, SYSTEM))
             if "if-mib" in settings.profiles:
-                rows = await _walk(session, holder, IF_COLUMNS, where, answered, pdus)
-                answered = True
+                rows = await _walk(session, IF_COLUMNS)
                 interfaces.update({int(k): v for k, v in rows.items() if k.isdigit()})
             user_profiles = getattr(context, "snmp_profiles", None) or {}
             for name in settings.profiles:
@@ -335,16 +340,13 @@ async def snmp_probe(target_id: str, address: str, settings: Any, *, context: An
                     tables_wanted = {name: dict(profile.tables)} if profile.tables else {}
                     scalars_wanted = dict(profile.scalars)
                 if scalars_wanted:
-                    pdus[0] += 1
-                    got = await _get(session, scalars_wanted, where, answered)
-                    answered = True
+                    got = await _get(session, scalars_wanted)
                     scalars.update({f"{name}.{key}": value for key, value in got.items()})
                 for table, columns in tables_wanted.items():
-                    tables[table] = await _walk(session, holder, columns, where, answered, pdus)
-                    answered = True
-        return result(True, None, True)
+                    tables[table] = await _walk(session, columns)
+        return result(True, None)
     except _Failed as failed:
-        return result(False, failed.reason, failed.answered)
+        return result(False, str(failed))
     finally:
         if own:
             holder.close()
