@@ -23,7 +23,7 @@ from pathlib import Path
 
 from .errors import SlawatchError
 
-__all__ = ["MibError", "MibResolver", "SHIPPED_MIBS", "is_numeric_oid", "is_mib_name"]
+__all__ = ["MibError", "MibResolver", "SHIPPED_MIBS", "is_numeric_oid"]
 
 SHIPPED_MIBS = Path(__file__).with_name("mibs")
 _NUMERIC = re.compile(r"^\.?[0-2](\.(0|[1-9][0-9]*))+$")
@@ -36,10 +36,6 @@ class MibError(SlawatchError):
 
 def is_numeric_oid(text: str) -> bool:
     return bool(_NUMERIC.match(text))
-
-
-def is_mib_name(text: str) -> bool:
-    return "::" in text
 
 
 class MibResolver:

@@ -31,7 +31,7 @@ from typing import Any
 from .base import ProbeResult
 from .snmp_wire import END_OF_MIB_VIEW, GET, GETBULK, GETNEXT, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, Absent, Reply, WireClient
 
-__all__ = ["SHIPPED_PROFILES", "AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpResult", "snmp_probe", "SnmpEngineHolder", "PROFILE_OIDS", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
+__all__ = ["SHIPPED_PROFILES", "AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpResult", "snmp_probe", "SnmpEngineHolder", "SYSTEM", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
 
 
 def _shipped_profiles() -> dict[str, dict[str, dict[str, str]]]:
@@ -49,7 +49,6 @@ SHIPPED_PROFILES = _shipped_profiles()
 SYSTEM = SHIPPED_PROFILES["system"]["scalars"]
 IF_COLUMNS = SHIPPED_PROFILES["if-mib"]["tables"]
 IPSLA_COLUMNS = SHIPPED_PROFILES["cisco-ipsla"]["tables"]
-PROFILE_OIDS = {"system": SYSTEM, "if-mib": IF_COLUMNS, "cisco-ipsla": IPSLA_COLUMNS}
 
 
 def ipsla_figures(row: dict) -> dict:
