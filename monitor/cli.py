@@ -17,7 +17,7 @@ from datetime import datetime, timezone
 
 from . import __version__
 from .config import load_config
-from .errors import ConfigError, SlawatchError, TargetNotFound
+from .errors import ConfigError, SlawatchError, StoreError, TargetNotFound
 from .logs import setup_logging
 from .units import format_duration
 
@@ -152,24 +152,20 @@ def cmd_probe(args) -> int:
 
 
 def cmd_status(args) -> int:
-    import sqlite3
-
     from .evaluator import SlaEvaluator
-    from .store import SqliteStore
+    from .store import open_store
 
     config = load_config(args.config)
-    store = SqliteStore(config.storage.path, readonly=True)
+    store = open_store(config.storage, readonly=True)
     try:
         states = store.load_states()
         last = store.last_cycles()
         coverage = {t: (s.tracker.get("first_cycle"), s.tracker.get("last_cycle")) for t, s in states.items()}
         try:
             sla, _ = SlaEvaluator(config, store).evaluate(time.time(), coverage)
-        except sqlite3.OperationalError:
+        except StoreError:
             sla = {}
-        with store._lock:
-            open_tickets = {r[0]: r[1] for r in store._db.execute(
-                "SELECT incident_key, id FROM tickets WHERE state != 'resolved' AND incident_key LIKE 'outage:%'")}
+        open_tickets = store.open_incidents("outage:")
     finally:
         store.close()
     now = time.time()
@@ -211,7 +207,7 @@ def cmd_report(args) -> int:
     import re
 
     from .report import build_report, progress_bar, render_csv, render_html, render_pdf, to_json
-    from .store import SqliteStore
+    from .store import open_store
 
     config = load_config(args.config)
     if not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", args.month):
@@ -221,7 +217,7 @@ def cmd_report(args) -> int:
         raise TicketArgError(f"{args.config}: no contract with id {args.contract!r} (known: {known})")
     if args.format in ("html", "pdf") and not args.output:
         raise TicketArgError(f"--format {args.format} needs -o PATH")
-    store = SqliteStore(config.storage.path, readonly=True)
+    store = open_store(config.storage, readonly=True)
     try:
         report = build_report(store, config, args.month, now=time.time(), contract_id=args.contract,
                               progress=progress_bar())
@@ -280,9 +276,7 @@ def cmd_tickets(args) -> int:
         if args.action == "list":
             tickets = list_tickets(store, contract=args.contract, state=args.state, since=_when(args.since),
                                    until=_when(args.until))
-            pending = {r[0]: (r[1], r[2], r[3]) for r in store._db.execute(
-                "SELECT ticket_id, COUNT(*), GROUP_CONCAT(DISTINCT sink), MAX(last_error) FROM outbox"
-                " WHERE delivered IS NULL GROUP BY ticket_id").fetchall()}
+            pending = {tid: (n, ",".join(sinks), err) for tid, (n, sinks, err) in store.outbox_pending_by_ticket().items()}
             if args.json:
                 rows = [{**{f: getattr(t, f) for f in t.__slots__}, "pending_deliveries": pending.get(t.id, (0,))[0]}
                         for t in tickets]
@@ -304,8 +298,8 @@ def cmd_tickets(args) -> int:
             data["refs"] = ticket_refs(store, t.id)
             data["response"] = response_times(t, contract) if contract else None
             data["timeline"] = [{"at": _stamp(a), "kind": k, "text": x} for a, k, x in ticket_timeline(store, t.id)]
-            data["deliveries"] = [dict(zip(("sink", "action", "delivered", "attempts", "last_error"), r)) for r in store._db.execute(
-                "SELECT sink, action, delivered, attempts, last_error FROM outbox WHERE ticket_id = ? ORDER BY id", (t.id,))]
+            data["deliveries"] = [{"sink": o.sink, "action": o.action, "delivered": o.delivered, "attempts": o.attempts,
+                                   "last_error": o.last_error} for o in store.outbox(t.id)]
             if args.json:
                 print(json.dumps(data, indent=2, default=str))
                 return 0
@@ -332,9 +326,7 @@ def cmd_tickets(args) -> int:
             print(f"ticket {t.id}: resolved by {args.by}")
             return 0
         if args.action == "retry":
-            with store.transaction() as db:
-                n = db.execute("UPDATE outbox SET next_attempt = 0 WHERE delivered IS NULL"
-                               + (" AND ticket_id = ?" if args.id else ""), (args.id,) if args.id else ()).rowcount
+            n = store.outbox_retry(args.id)
             print(f"{n} pending deliveries will be retried at the daemon's next delivery round")
             return 0
     finally:

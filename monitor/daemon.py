@@ -285,9 +285,7 @@ class Daemon:
                 pass
 
     def _ticket_counts(self) -> dict:
-        with self.store._lock:
-            rows = self.store._db.execute("SELECT state, severity, COUNT(*) FROM tickets GROUP BY state, severity").fetchall()
-        return {(r[0], r[1]): r[2] for r in rows}
+        return self.store.ticket_counts()
 
     def _response_met(self) -> dict:
         """(severity, acknowledge|resolve) -> (met, measured) over tickets opened this UTC month."""

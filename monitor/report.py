@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import sqlite3
 import sys
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -26,6 +25,7 @@ from .monthly import ContractMonth, compute_month, load_month
 from .periods import local_to_ms, parse_month, to_ms
 from .rollup import Rollup
 from .sla import availability
+from .store.base import Store, Ticket
 
 __all__ = ["build_report", "render_csv", "render_html", "render_pdf", "SCHEMA", "previous_months"]
 
@@ -66,12 +66,8 @@ def _month_missed(cm: ContractMonth) -> bool | None:
     return False
 
 
-def _tickets(store, contract: str, start: float, end: float) -> list[sqlite3.Row]:
-    with store._lock:
-        store._db.row_factory = sqlite3.Row
-        return store._db.execute(
-            "SELECT * FROM tickets WHERE contract = ? AND opened < ? AND (resolved IS NULL OR resolved >= ?) ORDER BY id",
-            (contract, end, start)).fetchall()
+def _tickets(store: Store, contract: str, start: float, end: float) -> list[Ticket]:
+    return store.tickets_overlapping(contract, start, end)
 
 
 def _daily(target_month, down, unknown, maint, tz: str, policy: str) -> list[dict]:
@@ -117,9 +113,9 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
             for o in own:
                 end = o.end if o.end is not None else min(now, end_s)
                 s_ms, e_ms = max(to_ms(o.start), period.start_ms), min(to_ms(end), period.end_ms)
-                ids = [t["id"] for t in tickets if t["incident_key"] == f"outage:{contract.id}:{tm.target}"
-                       and t["opened"] <= end + 60 and (t["resolved"] is None or t["resolved"] >= o.start - 60)]
-                parents = sorted({t["parent_id"] for t in tickets if t["id"] in ids and t["parent_id"] is not None})
+                ids = [t.id for t in tickets if t.incident_key == f"outage:{contract.id}:{tm.target}"
+                       and t.opened <= end + 60 and (t.resolved is None or t.resolved >= o.start - 60)]
+                parents = sorted({t.parent_id for t in tickets if t.id in ids and t.parent_id is not None})
                 items.append({
                     "start": _iso(s_ms, contract.timezone, ms=True), "end": _iso(e_ms, contract.timezone, ms=True),
                     "duration_s": (e_ms - s_ms) / 1000, "ongoing": o.end is None, "targets": [tm.target],
@@ -169,18 +165,18 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                        "termination_right_reached": missed >= contract.chronic.missed_months}
         response: dict[str, dict] = {}
         for t in tickets:
-            if t["parent_id"] is not None or t["opened"] < start_s:
+            if t.parent_id is not None or t.opened < start_s:
                 continue
-            target = contract.response_targets.get(t["severity"])
-            cell = response.setdefault(t["severity"], {"tickets": 0, "acknowledge": {"met": 0, "measured": 0, "target_s": None},
+            target = contract.response_targets.get(t.severity)
+            cell = response.setdefault(t.severity, {"tickets": 0, "acknowledge": {"met": 0, "measured": 0, "target_s": None},
                                                        "resolve": {"met": 0, "measured": 0, "target_s": None}})
             cell["tickets"] += 1
-            for kind, at in (("acknowledge", t["acknowledged"]), ("resolve", t["resolved"])):
+            for kind, at in (("acknowledge", t.acknowledged), ("resolve", t.resolved)):
                 if target is not None:
                     cell[kind]["target_s"] = getattr(target, kind)
                 if at is not None and target is not None:
                     cell[kind]["measured"] += 1
-                    cell[kind]["met"] += int(at - t["opened"] <= getattr(target, kind))
+                    cell[kind]["met"] += int(at - t.opened <= getattr(target, kind))
         out_contracts.append({
             "id": contract.id, "customer": contract.customer, "provider": contract.provider,
             "timezone": contract.timezone, "currency": contract.currency,
@@ -199,7 +195,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                           for line in credit.lines],
             },
             "chronic": chronic,
-            "tickets": {"ids": [t["id"] for t in tickets], "response": response},
+            "tickets": {"ids": [t.id for t in tickets], "response": response},
             "targets": target_docs,
         })
     return {"schema": SCHEMA, "version": 1, "month": month, "generated_at": _iso(now),

@@ -29,7 +29,7 @@ class BatchWriter:
         self.stats = stats
         #: the batch being filled; producers add to it directly, then call :meth:`added`
         self.batch = Batch()
-        self._lock = asyncio.Lock()
+        self._flushing = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
 
@@ -41,7 +41,7 @@ class BatchWriter:
         return len(self.batch)
 
     async def flush(self) -> None:
-        async with self._lock:
+        async with self._flushing:
             if not len(self.batch):
                 return
             batch, self.batch = self.batch, Batch()

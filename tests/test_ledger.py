@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
@@ -55,7 +54,7 @@ def env(tmp_path):
 
 
 def outbox(store):
-    return store._db.execute("SELECT sink, action, delivered FROM outbox ORDER BY id").fetchall()
+    return [(o.sink, o.action, o.delivered) for o in store.outbox()]
 
 
 def test_open_update_resolve(env):
@@ -114,7 +113,7 @@ def test_escalation_timing_and_acknowledgement(env):
         ledger.escalate(store, T0 + minutes * 60)
         assert list_tickets(store)[0].tier == tier, minutes
     assert [r[0] for r in outbox(store)] == ["noc", "oncall", "mgmt"]
-    recipients = json.loads(store._db.execute("SELECT recipients FROM outbox WHERE sink = 'oncall'").fetchone()[0])
+    recipients = next(o.recipients for o in store.outbox() if o.sink == "oncall")
     assert recipients == ["oncall@example.net"]
 
     # a second ticket acknowledged at 10 min never reaches tier 2

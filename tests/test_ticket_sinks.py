@@ -60,7 +60,7 @@ class Env:
         return self.run(self.deliverer.run_once())
 
     def outbox(self):
-        return self.store._db.execute("SELECT sink, action, delivered, attempts, last_error FROM outbox ORDER BY id").fetchall()
+        return [(o.sink, o.action, o.delivered, o.attempts, o.last_error) for o in self.store.outbox()]
 
 
 # --------------------------------------------------------------------------- Request Tracker
@@ -106,9 +106,9 @@ def test_request_tracker_crash_between_delivery_and_bookkeeping_gives_one_ticket
     env = Env(tmp_path, [{"name": "rt-noc", "type": "rt", "url": rt.url, "token": rt.token}])
     env.emit(outage_event("outage_started", "c1", "t1", T0, None))
     [ticket] = list_tickets(env.store)
-    row = env.store._db.execute("SELECT * FROM outbox").fetchone()
+    row = env.store.outbox()[0]
     # the sink delivers, then the process dies before the outbox row is marked
-    created = env.run(env.sinks["rt-noc"].deliver(Delivery(ticket, "open", row[4], [], row[6])))
+    created = env.run(env.sinks["rt-noc"].deliver(Delivery(ticket, "open", row.text, [], row.idempotency_key)))
     assert env.outbox()[0][2] is None
     # restart: the deliverer retries the row and finds the ticket by its key instead of creating another
     assert env.deliver() == 1
@@ -246,8 +246,8 @@ def test_jira_documented_shapes(tmp_path):
         env.emit(outage_event("outage_started", "c1", "t1", T0, None))
         [ticket] = list_tickets(env.store)
         # a crash after Jira created the issue: the retry finds it by label
-        row = env.store._db.execute("SELECT * FROM outbox").fetchone()
-        env.run(env.sinks["jira"].deliver(Delivery(ticket, "open", row[4], [], row[6])))
+        row = env.store.outbox()[0]
+        env.run(env.sinks["jira"].deliver(Delivery(ticket, "open", row.text, [], row.idempotency_key)))
         env.emit(outage_event("outage_ended", "c1", "t1", T0 + 60, T0))
         while env.deliver():
             pass

@@ -1,15 +1,23 @@
-"""The storage Protocol. SQLite implements it now; PostgreSQL can join later."""
+"""The storage Protocol: everything the rest of slawatch reads from or writes to a store.
+
+Nothing outside :mod:`monitor.store` touches a connection, a cursor, a lock or
+SQL text (``tests/test_boundary.py`` enforces it). The ticket ledger works
+through a :class:`TicketTx`, a unit of work that lives inside one store
+transaction, so a ticket and its outbox rows commit with the event that caused
+them. Times are unix seconds (floats) on both sides of the boundary.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..events import BreachEvent
     from ..rollup import Rollup
 
-__all__ = ["Store", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "UnknownRecord", "Batch"]
+__all__ = ["Store", "TicketTx", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "UnknownRecord", "Batch",
+           "Ticket", "OutboxItem", "Delivered", "StoreInfo"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +108,109 @@ class RunRecord:
     clean: bool
 
 
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One row of the ticket ledger."""
+
+    id: int
+    uid: str
+    incident_key: str
+    contract: str
+    targets: list[str]
+    severity: str
+    kind: str
+    state: str
+    title: str
+    opened: float
+    acknowledged: float | None
+    resolved: float | None
+    tier: int
+    parent_id: int | None
+    updated: float
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """One delivery of a ticket to a sink (an outbox row), with the sink's reference if it has one."""
+
+    id: int
+    ticket_id: int
+    sink: str
+    action: str
+    text: str
+    recipients: list[str]
+    idempotency_key: str
+    created: float
+    attempts: int
+    next_attempt: float
+    delivered: float | None
+    last_error: str | None
+    external_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivered:
+    """What a successful delivery records: the sink's reference for the ticket."""
+
+    outbox_id: int
+    ticket_id: int
+    sink: str
+    action: str
+    external_id: str
+    at: float
+
+
+@dataclass(frozen=True, slots=True)
+class StoreInfo:
+    """What ``slawatch store status`` shows."""
+
+    backend: str
+    location: str  # a path, or a DSN without its password
+    schema_version: int
+    code_version: int
+    rows: dict[str, int]
+
+
+class TicketTx(Protocol):
+    """The ticket ledger's unit of work: every call runs inside one open store transaction."""
+
+    def ticket(self, ticket_id: int) -> Ticket | None: ...
+    def unresolved(self, incident_key: str) -> Ticket | None: ...
+    def resolved_since(self, incident_key: str, since: float) -> Ticket | None: ...
+    def open_roots(self, contract: str, kind: str, opened_since: float) -> list[Ticket]: ...
+    def open_root_ids(self) -> list[int]: ...
+    def open_children(self, parent_id: int) -> int: ...
+    def insert_ticket(self, uid: str, incident_key: str, contract: str, targets: list[str], severity: str,
+                      kind: str, title: str, opened: float, parent_id: int | None) -> int: ...
+    def set_state(self, ticket_id: int, state: str, *, acknowledged: float | None = None,
+                  resolved: float | None = None) -> None: ...
+    def set_targets(self, ticket_id: int, targets: list[str]) -> None: ...
+    def set_tier(self, ticket_id: int, tier: int) -> None: ...
+    def set_parent(self, ticket_id: int, parent_id: int) -> None: ...
+    def note(self, ticket_id: int, kind: str, text: str, at: float) -> None: ...
+    def outbox_count(self, ticket_id: int) -> int: ...
+    def enqueue(self, ticket_id: int, sink: str, action: str, text: str, recipients: list[str], key: str,
+                at: float) -> None: ...
+    def drop_pending(self, ticket_id: int) -> int: ...
+
+
 @runtime_checkable
 class Store(Protocol):
+    """Every operation the daemon, the CLI, the reports and the ticket ledger perform on stored evidence."""
+
+    backend: str
+
+    # schema and lifecycle
     def migrate(self) -> int: ...
-    def write(self, batch: Batch) -> None: ...
+    def schema_version(self) -> int: ...
+    def info(self) -> StoreInfo: ...
+    def close(self) -> None: ...
+    # evidence: writes
+    def write(self, batch: Batch, on_new_event: "Callable[[TicketTx, BreachEvent], None] | None" = None) -> None: ...
+    def purge(self, raw_before: float, rollups_before: float) -> tuple[int, int]: ...
+    # evidence: reads
+    def count_cycles(self) -> int: ...
+    def outages_between(self, start: float, end: float) -> list[OutageRecord]: ...
     def unknown_intervals(self, target: str | None, start: float, end: float) -> list[UnknownRecord]: ...
     def monthly_rollups(self, month: str) -> dict[str, "Rollup"]: ...
     def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, "Rollup"]: ...
@@ -115,4 +222,22 @@ class Store(Protocol):
     def begin_run(self, started: float, version: str) -> int: ...
     def end_run(self, run_id: int, stopped: float) -> None: ...
     def runs(self) -> list[RunRecord]: ...
-    def close(self) -> None: ...
+    # tickets: the unit of work and its reads
+    def tickets_tx(self) -> "ContextManager[TicketTx]": ...
+    def ticket(self, ticket_id: int) -> Ticket | None: ...
+    def tickets(self, *, contract: str | None = None, state: str | None = None, since: float | None = None,
+                until: float | None = None) -> list[Ticket]: ...
+    def tickets_overlapping(self, contract: str, start: float, end: float) -> list[Ticket]: ...
+    def ticket_timeline(self, ticket_id: int) -> list[tuple[float, str, str]]: ...
+    def ticket_refs(self, ticket_id: int) -> dict[str, str]: ...
+    def ticket_counts(self) -> dict[tuple[str, str], int]: ...
+    def open_incidents(self, prefix: str) -> dict[str, int]: ...
+    def refs_of_open(self, states: tuple[str, ...]) -> list[tuple[Ticket, str, str, str]]: ...
+    # tickets: the outbox
+    def outbox_due(self, now: float, limit: int) -> list[OutboxItem]: ...
+    def outbox(self, ticket_id: int | None = None) -> list[OutboxItem]: ...
+    def outbox_pending(self) -> dict[str, int]: ...
+    def outbox_pending_by_ticket(self) -> dict[int, tuple[int, list[str], str | None]]: ...
+    def outbox_failed(self, outbox_id: int, attempts: int, next_attempt: float, error: str) -> None: ...
+    def outbox_delivered(self, done: Delivered) -> None: ...
+    def outbox_retry(self, ticket_id: int | None) -> int: ...

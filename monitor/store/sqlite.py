@@ -11,14 +11,16 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
-from typing import Iterable
+from contextlib import contextmanager
+from typing import Any, Callable, Iterable, Iterator, Sequence
 
 from ..errors import StoreError
 from ..events import BreachEvent
 from ..rollup import Rollup
-from .base import Batch, CycleRecord, OutageRecord, RunRecord, StateRecord, UnknownRecord
+from .base import Batch, CycleRecord, OutageRecord, RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord
+from .sql import Exec, SqlTickets, SqlTicketTx
 
-__all__ = ["SqliteStore", "MIGRATIONS", "SCHEMA_VERSION"]
+__all__ = ["SqliteStore", "MIGRATIONS", "SCHEMA_VERSION", "TABLES"]
 
 #: forward migrations, applied in order at start; index + 1 is the schema version
 MIGRATIONS: list[str] = [
@@ -164,23 +166,21 @@ MIGRATIONS.append(
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-class _Transaction:
-    def __init__(self, store: "SqliteStore"):
-        self.store = store
+class _SqliteExec(Exec):
+    """Shared statements on the store's connection; rows as dicts."""
 
-    def __enter__(self) -> sqlite3.Connection:
-        self.store._lock.acquire()
-        self.store._db.execute("BEGIN IMMEDIATE")
-        return self.store._db
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        try:
-            if exc_type is None:
-                self.store._db.execute("COMMIT")
-            elif self.store._db.in_transaction:
-                self.store._db.execute("ROLLBACK")
-        finally:
-            self.store._lock.release()
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        cur = self.db.execute(sql, tuple(args))
+        if cur.description is None:
+            return []
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        return self.db.execute(sql, tuple(args)).rowcount
 
 
 def _cycle(row: sqlite3.Row) -> CycleRecord:
@@ -200,8 +200,15 @@ def _cycle(row: sqlite3.Row) -> CycleRecord:
     )
 
 
-class SqliteStore:
+#: the tables ``store status`` and ``store copy`` count, in the order they are copied
+TABLES = ("runs", "targets", "target_state", "cycles", "outages", "unknown_intervals", "events", "rollups_hourly",
+          "rollups_monthly", "tickets", "ticket_events", "ticket_refs", "outbox")
+
+
+class SqliteStore(SqlTickets):
     """The embedded store. ``path`` may be ':memory:' for tests of pure logic."""
+
+    backend = "sqlite"
 
     def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = str(path)
@@ -234,24 +241,70 @@ class SqliteStore:
     def migrate(self) -> int:
         """Apply pending forward migrations; returns the schema version now in force."""
         with self._lock:
-            current = self.schema_version()
-            if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"store {self.path} has schema version {current}, newer than this slawatch "
-                    f"understands ({SCHEMA_VERSION}); upgrade slawatch"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                try:
-                    self._db.execute("BEGIN IMMEDIATE")
+            try:
+                # the version is read inside the IMMEDIATE transaction: a second process migrating at the same
+                # time waits for this one and then finds nothing left to do
+                self._db.execute("BEGIN IMMEDIATE")
+                current = self.schema_version()
+                if current > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"store {self.path} has schema version {current}, newer than this slawatch "
+                        f"understands ({SCHEMA_VERSION}); upgrade slawatch"
+                    )
+                for version in range(current + 1, SCHEMA_VERSION + 1):
                     for statement in MIGRATIONS[version - 1].split(";"):
                         if statement.strip():
                             self._db.execute(statement)
                     self._db.execute(f"PRAGMA user_version = {version}")
-                    self._db.execute("COMMIT")
-                except sqlite3.Error as exc:
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                    raise StoreError(f"migration to schema version {version} failed on {self.path}: {exc}") from None
+                raise StoreError(f"migration of {self.path} to schema version {SCHEMA_VERSION} failed: {exc}") from None
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
             return SCHEMA_VERSION
+
+    def info(self) -> StoreInfo:
+        with self._lock:
+            rows = {t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES
+                    if self.schema_version() > 0}
+        return StoreInfo("sqlite", self.path, self.schema_version(), SCHEMA_VERSION, rows)
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, tuple(args)).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"reading store {self.path} failed: {exc}") from None
+
+    # -- the shared SQL's access paths --------------------------------------------------------
+    @contextmanager
+    def _read(self) -> Iterator[Exec]:
+        with self._lock:
+            try:
+                yield _SqliteExec(self._db)
+            except sqlite3.Error as exc:
+                raise StoreError(f"reading store {self.path} failed: {exc}") from None
+
+    @contextmanager
+    def _tx(self) -> Iterator[Exec]:
+        """One IMMEDIATE transaction under the store's lock."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield _SqliteExec(self._db)
+                self._db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise StoreError(f"transaction on store {self.path} failed: {exc}") from None
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
 
     # -- writes --------------------------------------------------------------------------
     def write_batch(
@@ -274,12 +327,8 @@ class SqliteStore:
             self._ids[name] = tid
         return tid
 
-    def transaction(self):
-        """``with store.transaction() as db:`` one IMMEDIATE transaction under the store's lock."""
-        return _Transaction(self)
-
-    def write(self, batch: Batch, on_new_event=None) -> None:
-        """Write the whole batch in one transaction. ``on_new_event(db, event)`` runs, inside
+    def write(self, batch: Batch, on_new_event: Callable[[TicketTx, BreachEvent], None] | None = None) -> None:
+        """Write the whole batch in one transaction. ``on_new_event(tx, event)`` runs, inside
         that transaction, for each event not stored before (the ticket ledger)."""
         cycle_rows = [
             (
@@ -319,12 +368,13 @@ class SqliteStore:
                     " ON CONFLICT (target, start) DO UPDATE SET end=max(end, excluded.end)",
                     unknown_rows,
                 )
+                tickets = SqlTicketTx(_SqliteExec(self._db))
                 for row, event in zip(event_rows, batch.events):
                     new = self._db.execute(
                         "INSERT OR IGNORE INTO events (key, kind, contract, target, at, data) VALUES (?,?,?,?,?,?)", row
                     ).rowcount
                     if new and on_new_event is not None:
-                        on_new_event(self._db, event)
+                        on_new_event(tickets, event)
                 self._db.executemany(
                     "INSERT OR REPLACE INTO rollups_hourly (target_id, hour, counts, rtt) VALUES (?,?,?,?)",
                     [(self._target_id(t), hour, r.counts_blob(), r.rtt.to_bytes())
@@ -368,27 +418,24 @@ class SqliteStore:
 
     # -- reads ---------------------------------------------------------------------------
     def load_states(self) -> dict[str, StateRecord]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM target_state").fetchall()
+        rows = self._rows("SELECT * FROM target_state")
         return {
             r["target"]: StateRecord(r["target"], r["state"], r["since"], r["updated"], json.loads(r["tracker"]))
             for r in rows
         }
 
     def last_cycles(self) -> dict[str, CycleRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT c.* FROM cycles c JOIN (SELECT target, MAX(started) AS m FROM cycles GROUP BY target) l"
-                " ON c.target = l.target AND c.started = l.m"
-            ).fetchall()
+        rows = self._rows(
+            "SELECT c.* FROM cycles c JOIN (SELECT target, MAX(started) AS m FROM cycles GROUP BY target) l"
+            " ON c.target = l.target AND c.started = l.m"
+        )
         return {r["target"]: _cycle(r) for r in rows}
 
     def cycles(self, target: str, start: float, end: float) -> list[CycleRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM cycles WHERE target = ? AND started >= ? AND started < ? ORDER BY started",
-                (target, start, end),
-            ).fetchall()
+        rows = self._rows(
+            "SELECT * FROM cycles WHERE target = ? AND started >= ? AND started < ? ORDER BY started",
+            (target, start, end),
+        )
         return [_cycle(r) for r in rows]
 
     def count_cycles(self) -> int:
@@ -397,53 +444,46 @@ class SqliteStore:
 
     def outages(self, target: str | None = None) -> list[OutageRecord]:
         query = "SELECT * FROM outages" + (" WHERE target = ?" if target else "") + " ORDER BY start"
-        with self._lock:
-            rows = self._db.execute(query, (target,) if target else ()).fetchall()
+        rows = self._rows(query, (target,) if target else ())
         return [OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"],
                              json.loads(r["evidence"]) if r["evidence"] else None) for r in rows]
 
     def runs(self) -> list[RunRecord]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM runs ORDER BY id").fetchall()
+        rows = self._rows("SELECT * FROM runs ORDER BY id")
         return [RunRecord(r["id"], r["started"], r["stopped"], r["version"], r["stopped"] is not None) for r in rows]
 
     def unknown_intervals(self, target: str | None, start: float, end: float) -> list[UnknownRecord]:
         query = "SELECT * FROM unknown_intervals WHERE end > ? AND start < ?" + (" AND target = ?" if target else "")
         args = (start, end, target) if target else (start, end)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY start", args).fetchall()
+        rows = self._rows(query + " ORDER BY start", args)
         return [UnknownRecord(r["target"], r["start"], r["end"], r["reason"]) for r in rows]
 
     def outages_between(self, start: float, end: float) -> list[OutageRecord]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM outages WHERE start < ? AND (end IS NULL OR end > ?) ORDER BY start", (end, start)
-            ).fetchall()
+        rows = self._rows(
+            "SELECT * FROM outages WHERE start < ? AND (end IS NULL OR end > ?) ORDER BY start", (end, start)
+        )
         return [OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"],
                              json.loads(r["evidence"]) if r["evidence"] else None) for r in rows]
 
     def monthly_rollups(self, month: str) -> dict[str, Rollup]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT t.name, m.counts, m.rtt FROM rollups_monthly m JOIN targets t ON t.id = m.target_id"
-                " WHERE m.month = ?", (month,)
-            ).fetchall()
+        rows = self._rows(
+            "SELECT t.name, m.counts, m.rtt FROM rollups_monthly m JOIN targets t ON t.id = m.target_id"
+            " WHERE m.month = ?", (month,)
+        )
         return {r[0]: Rollup.decode(r[1], r[2]) for r in rows}
 
     def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, Rollup]:
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT h.hour, h.counts, h.rtt FROM rollups_hourly h JOIN targets t ON t.id = h.target_id"
-                " WHERE t.name = ? AND h.hour >= ? AND h.hour < ? ORDER BY h.hour", (target, int(start), end)
-            ).fetchall()
+        rows = self._rows(
+            "SELECT h.hour, h.counts, h.rtt FROM rollups_hourly h JOIN targets t ON t.id = h.target_id"
+            " WHERE t.name = ? AND h.hour >= ? AND h.hour < ? ORDER BY h.hour", (target, int(start), end)
+        )
         return {r[0]: Rollup.decode(r[1], r[2]) for r in rows}
 
     def events(self, start: float | None = None, end: float | None = None) -> list[BreachEvent]:
         query, args = "SELECT * FROM events", []
         if start is not None:
             query, args = query + " WHERE at >= ? AND at < ?", [start, end if end is not None else float("inf")]
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY at, key", args).fetchall()
+        rows = self._rows(query + " ORDER BY at, key", args)
         return [BreachEvent(r["kind"], r["contract"], r["target"], r["at"], r["key"], json.loads(r["data"])) for r in rows]
 
     def integrity_ok(self) -> bool:

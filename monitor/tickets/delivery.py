@@ -11,15 +11,14 @@ down shows in ``slawatch_ticket_delivery_failures_total{sink}``,
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
-import sqlite3
 import time
 from collections import Counter
 from typing import Callable
 
-from .ledger import Ledger, _ticket
+from ..store.base import Delivered, OutboxItem, Store
+from .ledger import Ledger
 from .sinks import Delivery, Sink, SinkError
 
 __all__ = ["Deliverer", "backoff"]
@@ -36,7 +35,7 @@ def backoff(attempts: int, rng: random.Random | None = None) -> float:
 
 
 class Deliverer:
-    def __init__(self, store, ledger: Ledger, sinks: dict[str, Sink], clock: Callable[[], float] = time.time,
+    def __init__(self, store: Store, ledger: Ledger, sinks: dict[str, Sink], clock: Callable[[], float] = time.time,
                  concurrency: int = 8):
         self.store = store
         self.ledger = ledger
@@ -52,54 +51,36 @@ class Deliverer:
         for sink in old.values():
             await sink.aclose()
 
-    def _due(self, now: float, limit: int = 200) -> list[sqlite3.Row]:
-        with self.store._lock:
-            db = self.store._db
-            db.row_factory = sqlite3.Row
-            return db.execute(
-                "SELECT o.*, r.external_id FROM outbox o LEFT JOIN ticket_refs r"
-                " ON r.ticket_id = o.ticket_id AND r.sink = o.sink"
-                " WHERE o.delivered IS NULL AND o.next_attempt <= ? AND o.id = ("
-                "   SELECT MIN(id) FROM outbox o2 WHERE o2.ticket_id = o.ticket_id AND o2.sink = o.sink"
-                "   AND o2.delivered IS NULL) ORDER BY o.id LIMIT ?", (now, limit),
-            ).fetchall()
+    def _due(self, now: float, limit: int = 200) -> list[OutboxItem]:
+        return self.store.outbox_due(now, limit)
 
     def pending(self) -> dict[str, int]:
-        with self.store._lock:
-            rows = self.store._db.execute(
-                "SELECT sink, COUNT(*) FROM outbox WHERE delivered IS NULL GROUP BY sink").fetchall()
-        return {r[0]: r[1] for r in rows}
+        return self.store.outbox_pending()
 
-    async def _one(self, row: sqlite3.Row, now: float) -> None:
-        sink = self.sinks.get(row["sink"])
+    async def _one(self, item: OutboxItem, now: float) -> None:
+        sink = self.sinks.get(item.sink)
         if sink is None:
             return
-        with self.store._lock:
-            self.store._db.row_factory = sqlite3.Row
-            ticket = _ticket(self.store._db.execute("SELECT * FROM tickets WHERE id = ?", (row["ticket_id"],)).fetchone())
-        delivery = Delivery(ticket, row["action"], row["text"], json.loads(row["recipients"]), row["idempotency_key"],
-                            row["external_id"], {"now": now})
+        ticket = await asyncio.to_thread(self.store.ticket, item.ticket_id)
+        if ticket is None:
+            return
+        delivery = Delivery(ticket, item.action, item.text, item.recipients, item.idempotency_key,
+                            item.external_id, {"now": now})
         async with self.semaphore:
             try:
                 external_id = await sink.deliver(delivery)
             except SinkError as exc:
-                self.failures[row["sink"]] += 1
-                attempts = row["attempts"] + 1
+                self.failures[item.sink] += 1
+                attempts = item.attempts + 1
                 retry = now + backoff(attempts)
-                with self.store.transaction() as db:
-                    db.execute("UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?",
-                               (attempts, retry, str(exc)[:500], row["id"]))
+                await asyncio.to_thread(self.store.outbox_failed, item.id, attempts, retry, str(exc))
                 log.warning("ticket %s: delivery to %s failed (attempt %d, next in %.0fs): %s",
-                            ticket.id, row["sink"], attempts, retry - now, exc)
+                            ticket.id, item.sink, attempts, retry - now, exc)
                 return
-        with self.store.transaction() as db:
-            db.execute("INSERT INTO ticket_refs (ticket_id, sink, external_id, last_action) VALUES (?,?,?,?)"
-                       " ON CONFLICT (ticket_id, sink) DO UPDATE SET last_action = excluded.last_action",
-                       (row["ticket_id"], row["sink"], external_id, row["action"]))
-            db.execute("UPDATE outbox SET delivered = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
-                       (self.clock(), row["id"]))
-        self.delivered[row["sink"]] += 1
-        log.info("ticket %s: %s delivered to %s (%s)", ticket.id, row["action"], row["sink"], external_id)
+        await asyncio.to_thread(self.store.outbox_delivered,
+                                Delivered(item.id, item.ticket_id, item.sink, item.action, external_id, self.clock()))
+        self.delivered[item.sink] += 1
+        log.info("ticket %s: %s delivered to %s (%s)", ticket.id, item.action, item.sink, external_id)
 
     async def run_once(self, now: float | None = None) -> int:
         """Deliver everything due; returns how many rows were tried."""
@@ -111,43 +92,36 @@ class Deliverer:
     async def poll_acknowledgements(self, now: float | None = None) -> int:
         """Ask the sinks that can tell whether someone took an open ticket; acknowledge it here."""
         now = self.clock() if now is None else now
-        with self.store._lock:
-            rows = self.store._db.execute(
-                "SELECT t.id, r.sink, r.external_id, r.last_action FROM tickets t JOIN ticket_refs r"
-                " ON r.ticket_id = t.id WHERE t.state = 'open'").fetchall()
+        refs = await asyncio.to_thread(self.store.refs_of_open, ("open",))
         acked = 0
-        for ticket_id, sink_name, external_id, last_action in rows:
+        for ticket, sink_name, external_id, last_action in refs:
             sink = self.sinks.get(sink_name)
             if sink is None:
                 continue
             try:
                 who = await sink.poll(external_id, last_action)
             except SinkError as exc:
-                log.debug("ticket %s: polling %s failed: %s", ticket_id, sink_name, exc)
+                log.debug("ticket %s: polling %s failed: %s", ticket.id, sink_name, exc)
                 continue
             if who:
-                await asyncio.to_thread(self.ledger.acknowledge, self.store, ticket_id, who, now)
+                await asyncio.to_thread(self.ledger.acknowledge, self.store, ticket.id, who, now)
                 acked += 1
         return acked
 
     async def keep_alerts_firing(self) -> int:
         """Re-send the alerts of tickets still open to sinks that need it (Alertmanager)."""
-        with self.store._lock:
-            self.store._db.row_factory = sqlite3.Row
-            rows = self.store._db.execute(
-                "SELECT t.*, r.sink AS ref_sink FROM tickets t JOIN ticket_refs r ON r.ticket_id = t.id"
-                " WHERE t.state != 'resolved'").fetchall()
+        refs = await asyncio.to_thread(self.store.refs_of_open, ("open", "acknowledged"))
         sent = 0
-        for row in rows:
-            sink = self.sinks.get(row["ref_sink"])
+        for ticket, sink_name, _external_id, _last in refs:
+            sink = self.sinks.get(sink_name)
             refresh = getattr(sink, "refresh", None)
             if refresh is None:
                 continue
             try:
-                await refresh(_ticket(row))
+                await refresh(ticket)
                 sent += 1
             except SinkError as exc:
-                log.warning("ticket %s: refreshing its alert in %s failed: %s", row["id"], row["ref_sink"], exc)
+                log.warning("ticket %s: refreshing its alert in %s failed: %s", ticket.id, sink_name, exc)
         return sent
 
     async def aclose(self) -> None:
