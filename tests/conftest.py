@@ -117,3 +117,85 @@ def smtp_server(tmp_path):
     controller.start()
     yield port, cert, received
     controller.stop()
+
+
+# --------------------------------------------------------------------------- stores
+#: the backend of tests that are not parametrized over every store: SLAWATCH_TEST_STORE=postgresql runs them on
+#: PostgreSQL (a throwaway cluster the tests start), the default is SQLite
+TEST_STORE = os.environ.get("SLAWATCH_TEST_STORE", "sqlite")
+BACKENDS = ["sqlite", "postgresql"]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster():
+    """A throwaway PostgreSQL cluster for the whole run (initdb in a temp dir), or a skip saying why not."""
+    from pgcluster import PgCluster, pg_bindir
+
+    if pg_bindir() is None:
+        if os.environ.get("CI"):
+            pytest.fail("PostgreSQL server binaries missing in CI (scripts/dev-setup installs postgresql)")
+        pytest.skip("PostgreSQL server binaries not installed (scripts/dev-setup installs postgresql)")
+    cluster = PgCluster()
+    try:
+        yield cluster
+    finally:
+        cluster.close()
+
+
+class StoreMaker:
+    """Makes stores of one backend: each call a new, empty, migrated store (a new database on PostgreSQL)."""
+
+    def __init__(self, backend: str, tmp_path: Path, request):
+        self.backend = backend
+        self.tmp_path = tmp_path
+        self.request = request
+        self.made: list = []
+        self.last_location: str | None = None
+
+    def location(self, name: str = "s") -> str:
+        """A new empty store's location: a SQLite path or a PostgreSQL DSN."""
+        if self.backend == "postgresql":
+            return self.request.getfixturevalue("pg_cluster").create_db()
+        return str(self.tmp_path / f"{name}-{len(self.made)}.db")
+
+    def yaml(self, location: str | None = None, **extra) -> str:
+        """The ``storage:`` mapping (flow style) for a config that uses this backend."""
+        location = location or self.location()
+        self.last_location = location
+        opts = "".join(f", {k}: {v}" for k, v in extra.items())
+        if self.backend == "postgresql":
+            return f"{{backend: postgresql, dsn: '{location}'{opts}}}"
+        return f"{{path: {location}{opts}}}"
+
+    def open(self, location: str, migrate: bool = True):
+        from monitor.store import open_url
+
+        store = open_url(location if self.backend == "postgresql" else f"sqlite:{location}", migrate=migrate)
+        self.made.append(store)
+        return store
+
+    def __call__(self, name: str = "s"):
+        return self.open(self.location(name))
+
+    def close(self) -> None:
+        for store in self.made:
+            try:
+                store.close()
+            except Exception:
+                pass
+
+
+@pytest.fixture
+def stores(tmp_path, request):
+    """A StoreMaker of SLAWATCH_TEST_STORE's backend (SQLite by default)."""
+    maker = StoreMaker(TEST_STORE, tmp_path, request)
+    yield maker
+    maker.close()
+
+
+@pytest.fixture(params=BACKENDS)
+def every_store(tmp_path, request):
+    """A StoreMaker for each backend in turn: the contract suite runs over every store."""
+    maker = StoreMaker(request.param, tmp_path, request)
+    yield maker
+    maker.close()

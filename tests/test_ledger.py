@@ -7,7 +7,7 @@ import pytest
 
 from monitor.config import parse_config
 from monitor.events import budget_burn_event, outage_event
-from monitor.store import Batch, SqliteStore
+from monitor.store import Batch
 from monitor.tickets.ledger import Ledger, TicketError, list_tickets, response_times, ticket_timeline
 
 T0 = 1_795_000_000.0
@@ -37,11 +37,10 @@ class Clock:
 
 
 @pytest.fixture
-def env(tmp_path):
+def env(every_store):
     def make(**extra):
         cfg = config(**extra)
-        store = SqliteStore(tmp_path / f"s{len(extra)}.db")
-        store.migrate()
+        store = every_store()
         clock = Clock(T0)
         ledger = Ledger(cfg, clock)
 

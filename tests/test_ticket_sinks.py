@@ -16,7 +16,7 @@ from conftest import free_port
 from fakehttp import FakeHttp
 from monitor.config import parse_config
 from monitor.events import outage_event
-from monitor.store import Batch, SqliteStore
+from monitor.store import Batch
 from monitor.tickets.delivery import Deliverer
 from monitor.tickets.ledger import Ledger, list_tickets, ticket_refs
 from monitor.tickets.sinks import Delivery, make_sink
@@ -34,7 +34,7 @@ class Clock:
 
 
 class Env:
-    def __init__(self, tmp_path, sinks: list[dict], **contract):
+    def __init__(self, stores, sinks: list[dict], **contract):
         self.config = parse_config({
             "contracts": [{"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"},
                            "escalation": [{"tier": 1, "after": "0s", "sinks": [s["name"] for s in sinks],
@@ -42,8 +42,7 @@ class Env:
             "targets": [{"id": "t1", "contract": "c1", "kind": "internet", "address": "127.0.0.1"}],
             "ticket_sinks": sinks,
         })
-        self.store = SqliteStore(tmp_path / "s.db")
-        self.store.migrate()
+        self.store = stores()
         self.clock = Clock(T0)
         self.ledger = Ledger(self.config, self.clock)
         self.sinks = {s.name: make_sink(s) for s in self.config.ticket_sinks}
@@ -76,8 +75,8 @@ def rt():
     server.stop()
 
 
-def test_request_tracker_lifecycle_and_acknowledgement(rt, tmp_path):
-    env = Env(tmp_path, [{"name": "rt-noc", "type": "rt", "url": rt.url, "token": rt.token, "queue": "General"}])
+def test_request_tracker_lifecycle_and_acknowledgement(rt, every_store):
+    env = Env(every_store, [{"name": "rt-noc", "type": "rt", "url": rt.url, "token": rt.token, "queue": "General"}])
     env.emit(outage_event("outage_started", "c1", "t1", T0, None))
     assert env.deliver() == 1
     [ticket] = list_tickets(env.store)
@@ -102,8 +101,8 @@ def test_request_tracker_lifecycle_and_acknowledgement(rt, tmp_path):
     assert [r[1] for r in env.outbox()] == ["open", "update", "resolve"] and all(r[2] for r in env.outbox())
 
 
-def test_request_tracker_crash_between_delivery_and_bookkeeping_gives_one_ticket(rt, tmp_path):
-    env = Env(tmp_path, [{"name": "rt-noc", "type": "rt", "url": rt.url, "token": rt.token}])
+def test_request_tracker_crash_between_delivery_and_bookkeeping_gives_one_ticket(rt, every_store):
+    env = Env(every_store, [{"name": "rt-noc", "type": "rt", "url": rt.url, "token": rt.token}])
     env.emit(outage_event("outage_started", "c1", "t1", T0, None))
     [ticket] = list_tickets(env.store)
     row = env.store.outbox()[0]
@@ -119,12 +118,12 @@ def test_request_tracker_crash_between_delivery_and_bookkeeping_gives_one_ticket
 # --------------------------------------------------------------------------- Alertmanager
 
 
-def test_alertmanager_down_for_the_whole_outage_then_delivered(tmp_path):
+def test_alertmanager_down_for_the_whole_outage_then_delivered(every_store):
     ok, why = alertmanager_available()
     if not ok:
         pytest.skip(why)
     port = free_port()
-    env = Env(tmp_path, [{"name": "am", "type": "alertmanager", "url": f"http://127.0.0.1:{port}/"}])
+    env = Env(every_store, [{"name": "am", "type": "alertmanager", "url": f"http://127.0.0.1:{port}/"}])
     env.emit(outage_event("outage_started", "c1", "t1", T0, None))
     env.emit(outage_event("outage_ended", "c1", "t1", T0 + 600, T0))
     for minute in range(5):  # the outage comes and goes while Alertmanager is down
@@ -151,10 +150,10 @@ def test_alertmanager_down_for_the_whole_outage_then_delivered(tmp_path):
 # --------------------------------------------------------------------------- email (aiosmtpd)
 
 
-def test_email_starttls_auth_and_threading(smtp_server, tmp_path, monkeypatch, caplog):
+def test_email_starttls_auth_and_threading(smtp_server, stores, monkeypatch, caplog):
     port, cert, received = smtp_server
     monkeypatch.setenv("T_SMTP_PASSWORD", "s3cret-smtp")
-    env = Env(tmp_path, [{"name": "mail", "type": "email", "host": "127.0.0.1", "port": port, "starttls": True,
+    env = Env(stores, [{"name": "mail", "type": "email", "host": "127.0.0.1", "port": port, "starttls": True,
                           "username": "slawatch", "password": "${T_SMTP_PASSWORD}", "from": "slawatch@example.net",
                           "to": ["helpdesk@example.net"], "ca_file": str(cert)}])
     caplog.set_level(logging.DEBUG)
@@ -179,10 +178,10 @@ def test_email_starttls_auth_and_threading(smtp_server, tmp_path, monkeypatch, c
 # --------------------------------------------------------------------------- webhook
 
 
-def test_webhook_alertmanager_v4_shape_and_hmac(tmp_path):
+def test_webhook_alertmanager_v4_shape_and_hmac(stores):
     hook = FakeHttp({("POST", "/hook"): lambda req: (200, {})})
     try:
-        env = Env(tmp_path, [{"name": "hook", "type": "webhook", "url": hook.url + "hook", "hmac_secret": "k3y"}])
+        env = Env(stores, [{"name": "hook", "type": "webhook", "url": hook.url + "hook", "hmac_secret": "k3y"}])
         env.emit(outage_event("outage_started", "c1", "t1", T0, None))
         env.emit(outage_event("outage_ended", "c1", "t1", T0 + 60, T0))
         while env.deliver():
@@ -207,7 +206,7 @@ def test_webhook_alertmanager_v4_shape_and_hmac(tmp_path):
 # --------------------------------------------------------------------------- Jira and ServiceNow (documented shapes)
 
 
-def test_jira_documented_shapes(tmp_path):
+def test_jira_documented_shapes(stores):
     issues: dict[str, dict] = {}
 
     def search(req):
@@ -241,7 +240,7 @@ def test_jira_documented_shapes(tmp_path):
     jira.routes[("POST", "/rest/api/2/issue/*")] = issue_route
     jira.routes[("GET", "/rest/api/2/issue/*")] = transitions
     try:
-        env = Env(tmp_path, [{"name": "jira", "type": "jira", "url": jira.url, "user": "svc", "token": "tok",
+        env = Env(stores, [{"name": "jira", "type": "jira", "url": jira.url, "user": "svc", "token": "tok",
                               "project": "NOC"}])
         env.emit(outage_event("outage_started", "c1", "t1", T0, None))
         [ticket] = list_tickets(env.store)
@@ -261,7 +260,7 @@ def test_jira_documented_shapes(tmp_path):
         jira.close()
 
 
-def test_servicenow_documented_shapes(tmp_path):
+def test_servicenow_documented_shapes(stores):
     incidents: dict[str, dict] = {}
 
     def query(req):
@@ -283,7 +282,7 @@ def test_servicenow_documented_shapes(tmp_path):
     snow = FakeHttp({("GET", "/api/now/table/incident"): query, ("POST", "/api/now/table/incident"): create,
                      ("PATCH", "/api/now/table/incident/*"): patch})
     try:
-        env = Env(tmp_path, [{"name": "snow", "type": "servicenow", "url": snow.url, "user": "svc", "password": "pw",
+        env = Env(stores, [{"name": "snow", "type": "servicenow", "url": snow.url, "user": "svc", "password": "pw",
                               "assignment_group": "Network Operations"}])
         env.emit(outage_event("outage_started", "c1", "t1", T0, None))
         env.emit(outage_event("outage_ended", "c1", "t1", T0 + 60, T0))
@@ -298,13 +297,13 @@ def test_servicenow_documented_shapes(tmp_path):
         snow.close()
 
 
-def test_alertmanager_firing_alerts_are_kept_alive(tmp_path):
+def test_alertmanager_firing_alerts_are_kept_alive(stores):
     ok, why = alertmanager_available()
     if not ok:
         pytest.skip(why)
     am = Alertmanager(free_port(), free_port()).start()
     try:
-        env = Env(tmp_path, [{"name": "am", "type": "alertmanager", "url": am.url}])
+        env = Env(stores, [{"name": "am", "type": "alertmanager", "url": am.url}])
         env.emit(outage_event("outage_started", "c1", "t1", T0, None))
         env.deliver()
         first = [a for a in am.alerts() if a["labels"]["alertname"] == "SlawatchTicket"][0]

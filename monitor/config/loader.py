@@ -25,7 +25,7 @@ __all__ = ["load_config", "parse_config", "SECRET_KEYS", "BUILTIN_SNMP_PROFILES"
 
 #: keys whose values are secrets: never echoed, and loadable from ``<key>_file``
 SECRET_KEYS = frozenset(
-    {"community", "auth_key", "priv_key", "password", "token", "hmac_secret", "reload_token"}
+    {"community", "auth_key", "priv_key", "password", "token", "hmac_secret", "reload_token", "dsn"}
 )
 #: SNMP profiles shipped with slawatch (config/snmp-profiles.yaml)
 BUILTIN_SNMP_PROFILES = frozenset(SHIPPED_PROFILES)

@@ -277,12 +277,27 @@ class Target(_Model):
 
 
 class StorageConfig(_Model):
-    backend: Literal["sqlite"] = "sqlite"
+    """Where evidence is kept: SQLite (``path``, the embedded default) or PostgreSQL (``dsn``)."""
+
+    backend: Literal["sqlite", "postgresql"] = "sqlite"
     path: str = "var/slawatch.db"
+    #: libpq connection string or URI (postgresql backend); a secret: use ${ENV} or dsn_file
+    dsn: Secret | None = None
+    pool_size: int = Field(4, ge=1, le=64)
+    connect_timeout: PositiveDuration = 5.0
     raw_retention: PositiveDuration = 14 * 86400.0
     rollup_retention: PositiveDuration = 800 * 86400.0
     batch_size: int = Field(500, ge=1, le=100000)
     flush_interval: PositiveDuration = 1.0
+    #: cycles held in memory while the store cannot be written; past it, the oldest are dropped and
+    #: their span is recorded as unknown time
+    backlog_max_cycles: int = Field(200_000, ge=100, le=10_000_000)
+
+    @model_validator(mode="after")
+    def _backend(self) -> "StorageConfig":
+        if self.backend == "postgresql" and self.dsn is None:
+            raise PydanticCustomError("slawatch", "the postgresql backend needs dsn (or dsn_file)")
+        return self
 
 
 class BasicAuth(_Model):

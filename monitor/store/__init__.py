@@ -1,14 +1,49 @@
-"""Storage behind a Protocol; SQLite is the embedded default."""
+"""Storage behind a Protocol: SQLite (the embedded default) and PostgreSQL (shared by several nodes).
 
-from .base import Batch, CycleRecord, OutageRecord, RunRecord, StateRecord, Store, UnknownRecord
+Everything that reads or writes stored evidence goes through :class:`Store`;
+no SQL, connection or cursor exists outside this package.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .base import (TABLES, Batch, CycleRecord, Delivered, OutageRecord, OutboxItem, RunRecord, StateRecord, Store,
+                   StoreInfo, Ticket, TicketTx, UnknownRecord)
 from .sqlite import SCHEMA_VERSION, SqliteStore
 
-__all__ = ["Store", "Batch", "UnknownRecord", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "SqliteStore", "SCHEMA_VERSION", "open_store"]
+__all__ = ["Store", "TicketTx", "Batch", "UnknownRecord", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord",
+           "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "SqliteStore", "SCHEMA_VERSION", "open_store",
+           "open_url"]
 
 
-def open_store(storage_config, *, readonly: bool = False) -> Store:
-    """The store a StorageConfig describes (only 'sqlite' for now)."""
-    store = SqliteStore(storage_config.path, readonly=readonly)
-    if not readonly:
+def open_store(storage_config: Any, *, readonly: bool = False, migrate: bool = True) -> Store:
+    """The store a StorageConfig describes; migrated to this version's schema unless ``readonly``."""
+    store: Store
+    if storage_config.backend == "postgresql":
+        from .postgres import PostgresStore
+
+        store = PostgresStore(storage_config.dsn.get_secret_value(), pool_size=storage_config.pool_size,
+                              connect_timeout=storage_config.connect_timeout, readonly=readonly)
+    else:
+        store = SqliteStore(storage_config.path, readonly=readonly)
+    if migrate and not readonly:
+        try:
+            store.migrate()
+        except BaseException:
+            store.close()
+            raise
+    return store
+
+
+def open_url(url: str, *, migrate: bool = False) -> Store:
+    """A store named on the command line: ``sqlite:PATH`` (or a plain path) or a ``postgresql://`` URI."""
+    if url.startswith(("postgresql://", "postgres://")) or ("=" in url and not url.startswith("sqlite:")):
+        from .postgres import PostgresStore
+
+        store: Store = PostgresStore(url)
+    else:
+        store = SqliteStore(url[len("sqlite:"):] if url.startswith("sqlite:") else url)
+    if migrate:
         store.migrate()
     return store

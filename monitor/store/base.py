@@ -10,14 +10,14 @@ them. Times are unix seconds (floats) on both sides of the boundary.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, ContextManager, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Iterator, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
     from ..events import BreachEvent
     from ..rollup import Rollup
 
 __all__ = ["Store", "TicketTx", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "UnknownRecord", "Batch",
-           "Ticket", "OutboxItem", "Delivered", "StoreInfo"]
+           "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,6 +97,31 @@ class Batch:
         self.events.extend(newer.events)
         self.hourly.update(newer.hourly)
         self.monthly.update(newer.monthly)
+
+
+#: every table of a store, in the order ``store copy`` copies them (parents before children), with each
+#: column's kind: "" plain, "t" a time (unix seconds), "j" JSON, "b" a boolean
+TABLES: dict[str, tuple[tuple[str, str], ...]] = {
+    "runs": (("id", ""), ("started", "t"), ("stopped", "t"), ("version", "")),
+    "targets": (("id", ""), ("name", "")),
+    "target_state": (("target", ""), ("state", ""), ("since", "t"), ("updated", "t"), ("tracker", "j")),
+    "cycles": (("target", ""), ("probe", ""), ("started", "t"), ("duration", ""), ("ok", "b"), ("verdict", ""),
+               ("reason", ""), ("sent", ""), ("received", ""), ("rtt_median", ""), ("jitter", ""), ("samples", "j")),
+    "outages": (("id", ""), ("target", ""), ("contract", ""), ("kind", ""), ("start", "t"), ("end", "t"),
+                ("evidence", "j")),
+    "unknown_intervals": (("id", ""), ("target", ""), ("start", "t"), ("end", "t"), ("reason", "")),
+    "events": (("key", ""), ("kind", ""), ("contract", ""), ("target", ""), ("at", "t"), ("data", "j")),
+    "rollups_hourly": (("target_id", ""), ("hour", ""), ("counts", ""), ("rtt", "")),
+    "rollups_monthly": (("target_id", ""), ("month", ""), ("counts", ""), ("rtt", "")),
+    "tickets": (("id", ""), ("uid", ""), ("incident_key", ""), ("contract", ""), ("targets", "j"), ("severity", ""),
+                ("kind", ""), ("state", ""), ("title", ""), ("opened", "t"), ("acknowledged", "t"), ("resolved", "t"),
+                ("tier", ""), ("parent_id", ""), ("updated", "t")),
+    "ticket_events": (("id", ""), ("ticket_id", ""), ("at", "t"), ("kind", ""), ("text", "")),
+    "ticket_refs": (("ticket_id", ""), ("sink", ""), ("external_id", ""), ("last_action", "")),
+    "outbox": (("id", ""), ("ticket_id", ""), ("sink", ""), ("action", ""), ("text", ""), ("recipients", "j"),
+               ("idempotency_key", ""), ("created", "t"), ("attempts", ""), ("next_attempt", "t"), ("delivered", "t"),
+               ("last_error", "")),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,3 +266,7 @@ class Store(Protocol):
     def outbox_failed(self, outbox_id: int, attempts: int, next_attempt: float, error: str) -> None: ...
     def outbox_delivered(self, done: Delivered) -> None: ...
     def outbox_retry(self, ticket_id: int | None) -> int: ...
+    # whole tables, for ``store copy``: rows as tuples in TABLES' column order, canonical values
+    def dump_table(self, table: str, chunk: int = 5000) -> "Iterator[list[tuple[Any, ...]]]": ...
+    def load_table(self, table: str, rows: list[tuple[Any, ...]]) -> None: ...
+    def finish_load(self) -> None: ...

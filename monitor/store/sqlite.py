@@ -17,10 +17,10 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ..errors import StoreError
 from ..events import BreachEvent
 from ..rollup import Rollup
-from .base import Batch, CycleRecord, OutageRecord, RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord
+from .base import TABLES, Batch, CycleRecord, OutageRecord, RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord
 from .sql import Exec, SqlTickets, SqlTicketTx
 
-__all__ = ["SqliteStore", "MIGRATIONS", "SCHEMA_VERSION", "TABLES"]
+__all__ = ["SqliteStore", "MIGRATIONS", "SCHEMA_VERSION"]
 
 #: forward migrations, applied in order at start; index + 1 is the schema version
 MIGRATIONS: list[str] = [
@@ -200,9 +200,24 @@ def _cycle(row: sqlite3.Row) -> CycleRecord:
     )
 
 
-#: the tables ``store status`` and ``store copy`` count, in the order they are copied
-TABLES = ("runs", "targets", "target_state", "cycles", "outages", "unknown_intervals", "events", "rollups_hourly",
-          "rollups_monthly", "tickets", "ticket_events", "ticket_refs", "outbox")
+def _canon(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind == "j":
+        return json.loads(value)
+    if kind == "b":
+        return bool(value)
+    return value
+
+
+def _uncanon(value: Any, kind: str) -> Any:
+    if value is None:
+        return None
+    if kind == "j":
+        return json.dumps(value, separators=(",", ":"))
+    if kind == "b":
+        return int(value)
+    return value
 
 
 class SqliteStore(SqlTickets):
@@ -269,8 +284,8 @@ class SqliteStore(SqlTickets):
 
     def info(self) -> StoreInfo:
         with self._lock:
-            rows = {t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES
-                    if self.schema_version() > 0}
+            rows = {t: self._db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in TABLES} \
+                if self.schema_version() == SCHEMA_VERSION else {}
         return StoreInfo("sqlite", self.path, self.schema_version(), SCHEMA_VERSION, rows)
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -485,6 +500,29 @@ class SqliteStore(SqlTickets):
             query, args = query + " WHERE at >= ? AND at < ?", [start, end if end is not None else float("inf")]
         rows = self._rows(query + " ORDER BY at, key", args)
         return [BreachEvent(r["kind"], r["contract"], r["target"], r["at"], r["key"], json.loads(r["data"])) for r in rows]
+
+    # -- whole tables (store copy) ----------------------------------------------------------
+    def dump_table(self, table: str, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        spec = TABLES[table]
+        cols = ", ".join(f'"{c}"' for c, _ in spec)
+        order = {"rollups_hourly": "target_id, hour", "rollups_monthly": "target_id, month",
+                 "target_state": "target", "events": "at, key", "ticket_refs": "ticket_id, sink"}.get(table, "rowid")
+        with self._lock:
+            cur = self._db.execute(f"SELECT {cols} FROM {table} ORDER BY {order}")
+            while rows := cur.fetchmany(chunk):
+                yield [tuple(_canon(v, kind) for v, (_, kind) in zip(row, spec)) for row in rows]
+
+    def load_table(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        spec = TABLES[table]
+        cols = ", ".join(f'"{c}"' for c, _ in spec)
+        marks = ",".join("?" for _ in spec)
+        data = [tuple(_uncanon(v, kind) for v, (_, kind) in zip(row, spec)) for row in rows]
+        with self._tx() as ex:
+            assert isinstance(ex, _SqliteExec)
+            ex.db.executemany(f"INSERT INTO {table} ({cols}) VALUES ({marks})", data)
+
+    def finish_load(self) -> None:
+        self._ids.clear()
 
     def integrity_ok(self) -> bool:
         with self._lock:

@@ -1,0 +1,595 @@
+"""PostgreSQL store (psycopg 3 with a psycopg-pool connection pool).
+
+The same semantics as the SQLite store: one transaction per batch; the ledger
+and the outbox written in the transaction of the events that caused them;
+re-applying a batch after a crash changes nothing (upserts on natural keys).
+PostgreSQL's strengths where they pay:
+
+* cycles go in with ``COPY`` into a table partitioned by day, so the raw
+  retention drops whole partitions instead of deleting rows;
+* rollups, states, outages and unknown intervals are ``ON CONFLICT`` upserts;
+* times are ``timestamptz`` (unix seconds on the Python side, through a
+  loader and a dumper registered on every connection), JSON is ``jsonb``;
+* migrations run under an advisory lock, so two daemons starting together
+  migrate once.
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Sequence
+
+import psycopg
+from psycopg import conninfo as _conninfo
+from psycopg.adapt import Dumper
+from psycopg.rows import dict_row
+from psycopg.types.datetime import TimestamptzLoader
+from psycopg.types.json import Jsonb
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..errors import StoreError
+from ..events import BreachEvent
+from ..rollup import Rollup
+from .base import TABLES, Batch, CycleRecord, OutageRecord, RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord
+from .sql import Epoch, Exec, SqlTickets, SqlTicketTx
+
+__all__ = ["PostgresStore", "MIGRATIONS", "SCHEMA_VERSION", "safe_dsn"]
+
+#: the advisory lock key migrations run under ("slawatch" as a number)
+MIGRATION_LOCK = 0x736C6177
+
+MIGRATIONS: list[str] = [
+    # 1: the whole schema of SQLite's version 3, in PostgreSQL's types
+    """
+    CREATE TABLE runs (
+        id bigserial PRIMARY KEY,
+        started timestamptz NOT NULL,
+        stopped timestamptz,
+        version text NOT NULL
+    );
+    CREATE TABLE targets (
+        id serial PRIMARY KEY,
+        name text NOT NULL UNIQUE
+    );
+    CREATE TABLE target_state (
+        target text PRIMARY KEY,
+        state text NOT NULL,
+        since timestamptz,
+        updated timestamptz NOT NULL,
+        tracker jsonb NOT NULL
+    );
+    CREATE TABLE cycles (
+        target text NOT NULL,
+        probe text NOT NULL,
+        started timestamptz NOT NULL,
+        duration double precision NOT NULL,
+        ok boolean NOT NULL,
+        verdict text NOT NULL,
+        reason text,
+        sent integer,
+        received integer,
+        rtt_median double precision,
+        jitter double precision,
+        samples jsonb
+    ) PARTITION BY RANGE (started);
+    CREATE INDEX cycles_target_started ON cycles (target, started);
+    CREATE TABLE outages (
+        id bigserial PRIMARY KEY,
+        target text NOT NULL,
+        contract text NOT NULL,
+        kind text NOT NULL,
+        start timestamptz NOT NULL,
+        "end" timestamptz,
+        evidence jsonb,
+        UNIQUE (target, kind, start)
+    );
+    CREATE INDEX outages_start ON outages (start);
+    CREATE TABLE unknown_intervals (
+        id bigserial PRIMARY KEY,
+        target text NOT NULL,
+        start timestamptz NOT NULL,
+        "end" timestamptz NOT NULL,
+        reason text NOT NULL,
+        UNIQUE (target, start)
+    );
+    CREATE TABLE rollups_hourly (
+        target_id integer NOT NULL,
+        hour bigint NOT NULL,
+        counts bytea NOT NULL,
+        rtt bytea NOT NULL,
+        PRIMARY KEY (target_id, hour)
+    );
+    CREATE TABLE rollups_monthly (
+        target_id integer NOT NULL,
+        month text NOT NULL,
+        counts bytea NOT NULL,
+        rtt bytea NOT NULL,
+        PRIMARY KEY (month, target_id)
+    );
+    CREATE TABLE events (
+        key text PRIMARY KEY,
+        kind text NOT NULL,
+        contract text NOT NULL,
+        target text,
+        at timestamptz NOT NULL,
+        data jsonb NOT NULL
+    );
+    CREATE INDEX events_at ON events (at);
+    CREATE TABLE tickets (
+        id bigserial PRIMARY KEY,
+        uid text NOT NULL UNIQUE,
+        incident_key text NOT NULL,
+        contract text NOT NULL,
+        targets jsonb NOT NULL,
+        severity text NOT NULL,
+        kind text NOT NULL,
+        state text NOT NULL,
+        title text NOT NULL,
+        opened timestamptz NOT NULL,
+        acknowledged timestamptz,
+        resolved timestamptz,
+        tier integer NOT NULL DEFAULT 0,
+        parent_id bigint REFERENCES tickets (id),
+        updated timestamptz NOT NULL
+    );
+    CREATE UNIQUE INDEX tickets_open_key ON tickets (incident_key) WHERE state != 'resolved';
+    CREATE INDEX tickets_state ON tickets (state, opened);
+    CREATE TABLE ticket_events (
+        id bigserial PRIMARY KEY,
+        ticket_id bigint NOT NULL REFERENCES tickets (id),
+        at timestamptz NOT NULL,
+        kind text NOT NULL,
+        text text NOT NULL
+    );
+    CREATE INDEX ticket_events_ticket ON ticket_events (ticket_id, at);
+    CREATE TABLE ticket_refs (
+        ticket_id bigint NOT NULL REFERENCES tickets (id),
+        sink text NOT NULL,
+        external_id text NOT NULL,
+        last_action text NOT NULL DEFAULT 'open',
+        PRIMARY KEY (ticket_id, sink)
+    );
+    CREATE TABLE outbox (
+        id bigserial PRIMARY KEY,
+        ticket_id bigint NOT NULL REFERENCES tickets (id),
+        sink text NOT NULL,
+        action text NOT NULL,
+        text text NOT NULL,
+        recipients jsonb NOT NULL,
+        idempotency_key text NOT NULL UNIQUE,
+        created timestamptz NOT NULL,
+        attempts integer NOT NULL DEFAULT 0,
+        next_attempt timestamptz NOT NULL,
+        delivered timestamptz,
+        last_error text
+    );
+    CREATE INDEX outbox_due ON outbox (next_attempt) WHERE delivered IS NULL;
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_DAY = 86400
+_SERIAL_TABLES = ("runs", "targets", "outages", "unknown_intervals", "tickets", "ticket_events", "outbox")
+
+
+def safe_dsn(dsn: str) -> str:
+    """The DSN with its password removed, for messages and ``store status``."""
+    try:
+        params = _conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        return "<unparsable DSN>"
+    params.pop("password", None)
+    return " ".join(f"{k}={v}" for k, v in params.items() if v is not None)
+
+
+def _reason(exc: BaseException, dsn: str) -> str:
+    """A one-line reason from a psycopg error, without the password."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    params = {}
+    try:
+        params = _conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        pass
+    secret = params.get("password")
+    if secret:
+        text = text.replace(str(secret), "***")
+    return text
+
+
+# -- adapters: timestamptz <-> unix seconds -----------------------------------------------
+_TIMESTAMPTZ_OID = psycopg.postgres.types["timestamptz"].oid
+
+
+class _EpochDumper(Dumper):
+    oid = _TIMESTAMPTZ_OID
+
+    def dump(self, obj: Any) -> bytes:
+        if math.isinf(obj):
+            return b"infinity" if obj > 0 else b"-infinity"
+        return datetime.fromtimestamp(obj, timezone.utc).isoformat().encode()
+
+
+class _EpochLoader(TimestamptzLoader):
+    def load(self, data: Any) -> float:  # type: ignore[override]
+        raw = bytes(data)
+        if raw == b"infinity":
+            return math.inf
+        if raw == b"-infinity":
+            return -math.inf
+        return super().load(data).timestamp()
+
+
+def _configure(conn: psycopg.Connection) -> None:
+    conn.adapters.register_dumper(Epoch, _EpochDumper)
+    conn.adapters.register_loader("timestamptz", _EpochLoader)
+
+
+class _PgExec(Exec):
+    """Shared statements on a psycopg cursor: ``?`` becomes ``%s``, rows are dicts."""
+
+    _cache: dict[str, str] = {}
+
+    def __init__(self, cur: psycopg.Cursor):
+        self.cur = cur
+
+    def _sql(self, sql: str) -> str:
+        out = self._cache.get(sql)
+        if out is None:
+            out = self._cache[sql] = sql.replace("%", "%%").replace("?", "%s")
+        return out
+
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        self.cur.execute(self._sql(sql), tuple(args))  # type: ignore[arg-type]
+        return list(self.cur.fetchall()) if self.cur.description else []
+
+    def run(self, sql: str, args: Sequence[Any] = ()) -> int:
+        self.cur.execute(self._sql(sql), tuple(args))  # type: ignore[arg-type]
+        return self.cur.rowcount
+
+
+def _jsonb(value: Any) -> Jsonb | None:
+    return None if value is None else Jsonb(value)
+
+
+class PostgresStore(SqlTickets):
+    """The shared store. ``dsn`` is a libpq connection string or URI; the password may come from it,
+    from ``PGPASSWORD`` or from a ``.pgpass`` file."""
+
+    backend = "postgresql"
+
+    def __init__(self, dsn: str, *, pool_size: int = 4, connect_timeout: float = 5.0, readonly: bool = False,
+                 wait: bool = True):
+        self.dsn = dsn
+        self.location = safe_dsn(dsn)
+        self.readonly = readonly
+        self._ids: dict[str, int] = {}
+        self._partitions: set[int] = set()
+        self._new_partitions: set[int] = set()
+        self._new_ids: dict[str, int] = {}
+        try:
+            _conninfo.conninfo_to_dict(dsn)
+        except psycopg.ProgrammingError as exc:
+            raise StoreError(f"storage.dsn is not a valid PostgreSQL connection string: {_reason(exc, dsn)}") from None
+        kwargs: dict[str, Any] = {"connect_timeout": max(1, int(connect_timeout)), "options": "-c TimeZone=UTC",
+                                  "application_name": "slawatch"}
+        self._pool = ConnectionPool(dsn, min_size=1, max_size=max(1, pool_size), kwargs=kwargs, configure=_configure,
+                                    check=ConnectionPool.check_connection, timeout=connect_timeout + 1,
+                                    reconnect_timeout=0, open=False, name="slawatch")
+        self._pool.open(wait=False)
+        if wait:
+            self.ping()
+
+    def ping(self) -> None:
+        """Connect once, so a wrong DSN, a refused connection or bad credentials are one clear error now."""
+        try:
+            with psycopg.connect(self.dsn, connect_timeout=5, options="-c TimeZone=UTC") as conn:
+                conn.execute("SELECT 1")
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to PostgreSQL ({self.location}): {_reason(exc, self.dsn)}") from None
+
+    # -- connections ---------------------------------------------------------------------------
+    @contextmanager
+    def _conn(self, what: str = "access to") -> Iterator[psycopg.Connection]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except PoolTimeout:
+            raise StoreError(f"{what} PostgreSQL store ({self.location}) failed: unreachable (no connection within "
+                             "the pool timeout)") from None
+        except psycopg.Error as exc:
+            raise StoreError(f"{what} PostgreSQL store ({self.location}) failed: {_reason(exc, self.dsn)}") from None
+
+    @contextmanager
+    def _read(self) -> Iterator[Exec]:
+        with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
+            yield _PgExec(cur)
+
+    @contextmanager
+    def _tx(self) -> Iterator[Exec]:
+        with self._conn() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
+            yield _PgExec(cur)
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        with self._read() as ex:
+            return ex.all(sql, args)
+
+    # -- schema --------------------------------------------------------------------------------
+    def schema_version(self) -> int:
+        with self._conn() as conn:
+            if conn.execute("SELECT to_regclass('slawatch_schema')").fetchone()[0] is None:  # type: ignore[index]
+                return 0
+            row = conn.execute("SELECT max(version) FROM slawatch_schema").fetchone()
+            return int(row[0] or 0) if row else 0
+
+    def migrate(self) -> int:
+        """Apply pending migrations under an advisory lock; returns the schema version now in force."""
+        with self._conn() as conn:
+            conn.autocommit = True
+            try:
+                conn.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))
+                with conn.transaction():
+                    conn.execute("CREATE TABLE IF NOT EXISTS slawatch_schema"
+                                 " (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())")
+                row = conn.execute("SELECT max(version) FROM slawatch_schema").fetchone()
+                current = int(row[0] or 0) if row else 0
+                if current > SCHEMA_VERSION:
+                    raise StoreError(
+                        f"PostgreSQL store ({self.location}) has schema version {current}, newer than this "
+                        f"slawatch understands ({SCHEMA_VERSION}); upgrade slawatch")
+                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    try:
+                        with conn.transaction():
+                            conn.execute(MIGRATIONS[version - 1])  # type: ignore[arg-type]
+                            conn.execute("INSERT INTO slawatch_schema (version) VALUES (%s)", (version,))
+                    except psycopg.Error as exc:
+                        raise StoreError(f"migration of PostgreSQL store ({self.location}) to schema version "
+                                         f"{version} failed: {_reason(exc, self.dsn)}") from None
+            finally:
+                if not conn.closed:
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+                    conn.autocommit = False
+        return SCHEMA_VERSION
+
+    def info(self) -> StoreInfo:
+        version = self.schema_version()
+        rows: dict[str, int] = {}
+        if version == SCHEMA_VERSION:
+            with self._read() as ex:
+                rows = {t: int(ex.value(f"SELECT count(*) AS n FROM {t}")) for t in TABLES}
+        return StoreInfo("postgresql", self.location, version, SCHEMA_VERSION, rows)
+
+    # -- writes --------------------------------------------------------------------------------
+    def write_batch(self, cycles: Sequence[CycleRecord] = (), states: Sequence[StateRecord] = (),
+                    outages: Sequence[OutageRecord] = ()) -> None:
+        self.write(Batch(cycles=list(cycles), states={s.target: s for s in states}, outages=list(outages)))
+
+    def _ensure_partitions(self, cur: psycopg.Cursor, starts: Sequence[float | None]) -> None:
+        """Create the day partitions these cycle times fall in (under an advisory lock: nodes may race)."""
+        days = {int(s // _DAY) for s in starts if isinstance(s, (int, float)) and math.isfinite(s)} - self._partitions
+        for day in sorted(days):
+            lo, hi = (datetime.fromtimestamp(d * _DAY, timezone.utc) for d in (day, day + 1))
+            cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (MIGRATION_LOCK, day))
+            # DDL takes no parameters; the name and bounds are generated from an integer day
+            cur.execute(f"CREATE TABLE IF NOT EXISTS cycles_{lo:%Y%m%d} PARTITION OF cycles"  # type: ignore[arg-type]
+                        f" FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')")
+        self._new_partitions |= days
+
+    def _target_id(self, cur: psycopg.Cursor, name: str) -> int:
+        tid = self._ids.get(name)
+        if tid is None:
+            cur.execute("INSERT INTO targets (name) VALUES (%s) ON CONFLICT (name) DO UPDATE SET name = excluded.name"
+                        " RETURNING id", (name,))
+            tid = int(cur.fetchone()[0])  # type: ignore[index]
+            self._new_ids[name] = tid
+        return tid
+
+    def write(self, batch: Batch, on_new_event: Callable[[TicketTx, BreachEvent], None] | None = None) -> None:
+        """Write the whole batch in one transaction; ``on_new_event(tx, event)`` runs inside it for each new event."""
+        self._new_ids = {}
+        self._new_partitions = set()
+        with self._conn("write to") as conn, conn.transaction():
+            with conn.cursor() as cur:
+                self._write(conn, cur, batch, on_new_event)
+        self._ids.update(self._new_ids)
+        self._partitions |= self._new_partitions
+
+    def _write(self, conn: psycopg.Connection, cur: psycopg.Cursor, batch: Batch,
+               on_new_event: Callable[[TicketTx, BreachEvent], None] | None) -> None:
+        if batch.cycles:
+            self._ensure_partitions(cur, [c.started for c in batch.cycles])
+            with cur.copy("COPY cycles (target, probe, started, duration, ok, verdict, reason, sent, received,"
+                          " rtt_median, jitter, samples) FROM STDIN") as copy:
+                for c in batch.cycles:
+                    copy.write_row((c.target, c.probe, None if c.started is None else Epoch(c.started), c.duration,
+                                    c.ok, c.verdict, c.reason, c.sent, c.received, c.rtt_median, c.jitter,
+                                    _jsonb(c.samples)))
+        if batch.states:
+            cur.executemany(
+                "INSERT INTO target_state (target, state, since, updated, tracker) VALUES (%s,%s,%s,%s,%s)"
+                " ON CONFLICT (target) DO UPDATE SET state = excluded.state, since = excluded.since,"
+                " updated = excluded.updated, tracker = excluded.tracker",
+                [(s.target, s.state, None if s.since is None else Epoch(s.since), Epoch(s.updated), Jsonb(s.tracker))
+                 for s in batch.states.values()])
+        if batch.outages:
+            # evidence merges like SQLite's json_patch on the top level: new keys win, a null removes the key
+            cur.executemany(
+                'INSERT INTO outages (target, contract, kind, start, "end", evidence) VALUES (%s,%s,%s,%s,%s,%s)'
+                ' ON CONFLICT (target, kind, start) DO UPDATE SET "end" = excluded."end", evidence = CASE'
+                " WHEN excluded.evidence IS NULL THEN outages.evidence"
+                " WHEN outages.evidence IS NULL THEN excluded.evidence"
+                " ELSE (outages.evidence || excluded.evidence) - ARRAY(SELECT k FROM jsonb_each(excluded.evidence)"
+                " AS e(k, v) WHERE v = 'null'::jsonb) END",
+                [(o.target, o.contract, o.kind, Epoch(o.start), None if o.end is None else Epoch(o.end),
+                  _jsonb(o.evidence or None)) for o in batch.outages])
+        if batch.unknown:
+            cur.executemany(
+                'INSERT INTO unknown_intervals (target, start, "end", reason) VALUES (%s,%s,%s,%s)'
+                ' ON CONFLICT (target, start) DO UPDATE SET "end" = greatest(unknown_intervals."end", excluded."end")',
+                [(u.target, Epoch(u.start), Epoch(u.end), u.reason) for u in batch.unknown])
+        if batch.events:
+            tickets = SqlTicketTx(_PgExec(conn.cursor(row_factory=dict_row)))
+            for e in batch.events:
+                cur.execute("INSERT INTO events (key, kind, contract, target, at, data) VALUES (%s,%s,%s,%s,%s,%s)"
+                            " ON CONFLICT (key) DO NOTHING", (e.key, e.kind, e.contract, e.target, Epoch(e.at),
+                                                               Jsonb(e.data)))
+                if cur.rowcount and on_new_event is not None:
+                    on_new_event(tickets, e)
+        if batch.hourly:
+            cur.executemany(
+                "INSERT INTO rollups_hourly (target_id, hour, counts, rtt) VALUES (%s,%s,%s,%s)"
+                " ON CONFLICT (target_id, hour) DO UPDATE SET counts = excluded.counts, rtt = excluded.rtt",
+                [(self._target_id(cur, t), hour, r.counts_blob(), r.rtt.to_bytes())
+                 for (t, hour), r in batch.hourly.items()])
+        if batch.monthly:
+            cur.executemany(
+                "INSERT INTO rollups_monthly (target_id, month, counts, rtt) VALUES (%s,%s,%s,%s)"
+                " ON CONFLICT (month, target_id) DO UPDATE SET counts = excluded.counts, rtt = excluded.rtt",
+                [(self._target_id(cur, t), month, r.counts_blob(), r.rtt.to_bytes())
+                 for (t, month), r in batch.monthly.items()])
+
+    def purge(self, raw_before: float, rollups_before: float) -> tuple[int, int]:
+        """Drop the day partitions of cycles wholly before ``raw_before`` (and delete the rest of that day's
+        rows), and hourly rollups before ``rollups_before``; returns the rows removed."""
+        raw = 0
+        with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute("SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid"
+                        " JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'cycles' ORDER BY 1")
+            cutoff_day = int(raw_before // _DAY)
+            for (name,) in cur.fetchall():
+                day = int(datetime.strptime(name[len("cycles_"):], "%Y%m%d").replace(tzinfo=timezone.utc)
+                          .timestamp() // _DAY)
+                if day < cutoff_day:
+                    cur.execute(f"SELECT count(*) FROM {name}")
+                    raw += int(cur.fetchone()[0])  # type: ignore[index]
+                    cur.execute(f"DROP TABLE {name}")
+                    self._partitions.discard(day)
+            cur.execute("DELETE FROM cycles WHERE started < %s", (Epoch(raw_before),))
+            raw += cur.rowcount
+            cur.execute("DELETE FROM rollups_hourly WHERE hour < %s", (int(rollups_before),))
+            hourly = cur.rowcount
+        return raw, hourly
+
+    def begin_run(self, started: float, version: str) -> int:
+        with self._tx() as ex:
+            return int(ex.value("INSERT INTO runs (started, version) VALUES (?, ?) RETURNING id",
+                                (Epoch(started), version)))
+
+    def end_run(self, run_id: int, stopped: float) -> None:
+        with self._tx() as ex:
+            ex.run("UPDATE runs SET stopped = ? WHERE id = ?", (Epoch(stopped), run_id))
+
+    # -- reads ---------------------------------------------------------------------------------
+    @staticmethod
+    def _cycle(r: dict[str, Any]) -> CycleRecord:
+        return CycleRecord(r["target"], r["probe"], r["started"], r["duration"], r["ok"], r["verdict"], r["reason"],
+                           r["sent"], r["received"], r["rtt_median"], r["jitter"], r["samples"])
+
+    @staticmethod
+    def _outage(r: dict[str, Any]) -> OutageRecord:
+        return OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"], r["evidence"] or None)
+
+    def load_states(self) -> dict[str, StateRecord]:
+        return {r["target"]: StateRecord(r["target"], r["state"], r["since"], r["updated"], r["tracker"])
+                for r in self._rows("SELECT * FROM target_state")}
+
+    def last_cycles(self) -> dict[str, CycleRecord]:
+        rows = self._rows("SELECT DISTINCT ON (target) * FROM cycles ORDER BY target, started DESC")
+        return {r["target"]: self._cycle(r) for r in rows}
+
+    def cycles(self, target: str, start: float, end: float) -> list[CycleRecord]:
+        rows = self._rows("SELECT * FROM cycles WHERE target = ? AND started >= ? AND started < ? ORDER BY started",
+                          (target, Epoch(start), Epoch(end)))
+        return [self._cycle(r) for r in rows]
+
+    def count_cycles(self) -> int:
+        return int(self._rows("SELECT count(*) AS n FROM cycles")[0]["n"])
+
+    def outages(self, target: str | None = None) -> list[OutageRecord]:
+        query = "SELECT * FROM outages" + (" WHERE target = ?" if target else "") + " ORDER BY start, id"
+        return [self._outage(r) for r in self._rows(query, (target,) if target else ())]
+
+    def outages_between(self, start: float, end: float) -> list[OutageRecord]:
+        rows = self._rows('SELECT * FROM outages WHERE start < ? AND ("end" IS NULL OR "end" > ?) ORDER BY start, id',
+                          (Epoch(end), Epoch(start)))
+        return [self._outage(r) for r in rows]
+
+    def runs(self) -> list[RunRecord]:
+        return [RunRecord(r["id"], r["started"], r["stopped"], r["version"], r["stopped"] is not None)
+                for r in self._rows("SELECT * FROM runs ORDER BY id")]
+
+    def unknown_intervals(self, target: str | None, start: float, end: float) -> list[UnknownRecord]:
+        query = 'SELECT * FROM unknown_intervals WHERE "end" > ? AND start < ?' + (" AND target = ?" if target else "")
+        args = (Epoch(start), Epoch(end), target) if target else (Epoch(start), Epoch(end))
+        return [UnknownRecord(r["target"], r["start"], r["end"], r["reason"])
+                for r in self._rows(query + " ORDER BY start, id", args)]
+
+    def monthly_rollups(self, month: str) -> dict[str, Rollup]:
+        rows = self._rows("SELECT t.name, m.counts, m.rtt FROM rollups_monthly m JOIN targets t ON t.id = m.target_id"
+                          " WHERE m.month = ?", (month,))
+        return {r["name"]: Rollup.decode(bytes(r["counts"]), bytes(r["rtt"])) for r in rows}
+
+    def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, Rollup]:
+        rows = self._rows("SELECT h.hour, h.counts, h.rtt FROM rollups_hourly h JOIN targets t ON t.id = h.target_id"
+                          " WHERE t.name = ? AND h.hour >= ? AND h.hour < ? ORDER BY h.hour",
+                          (target, int(start), int(math.ceil(end)) if math.isfinite(end) else 2**62))
+        return {r["hour"]: Rollup.decode(bytes(r["counts"]), bytes(r["rtt"])) for r in rows}
+
+    def events(self, start: float | None = None, end: float | None = None) -> list[BreachEvent]:
+        query, args = "SELECT * FROM events", []
+        if start is not None:
+            query, args = query + " WHERE at >= ? AND at < ?", [Epoch(start), Epoch(end if end is not None else math.inf)]
+        return [BreachEvent(r["kind"], r["contract"], r["target"], r["at"], r["key"], r["data"])
+                for r in self._rows(query + " ORDER BY at, key", args)]
+
+    def integrity_ok(self) -> bool:
+        """Every open outage and ticket refers to rows that exist (PostgreSQL checks its own pages)."""
+        rows = self._rows("SELECT count(*) AS n FROM outbox o LEFT JOIN tickets t ON t.id = o.ticket_id"
+                          " WHERE t.id IS NULL")
+        return int(rows[0]["n"]) == 0
+
+    # -- whole tables (store copy) ---------------------------------------------------------------
+    def dump_table(self, table: str, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
+        spec = TABLES[table]
+        cols = ", ".join(f'"{c}"' for c, _ in spec)
+        order = {"cycles": "target, started", "target_state": "target", "events": "at, key",
+                 "rollups_hourly": "target_id, hour", "rollups_monthly": "target_id, month",
+                 "ticket_refs": "ticket_id, sink"}.get(table, "id")
+        with self._conn() as conn, conn.transaction(), conn.cursor(name=f"dump_{table}") as cur:
+            cur.itersize = chunk
+            cur.execute(f"SELECT {cols} FROM {table} ORDER BY {order}")  # type: ignore[arg-type]
+            while rows := cur.fetchmany(chunk):
+                yield [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
+
+    def load_table(self, table: str, rows: list[tuple[Any, ...]]) -> None:
+        spec = TABLES[table]
+        cols = ", ".join(f'"{c}"' for c, _ in spec)
+
+        def conv(v: Any, kind: str) -> Any:
+            if v is None:
+                return None
+            return Epoch(v) if kind == "t" else Jsonb(v) if kind == "j" else v
+
+        with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
+            if table == "cycles":
+                self._new_partitions = set()
+                self._ensure_partitions(cur, [r[2] for r in rows])
+                self._partitions |= self._new_partitions
+            with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:  # type: ignore[arg-type]
+                for row in rows:
+                    copy.write_row(tuple(conv(v, kind) for v, (_, kind) in zip(row, spec)))
+
+    def finish_load(self) -> None:
+        """After loading rows with their ids: move each id sequence past the largest id."""
+        with self._conn() as conn, conn.transaction(), conn.cursor() as cur:
+            for table in _SERIAL_TABLES:
+                cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
+                            f" greatest((SELECT max(id) FROM {table}), 1), (SELECT max(id) FROM {table}) IS NOT NULL)")
+        self._ids.clear()
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.location!r})"
