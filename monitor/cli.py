@@ -88,6 +88,24 @@ def build_parser() -> argparse.ArgumentParser:
     t = tsub.add_parser("retry", help="retry pending deliveries now (all, or one ticket's)")
     _add_common(t)
     t.add_argument("id", type=int, nargs="?")
+
+    p = sub.add_parser("store", help="the evidence store: migrate, status, copy")
+    _add_common(p)
+    ssub = p.add_subparsers(dest="action", metavar="ACTION")
+    ssub.required = True
+    s = ssub.add_parser("migrate", help="apply pending schema migrations to the config's store")
+    _add_common(s)
+    s = ssub.add_parser("status", help="backend, schema version and rows per table of the config's store")
+    _add_common(s)
+    s.add_argument("--json", action="store_true")
+    s = ssub.add_parser("copy", help="copy everything from one store to another, then verify it",
+                        description="Copy every table (ids kept), compare the row counts, and, when -c names a "
+                                    "readable config, compare each month's report from both stores.")
+    _add_common(s)
+    s.add_argument("--from", dest="source", required=True, metavar="URL",
+                   help="sqlite:PATH or postgresql://USER@HOST/DB (the password from PGPASSWORD or .pgpass)")
+    s.add_argument("--to", dest="target", required=True, metavar="URL", help="the same forms as --from")
+    s.add_argument("--overwrite", action="store_true", help="empty a non-empty target first")
     return parser
 
 
@@ -334,7 +352,83 @@ def cmd_tickets(args) -> int:
     return 2
 
 
+def cmd_store(args) -> int:
+    from .store import open_store, open_url
+
+    if args.action == "copy":
+        return _store_copy(args, open_url)
+    config = load_config(args.config)
+    store = open_store(config.storage, migrate=False)
+    try:
+        if args.action == "migrate":
+            before = store.schema_version()
+            after = store.migrate()
+            print(f"{store.info().location}: schema version {after}"
+                  + (f" (migrated from {before})" if before != after else " (already current)"))
+            return 0
+        info = store.info()
+        if args.json:
+            print(json.dumps({"backend": info.backend, "location": info.location,
+                              "schema_version": info.schema_version, "code_version": info.code_version,
+                              "rows": info.rows}, indent=2))
+            return 0
+        state = ("current" if info.schema_version == info.code_version else
+                 "needs `slawatch store migrate`" if info.schema_version < info.code_version else
+                 "NEWER than this slawatch: upgrade slawatch")
+        print(f"backend   {info.backend}\nlocation  {info.location}\n"
+              f"schema    version {info.schema_version} (this slawatch: {info.code_version}; {state})")
+        for table, n in info.rows.items():
+            print(f"  {table:<18} {n:>12,}")
+        return 0
+    finally:
+        store.close()
+
+
+def _store_copy(args, open_url) -> int:
+    from .report import build_report, progress_bar, to_json
+    from .store.copy import copy_store
+
+    src = open_url(args.source)
+    try:
+        dst = open_url(args.target)
+    except BaseException:
+        src.close()
+        raise
+    try:
+        t0 = time.monotonic()
+        result = copy_store(src, dst, overwrite=args.overwrite, progress=progress_bar())
+        rows = sum(result.target.values())
+        print(f"copied {rows:,} rows in {time.monotonic() - t0:.1f} s from {src.info().location} "
+              f"to {dst.info().location}", file=sys.stderr)
+        bad = {t: (n, result.target.get(t)) for t, n in result.source.items() if result.target.get(t) != n}
+        for table, (n, m) in bad.items():
+            print(f"  {table}: {n} rows in the source, {m} in the target", file=sys.stderr)
+        if bad:
+            print("slawatch: error: the copy is incomplete (row counts differ)", file=sys.stderr)
+            return 1
+        print(f"verified: row counts of {len(result.source)} tables match", file=sys.stderr)
+        if not os.path.exists(args.config):
+            print(f"report comparison skipped: no config at {args.config} (give -c FILE)", file=sys.stderr)
+            return 0
+        config = load_config(args.config)
+        now = time.time()
+        for month in result.months:
+            a, b = build_report(src, config, month, now=now), build_report(dst, config, month, now=now)
+            a.pop("generated_at", None)
+            b.pop("generated_at", None)
+            if to_json(a) != to_json(b):  # byte for byte
+                print(f"slawatch: error: the {month} report differs between the two stores", file=sys.stderr)
+                return 1
+        print(f"verified: the reports of {len(result.months)} months are identical in both stores"
+              + (f" ({', '.join(result.months)})" if result.months else ""), file=sys.stderr)
+        return 0
+    finally:
+        src.close()
+        dst.close()
+
+
 COMMANDS = {
+    "store": cmd_store,
     "check-config": cmd_check_config,
     "run": cmd_run,
     "probe": cmd_probe,

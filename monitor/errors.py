@@ -51,7 +51,10 @@ class ConfigError(SlawatchError):
 
 
 class StoreError(SlawatchError):
-    """The store cannot be opened, migrated or written."""
+    """The store cannot be opened, migrated or written (a wrong DSN, a refused connection, bad credentials,
+    a schema newer than this code, a non-empty copy target): exit 2, one line, never the password."""
+
+    exit_code = 2
 
 
 class ProbeSetupError(SlawatchError):

@@ -66,6 +66,15 @@ def _month_missed(cm: ContractMonth) -> bool | None:
     return False
 
 
+def _ordered(value: Any) -> Any:
+    """JSON evidence with its keys sorted at every level: the same text from every store (jsonb reorders keys)."""
+    if isinstance(value, dict):
+        return {k: _ordered(value[k]) for k in sorted(value)}
+    if isinstance(value, list):
+        return [_ordered(v) for v in value]
+    return value
+
+
 def _tickets(store: Store, contract: str, start: float, end: float) -> list[Ticket]:
     return store.tickets_overlapping(contract, start, end)
 
@@ -120,7 +129,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                     "start": _iso(s_ms, contract.timezone, ms=True), "end": _iso(e_ms, contract.timezone, ms=True),
                     "duration_s": (e_ms - s_ms) / 1000, "ongoing": o.end is None, "targets": [tm.target],
                     "counted_downtime_s": sum(e - s for s, e in clip(list(tm.availability.downtime), s_ms, e_ms)) / 1000,
-                    "probe_evidence": o.evidence or {}, "tickets": ids + parents,
+                    "probe_evidence": _ordered(o.evidence or {}), "tickets": ids + parents,
                 })
             evidence[tm.target] = items
             a = tm.availability

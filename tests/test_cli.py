@@ -89,7 +89,7 @@ def test_probe_unknown_target(write_config):
 def test_status_before_any_run(write_config, tmp_path):
     path = write_config(LOOPBACK.format(db=tmp_path / "never.db", port=1))
     r = run("status", "-c", str(path))
-    assert r.returncode == 1 and "does not exist yet" in r.stderr
+    assert r.returncode == 2 and "does not exist yet" in r.stderr
 
 
 def test_report_argument_errors(write_config, tmp_path):

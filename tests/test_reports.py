@@ -18,7 +18,7 @@ from monitor.config import parse_config
 from monitor.periods import month_period
 from monitor.report import build_report, render_csv, render_html
 from monitor.report_schedule import ReportSchedule
-from monitor.store import Batch, OutageRecord, SqliteStore, StateRecord, UnknownRecord
+from monitor.store import Batch, OutageRecord, StateRecord, UnknownRecord
 
 TIERS = [{"below": "99.9%", "credit": "5%"}, {"below": "99.0%", "credit": "10%"}, {"below": "95.0%", "credit": "25%"}]
 
@@ -27,7 +27,7 @@ def ts(*args) -> float:
     return datetime(*args, tzinfo=timezone.utc).timestamp()
 
 
-def scenario(tmp_path, *, contract=None, targets=("t1",), outages=(), unknown=(), first=None, last=None, tz="UTC",
+def scenario(stores, *, contract=None, targets=("t1",), outages=(), unknown=(), first=None, last=None, tz="UTC",
              target_fees=None):
     cfg = parse_config({
         "contracts": [{"id": "c1", "customer": "Reseller Alliance", "provider": "ExampleTel", "timezone": tz,
@@ -36,8 +36,7 @@ def scenario(tmp_path, *, contract=None, targets=("t1",), outages=(), unknown=()
         "targets": [{"id": t, "contract": "c1", "kind": "internet", "address": "127.0.0.1", "interval": "30s",
                      **({"monthly_fee": target_fees[t]} if target_fees else {})} for t in targets],
     })
-    store = SqliteStore(tmp_path / "s.db")
-    store.migrate()
+    store = stores()
     p = month_period(2026, 11, tz)
     first = p.start_ms / 1000 if first is None else first
     last = p.end_ms / 1000 - 30 if last is None else last
@@ -57,8 +56,8 @@ def report(cfg, store, month="2026-11"):
     return build_report(store, cfg, month, now=ts(2026, 12, 5))
 
 
-def test_clean_month(tmp_path):
-    cfg, store = scenario(tmp_path)
+def test_clean_month(every_store, tmp_path):
+    cfg, store = scenario(every_store)
     r = report(cfg, store)
     c = r["contracts"][0]
     assert r["schema"] == "slawatch.report/1" and r["version"] == 1
@@ -66,8 +65,8 @@ def test_clean_month(tmp_path):
     assert c["credits"]["total"] == "0.00" and c["credits"]["lines"] == []
 
 
-def test_missed_month_with_credit_tiers(tmp_path):
-    cfg, store = scenario(tmp_path, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+def test_missed_month_with_credit_tiers(every_store, tmp_path):
+    cfg, store = scenario(every_store, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
     c = report(cfg, store)["contracts"][0]
     # (2,592,000 - 10,800) / 2,592,000 = 99.5833 % -> below 99.9 but not below 99.0: 5 % of 1200.00
     assert c["availability"]["value_pct"] == "99.5833" and c["availability"]["met"] is False
@@ -82,8 +81,8 @@ def test_missed_month_with_credit_tiers(tmp_path):
     assert t["outages"]["count"] == 1 and t["outages"]["mttr_s"] == 10800 and t["outages"]["longest_s"] == 10800
 
 
-def test_cap(tmp_path):
-    cfg, store = scenario(tmp_path, contract={"credit_cap": "20%"}, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 12))])
+def test_cap(every_store, tmp_path):
+    cfg, store = scenario(every_store, contract={"credit_cap": "20%"}, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 12))])
     c = report(cfg, store)["contracts"][0]
     # 93.3333 % -> the 95.0 tier: 25 % = 300.00, capped at 20 % = 240.00
     assert c["availability"]["value_pct"] == "93.3333"
@@ -91,9 +90,9 @@ def test_cap(tmp_path):
 
 
 @pytest.mark.parametrize("policy,expected", [("exclude", "99.8605"), ("downtime", "99.7214")])
-def test_maintenance_and_unknown(tmp_path, policy, expected):
+def test_maintenance_and_unknown(every_store, policy, expected):
     cfg, store = scenario(
-        tmp_path,
+        every_store,
         contract={"unknown_time": policy,
                   "maintenance": [{"name": "m", "start": "2026-11-08T02:00:00", "end": "2026-11-08T04:00:00"}]},
         outages=[("t1", ts(2026, 11, 8, 3), ts(2026, 11, 8, 5))],
@@ -106,11 +105,11 @@ def test_maintenance_and_unknown(tmp_path, policy, expected):
     assert t["availability"]["value_pct"] == expected
 
 
-def test_dst_month_uses_the_true_length(tmp_path):
+def test_dst_month_uses_the_true_length(every_store, tmp_path):
     tz = "America/New_York"
     p = month_period(2026, 11, tz)
     start = p.start_ms / 1000 + 10 * 86400
-    cfg, store = scenario(tmp_path, tz=tz, outages=[("t1", start, start + 2594)])
+    cfg, store = scenario(every_store, tz=tz, outages=[("t1", start, start + 2594)])
     c = report(cfg, store)["contracts"][0]
     # 2,594 s of 2,595,600 s (30 days + 1 hour) is 99.90006 %: met, no credit.
     # A 30-day month (2,592,000 s) would give 99.89992 % and a wrong credit.
@@ -119,8 +118,8 @@ def test_dst_month_uses_the_true_length(tmp_path):
     assert c["credits"]["total"] == "0.00"
 
 
-def test_per_circuit_fees_and_rounding(tmp_path):
-    cfg, store = scenario(tmp_path, contract={"credit_basis": "target"}, targets=("t1", "t2"),
+def test_per_circuit_fees_and_rounding(every_store, tmp_path):
+    cfg, store = scenario(every_store, contract={"credit_basis": "target"}, targets=("t1", "t2"),
                           target_fees={"t1": "99.99", "t2": "50.00"},
                           outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
     c = report(cfg, store)["contracts"][0]
@@ -129,8 +128,8 @@ def test_per_circuit_fees_and_rounding(tmp_path):
     assert c["credits"]["fees"] == "149.99" and c["credits"]["total"] == "5.00"
 
 
-def test_chronic_failure_across_months(tmp_path):
-    cfg, store = scenario(tmp_path, contract={"chronic": {"missed_months": 2, "window_months": 3}},
+def test_chronic_failure_across_months(every_store, tmp_path):
+    cfg, store = scenario(every_store, contract={"chronic": {"missed_months": 2, "window_months": 3}},
                           first=ts(2026, 9, 1), outages=[("t1", ts(2026, 9, 10), ts(2026, 9, 10, 3)),
                                                          ("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
     ch = report(cfg, store)["contracts"][0]["chronic"]
@@ -138,8 +137,8 @@ def test_chronic_failure_across_months(tmp_path):
     assert ch["missed"] == 2 and ch["termination_right_reached"] is True
 
 
-def test_csv_reads_back(tmp_path):
-    cfg, store = scenario(tmp_path, targets=("t1", "t2"), outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+def test_csv_reads_back(every_store, tmp_path):
+    cfg, store = scenario(every_store, targets=("t1", "t2"), outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
     rows = list(csv.DictReader(io.StringIO(render_csv(report(cfg, store)))))
     assert [(r["contract"], r["target"]) for r in rows] == [("c1", "t1"), ("c1", "t2")]
     assert rows[0]["availability_pct"] == "99.5833" and rows[0]["downtime_s"] == "10800.0" and rows[0]["met"] == "False"
@@ -154,9 +153,9 @@ def chromium():
     return path
 
 
-def test_html_renders_with_charts_in_headless_chromium(tmp_path):
+def test_html_renders_with_charts_in_headless_chromium(every_store, tmp_path):
     browser = chromium()
-    cfg, store = scenario(tmp_path, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+    cfg, store = scenario(every_store, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
     html = tmp_path / "r.html"
     html.write_text(render_html(report(cfg, store)))
     assert html.read_text().count("data:image/png;base64,") == 1
@@ -173,8 +172,8 @@ def test_html_renders_with_charts_in_headless_chromium(tmp_path):
     assert len(pixels) == 1000 * 1400
 
 
-def test_scheduled_run_under_a_controllable_clock(tmp_path):
-    cfg, store = scenario(tmp_path, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+def test_scheduled_run_under_a_controllable_clock(every_store, tmp_path):
+    cfg, store = scenario(every_store, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
     cfg = cfg.model_copy(update={"reports": parse_config({"reports": {"directory": str(tmp_path / "reports"), "day": 2,
                                                                       "at": "06:00", "formats": ["json", "csv", "html"]}}).reports})
     clock = [ts(2026, 12, 2, 5, 59)]
@@ -232,9 +231,9 @@ targets:
     assert r.returncode == 0 and json.loads(r.stdout)["month"] == month
 
 
-def test_scheduled_reports_are_mailed(tmp_path, smtp_server, monkeypatch):
+def test_scheduled_reports_are_mailed(every_store, tmp_path, smtp_server, monkeypatch):
     port, cert, received = smtp_server
-    cfg, store = scenario(tmp_path, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+    cfg, store = scenario(every_store, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
     extra = parse_config({
         "reports": {"directory": str(tmp_path / "reports"), "day": 1, "formats": ["json", "csv"], "mail_sink": "mail"},
         "ticket_sinks": [{"name": "mail", "type": "email", "host": "127.0.0.1", "port": port, "username": "slawatch",
@@ -266,9 +265,9 @@ ticket_sinks: [{name: hook, type: webhook, url: "http://127.0.0.1:9/"}]
     assert info.value.problems == ["reports.mail_sink: must name an email ticket sink (got 'hook')"]
 
 
-def test_daily_breakdown_agrees_with_the_month(tmp_path):
+def test_daily_breakdown_agrees_with_the_month(every_store, tmp_path):
     # the target's first cycle is on the 10th: the days before have no data, not 100 %
-    cfg, store = scenario(tmp_path, first=ts(2026, 11, 10), outages=[("t1", ts(2026, 11, 20), ts(2026, 11, 20, 3))])
+    cfg, store = scenario(every_store, first=ts(2026, 11, 10), outages=[("t1", ts(2026, 11, 20), ts(2026, 11, 20, 3))])
     t = report(cfg, store)["contracts"][0]["targets"][0]
     days = {d["date"]: d for d in t["daily"]}
     assert all(days[f"2026-11-{d:02d}"]["availability_pct"] is None for d in range(1, 10))

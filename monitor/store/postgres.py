@@ -16,6 +16,7 @@ PostgreSQL's strengths where they pay:
 
 from __future__ import annotations
 
+import logging
 import math
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -36,6 +37,10 @@ from .base import TABLES, Batch, CycleRecord, OutageRecord, RunRecord, StateReco
 from .sql import Epoch, Exec, SqlTickets, SqlTicketTx
 
 __all__ = ["PostgresStore", "MIGRATIONS", "SCHEMA_VERSION", "safe_dsn"]
+
+# the pool logs every failed reconnection; the store's caller (the batch writer) says once, rate-limited,
+# that the database is unreachable
+logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 
 #: the advisory lock key migrations run under ("slawatch" as a number)
 MIGRATION_LOCK = 0x736C6177
@@ -274,12 +279,12 @@ class PostgresStore(SqlTickets):
             raise StoreError(f"storage.dsn is not a valid PostgreSQL connection string: {_reason(exc, dsn)}") from None
         kwargs: dict[str, Any] = {"connect_timeout": max(1, int(connect_timeout)), "options": "-c TimeZone=UTC",
                                   "application_name": "slawatch"}
+        if wait:
+            self.ping()
         self._pool = ConnectionPool(dsn, min_size=1, max_size=max(1, pool_size), kwargs=kwargs, configure=_configure,
                                     check=ConnectionPool.check_connection, timeout=connect_timeout + 1,
                                     reconnect_timeout=0, open=False, name="slawatch")
         self._pool.open(wait=False)
-        if wait:
-            self.ping()
 
     def ping(self) -> None:
         """Connect once, so a wrong DSN, a refused connection or bad credentials are one clear error now."""

@@ -263,6 +263,14 @@ class SqlTickets:
             ex.run("UPDATE outbox SET delivered = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
                    (Epoch(done.at), done.outbox_id))
 
+    def clear(self) -> None:
+        """Delete every row of every table (``store copy --overwrite``), children first."""
+        from .base import TABLES
+
+        with self._tx() as ex:
+            for table in reversed(list(TABLES)):
+                ex.run(f"DELETE FROM {table}")
+
     def outbox_retry(self, ticket_id: int | None) -> int:
         with self._tx() as ex:
             return ex.run("UPDATE outbox SET next_attempt = ? WHERE delivered IS NULL"
