@@ -14,7 +14,7 @@ from probes.icmp import IcmpEngine, check_icmp_permission
 
 from . import __version__
 from .config import Config, Target, load_config
-from .errors import ConfigError, SlawatchError
+from .errors import ConfigError, SlawatchError, StoreError
 from .sdnotify import notify, watchdog_interval
 from .cycle import run_cycle
 from .exporter import ExporterServer, make_registry
@@ -27,7 +27,7 @@ from .tickets.delivery import Deliverer
 from .tickets.ledger import Ledger
 from .tickets.sinks import make_sink
 from .store import Store, open_store
-from .writer import BatchWriter
+from .writer import BatchWriter, RateLimited
 
 __all__ = ["Daemon", "run_daemon", "check_runnable"]
 
@@ -93,7 +93,10 @@ class Daemon:
             flush_interval=config.storage.flush_interval,
             stats=self.stats,
             on_new_event=self.ledger.apply,
+            backlog_max=config.storage.backlog_max_cycles,
         )
+        #: store failures in the periodic jobs are said once a minute, not once per round
+        self._store_down = RateLimited(60.0)
         self.deliverer = Deliverer(store, self.ledger, {s.name: make_sink(s) for s in config.ticket_sinks if s.enabled})
         from .report_schedule import ReportSchedule
 
@@ -207,20 +210,24 @@ class Daemon:
         self.scheduler.scheduler.modify_job("sla-evaluation", next_run_time=_soon(5))
         self.ready.set()
         notify(f"READY=1\nSTATUS={self.config.summary()}")
-        log.info(
-            "slawatch %s started: %s; store %s", __version__, self.config.summary(), self.config.storage.path
-        )
+        storage = self.config.storage
+        log.info("slawatch %s started: %s; store %s %s", __version__, self.config.summary(), storage.backend,
+                 self.store.location)
         await self.stopping.wait()
-        await self._shutdown()
-        return 0
+        return 1 if await self._shutdown() else 0
 
     async def _evaluate_sla(self) -> None:
         """Month-to-date figures for the exporter, and budget-burn / breach events into the store."""
         await self.writer.flush()
         coverage = {t.target: (t.tracker.first_cycle, t.tracker.last_cycle) for t in self.live.snapshot()}
         at = time.time()
+        if self.writer.failing:
+            return  # figures from a store that lacks the backlog would be stale; the last ones stay exported
         try:
             results, events = await asyncio.to_thread(self.evaluator.evaluate, at, coverage)
+        except StoreError as exc:
+            self._store_failed("SLA evaluation", exc)
+            return
         except Exception:
             log.exception("SLA evaluation failed")
             return
@@ -277,6 +284,8 @@ class Daemon:
                 self.live.ticket_counts = counts
                 self.live.outbox_pending = await asyncio.to_thread(self.deliverer.pending)
                 self.live.delivery_failures = dict(self.deliverer.failures)
+            except StoreError as exc:
+                self._store_failed("ticket delivery", exc)
             except Exception:
                 log.exception("ticket delivery round failed")
             try:
@@ -311,6 +320,8 @@ class Daemon:
     async def _escalate(self) -> None:
         try:
             await asyncio.to_thread(self.ledger.escalate, self.store)
+        except StoreError as exc:
+            self._store_failed("escalation", exc)
         except Exception:
             log.exception("escalation failed")
 
@@ -318,13 +329,22 @@ class Daemon:
         try:
             await self.deliverer.poll_acknowledgements()
             await self.deliverer.keep_alerts_firing()
+        except StoreError as exc:
+            self._store_failed("acknowledgement polling", exc)
         except Exception:
             log.exception("acknowledgement polling failed")
 
+    def _store_failed(self, what: str, exc: StoreError) -> None:
+        if self._store_down.due(what):
+            log.warning("%s skipped: %s (said at most once a minute)", what, exc)
+
     async def _monthly_reports(self) -> None:
         try:
-            await self.writer.flush()
+            if not await self.writer.flush():
+                return  # the store lacks the backlog: the run waits for the next start or cron run
             await asyncio.to_thread(self.reports.run_pending)
+        except StoreError as exc:
+            self._store_failed("monthly reports", exc)
         except Exception:
             log.exception("monthly report run failed; it is retried at the next start or run")
 
@@ -335,6 +355,9 @@ class Daemon:
             raw, hourly = await asyncio.to_thread(
                 self.store.purge, now - storage.raw_retention, now - storage.rollup_retention
             )
+        except StoreError as exc:
+            self._store_failed("retention purge", exc)
+            return
         except Exception:
             log.exception("retention purge failed")
             return
@@ -417,7 +440,7 @@ class Daemon:
         notify(f"READY=1\nSTATUS={new.summary()}")
         return True, []
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self) -> int:
         # stop starting cycles, let the running ones finish (APScheduler's shutdown would cancel them)
         self.scheduler.scheduler.pause()
         if self.inflight:
@@ -427,7 +450,7 @@ class Daemon:
             if pending:
                 log.warning("%d probe cycles did not finish within %.0fs and were dropped", len(pending), SHUTDOWN_GRACE)
         self.scheduler.shutdown()
-        await self.writer.stop()
+        lost = await self.writer.stop()
         if self._delivery_task is not None:
             try:
                 await asyncio.wait_for(self._delivery_task, timeout=SHUTDOWN_GRACE)
@@ -440,12 +463,20 @@ class Daemon:
             self.probe_context.icmp_engine.close()
         if self.probe_context.snmp_engine is not None:
             self.probe_context.snmp_engine.close()
-        if self.run_id is not None:
-            await asyncio.to_thread(self.store.end_run, self.run_id, time.time())
+        if self.run_id is not None and not lost:
+            try:
+                await asyncio.to_thread(self.store.end_run, self.run_id, time.time())
+            except StoreError as exc:
+                log.error("could not record the end of this run: %s", exc)
+                lost = lost or 1
         if self.exporter:
             self.exporter.stop()
         self.store.close()
-        log.info("stopped cleanly")
+        if lost:
+            log.error("stopped, but not cleanly: the store did not take everything (see above)")
+        else:
+            log.info("stopped cleanly")
+        return lost
 
 
 def _soon(seconds: float):

@@ -109,6 +109,8 @@ class SlawatchCollector(Collector):
         yield CounterMetricFamily("slawatch_store_write_seconds", "Total time spent writing batches to the store.", value=stats.store_write_seconds_sum)
         yield CounterMetricFamily("slawatch_store_writes", "Batches written to the store.", value=stats.store_writes_total)
         yield CounterMetricFamily("slawatch_store_write_failures", "Batches that failed to write (kept for retry).", value=stats.store_write_failures_total)
+        yield GaugeMetricFamily("slawatch_store_backlog_cycles", "Probe cycles held in memory until the store can be written.", value=stats.store_backlog_cycles)
+        yield CounterMetricFamily("slawatch_store_backlog_dropped_cycles", "Raw cycles dropped from a full backlog; their time is recorded as unknown.", value=stats.store_backlog_dropped_total)
         yield GaugeMetricFamily(
             "slawatch_config_last_reload_successful", "1 if the last config load succeeded.", value=1 if stats.config_reload_ok else 0
         )

@@ -80,6 +80,10 @@ class SelfStats:
     store_write_seconds_sum: float = 0.0
     store_writes_total: int = 0
     store_write_failures_total: int = 0
+    #: cycles held in memory because the store could not be written
+    store_backlog_cycles: int = 0
+    #: raw cycles dropped from a full backlog (their time recorded as unknown)
+    store_backlog_dropped_total: int = 0
     config_reload_ok: bool = True
     config_reload_time: float = field(default_factory=time.time)
 

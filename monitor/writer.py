@@ -1,7 +1,17 @@
 """Batched, asynchronous writes to the store: one transaction per batch, not per sample.
 
-A failed write keeps its records and is retried at the next flush, so a
-store hiccup loses nothing that was in memory.
+A failed write keeps its records and is retried, so a store that goes away
+(PostgreSQL stopped, a full disk) costs nothing while it comes back within the
+backlog's bound:
+
+* retries back off exponentially (1 s doubling to 30 s) instead of hammering the store;
+* the log says once that the store is unreachable, then at most once a minute how large
+  the backlog is, and once when it is written;
+* ``slawatch_store_backlog_cycles`` shows the cycles held in memory;
+* past ``storage.backlog_max_cycles`` the oldest raw cycles are dropped. Outages, states,
+  rollups and events are kept (they are bounded by the number of targets). The span of
+  every dropped cycle that was not bad becomes unknown time for its target, so lost
+  evidence never counts as up, and downtime already recorded is never hidden.
 """
 
 from __future__ import annotations
@@ -9,53 +19,159 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import defaultdict
 
 from .errors import StoreError
 from .live import SelfStats
-from .store import Batch, Store
+from .store import Batch, CycleRecord, Store, UnknownRecord
 
-__all__ = ["BatchWriter"]
+__all__ = ["BatchWriter", "RateLimited", "LOST_REASON"]
 
 log = logging.getLogger("slawatch.store")
+
+#: the reason of unknown time recorded for raw cycles dropped from a full backlog
+LOST_REASON = "store unreachable: cycles dropped from the full backlog"
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 30.0
+
+
+class RateLimited:
+    """Says a repeated condition once, then at most every ``every`` seconds (monotonic clock)."""
+
+    def __init__(self, every: float = 60.0):
+        self.every = every
+        self._last: dict[str, float] = {}
+
+    def due(self, key: str) -> bool:
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is None or now - last >= self.every:
+            self._last[key] = now
+            return True
+        return False
+
+    def clear(self, key: str) -> bool:
+        """Forget ``key``; True when it had been said (so its end is worth saying too)."""
+        return self._last.pop(key, None) is not None
+
+
+def drop_oldest(batch: Batch, keep: int) -> int:
+    """Drop the oldest raw cycles so that ``keep`` remain; their non-bad spans become unknown time."""
+    excess = len(batch.cycles) - keep
+    if excess <= 0:
+        return 0
+    ordered = sorted(range(len(batch.cycles)), key=lambda i: batch.cycles[i].started)
+    dropped_idx = set(ordered[:excess])
+    dropped: dict[str, list[CycleRecord]] = defaultdict(list)
+    kept: list[CycleRecord] = []
+    for i, c in enumerate(batch.cycles):
+        (dropped[c.target].append(c) if i in dropped_idx else kept.append(c))
+    next_kept: dict[str, float] = {}
+    for c in kept:
+        if c.target not in next_kept or c.started < next_kept[c.target]:
+            next_kept[c.target] = c.started
+    for target, cycles in dropped.items():
+        cycles.sort(key=lambda c: c.started)
+        for j, c in enumerate(cycles):
+            if c.verdict == "bad":
+                continue  # its outage is recorded; unknown time over it would hide downtime
+            end = cycles[j + 1].started if j + 1 < len(cycles) else next_kept.get(target, c.started + c.duration)
+            batch.unknown.append(UnknownRecord(target, c.started, max(end, c.started + c.duration), LOST_REASON))
+    batch.cycles = kept
+    return excess
 
 
 class BatchWriter:
     def __init__(self, store: Store, *, batch_size: int, flush_interval: float, stats: SelfStats,
-                 on_new_event=None):
+                 on_new_event=None, backlog_max: int = 200_000):
         self.store = store
         self.on_new_event = on_new_event
         self.batch_size = batch_size
         self.flush_interval = flush_interval
+        self.backlog_max = backlog_max
         self.stats = stats
         #: the batch being filled; producers add to it directly, then call :meth:`added`
         self.batch = Batch()
         self._flushing = asyncio.Lock()
         self._task: asyncio.Task | None = None
         self._wake = asyncio.Event()
+        self._failing_since: float | None = None  # monotonic
+        self._retry_at = 0.0  # monotonic
+        self._backoff = BACKOFF_FIRST
+        self._said = RateLimited(60.0)
+        self._inflight = 0  # cycles of the batch being written right now
 
     def added(self) -> None:
-        if len(self.batch.cycles) >= self.batch_size:
+        if self._failing_since is not None:
+            self.stats.store_backlog_cycles = self._inflight + len(self.batch.cycles)
+        elif len(self.batch.cycles) >= self.batch_size:
             self._wake.set()
+        if len(self.batch.cycles) > self.backlog_max:
+            self._shed()
 
     def pending(self) -> int:
         return len(self.batch)
 
-    async def flush(self) -> None:
+    def backlog_cycles(self) -> int:
+        return len(self.batch.cycles)
+
+    @property
+    def failing(self) -> bool:
+        return self._failing_since is not None
+
+    def _shed(self) -> None:
+        # drop a tenth more than the excess at once, so the sort runs rarely
+        n = drop_oldest(self.batch, int(self.backlog_max * 0.9))
+        self.stats.store_backlog_dropped_total += n
+        self.stats.store_backlog_cycles = len(self.batch.cycles)
+        if self._said.due("dropped"):
+            log.error("store backlog full (%d cycles): dropped the %d oldest raw cycles; their time is recorded as "
+                      "unknown (%d dropped so far)", self.backlog_max, n, self.stats.store_backlog_dropped_total)
+
+    async def flush(self, *, force: bool = False) -> bool:
+        """Write what is pending; True when the store has it all. While the store fails, attempts wait for the
+        backoff unless ``force``."""
         async with self._flushing:
             if not len(self.batch):
-                return
+                return True
+            if self._failing_since is not None and not force and time.monotonic() < self._retry_at:
+                return False
             batch, self.batch = self.batch, Batch()
+            cycles = self._inflight = len(batch.cycles)
             t0 = time.perf_counter()
             try:
                 await asyncio.to_thread(self.store.write, batch, self.on_new_event)
             except StoreError as exc:
+                self._inflight = 0
                 self.stats.store_write_failures_total += 1
-                log.error("store write failed, will retry: %s", exc)
                 batch.absorb(self.batch)  # keep the order: the failed batch first
                 self.batch = batch
-                return
+                self.stats.store_backlog_cycles = len(batch.cycles)
+                now = time.monotonic()
+                if self._failing_since is None:
+                    self._failing_since = now
+                    self._backoff = BACKOFF_FIRST
+                    log.error("store write failed; keeping %d cycles in memory and retrying with backoff: %s",
+                              len(batch.cycles), exc)
+                    self._said.due("failing")
+                else:
+                    self._backoff = min(BACKOFF_MAX, self._backoff * 2)
+                    if self._said.due("failing"):
+                        log.warning("store still unreachable after %.0f s; %d cycles held in memory (bound %d): %s",
+                                    now - self._failing_since, len(batch.cycles), self.backlog_max, exc)
+                self._retry_at = now + self._backoff
+                return False
+            self._inflight = 0
             self.stats.store_write_seconds_sum += time.perf_counter() - t0
             self.stats.store_writes_total += 1
+            self.stats.store_backlog_cycles = len(self.batch.cycles)
+            if self._failing_since is not None:
+                log.warning("store reachable again after %.0f s: wrote the backlog of %d cycles",
+                            time.monotonic() - self._failing_since, cycles)
+                self._failing_since = None
+                self._said.clear("failing")
+                self._said.clear("dropped")
+            return True
 
     async def _loop(self) -> None:
         while True:
@@ -69,11 +185,21 @@ class BatchWriter:
     def start(self) -> None:
         self._task = asyncio.create_task(self._loop(), name="store-writer")
 
-    async def stop(self) -> None:
+    async def stop(self, grace: float = 10.0) -> int:
+        """Stop the loop and write what is pending, retrying for up to ``grace`` seconds.
+        Returns the number of cycles that could not be written (0 when everything is stored)."""
         if self._task:
             self._task.cancel()
             try:
                 await self._task
             except asyncio.CancelledError:
                 pass
-        await self.flush()
+        deadline = time.monotonic() + grace
+        while not await self.flush(force=True):
+            if time.monotonic() >= deadline:
+                lost = len(self.batch.cycles)
+                log.error("stopping with the store unreachable: %d cycles and %d other records were not written "
+                          "and are lost", lost, len(self.batch) - lost)
+                return max(lost, 1)
+            await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
+        return 0

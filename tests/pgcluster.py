@@ -81,7 +81,12 @@ class PgCluster:
             cmd = ["runuser", "-u", self.user, "--", *cmd]
         return subprocess.run(cmd, capture_output=True, text=True, check=check, cwd=self.root)
 
+    def running(self) -> bool:
+        return self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "status"], check=False).returncode == 0
+
     def start(self) -> None:
+        if self.running():
+            return
         self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60",
                    "start"])
 

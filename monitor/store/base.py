@@ -224,6 +224,8 @@ class Store(Protocol):
     """Every operation the daemon, the CLI, the reports and the ticket ledger perform on stored evidence."""
 
     backend: str
+    #: where it is, for messages: a path, or the DSN without its password
+    location: str
 
     # schema and lifecycle
     def migrate(self) -> int: ...

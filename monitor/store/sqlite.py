@@ -227,6 +227,7 @@ class SqliteStore(SqlTickets):
 
     def __init__(self, path: str | Path, *, readonly: bool = False):
         self.path = str(path)
+        self.location = self.path
         self._lock = threading.RLock()
         self._ids: dict[str, int] = {}
         try:
