@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """SLA month benchmark: ingest rate, stored bytes per target-month, and the month report for 10,000 targets.
 
-    .venv/bin/python bench/sla_month.py [--targets 10000] [--contracts 100] [--full-month-targets 5]
+    .venv/bin/python bench/sla_month.py [--backend sqlite|postgresql|both] [--targets 10000] [--contracts 100]
+                                        [--full-month-targets 5]
+
+With ``--backend both`` (the default) every measurement runs on SQLite and on PostgreSQL in the same run
+(PostgreSQL: a throwaway cluster on this machine, initdb'd by the benchmark as the tests do, fsync off), and
+the PostgreSQL figures are printed with their ratio to SQLite's.
 
 Three measurements, each on the real code paths:
 
@@ -46,7 +51,7 @@ from monitor.live import TargetLive  # noqa: E402
 from monitor.monthly import compute_month, load_month  # noqa: E402
 from monitor.rollup import Rollup  # noqa: E402
 from monitor.state import TargetTracker  # noqa: E402
-from monitor.store import Batch, OutageRecord, SqliteStore, StateRecord, UnknownRecord  # noqa: E402
+from monitor.store import Batch, OutageRecord, SqliteStore, StateRecord, Store, UnknownRecord  # noqa: E402
 from probes.icmp import IcmpResult  # noqa: E402
 
 MONTH = "2026-10"
@@ -76,7 +81,7 @@ def outages_for(rng: random.Random) -> list[tuple[float, float]]:
         out.append((at, min(END, at + rng.expovariate(1 / 1200))))
 
 
-def ingest_full_month(store: SqliteStore, config, n: int) -> tuple[int, float]:
+def ingest_full_month(store: Store, config, n: int) -> tuple[int, float]:
     rng = random.Random(1)
     ingestor = Ingestor(config)
     batch = Batch()
@@ -112,7 +117,7 @@ def ingest_full_month(store: SqliteStore, config, n: int) -> tuple[int, float]:
     return cycles, time.perf_counter() - t0
 
 
-def synthesize_months(store: SqliteStore, config) -> None:
+def synthesize_months(store: Store, config) -> None:
     rng = random.Random(2)
     per_month = int((END - START) / INTERVAL)
     batch = Batch()
@@ -142,37 +147,33 @@ def synthesize_months(store: SqliteStore, config) -> None:
     store.write(batch)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--targets", type=int, default=10_000)
-    parser.add_argument("--contracts", type=int, default=100)
-    parser.add_argument("--full-month-targets", type=int, default=5)
-    args = parser.parse_args()
-    tmp = Path(tempfile.mkdtemp(prefix="slawatch-bench-"))
-
-    print(f"SLA month benchmark: month {MONTH} (31 days), {INTERVAL:g} s cycles, 3 echoes per cycle; {os.cpu_count()} CPUs")
+def run_backend(name: str, open_new, args) -> dict:
+    """The three measurements on one backend; returns the figures."""
+    out: dict = {}
     small = config_for(args.full_month_targets, 1)
-    store = SqliteStore(tmp / "ingest.db")
-    store.migrate()
+    store = open_new("ingest")
+    store.compact()
+    empty = store.size_bytes()  # the schema's own pages: a fixed cost, not a per-target one
     cycles, seconds = ingest_full_month(store, small, args.full_month_targets)
-    print(f"\n1. ingest: {cycles:,} cycles of {args.full_month_targets} targets x a full month in {seconds:.1f} s "
+    out["ingest_rate"] = cycles / seconds
+    print(f"[{name}] 1. ingest: {cycles:,} cycles of {args.full_month_targets} targets x a full month in {seconds:.1f} s "
           f"= {cycles / seconds:,.0f} cycles/s (state machine + rollups + store, batches of 500)")
-    with_raw = os.path.getsize(tmp / "ingest.db") + os.path.getsize(tmp / "ingest.db-wal") if (tmp / "ingest.db-wal").exists() else os.path.getsize(tmp / "ingest.db")
+    with_raw = store.size_bytes()
     store.purge(raw_before=END + 1, rollups_before=0)
     store.compact()
-    rolled = os.path.getsize(tmp / "ingest.db")
-    per_target = rolled / args.full_month_targets
-    print(f"2. storage: {with_raw / 1e6:.1f} MB with raw cycles; after rollup (raw purged, VACUUM) {rolled / 1e3:.0f} KB "
-          f"= {per_target / 1e3:.1f} KB per target-month")
+    rolled = store.size_bytes()
+    out["per_target"] = (rolled - empty) / args.full_month_targets
+    print(f"[{name}] 2. storage: {with_raw / 1e6:.1f} MB with raw cycles; after rollup (raw purged, compacted) "
+          f"{rolled / 1e3:.0f} KB, of which {empty / 1e3:.0f} KB is the empty schema: "
+          f"{out['per_target'] / 1e3:.1f} KB per target-month")
     figures = compute_month(small, load_month(store, small, MONTH), int(END * 1000) + 1)
     t0 = figures[0].targets[0]
-    print(f"   check: {t0.target} availability {t0.availability.percent(4)} %, {t0.outage_count} outages, "
+    print(f"[{name}]    check: {t0.target} availability {t0.availability.percent(4)} %, {t0.outage_count} outages, "
           f"p95 RTT {t0.objectives['latency']['value_s'] * 1000:.2f} ms, unknown {t0.availability.unknown_ms / 1000:.0f} s")
     store.close()
 
     big = config_for(args.targets, args.contracts)
-    store = SqliteStore(tmp / "report.db")
-    store.migrate()
+    store = open_new("report")
     s0 = time.perf_counter()
     synthesize_months(store, big)
     build = time.perf_counter() - s0
@@ -181,13 +182,55 @@ def main() -> int:
     loaded = time.perf_counter() - r0
     months = compute_month(big, inputs, int(END * 1000) + 1)
     report = time.perf_counter() - r0
+    out["report"] = report
     missed = sum(1 for c in months for t in c.targets if t.availability.met(c.objective_pct) is False)
-    print(f"\n3. report: {args.targets:,} targets in {args.contracts} contracts (store built in {build:.1f} s): "
+    print(f"[{name}] 3. report: {args.targets:,} targets in {args.contracts} contracts (store built in {build:.1f} s): "
           f"load {loaded:.2f} s + compute {report - loaded:.2f} s = {report:.2f} s for the full month report; "
           f"{missed} targets missed 99.9 %")
+    store.close()
+    return out
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--targets", type=int, default=10_000)
+    parser.add_argument("--contracts", type=int, default=100)
+    parser.add_argument("--full-month-targets", type=int, default=5)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="slawatch-bench-"))
+    print(f"SLA month benchmark: month {MONTH} (31 days), {INTERVAL:g} s cycles, 3 echoes per cycle; {os.cpu_count()} CPUs")
+    results = {}
+    if args.backend in ("sqlite", "both"):
+        def open_sqlite(label: str) -> Store:
+            store = SqliteStore(tmp / f"{label}.db")
+            store.migrate()
+            return store
+
+        results["sqlite"] = run_backend("sqlite", open_sqlite, args)
+    if args.backend in ("postgresql", "both"):
+        sys.path.insert(0, str(REPO / "tests"))
+        from pgcluster import PgCluster
+
+        from monitor.store.postgres import PostgresStore
+
+        cluster = PgCluster()
+        try:
+            def open_pg(label: str) -> Store:
+                store = PostgresStore(cluster.create_db(f"bench_{label}"))
+                store.migrate()
+                return store
+
+            results["postgresql"] = run_backend("postgresql", open_pg, args)
+        finally:
+            cluster.close()
+    if len(results) == 2:
+        a, b = results["sqlite"], results["postgresql"]
+        print(f"\nPostgreSQL / SQLite: ingest {b['ingest_rate'] / a['ingest_rate']:.2f}x the rate, "
+              f"storage {b['per_target'] / a['per_target']:.2f}x the bytes per target-month, "
+              f"report {b['report'] / a['report']:.2f}x the time")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\npeak RSS {rss:.0f} MB")
-    store.close()
     import shutil
 
     shutil.rmtree(tmp, ignore_errors=True)

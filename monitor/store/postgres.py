@@ -101,11 +101,12 @@ MIGRATIONS: list[str] = [
     );
     CREATE TABLE rollups_hourly (
         target_id integer NOT NULL,
-        hour bigint NOT NULL,
+        hour_no integer NOT NULL,  -- hours since 1970-01-01 UTC: 4 bytes, not 8, in 744 rows a target-month
         counts bytea NOT NULL,
         rtt bytea NOT NULL,
-        PRIMARY KEY (target_id, hour)
+        PRIMARY KEY (target_id, hour_no) WITH (fillfactor = 100)
     );
+    COMMENT ON COLUMN rollups_hourly.hour_no IS 'the hour''s start in unix seconds / 3600';
     CREATE TABLE rollups_monthly (
         target_id integer NOT NULL,
         month text NOT NULL,
@@ -176,6 +177,8 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _DAY = 86400
+#: columns whose canonical form (TABLES) is computed from what PostgreSQL stores
+_COLUMN_EXPR = {("rollups_hourly", "hour"): "hour_no::bigint * 3600 AS hour"}
 _SERIAL_TABLES = ("runs", "targets", "outages", "unknown_intervals", "tickets", "ticket_events", "outbox")
 
 
@@ -443,9 +446,9 @@ class PostgresStore(SqlTickets):
                     on_new_event(tickets, e)
         if batch.hourly:
             cur.executemany(
-                "INSERT INTO rollups_hourly (target_id, hour, counts, rtt) VALUES (%s,%s,%s,%s)"
-                " ON CONFLICT (target_id, hour) DO UPDATE SET counts = excluded.counts, rtt = excluded.rtt",
-                [(self._target_id(cur, t), hour, r.counts_blob(), r.rtt.to_bytes())
+                "INSERT INTO rollups_hourly (target_id, hour_no, counts, rtt) VALUES (%s,%s,%s,%s)"
+                " ON CONFLICT (target_id, hour_no) DO UPDATE SET counts = excluded.counts, rtt = excluded.rtt",
+                [(self._target_id(cur, t), hour // 3600, r.counts_blob(), r.rtt.to_bytes())
                  for (t, hour), r in batch.hourly.items()])
         if batch.monthly:
             cur.executemany(
@@ -472,7 +475,7 @@ class PostgresStore(SqlTickets):
                     self._partitions.discard(day)
             cur.execute("DELETE FROM cycles WHERE started < %s", (Epoch(raw_before),))
             raw += cur.rowcount
-            cur.execute("DELETE FROM rollups_hourly WHERE hour < %s", (int(rollups_before),))
+            cur.execute("DELETE FROM rollups_hourly WHERE hour_no < %s", (math.ceil(rollups_before / 3600),))
             hourly = cur.rowcount
         return raw, hourly
 
@@ -536,9 +539,10 @@ class PostgresStore(SqlTickets):
         return {r["name"]: Rollup.decode(bytes(r["counts"]), bytes(r["rtt"])) for r in rows}
 
     def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, Rollup]:
-        rows = self._rows("SELECT h.hour, h.counts, h.rtt FROM rollups_hourly h JOIN targets t ON t.id = h.target_id"
-                          " WHERE t.name = ? AND h.hour >= ? AND h.hour < ? ORDER BY h.hour",
-                          (target, int(start), int(math.ceil(end)) if math.isfinite(end) else 2**62))
+        rows = self._rows("SELECT h.hour_no::bigint * 3600 AS hour, h.counts, h.rtt FROM rollups_hourly h"
+                          " JOIN targets t ON t.id = h.target_id"
+                          " WHERE t.name = ? AND h.hour_no >= ? AND h.hour_no < ? ORDER BY h.hour_no",
+                          (target, math.ceil(start / 3600), math.ceil(end / 3600) if math.isfinite(end) else 2**31 - 1))
         return {r["hour"]: Rollup.decode(bytes(r["counts"]), bytes(r["rtt"])) for r in rows}
 
     def events(self, start: float | None = None, end: float | None = None) -> list[BreachEvent]:
@@ -557,10 +561,10 @@ class PostgresStore(SqlTickets):
     # -- whole tables (store copy) ---------------------------------------------------------------
     def dump_table(self, table: str, chunk: int = 5000) -> Iterator[list[tuple[Any, ...]]]:
         spec = TABLES[table]
-        cols = ", ".join(f'"{c}"' for c, _ in spec)
+        cols = ", ".join(_COLUMN_EXPR.get((table, c), f'"{c}"') for c, _ in spec)
         order = {"cycles": "target, started", "target_state": "target", "events": "at, key",
-                 "rollups_hourly": "target_id, hour", "rollups_monthly": "target_id, month",
-                 "ticket_refs": "ticket_id, sink"}.get(table, "id")
+                 "rollups_hourly": "target_id, hour_no",
+                 "rollups_monthly": "target_id, month", "ticket_refs": "ticket_id, sink"}.get(table, "id")
         with self._conn() as conn, conn.transaction(), conn.cursor(name=f"dump_{table}") as cur:
             cur.itersize = chunk
             cur.execute(f"SELECT {cols} FROM {table} ORDER BY {order}")  # type: ignore[arg-type]
@@ -569,6 +573,9 @@ class PostgresStore(SqlTickets):
 
     def load_table(self, table: str, rows: list[tuple[Any, ...]]) -> None:
         spec = TABLES[table]
+        if table == "rollups_hourly":
+            spec = (("target_id", ""), ("hour_no", ""), ("counts", ""), ("rtt", ""))
+            rows = [(r[0], r[1] // 3600, r[2], r[3]) for r in rows]
         cols = ", ".join(f'"{c}"' for c, _ in spec)
 
         def conv(v: Any, kind: str) -> Any:
@@ -592,6 +599,23 @@ class PostgresStore(SqlTickets):
                 cur.execute(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"
                             f" greatest((SELECT max(id) FROM {table}), 1), (SELECT max(id) FROM {table}) IS NOT NULL)")
         self._ids.clear()
+
+    def compact(self) -> None:
+        """VACUUM FULL every table, so the size shows what the data needs."""
+        with self._conn() as conn:
+            conn.autocommit = True
+            try:
+                conn.execute("VACUUM (FULL, ANALYZE)")
+            finally:
+                conn.autocommit = False
+
+    def size_bytes(self) -> int:
+        """Bytes on disk of slawatch's tables with their indexes and TOAST (not the rest of the database)."""
+        with self._read() as ex:
+            return int(ex.value(
+                "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) AS n FROM pg_class c"
+                " JOIN pg_namespace n ON n.oid = c.relnamespace"
+                " WHERE n.nspname = current_schema() AND c.relkind IN ('r', 'p')"))
 
     def close(self) -> None:
         self._pool.close()

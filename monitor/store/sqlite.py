@@ -416,6 +416,11 @@ class SqliteStore(SqlTickets):
             self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
+    def size_bytes(self) -> int:
+        """Bytes on disk: the database file and its WAL."""
+        return sum(Path(self.path + suffix).stat().st_size for suffix in ("", "-wal")
+                   if Path(self.path + suffix).exists())
+
     def purge(self, raw_before: float, rollups_before: float) -> tuple[int, int]:
         """Drop raw cycles and hourly rollups past their retention; returns the rows removed."""
         with self._lock:
