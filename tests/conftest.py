@@ -177,6 +177,30 @@ class StoreMaker:
     def __call__(self, name: str = "s"):
         return self.open(self.location(name))
 
+    def peek(self, location, fn):
+        """``fn(store)`` on a store a daemon writes (or wrote), read-only where the backend allows it.
+        None while the store does not exist or is not migrated yet."""
+        from monitor.errors import StoreError
+        from monitor.store import SqliteStore
+
+        try:
+            if self.backend == "postgresql":
+                from monitor.store.postgres import PostgresStore
+
+                store = PostgresStore(str(location), pool_size=1)
+            else:
+                if not Path(location).exists():
+                    return None
+                store = SqliteStore(location, readonly=True)
+        except StoreError:
+            return None
+        try:
+            return fn(store)
+        except StoreError:
+            return None
+        finally:
+            store.close()
+
     def close(self) -> None:
         for store in self.made:
             try:

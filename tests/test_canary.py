@@ -8,7 +8,6 @@ import subprocess
 import time
 
 from conftest import REPO, SLAWATCH, free_port, wait_for
-from conftest import query_ro as q
 from monitor.canary import CanaryWatch
 
 
@@ -30,14 +29,14 @@ import pytest
 
 
 @pytest.mark.parametrize("failure", ["link cut", "upstream blackhole"])
-def test_cutting_the_monitors_own_link(netlab, write_config, tmp_path, failure):
+def test_cutting_the_monitors_own_link(netlab, write_config, stores, failure):
     # the whole network behind the monitoring host's only link
     site = netlab.add_host("site-link" if failure == "link cut" else "site-blackhole")
-    db = tmp_path / "store.db"
+    db = stores.location("store")
     customers = "\n".join(f"  - {{id: cust{i}, contract: acme, kind: internet, address: \"{site.address(10 + i)}\"}}"
                           for i in range(5))
     path = write_config(f"""
-storage: {{path: {db}, flush_interval: 200ms}}
+storage: {stores.yaml(db, flush_interval="200ms")}
 exporter: {{listen: "127.0.0.1:{free_port()}"}}
 logging: {{format: json}}
 contracts:
@@ -54,26 +53,30 @@ targets:
     proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
-        wait_for("all targets up", lambda: db.exists() and q(db, "SELECT COUNT(*) FROM target_state WHERE state = 'up'") == [(7,)])
+        wait_for("all targets up", lambda: stores.peek(db, lambda s: sum(st.state == "up" for st in s.load_states().values()))
+                 == 7)
         if failure == "link cut":
             site.cut()  # sends fail: "Network is unreachable"
         else:
             for i in (1, 2, *range(10, 15)):  # packets leave, nothing comes back
                 site.drop_random(site.address(i), 100)
         cut_at = time.time()
-        wait_for("the monitoring-outage ticket", lambda: q(db, "SELECT id FROM tickets WHERE kind = 'monitoring outage'"))
+        wait_for("the monitoring-outage ticket", lambda: stores.peek(db, lambda s: [t for t in s.tickets()
+                                                                                    if t.kind == "monitoring outage"]))
         time.sleep(6)  # far more than failure_threshold cycles of every customer
         site.restore() if failure == "link cut" else site.clear_drops()
-        wait_for("recovery", lambda: q(db, "SELECT state FROM tickets WHERE kind = 'monitoring outage'") == [("resolved",)])
+        wait_for("recovery", lambda: stores.peek(db, lambda s: [t.state for t in s.tickets()
+                                                                if t.kind == "monitoring outage"]) == ["resolved"])
         time.sleep(2)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
-    assert q(db, "SELECT COUNT(*) FROM outages") == [(0,)]  # no customer (or canary) outage
-    assert q(db, "SELECT COUNT(*) FROM tickets") == [(1,)]  # one internal ticket, on the canaries' contract
-    assert q(db, "SELECT contract, severity FROM tickets") == [("core", "critical")]
+    assert stores.peek(db, lambda s: s.outages()) == []  # no customer (or canary) outage
+    # one internal ticket, on the canaries' contract
+    assert stores.peek(db, lambda s: [(t.contract, t.severity) for t in s.tickets()]) == [("core", "critical")]
+    unknown = stores.peek(db, lambda s: s.unknown_intervals(None, 0, float("inf")))
     for i in range(5):
-        unknown = q(db, "SELECT SUM(end - start) FROM unknown_intervals WHERE target = ? AND start >= ?", f"cust{i}", cut_at - 2)
-        assert unknown[0][0] is not None and unknown[0][0] >= 5, (i, unknown)  # recorded as unknown, not up, not down
-    reasons = {r[0] for r in q(db, "SELECT reason FROM unknown_intervals")}
+        seconds = sum(u.end - u.start for u in unknown if u.target == f"cust{i}" and u.start >= cut_at - 2)
+        assert seconds >= 5, (i, seconds)  # recorded as unknown, not up, not down
+    reasons = {u.reason for u in unknown}
     assert any("monitoring outage" in r or "Network is unreachable" in r for r in reasons), reasons

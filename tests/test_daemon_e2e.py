@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import sqlite3
 import subprocess
 import time
 import urllib.request
@@ -13,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from conftest import REPO, SLAWATCH, free_port
 
 CONFIG = """\
-storage: {{path: {db}, flush_interval: 200ms}}
+storage: {storage}
 exporter: {{listen: "127.0.0.1:{port}"}}
 logging: {{format: json}}
 contracts:
@@ -42,10 +41,10 @@ def scrape(port: int) -> dict:
     return out
 
 
-def test_run_scrape_sigterm(write_config, tmp_path, icmp_mode):
+def test_run_scrape_sigterm(write_config, stores, icmp_mode):
     port = free_port()
-    db = tmp_path / "store.db"
-    path = write_config(CONFIG.format(db=db, port=port))
+    db = stores.location("store")
+    path = write_config(CONFIG.format(storage=stores.yaml(db, flush_interval="200ms"), port=port))
     proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 30
@@ -72,14 +71,13 @@ def test_run_scrape_sigterm(write_config, tmp_path, icmp_mode):
         out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert '"msg": "stopped cleanly"' in err
-    with sqlite3.connect(db) as conn:
-        per_target = dict(conn.execute("SELECT target, COUNT(*) FROM cycles GROUP BY target").fetchall())
-        assert set(per_target) == {"lo1", "lo2", "lo6"} and min(per_target.values()) >= 2
-        assert conn.execute("SELECT COUNT(*) FROM cycles WHERE ok = 1 AND received = 3").fetchone()[0] == sum(per_target.values())
-        runs = conn.execute("SELECT started, stopped FROM runs").fetchall()
-        assert len(runs) == 1 and runs[0][1] is not None
-        states = dict(conn.execute("SELECT target, state FROM target_state").fetchall())
-        assert states == {"lo1": "up", "lo2": "up", "lo6": "up"}
+    cycles = stores.peek(db, lambda s: {t: s.cycles(t, 0, float("inf")) for t in ("lo1", "lo2", "lo6")})
+    assert min(len(c) for c in cycles.values()) >= 2
+    assert all(c.ok and c.received == 3 for cs in cycles.values() for c in cs)
+    runs = stores.peek(db, lambda s: s.runs())
+    assert len(runs) == 1 and runs[0].stopped is not None
+    states = stores.peek(db, lambda s: {t: st.state for t, st in s.load_states().items()})
+    assert states == {"lo1": "up", "lo2": "up", "lo6": "up"}
     status = subprocess.run(SLAWATCH + ["status", "-c", str(path)], cwd=REPO, capture_output=True, text=True, timeout=30)
     assert status.returncode == 0
     lines = status.stdout.splitlines()

@@ -112,9 +112,12 @@ def live_stack(tmp_path_factory, request):
         agent = Snmpd(free_port()).start()
         extra += (f"  - {{id: router, contract: internet, kind: internet, address: 127.0.0.1, probes: {{icmp: {{count: 2}},"
                   f" snmp: {{version: 2c, community: public, port: {agent.port}, profiles: [system, if-mib], interfaces: [lo]}}}}}}\n")
-    port, prom_port, db = free_port(), free_port(), tmp / "store.db"
+    from conftest import TEST_STORE, StoreMaker
+
+    stores = StoreMaker(TEST_STORE, tmp, request)
+    port, prom_port, db = free_port(), free_port(), stores.location("store")
     (tmp / "slawatch.yaml").write_text(f"""
-storage: {{path: {db}, flush_interval: 200ms}}
+storage: {stores.yaml(db, flush_interval="200ms")}
 exporter: {{listen: "127.0.0.1:{port}"}}
 logging: {{format: json}}
 contracts:
@@ -186,7 +189,7 @@ def test_exported_month_to_date_matches_the_engine(live_stack):
     """The figure in Prometheus equals the engine's for the same instant, to within one probe interval."""
     from monitor.config import load_config
     from monitor.evaluator import SlaEvaluator
-    from monitor.store import SqliteStore
+    from monitor.store import open_store
 
     prom_port, db, path, _ = live_stack
     config = load_config(path)
@@ -197,7 +200,7 @@ def test_exported_month_to_date_matches_the_engine(live_stack):
                 for r in prom_query(prom_port, 'slawatch_sla_availability_ratio{window="month"}')}
     [check] = prom_query(prom_port, "slawatch_sla_evaluation_timestamp_seconds")
     assert float(check["value"][1]) == at  # no new evaluation in between
-    store = SqliteStore(db, readonly=True)
+    store = open_store(config.storage, readonly=True)
     try:
         states = store.load_states()
         # what the daemon knew at that instant: its cycles up to then

@@ -10,7 +10,7 @@ from monitor.config import parse_config
 from monitor.emodel import mos_from_r, r_factor
 from monitor.evaluator import evaluate_target
 from monitor.ingest import voice_sample
-from monitor.store import CycleRecord, SqliteStore
+from monitor.store import CycleRecord
 from probes.icmp import IcmpResult
 
 CONFIG = parse_config({
@@ -66,9 +66,8 @@ def test_voice_sample_against_objectives():
     assert v.delay_ok and v.jitter_ok and not v.loss_ok and v.below_mos == (mos_from_r(r) < 4.0)
 
 
-def test_retention_purge(tmp_path):
-    store = SqliteStore(tmp_path / "s.db")
-    store.migrate()
+def test_retention_purge(every_store):
+    store = every_store()
     store.write_batch([CycleRecord("t", "icmp", float(t), 0.1, True, "good", None) for t in (100, 200, 300)])
     assert store.purge(raw_before=250, rollups_before=0) == (2, 0)
     assert [c.started for c in store.cycles("t", 0, 1000)] == [300.0]

@@ -15,8 +15,10 @@ from monitor.sketch import RELATIVE_ACCURACY
 from monitor.live import TargetLive
 from monitor.monthly import compute_month, load_month
 from monitor.state import TargetTracker
-from monitor.store import Batch, SqliteStore
+from monitor.store import Batch
 from probes.icmp import IcmpResult
+
+from conftest import BACKENDS, StoreMaker
 
 STEP = 300  # 5-minute cycles
 
@@ -65,11 +67,12 @@ def feed(store, config, start: float, end: float, live: TargetLive) -> None:
     store.write(batch)
 
 
-@pytest.fixture(scope="module")
-def month(tmp_path_factory):
+@pytest.fixture(scope="module", params=BACKENDS)
+def month(tmp_path_factory, request):
+    """Half a month fed, a restart, the rest fed: on every store backend."""
     config = parse_config(CONFIG)
-    store = SqliteStore(tmp_path_factory.mktemp("m") / "s.db")
-    store.migrate()
+    maker = StoreMaker(request.param, tmp_path_factory.mktemp("m"), request)
+    store = maker()
     live = TargetLive("t1", "c1", "internet", TargetTracker("t1", failure_threshold=3, recovery_threshold=1))
     feed(store, config, ts(2026, 11, 1), ts(2026, 11, 15), live)
     # restart: a new tracker restored from the stored state, a new ingestor
@@ -77,7 +80,8 @@ def month(tmp_path_factory):
     live = TargetLive("t1", "c1", "internet", TargetTracker.restore(saved, failure_threshold=3, recovery_threshold=1, degraded_threshold=3))
     feed(store, config, ts(2026, 11, 15), ts(2026, 12, 1), live)
     inputs = load_month(store, config, "2026-11")
-    return store, compute_month(config, inputs, int(ts(2026, 12, 2) * 1000))
+    yield store, compute_month(config, inputs, int(ts(2026, 12, 2) * 1000))
+    maker.close()
 
 
 def test_availability_by_hand(month):
@@ -120,20 +124,18 @@ def test_unknown_and_events_are_stored_once(month):
     assert store.outages("t1")[0].start == OUTAGE[0] and store.outages("t1")[0].end == OUTAGE[1]
 
 
-def test_replaying_the_same_data_yields_the_same_events(month, tmp_path):
+def test_replaying_the_same_data_yields_the_same_events(month, stores):
     store, _ = month
     config = parse_config(CONFIG)
-    again = SqliteStore(tmp_path / "replay.db")
-    again.migrate()
+    again = stores()
     live = TargetLive("t1", "c1", "internet", TargetTracker("t1", failure_threshold=3, recovery_threshold=1))
     feed(again, config, ts(2026, 11, 1), ts(2026, 12, 1), live)
     assert [e.key for e in again.events()] == [e.key for e in store.events()]
 
 
-def test_no_data_is_unknown_not_up(tmp_path):
+def test_no_data_is_unknown_not_up(stores):
     config = parse_config(CONFIG)
-    store = SqliteStore(tmp_path / "empty.db")
-    store.migrate()
+    store = stores()
     [c1] = compute_month(config, load_month(store, config, "2026-11"), int(ts(2026, 12, 2) * 1000))
     a = c1.targets[0].availability
     assert a.ratio is None and a.unknown_ms == 2_592_000_000 - 3_600_000

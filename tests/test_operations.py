@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import socket
-import sqlite3
 import subprocess
 import time
 import urllib.error
@@ -16,7 +15,7 @@ import pytest
 from conftest import REPO, SLAWATCH, free_port, wait_for
 
 BASE = """\
-storage: {{path: {db}, flush_interval: 200ms}}
+storage: {storage}
 exporter: {{listen: "127.0.0.1:{port}", reload_token: "{token}"}}
 logging: {{format: json}}
 contracts:
@@ -45,15 +44,16 @@ def up_targets(port):
 
 
 @pytest.fixture
-def daemon(write_config, tmp_path, icmp_mode):
-    port, db, token = free_port(), tmp_path / "store.db", "rel0ad-s3cret"
+def daemon(write_config, tmp_path, icmp_mode, stores):
+    port, db, token = free_port(), stores.location("store"), "rel0ad-s3cret"
+    storage = stores.yaml(db, flush_interval="200ms")
     notify_path = str(tmp_path / "notify.sock")
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(notify_path)
     notify.settimeout(0.2)
 
     def write(*items):
-        return write_config(BASE.format(db=db, port=port, token=token, targets=targets_yaml(*items)))
+        return write_config(BASE.format(storage=storage, port=port, token=token, targets=targets_yaml(*items)))
 
     path = write(("a", "127.0.0.1", ""), ("b", "127.0.0.2", ""))
     env = {**os.environ, "NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "2000000"}
@@ -68,7 +68,7 @@ def daemon(write_config, tmp_path, icmp_mode):
             except socket.timeout:
                 return messages
 
-    yield proc, port, db, token, write, notes
+    yield proc, port, (stores, db), token, write, notes
     if proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=20)
@@ -125,25 +125,24 @@ def test_hot_reload_adds_removes_and_keeps_history(daemon):
     assert token not in err
 
     # target a kept one cycle a second through every reload: none lost, none doubled
-    with sqlite3.connect(db) as conn:
-        starts = [r[0] for r in conn.execute("SELECT started FROM cycles WHERE target = 'a' ORDER BY started")]
+    stores, db = db
+    starts = [c.started for c in stores.peek(db, lambda s: s.cycles("a", 0, float("inf")))]
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert len(starts) >= 8 and max(gaps) < 1.5 and min(gaps) > 0.5, gaps
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("SELECT COUNT(*) FROM cycles WHERE target = 'c' AND started < ?", (reload_at,)).fetchone()[0] == 0
-        assert conn.execute("SELECT COUNT(*) FROM unknown_intervals WHERE target = 'a'").fetchone()[0] == 0
+    assert stores.peek(db, lambda s: s.cycles("c", 0, reload_at)) == []
+    assert stores.peek(db, lambda s: s.unknown_intervals("a", 0, float("inf"))) == []
 
 
-def test_secrets_never_appear_in_logs_metrics_or_reports(write_config, tmp_path, monkeypatch, icmp_mode):
+def test_secrets_never_appear_in_logs_metrics_or_reports(write_config, tmp_path, monkeypatch, icmp_mode, stores):
     """A config full of secrets; failing deliveries and a report; grep everything for them."""
     secrets = {"T_RT_TOKEN": "rt-t0ken-9f8e7d", "T_HOOK": "hm4c-s3cr3t-77", "T_SMTP": "smtp-pa55-42", "T_EXP": "exp0rter-pw-13"}
     for k, v in secrets.items():
         monkeypatch.setenv(k, v)
     (tmp_path / "reload.token").write_text("rel0ad-t0k3n-55\n")
-    port, db = free_port(), tmp_path / "store.db"
+    port, db = free_port(), stores.location("store")
     dead = free_port()  # nothing listens there: every delivery fails and is logged
     path = write_config(f"""
-storage: {{path: {db}, flush_interval: 200ms}}
+storage: {stores.yaml(db, flush_interval="200ms")}
 exporter: {{listen: "127.0.0.1:{port}", basic_auth: {{username: prom, password: "${{T_EXP}}"}}, reload_token_file: reload.token}}
 logging: {{format: json, level: debug, levels: {{slawatch.tickets: debug}}}}
 contracts:
@@ -162,12 +161,12 @@ ticket_sinks:
         # open a ticket through the CLI-visible path: an event from a replayed outage
         from monitor.config import load_config
         from monitor.events import outage_event
-        from monitor.store import Batch, SqliteStore
+        from monitor.store import Batch, open_store
         from monitor.tickets.ledger import Ledger
 
         time.sleep(3)
         cfg = load_config(path)
-        store = SqliteStore(db)
+        store = open_store(cfg.storage)
         store.write(Batch(events=[outage_event("outage_started", "c1", "a", time.time(), None)]), on_new_event=Ledger(cfg).apply)
         store.close()
         import base64
@@ -220,11 +219,11 @@ targets: [{{id: a, contract: c1, kind: internet, address: 127.0.0.1, interval: 1
         assert proc.wait(timeout=20) == 0
 
 
-def test_sigterm_drains_in_flight_cycles(write_config, tmp_path, icmp_mode):
+def test_sigterm_drains_in_flight_cycles(write_config, tmp_path, icmp_mode, stores):
     """A cycle still running at SIGTERM (an SNMP agent that never answers: 3 s) is finished and stored."""
-    db = tmp_path / "s.db"
+    db = stores.location("s")
     path = write_config(f"""
-storage: {{path: {db}}}
+storage: {stores.yaml(db)}
 exporter: {{listen: "127.0.0.1:{free_port()}"}}
 contracts: [{{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}}}}]
 targets:
@@ -245,6 +244,5 @@ targets:
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     assert "CancelledError" not in err
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT verdict, reason FROM cycles WHERE target = 'slow'").fetchall()
+    rows = [(c.verdict, c.reason) for c in stores.peek(db, lambda s: s.cycles("slow", 0, float("inf")))]
     assert len(rows) == 1 and rows[0][0] == "unknown" and "No SNMP response" in rows[0][1], rows

@@ -95,7 +95,7 @@ def test_counter_math():
     assert utilization(0, 125_000_000, 10.0, None) is None
 
 
-def test_daemon_exports_snmp_interface_metrics(agent, write_config, tmp_path, icmp_mode):
+def test_daemon_exports_snmp_interface_metrics(agent, write_config, tmp_path, icmp_mode, stores):
     import signal
     import time
     import urllib.request
@@ -104,7 +104,7 @@ def test_daemon_exports_snmp_interface_metrics(agent, write_config, tmp_path, ic
 
     port = free_port()
     path = write_config(f"""
-storage: {{path: {tmp_path / 's.db'}}}
+storage: {stores.yaml()}
 exporter: {{listen: "127.0.0.1:{port}"}}
 contracts: [{{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}}}}]
 targets:
@@ -184,7 +184,7 @@ def test_user_defined_profile(ipsla_agent):
     assert "lo" in {row["ifname"] for row in r.tables["ups"].values()}
 
 
-def test_trap_receiver_v2c_v3_and_garbage(write_config, tmp_path, icmp_mode):
+def test_trap_receiver_v2c_v3_and_garbage(write_config, tmp_path, icmp_mode, stores):
     """linkDown (v2c) moves the target down at once, the next polls clear it; a v3 authPriv trap is accepted;
     a wrong community, a wrong key, an unknown source and raw garbage are counted or dropped, never fatal."""
     import signal
@@ -198,7 +198,7 @@ def test_trap_receiver_v2c_v3_and_garbage(write_config, tmp_path, icmp_mode):
         pytest.skip("net-snmp's snmptrap is not installed")
     port, trap_port = free_port(), free_port()
     path = write_config(f"""
-storage: {{path: {tmp_path / 's.db'}, flush_interval: 200ms}}
+storage: {stores.yaml(flush_interval="200ms")}
 exporter: {{listen: "127.0.0.1:{port}"}}
 traps:
   listen: "127.0.0.1:{trap_port}"

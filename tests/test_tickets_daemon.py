@@ -11,11 +11,10 @@ import time
 import pytest
 
 from conftest import REPO, SLAWATCH, free_port, wait_for
-from conftest import query_ro as query
 from peers import RtServer, rt_available
 
 CONFIG = """\
-storage: {{path: {db}, flush_interval: 200ms}}
+storage: {storage}
 exporter: {{listen: "127.0.0.1:{port}"}}
 logging: {{format: json}}
 contracts:
@@ -41,39 +40,39 @@ def start(path):
                             stderr=subprocess.PIPE, text=True)
 
 
-def test_sigkill_between_ledger_and_delivery_gives_exactly_one_rt_ticket(netlab, write_config, tmp_path):
+def test_sigkill_between_ledger_and_delivery_gives_exactly_one_rt_ticket(netlab, write_config, tmp_path, stores):
     ok, why = rt_available()
     if not ok:
         pytest.skip(why)
     host = netlab.add_host("dark", kernel_replies=False)
     address = host.address(7)
     host.set_rules({"default": {}, "addresses": {address: {"blackout": True}}})
-    rt_port, db = free_port(), tmp_path / "store.db"
+    rt_port, db = free_port(), stores.location("store")
     rt = RtServer(rt_port)
     token_file = tmp_path / "rt.token"
     token_file.write_text("placeholder")  # the real token exists only once RT is set up
-    path = write_config(CONFIG.format(db=db, port=free_port(), address=address, rt_port=rt_port, token_file=token_file))
+    path = write_config(CONFIG.format(storage=stores.yaml(db, flush_interval="200ms"), port=free_port(), address=address, rt_port=rt_port, token_file=token_file))
 
     daemon = start(path)
     try:
         # the outage opens a ticket in the ledger; RT is down, so its delivery fails and stays pending
-        wait_for("a failed delivery", lambda: query(db, "SELECT attempts FROM outbox WHERE attempts >= 1 AND delivered IS NULL")
-                 if db.exists() else None)
+        wait_for("a failed delivery", lambda: stores.peek(db, lambda s: [o for o in s.outbox()
+                                                                            if o.attempts >= 1 and o.delivered is None]))
         daemon.send_signal(signal.SIGKILL)
         daemon.wait(timeout=10)
-        assert query(db, "SELECT COUNT(*) FROM tickets") == [(1,)]
+        assert len(stores.peek(db, lambda s: s.tickets())) == 1
 
         rt.start()
         token_file.write_text(rt.token)
         retry = subprocess.run(SLAWATCH + ["tickets", "retry", "-c", str(path)], cwd=REPO, capture_output=True, text=True, timeout=30)
         assert retry.returncode == 0 and "1 pending deliveries will be retried" in retry.stdout
         daemon = start(path)
-        wait_for("delivery to RT", lambda: query(db, "SELECT external_id FROM ticket_refs"))
-        [(uid,)] = query(db, "SELECT uid FROM tickets")
+        wait_for("delivery to RT", lambda: stores.peek(db, lambda s: s.ticket_refs(1)))
+        [uid] = stores.peek(db, lambda s: [t.uid for t in s.tickets()])
         time.sleep(3)  # more failed cycles of the same outage must not open another ticket
         rt_tickets = rt.tickets_with(f"[slawatch:{uid}]")
         assert len(rt_tickets) == 1 and rt_tickets[0]["Status"] == "new"
-        assert query(db, "SELECT COUNT(*) FROM tickets") == [(1,)]
+        assert len(stores.peek(db, lambda s: s.tickets())) == 1
 
         listed = subprocess.run(SLAWATCH + ["tickets", "list", "-c", str(path)], cwd=REPO, capture_output=True, text=True, timeout=30)
         assert listed.returncode == 0 and "dark is down" in listed.stdout and "delivered" in listed.stdout
@@ -81,7 +80,7 @@ def test_sigkill_between_ledger_and_delivery_gives_exactly_one_rt_ticket(netlab,
         # the target recovers: the ticket is resolved here and in RT
         host.set_rules({"default": {}})
         wait_for("resolution in RT", lambda: rt.api("GET", f"/ticket/{rt_tickets[0]['id']}")["Status"] == "resolved")
-        assert query(db, "SELECT state FROM tickets") == [("resolved",)]
+        assert stores.peek(db, lambda s: [t.state for t in s.tickets()]) == ["resolved"]
         shown = subprocess.run(SLAWATCH + ["tickets", "show", "1", "-c", str(path)], cwd=REPO, capture_output=True, text=True, timeout=30)
         assert "recovered" in shown.stdout and f"rt-noc: {rt_tickets[0]['id']}" in shown.stdout
     finally:
