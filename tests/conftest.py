@@ -15,14 +15,6 @@ REPO = Path(__file__).resolve().parent.parent
 SLAWATCH = [sys.executable, "-m", "monitor.cli"]
 
 
-def query_ro(db, sql: str, *args) -> list:
-    """Read a store that a running (or killed) daemon writes, without taking a write lock."""
-    import sqlite3
-
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=30) as conn:
-        return conn.execute(sql, args).fetchall()
-
-
 def wait_for(what: str, fn, timeout: float = 40.0, step: float = 0.3):
     """Poll ``fn`` until it returns something true (OSError counts as not yet); fail after ``timeout``."""
     import time
