@@ -18,35 +18,53 @@ Rules (documented for billing; tested against hand-computed scenarios):
   largest wins (``max``), per fee they apply to.
 * ``credit_cap`` caps the month's credit at that share of the fee (per
   contract, over the sum of the fees the credits were computed on).
+* Compliance is compared with each tier's ``below`` as an exact fraction: a month
+  13 ms short of 99.5 % is below 99.5 %, whatever the display shows. Displayed
+  percentages are truncated (never rounded up), so a missed objective never
+  displays as met.
 * Amounts are Decimal, rounded half-up to the currency's minor unit.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from fractions import Fraction
 
 from .config import Contract, CreditTier
 from .rollup import Rollup
 from .sketch import RttSketch
 
-__all__ = ["CreditLine", "ContractCredit", "compliance", "tier_for", "contract_credit", "money", "MINOR_UNITS"]
+__all__ = ["CreditLine", "ContractCredit", "compliance", "tier_for", "contract_credit", "money", "minor_unit",
+           "display_pct"]
 
-#: ISO 4217 currencies whose minor unit is not 2 digits
-MINOR_UNITS = {"JPY": 0, "KRW": 0, "ISK": 0, "CLP": 0, "VND": 0, "BHD": 3, "KWD": 3, "OMR": 3, "TND": 3, "JOD": 3}
+def minor_unit(currency: str) -> int:
+    """Digits after the decimal point of ``currency``, from ISO 4217 (the maintained iso4217 package):
+    0 for JPY, XOF or UGX, 3 for BHD, IQD or LYD, 2 for most. The config accepts only codes that have one."""
+    from iso4217 import Currency
+
+    exponent = Currency(currency).exponent
+    if exponent is None:
+        raise ValueError(f"{currency} has no minor unit")
+    return int(exponent)
 
 
 def money(amount: Decimal, currency: str) -> Decimal:
-    return amount.quantize(Decimal(1).scaleb(-MINOR_UNITS.get(currency, 2)), rounding=ROUND_HALF_UP)
+    return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_UP)
 
 
-def _pct(frac: Fraction) -> Decimal:
-    return (Decimal(frac.numerator) * 100 / Decimal(frac.denominator)).quantize(Decimal("0.000001"))
+def display_pct(value: Fraction, places: int = 6) -> Decimal:
+    """A percentage for display: truncated to ``places`` decimals, never rounded up."""
+    return (Decimal(value.numerator) / Decimal(value.denominator)).quantize(Decimal(1).scaleb(-places),
+                                                                            rounding=ROUND_DOWN)
 
 
-def compliance(objective: str, contract: Contract, availability: Fraction | None, rollup: Rollup) -> Decimal | None:
-    """The month's compliance with ``objective`` in percent; None when there is nothing to judge."""
+def _pct(frac: Fraction) -> Fraction:
+    return frac * 100
+
+
+def compliance(objective: str, contract: Contract, availability: Fraction | None, rollup: Rollup) -> Fraction | None:
+    """The month's compliance with ``objective`` in percent, exact; None when there is nothing to judge."""
     obj = contract.objectives
     if objective == "availability":
         return None if availability is None else _pct(availability)
@@ -74,10 +92,12 @@ def share_at_most(sketch: RttSketch, limit: float) -> int:
     return sum(n for key, n in sketch.bins.items() if key <= key_limit)
 
 
-def tier_for(value: Decimal | None, tiers: list[CreditTier], objective: str) -> CreditTier | None:
+def tier_for(value: Fraction | Decimal | None, tiers: list[CreditTier], objective: str) -> CreditTier | None:
+    """The tier with the lowest ``below`` that ``value`` is under, compared exactly."""
     if value is None:
         return None
-    matching = [t for t in tiers if t.objective == objective and value < t.below]
+    exact = Fraction(value)
+    matching = [t for t in tiers if t.objective == objective and exact < Fraction(t.below)]
     return min(matching, key=lambda t: t.below) if matching else None
 
 
@@ -118,7 +138,7 @@ def _judge(scope: str, contract: Contract, fee: Decimal, availability: Fraction 
         tier = tier_for(value, contract.credit_tiers, objective)
         if tier is None:
             continue
-        lines.append(CreditLine(scope, objective, value, tier.below, tier.credit, fee,
+        lines.append(CreditLine(scope, objective, display_pct(value), tier.below, tier.credit, fee,
                                 money(fee * tier.credit / 100, contract.currency), evidence))
     if not lines:
         return [], Decimal(0)

@@ -12,7 +12,8 @@ Rules beyond :mod:`monitor.sla`:
 * A contract's availability combines its targets time-weighted: the sum of
   their eligible time and of their downtime.
 * Latency: the objective's percentile of every RTT of the month (from the
-  sketch, within 0.5 %). Loss: packets lost / sent. Jitter: the mean of the
+  sketch, within 0.5 %). Loss: packets lost / sent in the cycles that got a reply (an outage is
+  availability's business; see :mod:`monitor.rollup`). Jitter: the mean of the
   per-cycle IPDV jitter. MOS: the mean of the per-cycle E-model MOS. Cycles
   inside maintenance windows are left out of all four.
 """
@@ -123,9 +124,9 @@ def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Ava
         out["latency"] = {"percentile": obj.latency.percentile, "target_s": obj.latency.max, "value_s": value,
                           "met": None if value is None else value <= obj.latency.max}
     if obj.loss is not None:
-        value = r.loss
-        out["loss"] = {"target_pct": obj.loss, "value_pct": None if value is None else value * 100,
-                       "met": None if value is None else value * 100 <= float(obj.loss)}
+        value = r.loss_fraction  # packets of the cycles that got a reply: the one definition (monitor.rollup)
+        out["loss"] = {"target_pct": obj.loss, "value_pct": None if value is None else float(value * 100),
+                       "met": None if value is None else value * 100 <= Fraction(obj.loss), "basis": r.loss_basis}
     if obj.jitter is not None:
         value = r.jitter_mean
         out["jitter"] = {"target_s": obj.jitter, "value_s": value, "met": None if value is None else value <= obj.jitter}

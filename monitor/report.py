@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from . import __version__
 from .config import Config
-from .credits import contract_credit
+from .credits import contract_credit, display_pct
 from .intervals import clip
 from .monthly import ContractMonth, compute_month, load_month
 from .periods import local_to_ms, parse_month, to_ms
@@ -40,9 +40,11 @@ def _iso(ms_or_s: float | None, tz: str = "UTC", ms: bool = False) -> str | None
 
 
 def _pct(frac: Fraction | None) -> str | None:
+    """A ratio as a percentage with 4 decimals, truncated: a month just short of its objective never shows
+    the objective itself."""
     if frac is None:
         return None
-    return str((Decimal(frac.numerator) * 100 / Decimal(frac.denominator)).quantize(Decimal("0.0001")))
+    return str(display_pct(frac * 100, 4))
 
 
 def previous_months(month: str, n: int) -> list[str]:
@@ -151,7 +153,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                             "met": obj.get("latency", {}).get("met")},
                 "loss": {"value_pct": None if r.loss is None else r.loss * 100,
                          "target_pct": None if contract.objectives.loss is None else str(contract.objectives.loss),
-                         "met": obj.get("loss", {}).get("met")},
+                         "met": obj.get("loss", {}).get("met"), "basis": r.loss_basis},
                 "jitter": {"mean_s": r.jitter_mean, "max_s": r.jitter_max if r.jitter_count else None,
                            "target_s": contract.objectives.jitter, "met": obj.get("jitter", {}).get("met")},
                 "voice": obj.get("voice"),
@@ -192,7 +194,8 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
             "period": {"start": _iso(period.start_ms, contract.timezone, ms=True),
                        "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds},
             "availability": {"objective_pct": str(contract.objectives.availability), "value_pct": _pct(cm.ratio),
-                             "met": cm.met, "eligible_s": cm.eligible_ms / 1000, "downtime_s": cm.downtime_ms / 1000},
+                             "met": cm.met, "eligible_s": cm.eligible_ms / 1000, "downtime_s": cm.downtime_ms / 1000,
+                             "exact": None if cm.ratio is None else f"{cm.ratio.numerator}/{cm.ratio.denominator}"},
             "credits": {
                 "basis": credit.basis, "combine": credit.combine, "fees": str(credit.fees),
                 "cap_pct": None if credit.cap_pct is None else str(credit.cap_pct),

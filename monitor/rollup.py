@@ -7,6 +7,16 @@ objective, cycles meeting delay, jitter and loss). Cycles inside a
 maintenance window count only in ``maintenance``; they are left out of the
 quality figures.
 
+Loss has one definition: packets lost over packets sent in the cycles where the
+circuit answered (at least one reply), outside maintenance. A cycle of an outage
+is availability's business; counting its packets as lost too would count the
+same failure twice towards the termination clause. The figure, its ``met``, the
+loss credit (the share of those same cycles within the objective) and the
+chronic count all use it. ``sent``/``received`` keep every packet, for
+operations; ``answered_sent``/``answered_received`` hold the ones that count.
+Rollups written before this rule have no such counters; their loss falls back
+to every packet, and says so (``loss_basis``).
+
 The in-memory accumulator of the current hour and month is the state; each
 flush writes a snapshot of it (overwrite, no read-modify-write). On restart
 the snapshots are loaded back, so nothing already rolled up is recomputed.
@@ -17,6 +27,7 @@ from __future__ import annotations
 import math
 import struct
 from dataclasses import dataclass, field
+from fractions import Fraction
 
 from .sketch import RttSketch, read_varint, write_varint
 
@@ -40,7 +51,7 @@ class VoiceSample:
 _INTS = ("cycles", "good", "bad", "unknown", "maintenance", "sent", "received", "jitter_count",
          "mos_count", "mos_below", "quality_count", "delay_ok", "jitter_ok", "loss_ok", "latency_ok")
 _D2 = struct.Struct("<dd")
-_HAS_JITTER, _HAS_VOICE = 1, 2
+_HAS_JITTER, _HAS_VOICE, _HAS_ANSWERED = 1, 2, 4
 
 
 @dataclass(slots=True)
@@ -65,6 +76,9 @@ class Rollup:
     delay_ok: int = 0
     jitter_ok: int = 0
     loss_ok: int = 0
+    #: packets of the cycles that got at least one reply (None: a rollup from before the counters existed)
+    answered_sent: int | None = 0
+    answered_received: int | None = 0
 
     def add_cycle(self, verdict: str, in_maintenance: bool, sent: int | None, received: int | None,
                   rtts: list[float], jitter: float | None, voice: VoiceSample | None) -> None:
@@ -81,6 +95,9 @@ class Rollup:
         if sent:
             self.sent += sent
             self.received += received or 0
+            if received and self.answered_sent is not None and self.answered_received is not None:
+                self.answered_sent += sent
+                self.answered_received += received
         for r in rtts:
             self.rtt.add(r)
         if jitter is not None:
@@ -102,13 +119,32 @@ class Rollup:
     def merge(self, other: "Rollup") -> None:
         for name in (*_INTS, "mos_sum", "jitter_sum"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        if self.answered_sent is None or other.answered_sent is None:
+            self.answered_sent = self.answered_received = None  # a legacy part: the merge cannot tell
+        else:
+            self.answered_sent += other.answered_sent
+            self.answered_received += other.answered_received or 0
         self.rtt.merge(other.rtt)
         self.jitter_max = max(self.jitter_max, other.jitter_max)
         self.mos_min = min(self.mos_min, other.mos_min)
 
     @property
+    def loss_fraction(self) -> Fraction | None:
+        """The month's loss, exact: lost / sent over the cycles that got a reply (see the module's rule)."""
+        if self.answered_sent is None or self.answered_received is None:
+            return None if self.sent == 0 else Fraction(self.sent - self.received, self.sent)
+        return None if self.answered_sent == 0 else Fraction(self.answered_sent - self.answered_received,
+                                                             self.answered_sent)
+
+    @property
     def loss(self) -> float | None:
-        return None if self.sent == 0 else (self.sent - self.received) / self.sent
+        value = self.loss_fraction
+        return None if value is None else float(value)
+
+    @property
+    def loss_basis(self) -> str:
+        return "every packet (rolled up before the one-definition rule)" if self.answered_sent is None else \
+            "packets of cycles that got a reply, outside maintenance"
 
     @property
     def mos_mean(self) -> float | None:
@@ -121,7 +157,8 @@ class Rollup:
     # -- encoding: counts as varints, sums only where present, the sketch apart ------------
     def counts_blob(self) -> bytes:
         out = bytearray()
-        flags = (_HAS_JITTER if self.jitter_count else 0) | (_HAS_VOICE if self.mos_count else 0)
+        flags = (_HAS_JITTER if self.jitter_count else 0) | (_HAS_VOICE if self.mos_count else 0) | \
+            (_HAS_ANSWERED if self.answered_sent is not None else 0)
         out.append(flags)
         for name in _INTS:
             write_varint(getattr(self, name), out)
@@ -129,6 +166,9 @@ class Rollup:
             out += _D2.pack(self.jitter_sum, self.jitter_max)
         if flags & _HAS_VOICE:
             out += _D2.pack(self.mos_sum, self.mos_min)
+        if flags & _HAS_ANSWERED:
+            write_varint(self.answered_sent or 0, out)
+            write_varint(self.answered_received or 0, out)
         return bytes(out)
 
     @classmethod
@@ -143,5 +183,11 @@ class Rollup:
             pos += _D2.size
         if flags & _HAS_VOICE:
             r.mos_sum, r.mos_min = _D2.unpack_from(counts, pos)
+            pos += _D2.size
+        if flags & _HAS_ANSWERED:
+            r.answered_sent, pos = read_varint(counts, pos)
+            r.answered_received, pos = read_varint(counts, pos)
+        else:
+            r.answered_sent = r.answered_received = None
         r.rtt = RttSketch.from_bytes(rtt)
         return r

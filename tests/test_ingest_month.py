@@ -109,7 +109,38 @@ def test_quality_objectives(month):
     _, [c1] = month
     obj = c1.targets[0].objectives
     assert obj["latency"]["value_s"] == pytest.approx(0.030, rel=RELATIVE_ACCURACY) and obj["latency"]["met"] is True
-    assert obj["loss"]["value_pct"] == pytest.approx(100 * 27 / ((8640 - 36) * 3)) and obj["loss"]["met"] is True
+    # the 27 packets of the 9 outage cycles are availability's business, not loss (one definition: rollup.py)
+    assert obj["loss"]["value_pct"] == 0.0 and obj["loss"]["met"] is True
+    assert c1.targets[0].rollup.answered_sent == (8640 - 24 - 12 - 9) * 3
+
+
+def test_loss_has_one_definition_for_figure_met_credit_and_termination():
+    """Defect: a 5 h outage in a 99 % month marked loss as missed (and reached the termination right) while the
+    loss credit said 100 % compliance. Now the figure, met and the credit count the same cycles."""
+    from monitor.credits import compliance
+    from monitor.monthly import _objective_figures
+    from monitor.rollup import Rollup, VoiceSample
+    from monitor.sla import Availability
+
+    config = parse_config({**CONFIG, "contracts": [{**CONFIG["contracts"][0],
+                                                    "objectives": {"availability": "99%", "loss": "1%"}}]})
+    contract, target = config.contracts[0], config.targets[0]
+    r = Rollup()
+    ok = VoiceSample(None, 5.0, False, True, True, True)
+    for _ in range(8000):  # answered cycles: 10 packets, none lost
+        r.add_cycle("good", False, 10, 10, [0.01] * 10, None, ok)
+    for _ in range(600):  # a 5 h outage at 30 s: nothing came back
+        r.add_cycle("bad", False, 10, 0, [], None, None)
+    lossy = VoiceSample(None, 5.0, False, True, True, False)
+    for _ in range(40):  # answered, but 2 of 10 lost: outside the 1 % objective
+        r.add_cycle("good", False, 10, 8, [0.01] * 8, None, lossy)
+    figures = _objective_figures(contract, target, r, Availability(0, 1, 0, 0, 0, 0, "exclude", ()))
+    # lost 80 of the 80,400 packets of answered cycles: 0.0995 %, met; the 6,000 packets of the outage do not count
+    assert figures["loss"]["value_pct"] == pytest.approx(100 * 80 / 80_400) and figures["loss"]["met"] is True
+    assert compliance("loss", contract, None, r) == Fraction(8000 * 100, 8040)  # the same cycles, for the credit
+    # a rollup from before the rule (no answered-packet counters) keeps its old reading, and says so
+    old = Rollup.decode(bytes([0]) + r.counts_blob()[1:], r.rtt.to_bytes())  # flags 0: the old format
+    assert old.loss_basis.startswith("every packet")
 
 
 def test_unknown_and_events_are_stored_once(month):

@@ -114,8 +114,42 @@ def test_dst_month_uses_the_true_length(every_store, tmp_path):
     # 2,594 s of 2,595,600 s (30 days + 1 hour) is 99.90006 %: met, no credit.
     # A 30-day month (2,592,000 s) would give 99.89992 % and a wrong credit.
     assert c["period"]["seconds"] == 2_595_600
-    assert c["availability"]["value_pct"] == "99.9001" and c["availability"]["met"] is True
+    # displayed truncated (99.90006 -> 99.9000), never rounded up; the exact value is beside it
+    assert c["availability"]["value_pct"] == "99.9000" and c["availability"]["met"] is True
+    assert c["availability"]["exact"] == "1296503/1297800"  # = 2,593,006 / 2,595,600 reduced
     assert c["credits"]["total"] == "0.00"
+
+
+def test_a_month_just_below_a_tier_threshold_gets_the_tier(every_store):
+    """Defect: availability was rounded to 6 decimals before `value < below`, so 99.4999995 % got no credit."""
+    tiers = [{"below": "99.9%", "credit": "5%"}, {"below": "99.5%", "credit": "10%"}]
+    # 30 days = 2,592,000 s; 99.5 % allows 12,960 s of downtime; 12,960.013 s is 13 ms too much
+    start = ts(2026, 11, 10)
+    cfg, store = scenario(every_store, contract={"objectives": {"availability": "99.5%"}, "credit_tiers": tiers},
+                          outages=[("t1", start, start + 12_960.013)])
+    c = report(cfg, store)["contracts"][0]
+    assert c["availability"]["met"] is False
+    assert c["availability"]["value_pct"] == "99.4999"  # truncated: a miss never displays as 99.5000
+    [line] = c["credits"]["lines"]
+    assert (line["tier_below_pct"], line["credit_pct"], line["amount"]) == ("99.5", "10", "120.00")
+    # and exactly on the threshold: met, the 99.9 tier only
+    cfg, store = scenario(every_store, contract={"objectives": {"availability": "99.5%"}, "credit_tiers": tiers},
+                          outages=[("t1", start, start + 12_960)])
+    c = report(cfg, store)["contracts"][0]
+    assert c["availability"]["met"] is True and c["availability"]["value_pct"] == "99.5000"
+    assert [(x["tier_below_pct"], x["amount"]) for x in c["credits"]["lines"]] == [("99.9", "60.00")]
+
+
+@pytest.mark.parametrize("currency, fee, amount", [
+    ("XOF", "1200", "120"), ("UGX", "1200", "120"), ("PYG", "1200", "120"), ("XAF", "1205", "121"),
+    ("IQD", "1200.005", "120.001"), ("LYD", "1200.005", "120.001"), ("JPY", "1205", "121"), ("EUR", "1200.05", "120.01"),
+])
+def test_credit_amounts_use_the_iso_4217_minor_unit(every_store, currency, fee, amount):
+    tiers = [{"below": "99.9%", "credit": "10%"}]
+    start = ts(2026, 11, 10)
+    cfg, store = scenario(every_store, contract={"currency": currency, "monthly_fee": fee, "credit_tiers": tiers},
+                          outages=[("t1", start, start + 3 * 3600)])
+    assert report(cfg, store)["contracts"][0]["credits"]["total"] == amount
 
 
 def test_per_circuit_fees_and_rounding(every_store, tmp_path):

@@ -102,8 +102,17 @@ def _money(value: object) -> Decimal:
 
 
 def _currency(value: object) -> str:
+    """An active ISO 4217 code with a minor unit (from the iso4217 package's copy of the standard's list)."""
+    from iso4217 import Currency
+
     if not isinstance(value, str) or not re.match(r"^[A-Z]{3}$", value):
         raise _fail("must be an ISO 4217 currency code like EUR")
+    try:
+        currency = Currency(value)
+    except ValueError:
+        raise _fail("is not an ISO 4217 currency code") from None
+    if currency.exponent is None:
+        raise _fail("is an ISO 4217 code without a minor unit (a fund or commodity), not a billing currency")
     return value
 
 
