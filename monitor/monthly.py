@@ -9,6 +9,9 @@ Rules beyond :mod:`monitor.sla`:
 
 * Time before a target's first cycle, and after its last cycle (up to
   ``now``), is unknown: no evidence is no evidence.
+* Outage count, MTTR and longest outage count each outage's downtime that counts: an outage
+  wholly inside maintenance is not an outage of the month, and one that crosses a window edge
+  counts the part outside it.
 * A contract's availability combines its targets time-weighted: the sum of
   their eligible time and of their downtime.
 * Latency: the objective's percentile of every RTT of the month (from the
@@ -26,7 +29,7 @@ from fractions import Fraction
 from typing import Any
 
 from .config import Config, Contract, Target
-from .intervals import Interval, clip, normalize
+from .intervals import Interval, clip, intersect, normalize, total
 from .maintenance import expand_windows
 from .periods import Period, parse_month, to_ms
 from .rollup import Rollup
@@ -62,16 +65,30 @@ class TargetMonth:
     maintenance: list[Interval] = field(default_factory=list)
 
     @property
+    def counted_outages(self) -> list[int]:
+        """Each outage's downtime that counts (outside maintenance, and outside unknown time when that is
+        excluded), in ms; outages with none (wholly inside maintenance) are left out."""
+        counted = list(self.availability.downtime)
+        out = []
+        for o in self.outages:
+            ms = total(intersect([o], counted))
+            if ms > 0:
+                out.append(ms)
+        return out
+
+    @property
     def outage_count(self) -> int:
-        return len(self.outages)
+        return len(self.counted_outages)
 
     @property
     def mttr_s(self) -> float | None:
-        return sum(e - s for s, e in self.outages) / len(self.outages) / 1000 if self.outages else None
+        counted = self.counted_outages
+        return sum(counted) / len(counted) / 1000 if counted else None
 
     @property
     def longest_outage_s(self) -> float | None:
-        return max(e - s for s, e in self.outages) / 1000 if self.outages else None
+        counted = self.counted_outages
+        return max(counted) / 1000 if counted else None
 
 
 @dataclass(slots=True)

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from . import __version__
 from .config import Config
-from .credits import contract_credit, display_pct
+from .credits import contract_credit, display_pct, minor_unit
 from .intervals import clip
 from .monthly import ContractMonth, compute_month, load_month
 from .periods import local_to_ms, parse_month, to_ms
@@ -216,7 +216,10 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
 
 # --------------------------------------------------------------------------- CSV
 
-CSV_COLUMNS = ["month", "contract", "customer", "target", "kind", "timezone", "currency", "period_s", "maintenance_s",
+#: one row per target, then one ``row=contract`` row per contract that carries the contract's figures and its
+#: credit total; ``contract_credit_total`` is filled on that row only, so the column sums to the real credit.
+#: ``target_credit`` (target rows, ``credit_basis: target`` only) is each circuit's credit before the cap.
+CSV_COLUMNS = ["row", "month", "contract", "customer", "target", "kind", "timezone", "currency", "period_s", "maintenance_s",
                "unknown_s", "downtime_s", "availability_pct", "objective_pct", "met", "outages", "mttr_s",
                "longest_outage_s", "latency_p95_ms", "latency_met", "loss_pct", "jitter_mean_ms", "mos_mean", "mos_min",
                "target_credit", "contract_credit_total"]
@@ -231,10 +234,14 @@ def render_csv(report: dict) -> str:
         if c["credits"]["basis"] == "target":
             for line in c["credits"]["lines"]:
                 per_target[line["scope"]] = per_target.get(line["scope"], Decimal(0)) + Decimal(line["amount"])
+        digits = minor_unit(c["currency"])
         for t in c["targets"]:
             voice = t["voice"] or {}
+            target_credit = ""
+            if c["credits"]["basis"] == "target":
+                target_credit = str(per_target.get(t["id"], Decimal(0)).quantize(Decimal(1).scaleb(-digits)))
             writer.writerow({
-                "month": report["month"], "contract": c["id"], "customer": c["customer"], "target": t["id"],
+                "row": "target", "month": report["month"], "contract": c["id"], "customer": c["customer"], "target": t["id"],
                 "kind": t["kind"], "timezone": c["timezone"], "currency": c["currency"],
                 "period_s": t["period"]["seconds"], "maintenance_s": t["excluded_s"]["maintenance"],
                 "unknown_s": t["excluded_s"]["unknown"], "downtime_s": t["downtime_s"],
@@ -245,9 +252,16 @@ def render_csv(report: dict) -> str:
                 "latency_met": t["latency"]["met"], "loss_pct": t["loss"]["value_pct"],
                 "jitter_mean_ms": None if t["jitter"]["mean_s"] is None else round(t["jitter"]["mean_s"] * 1000, 3),
                 "mos_mean": voice.get("mos_mean"), "mos_min": voice.get("mos_min"),
-                "target_credit": str(per_target.get(t["id"], Decimal(0))) if c["credits"]["basis"] == "target" else "",
-                "contract_credit_total": c["credits"]["total"],
+                "target_credit": target_credit, "contract_credit_total": "",
             })
+        writer.writerow({
+            "row": "contract", "month": report["month"], "contract": c["id"], "customer": c["customer"], "target": "",
+            "kind": "", "timezone": c["timezone"], "currency": c["currency"],
+            "period_s": c["period"]["seconds"], "downtime_s": c["availability"]["downtime_s"],
+            "availability_pct": c["availability"]["value_pct"], "objective_pct": c["availability"]["objective_pct"],
+            "met": c["availability"]["met"], "outages": sum(t["outages"]["count"] for t in c["targets"]),
+            "contract_credit_total": c["credits"]["total"],
+        })
     return out.getvalue()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from decimal import Decimal
 import io
 import json
 import shutil
@@ -120,6 +121,19 @@ def test_dst_month_uses_the_true_length(every_store, tmp_path):
     assert c["credits"]["total"] == "0.00"
 
 
+def test_outages_wholly_inside_maintenance_are_not_outages_of_the_month(every_store):
+    """Defect: an outage inside a window counted in the outage count, MTTR and longest (1, 3600 s, 100 %)."""
+    window = {"name": "m", "start": "2026-11-08T02:00:00", "end": "2026-11-08T04:00:00"}
+    cfg, store = scenario(every_store, contract={"maintenance": [window]},
+                          outages=[("t1", ts(2026, 11, 8, 2, 30), ts(2026, 11, 8, 3, 30)),  # wholly inside
+                                   ("t1", ts(2026, 11, 8, 3, 30), ts(2026, 11, 8, 4, 30)),  # half outside
+                                   ("t1", ts(2026, 11, 9), ts(2026, 11, 9, 0, 10))])  # outside
+    t = report(cfg, store)["contracts"][0]["targets"][0]
+    assert t["outages"]["count"] == 2
+    assert t["outages"]["longest_s"] == 1800 and t["outages"]["mttr_s"] == (1800 + 600) / 2
+    assert t["downtime_s"] == 2400
+
+
 def test_a_month_just_below_a_tier_threshold_gets_the_tier(every_store):
     """Defect: availability was rounded to 6 decimals before `value < below`, so 99.4999995 % got no credit."""
     tiers = [{"below": "99.9%", "credit": "5%"}, {"below": "99.5%", "credit": "10%"}]
@@ -174,10 +188,25 @@ def test_chronic_failure_across_months(every_store, tmp_path):
 def test_csv_reads_back(every_store, tmp_path):
     cfg, store = scenario(every_store, targets=("t1", "t2"), outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
     rows = list(csv.DictReader(io.StringIO(render_csv(report(cfg, store)))))
-    assert [(r["contract"], r["target"]) for r in rows] == [("c1", "t1"), ("c1", "t2")]
+    assert [(r["row"], r["contract"], r["target"]) for r in rows] == [("target", "c1", "t1"), ("target", "c1", "t2"),
+                                                                     ("contract", "c1", "")]
     assert rows[0]["availability_pct"] == "99.5833" and rows[0]["downtime_s"] == "10800.0" and rows[0]["met"] == "False"
     # the contract combines both targets: (5,184,000 - 10,800) / 5,184,000 = 99.79 % -> 5 % of 1200.00
-    assert rows[1]["availability_pct"] == "100.0000" and rows[0]["contract_credit_total"] == "60.00"
+    assert rows[1]["availability_pct"] == "100.0000" and rows[2]["availability_pct"] == "99.7916"
+    # defect: the total stood on every target row, so the column summed to twice the credit
+    assert [r["contract_credit_total"] for r in rows] == ["", "", "60.00"]
+    assert sum(Decimal(r["contract_credit_total"] or 0) for r in rows) == Decimal("60.00")
+    assert [r["target_credit"] for r in rows] == ["", "", ""]  # the contract is credited, not its circuits
+
+
+def test_csv_target_basis_credits_each_circuit_in_its_minor_unit(every_store):
+    cfg, store = scenario(every_store, contract={"credit_basis": "target", "credit_cap": "2%"}, targets=("t1", "t2"),
+                          target_fees={"t1": "99.99", "t2": "50.00"},
+                          outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+    rows = list(csv.DictReader(io.StringIO(render_csv(report(cfg, store)))))
+    # t1 5 % of 99.99 = 5.00; t2 no credit shows 0.00, not 0; the cap (2 % of 149.99 = 3.00) applies to the total
+    assert [(r["target"], r["target_credit"], r["contract_credit_total"]) for r in rows] == [
+        ("t1", "5.00", ""), ("t2", "0.00", ""), ("", "", "3.00")]
 
 
 def chromium():
@@ -256,7 +285,7 @@ targets:
     assert [t["id"] for t in targets] == ["lo1", "lo2"]
     assert all(t["cycles"]["good"] >= 2 and t["downtime_s"] == 0 for t in targets)
     assert targets[1]["voice"]["mos_mean"] > 4.0
-    assert len(list(csv.DictReader(outputs["csv"].open()))) == 2
+    assert [r["row"] for r in csv.DictReader(outputs["csv"].open())] == ["target", "target", "contract"]
     assert outputs["html"].read_text().count("data:image/png;base64,") == 2
     if "pdf" in outputs:
         assert outputs["pdf"].read_bytes()[:5] == b"%PDF-"
