@@ -23,6 +23,13 @@ Rules (documented for billing; tested against hand-computed scenarios):
   percentages are truncated (never rounded up), so a missed objective never
   displays as met.
 * Amounts are Decimal, rounded half-up to the currency's minor unit.
+* Coverage: a credit judged on too little evidence is not final. Below the
+  contract's ``credit_min_coverage`` (90 % by default) of measured time (the
+  time outside maintenance that has evidence; see ``TargetMonth.coverage``)
+  the credit is *provisional*, with the reason, or withheld (0) under
+  ``credit_low_coverage: withhold``. Per contract under ``credit_basis:
+  contract``, per circuit under ``target``. A month still in progress is
+  below it until enough of the month has passed.
 """
 
 from __future__ import annotations
@@ -123,6 +130,10 @@ class ContractCredit:
     lines: list[CreditLine]
     uncapped: Decimal
     total: Decimal
+    #: "final", "provisional" (too little evidence) or "withheld" (too little evidence, policy withhold)
+    status: str = "final"
+    #: why the credit is not final, per scope ("contract" or a target id)
+    coverage_notes: list[str] = field(default_factory=list)
 
     @property
     def capped(self) -> bool:
@@ -152,18 +163,31 @@ def _judge(scope: str, contract: Contract, fee: Decimal, availability: Fraction 
     return lines, min(pct, Decimal(100))
 
 
+def _low_coverage(scope: str, coverage: Fraction | None, minimum: Decimal) -> str | None:
+    if coverage is not None and coverage * 100 >= Fraction(minimum):
+        return None
+    shown = "no" if coverage is None else f"{display_pct(coverage * 100, 2)} %"
+    return (f"{scope}: {shown} of the time outside maintenance has evidence, below the minimum of {minimum} % "
+            "(unknown time, a circuit not yet monitored, or the month still running)")
+
+
 def contract_credit(contract: Contract, targets: list, combined_availability: Fraction | None,
                     combined_rollup: Rollup, target_fees: dict[str, Decimal | None],
-                    evidence: dict[str, list[dict]]) -> ContractCredit:
+                    evidence: dict[str, list[dict]], combined_coverage: Fraction | None = None) -> ContractCredit:
     """``targets``: the contract's TargetMonth figures (monitor.monthly)."""
     lines: list[CreditLine] = []
-    uncapped = Decimal(0)
+    uncapped = money(Decimal(0), contract.currency)
+    notes: list[str] = []
+    withhold = contract.credit_low_coverage == "withhold"
     if contract.credit_basis == "contract":
         fees = contract.monthly_fee
         all_evidence = [e for t in targets for e in evidence.get(t.target, [])]
         new, pct = _judge("contract", contract, fees, combined_availability, combined_rollup, all_evidence)
         lines += new
-        uncapped = money(fees * pct / 100, contract.currency)
+        note = _low_coverage("contract", combined_coverage, contract.credit_min_coverage) if new else None
+        if note:
+            notes.append(note)
+        uncapped = money(Decimal(0) if note and withhold else fees * pct / 100, contract.currency)
     else:
         fees = Decimal(0)
         for t in targets:
@@ -171,9 +195,13 @@ def contract_credit(contract: Contract, targets: list, combined_availability: Fr
             fees += fee
             new, pct = _judge(t.target, contract, fee, t.availability.ratio, t.rollup, evidence.get(t.target, []))
             lines += new
-            uncapped += money(fee * pct / 100, contract.currency)
+            note = _low_coverage(t.target, t.coverage, contract.credit_min_coverage) if new else None
+            if note:
+                notes.append(note)
+            uncapped += money(Decimal(0) if note and withhold else fee * pct / 100, contract.currency)
     total = uncapped
     if contract.credit_cap is not None:
         total = min(total, money(fees * contract.credit_cap / 100, contract.currency))
+    status = "final" if not notes else "withheld" if withhold else "provisional"
     return ContractCredit(contract.credit_basis, contract.credit_combine, contract.currency, fees,
-                          contract.credit_cap, lines, uncapped, total)
+                          contract.credit_cap, lines, uncapped, total, status, notes)

@@ -65,6 +65,14 @@ class TargetMonth:
     maintenance: list[Interval] = field(default_factory=list)
 
     @property
+    def coverage(self) -> Fraction | None:
+        """The measured share of the time outside maintenance: unknown time (no evidence, the future,
+        before the first cycle) is what is not measured. None when all of it is maintenance."""
+        a = self.availability
+        base = a.period_ms - a.maintenance_ms
+        return None if base <= 0 else Fraction(base - a.unknown_ms, base)
+
+    @property
     def counted_outages(self) -> list[int]:
         """Each outage's downtime that counts (outside maintenance, and outside unknown time when that is
         excluded), in ms; outages with none (wholly inside maintenance) are left out."""
@@ -108,6 +116,13 @@ class ContractMonth:
     def met(self) -> bool | None:
         r = self.ratio
         return None if r is None else r * 100 >= Fraction(self.objective_pct)
+
+    @property
+    def coverage(self) -> Fraction | None:
+        """The targets' measured time over their time outside maintenance, combined."""
+        base = sum(t.availability.period_ms - t.availability.maintenance_ms for t in self.targets)
+        unknown = sum(t.availability.unknown_ms for t in self.targets)
+        return None if base <= 0 else Fraction(base - unknown, base)
 
 
 def load_month(store, config: Config, month: str) -> MonthInputs:

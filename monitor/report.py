@@ -141,6 +141,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                 "id": tm.target, "kind": tm.kind,
                 "period": {"start": _iso(period.start_ms, contract.timezone, ms=True),
                            "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds},
+                "coverage_pct": _pct(tm.coverage),
                 "excluded_s": {"maintenance": a.maintenance_ms / 1000, "unknown": a.unknown_ms / 1000,
                                "total": a.excluded_ms / 1000, "unknown_policy": a.unknown_policy},
                 "downtime_s": a.downtime_ms / 1000,
@@ -162,7 +163,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                 "daily": _daily(tm, tm.down, tm.unknown, tm.maintenance, contract.timezone, contract.unknown_time),
             })
         fees = {t.id: t.monthly_fee for t in config.targets if t.contract == contract.id}
-        credit = contract_credit(contract, cm.targets, cm.ratio, combined, fees, evidence)
+        credit = contract_credit(contract, cm.targets, cm.ratio, combined, fees, evidence, cm.coverage)
         chronic = None
         if contract.chronic is not None:
             history = []
@@ -192,7 +193,10 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
             "id": contract.id, "customer": contract.customer, "provider": contract.provider,
             "timezone": contract.timezone, "currency": contract.currency,
             "period": {"start": _iso(period.start_ms, contract.timezone, ms=True),
-                       "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds},
+                       "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds,
+                       "month_to_date": to_ms(now) < period.end_ms,
+                       "up_to": _iso(min(to_ms(now), period.end_ms), contract.timezone, ms=True)},
+            "coverage_pct": _pct(cm.coverage),
             "availability": {"objective_pct": str(contract.objectives.availability), "value_pct": _pct(cm.ratio),
                              "met": cm.met, "eligible_s": cm.eligible_ms / 1000, "downtime_s": cm.downtime_ms / 1000,
                              "exact": None if cm.ratio is None else f"{cm.ratio.numerator}/{cm.ratio.denominator}"},
@@ -200,6 +204,8 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                 "basis": credit.basis, "combine": credit.combine, "fees": str(credit.fees),
                 "cap_pct": None if credit.cap_pct is None else str(credit.cap_pct),
                 "uncapped": str(credit.uncapped), "total": str(credit.total), "capped": credit.capped,
+                "status": credit.status, "min_coverage_pct": str(contract.credit_min_coverage),
+                "coverage_notes": credit.coverage_notes,
                 "lines": [{"scope": line.scope, "objective": line.objective,
                            "compliance_pct": None if line.compliance_pct is None else str(line.compliance_pct),
                            "tier_below_pct": str(line.tier_below_pct), "credit_pct": str(line.credit_pct),

@@ -121,6 +121,41 @@ def test_dst_month_uses_the_true_length(every_store, tmp_path):
     assert c["credits"]["total"] == "0.00"
 
 
+def test_credits_on_almost_no_data_are_provisional_or_withheld(every_store):
+    """Defect: 70 minutes of monitoring gave 88.27 % and a 25 % credit with nothing saying 99.8 % of the month
+    was unknown; under unknown_time: downtime a circuit added on the 15th got the top tier."""
+    first = ts(2026, 11, 30, 22)  # monitored for the last 2 hours of the month
+    cfg, store = scenario(every_store, first=first, outages=[("t1", first + 600, first + 1500)])
+    c = report(cfg, store)["contracts"][0]
+    assert c["credits"]["total"] == "300.00"  # 25 %: 900 s of 7,200 s is 87.5 %
+    assert c["credits"]["status"] == "provisional" and c["coverage_pct"] == "0.2777"
+    assert "0.27 % of the time outside maintenance has evidence, below the minimum of 90" in c["credits"]["coverage_notes"][0]
+    assert c["targets"][0]["coverage_pct"] == "0.2777" and c["period"]["month_to_date"] is False
+
+    cfg, store = scenario(every_store, first=first, outages=[("t1", first + 600, first + 1500)],
+                          contract={"credit_low_coverage": "withhold"})
+    c = report(cfg, store)["contracts"][0]
+    assert (c["credits"]["status"], c["credits"]["total"]) == ("withheld", "0.00")
+    assert c["credits"]["lines"][0]["credit_pct"] == "25"  # the tier it would reach stays visible
+
+    # unknown time as downtime: a circuit added on the 15th is judged provisional, not paid the top tier
+    cfg, store = scenario(every_store, first=ts(2026, 11, 15), contract={"unknown_time": "downtime"})
+    c = report(cfg, store)["contracts"][0]
+    assert c["credits"]["lines"] and c["credits"]["status"] == "provisional"
+
+    # a full month of evidence: final
+    cfg, store = scenario(every_store, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+    c = report(cfg, store)["contracts"][0]
+    assert c["credits"]["status"] == "final" and c["coverage_pct"] == "100.0000"
+
+
+def test_a_month_in_progress_is_titled_month_to_date(every_store):
+    cfg, store = scenario(every_store, last=ts(2026, 11, 10))
+    r = build_report(store, cfg, "2026-11", now=ts(2026, 11, 10, 12))
+    c = r["contracts"][0]
+    assert c["period"]["month_to_date"] is True and c["period"]["up_to"] == "2026-11-10T12:00:00+00:00"
+
+
 def test_outages_wholly_inside_maintenance_are_not_outages_of_the_month(every_store):
     """Defect: an outage inside a window counted in the outage count, MTTR and longest (1, 3600 s, 100 %)."""
     window = {"name": "m", "start": "2026-11-08T02:00:00", "end": "2026-11-08T04:00:00"}

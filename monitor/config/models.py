@@ -240,6 +240,9 @@ class Contract(_Model):
     credit_tiers: list[CreditTier] = Field(default_factory=list)
     credit_cap: Percent | None = None
     credit_combine: Literal["sum", "max"] = "max"
+    #: below this measured share of the eligible time, credits are provisional (or withheld)
+    credit_min_coverage: Percent = Decimal("90")
+    credit_low_coverage: Literal["provisional", "withhold"] = "provisional"
     unknown_time: Literal["exclude", "downtime"] = "exclude"
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     escalation: list[EscalationTier] = Field(default_factory=list)
