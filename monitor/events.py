@@ -39,11 +39,15 @@ class BreachEvent:
         return asdict(self)
 
 
-def outage_event(kind: str, contract: str, target: str, at: float, interval_start: float | None) -> BreachEvent:
-    """Outage or degradation start/end; keyed by target and the interval's start (ms)."""
+def outage_event(kind: str, contract: str, target: str, at: float, interval_start: float | None,
+                 cause: str | None = None) -> BreachEvent:
+    """Outage or degradation start/end; keyed by target and the interval's start (ms). ``cause``: the first bad
+    cycle's reason (no reply, an interface down), for the ticket."""
     start = at if kind.endswith("started") else interval_start
     key = f"{kind}:{target}:{int(round((start or at) * 1000))}"
     data = {"start": start, "end": at if kind.endswith("ended") else None}
+    if cause:
+        data["cause"] = cause
     return BreachEvent(kind, contract, target, at, key, data)  # type: ignore[arg-type]
 
 

@@ -124,7 +124,9 @@ class Ingestor:
             live.pending_events.clear()
         for tr in outcome.transitions:
             if tr.event != "state_changed":
-                batch.events.append(outage_event(tr.event, target.contract, target.id, tr.at, tr.interval_start))
+                cause = (live.first_bad or {}).get("reason") if tr.event == "outage_started" else None
+                batch.events.append(outage_event(tr.event, target.contract, target.id, tr.at, tr.interval_start,
+                                                 cause))
 
         in_maint = self.in_maintenance(target, started)
         live.in_maintenance = in_maint

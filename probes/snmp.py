@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,7 +93,20 @@ class SnmpResult(ProbeResult):
 
     def circuit_down(self, selectors: list[str]) -> bool:
         """An administratively up (1) and operationally down (2) selected interface: the circuit is down."""
-        return any(c.get("ifAdminStatus") == 1 and c.get("ifOperStatus") == 2 for c in self.selected(selectors).values())
+        return bool(self.down_interfaces(selectors))
+
+    def down_interfaces(self, selectors: list[str]) -> list[str]:
+        """The selected interfaces that are administratively up and operationally down, by name."""
+        return [f"{c.get('ifName') or c.get('ifDescr') or 'interface'} (ifIndex {index})"
+                for index, c in sorted(self.selected(selectors).items())
+                if c.get("ifAdminStatus") == 1 and c.get("ifOperStatus") == 2]
+
+    def cause(self, selectors: list[str]) -> str | None:
+        """The circuit-down cause in words, for the cycle, the outage evidence and the ticket."""
+        down = self.down_interfaces(selectors)
+        if not down:
+            return None
+        return f"{', '.join(down)} administratively up but operationally down (SNMP ifOperStatus)"
 
     def to_dict(self) -> dict[str, Any]:
         out = ProbeResult.to_dict(self)
@@ -343,7 +357,9 @@ async def snmp_probe(target_id: str, address: str, settings: Any, *, context: An
                     scalars.update({f"{name}.{key}": value for key, value in got.items()})
                 for table, columns in tables_wanted.items():
                     tables[table] = await _walk(session, columns)
-        return result(True, None)
+        answered = result(True, None)
+        # the agent answered (ok); a selected interface down is the circuit's cause, kept as the reason
+        return dataclasses.replace(answered, reason=answered.cause(list(settings.interfaces or [])))
     except _Failed as failed:
         return result(False, str(failed))
     finally:

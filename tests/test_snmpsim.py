@@ -90,6 +90,11 @@ def test_many_simulated_agents_each_answer_with_their_own_data():
         # the selected circuit (ge-0/0/2) is admin up / oper down on every tenth agent: an outage of that circuit
         assert out.verdict == ("bad" if i % 10 == 3 else "good")
         assert (lives[f"t{i}"].tracker.state == "down") == (i % 10 == 3)
+        if i % 10 == 3:  # the outage has its cause in the cycle and the evidence (it was null)
+            assert snmp.reason and "ge-0/0/2 (ifIndex 2) administratively up but operationally down" in snmp.reason
+            assert lives[f"t{i}"].first_bad["reason"] == snmp.reason
+        else:
+            assert snmp.reason is None
 
 
 def run_polls(sim: SnmpSim, cfg, lives, waits: list[float], between=None) -> list:

@@ -273,7 +273,9 @@ class Ledger:
     @staticmethod
     def _describe(event: BreachEvent) -> str:
         if event.kind == "outage_started":
-            return f"{event.target} down since {_stamp(event.at)} (dated from the first failed probe cycle)"
+            cause = event.data.get("cause")
+            return (f"{event.target} down since {_stamp(event.at)} (dated from the first failed probe cycle)"
+                    + (f"; cause: {cause}" if cause else ""))
         if event.kind == "degradation_started":
             return f"{event.target} outside its quality objective since {_stamp(event.at)}"
         if event.kind == "budget_burn":
