@@ -282,25 +282,41 @@ def _chart_png(target: dict, objective_pct: float) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    days = [d["date"][8:] for d in target["daily"]]
-    values = [float(d["availability_pct"]) if d["availability_pct"] is not None else float("nan") for d in target["daily"]]
+    # numeric day positions on a fixed month axis: a day's bar stands at its day even when the month has one
+    # day of data (defect: categories made a single day fill the axis)
+    n_days = len(target["daily"])
+    xs = list(range(1, n_days + 1))
+    values = [float(d["availability_pct"]) if d["availability_pct"] is not None else None for d in target["daily"]]
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 3.6), gridspec_kw={"height_ratios": [3, 1]})
-    colours = ["#c0392b" if v < objective_pct else "#27ae60" for v in values]
-    ax1.bar(days, [max(v, 0) for v in values], color=colours)
-    low = min([v for v in values if v == v] + [objective_pct])
-    ax1.set_ylim(max(0, low - (100 - low) * 0.5 - 0.01), 100.0)
+    known = [(x, v) for x, v in zip(xs, values) if v is not None]
+    low = min([v for _, v in known] + [objective_pct])
+    floor = max(0, low - (100 - low) * 0.5 - 0.01)
+    ax1.bar([x for x, _ in known], [max(v, floor) - floor for _, v in known], bottom=floor, width=0.8,
+            color=["#c0392b" if v < objective_pct else "#27ae60" for _, v in known])
+    unknown_days = [x for x, v in zip(xs, values) if v is None]
+    if unknown_days:  # days without evidence: a grey band, not a gap that reads as "fine"
+        ax1.bar(unknown_days, [100 - floor] * len(unknown_days), bottom=floor, width=0.8, color="#d5d8dc",
+                label="no evidence")
+        ax1.legend(loc="lower left", fontsize=7, frameon=False)
+    ax1.set_xlim(0.5, n_days + 0.5)
+    ax1.set_ylim(floor, 100.0)
+    ax1.set_xticks(xs[::2] if n_days > 16 else xs)
     ax1.axhline(objective_pct, color="#34495e", linestyle="--", linewidth=1)
     ax1.set_ylabel("availability %")
     ax1.set_title(f"{target['id']}: daily availability (objective {objective_pct:g} %)", fontsize=10)
     ax1.tick_params(axis="x", labelsize=7)
-    ax2.set_xlim(0, target["period"]["seconds"])
+    seconds = target["period"]["seconds"]
+    ax2.set_xlim(0, seconds)
+    ax2.set_ylim(-0.5, 0.5)
     start = datetime.fromisoformat(target["period"]["start"]).timestamp()
     for o in target["outages"]["items"]:
         s = datetime.fromisoformat(o["start"]).timestamp() - start
-        ax2.barh(0, max(o["duration_s"], target["period"]["seconds"] / 2000), left=s, color="#c0392b")
+        # at least a 400th of the month wide, so a short outage is still seen
+        ax2.barh(0, max(o["duration_s"], seconds / 400), left=s, height=0.9, color="#c0392b")
     ax2.set_yticks([])
-    ax2.set_xticks([i * 86400 for i in range(0, int(target["period"]["seconds"] // 86400) + 1, 5)])
-    ax2.set_xticklabels([str(i + 1) for i in range(0, int(target["period"]["seconds"] // 86400) + 1, 5)], fontsize=7)
+    ticks = list(range(0, n_days, 5))
+    ax2.set_xticks([i * 86400 for i in ticks])
+    ax2.set_xticklabels([str(i + 1) for i in ticks], fontsize=7)
     ax2.set_title("downtime timeline (day of month)", fontsize=8)
     fig.tight_layout()
     buf = io.BytesIO()

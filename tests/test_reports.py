@@ -371,3 +371,30 @@ def test_daily_breakdown_agrees_with_the_month(every_store, tmp_path):
     assert all(days[f"2026-11-{d:02d}"]["availability_pct"] is None for d in range(1, 10))
     assert days["2026-11-10"]["availability_pct"] == "100.0000"
     assert days["2026-11-20"]["downtime_s"] == 10800 and sum(d["downtime_s"] for d in t["daily"]) == t["downtime_s"]
+
+
+def _red_columns(png_data_url: str, rows: slice) -> list[int]:
+    """x positions (pixels) of the chart's red (#c0392b) in the given band of rows."""
+    import base64
+
+    import matplotlib.image as mpimg
+    import numpy as np
+
+    img = mpimg.imread(io.BytesIO(base64.b64decode(png_data_url.split(",", 1)[1])), format="png")[rows, :, :3]
+    red = (np.abs(img[..., 0] - 0xC0 / 255) < 0.05) & (np.abs(img[..., 1] - 0x39 / 255) < 0.05)
+    return [int(x) for x in np.nonzero(red.any(axis=0))[0]]
+
+
+def test_charts_put_each_day_and_outage_where_it_belongs(every_store):
+    """Defect: the timeline was empty for circuits with outages, and one day's bar filled the whole month."""
+    from monitor.report import _chart_png
+
+    cfg, store = scenario(every_store, first=ts(2026, 11, 29, 12),
+                          outages=[("t1", ts(2026, 11, 30, 14), ts(2026, 11, 30, 15))])
+    t = report(cfg, store)["contracts"][0]["targets"][0]
+    png = _chart_png(t, 99.9)
+    bars = _red_columns(png, slice(0, 220))  # the daily chart (8 x 3.6 in at 90 dpi: 720 x 324 px)
+    assert bars and max(bars) - min(bars) < 720 / 30, "one day's bar is one day wide"
+    assert min(bars) > 720 * 0.8, "day 30 stands at the right end of the month axis"
+    line = _red_columns(png, slice(250, 324))  # the downtime timeline
+    assert line and min(line) > 720 * 0.8, "the outage of the 30th is drawn on the timeline"
