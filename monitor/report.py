@@ -391,8 +391,15 @@ h2{{border-bottom:2px solid #34495e}} img{{max-width:100%}}</style></head><body>
     return "".join(parts)
 
 
-def render_pdf(html_path: str, pdf_path: str) -> None:
-    """Print the HTML to PDF with headless Chromium (Debian's chromium)."""
+def render_pdf(html_path: str, pdf_path: str, timeout: float = 120.0) -> None:
+    """Print the HTML to PDF with headless Chromium (Debian's chromium).
+
+    V8 runs without its JIT (``--js-flags=--jitless``): the shipped unit's ``MemoryDenyWriteExecute=yes``
+    forbids writable-and-executable memory, and a JIT-ing V8 then cannot reserve its code range and hangs.
+    The report's HTML needs no fast JavaScript (its charts are PNG), so the interpreter is enough.
+    ``tests/test_reports.py`` prints a PDF under the kernel's own MDWE restriction (PR_SET_MDWE, which
+    systemd applies for that setting where the kernel has it).
+    """
     import shutil
     import subprocess
     import tempfile
@@ -402,12 +409,15 @@ def render_pdf(html_path: str, pdf_path: str) -> None:
     browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
     if browser is None:
         raise SlawatchError("PDF needs Chromium (apt-get install chromium); HTML, JSON and CSV do not")
+    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+               "--disable-component-update", "--disable-sync", "--no-first-run", "--js-flags=--jitless",
+               "--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", f"file://{html_path}"]
     with tempfile.TemporaryDirectory() as profile:
-        proc = subprocess.run(
-            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync", "--no-first-run", f"--user-data-dir={profile}",
-             "--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", f"file://{html_path}"],
-            capture_output=True, text=True, timeout=300)
+        try:
+            proc = subprocess.run([*command[:-3], f"--user-data-dir={profile}", *command[-3:]],
+                                  capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise SlawatchError(f"Chromium did not print the PDF within {timeout:.0f} s") from None
     import os
 
     if proc.returncode != 0 or not os.path.exists(pdf_path):

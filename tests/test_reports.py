@@ -9,6 +9,7 @@ import json
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 
@@ -290,10 +291,9 @@ def test_scheduled_run_under_a_controllable_clock(every_store, tmp_path):
     assert len(ReportSchedule(cfg, store, lambda: clock[0]).run_pending()) == 3
 
 
-def test_all_four_formats_from_a_real_run(write_config, tmp_path, icmp_mode):
-    db = tmp_path / "store.db"
+def test_all_four_formats_from_a_real_run(write_config, tmp_path, icmp_mode, stores):
     path = write_config(f"""
-storage: {{path: {db}, flush_interval: 200ms}}
+storage: {stores.yaml(flush_interval="200ms")}
 exporter: {{listen: "127.0.0.1:{free_port()}"}}
 contracts:
   - {{id: c1, customer: ACME, provider: ExampleTel, monthly_fee: "100.00", objectives: {{availability: 99.9%}},
@@ -398,3 +398,50 @@ def test_charts_put_each_day_and_outage_where_it_belongs(every_store):
     assert min(bars) > 720 * 0.8, "day 30 stands at the right end of the month axis"
     line = _red_columns(png, slice(250, 324))  # the downtime timeline
     assert line and min(line) > 720 * 0.8, "the outage of the 30th is drawn on the timeline"
+
+
+def _dsn_of(store) -> str:
+    return store.dsn
+
+
+def _deny_write_execute() -> None:
+    """The kernel's MemoryDenyWriteExecute (PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN): what the shipped unit's
+    MemoryDenyWriteExecute=yes applies (systemd uses this prctl where the kernel has it). Inherited by children."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(65, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_MDWE)")
+
+
+def _mdwe_available() -> bool:
+    r = subprocess.run([sys.executable, "-c", "import ctypes; l = ctypes.CDLL(None); raise SystemExit(l.prctl(65, 1, 0, 0, 0))"])
+    return r.returncode == 0
+
+
+def test_pdf_prints_under_memory_deny_write_execute(every_store, tmp_path, write_config):
+    """Defect: under the unit's MemoryDenyWriteExecute=yes, Chromium's V8 could not reserve its code range and
+    hung; slawatch waited 300 s. The report command runs here under the same kernel restriction."""
+    chromium()
+    if not shutil.which("pdftotext"):
+        pytest.skip("pdftotext is not installed (scripts/dev-setup installs poppler-utils)")
+    if not _mdwe_available():
+        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3+)")
+    cfg, store = scenario(every_store, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
+    path = write_config(f"""
+storage: {every_store.yaml(store.location if every_store.backend == "sqlite" else _dsn_of(store))}
+exporter: {{enabled: false}}
+contracts:
+  - {{id: c1, customer: Reseller Alliance, provider: ExampleTel, monthly_fee: "1200.00", currency: EUR,
+      objectives: {{availability: 99.9%}}, credit_tiers: [{{below: 99.9%, credit: 5%}}]}}
+targets:
+  - {{id: t1, contract: c1, kind: internet, address: 127.0.0.1, interval: 30s}}
+""")
+    out = tmp_path / "r.pdf"
+    t0 = time.monotonic()
+    r = subprocess.run(SLAWATCH + ["report", "-c", str(path), "--month", "2026-11", "--format", "pdf", "-o", str(out)],
+                       cwd=REPO, capture_output=True, text=True, timeout=180, preexec_fn=_deny_write_execute)
+    assert r.returncode == 0, r.stderr
+    assert time.monotonic() - t0 < 60
+    text = subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Reseller Alliance" in text and "missed" in text  # (2026-11 is still running here: month to date)
