@@ -89,6 +89,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(t)
     t.add_argument("id", type=int, nargs="?")
 
+    p = sub.add_parser("cluster", help="the cluster: nodes, sites, heartbeats, leader, shards")
+    _add_common(p)
+    csub = p.add_subparsers(dest="action", metavar="ACTION")
+    csub.required = True
+    c = csub.add_parser("status", help="every node with its site, heartbeat age, epoch, targets owned; the leader")
+    _add_common(c)
+    c.add_argument("--json", action="store_true")
+
     p = sub.add_parser("store", help="the evidence store: migrate, status, copy")
     _add_common(p)
     ssub = p.add_subparsers(dest="action", metavar="ACTION")
@@ -352,6 +360,45 @@ def cmd_tickets(args) -> int:
     return 2
 
 
+def cmd_cluster(args) -> int:
+    from .errors import ClusterError
+    from .store import open_store
+
+    config = load_config(args.config)
+    if config.cluster is None or config.storage.backend != "postgresql":
+        raise ClusterError(f"{args.config}: no cluster section (cluster: {{node, site}} with a postgresql store)")
+    delay, beat = config.cluster.failover_delay, config.cluster.heartbeat
+    store = open_store(config.storage, readonly=True)
+    try:
+        nodes = store.cluster_nodes()
+        leader = store.cluster_leader()
+    finally:
+        store.close()
+    leader_hash = next((n.config_hash for n in nodes if n.node == leader), None)
+    targets = {t.id: t for t in config.targets}
+    rows = []
+    for n in nodes:
+        state = "left" if n.left else "dead" if n.age >= delay else "lagging" if n.age > 2 * beat else "live"
+        rows.append({"node": n.node, "site": n.site, "state": state, "heartbeat_age_s": round(n.age, 3),
+                     "epoch": n.epoch, "targets_owned": n.owned if state in ("live", "lagging") else 0,
+                     "leader": n.node == leader, "version": n.version, "host": n.host, "pid": n.pid,
+                     "config_hash": n.config_hash,
+                     "config_differs": leader_hash is not None and n.config_hash != leader_hash})
+    live_sites = {r["site"] for r in rows if r["state"] in ("live", "lagging")}
+    uncovered = sorted({site for t in targets.values() if t.vantage for site in t.vantage.sites} - live_sites)
+    if args.json:
+        print(json.dumps({"leader": leader, "nodes": rows, "sites_without_live_node": uncovered}, indent=2))
+        return 0
+    print(f"leader: {leader or '-- none --'}")
+    print(f"{'NODE':<16} {'SITE':<12} {'STATE':<8} {'HEARTBEAT':>10} {'EPOCH':>6} {'TARGETS':>8}  CONFIG")
+    for r in rows:
+        print(f"{r['node']:<16} {r['site']:<12} {r['state']:<8} {r['heartbeat_age_s']:>9.1f}s {r['epoch']:>6} "
+              f"{r['targets_owned']:>8}  {'DIFFERS from the leader' if r['config_differs'] else r['config_hash']}")
+    for site in uncovered:
+        print(f"site {site}: no live node; its vantage of the targets that name it is unknown")
+    return 0
+
+
 def cmd_store(args) -> int:
     from .store import open_store, open_url
 
@@ -429,6 +476,7 @@ def _store_copy(args, open_url) -> int:
 
 COMMANDS = {
     "store": cmd_store,
+    "cluster": cmd_cluster,
     "check-config": cmd_check_config,
     "run": cmd_run,
     "probe": cmd_probe,

@@ -129,7 +129,8 @@ async def run_probes(target: Target, context: ProbeContext | None = None) -> lis
     return results
 
 
-def records_for(target: Target, outcome: CycleOutcome, live: TargetLive) -> tuple[list[CycleRecord], StateRecord, list[OutageRecord]]:
+def records_for(target: Target, outcome: CycleOutcome, live: TargetLive, node: str | None = None,
+                site: str | None = None) -> tuple[list[CycleRecord], StateRecord, list[OutageRecord]]:
     cycles = []
     for r in outcome.results:
         samples = None
@@ -153,6 +154,8 @@ def records_for(target: Target, outcome: CycleOutcome, live: TargetLive) -> tupl
                 rtt_median=getattr(r, "rtt_median", None),
                 jitter=getattr(r, "jitter", None),
                 samples=samples,
+                node=node,
+                site=site,
             )
         )
     tracker = live.tracker

@@ -115,6 +115,41 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.run_id: int | None = None
         self.probe_context = ProbeContext()
+        #: cluster membership (None: a single node, which owns every target and leads)
+        self.cluster = None
+
+    def _acquire(self, target: Target) -> TargetLive:
+        """This node now owns ``target``: continue from what the previous owner stored (its tracker, this hour's
+        and this month's rollups). The gap since its last stored cycle becomes unknown time at the next cycle."""
+        saved = self.store.load_states().get(target.id)
+        old = self.live.targets[target.id]
+        fresh = TargetLive(target=target.id, contract=target.contract, kind=target.kind,
+                           tracker=_tracker_for(target, saved.tracker if saved else None), objectives=old.objectives)
+        fresh.owned = True
+        self.ingestor.forget(target.id)
+        self.ingestor.preload(self.store, time.time(), only=target.id)
+        with self.live.lock:
+            self.live.targets[target.id] = fresh
+        return fresh
+
+    def _join_cluster(self) -> None:
+        from .cluster import ClusterMember, config_hash
+
+        cfg = self.config.cluster
+        assert cfg is not None
+        try:
+            raw = self.config_path.read_bytes()
+        except OSError:
+            raw = b""
+        self.cluster = ClusterMember(cfg, self.store, lambda: self.config.targets, config_hash(raw, cfg.node, cfg.site),
+                                     __version__)
+        self.cluster.start()
+        self.writer.fence = lambda: self.cluster.fence if self.cluster is not None else None
+        self.live.cluster = self.cluster
+
+    def _leads(self) -> bool:
+        """Whether this node runs the cluster-wide work (always, without a cluster)."""
+        return self.cluster is None or self.cluster.leader
 
     def _install_targets(self) -> None:
         saved = {k: v.tracker for k, v in self.store.load_states().items()}
@@ -144,6 +179,15 @@ class Daemon:
                 live = self.live.targets.get(target.id)
                 if live is None:
                     return
+                if self.cluster is not None:
+                    self.live.owned = self.cluster.owned if self.cluster.may_probe() else frozenset()
+                    if not self.cluster.owns(target.id):
+                        if live.owned:
+                            live.owned = False
+                            self.ingestor.forget(target.id)
+                        return  # another node probes it (or this one has no lease)
+                    if not live.owned:
+                        live = await asyncio.to_thread(self._acquire, target)
                 previous = live.tracker.last_cycle
                 outcome = await run_cycle(target, contract, live, self.probe_context, self.canary)
                 self.ingestor.ingest(self.writer.batch, target, outcome, live, previous)
@@ -170,6 +214,8 @@ class Daemon:
         self.probe_context.snmp_engine = SnmpEngineHolder()
         self.live.snmp_wire = self.probe_context.snmp_engine.wire
         self.probe_context.snmp_profiles = self.config.snmp_profiles
+        if self.config.cluster is not None:
+            await asyncio.to_thread(self._join_cluster)
         self.run_id = await asyncio.to_thread(self.store.begin_run, time.time(), __version__)
         await asyncio.to_thread(self.ingestor.preload, self.store, time.time())
         self._install_targets()
@@ -218,8 +264,15 @@ class Daemon:
 
     async def _evaluate_sla(self) -> None:
         """Month-to-date figures for the exporter, and budget-burn / breach events into the store."""
+        if not self._leads():
+            self.live.set_sla({})
+            return
         await self.writer.flush()
-        coverage = {t.target: (t.tracker.first_cycle, t.tracker.last_cycle) for t in self.live.snapshot()}
+        if self.cluster is not None:  # other nodes' targets: what they stored
+            states = await asyncio.to_thread(self.store.load_states)
+            coverage = {name: (st.tracker.get("first_cycle"), st.tracker.get("last_cycle")) for name, st in states.items()}
+        else:
+            coverage = {t.target: (t.tracker.first_cycle, t.tracker.last_cycle) for t in self.live.snapshot()}
         at = time.time()
         if self.writer.failing:
             return  # figures from a store that lacks the backlog would be stale; the last ones stay exported
@@ -279,11 +332,16 @@ class Daemon:
     async def _deliver_loop(self) -> None:
         while not self.stopping.is_set():
             try:
+                if not self._leads():
+                    self.live.ticket_counts, self.live.outbox_pending = {}, {}
+                    raise _NotLeader
                 await self.deliverer.run_once()
                 counts = await asyncio.to_thread(self._ticket_counts)
                 self.live.ticket_counts = counts
                 self.live.outbox_pending = await asyncio.to_thread(self.deliverer.pending)
                 self.live.delivery_failures = dict(self.deliverer.failures)
+            except _NotLeader:
+                pass
             except StoreError as exc:
                 self._store_failed("ticket delivery", exc)
             except Exception:
@@ -318,6 +376,8 @@ class Daemon:
         return {k: tuple(v) for k, v in out.items()}
 
     async def _escalate(self) -> None:
+        if not self._leads():
+            return
         try:
             await asyncio.to_thread(self.ledger.escalate, self.store)
         except StoreError as exc:
@@ -326,6 +386,8 @@ class Daemon:
             log.exception("escalation failed")
 
     async def _poll_acks(self) -> None:
+        if not self._leads():
+            return
         try:
             await self.deliverer.poll_acknowledgements()
             await self.deliverer.keep_alerts_firing()
@@ -339,6 +401,8 @@ class Daemon:
             log.warning("%s skipped: %s (said at most once a minute)", what, exc)
 
     async def _monthly_reports(self) -> None:
+        if not self._leads():
+            return
         try:
             if not await self.writer.flush():
                 return  # the store lacks the backlog: the run waits for the next start or cron run
@@ -349,6 +413,8 @@ class Daemon:
             log.exception("monthly report run failed; it is retried at the next start or run")
 
     async def _purge(self) -> None:
+        if not self._leads():
+            return
         now = time.time()
         storage = self.config.storage
         try:
@@ -457,6 +523,8 @@ class Daemon:
             except (asyncio.TimeoutError, asyncio.CancelledError):
                 pass
         await self.deliverer.aclose()
+        if self.cluster is not None:
+            await asyncio.to_thread(self.cluster.stop)
         if getattr(self, "traps", None) is not None:
             self.traps.close()
         if self.probe_context.icmp_engine is not None:
@@ -477,6 +545,10 @@ class Daemon:
         else:
             log.info("stopped cleanly")
         return lost
+
+
+class _NotLeader(Exception):
+    """Raised inside the delivery loop on a node that does not lead."""
 
 
 def _soon(seconds: float):

@@ -6,6 +6,8 @@ Catching it is enough to handle any expected failure; anything else is a bug.
     SlawatchError
     ├── ConfigError          the config file is missing or invalid (all problems listed)
     ├── StoreError           the store cannot be opened, migrated or written
+    │   └── FencedError      a cluster node's write refused: its lease is gone
+    ├── ClusterError         the cluster cannot be joined (duplicate node name, no PostgreSQL)
     ├── ProbeSetupError      a probe cannot run at all on this host (privileges, sockets)
     ├── NotYetImplemented    a capability that is planned but not built yet
     ├── TargetNotFound       a command named a target id that is not in the config
@@ -23,6 +25,8 @@ __all__ = [
     "SlawatchError",
     "ConfigError",
     "StoreError",
+    "FencedError",
+    "ClusterError",
     "ProbeSetupError",
     "NotYetImplemented",
     "TargetNotFound",
@@ -53,6 +57,17 @@ class ConfigError(SlawatchError):
 class StoreError(SlawatchError):
     """The store cannot be opened, migrated or written (a wrong DSN, a refused connection, bad credentials,
     a schema newer than this code, a non-empty copy target): exit 2, one line, never the password."""
+
+    exit_code = 2
+
+
+class FencedError(StoreError):
+    """A cluster node's write was refused: its lease expired or another instance took its name. The batch is
+    not written (another node owns those targets now); the node rejoins under a new epoch."""
+
+
+class ClusterError(SlawatchError):
+    """The cluster cannot be joined (a live node has the same name, the store is not PostgreSQL)."""
 
     exit_code = 2
 

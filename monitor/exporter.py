@@ -118,6 +118,7 @@ class SlawatchCollector(Collector):
             "slawatch_config_last_reload_success_timestamp_seconds", "Unix time of the last successful config load.", value=stats.config_reload_time
         )
         yield InfoMetricFamily("slawatch_build", "slawatch build information.", value={"version": __version__})
+        yield from self._cluster_metrics()
         tickets = GaugeMetricFamily("slawatch_tickets", "Tickets in the ledger by state and severity.", labels=["state", "severity"])
         for (state, severity), n in sorted(self.live.ticket_counts.items()):
             tickets.add_metric([state, severity], n)
@@ -201,6 +202,28 @@ class SlawatchCollector(Collector):
                                       value=traps.unknown_source)
             yield CounterMetricFamily("slawatch_snmp_traps_bad_credentials",
                                       "Traps dropped for a wrong community or wrong v3 credentials.", value=traps.bad_credentials())
+
+    def _cluster_metrics(self):
+        member = self.live.cluster
+        if member is None:
+            return
+        cfg = member.cfg
+        yield InfoMetricFamily("slawatch_cluster_node", "This node's name and site in the cluster.",
+                               value={"node": cfg.node, "site": cfg.site})
+        yield GaugeMetricFamily("slawatch_cluster_leader", "1 on the node that runs the cluster-wide work.",
+                                value=1 if member.leader else 0)
+        yield GaugeMetricFamily("slawatch_cluster_targets_owned", "Targets this node probes now.",
+                                value=len(member.owned) if member.may_probe() else 0)
+        yield GaugeMetricFamily("slawatch_cluster_epoch", "This node's fencing epoch.", value=member.epoch or 0)
+        yield CounterMetricFamily("slawatch_cluster_rejoins", "Times the lease was lost and the node rejoined.",
+                                  value=member.rejoins_total)
+        nodes = GaugeMetricFamily("slawatch_cluster_nodes", "Cluster members this node sees, by liveness.",
+                                  labels=["state"])
+        view = member.view
+        live = sum(1 for n in view if n.alive(cfg.failover_delay))
+        nodes.add_metric(["live"], live)
+        nodes.add_metric(["dead"], len(view) - live)
+        yield nodes
 
     def _sla_metrics(self, targets):
         sla = self.live.sla_snapshot()

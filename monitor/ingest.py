@@ -70,11 +70,20 @@ class Ingestor:
         self._maintenance_days.clear()
 
     # -- restart -----------------------------------------------------------------------
-    def preload(self, store, now: float) -> None:
-        """Load the current hour's and month's rollup snapshots, so a restart adds to them."""
+    def forget(self, target_id: str) -> None:
+        """Drop a target's in-memory rollups (another node owns it now; they are in the store)."""
+        for current in (self._hourly, self._monthly):
+            for key in [k for k in current if k[0] == target_id]:
+                del current[key]
+
+    def preload(self, store, now: float, only: str | None = None) -> None:
+        """Load the current hour's and month's rollup snapshots, so a restart adds to them (of one target with
+        ``only``: a cluster node that takes a target over continues its previous owner's rollups)."""
         hour = int(now // 3600 * 3600)
         months: dict[str, dict[str, Rollup]] = {}
         for target in self.config.targets:
+            if only is not None and target.id != only:
+                continue
             contract = self._contracts[target.contract]
             label = month_of(to_ms(now), contract.timezone).label
             if label not in months:
@@ -106,7 +115,9 @@ class Ingestor:
     def ingest(self, batch: Batch, target: Target, outcome: CycleOutcome, live: TargetLive,
                previous_cycle: float | None) -> None:
         contract = self._contracts[target.contract]
-        cycles, state, outages = records_for(target, outcome, live)
+        cluster = self.config.cluster
+        cycles, state, outages = records_for(target, outcome, live, cluster.node if cluster else None,
+                                             cluster.site if cluster else None)
         batch.cycles.extend(cycles)
         batch.states[target.id] = state
         batch.outages.extend(outages)

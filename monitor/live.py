@@ -58,6 +58,8 @@ class TargetLive:
     pending_events: list = field(default_factory=list)
     last_mos: float | None = None
     last_r: float | None = None
+    #: in a cluster: this node has taken the target over (loaded its stored state) and probes it
+    owned: bool = False
 
     def observe_rtts(self, rtts: list[float]) -> None:
         """Received RTTs of one burst, in sequence order."""
@@ -102,6 +104,10 @@ class LiveState:
         self.delivery_failures: dict[str, int] = {}
         #: (severity, acknowledge|resolve) -> (met, measured) for tickets opened this month
         self.response_met: dict[tuple[str, str], tuple[int, int]] = {}
+        #: in a cluster: the targets this node probes now (None: every target); only those are exported
+        self.owned: frozenset[str] | None = None
+        #: monitor.cluster.ClusterMember, for its metrics
+        self.cluster = None
         self.stats = SelfStats()
 
     def set_sla(self, results: dict) -> None:
@@ -114,8 +120,11 @@ class LiveState:
             self.targets = dict(entries)
 
     def snapshot(self) -> list[TargetLive]:
+        """The targets this node exports: every one, or in a cluster the ones it owns."""
         with self.lock:
-            return list(self.targets.values())
+            if self.owned is None:
+                return list(self.targets.values())
+            return [t for name, t in self.targets.items() if name in self.owned]
 
     def sla_snapshot(self) -> dict:
         with self.lock:

@@ -309,6 +309,11 @@ def _cross_check(raw: dict, problems: _Problems) -> None:
                         f"no such SNMP profile (known: {', '.join(sorted(profiles))})",
                         name,
                     )
+    if isinstance(raw.get("cluster"), dict):
+        storage = raw.get("storage") if isinstance(raw.get("storage"), dict) else {}
+        if storage.get("backend", "sqlite") != "postgresql":
+            problems.add(("cluster",), "a cluster needs the postgresql store (storage.backend: postgresql; got "
+                         f"{storage.get('backend', 'sqlite')!r})")
     reports = raw.get("reports")
     if isinstance(reports, dict) and isinstance(reports.get("mail_sink"), str):
         kinds = {s.get("name"): s.get("type") for s in raw.get("ticket_sinks") or [] if isinstance(s, dict)}

@@ -254,6 +254,22 @@ class Contract(_Model):
     grouping: GroupingRule | None = None
 
 
+class VantageConfig(_Model):
+    """Probe a target from several sites; it is down only when ``quorum`` of them see it down."""
+
+    sites: list[Identifier] = Field(min_length=1)
+    quorum: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _quorum(self) -> "VantageConfig":
+        if len(set(self.sites)) != len(self.sites):
+            raise PydanticCustomError("slawatch", "sites must not repeat")
+        if self.quorum > len(self.sites):
+            raise PydanticCustomError("slawatch", "quorum {q} is larger than the number of sites ({n})",
+                                      {"q": self.quorum, "n": len(self.sites)})
+        return self
+
+
 class Target(_Model):
     id: Identifier
     contract: str
@@ -268,6 +284,8 @@ class Target(_Model):
     monthly_fee: Money | None = None
     reference: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
+    #: in a cluster: the sites that probe this target (default: every site)
+    vantage: VantageConfig | None = None
 
     @model_validator(mode="after")
     def _has_probe(self) -> "Target":
@@ -425,8 +443,26 @@ class LoggingConfig(_Model):
     levels: dict[str, Literal["debug", "info", "warning", "error"]] = Field(default_factory=dict)
 
 
+class ClusterConfig(_Model):
+    """This node's place in a cluster of slawatch nodes sharing one PostgreSQL store."""
+
+    node: Identifier
+    site: Identifier
+    heartbeat: PositiveDuration = 2.0
+    failover_delay: PositiveDuration = 10.0
+
+    @model_validator(mode="after")
+    def _delays(self) -> "ClusterConfig":
+        if self.failover_delay < 3 * self.heartbeat:
+            raise PydanticCustomError("slawatch", "failover_delay must be at least 3 heartbeats ({h:g} s each)",
+                                      {"h": self.heartbeat})
+        return self
+
+
 class Config(_Model):
     version: Literal[1] = 1
+    #: several nodes against one PostgreSQL store (absent: a single node)
+    cluster: ClusterConfig | None = None
     storage: StorageConfig = Field(default_factory=StorageConfig)
     exporter: ExporterConfig = Field(default_factory=ExporterConfig)
     logging: LoggingConfig = Field(default_factory=LoggingConfig)

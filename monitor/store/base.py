@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from ..rollup import Rollup
 
 __all__ = ["Store", "TicketTx", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "UnknownRecord", "Batch",
-           "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES"]
+           "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "NodeInfo", "Fence"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +36,9 @@ class CycleRecord:
     rtt_median: float | None = None
     jitter: float | None = None
     samples: dict[str, Any] | None = None
+    #: in a cluster: the node that probed, and the site (vantage point) it probed from
+    node: str | None = None
+    site: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +109,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
     "targets": (("id", ""), ("name", "")),
     "target_state": (("target", ""), ("state", ""), ("since", "t"), ("updated", "t"), ("tracker", "j")),
     "cycles": (("target", ""), ("probe", ""), ("started", "t"), ("duration", ""), ("ok", "b"), ("verdict", ""),
-               ("reason", ""), ("sent", ""), ("received", ""), ("rtt_median", ""), ("jitter", ""), ("samples", "j")),
+               ("reason", ""), ("sent", ""), ("received", ""), ("rtt_median", ""), ("jitter", ""), ("samples", "j"),
+               ("node", ""), ("site", "")),
     "outages": (("id", ""), ("target", ""), ("contract", ""), ("kind", ""), ("start", "t"), ("end", "t"),
                 ("evidence", "j")),
     "unknown_intervals": (("id", ""), ("target", ""), ("start", "t"), ("end", "t"), ("reason", "")),
@@ -183,6 +187,38 @@ class Delivered:
     action: str
     external_id: str
     at: float
+
+
+@dataclass(frozen=True, slots=True)
+class NodeInfo:
+    """A cluster member as the database sees it; ``age`` is seconds since its last heartbeat (database clock)."""
+
+    node: str
+    site: str
+    instance: str
+    epoch: int
+    age: float
+    started: float
+    config_hash: str
+    version: str
+    host: str
+    pid: int
+    owned: int
+    left: bool
+
+    def alive(self, failover_delay: float) -> bool:
+        return not self.left and self.age < failover_delay
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """The fencing token a cluster node's writes carry: the write commits only while this instance holds an
+    unexpired lease (its heartbeat younger than ``failover_delay``) under this epoch."""
+
+    node: str
+    instance: str
+    epoch: int
+    failover_delay: float
 
 
 @dataclass(frozen=True, slots=True)

@@ -30,10 +30,11 @@ from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import StoreError
+from ..errors import ClusterError, FencedError, StoreError
 from ..events import BreachEvent
 from ..rollup import Rollup
-from .base import TABLES, Batch, CycleRecord, OutageRecord, RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord
+from .base import (TABLES, Batch, CycleRecord, Fence, NodeInfo, OutageRecord, RunRecord, StateRecord, StoreInfo,
+                   TicketTx, UnknownRecord)
 from .sql import Epoch, Exec, SqlTickets, SqlTicketTx
 
 __all__ = ["PostgresStore", "MIGRATIONS", "SCHEMA_VERSION", "safe_dsn"]
@@ -174,7 +175,31 @@ MIGRATIONS: list[str] = [
     CREATE INDEX outbox_due ON outbox (next_attempt) WHERE delivered IS NULL;
     """,
 ]
+MIGRATIONS.append(
+    # 2: clusters: the members with their leases and fencing epochs; the node and site of each cycle
+    """
+    ALTER TABLE cycles ADD COLUMN node text, ADD COLUMN site text;
+    CREATE SEQUENCE cluster_epoch;
+    CREATE TABLE cluster_nodes (
+        node text PRIMARY KEY,
+        site text NOT NULL,
+        instance text NOT NULL,          -- the running process (a new one per start)
+        epoch bigint NOT NULL,           -- fencing token: a new one at every (re)join
+        heartbeat timestamptz NOT NULL,  -- the database's clock, so node clocks cannot disagree on liveness
+        started timestamptz NOT NULL,
+        config_hash text NOT NULL,
+        version text NOT NULL,
+        host text NOT NULL,
+        pid integer NOT NULL,
+        owned integer NOT NULL DEFAULT 0,
+        left_at timestamptz
+    );
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)
+
+#: the advisory lock the cluster's leader holds on its own session
+LEADER_LOCK = 0x736C6178
 
 _DAY = 86400
 #: columns whose canonical form (TABLES) is computed from what PostgreSQL stores
@@ -393,12 +418,22 @@ class PostgresStore(SqlTickets):
             self._new_ids[name] = tid
         return tid
 
-    def write(self, batch: Batch, on_new_event: Callable[[TicketTx, BreachEvent], None] | None = None) -> None:
-        """Write the whole batch in one transaction; ``on_new_event(tx, event)`` runs inside it for each new event."""
+    def write(self, batch: Batch, on_new_event: Callable[[TicketTx, BreachEvent], None] | None = None,
+              fence: Fence | None = None) -> None:
+        """Write the whole batch in one transaction; ``on_new_event(tx, event)`` runs inside it for each new event.
+        With a ``fence`` (a cluster node's lease), the transaction first checks, holding the node's row, that the
+        lease is this instance's and unexpired: otherwise nothing is written and :class:`FencedError` is raised."""
         self._new_ids = {}
         self._new_partitions = set()
         with self._conn("write to") as conn, conn.transaction():
             with conn.cursor() as cur:
+                if fence is not None:
+                    cur.execute("SELECT 1 FROM cluster_nodes WHERE node = %s AND instance = %s AND epoch = %s"
+                                " AND left_at IS NULL AND clock_timestamp() - heartbeat < make_interval(secs => %s)"
+                                " FOR SHARE", (fence.node, fence.instance, fence.epoch, fence.failover_delay))
+                    if cur.fetchone() is None:
+                        raise FencedError(f"write refused: node {fence.node}'s lease (epoch {fence.epoch}) has expired"
+                                          " or another instance holds it")
                 self._write(conn, cur, batch, on_new_event)
         self._ids.update(self._new_ids)
         self._partitions |= self._new_partitions
@@ -408,11 +443,11 @@ class PostgresStore(SqlTickets):
         if batch.cycles:
             self._ensure_partitions(cur, [c.started for c in batch.cycles])
             with cur.copy("COPY cycles (target, probe, started, duration, ok, verdict, reason, sent, received,"
-                          " rtt_median, jitter, samples) FROM STDIN") as copy:
+                          " rtt_median, jitter, samples, node, site) FROM STDIN") as copy:
                 for c in batch.cycles:
                     copy.write_row((c.target, c.probe, None if c.started is None else Epoch(c.started), c.duration,
                                     c.ok, c.verdict, c.reason, c.sent, c.received, c.rtt_median, c.jitter,
-                                    _jsonb(c.samples)))
+                                    _jsonb(c.samples), c.node, c.site))
         if batch.states:
             cur.executemany(
                 "INSERT INTO target_state (target, state, since, updated, tracker) VALUES (%s,%s,%s,%s,%s)"
@@ -492,7 +527,7 @@ class PostgresStore(SqlTickets):
     @staticmethod
     def _cycle(r: dict[str, Any]) -> CycleRecord:
         return CycleRecord(r["target"], r["probe"], r["started"], r["duration"], r["ok"], r["verdict"], r["reason"],
-                           r["sent"], r["received"], r["rtt_median"], r["jitter"], r["samples"])
+                           r["sent"], r["received"], r["rtt_median"], r["jitter"], r["samples"], r["node"], r["site"])
 
     @staticmethod
     def _outage(r: dict[str, Any]) -> OutageRecord:
@@ -600,6 +635,63 @@ class PostgresStore(SqlTickets):
                             f" greatest((SELECT max(id) FROM {table}), 1), (SELECT max(id) FROM {table}) IS NOT NULL)")
         self._ids.clear()
 
+    # -- cluster -------------------------------------------------------------------------------
+    def cluster_join(self, node: str, site: str, instance: str, config_hash: str, version: str, host: str, pid: int,
+                     failover_delay: float) -> int:
+        """Register this instance under ``node`` with a new epoch; refuses a name another live instance holds."""
+        with self._tx() as ex:
+            row = ex.one("SELECT instance, host, pid, clock_timestamp() - heartbeat < make_interval(secs => ?) AS live,"
+                         " left_at IS NULL AS present FROM cluster_nodes WHERE node = ? FOR UPDATE",
+                         (failover_delay, node))
+            if row is not None and row["live"] and row["present"] and row["instance"] != instance:
+                raise ClusterError(f"cluster.node {node!r} is already live (pid {row['pid']} on {row['host']}); "
+                                   "every node needs its own name")
+            epoch = int(ex.value("SELECT nextval('cluster_epoch') AS e"))
+            ex.run("INSERT INTO cluster_nodes (node, site, instance, epoch, heartbeat, started, config_hash, version,"
+                   " host, pid) VALUES (?, ?, ?, ?, clock_timestamp(), clock_timestamp(), ?, ?, ?, ?)"
+                   " ON CONFLICT (node) DO UPDATE SET site = excluded.site, instance = excluded.instance,"
+                   " epoch = excluded.epoch, heartbeat = excluded.heartbeat, started = excluded.started,"
+                   " config_hash = excluded.config_hash, version = excluded.version, host = excluded.host,"
+                   " pid = excluded.pid, owned = 0, left_at = NULL",
+                   (node, site, instance, epoch, config_hash, version, host, pid))
+            return epoch
+
+    def cluster_heartbeat(self, fence: Fence, owned: int, config_hash: str) -> bool:
+        """Renew the lease; False when it is no longer this instance's (expired ones are renewed only by a
+        rejoin, so a node cut off past its failover delay never silently resumes)."""
+        with self._tx() as ex:
+            return ex.run("UPDATE cluster_nodes SET heartbeat = clock_timestamp(), owned = ?, config_hash = ?"
+                          " WHERE node = ? AND instance = ? AND epoch = ? AND left_at IS NULL"
+                          " AND clock_timestamp() - heartbeat < make_interval(secs => ?)",
+                          (owned, config_hash, fence.node, fence.instance, fence.epoch, fence.failover_delay)) == 1
+
+    def cluster_leave(self, fence: Fence) -> None:
+        with self._tx() as ex:
+            ex.run("UPDATE cluster_nodes SET left_at = clock_timestamp() WHERE node = ? AND instance = ?",
+                   (fence.node, fence.instance))
+
+    def cluster_nodes(self) -> list[NodeInfo]:
+        rows = self._rows("SELECT *, extract(epoch FROM clock_timestamp() - heartbeat)::float8 AS age"
+                          " FROM cluster_nodes ORDER BY site, node")
+        return [NodeInfo(r["node"], r["site"], r["instance"], int(r["epoch"]), float(r["age"]), r["started"],
+                         r["config_hash"], r["version"], r["host"], int(r["pid"]), int(r["owned"]),
+                         r["left_at"] is not None) for r in rows]
+
+    def leader_session(self, node: str = "") -> "LeaderSession":
+        """A dedicated connection for the leader's advisory lock (held as long as that session lives)."""
+        return LeaderSession(self.dsn, self.location, node)
+
+    def cluster_leader(self) -> str | None:
+        """The node whose session holds the leader lock now (None: no leader)."""
+        rows = self._rows("SELECT a.application_name AS app FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+                          " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = ?"
+                          " AND l.objsubid = 1", (LEADER_LOCK,))
+        for r in rows:
+            app = r["app"] or ""
+            if app.startswith("slawatch-leader:"):
+                return app[len("slawatch-leader:"):]
+        return None
+
     def compact(self) -> None:
         """VACUUM FULL every table, so the size shows what the data needs."""
         with self._conn() as conn:
@@ -622,3 +714,42 @@ class PostgresStore(SqlTickets):
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.location!r})"
+
+
+class LeaderSession:
+    """The leader's own database session: ``pg_try_advisory_lock`` on it makes this node the leader for as long
+    as the session lives. If the connection drops, PostgreSQL releases the lock and another node takes it."""
+
+    def __init__(self, dsn: str, location: str, node: str = ""):
+        self.dsn = dsn
+        self.location = location
+        self.node = node
+        self._conn: psycopg.Connection | None = None
+        self.held = False
+
+    def try_acquire(self) -> bool:
+        """Whether this session holds the leader lock now (taking it if it is free); False on any error."""
+        try:
+            if self._conn is None or self._conn.closed:
+                self.held = False
+                self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=3,
+                                             options="-c TimeZone=UTC -c tcp_user_timeout=3000",
+                                             application_name=f"slawatch-leader:{self.node}"[:63])
+            if self.held:
+                self._conn.execute("SELECT 1")  # the lock lives as long as the session does
+                return True
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
+            self.held = bool(row and row[0])
+            return self.held
+        except psycopg.Error:
+            self.release()
+            return False
+
+    def release(self) -> None:
+        self.held = False
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except psycopg.Error:
+                pass
+            self._conn = None

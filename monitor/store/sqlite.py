@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterable, Iterator, Sequence
 from ..errors import StoreError
 from ..events import BreachEvent
 from ..rollup import Rollup
-from .base import TABLES, Batch, CycleRecord, OutageRecord, RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord
+from .base import TABLES, Batch, CycleRecord, Fence, OutageRecord, RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord
 from .sql import Exec, SqlTickets, SqlTicketTx
 
 __all__ = ["SqliteStore", "MIGRATIONS", "SCHEMA_VERSION"]
@@ -163,6 +163,13 @@ MIGRATIONS.append(
     ALTER TABLE outages ADD COLUMN evidence TEXT;
     """
 )
+MIGRATIONS.append(
+    # 4: the node and site (vantage point) a cycle was probed by, in a cluster
+    """
+    ALTER TABLE cycles ADD COLUMN node TEXT;
+    ALTER TABLE cycles ADD COLUMN site TEXT;
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -197,6 +204,8 @@ def _cycle(row: sqlite3.Row) -> CycleRecord:
         rtt_median=row["rtt_median"],
         jitter=row["jitter"],
         samples=json.loads(row["samples"]) if row["samples"] else None,
+        node=row["node"],
+        site=row["site"],
     )
 
 
@@ -343,14 +352,15 @@ class SqliteStore(SqlTickets):
             self._ids[name] = tid
         return tid
 
-    def write(self, batch: Batch, on_new_event: Callable[[TicketTx, BreachEvent], None] | None = None) -> None:
+    def write(self, batch: Batch, on_new_event: Callable[[TicketTx, BreachEvent], None] | None = None,
+              fence: Fence | None = None) -> None:
         """Write the whole batch in one transaction. ``on_new_event(tx, event)`` runs, inside
         that transaction, for each event not stored before (the ticket ledger)."""
         cycle_rows = [
             (
                 c.target, c.probe, c.started, c.duration, int(c.ok), c.verdict, c.reason, c.sent, c.received,
                 c.rtt_median, c.jitter,
-                json.dumps(c.samples, separators=(",", ":")) if c.samples is not None else None,
+                json.dumps(c.samples, separators=(",", ":")) if c.samples is not None else None, c.node, c.site,
             )
             for c in batch.cycles
         ]
@@ -364,7 +374,7 @@ class SqliteStore(SqlTickets):
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.executemany(
                     "INSERT INTO cycles (target, probe, started, duration, ok, verdict, reason, sent, received,"
-                    " rtt_median, jitter, samples) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    " rtt_median, jitter, samples, node, site) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     cycle_rows,
                 )
                 self._db.executemany(

@@ -1,0 +1,215 @@
+"""Cluster membership: leases, fencing epochs, sharding by rendezvous hashing, and one leader.
+
+Several slawatch nodes share one PostgreSQL store; no other coordination service.
+
+* **Membership.** A node joins under its ``cluster.node`` name with a new *epoch* (a fencing token) and
+  renews its lease every ``heartbeat`` in ``cluster_nodes``. Liveness is judged on the database's clock:
+  a node whose heartbeat is older than ``failover_delay`` is dead. A name held by another live instance
+  is refused (:class:`~monitor.errors.ClusterError`).
+* **Fencing.** Every batch a node writes carries its lease (node, instance, epoch); the store commits it
+  only while that lease is unexpired (``FencedError`` otherwise, and the batch is dropped). A node that
+  cannot renew its lease stops probing one heartbeat before it expires, so the node that takes its targets
+  over (once the lease *has* expired) never probes them in the same slot. An expired lease is never renewed:
+  the node rejoins under a new epoch and waits two heartbeats, so every other node sees it before it probes.
+* **Sharding.** Each target is owned by one live node among the nodes allowed to probe it (its
+  ``vantage.sites``, or every site): the node with the highest rendezvous hash of (node, target). A join
+  or a death moves only the targets that node gains or had, about 1/N. The gap while a dead node's targets
+  move is unknown time (the new owner's first cycle comes more than 1.5 intervals after the last stored
+  one), never downtime and never up.
+* **Leader.** One node holds a PostgreSQL advisory lock on a session of its own and runs the cluster-wide
+  work: SLA evaluation, ticket escalation and delivery, monthly reports, retention. If its session dies,
+  the lock is released and another node takes it at its next heartbeat.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from .errors import ClusterError, StoreError
+from .store.base import Fence, NodeInfo
+
+__all__ = ["ClusterMember", "owner_of", "config_hash"]
+
+log = logging.getLogger("slawatch.cluster")
+
+
+def _score(node: str, target: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{node}\0{target}".encode(), digest_size=8).digest(), "big")
+
+
+def owner_of(target: str, nodes: list[str]) -> str | None:
+    """The rendezvous (highest random weight) owner of ``target`` among ``nodes``."""
+    return max(nodes, key=lambda n: (_score(n, target), n)) if nodes else None
+
+
+def config_hash(raw_text: bytes, node: str, site: str) -> str:
+    """A digest of the config as every node should have it: the file with this node's own name and site
+    taken out, so configs that differ only there hash alike."""
+    text = raw_text.decode("utf-8", "replace")
+    lines = []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith(("node:", "site:")) and stripped.split(":", 1)[1].strip().strip("'\"") in (node, site):
+            continue
+        lines.append(line)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+class ClusterMember:
+    """This node's membership, run by a thread of its own so a slow database never delays probing."""
+
+    def __init__(self, cluster_cfg: Any, store: Any, targets: Callable[[], list[Any]], cfg_hash: str,
+                 version: str):
+        self.cfg = cluster_cfg
+        self.store = store
+        self._targets = targets  # the config's targets (id, vantage), read at each heartbeat
+        self.config_hash = cfg_hash
+        self.version = version
+        self.instance = uuid.uuid4().hex
+        self.epoch: int | None = None
+        self.leader = False
+        self.view: list[NodeInfo] = []
+        self._owned: frozenset[str] = frozenset()
+        self._lease_ok_until = 0.0  # monotonic: probing stops here unless the lease is renewed
+        self._probe_from = 0.0  # monotonic: a (re)joined node waits before its first probe
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._leader_session = store.leader_session(cluster_cfg.node)
+        self.fenced_total = 0
+        self.rejoins_total = 0
+        self._db_down_since: float | None = None
+        from .writer import RateLimited
+
+        self._said = RateLimited(60.0)
+
+    # -- the lease --------------------------------------------------------------------------
+    @property
+    def fence(self) -> Fence | None:
+        return None if self.epoch is None else Fence(self.cfg.node, self.instance, self.epoch, self.cfg.failover_delay)
+
+    def join(self) -> None:
+        """Join (or rejoin) under a new epoch. Raises ClusterError for a name a live instance holds."""
+        epoch = self.store.cluster_join(self.cfg.node, self.cfg.site, self.instance, self.config_hash, self.version,
+                                        socket.gethostname(), os.getpid(), self.cfg.failover_delay)
+        now = time.monotonic()
+        with self._lock:
+            self.epoch = epoch
+            self._lease_ok_until = now + self.cfg.failover_delay - self.cfg.heartbeat
+            # every other node refreshes its view within one heartbeat: wait two before probing
+            self._probe_from = now + 2 * self.cfg.heartbeat
+        log.info("joined the cluster as %s (site %s, epoch %d)", self.cfg.node, self.cfg.site, epoch)
+
+    def may_probe(self) -> bool:
+        now = time.monotonic()
+        return self.epoch is not None and self._probe_from <= now < self._lease_ok_until
+
+    def owns(self, target_id: str) -> bool:
+        return self.may_probe() and target_id in self._owned
+
+    @property
+    def owned(self) -> frozenset[str]:
+        return self._owned
+
+    # -- the heartbeat ------------------------------------------------------------------------
+    def tick(self) -> None:
+        """One heartbeat: renew the lease (or rejoin), read the members, recompute the shard, try the leader lock."""
+        started = time.monotonic()
+        fence = self.fence
+        try:
+            if fence is None or not self.store.cluster_heartbeat(fence, len(self._owned), self.config_hash):
+                if fence is not None:
+                    self.rejoins_total += 1
+                    log.warning("lease of %s (epoch %d) expired or taken over; rejoining under a new epoch",
+                                self.cfg.node, fence.epoch)
+                self.join()
+            else:
+                with self._lock:
+                    self._lease_ok_until = started + self.cfg.failover_delay - self.cfg.heartbeat
+            view = self.store.cluster_nodes()
+        except ClusterError as exc:
+            if self._said.due("name"):
+                log.error("%s (said at most once a minute)", exc)
+            self._set_owned(frozenset(), [])
+            return
+        except StoreError as exc:
+            if self._db_down_since is None:
+                self._db_down_since = started
+                log.error("cluster heartbeat failed; this node stops probing in %.0f s unless the database answers: %s",
+                          max(0.0, self._lease_ok_until - started), exc)
+            self._leader_lost("the database is unreachable")
+            return
+        if self._db_down_since is not None:
+            log.warning("cluster heartbeat works again after %.0f s", started - self._db_down_since)
+            self._db_down_since = None
+        self._set_owned(self._shard(view), view)
+        if self.leader != self._leader_session.try_acquire():
+            self.leader = not self.leader
+            log.warning("this node %s the cluster's leader", "is now" if self.leader else "is no longer")
+
+    def _leader_lost(self, why: str) -> None:
+        self._leader_session.release()
+        if self.leader:
+            self.leader = False
+            log.warning("this node is no longer the cluster's leader: %s", why)
+
+    def _shard(self, view: list[NodeInfo]) -> frozenset[str]:
+        live = [n for n in view if n.alive(self.cfg.failover_delay)]
+        by_site: dict[str, list[str]] = {}
+        for n in live:
+            by_site.setdefault(n.site, []).append(n.node)
+        everyone = sorted(n.node for n in live)
+        mine = set()
+        for target in self._targets():
+            vantage = getattr(target, "vantage", None)
+            if vantage is None:
+                candidates = everyone
+            else:
+                candidates = sorted(node for site in vantage.sites for node in by_site.get(site, []))
+            if owner_of(target.id, candidates) == self.cfg.node:
+                mine.add(target.id)
+        return frozenset(mine)
+
+    def _set_owned(self, owned: frozenset[str], view: list[NodeInfo]) -> None:
+        with self._lock:
+            gained, lost = owned - self._owned, self._owned - owned
+            self._owned, self.view = owned, view
+        if gained or lost:
+            log.info("shard of %s: %d targets (%d gained, %d released)", self.cfg.node, len(owned), len(gained),
+                     len(lost))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            try:
+                self.tick()
+            except Exception:  # a bug in one heartbeat must not end membership
+                log.exception("cluster heartbeat failed")
+            self._stop.wait(max(0.05, self.cfg.heartbeat - (time.monotonic() - t0)))
+
+    def start(self) -> None:
+        """Join (a name held by a live instance raises ClusterError: exit 2 at start-up), learn the first shard,
+        then renew from a thread of its own."""
+        self.join()
+        self.tick()
+        self._thread = threading.Thread(target=self._run, name="cluster-heartbeat", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.cfg.heartbeat + 5)
+        self._leader_session.release()
+        fence = self.fence
+        if fence is not None:
+            try:
+                self.store.cluster_leave(fence)  # the others take its targets at once
+            except StoreError as exc:
+                log.warning("could not leave the cluster cleanly (the others wait for the lease to expire): %s", exc)

@@ -1,0 +1,238 @@
+"""The cluster: real daemon processes against a real PostgreSQL, sharding, failover, fencing and one leader."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections import Counter
+
+import pytest
+
+from conftest import REPO, SLAWATCH, free_port, wait_for
+from monitor.cluster import owner_of
+from monitor.config import parse_config
+from monitor.errors import ClusterError, ConfigError
+
+HEARTBEAT, FAILOVER, INTERVAL = 0.5, 3.0, 1.0
+N_TARGETS = 48
+
+
+# --------------------------------------------------------------------------- pure parts
+def test_rendezvous_moves_about_one_nth_on_a_join_and_only_to_the_newcomer():
+    targets = [f"t{i}" for i in range(3000)]
+    three = {t: owner_of(t, ["a", "b", "c"]) for t in targets}
+    four = {t: owner_of(t, ["a", "b", "c", "d"]) for t in targets}
+    moved = [t for t in targets if three[t] != four[t]]
+    assert all(four[t] == "d" for t in moved)  # nothing moves between the old nodes
+    assert 0.20 < len(moved) / len(targets) < 0.30  # about a quarter
+    assert max(Counter(three.values()).values()) < 1.1 * len(targets) / 3  # balanced
+    # a death moves only the dead node's targets
+    two = {t: owner_of(t, ["a", "c"]) for t in targets}
+    assert all(two[t] == three[t] for t in targets if three[t] != "b")
+
+
+@pytest.mark.parametrize("patch, path, message", [
+    ({"cluster": {"node": "n1", "site": "a"}}, "cluster", "a cluster needs the postgresql store"),
+    ({"targets": [{"id": "t", "contract": "c1", "kind": "internet", "address": "127.0.0.1",
+                   "vantage": {"sites": ["a", "b"], "quorum": 3}}]},
+     "targets[0].vantage", "quorum 3 is larger than the number of sites (2)"),
+    ({"cluster": {"node": "n1", "site": "a", "heartbeat": "2s", "failover_delay": "5s"},
+      "storage": {"backend": "postgresql", "dsn": "postgresql://x@127.0.0.1/x"}},
+     "cluster", "failover_delay must be at least 3 heartbeats"),
+])
+def test_cluster_config_errors_name_the_key(patch, path, message):
+    raw = {"contracts": [{"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}],
+           "targets": [{"id": "t", "contract": "c1", "kind": "internet", "address": "127.0.0.1"}], **patch}
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    assert any(p.startswith(path) and message in p for p in info.value.problems), info.value.problems
+
+
+# --------------------------------------------------------------------------- real nodes
+CONFIG = """\
+cluster: {{node: {node}, site: {site}, heartbeat: {heartbeat}s, failover_delay: {failover}s}}
+storage: {{backend: postgresql, dsn: '{dsn}', flush_interval: 200ms, connect_timeout: 2s}}
+exporter: {{listen: "127.0.0.1:{port}"}}
+logging: {{format: json}}
+contracts:
+  - {{id: c1, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.9%}}}}
+defaults:
+  targets: {{interval: {interval}s, probes: {{icmp: {{count: 1, timeout: 300ms}}}}}}
+targets:
+{targets}
+"""
+
+
+class Node:
+    def __init__(self, tmp_path, dsn: str, name: str, site: str, n_targets: int = N_TARGETS):
+        self.name, self.site, self.port = name, site, free_port()
+        targets = "\n".join(f"  - {{id: t{i:03d}, contract: c1, kind: internet, address: 127.0.{i // 200}.{i % 200 + 1}}}"
+                            for i in range(n_targets))
+        self.path = tmp_path / f"{name}.yaml"
+        self.path.write_text(CONFIG.format(node=name, site=site, heartbeat=HEARTBEAT, failover=FAILOVER, dsn=dsn,
+                                           port=self.port, interval=INTERVAL, targets=targets))
+        self.log = open(tmp_path / f"{name}.log", "w+")
+        self.proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(self.path)], cwd=REPO, stdout=subprocess.DEVNULL,
+                                     stderr=self.log)
+
+    def kill(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        return self.proc.returncode
+
+    def lines(self) -> list[dict]:
+        self.log.seek(0)
+        return [json.loads(x) for x in self.log.read().splitlines() if x.startswith("{")]
+
+
+def status(node: Node) -> dict:
+    r = subprocess.run(SLAWATCH + ["cluster", "status", "-c", str(node.path), "--json"], cwd=REPO,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return json.loads(r.stdout)
+
+
+def cycles_by_target(store, since: float) -> dict[str, list]:
+    return {f"t{i:03d}": store.cycles(f"t{i:03d}", since, float("inf")) for i in range(N_TARGETS)}
+
+
+def assert_never_double_probed(cycles: dict[str, list]) -> None:
+    """Two cycles of one target less than half an interval apart would be two nodes in one slot."""
+    for target, cs in cycles.items():
+        starts = sorted(c.started for c in cs)
+        close = [(a, b) for a, b in zip(starts, starts[1:]) if b - a < INTERVAL / 2]
+        assert not close, (target, close[:3], [c.node for c in cs][:6])
+
+
+@pytest.fixture
+def cluster_db(pg_cluster, icmp_mode):
+    from monitor.store.postgres import PostgresStore
+
+    dsn = pg_cluster.create_db()
+    store = PostgresStore(dsn)
+    store.migrate()
+    yield dsn, store
+    store.close()
+
+
+@pytest.mark.slow
+def test_three_nodes_shard_fail_over_elect_one_leader_and_take_a_fourth(tmp_path, cluster_db):
+    dsn, store = cluster_db
+    nodes = {n: Node(tmp_path, dsn, n, "core") for n in ("n1", "n2", "n3")}
+    try:
+        st = wait_for("three live nodes and a leader", lambda: (lambda s: s if s["leader"] and sum(
+            r["state"] == "live" for r in s["nodes"]) == 3 else None)(status(nodes["n1"])), timeout=60)
+        # every target probed, each by exactly one node
+        t0 = time.time()
+        time.sleep(4 * INTERVAL)
+        cycles = cycles_by_target(store, t0)
+        owners = {t: {c.node for c in cs} for t, cs in cycles.items()}
+        assert all(len(o) == 1 for o in owners.values()), [t for t, o in owners.items() if len(o) != 1]
+        assert all(len(cs) >= 2 for cs in cycles.values())
+        per_node = Counter(next(iter(o)) for o in owners.values())
+        assert set(per_node) == {"n1", "n2", "n3"} and all(v >= N_TARGETS / 6 for v in per_node.values()), per_node
+        st = status(nodes["n1"])  # the owned counts each node reports at its heartbeat, now settled
+        assert sum(r["targets_owned"] for r in st["nodes"]) == N_TARGETS, st
+
+        # SIGKILL a node that is not the leader: its targets are probed again by the others within
+        # failover_delay + one interval (+ a heartbeat to notice), nothing is probed twice, the gap is unknown
+        victim = next(n for n in ("n1", "n2", "n3") if n != st["leader"])
+        orphaned = sorted(t for t, o in owners.items() if o == {victim})
+        nodes[victim].kill()
+        killed = time.time()
+        time.sleep(FAILOVER + INTERVAL + 2 * HEARTBEAT + 2.5)
+        after = cycles_by_target(store, killed)
+        for t in orphaned:
+            took_over = [c for c in after[t] if c.node != victim]
+            assert took_over, f"{t} was not taken over"
+            assert took_over[0].started - killed <= FAILOVER + INTERVAL + 2 * HEARTBEAT + 0.5, (t, took_over[0].started - killed)
+            gaps = [u for u in store.unknown_intervals(t, killed - 2 * INTERVAL, time.time()) if "no probe cycles" in u.reason]
+            assert gaps, f"the takeover gap of {t} is not unknown time"
+        assert not [o for o in store.outages() if o.kind == "down"]  # never downtime
+        assert_never_double_probed(cycles_by_target(store, t0))
+
+        # SIGKILL the leader: another node leads within failover_delay
+        leader = st["leader"]
+        nodes[leader].kill()
+        lost_at = time.time()
+        new = wait_for("a new leader", lambda: (lambda s: s["leader"] if s["leader"] not in (None, leader) else None)(
+            status(nodes[next(n for n in nodes if n not in (leader, victim))])), timeout=FAILOVER + 10, step=0.2)
+        assert time.time() - lost_at <= FAILOVER + 2 * HEARTBEAT + 3, time.time() - lost_at  # (status runs take ~1 s)
+        survivor = next(n for n in nodes if n not in (leader, victim))
+        assert new == survivor
+
+        # two new nodes join: each takes about its share, none is lost or doubled
+        nodes["n4"] = Node(tmp_path, dsn, "n4", "core")
+        nodes["n5"] = Node(tmp_path, dsn, "n5", "core")
+        wait_for("three live nodes", lambda: sum(r["state"] == "live" for r in status(nodes[survivor])["nodes"]) == 3,
+                 timeout=60)
+        time.sleep(2 * HEARTBEAT + 3 * INTERVAL)
+        t1 = time.time()
+        time.sleep(4 * INTERVAL)
+        cycles = cycles_by_target(store, t1)
+        owners = {t: {c.node for c in cs} for t, cs in cycles.items()}
+        assert all(len(o) == 1 for o in owners.values()), {t: o for t, o in owners.items() if len(o) != 1}
+        assert Counter(next(iter(o)) for o in owners.values()).keys() == {survivor, "n4", "n5"}
+        assert_never_double_probed(cycles_by_target(store, t0))
+    finally:
+        codes = {n: node.stop() for n, node in nodes.items()}
+    assert all(codes[n] == 0 for n in nodes if n not in (victim, leader)), codes
+    for n, node in nodes.items():
+        assert not [x for x in node.lines() if x["level"] == "error" and "Traceback" in x.get("exc", "")], n
+
+
+@pytest.mark.slow
+def test_a_second_node_with_the_same_name_is_refused(tmp_path, cluster_db):
+    dsn, store = cluster_db
+    first = Node(tmp_path, dsn, "same", "core", n_targets=2)
+    try:
+        wait_for("the first node", lambda: any(n.node == "same" for n in store.cluster_nodes()), timeout=30)
+        twin_dir = tmp_path / "twin"
+        twin_dir.mkdir()
+        twin = Node(twin_dir, dsn, "same", "core", n_targets=2)
+        assert twin.proc.wait(timeout=60) == 2
+        twin.log.seek(0)
+        err = twin.log.read()
+        assert "cluster.node 'same' is already live" in err and "Traceback" not in err
+    finally:
+        first.stop()
+
+
+def test_cluster_status_without_a_cluster_is_a_clear_error(tmp_path):
+    conf = tmp_path / "c.yaml"
+    conf.write_text("contracts: []\ntargets: []\n")
+    r = subprocess.run(SLAWATCH + ["cluster", "status", "-c", str(conf)], cwd=REPO, capture_output=True, text=True)
+    assert r.returncode == 2 and "no cluster section" in r.stderr
+
+
+def test_fencing_refuses_a_write_under_an_expired_lease(cluster_db):
+    from monitor.errors import FencedError
+    from monitor.store import Batch, CycleRecord
+    from monitor.store.base import Fence
+
+    dsn, store = cluster_db
+    epoch = store.cluster_join("f1", "core", "inst-1", "h", "v", "host", 1, 1.0)
+    fence = Fence("f1", "inst-1", epoch, 1.0)
+    store.write(Batch(cycles=[CycleRecord("t", "icmp", 1.0, 0.0, True, "good", None)]), fence=fence)
+    assert store.cluster_heartbeat(fence, 1, "h")
+    time.sleep(1.2)  # the lease expires
+    with pytest.raises(FencedError):
+        store.write(Batch(cycles=[CycleRecord("t", "icmp", 2.0, 0.0, True, "good", None)]), fence=fence)
+    assert not store.cluster_heartbeat(fence, 1, "h")  # an expired lease is not renewed: the node must rejoin
+    again = store.cluster_join("f1", "core", "inst-1", "h", "v", "host", 1, 1.0)
+    assert again > epoch
+    with pytest.raises(FencedError):  # the old epoch stays fenced after the rejoin
+        store.write(Batch(cycles=[CycleRecord("t", "icmp", 3.0, 0.0, True, "good", None)]), fence=fence)
+    assert [c.started for c in store.cycles("t", 0, 10)] == [1.0]
+    with pytest.raises(ClusterError):
+        store.cluster_join("f1", "core", "inst-2", "h", "v", "host", 2, 1.0)  # a live name: refused
