@@ -117,6 +117,7 @@ class Daemon:
         self.probe_context = ProbeContext()
         #: cluster membership (None: a single node, which owns every target and leads)
         self.cluster = None
+        self._epoch_seen: int | None = None
 
     def _acquire(self, target: Target) -> TargetLive:
         """This node now owns ``target``: continue from what the previous owner stored (its tracker, this hour's
@@ -146,6 +147,18 @@ class Daemon:
         self.cluster.start()
         self.writer.fence = lambda: self.cluster.fence if self.cluster is not None else None
         self.live.cluster = self.cluster
+
+    def _new_epoch(self) -> None:
+        """A (re)join: what this node measured under an expired lease is not its to write any more, and every
+        target it owns again continues from the store (so the span in between becomes unknown time)."""
+        assert self.cluster is not None
+        if self._epoch_seen is not None:
+            self.writer.drop_backlog(f"the lease of epoch {self._epoch_seen} expired; rejoined as {self.cluster.epoch}")
+        for live in self.live.targets.values():
+            if live.owned:
+                live.owned = False
+                self.ingestor.forget(live.target)
+        self._epoch_seen = self.cluster.epoch
 
     def _leads(self) -> bool:
         """Whether this node runs the cluster-wide work (always, without a cluster)."""
@@ -180,6 +193,8 @@ class Daemon:
                 if live is None:
                     return
                 if self.cluster is not None:
+                    if self.cluster.epoch != self._epoch_seen:
+                        self._new_epoch()
                     self.live.owned = self.cluster.owned if self.cluster.may_probe() else frozenset()
                     if not self.cluster.owns(target.id):
                         if live.owned:

@@ -103,8 +103,12 @@ class BatchWriter:
         #: in a cluster: the node's current lease, checked inside every write transaction
         self.fence = lambda: None
         self.fenced_dropped = 0
+        #: the lease the pending records were measured under: a backlog is never written under a newer epoch
+        self._batch_fence = None
 
     def added(self) -> None:
+        if self._batch_fence is None:
+            self._batch_fence = self.fence()  # the lease these records were measured under
         if self._failing_since is not None:
             self.stats.store_backlog_cycles = self._inflight + len(self.batch.cycles)
         elif len(self.batch.cycles) >= self.batch_size:
@@ -142,8 +146,8 @@ class BatchWriter:
             batch, self.batch = self.batch, Batch()
             cycles = self._inflight = len(batch.cycles)
             t0 = time.perf_counter()
+            fence = self._batch_fence
             try:
-                fence = self.fence()
                 if fence is None:
                     await asyncio.to_thread(self.store.write, batch, self.on_new_event)
                 else:
@@ -155,6 +159,8 @@ class BatchWriter:
                 self.stats.store_backlog_cycles = len(self.batch.cycles)
                 log.error("%s: %d cycles dropped (their time is unknown unless the new owner measured it)",
                           exc, len(batch.cycles))
+                # what came in meanwhile was measured under the same lost lease: it goes too
+                self.drop_backlog("measured under the same expired lease")
                 return False
             except StoreError as exc:
                 self._inflight = 0
@@ -177,6 +183,7 @@ class BatchWriter:
                 self._retry_at = now + self._backoff
                 return False
             self._inflight = 0
+            self._batch_fence = self.fence() if len(self.batch) else None
             self.stats.store_write_seconds_sum += time.perf_counter() - t0
             self.stats.store_writes_total += 1
             self.stats.store_backlog_cycles = len(self.batch.cycles)
@@ -187,6 +194,18 @@ class BatchWriter:
                 self._said.clear("failing")
                 self._said.clear("dropped")
             return True
+
+    def drop_backlog(self, why: str) -> int:
+        """Forget what is pending (a cluster node whose lease expired: that evidence is no longer its to write;
+        the targets' new owners record the span as unknown). Returns the cycles dropped."""
+        n = len(self.batch.cycles)
+        if len(self.batch):
+            log.error("dropping %d unwritten cycles and %d other records: %s", n, len(self.batch) - n, why)
+        self.batch = Batch()
+        self._batch_fence = None
+        self.fenced_dropped += n
+        self.stats.store_backlog_cycles = 0
+        return n
 
     async def _loop(self) -> None:
         while True:

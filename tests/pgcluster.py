@@ -37,7 +37,8 @@ def _free_port() -> int:
 
 
 class PgCluster:
-    def __init__(self) -> None:
+    def __init__(self, listen: tuple[str, ...] = ()) -> None:
+        """``listen``: addresses beside 127.0.0.1 to accept clients on (a test namespace's host-side veth)."""
         bindir = pg_bindir()
         if bindir is None:
             raise RuntimeError("PostgreSQL server binaries not found (scripts/dev-setup installs postgresql)")
@@ -67,9 +68,10 @@ class PgCluster:
                    "-E", "UTF8", "--locale=C"])
         with open(self.data / "pg_hba.conf", "w") as hba:
             hba.write("local all all trust\nhost all postgres 127.0.0.1/32 reject\n"
-                      "host all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n")
+                      "host all all 127.0.0.1/32 scram-sha-256\nhost all all ::1/128 scram-sha-256\n"
+                      + ("host all all 198.19.0.0/16 scram-sha-256\n" if listen else ""))
         with open(self.data / "postgresql.conf", "a") as conf:
-            conf.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\nunix_socket_directories = '{self.sock}'\n"
+            conf.write(f"\nlisten_addresses = '{','.join(('127.0.0.1', *listen))}'\nport = {self.port}\nunix_socket_directories = '{self.sock}'\n"
                        "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\nmax_connections = 200\n"
                        "shared_buffers = 128MB\nlog_min_messages = warning\n")
         self.start()
@@ -117,8 +119,8 @@ class PgCluster:
         self.sql(f"CREATE DATABASE {name} OWNER slawatch")
         return self.dsn(name)
 
-    def dsn(self, db: str, password: str = PASSWORD) -> str:
-        return f"postgresql://slawatch:{password}@127.0.0.1:{self.port}/{db}"
+    def dsn(self, db: str, password: str = PASSWORD, host: str = "127.0.0.1") -> str:
+        return f"postgresql://slawatch:{password}@{host}:{self.port}/{db}"
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         deadline = time.monotonic() + timeout

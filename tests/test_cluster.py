@@ -66,7 +66,7 @@ targets:
 
 
 class Node:
-    def __init__(self, tmp_path, dsn: str, name: str, site: str, n_targets: int = N_TARGETS):
+    def __init__(self, tmp_path, dsn: str, name: str, site: str, n_targets: int = N_TARGETS, netns: str | None = None):
         self.name, self.site, self.port = name, site, free_port()
         targets = "\n".join(f"  - {{id: t{i:03d}, contract: c1, kind: internet, address: 127.0.{i // 200}.{i % 200 + 1}}}"
                             for i in range(n_targets))
@@ -74,8 +74,9 @@ class Node:
         self.path.write_text(CONFIG.format(node=name, site=site, heartbeat=HEARTBEAT, failover=FAILOVER, dsn=dsn,
                                            port=self.port, interval=INTERVAL, targets=targets))
         self.log = open(tmp_path / f"{name}.log", "w+")
-        self.proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(self.path)], cwd=REPO, stdout=subprocess.DEVNULL,
-                                     stderr=self.log)
+        prefix = ["ip", "netns", "exec", netns] if netns else []
+        self.proc = subprocess.Popen(prefix + SLAWATCH + ["run", "-c", str(self.path)], cwd=REPO,
+                                     stdout=subprocess.DEVNULL, stderr=self.log)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -236,3 +237,62 @@ def test_fencing_refuses_a_write_under_an_expired_lease(cluster_db):
     assert [c.started for c in store.cycles("t", 0, 10)] == [1.0]
     with pytest.raises(ClusterError):
         store.cluster_join("f1", "core", "inst-2", "h", "v", "host", 2, 1.0)  # a live name: refused
+
+
+@pytest.mark.slow
+def test_a_node_partitioned_from_postgresql_stops_and_its_shard_moves(tmp_path, netlab, icmp_mode):
+    """n3 runs in a namespace whose only way to PostgreSQL is its veth; cutting it partitions n3 from the
+    database only. n3 stops probing within failover_delay, n1 and n2 take its shard, and after the heal n3
+    rejoins under a new epoch: no slot is probed twice and nothing n3 measured after its lease expired is stored."""
+    from pgcluster import PgCluster
+
+    from monitor.store.postgres import PostgresStore
+
+    site = netlab.add_host("pgpart")  # its veth: 198.19.<i>.1 here, 198.19.<i>.2 in the namespace
+    host_side = f"198.19.{site.index}.1"
+    pg = PgCluster(listen=(host_side,))
+    nodes: dict[str, Node] = {}
+    try:
+        db = pg.create_db().rsplit("/", 1)[1]
+        store = PostgresStore(pg.dsn(db))
+        store.migrate()
+        nodes["n1"] = Node(tmp_path, pg.dsn(db), "n1", "core")
+        nodes["n2"] = Node(tmp_path, pg.dsn(db), "n2", "core")
+        nodes["n3"] = Node(tmp_path, pg.dsn(db, host=host_side), "n3", "core", netns=site.netns)
+        wait_for("three live nodes", lambda: sum(r["state"] == "live" for r in status(nodes["n1"])["nodes"]) == 3,
+                 timeout=60)
+        time.sleep(2 * HEARTBEAT + 3 * INTERVAL)
+        t0 = time.time()
+        time.sleep(3 * INTERVAL)
+        n3_targets = sorted(t for t, cs in cycles_by_target(store, t0).items() if {c.node for c in cs} == {"n3"})
+        assert len(n3_targets) >= N_TARGETS / 6
+
+        site.cut()
+        cut = time.time()
+        time.sleep(FAILOVER + INTERVAL + 2 * HEARTBEAT + 2)
+        during = cycles_by_target(store, cut)
+        for t in n3_targets:
+            assert [c for c in during[t] if c.node in ("n1", "n2")], f"{t} was not taken over"
+        n3_epoch = next(n.epoch for n in store.cluster_nodes() if n.node == "n3")
+
+        site.restore()
+        wait_for("n3 back under a new epoch", lambda: next(
+            (n.epoch for n in store.cluster_nodes() if n.node == "n3" and n.alive(FAILOVER)), n3_epoch) > n3_epoch,
+            timeout=30)
+        time.sleep(2 * HEARTBEAT + 4 * INTERVAL)
+        cycles = cycles_by_target(store, t0)
+        assert_never_double_probed(cycles)
+        lease_end = cut + FAILOVER + 1.0  # the lease cannot outlive the last heartbeat before the cut by more
+        late = [(t, c.started - cut) for t, cs in cycles.items() for c in cs
+                if c.node == "n3" and cut + FAILOVER < c.started and c.started < lease_end + 2 * HEARTBEAT]
+        assert not late, late[:5]  # nothing from n3 between its lease's end and its rejoin
+        assert any(c.node == "n3" and c.started > cut + FAILOVER for cs in cycles.values() for c in cs), \
+            "n3 probes again after rejoining"
+        lines = nodes["n3"].lines()
+        assert any("rejoining under a new epoch" in x["msg"] for x in lines)
+        assert not [x for x in lines if "Traceback" in x.get("exc", "")]
+        store.close()
+    finally:
+        for node in nodes.values():
+            node.stop()
+        pg.close()

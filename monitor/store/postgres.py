@@ -259,6 +259,13 @@ def _configure(conn: psycopg.Connection) -> None:
     conn.adapters.register_loader("timestamptz", _EpochLoader)
 
 
+def _tcp_timeouts(seconds: float) -> dict[str, Any]:
+    """libpq's socket timeouts: a cut link (no RST ever comes) fails a connection within about ``seconds``
+    instead of the kernel's two hours, so a partitioned node notices, and its writes and heartbeats fail."""
+    return {"tcp_user_timeout": max(1000, int(seconds * 1000)), "keepalives": 1,
+            "keepalives_idle": max(1, int(seconds)), "keepalives_interval": 1, "keepalives_count": 2}
+
+
 class _PgExec(Exec):
     """Shared statements on a psycopg cursor: ``?`` becomes ``%s``, rows are dicts."""
 
@@ -306,7 +313,7 @@ class PostgresStore(SqlTickets):
         except psycopg.ProgrammingError as exc:
             raise StoreError(f"storage.dsn is not a valid PostgreSQL connection string: {_reason(exc, dsn)}") from None
         kwargs: dict[str, Any] = {"connect_timeout": max(1, int(connect_timeout)), "options": "-c TimeZone=UTC",
-                                  "application_name": "slawatch"}
+                                  "application_name": "slawatch", **_tcp_timeouts(connect_timeout)}
         if wait:
             self.ping()
         self._pool = ConnectionPool(dsn, min_size=1, max_size=max(1, pool_size), kwargs=kwargs, configure=_configure,
@@ -733,7 +740,7 @@ class LeaderSession:
             if self._conn is None or self._conn.closed:
                 self.held = False
                 self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=3,
-                                             options="-c TimeZone=UTC -c tcp_user_timeout=3000",
+                                             options="-c TimeZone=UTC", **_tcp_timeouts(3),
                                              application_name=f"slawatch-leader:{self.node}"[:63])
             if self.held:
                 self._conn.execute("SELECT 1")  # the lock lives as long as the session does
