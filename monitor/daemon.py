@@ -122,7 +122,7 @@ class Daemon:
     def _acquire(self, target: Target) -> TargetLive:
         """This node now owns ``target``: continue from what the previous owner stored (its tracker, this hour's
         and this month's rollups). The gap since its last stored cycle becomes unknown time at the next cycle."""
-        saved = self.store.load_states().get(target.id)
+        saved = self.store.state(target.id)
         old = self.live.targets[target.id]
         fresh = TargetLive(target=target.id, contract=target.contract, kind=target.kind,
                            tracker=_tracker_for(target, saved.tracker if saved else None), objectives=old.objectives)

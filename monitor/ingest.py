@@ -87,7 +87,7 @@ class Ingestor:
             contract = self._contracts[target.contract]
             label = month_of(to_ms(now), contract.timezone).label
             if label not in months:
-                months[label] = store.monthly_rollups(label)
+                months[label] = store.monthly_rollups(label, only)
             if target.id in months[label]:
                 self._monthly[(target.id, label)] = months[label][target.id]
             hourly = store.hourly_rollups(target.id, hour, hour + 3600)

@@ -267,6 +267,9 @@ class VantageConfig(_Model):
         if self.quorum > len(self.sites):
             raise PydanticCustomError("slawatch", "quorum {q} is larger than the number of sites ({n})",
                                       {"q": self.quorum, "n": len(self.sites)})
+        if self.quorum > 1:
+            raise PydanticCustomError("slawatch", "N-of-M consensus (quorum above 1) is not in this version yet: "
+                                      "a target is probed from one of its sites at a time; use quorum: 1")
         return self
 
 

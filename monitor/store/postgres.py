@@ -544,6 +544,11 @@ class PostgresStore(SqlTickets):
         return {r["target"]: StateRecord(r["target"], r["state"], r["since"], r["updated"], r["tracker"])
                 for r in self._rows("SELECT * FROM target_state")}
 
+    def state(self, target: str) -> StateRecord | None:
+        rows = self._rows("SELECT * FROM target_state WHERE target = ?", (target,))
+        return StateRecord(rows[0]["target"], rows[0]["state"], rows[0]["since"], rows[0]["updated"],
+                           rows[0]["tracker"]) if rows else None
+
     def last_cycles(self) -> dict[str, CycleRecord]:
         rows = self._rows("SELECT DISTINCT ON (target) * FROM cycles ORDER BY target, started DESC")
         return {r["target"]: self._cycle(r) for r in rows}
@@ -575,9 +580,10 @@ class PostgresStore(SqlTickets):
         return [UnknownRecord(r["target"], r["start"], r["end"], r["reason"])
                 for r in self._rows(query + " ORDER BY start, id", args)]
 
-    def monthly_rollups(self, month: str) -> dict[str, Rollup]:
+    def monthly_rollups(self, month: str, target: str | None = None) -> dict[str, Rollup]:
         rows = self._rows("SELECT t.name, m.counts, m.rtt FROM rollups_monthly m JOIN targets t ON t.id = m.target_id"
-                          " WHERE m.month = ?", (month,))
+                          " WHERE m.month = ?" + (" AND t.name = ?" if target else ""),
+                          (month, target) if target else (month,))
         return {r["name"]: Rollup.decode(bytes(r["counts"]), bytes(r["rtt"])) for r in rows}
 
     def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, Rollup]:

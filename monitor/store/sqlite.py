@@ -496,12 +496,17 @@ class SqliteStore(SqlTickets):
         return [OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"],
                              json.loads(r["evidence"]) if r["evidence"] else None) for r in rows]
 
-    def monthly_rollups(self, month: str) -> dict[str, Rollup]:
+    def monthly_rollups(self, month: str, target: str | None = None) -> dict[str, Rollup]:
         rows = self._rows(
             "SELECT t.name, m.counts, m.rtt FROM rollups_monthly m JOIN targets t ON t.id = m.target_id"
-            " WHERE m.month = ?", (month,)
+            " WHERE m.month = ?" + (" AND t.name = ?" if target else ""), (month, target) if target else (month,)
         )
         return {r[0]: Rollup.decode(r[1], r[2]) for r in rows}
+
+    def state(self, target: str) -> StateRecord | None:
+        rows = self._rows("SELECT * FROM target_state WHERE target = ?", (target,))
+        return StateRecord(rows[0]["target"], rows[0]["state"], rows[0]["since"], rows[0]["updated"],
+                           json.loads(rows[0]["tracker"])) if rows else None
 
     def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, Rollup]:
         rows = self._rows(
