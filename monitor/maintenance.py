@@ -1,7 +1,9 @@
 """Expand maintenance windows (one-off, weekly, monthly, cron) into UTC millisecond intervals.
 
 Start times are local wall times in the contract's time zone; a window lasts
-``duration`` real seconds (a 2 h window across a DST change is still 2 h).
+``duration`` real seconds (a 2 h window across a DST change is still 2 h), or,
+for weekly and monthly windows with ``until``, to that local time (02:00-04:00
+stays 02:00-04:00 local across DST, 1 h or 3 h of real time that night).
 A monthly window on a day the month lacks (e.g. the 31st) falls on the
 month's last day.
 """
@@ -41,7 +43,18 @@ def expand_window(window: MaintenanceWindow, tz: str, lo_ms: int, hi_ms: int) ->
             end_ms = start_ms + int(round(window.duration * 1000))
         out.append((start_ms, end_ms))
     else:
-        dur_ms = int(round(window.duration * 1000))
+        recurrence = window.weekly or window.monthly
+        until = recurrence.until if recurrence is not None else None
+        # a local end (until) can make a window up to a day long; reach back that far for one reaching into lo
+        dur_ms = int(round(window.duration * 1000)) if window.duration is not None else 86_400_000
+
+        def occurrence(day: datetime, at: str) -> Interval:
+            start_ms = local_to_ms(_at(day, at), tz)
+            if until is None:
+                return start_ms, start_ms + dur_ms
+            end_day = day + timedelta(days=1) if recurrence.overnight else day
+            return start_ms, local_to_ms(_at(end_day, until), tz)  # local end: 02:00-04:00 stays so across DST
+
         # local dates from a little before lo (a window may start before lo and reach into it)
         first = datetime.fromtimestamp((lo_ms - dur_ms) / 1000, zone).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
         last = datetime.fromtimestamp(hi_ms / 1000, zone).replace(tzinfo=None)
@@ -62,13 +75,11 @@ def expand_window(window: MaintenanceWindow, tz: str, lo_ms: int, hi_ms: int) ->
             while day <= last:
                 if window.weekly is not None:
                     if _DAYS[day.weekday()] in window.weekly.days:
-                        start_ms = local_to_ms(_at(day, window.weekly.at), tz)
-                        out.append((start_ms, start_ms + dur_ms))
+                        out.append(occurrence(day, window.weekly.at))
                 elif window.monthly is not None:
                     last_day = calendar.monthrange(day.year, day.month)[1]
                     if day.day == min(window.monthly.day, last_day):
-                        start_ms = local_to_ms(_at(day, window.monthly.at), tz)
-                        out.append((start_ms, start_ms + dur_ms))
+                        out.append(occurrence(day, window.monthly.at))
                 day += timedelta(days=1)
     return [(max(s, lo_ms), min(e, hi_ms)) for s, e in out if e > lo_ms and s < hi_ms]
 

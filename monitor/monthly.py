@@ -12,6 +12,9 @@ Rules beyond :mod:`monitor.sla`:
 * Outage count, MTTR and longest outage count each outage's downtime that counts: an outage
   wholly inside maintenance is not an outage of the month, and one that crosses a window edge
   counts the part outside it.
+* In-service dates (``in_service``/``out_of_service`` on the contract or the target): time outside them
+  is taken out of the period like maintenance, so it is neither unknown nor downtime; it is reported
+  apart (``out_of_service``).
 * A contract's availability combines its targets time-weighted: the sum of
   their eligible time and of their downtime.
 * Latency: the objective's percentile of every RTT of the month (from the
@@ -31,7 +34,7 @@ from typing import Any
 from .config import Config, Contract, Target
 from .intervals import Interval, clip, intersect, normalize, total
 from .maintenance import expand_windows
-from .periods import Period, parse_month, to_ms
+from .periods import Period, local_to_ms, parse_month, to_ms
 from .rollup import Rollup
 from .sla import Availability, availability
 
@@ -59,10 +62,16 @@ class TargetMonth:
     outages: list[Interval]
     rollup: Rollup
     objectives: dict[str, dict[str, Any]]
+    #: time outside the service dates (included in ``availability.maintenance_ms``, shown apart)
+    out_of_service_ms: int = 0
     #: the exact intervals the figures were computed from (for per-day breakdowns of the same month)
     down: list[Interval] = field(default_factory=list)
     unknown: list[Interval] = field(default_factory=list)
     maintenance: list[Interval] = field(default_factory=list)
+
+    @property
+    def maintenance_only_ms(self) -> int:
+        return self.availability.maintenance_ms - self.out_of_service_ms
 
     @property
     def coverage(self) -> Fraction | None:
@@ -176,6 +185,22 @@ def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Ava
     return out
 
 
+def _when(value: Any, tz: str) -> int:
+    return to_ms(value.timestamp()) if value.tzinfo else local_to_ms(value, tz)
+
+
+def out_of_service(contract: Contract, target: Target, lo: int, hi: int) -> list[Interval]:
+    """The parts of [lo, hi) outside the target's service dates (the contract's narrowed by the target's)."""
+    starts = [_when(v, contract.timezone) for v in (contract.in_service, target.in_service) if v is not None]
+    ends = [_when(v, contract.timezone) for v in (contract.out_of_service, target.out_of_service) if v is not None]
+    out = []
+    if starts and max(starts) > lo:
+        out.append((lo, min(max(starts), hi)))
+    if ends and min(ends) < hi:
+        out.append((max(min(ends), lo), hi))
+    return normalize([(s, e) for s, e in out if e > s])
+
+
 def compute_month(config: Config, inputs: MonthInputs, now_ms: int) -> list[ContractMonth]:
     """Figures for every contract of ``config`` for ``inputs.month``, as known at ``now_ms``."""
     out: list[ContractMonth] = []
@@ -192,6 +217,9 @@ def compute_month(config: Config, inputs: MonthInputs, now_ms: int) -> list[Cont
         for target in by_contract.get(contract.id, []):
             maint = normalize(contract_maint + expand_windows(target.maintenance, contract.timezone, lo, hi)) \
                 if target.maintenance else contract_maint
+            off = out_of_service(contract, target, lo, hi)
+            if off:  # outside the service dates: neither unknown nor downtime, taken out of the period
+                maint = normalize(maint + off)
             unknown = list(inputs.unknown.get(target.id, ()))
             first = inputs.first_cycle.get(target.id)
             last = inputs.last_cycle.get(target.id)
@@ -207,6 +235,7 @@ def compute_month(config: Config, inputs: MonthInputs, now_ms: int) -> list[Cont
             rollup = inputs.rollups.get(target.id) or Rollup()
             months.append(TargetMonth(
                 target=target.id, contract=contract.id, kind=target.kind, period=period, availability=avail,
+                out_of_service_ms=total(clip(off, lo, hi)),
                 outages=clip(normalize(down), lo, hi), rollup=rollup,
                 objectives=_objective_figures(contract, target, rollup, avail),
                 down=down, unknown=unknown, maintenance=maint,

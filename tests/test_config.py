@@ -261,3 +261,29 @@ def test_maintenance_windows(write_config):
     assert problems[0] == "contracts[0].maintenance[0]: a recurring window needs duration"
     assert problems[1].startswith("contracts[0].maintenance[1]: cron must be a 5-field crontab like '0 2 * * sun'")
     assert problems[2] == "contracts[0].maintenance[2]: a one-off window needs end or duration (one of them)"
+
+
+@pytest.mark.parametrize("patch, expected", [
+    ({"credit_tiers": [{"below": "99%", "credit": "10%"}, {"below": "95%", "credit": "5%"}]},
+     "contracts[0].credit_tiers: tiers 0 and 1 are inverted: worse availability (below 95 %) earns a smaller credit"),
+    ({"credit_tiers": [{"below": "99.95%", "credit": "5%"}]},
+     "contracts[0].credit_tiers: tier 0 (below 99.95 %) is above the availability objective (99.9 %)"),
+    ({"objectives": {"availability": "0%"}}, "contracts[0].objectives.availability: must be above 0 %"),
+    ({"objectives": {"availability": "100.5%"}}, "contracts[0].objectives.availability: must be a percentage"),
+    ({"currency": "ABC"}, "contracts[0].currency: is not an ISO 4217 currency code (got 'ABC')"),
+    ({"in_service": "2026-11-15T10:00:00", "out_of_service": "2026-11-01T00:00:00"},
+     "contracts[0]: out_of_service must be after in_service"),
+    ({"maintenance": [{"name": "n", "weekly": {"days": ["sat"], "at": "23:00", "until": "01:00"}}]},
+     "contracts[0].maintenance[0].weekly: until 01:00 is before at 23:00: a window across midnight needs overnight: true"),
+    ({"maintenance": [{"name": "n", "weekly": {"days": ["sat"], "at": "02:00", "until": "04:00"}, "duration": "1h"}]},
+     "contracts[0].maintenance[0]: give duration or until, not both"),
+])
+def test_billing_config_errors_name_their_path(patch, expected):
+    """Issue #18's bad input: each a config error with its YAML path."""
+    from monitor.config import parse_config
+
+    raw = {"contracts": [{"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"},
+                          **patch}], "targets": []}
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    assert any(p.startswith(expected) for p in info.value.problems), info.value.problems

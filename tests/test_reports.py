@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from fractions import Fraction
 from decimal import Decimal
 import io
 import json
@@ -30,13 +31,14 @@ def ts(*args) -> float:
 
 
 def scenario(stores, *, contract=None, targets=("t1",), outages=(), unknown=(), first=None, last=None, tz="UTC",
-             target_fees=None):
+             target_fees=None, target_extra=None):
     cfg = parse_config({
         "contracts": [{"id": "c1", "customer": "Reseller Alliance", "provider": "ExampleTel", "timezone": tz,
                        "monthly_fee": "1200.00", "currency": "EUR", "objectives": {"availability": "99.9%"},
                        "credit_tiers": TIERS, **(contract or {})}],
         "targets": [{"id": t, "contract": "c1", "kind": "internet", "address": "127.0.0.1", "interval": "30s",
-                     **({"monthly_fee": target_fees[t]} if target_fees else {})} for t in targets],
+                     **({"monthly_fee": target_fees[t]} if target_fees else {}), **(target_extra or {})}
+                    for t in targets],
     })
     store = stores()
     p = month_period(2026, 11, tz)
@@ -175,19 +177,45 @@ def test_a_month_just_below_a_tier_threshold_gets_the_tier(every_store):
     tiers = [{"below": "99.9%", "credit": "5%"}, {"below": "99.5%", "credit": "10%"}]
     # 30 days = 2,592,000 s; 99.5 % allows 12,960 s of downtime; 12,960.013 s is 13 ms too much
     start = ts(2026, 11, 10)
-    cfg, store = scenario(every_store, contract={"objectives": {"availability": "99.5%"}, "credit_tiers": tiers},
-                          outages=[("t1", start, start + 12_960.013)])
+    cfg, store = scenario(every_store, contract={"credit_tiers": tiers}, outages=[("t1", start, start + 12_960.013)])
     c = report(cfg, store)["contracts"][0]
     assert c["availability"]["met"] is False
-    assert c["availability"]["value_pct"] == "99.4999"  # truncated: a miss never displays as 99.5000
+    assert c["availability"]["value_pct"] == "99.4999"  # truncated: never displayed as 99.5000
     [line] = c["credits"]["lines"]
     assert (line["tier_below_pct"], line["credit_pct"], line["amount"]) == ("99.5", "10", "120.00")
-    # and exactly on the threshold: met, the 99.9 tier only
-    cfg, store = scenario(every_store, contract={"objectives": {"availability": "99.5%"}, "credit_tiers": tiers},
-                          outages=[("t1", start, start + 12_960)])
+    # exactly on the 99.5 % threshold: not below it, so the 99.9 % tier
+    cfg, store = scenario(every_store, contract={"credit_tiers": tiers}, outages=[("t1", start, start + 12_960)])
     c = report(cfg, store)["contracts"][0]
-    assert c["availability"]["met"] is True and c["availability"]["value_pct"] == "99.5000"
+    assert c["availability"]["value_pct"] == "99.5000"
     assert [(x["tier_below_pct"], x["amount"]) for x in c["credits"]["lines"]] == [("99.9", "60.00")]
+
+
+def test_in_service_dates_are_neither_unknown_nor_downtime(every_store):
+    """A circuit that went into service on the 15th is judged on its service time only (defect: 51.53 %)."""
+    cfg, store = scenario(every_store, first=ts(2026, 11, 15, 10), contract={"unknown_time": "downtime"},
+                          outages=[("t1", ts(2026, 11, 20), ts(2026, 11, 20, 1))],
+                          target_extra={"in_service": "2026-11-15T10:00:00"})  # in the contract's zone (UTC)
+    t = report(cfg, store)["contracts"][0]["targets"][0]
+    service = 2_592_000 - (14 * 86400 + 10 * 3600)
+    assert t["excluded_s"]["out_of_service"] == 14 * 86400 + 10 * 3600 and t["excluded_s"]["unknown"] == 0
+    assert t["availability"]["exact"] == str(Fraction(service - 3600, service))
+    assert t["coverage_pct"] == "100.0000"
+
+
+def test_maintenance_until_a_local_time_stays_local_across_dst(every_store):
+    """02:00-04:00 every Sunday in Berlin: 3 h of real time on the night the clocks go back (25 Oct 2026)."""
+    window = {"name": "sunday", "weekly": {"days": ["sun"], "at": "02:00", "until": "04:00"}}
+    cfg, store = scenario(every_store, tz="Europe/Berlin", contract={"maintenance": [window]})
+    r = build_report(store, cfg, "2026-11", now=ts(2026, 12, 5))
+    # November 2026 has 5 Sundays at 2 h each (no DST change in November)
+    assert r["contracts"][0]["targets"][0]["excluded_s"]["maintenance"] == 5 * 7200
+    from monitor.maintenance import expand_windows
+    from monitor.periods import month_period
+
+    oct_ = month_period(2026, 10, "Europe/Berlin")
+    spans = [(e - s) / 3_600_000 for s, e in expand_windows(cfg.contracts[0].maintenance, "Europe/Berlin",
+                                                            oct_.start_ms, oct_.end_ms)]
+    assert spans == [2.0, 2.0, 2.0, 3.0]
 
 
 @pytest.mark.parametrize("currency, fee, amount", [

@@ -9,7 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, BeforeValidator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from .types import (
@@ -123,14 +123,36 @@ class SnmpProfile(_Model):
 # --------------------------------------------------------------------------- contracts
 
 
-class WeeklyRecurrence(_Model):
+class _LocalEnd(_Model):
+    """``until``: the window's local end (it stays 02:00-04:00 local across DST), instead of a duration.
+    An end before the start is the next day, and must say so with ``overnight: true``."""
+
+    at: ClockTime
+    until: ClockTime | None = None
+    overnight: bool = False
+
+    @model_validator(mode="after")
+    def _until(self) -> "_LocalEnd":
+        if self.until is None:
+            if self.overnight:
+                raise PydanticCustomError("slawatch", "overnight goes with until")
+            return self
+        if self.until == self.at:
+            raise PydanticCustomError("slawatch", "until must differ from at (got {u} for both)", {"u": self.until})
+        if (self.until < self.at) != self.overnight:
+            raise PydanticCustomError(
+                "slawatch", "until {u} is before at {a}: a window across midnight needs overnight: true"
+                if self.until < self.at else "until {u} is after at {a}: overnight: true would make it last over a day",
+                {"u": self.until, "a": self.at})
+        return self
+
+
+class WeeklyRecurrence(_LocalEnd):
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1)
-    at: ClockTime
 
 
-class MonthlyRecurrence(_Model):
+class MonthlyRecurrence(_LocalEnd):
     day: int = Field(ge=1, le=31)
-    at: ClockTime
 
 
 class MaintenanceWindow(_Model):
@@ -158,8 +180,12 @@ class MaintenanceWindow(_Model):
             if self.end is not None and self.end <= self.start:
                 raise PydanticCustomError("slawatch", "end must be after start")
         else:
-            if self.duration is None:
+            local_end = self.weekly or self.monthly
+            has_until = local_end is not None and local_end.until is not None
+            if self.duration is None and not has_until:
                 raise PydanticCustomError("slawatch", "a recurring window needs duration")
+            if self.duration is not None and has_until:
+                raise PydanticCustomError("slawatch", "give duration or until, not both")
             if self.end is not None:
                 raise PydanticCustomError("slawatch", "end is only for one-off windows")
         if self.cron is not None:
@@ -181,6 +207,14 @@ class LatencyObjective(_Model):
 
 class Objectives(_Model):
     availability: Percent
+
+    @field_validator("availability")
+    @classmethod
+    def _availability(cls, value: Decimal) -> Decimal:
+        if value <= 0:
+            raise PydanticCustomError("slawatch", "must be above 0 %")
+        return value
+
     latency: LatencyObjective | None = None
     loss: Percent | None = None
     jitter: PositiveDuration | None = None
@@ -243,6 +277,36 @@ class Contract(_Model):
     #: below this measured share of the eligible time, credits are provisional (or withheld)
     credit_min_coverage: Percent = Decimal("90")
     credit_low_coverage: Literal["provisional", "withhold"] = "provisional"
+    #: the contract's service dates; each target's own dates narrow them
+    in_service: datetime | None = None
+    out_of_service: datetime | None = None
+
+    @field_validator("credit_tiers")
+    @classmethod
+    def _tiers(cls, tiers: list[CreditTier], info: ValidationInfo) -> list[CreditTier]:
+        objectives = info.data.get("objectives")
+        by_objective: dict[str, list[tuple[int, CreditTier]]] = {}
+        for i, t in enumerate(tiers):
+            by_objective.setdefault(t.objective, []).append((i, t))
+            if t.objective == "availability" and objectives is not None and t.below > objectives.availability:
+                raise PydanticCustomError(
+                    "slawatch", "tier {i} (below {b} %) is above the availability objective ({o} %): a month that "
+                    "meets the objective would be credited", {"i": i, "b": str(t.below), "o": str(objectives.availability)})
+        for objective, items in by_objective.items():
+            ranked = sorted(items, key=lambda it: it[1].below, reverse=True)  # better service first
+            for (i, better), (j, worse) in zip(ranked, ranked[1:]):
+                if worse.credit < better.credit:
+                    raise PydanticCustomError(
+                        "slawatch", "tiers {i} and {j} are inverted: worse {o} (below {wb} %) earns a smaller credit "
+                        "({wc} %) than better (below {bb} %: {bc} %)",
+                        {"i": i, "j": j, "o": objective, "wb": str(worse.below), "wc": str(worse.credit),
+                         "bb": str(better.below), "bc": str(better.credit)})
+        return tiers
+
+    @model_validator(mode="after")
+    def _dates(self) -> "Contract":
+        _check_service_dates(self.in_service, self.out_of_service)
+        return self
     unknown_time: Literal["exclude", "downtime"] = "exclude"
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     escalation: list[EscalationTier] = Field(default_factory=list)
@@ -252,6 +316,13 @@ class Contract(_Model):
     auto_resolve: bool = True
     ticket_merge_window: Duration = 600.0
     grouping: GroupingRule | None = None
+
+
+def _check_service_dates(start: datetime | None, end: datetime | None) -> None:
+    if start is not None and end is not None:
+        aware = (start.tzinfo is None) == (end.tzinfo is None)
+        if aware and end <= start:
+            raise PydanticCustomError("slawatch", "out_of_service must be after in_service")
 
 
 class VantageConfig(_Model):
@@ -289,6 +360,15 @@ class Target(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
     #: in a cluster: the sites that probe this target (default: every site)
     vantage: VantageConfig | None = None
+    #: the circuit's service dates (contract's time zone unless they carry an offset): time outside is
+    #: neither unknown nor downtime
+    in_service: datetime | None = None
+    out_of_service: datetime | None = None
+
+    @model_validator(mode="after")
+    def _service_dates(self) -> "Target":
+        _check_service_dates(self.in_service, self.out_of_service)
+        return self
 
     @model_validator(mode="after")
     def _has_probe(self) -> "Target":
