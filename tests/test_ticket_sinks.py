@@ -41,6 +41,7 @@ class Env:
                                            "recipients": ["noc@example.net"]}], **contract}],
             "targets": [{"id": "t1", "contract": "c1", "kind": "internet", "address": "127.0.0.1"}],
             "ticket_sinks": sinks,
+            "dashboard_url": "https://grafana.example.net/d/t?var-target={target}",
         })
         self.store = stores()
         self.clock = Clock(T0)
@@ -75,13 +76,37 @@ def rt():
     server.stop()
 
 
+def rt_ticket_text(rt, ticket_id) -> str:
+    """Every text attachment of an RT ticket's transactions, decoded (REST2 serves Content base64-encoded)."""
+    import base64
+
+    out = []
+    for tx in rt.api("GET", f"/ticket/{ticket_id}/history")["items"]:
+        for att in rt.api("GET", f"/transaction/{tx['id']}/attachments").get("items") or []:
+            content = rt.api("GET", f"/attachment/{att['id']}").get("Content") or ""
+            try:
+                out.append(base64.b64decode(content).decode("utf-8", "replace"))
+            except ValueError:
+                out.append(content)
+    return "\n".join(out)
+
+
 def test_request_tracker_lifecycle_and_acknowledgement(rt, every_store):
-    env = Env(every_store, [{"name": "rt-noc", "type": "rt", "url": rt.url, "token": rt.token, "queue": "General"}])
-    env.emit(outage_event("outage_started", "c1", "t1", T0, None))
+    env = Env(every_store, [{"name": "rt-noc", "type": "rt", "url": rt.url, "token": rt.token, "queue": "General"}],
+              customer_email="noc@reseller.example")
+    env.emit(outage_event("outage_started", "c1", "t1", T0, None, "no reply to 3 echo requests"))
     assert env.deliver() == 1
     [ticket] = list_tickets(env.store)
     [rt_ticket] = rt.tickets_with(f"[slawatch:{ticket.uid}]")
     assert rt_ticket["Subject"] == f"t1 is down [slawatch:{ticket.uid}]" and rt_ticket["Status"] == "new"
+    # what a NOC acts on: priority from the severity, the customer as requestor, the circuit in the body
+    full = rt.api("GET", f"/ticket/{rt_ticket['id']}")
+    assert str(full["Priority"]) == "90"
+    assert [r["id"] for r in full["Requestor"]] == ["noc@reseller.example"]
+    text = rt_ticket_text(rt, rt_ticket["id"])
+    for needle in ("customer: A (contract c1, provider B)", "circuit: t1 (internet)", "address: 127.0.0.1",
+                   "cause: no reply to 3 echo requests", "dashboard: https://grafana.example.net/d/t?var-target=t1"):
+        assert needle in text, (needle, text)
     assert ticket_refs(env.store, ticket.id) == {"rt-noc": str(rt_ticket["id"])}
 
     # nobody took it yet: not acknowledged; then a NOC engineer takes it in RT

@@ -277,6 +277,8 @@ class Contract(_Model):
     #: below this measured share of the eligible time, credits are provisional (or withheld)
     credit_min_coverage: Percent = Decimal("90")
     credit_low_coverage: Literal["provisional", "withhold"] = "provisional"
+    #: the customer's contact, made the requestor of tickets in systems that have one (Request Tracker)
+    customer_email: str | None = None
     #: the contract's service dates; each target's own dates narrow them
     in_service: datetime | None = None
     out_of_service: datetime | None = None
@@ -544,6 +546,8 @@ class ClusterConfig(_Model):
 
 class Config(_Model):
     version: Literal[1] = 1
+    #: a link to a target's dashboard in ticket texts; {target} and {contract} are filled in
+    dashboard_url: str | None = None
     #: several nodes against one PostgreSQL store (absent: a single node)
     cluster: ClusterConfig | None = None
     storage: StorageConfig = Field(default_factory=StorageConfig)

@@ -64,8 +64,9 @@ class Deliverer:
         ticket = await asyncio.to_thread(self.store.ticket, item.ticket_id)
         if ticket is None:
             return
+        contract = self.ledger.contracts.get(ticket.contract)
         delivery = Delivery(ticket, item.action, item.text, item.recipients, item.idempotency_key,
-                            item.external_id, {"now": now})
+                            item.external_id, {"now": now, "requestor": contract.customer_email if contract else None})
         async with self.semaphore:
             try:
                 external_id = await sink.deliver(delivery)

@@ -127,6 +127,8 @@ class Ledger:
         key = f"{prefix}:{event.contract}:{scope}" + (f":{event.data['month']}" if "month" in event.data else "")
         title = self._title(event, contract)
         text = self._describe(event)
+        if event.kind == "outage_started" and event.target:
+            text += self._circuit(event, contract)
         existing = tx.unresolved(key)
         if existing is not None:
             tx.note(existing.id, "repeat", text, now)
@@ -269,6 +271,22 @@ class Ledger:
             "monthly_breach": f"{who}: {event.data.get('objective', 'objective')} objective breached for {event.data.get('month')}",
             "monitoring_outage_started": "monitoring outage: slawatch cannot reach its reference targets",
         }.get(event.kind, f"{who}: {event.kind}")
+
+    def _circuit(self, event: BreachEvent, contract: Contract) -> str:
+        """What a NOC engineer acts on: the customer, the circuit and its address, the first bad cycle and its
+        cause, and the target's dashboard."""
+        target = self.config.target(event.target) if event.target else None
+        lines = [f"customer: {contract.customer} (contract {contract.id}, provider {contract.provider})",
+                 f"circuit: {event.target}" + (f" ({target.kind})" if target else "")]
+        if target is not None:
+            lines.append(f"address: {target.address}")
+            lines += [f"{k}: {v}" for k, v in sorted(target.labels.items())]
+        lines.append(f"first bad cycle: {_stamp(event.data.get('start') or event.at)}"
+                     + (f", cause: {event.data['cause']}" if event.data.get("cause") else ""))
+        if self.config.dashboard_url:
+            lines.append("dashboard: " + self.config.dashboard_url.replace("{target}", event.target or "")
+                         .replace("{contract}", contract.id))
+        return "\n\n" + "\n".join(lines)
 
     @staticmethod
     def _describe(event: BreachEvent) -> str:

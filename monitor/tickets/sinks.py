@@ -108,6 +108,10 @@ class _HttpSink:
 # --------------------------------------------------------------------------- Request Tracker
 
 
+#: ticket severity -> RT priority (0 lowest .. 99 highest)
+RT_PRIORITY = {"critical": 90, "major": 70, "minor": 40}
+
+
 class RtTicketSink(_HttpSink):
     """Request Tracker 5, REST2 API."""
 
@@ -132,7 +136,11 @@ class RtTicketSink(_HttpSink):
             ticket_id = await self._find(t)
             if ticket_id is None:
                 body = {"Queue": self.queue, "Subject": f"{t.title} {self._tag(t)}",
-                        "Content": d.text, "ContentType": "text/plain"}
+                        "Content": d.text, "ContentType": "text/plain",
+                        "Priority": RT_PRIORITY.get(t.severity, 50)}
+                requestor = d.extra.get("requestor")
+                if requestor:
+                    body["Requestor"] = requestor
                 resp = await self._request("POST", "/ticket", json=body)
                 return str(resp.json()["id"])
             if d.action == "open":
