@@ -95,10 +95,45 @@ class ClusterMember:
     def fence(self) -> Fence | None:
         return None if self.epoch is None else Fence(self.cfg.node, self.instance, self.epoch, self.cfg.failover_delay)
 
+    def _join(self, takeover: bool = False) -> int:
+        return self.store.cluster_join(self.cfg.node, self.cfg.site, self.instance, self.config_hash, self.version,
+                                       socket.gethostname(), os.getpid(), self.cfg.failover_delay, takeover)
+
+    def _holder_is_gone(self) -> tuple[bool, float]:
+        """Whether the instance holding our name is a dead process on this host (a restart after a crash),
+        and how long its lease has left."""
+        row = next((n for n in self.store.cluster_nodes() if n.node == self.cfg.node), None)
+        if row is None:
+            return True, 0.0
+        left = max(0.0, self.cfg.failover_delay - row.age)
+        if row.host != socket.gethostname():
+            return False, left
+        try:
+            os.kill(row.pid, 0)
+        except ProcessLookupError:
+            return True, left
+        except PermissionError:
+            return False, left
+        return False, left  # a live process of this host holds it: a real duplicate
+
     def join(self) -> None:
-        """Join (or rejoin) under a new epoch. Raises ClusterError for a name a live instance holds."""
-        epoch = self.store.cluster_join(self.cfg.node, self.cfg.site, self.instance, self.config_hash, self.version,
-                                        socket.gethostname(), os.getpid(), self.cfg.failover_delay)
+        """Join (or rejoin) under a new epoch. A name held by a live instance is refused (ClusterError), but a
+        restart after a crash is not: a dead process of this host is taken over at once, and on another host
+        the join waits out the holder's lease once before it gives up."""
+        try:
+            epoch = self._join()
+        except ClusterError:
+            gone, left = self._holder_is_gone()
+            if not gone:
+                if left <= 0 or left > self.cfg.failover_delay:
+                    raise
+                log.warning("cluster.node %s is held by another instance; waiting %.0f s for its lease to end",
+                            self.cfg.node, left)
+                time.sleep(left + self.cfg.heartbeat)
+                epoch = self._join()  # raises ClusterError if it is still live
+            else:
+                log.warning("taking over cluster.node %s from a dead process of this host (a restart)", self.cfg.node)
+                epoch = self._join(takeover=True)
         now = time.monotonic()
         with self._lock:
             self.epoch = epoch
@@ -185,6 +220,13 @@ class ClusterMember:
             log.info("shard of %s: %d targets (%d gained, %d released)", self.cfg.node, len(owned), len(gained),
                      len(lost))
 
+    def _next_expiry(self) -> float:
+        """Seconds until the first other live node's lease ends (so its death is seen then, not a heartbeat
+        later), or infinity."""
+        ages = [self.cfg.failover_delay - n.age for n in self.view
+                if n.node != self.cfg.node and n.alive(self.cfg.failover_delay)]
+        return min(ages) if ages else float("inf")
+
     def _run(self) -> None:
         while not self._stop.is_set():
             t0 = time.monotonic()
@@ -192,7 +234,9 @@ class ClusterMember:
                 self.tick()
             except Exception:  # a bug in one heartbeat must not end membership
                 log.exception("cluster heartbeat failed")
-            self._stop.wait(max(0.05, self.cfg.heartbeat - (time.monotonic() - t0)))
+            elapsed = time.monotonic() - t0
+            wait = min(self.cfg.heartbeat - elapsed, self._next_expiry() - elapsed + 0.02)
+            self._stop.wait(max(0.02, wait))
 
     def start(self) -> None:
         """Join (a name held by a live instance raises ClusterError: exit 2 at start-up), learn the first shard,

@@ -118,6 +118,8 @@ class Daemon:
         #: cluster membership (None: a single node, which owns every target and leads)
         self.cluster = None
         self._epoch_seen: int | None = None
+        self._cluster_jobs: set[str] = set()
+        self._sync_task: asyncio.Task | None = None
 
     def _acquire(self, target: Target) -> TargetLive:
         """This node now owns ``target``: continue from what the previous owner stored (its tracker, this hour's
@@ -176,8 +178,46 @@ class Daemon:
                 objectives=objective_thresholds(self.config.contract(target.contract)),
             )
         self.live.set_targets(entries)
-        for target in self.config.targets:
-            self.scheduler.add(target.id, target.interval, self._job(target))
+        if self.cluster is None:
+            for target in self.config.targets:
+                self.scheduler.add(target.id, target.interval, self._job(target))
+        # in a cluster, _cluster_sync schedules only the targets this node owns
+
+    async def _cluster_sync(self) -> None:
+        """Keep a probe job for exactly the targets this node owns now (a job for every target of a large
+        cluster costs a node CPU and memory for targets other nodes probe)."""
+        assert self.cluster is not None
+        period = min(self.cluster.cfg.heartbeat, 1.0)
+        while not self.stopping.is_set():
+            try:
+                owned = self.cluster.owned if self.cluster.may_probe() else frozenset()
+                targets = {t.id: t for t in self.config.targets}
+                wanted = {tid for tid in owned if tid in targets}
+                for tid in self._cluster_jobs - wanted:
+                    self.scheduler.remove(tid)
+                    live = self.live.targets.get(tid)
+                    if live is not None and live.owned:
+                        live.owned = False
+                        self.ingestor.forget(tid)
+                for tid in wanted - self._cluster_jobs:
+                    self.scheduler.add(tid, targets[tid].interval, self._job(targets[tid]))
+                self._cluster_jobs = wanted
+                self.live.owned = owned
+            except Exception:  # one bad round must not end the sync
+                log.exception("cluster job sync failed")
+            try:
+                await asyncio.wait_for(self.stopping.wait(), timeout=period)
+            except asyncio.TimeoutError:
+                pass
+
+    def _schedule(self, tid: str, target: Target, *, replace: bool) -> None:
+        """(Re)schedule a target after a reload; in a cluster only a target this node has a job for."""
+        if self.cluster is not None and tid not in self._cluster_jobs:
+            return  # the sync adds it if this node owns it
+        if replace:
+            self.scheduler.add(tid, target.interval, self._job(target))
+        else:
+            self.scheduler.scheduler.modify_job(tid, func=self._job(target))
 
     def _job(self, target: Target):
         contract = self.config.contract(target.contract)
@@ -254,6 +294,8 @@ class Daemon:
         self.scheduler.scheduler.add_job(self._escalate, "interval", seconds=ESCALATION_INTERVAL, id="escalation")
         self.scheduler.scheduler.add_job(self._poll_acks, "interval", seconds=ACK_POLL_INTERVAL, id="ack-poll")
         self._delivery_task = asyncio.create_task(self._deliver_loop(), name="ticket-delivery")
+        if self.cluster is not None:
+            self._sync_task = asyncio.create_task(self._cluster_sync(), name="cluster-sync")
         if self.config.reports is not None and self.config.reports.enabled:
             from apscheduler.triggers.cron import CronTrigger
 
@@ -494,12 +536,14 @@ class Daemon:
         entries = dict(self.live.targets)
         for tid in set(old) - set(fresh):
             self.scheduler.remove(tid)
+            self._cluster_jobs.discard(tid)
             entries.pop(tid, None)
         for tid, target in fresh.items():
             if tid not in old:
                 entries[tid] = TargetLive(target.id, target.contract, target.kind, _tracker_for(target, saved.get(tid)),
                                           objectives=objective_thresholds(new.contract(target.contract)))
-                self.scheduler.add(tid, target.interval, self._job(target))
+                if self.cluster is None:
+                    self.scheduler.add(tid, target.interval, self._job(target))
             elif target != old[tid]:
                 live = entries[tid]
                 live.contract, live.kind = target.contract, target.kind
@@ -507,12 +551,10 @@ class Daemon:
                 live.tracker.failure_threshold = target.failure_threshold
                 live.tracker.recovery_threshold = target.recovery_threshold
                 live.tracker.degraded_threshold = target.degraded_threshold
-                if target.interval != old[tid].interval:
-                    self.scheduler.add(tid, target.interval, self._job(target))
-                else:  # same schedule: only the job's code changes, so no cycle is lost or doubled
-                    self.scheduler.scheduler.modify_job(tid, func=self._job(target))
+                # same schedule: only the job's code changes, so no cycle is lost or doubled
+                self._schedule(tid, target, replace=target.interval != old[tid].interval)
             else:
-                self.scheduler.scheduler.modify_job(tid, func=self._job(target))  # its contract may have changed
+                self._schedule(tid, target, replace=False)  # its contract may have changed
         self.live.set_targets(entries)
         self.stats.config_reload_ok = True
         self.stats.config_reload_time = time.time()

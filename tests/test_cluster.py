@@ -299,3 +299,25 @@ def test_a_node_partitioned_from_postgresql_stops_and_its_shard_moves(tmp_path, 
         for node in nodes.values():
             node.stop()
         pg.close()
+
+
+@pytest.mark.slow
+def test_a_restart_after_a_crash_takes_its_name_back_at_once(tmp_path, cluster_db):
+    """systemd restarts a crashed node within seconds, long before its lease ends: a dead process of this host
+    is taken over at once (the new epoch fences it), where a live one is refused (the test above)."""
+    dsn, store = cluster_db
+    node = Node(tmp_path, dsn, "phoenix", "core", n_targets=2)
+    try:
+        wait_for("the node", lambda: any(n.node == "phoenix" for n in store.cluster_nodes()), timeout=30)
+        first = next(n.epoch for n in store.cluster_nodes() if n.node == "phoenix")
+        node.kill()
+        node.proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(node.path)], cwd=REPO, stdout=subprocess.DEVNULL,
+                                     stderr=node.log)
+        t0 = time.time()
+        wait_for("the restart to join", lambda: next(
+            (n.epoch for n in store.cluster_nodes() if n.node == "phoenix" and n.pid == node.proc.pid), 0) > first,
+            timeout=FAILOVER)
+        assert time.time() - t0 < FAILOVER and node.proc.poll() is None
+        assert any("taking over cluster.node phoenix from a dead process" in x["msg"] for x in node.lines())
+    finally:
+        node.stop()

@@ -650,13 +650,14 @@ class PostgresStore(SqlTickets):
 
     # -- cluster -------------------------------------------------------------------------------
     def cluster_join(self, node: str, site: str, instance: str, config_hash: str, version: str, host: str, pid: int,
-                     failover_delay: float) -> int:
-        """Register this instance under ``node`` with a new epoch; refuses a name another live instance holds."""
+                     failover_delay: float, takeover: bool = False) -> int:
+        """Register this instance under ``node`` with a new epoch; refuses a name another live instance holds
+        (unless ``takeover``: the caller knows that instance is gone; the new epoch fences it)."""
         with self._tx() as ex:
             row = ex.one("SELECT instance, host, pid, clock_timestamp() - heartbeat < make_interval(secs => ?) AS live,"
                          " left_at IS NULL AS present FROM cluster_nodes WHERE node = ? FOR UPDATE",
                          (failover_delay, node))
-            if row is not None and row["live"] and row["present"] and row["instance"] != instance:
+            if row is not None and row["live"] and row["present"] and row["instance"] != instance and not takeover:
                 raise ClusterError(f"cluster.node {node!r} is already live (pid {row['pid']} on {row['host']}); "
                                    "every node needs its own name")
             epoch = int(ex.value("SELECT nextval('cluster_epoch') AS e"))
