@@ -79,7 +79,7 @@ class ClusterMember:
         self._owned: frozenset[str] = frozenset()
         self._lease_ok_until = 0.0  # monotonic: probing stops here unless the lease is renewed
         self._probe_from = 0.0  # monotonic: a (re)joined node waits before its first probe
-        self._lock = threading.Lock()
+        self._guard = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._leader_session = store.leader_session(cluster_cfg.node)
@@ -135,7 +135,7 @@ class ClusterMember:
                 log.warning("taking over cluster.node %s from a dead process of this host (a restart)", self.cfg.node)
                 epoch = self._join(takeover=True)
         now = time.monotonic()
-        with self._lock:
+        with self._guard:
             self.epoch = epoch
             self._lease_ok_until = now + self.cfg.failover_delay - self.cfg.heartbeat
             # every other node refreshes its view within one heartbeat: wait two before probing
@@ -166,7 +166,7 @@ class ClusterMember:
                                 self.cfg.node, fence.epoch)
                 self.join()
             else:
-                with self._lock:
+                with self._guard:
                     self._lease_ok_until = started + self.cfg.failover_delay - self.cfg.heartbeat
             view = self.store.cluster_nodes()
         except ClusterError as exc:
@@ -213,7 +213,7 @@ class ClusterMember:
         return frozenset(mine)
 
     def _set_owned(self, owned: frozenset[str], view: list[NodeInfo]) -> None:
-        with self._lock:
+        with self._guard:
             gained, lost = owned - self._owned, self._owned - owned
             self._owned, self.view = owned, view
         if gained or lost:
