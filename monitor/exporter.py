@@ -6,6 +6,8 @@ config says otherwise. Paths: ``/metrics``, ``/-/healthy``, ``/-/ready``.
 
 from __future__ import annotations
 
+import time
+
 import base64
 import hmac
 import threading
@@ -25,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from .counters import octet_counter
+from .voice_window import WINDOWS
 from .live import RTT_BUCKETS, LiveState
 from .state import STATES
 
@@ -88,6 +91,21 @@ class SlawatchCollector(Collector):
                 r.add_metric([t.contract, t.target, t.kind], t.last_r)
         yield mos
         yield r
+        wmos = GaugeMetricFamily("slawatch_voice_mos_window", "E-model MOS of the window's pooled loss, delay and jitter "
+                                 "(voice targets).", labels=_LABELS + ["window"])
+        wr = GaugeMetricFamily("slawatch_voice_r_factor_window", "E-model R-factor of the window's pooled loss, delay "
+                               "and jitter (voice targets).", labels=_LABELS + ["window"])
+        now = time.time()
+        for t in targets:
+            if t.voice_window is None:
+                continue
+            for label, seconds in WINDOWS.items():
+                q = t.voice_window.quality(now, seconds, t.voice_settings)
+                if q is not None:
+                    wmos.add_metric([t.contract, t.target, t.kind, label], q.mos)
+                    wr.add_metric([t.contract, t.target, t.kind, label], q.r)
+        yield wmos
+        yield wr
         yield from self._snmp_metrics(targets)
         thresholds = GaugeMetricFamily(
             "slawatch_objective_threshold",

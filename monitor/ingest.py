@@ -23,6 +23,7 @@ from .maintenance import expand_windows
 from .periods import month_of, to_ms
 from .rollup import Rollup, VoiceSample
 from .store import Batch, UnknownRecord
+from .voice_window import VoiceWindow
 
 __all__ = ["Ingestor", "GAP_FACTOR", "voice_sample"]
 
@@ -146,6 +147,11 @@ class Ingestor:
         voice = voice_sample(icmp, contract, target.kind == "voice") if icmp is not None else None
         if voice is not None and voice.mos is not None:
             live.last_mos, live.last_r = voice.mos, voice.r
+            if not in_maint and icmp is not None and icmp.rtt_median is not None:
+                if live.voice_window is None:
+                    live.voice_window = VoiceWindow()
+                live.voice_settings = contract.voice
+                live.voice_window.add(started, icmp.sent, icmp.received, icmp.rtt_median, icmp.jitter)
         args = (outcome.verdict, in_maint, icmp.sent if icmp else None, icmp.received if icmp else None,
                 rtts, icmp.jitter if icmp else None, voice)
 

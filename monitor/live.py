@@ -8,6 +8,7 @@ from __future__ import annotations
 import bisect
 import threading
 import time
+from typing import Any
 from dataclasses import dataclass, field
 
 from probes.icmp import rfc3550_jitter_update
@@ -60,6 +61,10 @@ class TargetLive:
     last_r: float | None = None
     #: in a cluster: this node has taken the target over (loaded its stored state) and probes it
     owned: bool = False
+    #: voice targets: the last hour of answered cycles, for the windowed MOS (monitor.voice_window)
+    voice_window: Any = None
+    #: voice targets: the contract's voice settings (codec, delays), for the windowed MOS
+    voice_settings: Any = None
 
     def observe_rtts(self, rtts: list[float]) -> None:
         """Received RTTs of one burst, in sequence order."""

@@ -174,9 +174,20 @@ def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Ava
     if target.kind == "voice":
         n = r.mos_count
         value = r.mos_mean
+        pooled = None
+        loss = r.loss_fraction
+        median = r.rtt.quantile(0.5)
+        if loss is not None and median is not None and r.answered_sent:
+            from .voice_window import pooled_quality
+
+            pooled = pooled_quality(r.answered_sent, r.answered_received or 0, median, r.jitter_mean or 0.0,
+                                    contract.voice)
         out["voice"] = {
             "mos_target": obj.mos, "mos_mean": value, "mos_min": r.mos_min if n else None,
+            # the month's pooled loss, median RTT and mean jitter through the E-model: one figure for the month
+            "mos_pooled": None if pooled is None else pooled.mos, "r_pooled": None if pooled is None else pooled.r,
             "share_below_mos": r.mos_below / n if n else None,
+            "share_time_below_mos": r.mos_below / n if n else None,  # cycles are evenly spaced: share of time
             "share_meeting_delay": r.delay_ok / n if n else None,
             "share_meeting_jitter": r.jitter_ok / n if n else None,
             "share_meeting_loss": r.loss_ok / n if n else None,

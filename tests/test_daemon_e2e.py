@@ -63,6 +63,10 @@ def test_run_scrape_sigterm(write_config, stores, icmp_mode):
         sent = {dict(l)["target"]: v for (n, l), v in metrics.items() if n == "slawatch_icmp_packets_sent_total"}
         assert all(v >= 3 for v in sent.values())
         assert metrics[("slawatch_build_info", (("version", "0.1.0"),))] == 1.0
+        # the voice target's windowed MOS (pooled over the window): loopback is a perfect line
+        windowed = {dict(l)["window"]: v for (n, l), v in metrics.items()
+                    if n == "slawatch_voice_mos_window" and dict(l)["target"] == "lo6"}
+        assert set(windowed) == {"5m", "1h"} and all(4.3 < v <= 4.5 for v in windowed.values()), windowed
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5) as resp:
             assert resp.status == 200
         time.sleep(1.5)

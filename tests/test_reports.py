@@ -348,6 +348,7 @@ targets:
     assert [t["id"] for t in targets] == ["lo1", "lo2"]
     assert all(t["cycles"]["good"] >= 2 and t["downtime_s"] == 0 for t in targets)
     assert targets[1]["voice"]["mos_mean"] > 4.0
+    assert targets[1]["voice"]["mos_pooled"] > 4.0 and targets[1]["voice"]["share_time_below_mos"] is not None
     assert [r["row"] for r in csv.DictReader(outputs["csv"].open())] == ["target", "target", "contract"]
     assert outputs["html"].read_text().count("data:image/png;base64,") == 2
     if "pdf" in outputs:
