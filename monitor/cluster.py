@@ -49,17 +49,16 @@ def owner_of(target: str, nodes: list[str]) -> str | None:
     return max(nodes, key=lambda n: (_score(n, target), n)) if nodes else None
 
 
-def config_hash(raw_text: bytes, node: str, site: str) -> str:
-    """A digest of the config as every node should have it: the file with this node's own name and site
-    taken out, so configs that differ only there hash alike."""
-    text = raw_text.decode("utf-8", "replace")
-    lines = []
-    for line in text.splitlines():
-        stripped = line.strip()
-        if stripped.startswith(("node:", "site:")) and stripped.split(":", 1)[1].strip().strip("'\"") in (node, site):
-            continue
-        lines.append(line)
-    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+def config_hash(config: Any) -> str:
+    """A digest of the parsed config as every node should have it: this node's own name and site left out,
+    secrets left out (pydantic shows them masked), so configs that differ only in cluster.node and
+    cluster.site hash alike, and a node with other targets or contracts stands out in ``cluster status``."""
+    import json
+
+    data = config.model_dump(mode="json")
+    if isinstance(data.get("cluster"), dict):
+        data["cluster"] = {k: v for k, v in data["cluster"].items() if k not in ("node", "site")}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 class ClusterMember:

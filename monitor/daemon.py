@@ -140,11 +140,7 @@ class Daemon:
 
         cfg = self.config.cluster
         assert cfg is not None
-        try:
-            raw = self.config_path.read_bytes()
-        except OSError:
-            raw = b""
-        self.cluster = ClusterMember(cfg, self.store, lambda: self.config.targets, config_hash(raw, cfg.node, cfg.site),
+        self.cluster = ClusterMember(cfg, self.store, lambda: self.config.targets, config_hash(self.config),
                                      __version__)
         self.cluster.start()
         self.writer.fence = lambda: self.cluster.fence if self.cluster is not None else None
@@ -515,13 +511,18 @@ class Daemon:
             self.stats.config_reload_ok = False
             notify("READY=1\nSTATUS=config reload failed; running the previous config")
             return False, [str(exc)]
-        for key, what in (("storage", "storage"), ("exporter", "exporter")):
+        for key, what in (("storage", "storage"), ("exporter", "exporter"), ("cluster", "cluster")):
             if getattr(new, key) != getattr(self.config, key):
                 log.warning("config reload: %s settings changed; they take effect at the next restart", what)
-        new = new.model_copy(update={"storage": self.config.storage, "exporter": self.config.exporter})
+        new = new.model_copy(update={"storage": self.config.storage, "exporter": self.config.exporter,
+                                     "cluster": self.config.cluster})
         old = {t.id: t for t in self.config.targets}
         fresh = {t.id: t for t in new.targets}
         self.config = new
+        if self.cluster is not None:
+            from .cluster import config_hash
+
+            self.cluster.config_hash = config_hash(new)  # told to the others at the next heartbeat
         self.ingestor.reconfigure(new)
         self.evaluator = SlaEvaluator(new, self.store)
         self.ledger.reconfigure(new)

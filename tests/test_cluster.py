@@ -20,6 +20,21 @@ N_TARGETS = 48
 
 
 # --------------------------------------------------------------------------- pure parts
+def test_config_hash_ignores_only_the_nodes_own_name_and_site():
+    from monitor.cluster import config_hash
+
+    base = {"contracts": [{"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}],
+            "targets": [{"id": "t", "contract": "c1", "kind": "internet", "address": "127.0.0.1"}],
+            "storage": {"backend": "postgresql", "dsn": "postgresql://a:pw1@127.0.0.1/x"}}
+    one = parse_config({**base, "cluster": {"node": "n1", "site": "a"}})
+    two = parse_config({**base, "cluster": {"node": "n2", "site": "b"},
+                        "storage": {"backend": "postgresql", "dsn": "postgresql://a:pw2@10.0.0.1/x"}})
+    other = parse_config({**base, "cluster": {"node": "n1", "site": "a"},
+                          "targets": base["targets"] + [{"id": "u", "contract": "c1", "kind": "internet",
+                                                         "address": "127.0.0.2"}]})
+    assert config_hash(one) == config_hash(two) != config_hash(other)
+
+
 def test_rendezvous_moves_about_one_nth_on_a_join_and_only_to_the_newcomer():
     targets = [f"t{i}" for i in range(3000)]
     three = {t: owner_of(t, ["a", "b", "c"]) for t in targets}
@@ -147,6 +162,7 @@ def test_three_nodes_shard_fail_over_elect_one_leader_and_take_a_fourth(tmp_path
         assert set(per_node) == {"n1", "n2", "n3"} and all(v >= N_TARGETS / 6 for v in per_node.values()), per_node
         st = status(nodes["n1"])  # the owned counts each node reports at its heartbeat, now settled
         assert sum(r["targets_owned"] for r in st["nodes"]) == N_TARGETS, st
+        assert not any(r["config_differs"] for r in st["nodes"]), st  # they differ only in cluster.node
 
         # SIGKILL a node that is not the leader: its targets are probed again by the others within
         # failover_delay + one interval (+ a heartbeat to notice), nothing is probed twice, the gap is unknown
