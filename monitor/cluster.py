@@ -49,13 +49,17 @@ def owner_of(target: str, nodes: list[str]) -> str | None:
     return max(nodes, key=lambda n: (_score(n, target), n)) if nodes else None
 
 
+#: config sections that are each node's own: where it listens, how it logs, how it reaches the database
+NODE_LOCAL = ("exporter", "logging", "storage")
+
+
 def config_hash(config: Any) -> str:
-    """A digest of the parsed config as every node should have it: this node's own name and site left out,
-    secrets left out (pydantic shows them masked), so configs that differ only in cluster.node and
-    cluster.site hash alike, and a node with other targets or contracts stands out in ``cluster status``."""
+    """A digest of the parsed config as every node should have it: the node's own name and site, its
+    node-local sections (:data:`NODE_LOCAL`) and the secrets (pydantic shows them masked) left out, so a node
+    with other targets, contracts, sinks or reports stands out in ``cluster status``."""
     import json
 
-    data = config.model_dump(mode="json")
+    data = {k: v for k, v in config.model_dump(mode="json").items() if k not in NODE_LOCAL}
     if isinstance(data.get("cluster"), dict):
         data["cluster"] = {k: v for k, v in data["cluster"].items() if k not in ("node", "site")}
     return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:16]

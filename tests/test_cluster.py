@@ -27,7 +27,7 @@ def test_config_hash_ignores_only_the_nodes_own_name_and_site():
             "targets": [{"id": "t", "contract": "c1", "kind": "internet", "address": "127.0.0.1"}],
             "storage": {"backend": "postgresql", "dsn": "postgresql://a:pw1@127.0.0.1/x"}}
     one = parse_config({**base, "cluster": {"node": "n1", "site": "a"}})
-    two = parse_config({**base, "cluster": {"node": "n2", "site": "b"},
+    two = parse_config({**base, "cluster": {"node": "n2", "site": "b"}, "exporter": {"listen": "127.0.0.1:9999"},
                         "storage": {"backend": "postgresql", "dsn": "postgresql://a:pw2@10.0.0.1/x"}})
     other = parse_config({**base, "cluster": {"node": "n1", "site": "a"},
                           "targets": base["targets"] + [{"id": "u", "contract": "c1", "kind": "internet",
