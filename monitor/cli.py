@@ -410,7 +410,7 @@ def cmd_store(args) -> int:
         if args.action == "migrate":
             before = store.schema_version()
             after = store.migrate()
-            print(f"{store.info().location}: schema version {after}"
+            print(f"{store.location}: schema version {after}"
                   + (f" (migrated from {before})" if before != after else " (already current)"))
             return 0
         info = store.info()
@@ -445,8 +445,8 @@ def _store_copy(args, open_url) -> int:
         t0 = time.monotonic()
         result = copy_store(src, dst, overwrite=args.overwrite, progress=progress_bar())
         rows = sum(result.target.values())
-        print(f"copied {rows:,} rows in {time.monotonic() - t0:.1f} s from {src.info().location} "
-              f"to {dst.info().location}", file=sys.stderr)
+        print(f"copied {rows:,} rows in {time.monotonic() - t0:.1f} s from {src.location} "
+              f"to {dst.location}", file=sys.stderr)
         bad = {t: (n, result.target.get(t)) for t, n in result.source.items() if result.target.get(t) != n}
         for table, (n, m) in bad.items():
             print(f"  {table}: {n} rows in the source, {m} in the target", file=sys.stderr)

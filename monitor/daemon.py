@@ -231,7 +231,6 @@ class Daemon:
                 if self.cluster is not None:
                     if self.cluster.epoch != self._epoch_seen:
                         self._new_epoch()
-                    self.live.owned = self.cluster.owned if self.cluster.may_probe() else frozenset()
                     if not self.cluster.owns(target.id):
                         if live.owned:
                             live.owned = False

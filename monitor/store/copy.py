@@ -33,14 +33,14 @@ def copy_store(src: Store, dst: Store, *, overwrite: bool = False,
     result = CopyResult()
     result.source = src.info().rows
     if not result.source:
-        raise StoreError(f"the source store ({src.info().location}) is not at this slawatch's schema version; "
+        raise StoreError(f"the source store ({src.location}) is not at this slawatch's schema version; "
                          "run `slawatch store migrate` on it first")
     dst.migrate()
     existing = {t: n for t, n in dst.info().rows.items() if n}
     if existing:
         if not overwrite:
             listed = ", ".join(f"{t} {n}" for t, n in existing.items())
-            raise StoreError(f"the target store ({dst.info().location}) is not empty ({listed} rows); "
+            raise StoreError(f"the target store ({dst.location}) is not empty ({listed} rows); "
                              "use --overwrite to empty it first")
         dst.clear()
     total = sum(result.source.values())

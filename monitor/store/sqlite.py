@@ -265,32 +265,21 @@ class SqliteStore(SqlTickets):
 
     def migrate(self) -> int:
         """Apply pending forward migrations; returns the schema version now in force."""
-        with self._lock:
-            try:
-                # the version is read inside the IMMEDIATE transaction: a second process migrating at the same
-                # time waits for this one and then finds nothing left to do
-                self._db.execute("BEGIN IMMEDIATE")
-                current = self.schema_version()
-                if current > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"store {self.path} has schema version {current}, newer than this slawatch "
-                        f"understands ({SCHEMA_VERSION}); upgrade slawatch"
-                    )
-                for version in range(current + 1, SCHEMA_VERSION + 1):
-                    for statement in MIGRATIONS[version - 1].split(";"):
-                        if statement.strip():
-                            self._db.execute(statement)
-                    self._db.execute(f"PRAGMA user_version = {version}")
-                self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise StoreError(f"migration of {self.path} to schema version {SCHEMA_VERSION} failed: {exc}") from None
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
-            return SCHEMA_VERSION
+        # the version is read inside the IMMEDIATE transaction: a second process migrating at the same time
+        # waits for this one and then finds nothing left to do
+        with self._tx(f"migration of {self.path} to schema version {SCHEMA_VERSION} failed") as ex:
+            current = self.schema_version()
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"store {self.path} has schema version {current}, newer than this slawatch "
+                    f"understands ({SCHEMA_VERSION}); upgrade slawatch"
+                )
+            for version in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in MIGRATIONS[version - 1].split(";"):
+                    if statement.strip():
+                        ex.db.execute(statement)
+                ex.db.execute(f"PRAGMA user_version = {version}")
+        return SCHEMA_VERSION
 
     def info(self) -> StoreInfo:
         with self._lock:
@@ -299,15 +288,12 @@ class SqliteStore(SqlTickets):
         return StoreInfo("sqlite", self.path, self.schema_version(), SCHEMA_VERSION, rows)
 
     def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        with self._lock:
-            try:
-                return self._db.execute(sql, tuple(args)).fetchall()
-            except sqlite3.Error as exc:
-                raise StoreError(f"reading store {self.path} failed: {exc}") from None
+        with self._read() as ex:
+            return ex.db.execute(sql, tuple(args)).fetchall()
 
     # -- the shared SQL's access paths --------------------------------------------------------
     @contextmanager
-    def _read(self) -> Iterator[Exec]:
+    def _read(self) -> Iterator[_SqliteExec]:
         with self._lock:
             try:
                 yield _SqliteExec(self._db)
@@ -315,20 +301,19 @@ class SqliteStore(SqlTickets):
                 raise StoreError(f"reading store {self.path} failed: {exc}") from None
 
     @contextmanager
-    def _tx(self) -> Iterator[Exec]:
-        """One IMMEDIATE transaction under the store's lock."""
+    def _tx(self, failure: str | None = None) -> Iterator[_SqliteExec]:
+        """One IMMEDIATE transaction under the store's lock: committed, or rolled back on any exception.
+        An sqlite3 error becomes a StoreError starting with ``failure``."""
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 yield _SqliteExec(self._db)
                 self._db.execute("COMMIT")
-            except sqlite3.Error as exc:
+            except BaseException as exc:
                 if self._db.in_transaction:
                     self._db.execute("ROLLBACK")
-                raise StoreError(f"transaction on store {self.path} failed: {exc}") from None
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"{failure or f'transaction on store {self.path} failed'}: {exc}") from None
                 raise
 
     # -- writes --------------------------------------------------------------------------
@@ -369,56 +354,50 @@ class SqliteStore(SqlTickets):
                         json.dumps(o.evidence, separators=(",", ":")) if o.evidence else None) for o in batch.outages]
         unknown_rows = [(u.target, u.start, u.end, u.reason) for u in batch.unknown]
         event_rows = [(e.key, e.kind, e.contract, e.target, e.at, e.data_json()) for e in batch.events]
-        with self._lock:
-            try:
-                self._db.execute("BEGIN IMMEDIATE")
-                self._db.executemany(
+        try:
+            with self._tx(f"write to store {self.path} failed") as ex:
+                ex.db.executemany(
                     "INSERT INTO cycles (target, probe, started, duration, ok, verdict, reason, sent, received,"
                     " rtt_median, jitter, samples, node, site) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     cycle_rows,
                 )
-                self._db.executemany(
+                ex.db.executemany(
                     "INSERT INTO target_state (target, state, since, updated, tracker) VALUES (?,?,?,?,?)"
                     " ON CONFLICT (target) DO UPDATE SET state=excluded.state, since=excluded.since,"
                     " updated=excluded.updated, tracker=excluded.tracker",
                     state_rows,
                 )
-                self._db.executemany(
+                ex.db.executemany(
                     "INSERT INTO outages (target, contract, kind, start, end, evidence) VALUES (?,?,?,?,?,?)"
                     " ON CONFLICT (target, kind, start) DO UPDATE SET end=excluded.end,"
                     " evidence=coalesce(json_patch(outages.evidence, excluded.evidence), excluded.evidence, outages.evidence)",
                     outage_rows,
                 )
-                self._db.executemany(
+                ex.db.executemany(
                     "INSERT INTO unknown_intervals (target, start, end, reason) VALUES (?,?,?,?)"
                     " ON CONFLICT (target, start) DO UPDATE SET end=max(end, excluded.end)",
                     unknown_rows,
                 )
-                tickets = SqlTicketTx(_SqliteExec(self._db))
+                tickets = SqlTicketTx(ex)
                 for row, event in zip(event_rows, batch.events):
-                    new = self._db.execute(
+                    new = ex.db.execute(
                         "INSERT OR IGNORE INTO events (key, kind, contract, target, at, data) VALUES (?,?,?,?,?,?)", row
                     ).rowcount
                     if new and on_new_event is not None:
                         on_new_event(tickets, event)
-                self._db.executemany(
+                ex.db.executemany(
                     "INSERT OR REPLACE INTO rollups_hourly (target_id, hour, counts, rtt) VALUES (?,?,?,?)",
                     [(self._target_id(t), hour, r.counts_blob(), r.rtt.to_bytes())
                      for (t, hour), r in batch.hourly.items()],
                 )
-                self._db.executemany(
+                ex.db.executemany(
                     "INSERT OR REPLACE INTO rollups_monthly (target_id, month, counts, rtt) VALUES (?,?,?,?)",
                     [(self._target_id(t), month, r.counts_blob(), r.rtt.to_bytes())
                      for (t, month), r in batch.monthly.items()],
                 )
-                self._db.execute("COMMIT")
-            except BaseException as exc:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                self._ids.clear()  # ids inserted by the rolled-back transaction are gone
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"write to store {self.path} failed: {exc}") from None
-                raise
+        except BaseException:
+            self._ids.clear()  # ids inserted by the rolled-back transaction are gone
+            raise
 
     def compact(self) -> None:
         """VACUUM, then checkpoint the WAL so the main file shrinks."""
