@@ -25,7 +25,7 @@ from .rollup import Rollup, VoiceSample
 from .store import Batch, UnknownRecord
 from .voice_window import VoiceWindow
 
-__all__ = ["Ingestor", "GAP_FACTOR", "voice_sample"]
+__all__ = ["Ingestor", "GAP_FACTOR", "voice_sample", "rollup_args"]
 
 GAP_FACTOR = 1.5
 
@@ -52,6 +52,15 @@ def voice_sample(result: IcmpResult, contract: Contract, voice: bool = True) -> 
         latency_ok=obj.latency is None or result.rtt_median <= obj.latency.max,
         r=r,
     )
+
+
+def rollup_args(contract: Contract, target: Target, verdict: str, icmp: IcmpResult | None, started: float,
+                window: tuple[int, int] | None) -> tuple:
+    """What :meth:`Rollup.add_cycle` takes for one cycle: at ingestion, and when a month is rebuilt from raw
+    cycles because its maintenance changed (:mod:`monitor.reconcile`), so both judge a cycle alike."""
+    voice = voice_sample(icmp, contract, target.kind == "voice") if icmp is not None else None
+    return (verdict, window is not None, icmp.sent if icmp else None, icmp.received if icmp else None,
+            icmp.good_rtts if icmp else [], icmp.jitter if icmp else None, voice, to_ms(started), window)
 
 
 class Ingestor:
@@ -96,10 +105,11 @@ class Ingestor:
                 self._hourly[(target.id, hour)] = hourly[hour]
 
     # -- maintenance -------------------------------------------------------------------
-    def in_maintenance(self, target: Target, at: float) -> bool:
+    def maintenance_window(self, target: Target, at: float) -> tuple[int, int] | None:
+        """The maintenance window (ms, as expanded over its UTC day) that ``at`` falls in, or None."""
         contract = self._contracts[target.contract]
         if not contract.maintenance and not target.maintenance:
-            return False
+            return None
         day = int(at // 86400)
         key = (target.id, day)
         windows = self._maintenance_days.get(key)
@@ -110,7 +120,7 @@ class Ingestor:
                                      day * 86_400_000, (day + 1) * 86_400_000)
             self._maintenance_days[key] = windows
         ms = to_ms(at)
-        return any(s <= ms < e for s, e in windows)
+        return next(((s, e) for s, e in windows if s <= ms < e), None)
 
     # -- one cycle ---------------------------------------------------------------------
     def ingest(self, batch: Batch, target: Target, outcome: CycleOutcome, live: TargetLive,
@@ -140,11 +150,12 @@ class Ingestor:
                 batch.events.append(outage_event(tr.event, target.contract, target.id, tr.at, tr.interval_start,
                                                  cause))
 
-        in_maint = self.in_maintenance(target, started)
+        window = self.maintenance_window(target, started)
+        in_maint = window is not None
         live.in_maintenance = in_maint
         icmp = next((r for r in outcome.results if isinstance(r, IcmpResult)), None)
-        rtts = icmp.good_rtts if icmp else []
-        voice = voice_sample(icmp, contract, target.kind == "voice") if icmp is not None else None
+        args = rollup_args(contract, target, outcome.verdict, icmp, started, window)
+        voice = args[6]
         if voice is not None and voice.mos is not None:
             live.last_mos, live.last_r = voice.mos, voice.r
             if not in_maint and icmp is not None and icmp.rtt_median is not None:
@@ -152,8 +163,6 @@ class Ingestor:
                     live.voice_window = VoiceWindow()
                 live.voice_settings = contract.voice
                 live.voice_window.add(started, icmp.sent, icmp.received, icmp.rtt_median, icmp.jitter)
-        args = (outcome.verdict, in_maint, icmp.sent if icmp else None, icmp.received if icmp else None,
-                rtts, icmp.jitter if icmp else None, voice)
 
         hour = int(started // 3600 * 3600)
         batch.hourly[(target.id, hour)] = self._accumulate(self._hourly, (target.id, hour), args)

@@ -22,6 +22,9 @@ Rules beyond :mod:`monitor.sla`:
   availability's business; see :mod:`monitor.rollup`). Jitter: the mean of the
   per-cycle IPDV jitter. MOS: the mean of the per-cycle E-model MOS. Cycles
   inside maintenance windows are left out of all four.
+* Maintenance is the windows configured at report time, for availability and for the cycle figures alike:
+  a month whose rollup was judged by other windows (a window added or removed after the fact) is rebuilt
+  (:mod:`monitor.reconcile`).
 """
 
 from __future__ import annotations
@@ -35,10 +38,11 @@ from .config import Config, Contract, Target
 from .intervals import Interval, clip, intersect, normalize, total
 from .maintenance import expand_windows
 from .periods import Period, local_to_ms, parse_month, to_ms
+from .reconcile import Reconciled, needs_rebuild, rebuild
 from .rollup import Rollup
 from .sla import Availability, availability
 
-__all__ = ["MonthInputs", "TargetMonth", "ContractMonth", "load_month", "compute_month"]
+__all__ = ["MonthInputs", "TargetMonth", "ContractMonth", "load_month", "compute_month", "maintenance_of"]
 
 
 @dataclass(slots=True)
@@ -50,6 +54,8 @@ class MonthInputs:
     rollups: dict[str, Rollup] = field(default_factory=dict)
     first_cycle: dict[str, float] = field(default_factory=dict)
     last_cycle: dict[str, float] = field(default_factory=dict)
+    #: target-months rebuilt because their maintenance windows changed after ingestion (monitor.reconcile)
+    reconciled: dict[str, Reconciled] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -68,6 +74,7 @@ class TargetMonth:
     down: list[Interval] = field(default_factory=list)
     unknown: list[Interval] = field(default_factory=list)
     maintenance: list[Interval] = field(default_factory=list)
+    reconciled: Reconciled | None = None
 
     @property
     def maintenance_only_ms(self) -> int:
@@ -147,12 +154,36 @@ def load_month(store, config: Config, month: str) -> MonthInputs:
     for u in store.unknown_intervals(None, lo, hi):
         inputs.unknown.setdefault(u.target, []).append((to_ms(u.start), to_ms(u.end)))
     inputs.rollups = store.monthly_rollups(month)
+    targets = {t.id: t for t in config.targets}
+    for contract in config.contracts:  # maintenance changed after the fact: rebuild those months
+        period = parse_month(month, contract.timezone)
+        contract_maint = None
+        for target in (t for t in targets.values() if t.contract == contract.id):
+            rollup = inputs.rollups.get(target.id)
+            if rollup is None:
+                continue
+            if contract_maint is None:
+                contract_maint = expand_windows(contract.maintenance, contract.timezone, period.start_ms, period.end_ms)
+            windows = maintenance_of(contract, target, period.start_ms, period.end_ms, contract_maint)
+            if needs_rebuild(rollup, windows):
+                inputs.rollups[target.id], inputs.reconciled[target.id] = rebuild(
+                    store, contract, target, period.start_ms, period.end_ms, windows)
     for name, st in store.load_states().items():
         if st.tracker.get("first_cycle") is not None:
             inputs.first_cycle[name] = st.tracker["first_cycle"]
         if st.tracker.get("last_cycle") is not None:
             inputs.last_cycle[name] = st.tracker["last_cycle"]
     return inputs
+
+
+def maintenance_of(contract: Contract, target: Target, lo: int, hi: int,
+                   contract_maint: list[Interval] | None = None) -> list[Interval]:
+    """The maintenance windows (ms) of ``target`` in [lo, hi) as configured now: its contract's and its own."""
+    if contract_maint is None:
+        contract_maint = expand_windows(contract.maintenance, contract.timezone, lo, hi)
+    if not target.maintenance:
+        return contract_maint
+    return normalize(contract_maint + expand_windows(target.maintenance, contract.timezone, lo, hi))
 
 
 def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Availability) -> dict[str, dict[str, Any]]:
@@ -226,8 +257,7 @@ def compute_month(config: Config, inputs: MonthInputs, now_ms: int) -> list[Cont
         months: list[TargetMonth] = []
         eligible = downtime = 0
         for target in by_contract.get(contract.id, []):
-            maint = normalize(contract_maint + expand_windows(target.maintenance, contract.timezone, lo, hi)) \
-                if target.maintenance else contract_maint
+            maint = maintenance_of(contract, target, lo, hi, contract_maint)
             off = out_of_service(contract, target, lo, hi)
             if off:  # outside the service dates: neither unknown nor downtime, taken out of the period
                 maint = normalize(maint + off)
@@ -249,7 +279,7 @@ def compute_month(config: Config, inputs: MonthInputs, now_ms: int) -> list[Cont
                 out_of_service_ms=total(clip(off, lo, hi)),
                 outages=clip(normalize(down), lo, hi), rollup=rollup,
                 objectives=_objective_figures(contract, target, rollup, avail),
-                down=down, unknown=unknown, maintenance=maint,
+                down=down, unknown=unknown, maintenance=maint, reconciled=inputs.reconciled.get(target.id),
             ))
             eligible += avail.eligible_ms
             downtime += avail.downtime_ms

@@ -159,7 +159,9 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                 "jitter": {"mean_s": r.jitter_mean, "max_s": r.jitter_max if r.jitter_count else None,
                            "target_s": contract.objectives.jitter, "met": obj.get("jitter", {}).get("met")},
                 "voice": obj.get("voice"),
-                "cycles": {"total": r.cycles, "good": r.good, "bad": r.bad, "unknown": r.unknown, "maintenance": r.maintenance},
+                "cycles": {"total": r.cycles, "good": r.good, "bad": r.bad, "unknown": r.unknown, "maintenance": r.maintenance,
+                           # maintenance changed after ingestion: how the month was rebuilt (monitor.reconcile)
+                           "maintenance_reconciled": tm.reconciled.as_dict() if tm.reconciled else None},
                 # from the month's own intervals, so the days add up to the month figure
                 "daily": _daily(tm, tm.down, tm.unknown, tm.maintenance, contract.timezone, contract.unknown_time),
             })

@@ -17,6 +17,11 @@ operations; ``answered_sent``/``answered_received`` hold the ones that count.
 Rollups written before this rule have no such counters; their loss falls back
 to every packet, and says so (``loss_basis``).
 
+Each rollup also keeps the maintenance windows its cycles were judged by (``maint_windows``, the windows
+in force at ingestion) and the span of its cycles (``first_ms``..``last_ms``). A report compares them with
+the windows configured now: when maintenance was added or removed after the fact, the month is rebuilt
+(see :mod:`monitor.reconcile`), so cycle counts, quality figures and availability use the same windows.
+
 The in-memory accumulator of the current hour and month is the state; each
 flush writes a snapshot of it (overwrite, no read-modify-write). On restart
 the snapshots are loaded back, so nothing already rolled up is recomputed.
@@ -29,6 +34,7 @@ import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+from .intervals import normalize
 from .sketch import RttSketch, read_varint, write_varint
 
 __all__ = ["Rollup", "VoiceSample"]
@@ -51,7 +57,7 @@ class VoiceSample:
 _INTS = ("cycles", "good", "bad", "unknown", "maintenance", "sent", "received", "jitter_count",
          "mos_count", "mos_below", "quality_count", "delay_ok", "jitter_ok", "loss_ok", "latency_ok")
 _D2 = struct.Struct("<dd")
-_HAS_JITTER, _HAS_VOICE, _HAS_ANSWERED = 1, 2, 4
+_HAS_JITTER, _HAS_VOICE, _HAS_ANSWERED, _HAS_SPAN = 1, 2, 4, 8
 
 
 @dataclass(slots=True)
@@ -79,10 +85,21 @@ class Rollup:
     #: packets of the cycles that got at least one reply (None: a rollup from before the counters existed)
     answered_sent: int | None = 0
     answered_received: int | None = 0
+    #: the span of the cycles (ms, their start times; None: no cycle yet, or a rollup from before spans)
+    first_ms: int | None = None
+    last_ms: int | None = None
+    #: the maintenance windows (ms) the cycles were judged by, where they met a cycle
+    maint_windows: list[tuple[int, int]] = field(default_factory=list)
 
     def add_cycle(self, verdict: str, in_maintenance: bool, sent: int | None, received: int | None,
-                  rtts: list[float], jitter: float | None, voice: VoiceSample | None) -> None:
+                  rtts: list[float], jitter: float | None, voice: VoiceSample | None,
+                  at_ms: int | None = None, window: tuple[int, int] | None = None) -> None:
         self.cycles += 1
+        if at_ms is not None:
+            self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
+            self.last_ms = at_ms if self.last_ms is None else max(self.last_ms, at_ms)
+        if window is not None and window not in self.maint_windows:
+            self.maint_windows = normalize([*self.maint_windows, window])
         if in_maintenance:
             self.maintenance += 1
             return
@@ -127,6 +144,11 @@ class Rollup:
         self.rtt.merge(other.rtt)
         self.jitter_max = max(self.jitter_max, other.jitter_max)
         self.mos_min = min(self.mos_min, other.mos_min)
+        if other.first_ms is not None and other.last_ms is not None:
+            self.first_ms = other.first_ms if self.first_ms is None else min(self.first_ms, other.first_ms)
+            self.last_ms = other.last_ms if self.last_ms is None else max(self.last_ms, other.last_ms)
+        if other.maint_windows:
+            self.maint_windows = normalize([*self.maint_windows, *other.maint_windows])
 
     @property
     def loss_fraction(self) -> Fraction | None:
@@ -158,7 +180,8 @@ class Rollup:
     def counts_blob(self) -> bytes:
         out = bytearray()
         flags = (_HAS_JITTER if self.jitter_count else 0) | (_HAS_VOICE if self.mos_count else 0) | \
-            (_HAS_ANSWERED if self.answered_sent is not None else 0)
+            (_HAS_ANSWERED if self.answered_sent is not None else 0) | \
+            (_HAS_SPAN if self.first_ms is not None and self.last_ms is not None else 0)
         out.append(flags)
         for name in _INTS:
             write_varint(getattr(self, name), out)
@@ -169,6 +192,14 @@ class Rollup:
         if flags & _HAS_ANSWERED:
             write_varint(self.answered_sent or 0, out)
             write_varint(self.answered_received or 0, out)
+        if flags & _HAS_SPAN:
+            assert self.first_ms is not None and self.last_ms is not None
+            write_varint(self.first_ms, out)
+            write_varint(self.last_ms - self.first_ms, out)
+            write_varint(len(self.maint_windows), out)
+            for start, end in self.maint_windows:  # relative to the first cycle; a window may start before it
+                write_varint(_zigzag(start - self.first_ms), out)
+                write_varint(end - start, out)
         return bytes(out)
 
     @classmethod
@@ -189,5 +220,23 @@ class Rollup:
             r.answered_received, pos = read_varint(counts, pos)
         else:
             r.answered_sent = r.answered_received = None
+        if flags & _HAS_SPAN:
+            first, pos = read_varint(counts, pos)
+            span, pos = read_varint(counts, pos)
+            n, pos = read_varint(counts, pos)
+            r.first_ms, r.last_ms = first, first + span
+            for _ in range(n):
+                rel, pos = read_varint(counts, pos)
+                length, pos = read_varint(counts, pos)
+                start = first + _unzigzag(rel)
+                r.maint_windows.append((start, start + length))
         r.rtt = RttSketch.from_bytes(rtt)
         return r
+
+
+def _zigzag(n: int) -> int:
+    return n * 2 if n >= 0 else -n * 2 - 1
+
+
+def _unzigzag(n: int) -> int:
+    return n // 2 if n % 2 == 0 else -(n + 1) // 2

@@ -174,3 +174,83 @@ def test_no_data_is_unknown_not_up(stores):
     config2 = parse_config({**CONFIG, "contracts": [{**CONFIG["contracts"][0], "unknown_time": "downtime"}]})
     [c2] = compute_month(config2, load_month(store, config2, "2026-11"), int(ts(2026, 12, 2) * 1000))
     assert c2.targets[0].availability.ratio == 0
+
+
+# -- maintenance changed after the fact (defect 8) --------------------------------------------------------------
+LATE_WINDOWS = [{"name": "late-whole-hour", "start": "2026-11-02T03:00:00", "duration": "1h"},
+                {"name": "late-part-hour", "start": "2026-11-02T05:10:00", "duration": "20m"}]
+
+
+def _config(extra_windows=()):
+    cfg = {**CONFIG, "contracts": [{**CONFIG["contracts"][0],
+                                    "maintenance": [*CONFIG["contracts"][0]["maintenance"], *extra_windows]}]}
+    return parse_config(cfg)
+
+
+def _fed(maker, config):
+    store = maker()
+    live = TargetLive("t1", "c1", "internet", TargetTracker("t1", failure_threshold=3, recovery_threshold=1))
+    feed(store, config, ts(2026, 11, 1), ts(2026, 11, 4), live)
+    return store
+
+
+def _figures(rollup):
+    return (rollup.cycles, rollup.good, rollup.bad, rollup.maintenance, rollup.sent, rollup.received,
+            rollup.answered_sent, rollup.rtt.count, rollup.rtt.quantile(0.95), rollup.quality_count)
+
+
+@pytest.mark.parametrize("ingested,reported", [((), LATE_WINDOWS), (LATE_WINDOWS, ())],
+                         ids=["window-added-later", "window-removed-later"])
+def test_maintenance_changed_after_the_fact_rebuilds_the_month(every_store, ingested, reported):
+    """Defect 8: cycle counts and quality figures used the windows in force at ingestion, availability those of
+    report time. The report now rebuilds the month with today's windows: its rollup equals one ingested with
+    them from the start (the whole hour from its hourly rollup, the part hour from its raw cycles)."""
+    now = int(ts(2026, 12, 2) * 1000)
+    report_cfg = _config(reported)
+    store = _fed(every_store, _config(ingested))
+    inputs = load_month(store, report_cfg, "2026-11")
+    [c1] = compute_month(report_cfg, inputs, now)
+    truth_inputs = load_month(_fed(every_store, report_cfg), report_cfg, "2026-11")
+    [truth] = compute_month(report_cfg, truth_inputs, now)
+    assert "t1" not in truth_inputs.reconciled  # ingested with today's windows: nothing to rebuild
+    t1 = c1.targets[0]
+    assert _figures(t1.rollup) == _figures(truth.targets[0].rollup)
+    expected_maintenance = 12 + 4 if reported else 0  # 03:00-04:00 at 5 min, and 05:10, :15, :20, :25
+    assert t1.rollup.maintenance == expected_maintenance
+    assert t1.availability.maintenance_ms == (80 * 60_000 if reported else 0) + 3_600_000  # and the 25th's hour
+    assert t1.reconciled is not None and t1.reconciled.unreconciled_hours == 0
+    if reported:  # the whole hour from its count alone, the part hour from raw cycles
+        assert (t1.reconciled.hours_maintenance, t1.reconciled.hours_rebuilt) == (1, 1)
+    else:
+        assert (t1.reconciled.hours_maintenance, t1.reconciled.hours_rebuilt) == (0, 2)
+
+
+def test_maintenance_added_after_raw_cycles_were_purged_is_reported(every_store):
+    """Past raw retention a changed hour keeps what ingestion judged, and the report says how many hours."""
+    from monitor.report import build_report
+
+    store = _fed(every_store, _config())
+    store.purge(ts(2026, 11, 5), 0)  # every raw cycle gone; rollups kept
+    report_cfg = _config(LATE_WINDOWS)
+    inputs = load_month(store, report_cfg, "2026-11")
+    [c1] = compute_month(report_cfg, inputs, int(ts(2026, 12, 2) * 1000))
+    t1 = c1.targets[0]
+    # the whole hour needs no raw cycle; the part hour does, and keeps its ingested judgement
+    assert (t1.reconciled.hours_maintenance, t1.reconciled.unreconciled_hours) == (1, 1)
+    assert t1.rollup.maintenance == 12
+    doc = build_report(store, report_cfg, "2026-11", now=ts(2026, 12, 2))["contracts"][0]["targets"][0]
+    assert doc["cycles"]["maintenance_reconciled"]["unreconciled_hours"] == 1
+
+
+def test_rollup_keeps_its_span_and_windows_through_encoding():
+    from monitor.rollup import Rollup
+
+    r = Rollup()
+    r.add_cycle("good", True, 3, 3, [0.01], 0.001, None, at_ms=1_000_000, window=(900_000, 1_200_000))
+    r.add_cycle("good", False, 3, 3, [0.01], 0.001, None, at_ms=1_500_000)
+    r.add_cycle("good", True, 3, 3, [0.01], 0.001, None, at_ms=1_700_000, window=(1_600_000, 1_800_000))
+    back = Rollup.decode(r.counts_blob(), r.rtt.to_bytes())
+    assert (back.first_ms, back.last_ms, back.maint_windows) == (1_000_000, 1_700_000,
+                                                                [(900_000, 1_200_000), (1_600_000, 1_800_000)])
+    legacy = Rollup.decode(bytes([0]) + bytes(15), r.rtt.to_bytes())  # no flags, 15 zero counts: before spans
+    assert legacy.first_ms is None and legacy.maint_windows == []
