@@ -232,7 +232,8 @@ def cmd_status(args) -> int:
 def cmd_report(args) -> int:
     import re
 
-    from .report import build_report, progress_bar, render_csv, render_html, render_pdf, to_json
+    from .report import build_report, progress_bar, render_csv, to_json
+    from .report_html import render_html, render_pdf
     from .store import open_store
 
     config = load_config(args.config)

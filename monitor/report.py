@@ -27,7 +27,7 @@ from .rollup import Rollup
 from .sla import availability
 from .store.base import Store, Ticket
 
-__all__ = ["build_report", "render_csv", "render_html", "render_pdf", "SCHEMA", "previous_months"]
+__all__ = ["build_report", "render_csv", "SCHEMA", "previous_months", "paper_for"]
 
 SCHEMA = "slawatch.report/1"
 
@@ -45,6 +45,18 @@ def _pct(frac: Fraction | None) -> str | None:
     if frac is None:
         return None
     return str(display_pct(frac * 100, 4))
+
+
+#: territories whose paper is US Letter (CLDR supplemental data, measurementData/paperSize); A4 elsewhere
+LETTER_TERRITORIES = frozenset({"BZ", "CA", "CL", "CO", "CR", "GT", "MX", "NI", "PA", "PH", "PR", "SV", "US", "VE"})
+
+
+def paper_for(contract) -> str:
+    """The report's paper: the contract's ``paper``, else its locale's territory's (A4 without a locale)."""
+    if contract.paper is not None:
+        return contract.paper
+    territory = (contract.locale or "").replace("-", "_").partition("_")[2]
+    return "Letter" if territory in LETTER_TERRITORIES else "A4"
 
 
 def previous_months(month: str, n: int) -> list[str]:
@@ -194,7 +206,8 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                     cell[kind]["met"] += int(at - t.opened <= getattr(target, kind))
         out_contracts.append({
             "id": contract.id, "customer": contract.customer, "provider": contract.provider,
-            "timezone": contract.timezone, "currency": contract.currency,
+            "timezone": contract.timezone, "currency": contract.currency, "locale": contract.locale,
+            "paper": paper_for(contract),
             "period": {"start": _iso(period.start_ms, contract.timezone, ms=True),
                        "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds,
                        "month_to_date": to_ms(now) < period.end_ms,
@@ -275,156 +288,6 @@ def render_csv(report: dict) -> str:
 
 
 # --------------------------------------------------------------------------- HTML
-
-
-def _chart_png(target: dict, objective_pct: float) -> str:
-    import base64
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    # numeric day positions on a fixed month axis: a day's bar stands at its day even when the month has one
-    # day of data (defect: categories made a single day fill the axis)
-    n_days = len(target["daily"])
-    xs = list(range(1, n_days + 1))
-    values = [float(d["availability_pct"]) if d["availability_pct"] is not None else None for d in target["daily"]]
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 3.6), gridspec_kw={"height_ratios": [3, 1]})
-    known = [(x, v) for x, v in zip(xs, values) if v is not None]
-    low = min([v for _, v in known] + [objective_pct])
-    floor = max(0, low - (100 - low) * 0.5 - 0.01)
-    ax1.bar([x for x, _ in known], [max(v, floor) - floor for _, v in known], bottom=floor, width=0.8,
-            color=["#c0392b" if v < objective_pct else "#27ae60" for _, v in known])
-    unknown_days = [x for x, v in zip(xs, values) if v is None]
-    if unknown_days:  # days without evidence: a grey band, not a gap that reads as "fine"
-        ax1.bar(unknown_days, [100 - floor] * len(unknown_days), bottom=floor, width=0.8, color="#d5d8dc",
-                label="no evidence")
-        ax1.legend(loc="lower left", fontsize=7, frameon=False)
-    ax1.set_xlim(0.5, n_days + 0.5)
-    ax1.set_ylim(floor, 100.0)
-    ax1.set_xticks(xs[::2] if n_days > 16 else xs)
-    ax1.axhline(objective_pct, color="#34495e", linestyle="--", linewidth=1)
-    ax1.set_ylabel("availability %")
-    ax1.set_title(f"{target['id']}: daily availability (objective {objective_pct:g} %)", fontsize=10)
-    ax1.tick_params(axis="x", labelsize=7)
-    seconds = target["period"]["seconds"]
-    ax2.set_xlim(0, seconds)
-    ax2.set_ylim(-0.5, 0.5)
-    start = datetime.fromisoformat(target["period"]["start"]).timestamp()
-    for o in target["outages"]["items"]:
-        s = datetime.fromisoformat(o["start"]).timestamp() - start
-        # at least a 400th of the month wide, so a short outage is still seen
-        ax2.barh(0, max(o["duration_s"], seconds / 400), left=s, height=0.9, color="#c0392b")
-    ax2.set_yticks([])
-    ticks = list(range(0, n_days, 5))
-    ax2.set_xticks([i * 86400 for i in ticks])
-    ax2.set_xticklabels([str(i + 1) for i in ticks], fontsize=7)
-    ax2.set_title("downtime timeline (day of month)", fontsize=8)
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
-
-
-def _esc(text: Any) -> str:
-    import html
-
-    return html.escape("-" if text is None else str(text))
-
-
-def render_html(report: dict, progress: Callable[[int, int, str], None] | None = None) -> str:
-    parts = [f"""<!doctype html><html><head><meta charset="utf-8"><title>SLA report {_esc(report['month'])}</title>
-<style>body{{font-family:sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse;margin:.5em 0}}
-td,th{{border:1px solid #ccc;padding:3px 8px;font-size:13px;text-align:right}} th{{background:#f3f3f3}}
-td:first-child,th:first-child{{text-align:left}} .missed{{color:#c0392b;font-weight:bold}} .met{{color:#27ae60}}
-h2{{border-bottom:2px solid #34495e}} img{{max-width:100%}}</style></head><body>
-<h1>Service level report {_esc(report['month'])}</h1><p>Generated {_esc(report['generated_at'])} by slawatch {_esc(report['slawatch_version'])}.</p>"""]
-    total = sum(len(c["targets"]) for c in report["contracts"])
-    done = 0
-    for c in report["contracts"]:
-        a = c["availability"]
-        cls = "met" if a["met"] else "missed"
-        parts.append(f"<h2>{_esc(c['id'])}: {_esc(c['customer'])}</h2>"
-                     f"<p>Provider {_esc(c['provider'])}; period {_esc(c['period']['start'])} to {_esc(c['period']['end'])} "
-                     f"({_esc(c['period']['seconds'])} s, {_esc(c['timezone'])}).</p>"
-                     f"<p>Availability <span class='{cls}'>{_esc(a['value_pct'])} %</span> against {_esc(a['objective_pct'])} %: "
-                     f"<b class='{cls}'>{'met' if a['met'] else 'missed' if a['met'] is False else 'no data'}</b>.</p>")
-        cr = c["credits"]
-        parts.append("<h3>Credit summary</h3><table><tr><th>scope</th><th>objective</th><th>compliance %</th>"
-                     "<th>tier (below %)</th><th>credit %</th><th>fee</th><th>amount</th><th>outages</th></tr>")
-        for line in cr["lines"]:
-            parts.append(f"<tr><td>{_esc(line['scope'])}</td><td>{_esc(line['objective'])}</td><td>{_esc(line['compliance_pct'])}</td>"
-                         f"<td>{_esc(line['tier_below_pct'])}</td><td>{_esc(line['credit_pct'])}</td><td>{_esc(line['fee'])}</td>"
-                         f"<td>{_esc(line['amount'])} {_esc(c['currency'])}</td><td>{len(line['evidence'])}</td></tr>")
-        parts.append(f"<tr><th colspan=6>total{' (capped at ' + _esc(cr['cap_pct']) + ' %)' if cr['capped'] else ''}</th>"
-                     f"<th>{_esc(cr['total'])} {_esc(c['currency'])}</th><th></th></tr></table>")
-        if c["chronic"]:
-            ch = c["chronic"]
-            parts.append(f"<p>Chronic failure: objective missed in {ch['missed']} of the last {ch['window_months']} months "
-                         f"(termination right at {ch['missed_months_required']}): "
-                         f"<b class='{'missed' if ch['termination_right_reached'] else 'met'}'>"
-                         f"{'termination right reached' if ch['termination_right_reached'] else 'not reached'}</b>.</p>")
-        for t in c["targets"]:
-            done += 1
-            if progress:
-                progress(done, total, t["id"])
-            ta = t["availability"]
-            parts.append(f"<h3>{_esc(t['id'])} ({_esc(t['kind'])})</h3>"
-                         f"<img alt='availability chart of {_esc(t['id'])}' src='{_chart_png(t, float(ta['objective_pct']))}'>"
-                         "<table><tr><th>availability %</th><th>downtime s</th><th>maintenance s</th><th>unknown s</th>"
-                         "<th>outages</th><th>MTTR s</th><th>longest s</th><th>p95 RTT ms</th><th>loss %</th></tr>"
-                         f"<tr><td>{_esc(ta['value_pct'])}</td><td>{_esc(t['downtime_s'])}</td><td>{_esc(t['excluded_s']['maintenance'])}</td>"
-                         f"<td>{_esc(t['excluded_s']['unknown'])}</td><td>{_esc(t['outages']['count'])}</td><td>{_esc(t['outages']['mttr_s'])}</td>"
-                         f"<td>{_esc(t['outages']['longest_s'])}</td>"
-                         f"<td>{_esc(None if t['latency']['p95_s'] is None else round(t['latency']['p95_s'] * 1000, 3))}</td>"
-                         f"<td>{_esc(None if t['loss']['value_pct'] is None else round(t['loss']['value_pct'], 4))}</td></tr></table>")
-            if t["outages"]["items"]:
-                parts.append("<table><tr><th>outage start</th><th>end</th><th>duration s</th><th>failed cycles</th>"
-                             "<th>last good</th><th>first bad</th><th>tickets</th></tr>")
-                for o in t["outages"]["items"]:
-                    ev = o["probe_evidence"]
-                    lg, fb = ev.get("last_good") or {}, ev.get("first_bad") or {}
-                    parts.append(f"<tr><td>{_esc(o['start'])}</td><td>{_esc(o['end'])}</td><td>{_esc(o['duration_s'])}</td>"
-                                 f"<td>{_esc(ev.get('failed_cycles'))}</td><td>{_esc(_iso(lg.get('at')))} {_esc(lg.get('rtt_ms'))} ms</td>"
-                                 f"<td>{_esc(_iso(fb.get('at')))} {_esc(fb.get('reason'))}</td><td>{_esc(', '.join(map(str, o['tickets'])))}</td></tr>")
-                parts.append("</table>")
-    parts.append("</body></html>")
-    return "".join(parts)
-
-
-def render_pdf(html_path: str, pdf_path: str, timeout: float = 120.0) -> None:
-    """Print the HTML to PDF with headless Chromium (Debian's chromium).
-
-    V8 runs without its JIT (``--js-flags=--jitless``): the shipped unit's ``MemoryDenyWriteExecute=yes``
-    forbids writable-and-executable memory, and a JIT-ing V8 then cannot reserve its code range and hangs.
-    The report's HTML needs no fast JavaScript (its charts are PNG), so the interpreter is enough.
-    ``tests/test_reports.py`` prints a PDF under the kernel's own MDWE restriction (PR_SET_MDWE, which
-    systemd applies for that setting where the kernel has it).
-    """
-    import shutil
-    import subprocess
-    import tempfile
-
-    from .errors import SlawatchError
-
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if browser is None:
-        raise SlawatchError("PDF needs Chromium (apt-get install chromium); HTML, JSON and CSV do not")
-    command = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-               "--disable-component-update", "--disable-sync", "--no-first-run", "--js-flags=--jitless",
-               "--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", f"file://{html_path}"]
-    with tempfile.TemporaryDirectory() as profile:
-        try:
-            proc = subprocess.run([*command[:-3], f"--user-data-dir={profile}", *command[-3:]],
-                                  capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            raise SlawatchError(f"Chromium did not print the PDF within {timeout:.0f} s") from None
-    import os
-
-    if proc.returncode != 0 or not os.path.exists(pdf_path):
-        raise SlawatchError(f"Chromium could not print the PDF: {proc.stderr.strip()[-300:]}")
 
 
 def progress_bar(stream=sys.stderr) -> Callable[[int, int, str], None] | None:

@@ -24,7 +24,8 @@ log = logging.getLogger("slawatch.reports")
 
 def write_reports(store, config: Config, month: str, directory: Path, formats: list[str], now: float,
                   contract: str | None = None, progress=None) -> list[Path]:
-    from .report import build_report, render_csv, render_html, render_pdf, to_json
+    from .report import build_report, render_csv, to_json
+    from .report_html import render_html, render_pdf
 
     report = build_report(store, config, month, now=now, contract_id=contract, progress=progress)
     directory.mkdir(parents=True, exist_ok=True)

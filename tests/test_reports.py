@@ -19,7 +19,8 @@ import pytest
 from conftest import REPO, SLAWATCH, free_port
 from monitor.config import parse_config
 from monitor.periods import month_period
-from monitor.report import build_report, render_csv, render_html
+from monitor.report import build_report, render_csv
+from monitor.report_html import render_html
 from monitor.report_schedule import ReportSchedule
 from monitor.store import Batch, OutageRecord, StateRecord, UnknownRecord
 
@@ -416,7 +417,7 @@ def _red_columns(png_data_url: str, rows: slice) -> list[int]:
 
 def test_charts_put_each_day_and_outage_where_it_belongs(every_store):
     """Defect: the timeline was empty for circuits with outages, and one day's bar filled the whole month."""
-    from monitor.report import _chart_png
+    from monitor.report_html import chart_png as _chart_png
 
     cfg, store = scenario(every_store, first=ts(2026, 11, 29, 12),
                           outages=[("t1", ts(2026, 11, 30, 14), ts(2026, 11, 30, 15))])

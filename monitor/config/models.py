@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+import re
+
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal, Union
@@ -282,6 +284,17 @@ class Contract(_Model):
     #: the contract's service dates; each target's own dates narrow them
     in_service: datetime | None = None
     out_of_service: datetime | None = None
+    #: the customer's locale (``de_DE``, ``en-US``): the report's paper size follows its territory
+    locale: str | None = None
+    #: the report's paper size, overriding the locale's
+    paper: Literal["A4", "Letter"] | None = None
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[a-z]{2,3}([_-]([A-Z]{2}|[0-9]{3}))?", value):
+            raise PydanticCustomError("slawatch", "must be a locale such as de_DE or en-US", {})
+        return value
 
     @field_validator("credit_tiers")
     @classmethod
