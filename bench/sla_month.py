@@ -26,6 +26,9 @@ Three measurements, each on the real code paths:
    through the same store API. Then ``load_month`` + ``compute_month``, as
    ``slawatch report`` runs them, is timed for all contracts.
 
+4. The same report through the command line (``slawatch report --month`` in a
+   fresh process, JSON and CSV), as billing staff run it.
+
 Prints the figures and peak RSS. Traffic: none.
 """
 
@@ -61,6 +64,10 @@ INTERVAL = 30.0
 
 
 def config_for(n_targets: int, n_contracts: int):
+    return parse_config(config_dict(n_targets, n_contracts))
+
+
+def config_dict(n_targets: int, n_contracts: int) -> dict:
     contracts = [{
         "id": f"c{c}", "customer": f"Customer {c}", "provider": "ExampleTel", "timezone": "UTC",
         "objectives": {"availability": "99.9%", "latency": {"percentile": 95, "max": "80ms"}, "loss": "0.5%"},
@@ -68,7 +75,7 @@ def config_for(n_targets: int, n_contracts: int):
     } for c in range(n_contracts)]
     targets = [{"id": f"t{i}", "contract": f"c{i % n_contracts}", "kind": "internet",
                 "address": "127.0.0.1", "interval": "30s"} for i in range(n_targets)]
-    return parse_config({"contracts": contracts, "targets": targets})
+    return {"contracts": contracts, "targets": targets}
 
 
 def outages_for(rng: random.Random) -> list[tuple[float, float]]:
@@ -147,6 +154,30 @@ def synthesize_months(store: Store, config) -> None:
     store.write(batch)
 
 
+def time_cli(name: str, storage: dict, args, tmp: Path) -> dict:
+    """4. The same month through the command line, as billing staff run it: a fresh process reads the config
+    and the store and writes the JSON and the CSV report."""
+    import json
+    import subprocess
+
+    cfg = {**config_dict(args.targets, args.contracts), "storage": storage, "exporter": {"enabled": False}}
+    path = tmp / f"{name}-bench.yaml"
+    path.write_text(json.dumps(cfg))  # JSON is YAML
+    out = {}
+    for fmt in ("json", "csv"):
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "monitor.cli", "report", "-c", str(path), "--month", MONTH,
+                               "--format", fmt, "-o", str(tmp / f"{name}-report.{fmt}")],
+                              cwd=REPO, capture_output=True, text=True)
+        out[fmt] = time.perf_counter() - t0
+        if proc.returncode != 0:
+            raise SystemExit(f"slawatch report failed: {proc.stderr[-500:]}")
+    size = (tmp / f"{name}-report.json").stat().st_size
+    print(f"[{name}] 4. CLI: `slawatch report --month {MONTH}` for {args.targets:,} targets: JSON {out['json']:.2f} s "
+          f"({size / 1e6:.1f} MB), CSV {out['csv']:.2f} s (whole process: start, config, store, render)")
+    return out
+
+
 def run_backend(name: str, open_new, args) -> dict:
     """The three measurements on one backend; returns the figures."""
     out: dict = {}
@@ -188,6 +219,7 @@ def run_backend(name: str, open_new, args) -> dict:
           f"load {loaded:.2f} s + compute {report - loaded:.2f} s = {report:.2f} s for the full month report; "
           f"{missed} targets missed 99.9 %")
     store.close()
+    out["cli"] = time_cli(name, args.storage_of("report"), args, args.tmp)
     return out
 
 
@@ -202,6 +234,9 @@ def main() -> int:
     print(f"SLA month benchmark: month {MONTH} (31 days), {INTERVAL:g} s cycles, 3 echoes per cycle; {os.cpu_count()} CPUs")
     results = {}
     if args.backend in ("sqlite", "both"):
+        args.tmp = tmp
+        args.storage_of = lambda label: {"backend": "sqlite", "path": str(tmp / f"{label}.db")}
+
         def open_sqlite(label: str) -> Store:
             store = SqliteStore(tmp / f"{label}.db")
             store.migrate()
@@ -216,6 +251,9 @@ def main() -> int:
 
         cluster = PgCluster()
         try:
+            args.tmp = tmp
+            args.storage_of = lambda label: {"backend": "postgresql", "dsn": cluster.dsn(f"bench_{label}")}
+
             def open_pg(label: str) -> Store:
                 store = PostgresStore(cluster.create_db(f"bench_{label}"))
                 store.migrate()

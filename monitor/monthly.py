@@ -40,6 +40,7 @@ from .maintenance import expand_windows
 from .periods import Period, local_to_ms, parse_month, to_ms
 from .reconcile import Reconciled, needs_rebuild, rebuild
 from .rollup import Rollup
+from .store.base import OutageRecord
 from .sla import Availability, availability
 
 __all__ = ["MonthInputs", "TargetMonth", "ContractMonth", "load_month", "compute_month", "maintenance_of"]
@@ -56,6 +57,8 @@ class MonthInputs:
     last_cycle: dict[str, float] = field(default_factory=dict)
     #: target-months rebuilt because their maintenance windows changed after ingestion (monitor.reconcile)
     reconciled: dict[str, Reconciled] = field(default_factory=dict)
+    #: the outage records read (the widest period over all zones), for the report's evidence
+    records: list[OutageRecord] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -147,7 +150,8 @@ def load_month(store, config: Config, month: str) -> MonthInputs:
     lo = min(p.start_ms for p in periods) / 1000
     hi = max(p.end_ms for p in periods) / 1000
     inputs = MonthInputs(month)
-    for o in store.outages_between(lo, hi):
+    inputs.records = store.outages_between(lo, hi)
+    for o in inputs.records:
         end = o.end if o.end is not None else float("inf")
         target = inputs.down if o.kind == "down" else inputs.degraded
         target.setdefault(o.target, []).append((to_ms(o.start), to_ms(end) if end != float("inf") else 2**62))

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from . import __version__
 from .config import Config
 from .credits import contract_credit, display_pct, minor_unit
-from .intervals import clip
+from .intervals import clip, normalize
 from .monthly import ContractMonth, compute_month, load_month
 from .periods import local_to_ms, parse_month, to_ms
 from .rollup import Rollup
@@ -93,18 +93,35 @@ def _tickets(store: Store, contract: str, start: float, end: float) -> list[Tick
     return store.tickets_overlapping(contract, start, end)
 
 
-def _daily(target_month, down, unknown, maint, tz: str, policy: str) -> list[dict]:
-    period = target_month.period
+def _days(period, tz: str) -> list[tuple[str, int, int]]:
+    """The period's local days: (date, start ms, end ms)."""
     out = []
     day = datetime.fromtimestamp(period.start_ms / 1000, ZoneInfo(tz)).replace(tzinfo=None)
     while True:
         lo = local_to_ms(day, tz)
         if lo >= period.end_ms:
-            break
-        hi = min(local_to_ms(day + timedelta(days=1), tz), period.end_ms)
-        a = availability((lo, hi), down, unknown, maint, policy)
-        out.append({"date": day.strftime("%Y-%m-%d"), "availability_pct": _pct(a.ratio), "downtime_s": a.downtime_ms / 1000})
+            return out
+        out.append((day.strftime("%Y-%m-%d"), lo, min(local_to_ms(day + timedelta(days=1), tz), period.end_ms)))
         day += timedelta(days=1)
+
+
+_WHOLE_DAY = _pct(Fraction(1))
+
+
+def _daily(days: list[tuple[str, int, int]], down, unknown, maint, policy: str) -> list[dict]:
+    """Each day's availability from the month's own intervals, so the days add up to the month figure. A day
+    that no outage, unknown or maintenance interval touches is whole without computing it."""
+    events = normalize([*down, *unknown, *maint])
+    out = []
+    j = 0
+    for date, lo, hi in days:
+        while j < len(events) and events[j][1] <= lo:
+            j += 1
+        if j == len(events) or events[j][0] >= hi:
+            out.append({"date": date, "availability_pct": _WHOLE_DAY, "downtime_s": 0.0})
+            continue
+        a = availability((lo, hi), clip(down, lo, hi), clip(unknown, lo, hi), clip(maint, lo, hi), policy)
+        out.append({"date": date, "availability_pct": _pct(a.ratio), "downtime_s": a.downtime_ms / 1000})
     return out
 
 
@@ -113,7 +130,15 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
     parse_month(month, "UTC")  # validates the form
     contracts = [c for c in config.contracts if contract_id in (None, c.id)]
     inputs = load_month(store, config, month)
-    months = {cm.contract: cm for cm in compute_month(config, inputs, to_ms(now))}
+    computed = {month: compute_month(config, inputs, to_ms(now))}
+    months = {cm.contract: cm for cm in computed[month]}
+    targets_of: dict[str, list] = {}
+    for t in config.targets:
+        targets_of.setdefault(t.contract, []).append(t)
+    down_by_target: dict[str, list] = {}
+    for o in inputs.records:
+        if o.kind == "down":
+            down_by_target.setdefault(o.target, []).append(o)
     total_targets = sum(len(months[c.id].targets) for c in contracts)
     done = 0
     out_contracts = []
@@ -122,7 +147,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
         period = cm.period
         start_s, end_s = period.start_ms / 1000, period.end_ms / 1000
         tickets = _tickets(store, contract.id, start_s, end_s)
-        outage_rows = [o for o in store.outages_between(start_s, end_s) if o.contract == contract.id and o.kind == "down"]
+        days = _days(period, contract.timezone)
         evidence: dict[str, list[dict]] = {}
         target_docs = []
         combined = Rollup()
@@ -131,7 +156,8 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
             if progress:
                 progress(done, total_targets, tm.target)
             combined.merge(tm.rollup)
-            own = [o for o in outage_rows if o.target == tm.target]
+            own = [o for o in down_by_target.get(tm.target, ()) if o.contract == contract.id
+                   and o.start < end_s and (o.end is None or o.end > start_s)]
             items = []
             for o in own:
                 end = o.end if o.end is not None else min(now, end_s)
@@ -175,16 +201,17 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                            # maintenance changed after ingestion: how the month was rebuilt (monitor.reconcile)
                            "maintenance_reconciled": tm.reconciled.as_dict() if tm.reconciled else None},
                 # from the month's own intervals, so the days add up to the month figure
-                "daily": _daily(tm, tm.down, tm.unknown, tm.maintenance, contract.timezone, contract.unknown_time),
+                "daily": _daily(days, normalize(tm.down), normalize(tm.unknown), tm.maintenance, contract.unknown_time),
             })
-        fees = {t.id: t.monthly_fee for t in config.targets if t.contract == contract.id}
+        fees = {t.id: t.monthly_fee for t in targets_of.get(contract.id, ())}
         credit = contract_credit(contract, cm.targets, cm.ratio, combined, fees, evidence, cm.coverage)
         chronic = None
         if contract.chronic is not None:
             history = []
             for m in previous_months(month, contract.chronic.window_months):
-                cm_m = cm if m == month else next(c for c in compute_month(config, load_month(store, config, m), to_ms(now))
-                                                  if c.contract == contract.id)
+                if m not in computed:  # each month once for every contract's history
+                    computed[m] = compute_month(config, load_month(store, config, m), to_ms(now))
+                cm_m = cm if m == month else next(c for c in computed[m] if c.contract == contract.id)
                 history.append({"month": m, "availability_pct": _pct(cm_m.ratio), "missed": _month_missed(cm_m)})
             missed = sum(1 for h in history if h["missed"])
             chronic = {"missed_months_required": contract.chronic.missed_months,
@@ -306,5 +333,13 @@ def progress_bar(stream=sys.stderr) -> Callable[[int, int, str], None] | None:
     return show
 
 
+#: above this many targets the JSON is written compact (json's C encoder: about 25x faster than indenting,
+#: 0.4 s against 10 s for 10,000 targets); ``python -m json.tool`` indents it when a person wants to read it
+INDENT_MAX_TARGETS = 1000
+
+
 def to_json(report: dict) -> str:
+    targets = sum(len(c["targets"]) for c in report.get("contracts", ()))
+    if targets > INDENT_MAX_TARGETS:
+        return json.dumps(report, separators=(",", ":"), default=str)
     return json.dumps(report, indent=2, default=str)
