@@ -373,6 +373,9 @@ def cmd_cluster(args) -> int:
     try:
         nodes = store.cluster_nodes()
         leader = store.cluster_leader()
+        from .vantage import open_site_outages
+
+        site_outages = open_site_outages(store.events(time.time() - 31 * 86400, time.time() + 60))
     finally:
         store.close()
     leader_hash = next((n.config_hash for n in nodes if n.node == leader), None)
@@ -388,7 +391,8 @@ def cmd_cluster(args) -> int:
     live_sites = {r["site"] for r in rows if r["state"] in ("live", "lagging")}
     uncovered = sorted({site for t in targets.values() if t.vantage for site in t.vantage.sites} - live_sites)
     if args.json:
-        print(json.dumps({"leader": leader, "nodes": rows, "sites_without_live_node": uncovered}, indent=2))
+        print(json.dumps({"leader": leader, "nodes": rows, "sites_without_live_node": uncovered,
+                          "site_outages": site_outages}, indent=2))
         return 0
     print(f"leader: {leader or '-- none --'}")
     print(f"{'NODE':<16} {'SITE':<12} {'STATE':<8} {'HEARTBEAT':>10} {'EPOCH':>6} {'TARGETS':>8}  CONFIG")
@@ -397,6 +401,9 @@ def cmd_cluster(args) -> int:
               f"{r['targets_owned']:>8}  {'DIFFERS from the leader' if r['config_differs'] else r['config_hash']}")
     for site in uncovered:
         print(f"site {site}: no live node; its vantage of the targets that name it is unknown")
+    for site, since in sorted(site_outages.items()):
+        print(f"site {site}: its own monitoring outage since {datetime.fromtimestamp(since, timezone.utc):%Y-%m-%d %H:%M:%S} "
+              "UTC (every target dark from there while other sites see them; no customer ticket)")
     return 0
 
 

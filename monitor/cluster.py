@@ -11,7 +11,8 @@ Several slawatch nodes share one PostgreSQL store; no other coordination service
   cannot renew its lease stops probing one heartbeat before it expires, so the node that takes its targets
   over (once the lease *has* expired) never probes them in the same slot. An expired lease is never renewed:
   the node rejoins under a new epoch and waits two heartbeats, so every other node sees it before it probes.
-* **Sharding.** Each target is owned by one live node among the nodes allowed to probe it (its
+* **Sharding.** Each probe unit (a target, or one site's view of a target with several vantage sites:
+  :mod:`monitor.consensus`) is owned by one live node among the nodes allowed to probe it (its site, its
   ``vantage.sites``, or every site): the node with the highest rendezvous hash of (node, target). A join
   or a death moves only the targets that node gains or had, about 1/N. The gap while a dead node's targets
   move is unknown time (the new owner's first cycle comes more than 1.5 intervals after the last stored
@@ -205,14 +206,11 @@ class ClusterMember:
             by_site.setdefault(n.site, []).append(n.node)
         everyone = sorted(n.node for n in live)
         mine = set()
-        for target in self._targets():
-            vantage = getattr(target, "vantage", None)
-            if vantage is None:
-                candidates = everyone
-            else:
-                candidates = sorted(node for site in vantage.sites for node in by_site.get(site, []))
-            if owner_of(target.id, candidates) == self.cfg.node:
-                mine.add(target.id)
+        for unit in self._targets():  # probe units (monitor.consensus): a target, or one site's view of one
+            sites = unit.sites
+            candidates = everyone if sites is None else sorted(node for site in sites for node in by_site.get(site, []))
+            if owner_of(unit.id, candidates) == self.cfg.node:
+                mine.add(unit.id)
         return frozenset(mine)
 
     def _set_owned(self, owned: frozenset[str], view: list[NodeInfo]) -> None:

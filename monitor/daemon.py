@@ -16,6 +16,7 @@ from . import __version__
 from .config import Config, Target, load_config
 from .errors import ConfigError, SlawatchError, StoreError
 from .sdnotify import notify, watchdog_interval
+from .consensus import probe_units
 from .cycle import run_cycle
 from .exporter import ExporterServer, make_registry
 from .evaluator import SlaEvaluator
@@ -27,6 +28,7 @@ from .tickets.delivery import Deliverer
 from .tickets.ledger import Ledger
 from .tickets.sinks import make_sink
 from .store import Store, open_store
+from .vantage import ConsensusKeeper, multi_site, open_site_outages
 from .writer import BatchWriter, RateLimited
 
 __all__ = ["Daemon", "run_daemon", "check_runnable"]
@@ -105,6 +107,11 @@ class Daemon:
         self._delivery_task: asyncio.Task | None = None
         self.scheduler = ProbeScheduler(self.stats)
         self.ingestor = Ingestor(config)
+        #: what this node may probe: targets, and one unit per site of a multi-site target (monitor.consensus)
+        self.units = probe_units(config.targets)
+        self.ingestor.set_units(self.units)
+        self.consensus = ConsensusKeeper(config.cluster.failover_delay if config.cluster else 10.0)
+        self._was_leader = False
         from .canary import CanaryWatch
 
         self.canary = CanaryWatch({t.id: t.contract for t in config.targets if t.reference},
@@ -140,7 +147,7 @@ class Daemon:
 
         cfg = self.config.cluster
         assert cfg is not None
-        self.cluster = ClusterMember(cfg, self.store, lambda: self.config.targets, config_hash(self.config),
+        self.cluster = ClusterMember(cfg, self.store, lambda: list(self.units.values()), config_hash(self.config),
                                      __version__)
         self.cluster.start()
         self.writer.fence = lambda: self.cluster.fence if self.cluster is not None else None
@@ -165,7 +172,7 @@ class Daemon:
     def _install_targets(self) -> None:
         saved = {k: v.tracker for k, v in self.store.load_states().items()}
         entries = {}
-        for target in self.config.targets:
+        for target in (u.target for u in self.units.values()):
             entries[target.id] = TargetLive(
                 target=target.id,
                 contract=target.contract,
@@ -175,7 +182,7 @@ class Daemon:
             )
         self.live.set_targets(entries)
         if self.cluster is None:
-            for target in self.config.targets:
+            for target in (u.target for u in self.units.values()):
                 self.scheduler.add(target.id, target.interval, self._job(target))
         # in a cluster, _cluster_sync schedules only the targets this node owns
 
@@ -187,7 +194,7 @@ class Daemon:
         while not self.stopping.is_set():
             try:
                 owned = self.cluster.owned if self.cluster.may_probe() else frozenset()
-                targets = {t.id: t for t in self.config.targets}
+                targets = {uid: u.target for uid, u in self.units.items()}
                 wanted = {tid for tid in owned if tid in targets}
                 for tid in self._cluster_jobs - wanted:
                     self.scheduler.remove(tid)
@@ -291,6 +298,8 @@ class Daemon:
         self._delivery_task = asyncio.create_task(self._deliver_loop(), name="ticket-delivery")
         if self.cluster is not None:
             self._sync_task = asyncio.create_task(self._cluster_sync(), name="cluster-sync")
+            self.scheduler.scheduler.add_job(self._consensus_round, "interval", seconds=self.config.cluster.heartbeat,
+                                             id="vantage-consensus")
         if self.config.reports is not None and self.config.reports.enabled:
             from apscheduler.triggers.cron import CronTrigger
 
@@ -313,6 +322,27 @@ class Daemon:
                  self.store.location)
         await self.stopping.wait()
         return 1 if await self._shutdown() else 0
+
+    async def _consensus_round(self) -> None:
+        """The leader combines the sites' views of each multi-site target (monitor.consensus)."""
+        leads = self._leads()
+        if leads != self._was_leader:
+            self.consensus.forget()  # a new leader starts from the store; a former one forgets
+            self._was_leader = leads
+        targets = multi_site(self.config.targets)
+        if not leads or not targets:
+            return
+        try:
+            states = await asyncio.to_thread(self.store.load_states)
+            stored_dark = None
+            if not self.consensus.loaded:
+                events = await asyncio.to_thread(self.store.events, time.time() - 31 * 86400, time.time() + 60)
+                stored_dark = open_site_outages(events)
+        except StoreError as exc:
+            self._store_failed("vantage consensus", exc)
+            return
+        self.consensus.round(targets, states, time.time(), self.writer.batch, stored_dark)
+        self.writer.added()
 
     async def _evaluate_sla(self) -> None:
         """Month-to-date figures for the exporter, and budget-burn / breach events into the store."""
@@ -515,14 +545,17 @@ class Daemon:
                 log.warning("config reload: %s settings changed; they take effect at the next restart", what)
         new = new.model_copy(update={"storage": self.config.storage, "exporter": self.config.exporter,
                                      "cluster": self.config.cluster})
-        old = {t.id: t for t in self.config.targets}
-        fresh = {t.id: t for t in new.targets}
+        old = {uid: u.target for uid, u in self.units.items()}
+        units = probe_units(new.targets)
+        fresh = {uid: u.target for uid, u in units.items()}
         self.config = new
+        self.units = units
         if self.cluster is not None:
             from .cluster import config_hash
 
             self.cluster.config_hash = config_hash(new)  # told to the others at the next heartbeat
         self.ingestor.reconfigure(new)
+        self.ingestor.set_units(units)
         self.evaluator = SlaEvaluator(new, self.store)
         self.ledger.reconfigure(new)
         if [s for s in new.ticket_sinks] != list(self.deliverer.sinks_config):

@@ -69,6 +69,10 @@ class Ingestor:
     def __init__(self, config: Config):
         self.config = config
         self._contracts = {c.id: c for c in config.contracts}
+        #: what this node may probe: the config's targets, and one unit per site of a multi-site target
+        #: (monitor.consensus), whose outages are that site's evidence and open no ticket
+        self.units = {t.id: t for t in config.targets}
+        self.site_units: set[str] = set()
         self._hourly: dict[tuple[str, int], Rollup] = {}
         self._monthly: dict[tuple[str, str], Rollup] = {}
         self._maintenance_days: dict[tuple[str, int], list[tuple[int, int]]] = {}
@@ -78,6 +82,13 @@ class Ingestor:
         self.config = config
         self._contracts = {c.id: c for c in config.contracts}
         self._maintenance_days.clear()
+        self.units = {t.id: t for t in config.targets}
+        self.site_units = set()
+
+    def set_units(self, units: dict) -> None:
+        """The probe units (monitor.consensus.probe_units) in place of the config's targets."""
+        self.units = {uid: u.target for uid, u in units.items()}
+        self.site_units = {uid for uid, u in units.items() if u.site is not None}
 
     # -- restart -----------------------------------------------------------------------
     def forget(self, target_id: str) -> None:
@@ -91,7 +102,7 @@ class Ingestor:
         ``only``: a cluster node that takes a target over continues its previous owner's rollups)."""
         hour = int(now // 3600 * 3600)
         months: dict[str, dict[str, Rollup]] = {}
-        for target in self.config.targets:
+        for target in self.units.values():
             if only is not None and target.id != only:
                 continue
             contract = self._contracts[target.contract]
@@ -145,7 +156,7 @@ class Ingestor:
             batch.events.extend(live.pending_events)
             live.pending_events.clear()
         for tr in outcome.transitions:
-            if tr.event != "state_changed":
+            if tr.event != "state_changed" and target.id not in self.site_units:  # a site's view: no ticket
                 cause = (live.first_bad or {}).get("reason") if tr.event == "outage_started" else None
                 batch.events.append(outage_event(tr.event, target.contract, target.id, tr.at, tr.interval_start,
                                                  cause))

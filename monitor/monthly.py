@@ -22,6 +22,8 @@ Rules beyond :mod:`monitor.sla`:
   availability's business; see :mod:`monitor.rollup`). Jitter: the mean of the
   per-cycle IPDV jitter. MOS: the mean of the per-cycle E-model MOS. Cycles
   inside maintenance windows are left out of all four.
+* A target probed from several sites (``vantage``) takes its outages and unknown time from the sites'
+  consensus (:mod:`monitor.consensus`) and its cycle and quality figures from every site's cycles.
 * Maintenance is the windows configured at report time, for availability and for the cycle figures alike:
   a month whose rollup was judged by other windows (a window added or removed after the fact) is rebuilt
   (:mod:`monitor.reconcile`).
@@ -38,6 +40,7 @@ from .config import Config, Contract, Target
 from .intervals import Interval, clip, intersect, normalize, total
 from .maintenance import expand_windows
 from .periods import Period, local_to_ms, parse_month, to_ms
+from .consensus import unit_id
 from .reconcile import Reconciled, needs_rebuild, rebuild
 from .rollup import Rollup
 from .store.base import OutageRecord
@@ -172,12 +175,28 @@ def load_month(store, config: Config, month: str) -> MonthInputs:
             if needs_rebuild(rollup, windows):
                 inputs.rollups[target.id], inputs.reconciled[target.id] = rebuild(
                     store, contract, target, period.start_ms, period.end_ms, windows)
+    for target in targets.values():  # a multi-site target: the cycles of every site's view (monitor.consensus)
+        if target.vantage is not None and len(target.vantage.sites) > 1:
+            merged = None
+            for site in target.vantage.sites:
+                part = inputs.rollups.get(unit_id(target.id, site))
+                if part is not None:
+                    merged = part if merged is None else _merged(merged, part)
+            if merged is not None:
+                inputs.rollups[target.id] = merged
     for name, st in store.load_states().items():
         if st.tracker.get("first_cycle") is not None:
             inputs.first_cycle[name] = st.tracker["first_cycle"]
         if st.tracker.get("last_cycle") is not None:
             inputs.last_cycle[name] = st.tracker["last_cycle"]
     return inputs
+
+
+def _merged(a: Rollup, b: Rollup) -> Rollup:
+    out = Rollup()
+    out.merge(a)
+    out.merge(b)
+    return out
 
 
 def maintenance_of(contract: Contract, target: Target, lo: int, hi: int,

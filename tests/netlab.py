@@ -291,3 +291,62 @@ class NetLab:
         import shutil
 
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class SiteLab:
+    """Vantage sites and customer hosts behind one router, each in a namespace of its own (on a NetLab).
+
+    Every namespace keeps NetLab's management veth to the test's namespace (where PostgreSQL listens); the
+    sites reach the customers only through their own *uplink* veth to the router namespace, which forwards
+    (``ip_forward`` inside the router only; the test's namespace never forwards). So cutting a site's uplink
+    is a real cut of that site's probe path, and cutting a customer's uplink a real cut of that customer,
+    while every node keeps its database.
+    """
+
+    def __init__(self, lab: NetLab, sites: list[str], customers: list[str]):
+        self.lab = lab
+        self.router = lab.add_host("router")
+        self.links = lab.add_host("links")  # its 198.18.<i>.0/24 numbers the router's point-to-point links
+        self.router.exec("sysctl", "-q", "-w", "net.ipv4.ip_forward=1")
+        self.sites = {s: lab.add_host(f"site-{s}") for s in sites}
+        self.customers = {c: lab.add_host(f"cust-{c}") for c in customers}
+        self.uplink: dict[str, str] = {}
+        n = 0
+        for name, host in [*self.sites.items(), *self.customers.items()]:
+            n += 1
+            r_addr, x_addr = f"198.18.{self.links.index}.{4 * n + 1}", f"198.18.{self.links.index}.{4 * n + 2}"
+            r_if, x_if = f"sl{self.links.index}r{n}", f"sl{self.links.index}x{n}"
+            _run("ip", "link", "add", r_if, "netns", self.router.netns, "type", "veth", "peer", "name", x_if,
+                 "netns", host.netns)
+            self.router.exec("ip", "addr", "add", f"{r_addr}/30", "dev", r_if)
+            self.router.exec("ip", "link", "set", r_if, "up")
+            host.exec("ip", "addr", "add", f"{x_addr}/30", "dev", x_if)
+            host.exec("ip", "link", "set", x_if, "up")
+            self.uplink[name] = x_if
+            if name in self.customers:
+                self.router.exec("ip", "route", "add", str(host.v4_prefix), "via", x_addr)
+                host.exec("ip", "route", "add", f"198.18.{self.links.index}.0/24", "via", r_addr)
+            else:
+                for cust in self.customers.values():
+                    host.exec("ip", "route", "add", str(cust.v4_prefix), "via", r_addr)
+        self._routes: dict[str, str] = {}
+
+    def _host(self, name: str) -> LabHost:
+        return self.sites.get(name) or self.customers[name]
+
+    def cut(self, name: str) -> None:
+        """Take the uplink of a site or a customer down (from inside its namespace)."""
+        host = self._host(name)
+        self._routes[name] = host.exec("ip", "-4", "route", "show", "dev", self.uplink[name])
+        host.exec("ip", "link", "set", self.uplink[name], "down")
+
+    def restore(self, name: str) -> None:
+        host = self._host(name)
+        host.exec("ip", "link", "set", self.uplink[name], "up")
+        for line in self._routes.pop(name, "").splitlines():
+            if " via " in line:
+                host.exec("ip", "route", "replace", *line.split())
+        if name in self.customers:
+            net = str(host.v4_prefix)
+            r_addr = host.exec("ip", "-4", "-o", "addr", "show", "dev", self.uplink[name]).split()[3].split("/")[0]
+            self.router.exec("ip", "route", "replace", net, "via", r_addr)

@@ -55,7 +55,7 @@ def test_rendezvous_moves_about_one_nth_on_a_join_and_only_to_the_newcomer():
      "targets[0].vantage", "quorum 3 is larger than the number of sites (2)"),
     ({"targets": [{"id": "t", "contract": "c1", "kind": "internet", "address": "127.0.0.1",
                    "vantage": {"sites": ["a", "b", "c"], "quorum": 2}}]},
-     "targets[0].vantage", "N-of-M consensus (quorum above 1) is not in this version yet"),
+     "targets[0].vantage", "vantage sites need a cluster section"),
     ({"cluster": {"node": "n1", "site": "a", "heartbeat": "2s", "failover_delay": "5s"},
       "storage": {"backend": "postgresql", "dsn": "postgresql://x@127.0.0.1/x"}},
      "cluster", "failover_delay must be at least 3 heartbeats"),

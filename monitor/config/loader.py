@@ -309,6 +309,10 @@ def _cross_check(raw: dict, problems: _Problems) -> None:
                         f"no such SNMP profile (known: {', '.join(sorted(profiles))})",
                         name,
                     )
+    if not isinstance(raw.get("cluster"), dict):
+        for i, target in enumerate(raw.get("targets") or []):
+            if isinstance(target, dict) and isinstance(target.get("vantage"), dict):
+                problems.add(("targets", i, "vantage"), "vantage sites need a cluster section (cluster: {node, site})")
     if isinstance(raw.get("cluster"), dict):
         storage = raw.get("storage") if isinstance(raw.get("storage"), dict) else {}
         if storage.get("backend", "sqlite") != "postgresql":

@@ -341,7 +341,8 @@ def _check_service_dates(start: datetime | None, end: datetime | None) -> None:
 
 
 class VantageConfig(_Model):
-    """Probe a target from several sites; it is down only when ``quorum`` of them see it down."""
+    """Probe a target from several sites; it is down only when ``quorum`` of them see it down
+    (:mod:`monitor.consensus`). One site: the target is probed from that site only."""
 
     sites: list[Identifier] = Field(min_length=1)
     quorum: int = Field(1, ge=1)
@@ -353,9 +354,6 @@ class VantageConfig(_Model):
         if self.quorum > len(self.sites):
             raise PydanticCustomError("slawatch", "quorum {q} is larger than the number of sites ({n})",
                                       {"q": self.quorum, "n": len(self.sites)})
-        if self.quorum > 1:
-            raise PydanticCustomError("slawatch", "N-of-M consensus (quorum above 1) is not in this version yet: "
-                                      "a target is probed from one of its sites at a time; use quorum: 1")
         return self
 
 
@@ -373,7 +371,7 @@ class Target(_Model):
     monthly_fee: Money | None = None
     reference: bool = False
     labels: dict[str, str] = Field(default_factory=dict)
-    #: in a cluster: the sites that probe this target (default: every site)
+    #: in a cluster: the sites that probe this target (default: any one node of any site)
     vantage: VantageConfig | None = None
     #: the circuit's service dates (contract's time zone unless they carry an offset): time outside is
     #: neither unknown nor downtime

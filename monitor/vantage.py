@@ -1,0 +1,121 @@
+"""The leader's consensus round: the units' stored states in, the targets' outages, events and unknown time out.
+
+:mod:`monitor.consensus` decides (pure); this module reads the view of the store the leader has, keeps the
+round's memory (the last decision per target, the dark sites), and fills a :class:`~monitor.store.Batch`
+that the daemon's writer commits under the leader's lease (fenced, like every write).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from .consensus import Combined, dark_sites, decide, unit_id, views_from
+from .events import BreachEvent, outage_event
+from .store import Batch, OutageRecord, StateRecord, UnknownRecord
+
+__all__ = ["ConsensusKeeper", "multi_site"]
+
+log = logging.getLogger("slawatch.vantage")
+
+
+def multi_site(targets) -> list:
+    """The config targets probed from several sites."""
+    return [t for t in targets if t.vantage is not None and len(t.vantage.sites) > 1]
+
+
+class ConsensusKeeper:
+    def __init__(self, failover_delay: float):
+        self.failover_delay = failover_delay
+        self._last: dict[str, Combined] = {}
+        #: dark sites and since when
+        self.dark: dict[str, float] = {}
+        #: whether the open site outages were read back from the store since this node became leader
+        self.loaded = False
+
+    def forget(self) -> None:
+        """Leadership changed hands: the next round starts from the store."""
+        self._last.clear()
+        self.dark.clear()
+        self.loaded = False
+
+    def stale_after(self, target) -> float:
+        """A site's view is no evidence once its last cycle is older than this (a takeover's gap included)."""
+        return max(2.5 * target.interval, self.failover_delay + 2 * target.interval)
+
+    def round(self, targets: list, states: dict[str, Any], now: float, batch: Batch,
+              stored_dark: dict[str, float] | None = None) -> None:
+        if stored_dark is not None and not self.loaded:
+            self.dark = dict(stored_dark)
+        self.loaded = True
+        raw = {t.id: views_from(states, t.id, t.vantage.sites, now, self.stale_after(t)) for t in targets}
+        dark = dark_sites(raw)
+        self._report_dark(dark, targets, now, batch)
+        for t in targets:
+            views = views_from(states, t.id, t.vantage.sites, now, self.stale_after(t), dark) if dark else raw[t.id]
+            saved = states.get(t.id)
+            prev = self._last.get(t.id) or Combined.restore(saved.tracker if saved is not None else None)
+            new, changes = decide(prev, views, t.vantage.quorum, now,
+                                  settle=(t.failure_threshold + 1) * t.interval + self.failover_delay)
+            self._last[t.id] = new
+            for ch in changes:
+                self._record(t, ch, batch)
+            firsts = [v.first_cycle for v in views if v.first_cycle is not None]
+            lasts = [v.last_cycle for v in views if v.last_cycle is not None]
+            tracker = {**new.snapshot(), "first_cycle": min(firsts) if firsts else None,
+                       "last_cycle": max(lasts) if lasts else None}
+            batch.states[t.id] = StateRecord(t.id, new.state, new.since, now, tracker)
+
+    def _record(self, t, ch, batch: Batch) -> None:
+        k, sites = t.vantage.quorum, t.vantage.sites
+        if ch.kind == "outage_started":
+            seen = sorted(s for s, v in ch.sites.items() if v["state"] == "down")
+            cause = f"down from {len(seen)} of {len(sites)} sites ({', '.join(seen)}; quorum {k})"
+            evidence = {"first_bad": {"at": ch.start, "reason": cause}, "quorum": k, "sites": ch.sites}
+            batch.outages.append(OutageRecord(t.id, t.contract, "down", ch.start, None, evidence))
+            batch.events.append(outage_event("outage_started", t.contract, t.id, ch.start, None, cause))
+            log.warning("%s is down from %d of %d sites (%s): outage from %.3f", t.id, len(seen), len(sites),
+                        ", ".join(seen), ch.start)
+        elif ch.kind == "outage_ended":
+            assert ch.end is not None
+            batch.outages.append(OutageRecord(t.id, t.contract, "down", ch.start, ch.end,
+                                              {"recovered_sites": ch.sites}))
+            batch.events.append(outage_event("outage_ended", t.contract, t.id, ch.end, ch.start))
+        elif ch.kind == "unknown":
+            assert ch.end is not None
+            if ch.end > ch.start:
+                have = sorted(s for s, v in ch.sites.items() if v["state"] != "unknown")
+                batch.unknown.append(UnknownRecord(t.id, ch.start, ch.end,
+                                                   f"fewer than quorum {k} sites have evidence (with: "
+                                                   f"{', '.join(have) or 'none'})"))
+
+    def _report_dark(self, dark: set[str], targets: list, now: float, batch: Batch) -> None:
+        for site in sorted(dark - set(self.dark)):
+            self.dark[site] = now
+            log.warning("site %s sees every target it probes down while other sites see them up: its own "
+                        "monitoring outage, not the customers' (no ticket; its view counts as unknown)", site)
+            batch.events.append(BreachEvent("site_outage_started", "*", None, now,
+                                            f"site_outage_started:{site}:{int(now * 1000)}",
+                                            {"site": site, "start": now}))
+        for site in sorted(set(self.dark) - dark):
+            start = self.dark.pop(site)
+            log.warning("site %s sees its targets again after %.0f s of its own monitoring outage", site, now - start)
+            batch.events.append(BreachEvent("site_outage_ended", "*", None, now,
+                                            f"site_outage_ended:{site}:{int(start * 1000)}",
+                                            {"site": site, "start": start, "end": now}))
+        for site, start in self.dark.items():  # the site's own view of each target is unknown meanwhile
+            for t in targets:
+                if site in t.vantage.sites:
+                    batch.unknown.append(UnknownRecord(unit_id(t.id, site), start, now,
+                                                       f"site {site} monitoring outage (its uplink)"))
+
+
+def open_site_outages(events) -> dict[str, float]:
+    """Sites whose monitoring outage has started and not ended, from stored events."""
+    out: dict[str, float] = {}
+    for e in sorted(events, key=lambda e: e.at):
+        if e.kind == "site_outage_started":
+            out[e.data["site"]] = e.data.get("start", e.at)
+        elif e.kind == "site_outage_ended":
+            out.pop(e.data["site"], None)
+    return out

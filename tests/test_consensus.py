@@ -1,0 +1,98 @@
+"""N-of-M vantage consensus, the pure part: hand-made views of three sites against hand-computed outcomes."""
+
+from __future__ import annotations
+
+from monitor.consensus import Combined, SiteView, dark_sites, decide, probe_units, views_from
+from monitor.store import StateRecord
+
+
+def v(site, state, since=None):
+    return SiteView(site, state, since, last_cycle=1000.0)
+
+
+def test_down_only_when_quorum_sites_see_it_down_dated_from_the_quorums_first_bad_cycle():
+    prev = Combined("up", 0.0)
+    one, changes = decide(prev, [v("a", "down", 100), v("b", "up", 0), v("c", "up", 0)], 2, 120)
+    assert one.state == "up" and changes == []  # one site alone is no outage
+    two, changes = decide(one, [v("a", "down", 100), v("b", "down", 103), v("c", "down", 110)], 2, 130)
+    assert two.state == "down" and two.outage_start == 103  # a and b together from b's first bad cycle
+    assert [(c.kind, c.start) for c in changes] == [("outage_started", 103)]
+    assert changes[0].sites["c"] == {"state": "down", "since": 110, "last_cycle": 1000.0}
+
+
+def test_an_outage_ends_with_the_recovery_that_leaves_fewer_than_quorum_sites_down():
+    down = Combined("down", 103, outage_start=103)
+    # c recovered at 200 (a and b still down: still an outage), b at 210: one left, below 2
+    same, changes = decide(down, [v("a", "down", 100), v("b", "down", 103), v("c", "up", 200)], 2, 205)
+    assert same.outage_start == 103 and changes == []
+    up, changes = decide(same, [v("a", "down", 100), v("b", "up", 210), v("c", "up", 200)], 2, 215)
+    assert up.state == "up" and up.outage_start is None
+    assert [(c.kind, c.start, c.end) for c in changes] == [("outage_ended", 103, 210)]
+
+
+def test_without_enough_evidence_the_time_is_unknown_never_up_or_down():
+    prev = Combined("up", 0.0)
+    # b has no evidence: with a down, two sites *could* see it down; neither proven
+    unknown, changes = decide(prev, [v("a", "down", 100), v("b", "unknown"), v("c", "up", 0)], 2, 150)
+    assert unknown.state == "unknown" and unknown.unknown_since == 150
+    assert [(c.kind, c.start, c.end) for c in changes] == [("unknown", 150, 150)]
+    later, changes = decide(unknown, [v("a", "down", 100), v("b", "unknown"), v("c", "up", 0)], 2, 170)
+    assert [(c.kind, c.start, c.end) for c in changes] == [("unknown", 150, 170)]  # extended
+    back, changes = decide(later, [v("a", "up", 175), v("b", "unknown"), v("c", "up", 0)], 2, 180)
+    assert back.state == "up" and [(c.kind, c.start, c.end) for c in changes] == [("unknown", 150, 180)]
+
+
+def test_a_site_that_sees_everything_down_while_others_see_it_up_is_dark():
+    views = {t: [v("a", "down", 100), v("b", "up", 0), v("c", "up", 0)] for t in ("t1", "t2", "t3")}
+    assert dark_sites(views) == {"a"}
+    # every site sees every target down: the customers', not a site's
+    views = {t: [v("a", "down", 100), v("b", "down", 101), v("c", "down", 102)] for t in ("t1", "t2")}
+    assert dark_sites(views) == set()
+    # a site with one target cannot tell its uplink from the customer
+    assert dark_sites({"t1": [v("a", "down", 100), v("b", "up", 0)]}) == set()
+    # a site that still sees one target up is not dark
+    views = {"t1": [v("a", "down", 100), v("b", "up", 0)], "t2": [v("a", "up", 0), v("b", "up", 0)]}
+    assert dark_sites(views) == set()
+
+
+def test_views_from_stored_unit_states_stale_and_dark_are_no_evidence():
+    states = {
+        "t1@a": StateRecord("t1@a", "down", 100.0, 400.0, {"last_cycle": 400.0, "first_cycle": 1.0}),
+        "t1@b": StateRecord("t1@b", "up", 0.0, 100.0, {"last_cycle": 100.0}),  # stale: 300 s old
+        "t1@c": StateRecord("t1@c", "degraded", 50.0, 400.0, {"last_cycle": 400.0}),
+    }
+    views = views_from(states, "t1", ["a", "b", "c", "d"], 401.0, stale_after=60.0)
+    assert [(x.site, x.state) for x in views] == [("a", "down"), ("b", "unknown"), ("c", "up"), ("d", "unknown")]
+    dark = views_from(states, "t1", ["a", "c"], 401.0, stale_after=60.0, dark={"a"})
+    assert [(x.site, x.state) for x in dark] == [("a", "unknown"), ("c", "up")]
+
+
+def test_a_multi_site_target_is_one_probe_unit_per_site():
+    from monitor.config import parse_config
+
+    cfg = parse_config({
+        "cluster": {"node": "n1", "site": "a"}, "storage": {"backend": "postgresql", "dsn": "postgresql://x@127.0.0.1/x"},
+        "contracts": [{"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}],
+        "targets": [{"id": "t1", "contract": "c1", "kind": "internet", "address": "127.0.0.1",
+                     "vantage": {"sites": ["a", "b", "c"], "quorum": 2}},
+                    {"id": "t2", "contract": "c1", "kind": "internet", "address": "127.0.0.2", "vantage": {"sites": ["b"]}},
+                    {"id": "t3", "contract": "c1", "kind": "internet", "address": "127.0.0.3"}]})
+    units = probe_units(cfg.targets)
+    assert {uid: (u.parent, u.site, u.sites) for uid, u in units.items()} == {
+        "t1@a": ("t1", "a", ("a",)), "t1@b": ("t1", "b", ("b",)), "t1@c": ("t1", "c", ("c",)),
+        "t2": ("t2", None, ("b",)), "t3": ("t3", None, None)}
+    assert units["t1@b"].target.address == "127.0.0.1" and units["t1@b"].id == "t1@b"
+
+
+def test_the_start_waits_for_a_site_still_confirming_an_earlier_first_bad_cycle():
+    """c saw its first bad cycle at 101 but needs another bad cycle to call it down; a and b confirmed (100, 103).
+    Deciding now would date the outage 103; waiting for c dates it 101, the second of the three."""
+    prev = Combined("up", 0.0)
+    views = [v("a", "down", 100), v("b", "down", 103), SiteView("c", "up", 0, 1000.0, suspect_since=101)]
+    held, changes = decide(prev, views, 2, 104, settle=5)
+    assert held.outage_start is None and changes == []
+    down, changes = decide(held, [v("a", "down", 100), v("b", "down", 103), v("c", "down", 101)], 2, 105, settle=5)
+    assert [(c.kind, c.start) for c in changes] == [("outage_started", 101)]
+    # a suspect whose run is older than the settle time (its node died mid-run) no longer holds it back
+    late, changes = decide(prev, views, 2, 110, settle=5)
+    assert [(c.kind, c.start) for c in changes] == [("outage_started", 103)]
