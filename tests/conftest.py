@@ -215,3 +215,15 @@ def every_store(tmp_path, request):
     maker = StoreMaker(request.param, tmp_path, request)
     yield maker
     maker.close()
+
+
+@pytest.fixture
+def cluster_db(pg_cluster, icmp_mode):
+    """A fresh database on the run's PostgreSQL for a cluster test: (dsn, an open store)."""
+    from monitor.store.postgres import PostgresStore
+
+    dsn = pg_cluster.create_db()
+    store = PostgresStore(dsn)
+    store.migrate()
+    yield dsn, store
+    store.close()

@@ -110,10 +110,18 @@ Set($RestrictReferrer, 0);
              ' die $msg unless $ok; print "TOKEN=$auth\\n";'],
             env=env, capture_output=True, text=True, check=True, timeout=60)
         self.token = next(line[6:] for line in made.stdout.splitlines() if line.startswith("TOKEN="))
-        self.proc = subprocess.Popen([RT_SERVER, "--port", str(self.port)], env=env, stdout=subprocess.DEVNULL,
-                                     stderr=open(self.dir / "server.log", "w"))
-        wait_http(self.url + "REST/2.0/queues/all", headers={"Authorization": f"token {self.token}"})
+        self.resume()
         return self
+
+    def pause(self) -> None:
+        """Stop the server (the database stays): the sink is down."""
+        terminate(self.proc)
+        self.proc = None
+
+    def resume(self) -> None:
+        self.proc = subprocess.Popen([RT_SERVER, "--port", str(self.port)], env=self.env, stdout=subprocess.DEVNULL,
+                                     stderr=open(self.dir / "server.log", "a"))
+        wait_http(self.url + "REST/2.0/queues/all", headers={"Authorization": f"token {self.token}"})
 
     def api(self, method: str, path: str, body=None) -> object:
         data = None if body is None else json.dumps(body).encode()

@@ -133,17 +133,6 @@ def assert_never_double_probed(cycles: dict[str, list]) -> None:
         assert not close, (target, close[:3], [c.node for c in cs][:6])
 
 
-@pytest.fixture
-def cluster_db(pg_cluster, icmp_mode):
-    from monitor.store.postgres import PostgresStore
-
-    dsn = pg_cluster.create_db()
-    store = PostgresStore(dsn)
-    store.migrate()
-    yield dsn, store
-    store.close()
-
-
 @pytest.mark.slow
 def test_three_nodes_shard_fail_over_elect_one_leader_and_take_a_fourth(tmp_path, cluster_db):
     dsn, store = cluster_db
