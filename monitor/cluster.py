@@ -73,7 +73,9 @@ class ClusterMember:
                  version: str):
         self.cfg = cluster_cfg
         self.store = store
-        self._targets = targets  # the config's targets (id, vantage), read at each heartbeat
+        self._targets = targets  # the probe units (monitor.consensus), read at each heartbeat
+        #: the cluster's latest published config (version, hash, body, node), read at each heartbeat
+        self.published: tuple[int, str, str, str] | None = None
         self.config_hash = cfg_hash
         self.version = version
         self.instance = uuid.uuid4().hex
@@ -173,6 +175,7 @@ class ClusterMember:
                 with self._guard:
                     self._lease_ok_until = started + self.cfg.failover_delay - self.cfg.heartbeat
             view = self.store.cluster_nodes()
+            self.published = self.store.cluster_config()
         except ClusterError as exc:
             if self._said.due("name"):
                 log.error("%s (said at most once a minute)", exc)

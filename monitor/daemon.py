@@ -112,6 +112,8 @@ class Daemon:
         self.ingestor.set_units(self.units)
         self.consensus = ConsensusKeeper(config.cluster.failover_delay if config.cluster else 10.0)
         self._was_leader = False
+        #: the cluster config version this node runs or has seen (monitor.shared_config)
+        self._config_version = 0
         from .canary import CanaryWatch
 
         self.canary = CanaryWatch({t.id: t.contract for t in config.targets if t.reference},
@@ -150,6 +152,13 @@ class Daemon:
         self.cluster = ClusterMember(cfg, self.store, lambda: list(self.units.values()), config_hash(self.config),
                                      __version__)
         self.cluster.start()
+        published = self.cluster.published
+        if published is not None:
+            self._config_version = published[0]  # this node runs its file; a newer version is adopted
+            if published[1] != self.cluster.config_hash:
+                log.warning("this node's config differs from the cluster's latest published one (version %d from "
+                            "node %s); it runs its own file: reload one node to publish one config for all",
+                            published[0], published[3])
         self.writer.fence = lambda: self.cluster.fence if self.cluster is not None else None
         self.live.cluster = self.cluster
 
@@ -206,6 +215,7 @@ class Daemon:
                     self.scheduler.add(tid, targets[tid].interval, self._job(targets[tid]))
                 self._cluster_jobs = wanted
                 self.live.owned = owned
+                await self._adopt_published()
             except Exception:  # one bad round must not end the sync
                 log.exception("cluster job sync failed")
             try:
@@ -523,11 +533,13 @@ class Daemon:
         """For the exporter's POST /-/reload: run the reload on the event loop and wait for it."""
         return asyncio.run_coroutine_threadsafe(self.reload(), self.loop).result(timeout=60)
 
-    async def reload(self) -> tuple[bool, list[str]]:
-        """Parse the new config fully, then swap; an invalid one keeps the old one running."""
+    async def reload(self, published: tuple[int, str, str, str] | None = None) -> tuple[bool, list[str]]:
+        """Parse the new config fully, then swap; an invalid one keeps the old one running. In a cluster a
+        reload of this node's file is published for the others; ``published`` (version, hash, body, node) is
+        one another node published (monitor.shared_config)."""
         notify("RELOADING=1")
         try:
-            new = await asyncio.to_thread(load_config, self.config_path)
+            text, new = await asyncio.to_thread(self._read_config, published)
             check_runnable(new)
         except ConfigError as exc:
             for problem in exc.problems:
@@ -592,9 +604,67 @@ class Daemon:
         self.stats.config_reload_ok = True
         self.stats.config_reload_time = time.time()
         added, removed = len(set(fresh) - set(old)), len(set(old) - set(fresh))
-        log.info("config reloaded: %s (%d targets added, %d removed)", new.summary(), added, removed)
+        origin = f" (cluster config version {published[0]} from {published[3]})" if published else ""
+        log.info("config reloaded%s: %s (%d targets added, %d removed)", origin, new.summary(), added, removed)
+        if self.cluster is not None:
+            await self._publish_config(text, published)
         notify(f"READY=1\nSTATUS={new.summary()}")
         return True, []
+
+    def _read_config(self, published: tuple[int, str, str, str] | None) -> tuple[str, Config]:
+        from .config import load_config_text
+        from .shared_config import merged_text
+
+        try:
+            own = self.config_path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(str(self.config_path), [f"(file): cannot read: {exc.strerror}"]) from None
+        if published is None:
+            return own, load_config_text(own, str(self.config_path), self.config_path.parent)
+        version, _, body, node = published
+        source = f"{self.config_path} with cluster config version {version} from node {node}"
+        return own, load_config_text(merged_text(body, own), source, self.config_path.parent)
+
+    async def _publish_config(self, text: str, published: tuple[int, str, str, str] | None) -> None:
+        """After a reload: tell the other nodes (a reload of this node's file), or note the version adopted."""
+        from .cluster import config_hash
+        from .shared_config import publishable, shared_text
+
+        assert self.cluster is not None
+        if published is not None:
+            self._config_version = published[0]
+            return
+        secrets = publishable(text)
+        if secrets:
+            log.warning("config not published to the other nodes: secrets written as values at %s (use ${ENV} or "
+                        "<key>_file); reload each node yourself", ", ".join(secrets))
+            return
+        fence = self.cluster.fence
+        if fence is None:
+            log.warning("config not published to the other nodes: this node holds no lease now")
+            return
+        try:
+            version = await asyncio.to_thread(self.store.cluster_publish_config, fence, config_hash(self.config),
+                                              shared_text(text))
+        except StoreError as exc:
+            log.warning("config not published to the other nodes: %s", exc)
+            return
+        self._config_version = version
+        log.info("config published to the cluster as version %d", version)
+
+    async def _adopt_published(self) -> None:
+        """A newer config another node published: reload with it (once per version)."""
+        assert self.cluster is not None
+        published = self.cluster.published
+        if published is None or published[0] <= self._config_version:
+            return
+        self._config_version = published[0]
+        if published[1] == self.cluster.config_hash:
+            return  # this node runs it already
+        ok, problems = await self.reload(published=published)
+        if not ok:
+            log.error("cluster config version %d from node %s not adopted; this node keeps its config",
+                      published[0], published[3])
 
     async def _shutdown(self) -> int:
         # stop starting cycles, let the running ones finish (APScheduler's shutdown would cancel them)

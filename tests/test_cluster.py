@@ -85,16 +85,19 @@ targets:
 
 class Node:
     def __init__(self, tmp_path, dsn: str, name: str, site: str, n_targets: int = N_TARGETS, netns: str | None = None):
-        self.name, self.site, self.port = name, site, free_port()
-        targets = "\n".join(f"  - {{id: t{i:03d}, contract: c1, kind: internet, address: 127.0.{i // 200}.{i % 200 + 1}}}"
-                            for i in range(n_targets))
+        self.name, self.site, self.port, self.dsn = name, site, free_port(), dsn
         self.path = tmp_path / f"{name}.yaml"
-        self.path.write_text(CONFIG.format(node=name, site=site, heartbeat=HEARTBEAT, failover=FAILOVER, dsn=dsn,
-                                           port=self.port, interval=INTERVAL, targets=targets))
+        self.write(n_targets)
         self.log = open(tmp_path / f"{name}.log", "w+")
         prefix = ["ip", "netns", "exec", netns] if netns else []
         self.proc = subprocess.Popen(prefix + SLAWATCH + ["run", "-c", str(self.path)], cwd=REPO,
                                      stdout=subprocess.DEVNULL, stderr=self.log)
+
+    def write(self, n_targets: int) -> None:
+        targets = "\n".join(f"  - {{id: t{i:03d}, contract: c1, kind: internet, address: 127.0.{i // 200}.{i % 200 + 1}}}"
+                            for i in range(n_targets))
+        self.path.write_text(CONFIG.format(node=self.name, site=self.site, heartbeat=HEARTBEAT, failover=FAILOVER,
+                                           dsn=self.dsn, port=self.port, interval=INTERVAL, targets=targets))
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)
@@ -198,6 +201,42 @@ def test_three_nodes_shard_fail_over_elect_one_leader_and_take_a_fourth(tmp_path
     assert all(codes[n] == 0 for n in nodes if n not in (victim, leader)), codes
     for n, node in nodes.items():
         assert not [x for x in node.lines() if x["level"] == "error" and "Traceback" in x.get("exc", "")], n
+
+
+@pytest.mark.slow
+def test_a_reload_on_one_node_is_picked_up_by_every_node(tmp_path, cluster_db):
+    """n1's file gains eight targets and n1 reloads: it publishes its shared sections, n2 adopts them at its next
+    heartbeat, and the new targets are sharded over both nodes. A node started later with an old file runs it,
+    and cluster status shows its config differing."""
+    dsn, store = cluster_db
+    nodes = {n: Node(tmp_path, dsn, n, "core", n_targets=8) for n in ("n1", "n2")}
+    try:
+        wait_for("two live nodes", lambda: sum(r["state"] == "live" for r in status(nodes["n1"])["nodes"]) == 2,
+                 timeout=60)
+        before = {r["config_hash"] for r in status(nodes["n1"])["nodes"]}
+        assert len(before) == 1
+        nodes["n1"].write(16)
+        nodes["n1"].proc.send_signal(signal.SIGHUP)
+        wait_for("both nodes on the new config", lambda: (lambda hashes: len(hashes) == 1 and hashes != before)(
+            {r["config_hash"] for r in status(nodes["n1"])["nodes"]}), timeout=30)
+        t0 = time.time()
+        time.sleep(3 * INTERVAL + 2 * HEARTBEAT)
+        new = {f"t{i:03d}": store.cycles(f"t{i:03d}", t0, float("inf")) for i in range(8, 16)}
+        assert all(new.values()), [t for t, cs in new.items() if not cs]
+        assert {c.node for cs in new.values() for c in cs} == {"n1", "n2"}  # n2 probes its share of them
+        assert any("cluster config version 1 from n1" in x["msg"] for x in nodes["n2"].lines())
+        assert any("config published to the cluster as version 1" in x["msg"] for x in nodes["n1"].lines())
+
+        # a third node started from an old file runs it, and says so; status shows it differing
+        nodes["n3"] = Node(tmp_path, dsn, "n3", "core", n_targets=8)
+        wait_for("n3 live", lambda: any(r["node"] == "n3" and r["state"] == "live" for r in status(nodes["n1"])["nodes"]),
+                 timeout=60)
+        rows = {r["node"]: r for r in status(nodes["n1"])["nodes"]}
+        assert rows["n3"]["config_differs"] and not rows["n2"]["config_differs"]
+        assert any("differs from the cluster's latest published one" in x["msg"] for x in nodes["n3"].lines())
+    finally:
+        for node in nodes.values():
+            node.stop()
 
 
 @pytest.mark.slow

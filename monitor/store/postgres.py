@@ -196,6 +196,18 @@ MIGRATIONS.append(
     );
     """
 )
+MIGRATIONS.append(
+    # 3: the cluster's shared config: each reload of a node publishes its file's text; the others adopt it
+    """
+    CREATE TABLE cluster_config (
+        version bigint PRIMARY KEY,
+        hash text NOT NULL,
+        body text NOT NULL,              -- the config file's text (secrets only as ${ENV} or *_file references)
+        node text NOT NULL,
+        published timestamptz NOT NULL DEFAULT clock_timestamp()
+    );
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 #: the advisory lock the cluster's leader holds on its own session
@@ -690,6 +702,25 @@ class PostgresStore(SqlTickets):
         return [NodeInfo(r["node"], r["site"], r["instance"], int(r["epoch"]), float(r["age"]), r["started"],
                          r["config_hash"], r["version"], r["host"], int(r["pid"]), int(r["owned"]),
                          r["left_at"] is not None) for r in rows]
+
+    def cluster_publish_config(self, fence: Fence, config_hash: str, body: str) -> int:
+        """Publish a config for every node (under a live lease: a fenced node publishes nothing); its version."""
+        with self._tx() as ex:
+            live = ex.one("SELECT 1 AS ok FROM cluster_nodes WHERE node = ? AND instance = ? AND epoch = ?"
+                          " AND left_at IS NULL AND clock_timestamp() - heartbeat < make_interval(secs => ?)",
+                          (fence.node, fence.instance, fence.epoch, fence.failover_delay))
+            if live is None:
+                raise FencedError(f"node {fence.node} holds no live lease (epoch {fence.epoch}); config not published")
+            version = int(ex.value("SELECT coalesce(max(version), 0) + 1 AS v FROM cluster_config"))
+            ex.run("INSERT INTO cluster_config (version, hash, body, node) VALUES (?, ?, ?, ?)",
+                   (version, config_hash, body, fence.node))
+            ex.run("DELETE FROM cluster_config WHERE version < ?", (version - 20,))  # a short history
+            return version
+
+    def cluster_config(self) -> tuple[int, str, str, str] | None:
+        """The latest published config: (version, hash, body, node), or None."""
+        rows = self._rows("SELECT version, hash, body, node FROM cluster_config ORDER BY version DESC LIMIT 1")
+        return None if not rows else (int(rows[0]["version"]), rows[0]["hash"], rows[0]["body"], rows[0]["node"])
 
     def leader_session(self, node: str = "") -> "LeaderSession":
         """A dedicated connection for the leader's advisory lock (held as long as that session lives)."""
