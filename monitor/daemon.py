@@ -111,6 +111,8 @@ class Daemon:
         self.units = probe_units(config.targets)
         self.ingestor.set_units(self.units)
         self.consensus = ConsensusKeeper(config.cluster.failover_delay if config.cluster else 10.0)
+        self.live.vantage = self.consensus
+        self.live.site_units = {uid: (u.parent, u.site) for uid, u in self.units.items() if u.site is not None}
         self._was_leader = False
         #: the cluster config version this node runs or has seen (monitor.shared_config)
         self._config_version = 0
@@ -568,6 +570,7 @@ class Daemon:
             self.cluster.config_hash = config_hash(new)  # told to the others at the next heartbeat
         self.ingestor.reconfigure(new)
         self.ingestor.set_units(units)
+        self.live.site_units = {uid: (u.parent, u.site) for uid, u in units.items() if u.site is not None}
         self.evaluator = SlaEvaluator(new, self.store)
         self.ledger.reconfigure(new)
         if [s for s in new.ticket_sinks] != list(self.deliverer.sinks_config):

@@ -137,6 +137,7 @@ class SlawatchCollector(Collector):
         )
         yield InfoMetricFamily("slawatch_build", "slawatch build information.", value={"version": __version__})
         yield from self._cluster_metrics()
+        yield from self._vantage_metrics(targets)
         tickets = GaugeMetricFamily("slawatch_tickets", "Tickets in the ledger by state and severity.", labels=["state", "severity"])
         for (state, severity), n in sorted(self.live.ticket_counts.items()):
             tickets.add_metric([state, severity], n)
@@ -242,6 +243,48 @@ class SlawatchCollector(Collector):
         nodes.add_metric(["live"], live)
         nodes.add_metric(["dead"], len(view) - live)
         yield nodes
+
+    def _vantage_metrics(self, targets):
+        """Multi-site targets (monitor.consensus): each owning node exports its sites' views of the units it
+        probes; the leader the consensus state and each site's monitoring outage."""
+        units = self.live.site_units
+        if not units:
+            return
+        labels = ["contract", "target", "site"]
+        site_up = GaugeMetricFamily("slawatch_vantage_site_up", "1 if the site sees the target up, 0 down; absent "
+                                    "while it has no evidence (this node's units).", labels=labels)
+        site_rtt = GaugeMetricFamily("slawatch_vantage_site_rtt_seconds", "Median RTT of the site's last answered "
+                                     "cycle of the target (this node's units).", labels=labels)
+        for t in targets:
+            unit = units.get(t.target)
+            if unit is None:
+                continue
+            lab = [t.contract, unit[0], unit[1]]
+            if t.tracker.state in ("up", "degraded"):
+                site_up.add_metric(lab, 1)
+            elif t.tracker.state == "down":
+                site_up.add_metric(lab, 0)
+            rtt_ms = (t.last_good or {}).get("rtt_ms")
+            if rtt_ms is not None:
+                site_rtt.add_metric(lab, rtt_ms / 1000)
+        yield from (site_up, site_rtt)
+        keeper, member = self.live.vantage, self.live.cluster
+        if keeper is None or member is None or not member.leader:
+            return
+        state = StateSetMetricFamily("slawatch_vantage_state", "A multi-site target's state by the sites' consensus "
+                                     "(leader only).", labels=["contract", "target"])
+        down = GaugeMetricFamily("slawatch_vantage_sites_down", "Sites that see the target down (leader only).",
+                                 labels=["contract", "target"])
+        for target, cur in sorted(keeper.states.items()):
+            contract = keeper.contracts.get(target, "")
+            state.add_metric([contract, target], {s: s == cur for s in ("up", "down", "unknown")})
+            down.add_metric([contract, target], sum(1 for v in keeper.views.get(target, ()) if v.state == "down"))
+        dark = GaugeMetricFamily("slawatch_cluster_site_outage", "1 while the site has its own monitoring outage "
+                                 "(every target dark from there while other sites see them; leader only).",
+                                 labels=["site"])
+        for site in sorted(keeper.sites):
+            dark.add_metric([site], 1 if site in keeper.dark else 0)
+        yield from (state, down, dark)
 
     def _sla_metrics(self, targets):
         sla = self.live.sla_snapshot()

@@ -113,6 +113,10 @@ class LiveState:
         self.owned: frozenset[str] | None = None
         #: monitor.cluster.ClusterMember, for its metrics
         self.cluster = None
+        #: probe units of multi-site targets: unit id -> (target, site) (monitor.consensus)
+        self.site_units: dict[str, tuple[str, str]] = {}
+        #: monitor.vantage.ConsensusKeeper: the leader's consensus states and dark sites, for their metrics
+        self.vantage = None
         self.stats = SelfStats()
 
     def set_sla(self, results: dict) -> None:

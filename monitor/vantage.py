@@ -32,12 +32,22 @@ class ConsensusKeeper:
         self.dark: dict[str, float] = {}
         #: whether the open site outages were read back from the store since this node became leader
         self.loaded = False
+        #: for the metrics: each multi-site target's contract and sites' views, and every site named
+        self.contracts: dict[str, str] = {}
+        self.views: dict[str, list] = {}
+        self.sites: set[str] = set()
+
+    @property
+    def states(self) -> dict[str, str]:
+        """Each multi-site target's consensus state."""
+        return {t: c.state for t, c in list(self._last.items())}
 
     def forget(self) -> None:
         """Leadership changed hands: the next round starts from the store."""
         self._last.clear()
         self.dark.clear()
         self.loaded = False
+        self.views.clear()
 
     def stale_after(self, target) -> float:
         """A site's view is no evidence once its last cycle is older than this (a takeover's gap included)."""
@@ -58,6 +68,9 @@ class ConsensusKeeper:
             new, changes = decide(prev, views, t.vantage.quorum, now,
                                   settle=(t.failure_threshold + 1) * t.interval + self.failover_delay)
             self._last[t.id] = new
+            self.views[t.id] = views
+            self.contracts[t.id] = t.contract
+            self.sites.update(t.vantage.sites)
             for ch in changes:
                 self._record(t, ch, batch)
             firsts = [v.first_cycle for v in views if v.first_cycle is not None]

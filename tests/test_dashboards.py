@@ -19,6 +19,9 @@ import pytest
 from conftest import REPO, SLAWATCH, free_port
 
 DASHBOARDS = sorted((REPO / "dashboards").glob("*.json"))
+#: the sites dashboard needs a cluster (test_sites_dashboard_against_a_real_cluster); the others one node
+CLUSTER_DASHBOARDS = [p for p in DASHBOARDS if p.name == "sites.json"]
+NODE_DASHBOARDS = [p for p in DASHBOARDS if p not in CLUSTER_DASHBOARDS]
 RULES = REPO / "dashboards" / "prometheus"
 
 
@@ -33,19 +36,21 @@ def panel_queries(d: dict) -> list[tuple[str, str]]:
 
 
 def test_dashboard_structure():
-    assert len(DASHBOARDS) == 4
+    assert len(DASHBOARDS) == 5 and len(CLUSTER_DASHBOARDS) == 1
     uids = [load(p)["uid"] for p in DASHBOARDS]
-    assert len(set(uids)) == 4 and all(u.startswith("slawatch-") for u in uids)
+    assert len(set(uids)) == 5 and all(u.startswith("slawatch-") for u in uids)
     for path in DASHBOARDS:
         d = load(path)
         names = [v["name"] for v in d["templating"]["list"]]
-        assert names == ["datasource", "contract", "target"], path.name
+        extra = ["site"] if path in CLUSTER_DASHBOARDS else []
+        assert names == ["datasource", "contract", "target", *extra], path.name
         assert d["templating"]["list"][0]["type"] == "datasource" and d["templating"]["list"][0]["query"] == "prometheus"
         text = path.read_text()
         for p in d["panels"]:
             assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, (path.name, p["title"])
             assert all(t["datasource"]["uid"] == "${datasource}" for t in p["targets"])
-            assert any("$contract" in t["expr"] or "slawatch_tickets" in t["expr"] for t in p["targets"]), p["title"]
+            assert any("$contract" in t["expr"] or "slawatch_tickets" in t["expr"] or "$site" in t["expr"]
+                       for t in p["targets"]), p["title"]
         uids_used = {v for k, v in _walk(d) if k == "uid"} - set(uids) - {"${datasource}", "-- Grafana --"}
         assert uids_used == set(), f"hard-coded datasource in {path.name}: {uids_used}"
         assert '"datasource": "' not in text  # no datasource given by name
@@ -81,7 +86,7 @@ def prom_query(port: int, expr: str) -> list:
 
 
 def concrete(expr: str) -> str:
-    return (expr.replace("$contract", ".*").replace("$target", ".*").replace("$__rate_interval", "15s")
+    return (expr.replace("$contract", ".*").replace("$target", ".*").replace("$site", ".*").replace("$__rate_interval", "15s")
             .replace("$__range", "1m").replace("$__interval", "5s"))
 
 
@@ -166,7 +171,7 @@ scrape_configs:
             agent.stop()
 
 
-@pytest.mark.parametrize("dashboard", [p.name for p in DASHBOARDS])
+@pytest.mark.parametrize("dashboard", [p.name for p in NODE_DASHBOARDS])
 def test_every_panel_query_returns_data(live_stack, dashboard):
     prom_port, _, _, _ = live_stack
     empty = []
@@ -176,6 +181,85 @@ def test_every_panel_query_returns_data(live_stack, dashboard):
         if not prom_query(prom_port, concrete(expr)):
             empty.append(where)
     assert empty == []
+
+
+def test_sites_dashboard_against_a_real_cluster(tmp_path, cluster_db):
+    """Four real nodes in three sites (two in site a) scraped by a real Prometheus through the shipped cluster scrape
+    config (its job and labels, with this machine's ports): every panel of the sites dashboard answers, site a's
+    two nodes split its units (each unit owned by one node of its site), and the consensus series come from the
+    leader alone."""
+    import yaml
+
+    if not shutil.which("prometheus"):
+        pytest.skip("Prometheus is not installed (scripts/dev-setup installs prometheus)")
+    dsn, store = cluster_db
+    targets = "\n".join(f"  - {{id: c{i}, contract: internet, kind: internet, address: 127.0.1.{i}}}" for i in range(1, 7))
+    nodes = {"a1": "a", "a2": "a", "b1": "b", "c1": "c"}
+    ports, procs = {n: free_port() for n in nodes}, []
+    shipped = yaml.safe_load((RULES / "cluster-scrape.yml").read_text())
+    job = shipped["scrape_configs"][0]
+    job["scrape_interval"] = "1s"
+    job["static_configs"] = [{"targets": [f"127.0.0.1:{ports[n]}"], "labels": {"node": n, "site": site}}
+                             for n, site in nodes.items()]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump({"global": {"scrape_interval": "1s"},
+                                                             "scrape_configs": [job]}))
+    prom_port = free_port()
+    try:
+        for n, site in nodes.items():
+            path = tmp_path / f"{n}.yaml"
+            path.write_text(f"""
+cluster: {{node: {n}, site: {site}, heartbeat: 500ms, failover_delay: 3s}}
+storage: {{backend: postgresql, dsn: '{dsn}', flush_interval: 200ms}}
+exporter: {{listen: "127.0.0.1:{ports[n]}"}}
+logging: {{format: json}}
+contracts:
+  - {{id: internet, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.9%}}}}
+defaults:
+  targets: {{interval: 1s, probes: {{icmp: {{count: 2, spacing: 20ms, timeout: 300ms}}}},
+            vantage: {{sites: [a, b, c], quorum: 2}}}}
+targets:
+{targets}
+""")
+            procs.append(subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
+                                          stderr=open(tmp_path / f"{n}.log", "w")))
+        procs.append(subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+                                       f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                                       f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=subprocess.DEVNULL,
+                                      stderr=open(tmp_path / "prometheus.log", "w")))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                if len(prom_query(prom_port, "slawatch_vantage_state == 1")) == 6 and \
+                        len(prom_query(prom_port, "slawatch_vantage_site_up")) == 18:
+                    break
+            except OSError:
+                pass
+            time.sleep(1)
+        time.sleep(5)
+        empty = [where for where, expr in panel_queries(load(CLUSTER_DASHBOARDS[0]))
+                 if "annotation" not in where and not prom_query(prom_port, concrete(expr))]
+        assert empty == []
+        # every site's view of every circuit, once: site a's units split between its two nodes
+        views = prom_query(prom_port, "slawatch_vantage_site_up")
+        assert sorted((r["metric"]["target"], r["metric"]["site"]) for r in views) == \
+            sorted((f"c{i}", s) for i in range(1, 7) for s in "abc")
+        by_node = {r["metric"]["node"] for r in views if r["metric"]["site"] == "a"}
+        assert by_node == {"a1", "a2"}, by_node
+        # the consensus and site-outage series from one node only: the leader
+        assert len({r["metric"]["node"] for r in prom_query(prom_port, "slawatch_vantage_state")}) == 1
+        assert {r["metric"]["site"] for r in prom_query(prom_port, "slawatch_cluster_site_outage")} == {"a", "b", "c"}
+        # the cycles agree: each site's units are probed by one node of that site at a time
+        for i in range(1, 7):
+            for site in "abc":
+                cycles = store.cycles(f"c{i}@{site}", time.time() - 4, float("inf"))
+                assert cycles and len({c.node for c in cycles}) == 1 and {c.site for c in cycles} == {site}
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def test_recording_rules_produce_series(live_stack):
