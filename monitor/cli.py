@@ -376,8 +376,19 @@ def cmd_cluster(args) -> int:
         from .vantage import open_site_outages
 
         site_outages = open_site_outages(store.events(time.time() - 31 * 86400, time.time() + 60))
+        from .consensus import probe_units
+
+        units = probe_units(config.targets)
+        states = store.load_states(list(units))
     finally:
         store.close()
+    now = time.time()
+    lagging = []  # probe units whose last stored cycle is older than three intervals: a shard that lags
+    for uid, unit in units.items():
+        last = (states[uid].tracker or {}).get("last_cycle") if uid in states else None
+        if last is not None and now - last > 3 * unit.target.interval:
+            lagging.append({"target": uid, "last_cycle_age_s": round(now - last, 1)})
+    lagging.sort(key=lambda x: -x["last_cycle_age_s"])
     leader_hash = next((n.config_hash for n in nodes if n.node == leader), None)
     targets = {t.id: t for t in config.targets}
     rows = []
@@ -392,7 +403,7 @@ def cmd_cluster(args) -> int:
     uncovered = sorted({site for t in targets.values() if t.vantage for site in t.vantage.sites} - live_sites)
     if args.json:
         print(json.dumps({"leader": leader, "nodes": rows, "sites_without_live_node": uncovered,
-                          "site_outages": site_outages}, indent=2))
+                          "site_outages": site_outages, "lagging_targets": lagging}, indent=2))
         return 0
     print(f"leader: {leader or '-- none --'}")
     print(f"{'NODE':<16} {'SITE':<12} {'STATE':<8} {'HEARTBEAT':>10} {'EPOCH':>6} {'TARGETS':>8}  CONFIG")
@@ -401,6 +412,10 @@ def cmd_cluster(args) -> int:
               f"{r['targets_owned']:>8}  {'DIFFERS from the leader' if r['config_differs'] else r['config_hash']}")
     for site in uncovered:
         print(f"site {site}: no live node; its vantage of the targets that name it is unknown")
+    if lagging:
+        shown = ", ".join(f"{x['target']} ({x['last_cycle_age_s']:.0f} s)" for x in lagging[:10])
+        print(f"lagging: {len(lagging)} targets whose last cycle is older than 3 intervals: {shown}"
+              + (" ..." if len(lagging) > 10 else ""))
     for site, since in sorted(site_outages.items()):
         print(f"site {site}: its own monitoring outage since {datetime.fromtimestamp(since, timezone.utc):%Y-%m-%d %H:%M:%S} "
               "UTC (every target dark from there while other sites see them; no customer ticket)")

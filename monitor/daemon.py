@@ -16,7 +16,7 @@ from . import __version__
 from .config import Config, Target, load_config
 from .errors import ConfigError, SlawatchError, StoreError
 from .sdnotify import notify, watchdog_interval
-from .consensus import probe_units
+from .consensus import probe_units, unit_id
 from .cycle import run_cycle
 from .exporter import ExporterServer, make_registry
 from .evaluator import SlaEvaluator
@@ -345,7 +345,8 @@ class Daemon:
         if not leads or not targets:
             return
         try:
-            states = await asyncio.to_thread(self.store.load_states)
+            names = [n for t in targets for n in (t.id, *(unit_id(t.id, s) for s in t.vantage.sites))]
+            states = await asyncio.to_thread(self.store.load_states, names)
             stored_dark = None
             if not self.consensus.loaded:
                 events = await asyncio.to_thread(self.store.events, time.time() - 31 * 86400, time.time() + 60)

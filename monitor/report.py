@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 from . import __version__
 from .config import Config
+from .consensus import unit_id
 from .credits import contract_credit, display_pct, minor_unit
 from .intervals import clip, normalize
 from .monthly import ContractMonth, compute_month, load_month
@@ -93,6 +94,27 @@ def _tickets(store: Store, contract: str, start: float, end: float) -> list[Tick
     return store.tickets_overlapping(contract, start, end)
 
 
+def _with_sites(outage, down_by_target: dict, units) -> dict:
+    """A consensus outage's evidence with each site's own: the site's outage overlapping it, with its last good
+    and first bad cycles."""
+    evidence = dict(outage.evidence or {})
+    if not units:
+        return evidence
+    sites = {k: dict(v) for k, v in (evidence.get("sites") or {}).items()}
+    end = outage.end if outage.end is not None else float("inf")
+    for site, uid in units:
+        own = [o for o in down_by_target.get(uid, ()) if o.start < end and (o.end is None or o.end > outage.start)]
+        entry = sites.setdefault(site, {})
+        if own:
+            first = min(own, key=lambda o: o.start)
+            entry.update({"last_good": (first.evidence or {}).get("last_good"),
+                          "first_bad": (first.evidence or {}).get("first_bad"), "saw_it_down": True})
+        else:
+            entry["saw_it_down"] = False
+    evidence["sites"] = sites
+    return evidence
+
+
 def _days(period, tz: str) -> list[tuple[str, int, int]]:
     """The period's local days: (date, start ms, end ms)."""
     out = []
@@ -135,6 +157,9 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
     targets_of: dict[str, list] = {}
     for t in config.targets:
         targets_of.setdefault(t.contract, []).append(t)
+    #: multi-site targets: their units by site (monitor.consensus), whose own outages are each site's evidence
+    units_of = {t.id: [(site, unit_id(t.id, site)) for site in t.vantage.sites] for t in config.targets
+                if t.vantage is not None and len(t.vantage.sites) > 1}
     down_by_target: dict[str, list] = {}
     for o in inputs.records:
         if o.kind == "down":
@@ -169,7 +194,8 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                     "start": _iso(s_ms, contract.timezone, ms=True), "end": _iso(e_ms, contract.timezone, ms=True),
                     "duration_s": (e_ms - s_ms) / 1000, "ongoing": o.end is None, "targets": [tm.target],
                     "counted_downtime_s": sum(e - s for s, e in clip(list(tm.availability.downtime), s_ms, e_ms)) / 1000,
-                    "probe_evidence": _ordered(o.evidence or {}), "tickets": ids + parents,
+                    "probe_evidence": _ordered(_with_sites(o, down_by_target, units_of.get(tm.target, ()))),
+                    "tickets": ids + parents,
                 })
             evidence[tm.target] = items
             a = tm.availability
@@ -180,6 +206,8 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                 "period": {"start": _iso(period.start_ms, contract.timezone, ms=True),
                            "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds},
                 "coverage_pct": _pct(tm.coverage),
+                **({"vantage": {"sites": [site for site, _ in units_of[tm.target]],
+                                "quorum": config.target(tm.target).vantage.quorum}} if tm.target in units_of else {}),
                 "excluded_s": {"maintenance": tm.maintenance_only_ms / 1000, "out_of_service": tm.out_of_service_ms / 1000,
                                "unknown": a.unknown_ms / 1000,
                                "total": a.excluded_ms / 1000, "unknown_policy": a.unknown_policy},

@@ -155,6 +155,7 @@ def test_three_nodes_shard_fail_over_elect_one_leader_and_take_a_fourth(tmp_path
         st = status(nodes["n1"])  # the owned counts each node reports at its heartbeat, now settled
         assert sum(r["targets_owned"] for r in st["nodes"]) == N_TARGETS, st
         assert not any(r["config_differs"] for r in st["nodes"]), st  # they differ only in cluster.node
+        assert st["lagging_targets"] == [], st
 
         # SIGKILL a node that is not the leader: its targets are probed again by the others within
         # failover_delay + one interval (+ a heartbeat to notice), nothing is probed twice, the gap is unknown
@@ -237,6 +238,29 @@ def test_a_reload_on_one_node_is_picked_up_by_every_node(tmp_path, cluster_db):
     finally:
         for node in nodes.values():
             node.stop()
+
+
+def test_cluster_status_lists_lagging_targets(tmp_path, cluster_db):
+    """A target whose last stored cycle is older than three intervals is a lagging shard, named in the status."""
+    from monitor.store import Batch, StateRecord
+
+    dsn, store = cluster_db
+    now = time.time()
+    store.write(Batch(states={"t000": StateRecord("t000", "up", now - 100, now - 100, {"last_cycle": now - 100}),
+                              "t001": StateRecord("t001", "up", now - 100, now, {"last_cycle": now - 0.5})}))
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG.format(node="n1", site="core", heartbeat=HEARTBEAT, failover=FAILOVER, dsn=dsn,
+                                  port=free_port(), interval=INTERVAL,
+                                  targets="  - {id: t000, contract: c1, kind: internet, address: 127.0.0.1}\n"
+                                          "  - {id: t001, contract: c1, kind: internet, address: 127.0.0.2}"))
+    r = subprocess.run(SLAWATCH + ["cluster", "status", "-c", str(path), "--json"], cwd=REPO, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    [lag] = json.loads(r.stdout)["lagging_targets"]
+    assert lag["target"] == "t000" and 99 < lag["last_cycle_age_s"] < 120
+    r = subprocess.run(SLAWATCH + ["cluster", "status", "-c", str(path)], cwd=REPO, capture_output=True, text=True,
+                       timeout=60)
+    assert "lagging: 1 targets whose last cycle is older than 3 intervals: t000" in r.stdout
 
 
 @pytest.mark.slow

@@ -138,6 +138,21 @@ def test_one_sites_uplink_is_its_own_outage_a_customers_host_is_the_customers(tm
             [outage] = _down_outages(store, t)
             assert outage.end - outage.start < 15
         assert len(store.tickets(contract="c1")) == len(CIRCUITS)  # still one each
+        # the month's report keeps each site's evidence: which sites saw it, their last good and first bad cycles
+        month = time.strftime("%Y-%m", time.gmtime())
+        out = tmp_path / "report.json"
+        r = subprocess.run(SLAWATCH + ["report", "-c", str(nodes[0].path), "--month", month, "--format", "json",
+                                        "-o", str(out)], cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        docs = {t["id"]: t for t in json.loads(out.read_text())["contracts"][0]["targets"]}
+        for t in CIRCUITS:
+            assert docs[t]["vantage"] == {"sites": list(SITES), "quorum": 2}
+            [item] = [i for i in docs[t]["outages"]["items"] if i["start"] >= time.strftime("%Y", time.gmtime())
+                      and i["probe_evidence"].get("quorum")]
+            sites = item["probe_evidence"]["sites"]
+            assert set(sites) == set(SITES) and all(sites[x]["saw_it_down"] for x in SITES)
+            assert all(sites[x]["first_bad"]["at"] >= cut - 1 and sites[x]["last_good"]["at"] < sites[x]["first_bad"]["at"]
+                       for x in SITES)
         for node in nodes:
             assert not [x for x in node.lines() if "Traceback" in x.get("exc", "")], node.name
         store.close()

@@ -20,7 +20,7 @@ import logging
 import math
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterator, Sequence
 
 import psycopg
 from psycopg import conninfo as _conninfo
@@ -552,9 +552,10 @@ class PostgresStore(SqlTickets):
     def _outage(r: dict[str, Any]) -> OutageRecord:
         return OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"], r["evidence"] or None)
 
-    def load_states(self) -> dict[str, StateRecord]:
-        return {r["target"]: StateRecord(r["target"], r["state"], r["since"], r["updated"], r["tracker"])
-                for r in self._rows("SELECT * FROM target_state")}
+    def load_states(self, names: "Collection[str] | None" = None) -> dict[str, StateRecord]:
+        rows = self._rows("SELECT * FROM target_state") if names is None else \
+            self._rows("SELECT * FROM target_state WHERE target = ANY(?)", (list(names),))
+        return {r["target"]: StateRecord(r["target"], r["state"], r["since"], r["updated"], r["tracker"]) for r in rows}
 
     def state(self, target: str) -> StateRecord | None:
         rows = self._rows("SELECT * FROM target_state WHERE target = ?", (target,))

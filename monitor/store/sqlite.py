@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from pathlib import Path
 from contextlib import contextmanager
-from typing import Any, Callable, Iterable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
 
 from ..errors import StoreError
 from ..events import BreachEvent
@@ -427,8 +427,15 @@ class SqliteStore(SqlTickets):
             self._db.execute("UPDATE runs SET stopped = ? WHERE id = ?", (stopped, run_id))
 
     # -- reads ---------------------------------------------------------------------------
-    def load_states(self) -> dict[str, StateRecord]:
-        rows = self._rows("SELECT * FROM target_state")
+    def load_states(self, names: "Collection[str] | None" = None) -> dict[str, StateRecord]:
+        if names is None:
+            rows = self._rows("SELECT * FROM target_state")
+        else:
+            wanted = list(names)
+            rows = []
+            for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+                chunk = wanted[i:i + 500]
+                rows += self._rows(f"SELECT * FROM target_state WHERE target IN ({','.join('?' * len(chunk))})", chunk)
         return {
             r["target"]: StateRecord(r["target"], r["state"], r["since"], r["updated"], json.loads(r["tracker"]))
             for r in rows
