@@ -14,9 +14,12 @@ from .consensus import Combined, dark_sites, decide, unit_id, views_from
 from .events import BreachEvent, outage_event
 from .store import Batch, OutageRecord, StateRecord, UnknownRecord
 
-__all__ = ["ConsensusKeeper", "multi_site"]
+__all__ = ["ConsensusKeeper", "multi_site", "open_site_outages"]
 
 log = logging.getLogger("slawatch.vantage")
+
+#: seconds between rewrites of a multi-site target's unchanged consensus state
+REFRESH = 10.0
 
 
 def multi_site(targets) -> list:
@@ -36,6 +39,9 @@ class ConsensusKeeper:
         self.contracts: dict[str, str] = {}
         self.views: dict[str, list] = {}
         self.sites: set[str] = set()
+        #: target -> (state, since, outage_start, unknown_since, when written): a state is rewritten when it
+        #: changes, and otherwise every REFRESH seconds (its last_cycle, for the reports' horizon)
+        self._written: dict[str, tuple] = {}
 
     @property
     def states(self) -> dict[str, str]:
@@ -48,6 +54,13 @@ class ConsensusKeeper:
         self.dark.clear()
         self.loaded = False
         self.views.clear()
+        self._written.clear()
+
+    def state_names(self, targets: list) -> list[str]:
+        """The stored states a round reads: every site's unit, and the targets' own only while this leader has
+        not decided them yet (afterwards it keeps them itself; measured: bench/consensus_round.py)."""
+        names = [unit_id(t.id, s) for t in targets for s in t.vantage.sites]
+        return names + [t.id for t in targets if t.id not in self._last]
 
     def stale_after(self, target) -> float:
         """A site's view is no evidence once its last cycle is older than this (a takeover's gap included)."""
@@ -75,9 +88,14 @@ class ConsensusKeeper:
                 self._record(t, ch, batch)
             firsts = [v.first_cycle for v in views if v.first_cycle is not None]
             lasts = [v.last_cycle for v in views if v.last_cycle is not None]
+            key = (new.state, new.since, new.outage_start, new.unknown_since)
+            written = self._written.get(t.id)
+            if written is not None and written[:4] == key and now - written[4] < REFRESH:
+                continue  # unchanged since it was last written (measured: bench/consensus_round.py)
             tracker = {**new.snapshot(), "first_cycle": min(firsts) if firsts else None,
                        "last_cycle": max(lasts) if lasts else None}
             batch.states[t.id] = StateRecord(t.id, new.state, new.since, now, tracker)
+            self._written[t.id] = (*key, now)
 
     def _record(self, t, ch, batch: Batch) -> None:
         k, sites = t.vantage.quorum, t.vantage.sites
