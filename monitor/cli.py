@@ -122,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_check_config(args) -> int:
     config = load_config(args.config)
+    from .config import config_warnings
+
+    for warning in config_warnings(config):
+        print(f"{args.config}: warning: {warning}", file=sys.stderr)
     print(f"{args.config}: OK: {config.summary()}")
     return 0
 
@@ -524,6 +528,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:
+        # the reader went away (`slawatch status | head -1`): what it wanted was written; no traceback, and
+        # stdout is pointed at /dev/null so the interpreter's own flush at exit fails quietly too
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -13,7 +13,7 @@ from probes.base import ProbeContext
 from probes.icmp import IcmpEngine, check_icmp_permission
 
 from . import __version__
-from .config import Config, Target, load_config
+from .config import Config, Target, config_warnings, load_config
 from .errors import ConfigError, SlawatchError, StoreError
 from .sdnotify import notify, watchdog_interval
 from .consensus import probe_units
@@ -544,6 +544,9 @@ class Daemon:
         notify("RELOADING=1")
         try:
             text, new = await asyncio.to_thread(self._read_config, published)
+            from .logs import add_secrets, config_secrets
+
+            add_secrets(config_secrets(new))  # the new config's secrets are masked before anything is logged
             check_runnable(new)
         except ConfigError as exc:
             for problem in exc.problems:
@@ -556,6 +559,12 @@ class Daemon:
             self.stats.config_reload_ok = False
             notify("READY=1\nSTATUS=config reload failed; running the previous config")
             return False, [str(exc)]
+        except Exception as exc:  # a bug must not take the running config down, nor answer /-/reload with 500
+            log.error("config reload failed (%s); the previous config keeps running", type(exc).__name__,
+                      exc_info=True)
+            self.stats.config_reload_ok = False
+            notify("READY=1\nSTATUS=config reload failed; running the previous config")
+            return False, [f"internal error while loading the config: {type(exc).__name__}"]
         for key, what in (("storage", "storage"), ("exporter", "exporter"), ("cluster", "cluster")):
             if getattr(new, key) != getattr(self.config, key):
                 log.warning("config reload: %s settings changed; they take effect at the next restart", what)
@@ -609,6 +618,8 @@ class Daemon:
         self.stats.config_reload_ok = True
         self.stats.config_reload_time = time.time()
         added, removed = len(set(fresh) - set(old)), len(set(old) - set(fresh))
+        for warning in config_warnings(new):
+            log.warning("config: %s", warning)
         origin = f" (cluster config version {published[0]} from {published[3]})" if published else ""
         log.info("config reloaded%s: %s (%d targets added, %d removed)", origin, new.summary(), added, removed)
         if self.cluster is not None:
@@ -620,8 +631,10 @@ class Daemon:
         from .config import load_config_text
         from .shared_config import merged_text
 
+        from .config.loader import decode_text
+
         try:
-            own = self.config_path.read_text(encoding="utf-8")
+            own = decode_text(self.config_path.read_bytes(), str(self.config_path))
         except OSError as exc:
             raise ConfigError(str(self.config_path), [f"(file): cannot read: {exc.strerror}"]) from None
         if published is None:
@@ -726,5 +739,7 @@ def run_daemon(config_path: str | Path) -> int:
     config_path = Path(config_path)
     config = load_config(config_path)
     check_runnable(config)
+    for warning in config_warnings(config):
+        log.warning("config: %s", warning)
     store = open_store(config.storage)
     return asyncio.run(Daemon(config, config_path, store).run())

@@ -11,6 +11,7 @@ Unknown time is recorded, never assumed up:
 
 from __future__ import annotations
 
+import logging
 
 from probes.icmp import IcmpResult
 
@@ -28,6 +29,10 @@ from .voice_window import VoiceWindow
 __all__ = ["Ingestor", "GAP_FACTOR", "voice_sample", "rollup_args"]
 
 GAP_FACTOR = 1.5
+#: seconds between log lines about a target's cycles without evidence (for the same reason)
+UNKNOWN_LOG_EVERY = 600.0
+
+log = logging.getLogger("slawatch.ingest")
 
 
 def voice_sample(result: IcmpResult, contract: Contract, voice: bool = True) -> VoiceSample | None:
@@ -76,6 +81,7 @@ class Ingestor:
         self._hourly: dict[tuple[str, int], Rollup] = {}
         self._monthly: dict[tuple[str, str], Rollup] = {}
         self._maintenance_days: dict[tuple[str, int], list[tuple[int, int]]] = {}
+        self._said_unknown: dict[str, tuple[float, str]] = {}
 
     def reconfigure(self, config: Config) -> None:
         """A reload: new targets and windows; the rollups being accumulated stay."""
@@ -151,6 +157,10 @@ class Ingestor:
         if outcome.verdict == "unknown":
             reason = next((r.reason for r in outcome.results if r.reason), None) or "no evidence"
             batch.unknown.append(UnknownRecord(target.id, started, started + target.interval, reason))
+            said = self._said_unknown.get(target.id)
+            if said is None or started - said[0] >= UNKNOWN_LOG_EVERY or said[1] != reason:
+                self._said_unknown[target.id] = (started, reason)  # once per reason, then every 10 minutes
+                log.warning("%s: no evidence this cycle (recorded as unknown time): %s", target.id, reason)
 
         if live.pending_events:
             batch.events.extend(live.pending_events)

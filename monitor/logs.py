@@ -8,7 +8,7 @@ import os
 import sys
 import time
 
-__all__ = ["setup_logging", "JsonFormatter", "Redactor", "config_secrets"]
+__all__ = ["setup_logging", "JsonFormatter", "Redactor", "config_secrets", "add_secrets"]
 
 
 def config_secrets(config) -> list[str]:
@@ -57,6 +57,14 @@ class Redactor(logging.Filter):
                 record.exc_text = self.scrub(logging.Formatter().formatException(record.exc_info))
                 record.exc_info = None
         return True
+
+
+def add_secrets(secrets: list[str]) -> None:
+    """Redact these too from now on (a reload's new config: its secrets before anything about it is logged)."""
+    for handler in logging.getLogger().handlers:
+        for f in handler.filters:
+            if isinstance(f, Redactor):
+                f.secrets = sorted(set(f.secrets) | set(secrets), key=len, reverse=True)
 
 
 class JsonFormatter(logging.Formatter):

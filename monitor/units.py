@@ -19,6 +19,10 @@ _DURATION_RE = re.compile(r"^\s*(?:(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)\s*)+$")
 _PART_RE = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d|w)")
 
 
+#: the longest duration a config may give (rollup retention is the longest one a config needs)
+MAX_DURATION = 3650 * 86400.0
+
+
 def parse_duration(value: object) -> float:
     """Parse ``30s``, ``250ms``, ``2h``, ``1h30m`` into seconds.
 
@@ -33,8 +37,12 @@ def parse_duration(value: object) -> float:
         seconds = sum(float(n) * _UNITS[u] for n, u in _PART_RE.findall(value))
     else:
         raise ValueError("must be a duration like 30s")
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        raise ValueError("must be a finite duration like 30s")
     if seconds < 0:
         raise ValueError("must be a duration like 30s, not negative")
+    if seconds > MAX_DURATION:
+        raise ValueError("must be a duration of at most 10 years (3650d)")
     return seconds
 
 

@@ -116,7 +116,8 @@ def live_stack(tmp_path_factory, request):
 
         agent = Snmpd(free_port()).start()
         extra += (f"  - {{id: router, contract: internet, kind: internet, address: 127.0.0.1, probes: {{icmp: {{count: 2}},"
-                  f" snmp: {{version: 2c, community: public, port: {agent.port}, profiles: [system, if-mib], interfaces: [lo]}}}}}}\n")
+                  f" snmp: {{version: 2c, community: public, port: {agent.port}, profiles: [system, if-mib], interfaces: [lo],"
+                  f" timeout: 300ms, retries: 0}}}}}}\n")
     from conftest import TEST_STORE, StoreMaker
 
     stores = StoreMaker(TEST_STORE, tmp, request)
@@ -133,7 +134,7 @@ defaults:
 targets:
   - {{id: lo1, contract: internet, kind: internet, address: 127.0.0.1}}
   - {{id: lo2, contract: internet, kind: internet, address: 127.0.0.2}}
-  - {{id: v1, contract: voice, kind: voice, address: 127.0.0.3, probes: {{icmp: {{count: 50, spacing: 20ms}}}}}}
+  - {{id: v1, contract: voice, kind: voice, address: 127.0.0.3, probes: {{icmp: {{count: 40, spacing: 15ms}}}}}}
 {extra}""")
     daemon = subprocess.Popen(SLAWATCH + ["run", "-c", str(tmp / "slawatch.yaml")], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -100,10 +100,21 @@ def test_hot_reload_adds_removes_and_keeps_history(daemon):
     time.sleep(3)
 
     # an invalid config keeps the old one running, logs every error, and says so in the metric
-    write(("a", "127.0.0.1", ", interval: often"), ("c", "127.0.0.3", ", kind: fiber"))
+    write(("a", "127.0.0.1", ", interval: often"), ("c", "127.0.0.3", ", probes: {icmp: {count: 0}}"))
     proc.send_signal(signal.SIGHUP)
     wait_for("failed reload metric", lambda: "slawatch_config_last_reload_successful 0.0" in scrape(port))
     assert up_targets(port) == {"a", "c"}
+
+    # a config that is not UTF-8 (and holds a rotated secret): rejected, counted, answered with 400, and
+    # neither its bytes nor its secret reach the log
+    path = write(("a", "127.0.0.1", ""), ("c", "127.0.0.3", ""))
+    path.write_bytes(path.read_bytes().replace(token.encode(), b"N3w-s3cret-t0ken") + b"# Soci\xe9t\xe9\n")
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/-/reload", method="POST",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=30)
+    assert info.value.code == 400 and b"not UTF-8 text (byte 0xe9" in info.value.read()
+    assert "slawatch_config_last_reload_successful 0.0" in scrape(port) and up_targets(port) == {"a", "c"}
 
     # POST /-/reload needs the token
     req = urllib.request.Request(f"http://127.0.0.1:{port}/-/reload", method="POST", headers={"Authorization": "Bearer nope"})
@@ -121,7 +132,8 @@ def test_hot_reload_adds_removes_and_keeps_history(daemon):
     _, err = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert "targets[0].interval: must be a duration like 30s (got 'often')" in err
-    assert "targets[1].kind: must be one of internet, voice (got 'fiber')" in err
+    assert "targets[1].probes.icmp.count: must be at least 1 (got 0)" in err
+    assert "not UTF-8 text" in err and "N3w-s3cret-t0ken" not in err and "Soci" not in err
     assert token not in err
 
     # target a kept one cycle a second through every reload: none lost, none doubled
@@ -149,7 +161,7 @@ contracts:
   - {{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}},
       escalation: [{{tier: 1, sinks: [rt, hook, mail]}}]}}
 targets:
-  - {{id: a, contract: c1, kind: internet, address: 127.0.0.1, interval: 1s}}
+  - {{id: a, contract: c1, kind: internet, address: 127.0.0.1, interval: 1s, probes: {{icmp: {{timeout: 300ms}}}}}}
 ticket_sinks:
   - {{name: rt, type: rt, url: "http://127.0.0.1:{dead}/", token: "${{T_RT_TOKEN}}"}}
   - {{name: hook, type: webhook, url: "http://127.0.0.1:{dead}/hook", hmac_secret: "${{T_HOOK}}"}}
@@ -202,7 +214,7 @@ def test_exporter_over_tls(write_config, tmp_path, icmp_mode):
 storage: {{path: {tmp_path / 's.db'}}}
 exporter: {{listen: "127.0.0.1:{port}", tls: {{cert_file: {cert}, key_file: {key}}}}}
 contracts: [{{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}}}}]
-targets: [{{id: a, contract: c1, kind: internet, address: 127.0.0.1, interval: 1s}}]
+targets: [{{id: a, contract: c1, kind: internet, address: 127.0.0.1, interval: 1s, probes: {{icmp: {{timeout: 300ms}}}}}}]
 """)
     proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -328,8 +328,8 @@ contracts:
   - {{id: c1, customer: ACME, provider: ExampleTel, monthly_fee: "100.00", objectives: {{availability: 99.9%}},
       credit_tiers: [{{below: 99.9%, credit: 5%}}]}}
 targets:
-  - {{id: lo1, contract: c1, kind: internet, address: 127.0.0.1, interval: 1s}}
-  - {{id: lo2, contract: c1, kind: voice, address: "::1", interval: 1s, probes: {{icmp: {{count: 20, spacing: 20ms}}}}}}
+  - {{id: lo1, contract: c1, kind: internet, address: 127.0.0.1, interval: 1s, probes: {{icmp: {{timeout: 300ms}}}}}}
+  - {{id: lo2, contract: c1, kind: voice, address: "::1", interval: 1s, probes: {{icmp: {{count: 20, spacing: 20ms, timeout: 300ms}}}}}}
 """)
     proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(5)

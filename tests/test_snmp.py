@@ -122,8 +122,9 @@ targets:
     address: 127.0.0.1
     interval: 1s
     probes:
-      icmp: {{count: 2, spacing: 10ms}}
-      snmp: {{version: 2c, community: public, port: {agent.port}, profiles: [system, if-mib], interfaces: [lo]}}
+      icmp: {{count: 2, spacing: 10ms, timeout: 300ms}}
+      snmp: {{version: 2c, community: public, port: {agent.port}, profiles: [system, if-mib], interfaces: [lo],
+              timeout: 300ms}}
 """)
     proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:

@@ -21,7 +21,7 @@ from ..errors import ConfigError
 from ..mibnames import MibError, MibResolver, is_numeric_oid
 from .models import Config
 
-__all__ = ["load_config", "load_config_text", "inline_secrets", "parse_config", "SECRET_KEYS", "BUILTIN_SNMP_PROFILES"]
+__all__ = ["load_config", "load_config_text", "config_warnings", "inline_secrets", "parse_config", "SECRET_KEYS", "BUILTIN_SNMP_PROFILES"]
 
 #: keys whose values are secrets: never echoed, and loadable from ``<key>_file``
 SECRET_KEYS = frozenset(
@@ -99,11 +99,20 @@ def _resolve_secrets_and_env(node: Any, loc: tuple, problems: _Problems, base_di
                 path = Path(expanded)
                 if not path.is_absolute():
                     path = base_dir / path
+                out[secret_key] = ""  # placeholder while a problem is reported (once)
                 try:
-                    out[secret_key] = path.read_text(encoding="utf-8").strip()
+                    with path.open("rb") as f:
+                        data = f.read(65537)
                 except OSError as exc:
                     problems.add(key_loc, f"cannot read secret file: {exc.strerror}", str(path))
-                    out[secret_key] = ""  # placeholder: the problem is already reported once
+                    continue
+                if len(data) > 65536:
+                    problems.add(key_loc, "secret file larger than 64 KB", str(path))
+                    continue
+                try:
+                    out[secret_key] = data.decode("utf-8").strip()
+                except UnicodeDecodeError as exc:  # never shown: it is a secret
+                    problems.add(key_loc, f"secret file is not UTF-8 text (a bad byte at offset {exc.start})", str(path))
                 continue
             out[key] = _resolve_secrets_and_env(value, key_loc, problems, base_dir)
         return out
@@ -184,6 +193,8 @@ def _message(err: dict) -> tuple[str, bool]:
         return f"needs key '{ctx.get('discriminator', 'type').strip(chr(39))}'", False
     if kind in ("int_parsing", "int_type", "int_from_float"):
         return "must be a whole number", True
+    if kind in ("finite_number",):
+        return "must be a finite number (not .nan or .inf)", True
     if kind in ("float_parsing", "float_type", "decimal_parsing", "decimal_type"):
         return "must be a number", True
     if kind in ("bool_parsing", "bool_type"):
@@ -406,31 +417,120 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: Path | None = Non
     return config
 
 
+#: a config file larger than this is refused unread (the largest real ones are a few MB)
+MAX_CONFIG_BYTES = 64 * 1024 * 1024
+#: values a config may hold once YAML aliases are expanded, and how deep it may nest
+MAX_VALUES = 2_000_000
+MAX_DEPTH = 64
+
+
 def load_config(path: str | os.PathLike) -> Config:
     """Read and validate a config file. Raises ConfigError listing every problem."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_CONFIG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror}"]) from None
-    return load_config_text(text, str(path), path.parent)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(str(path), [f"(file): larger than {MAX_CONFIG_BYTES // 2**20} MB; not a config"])
+    return load_config_text(decode_text(data, str(path)), str(path), path.parent)
+
+
+def decode_text(data: bytes, source: str, what: str = "(file)") -> str:
+    """UTF-8, strictly: a clear error naming the first bad byte (and never the text around it)."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise ConfigError(source, [f"{what}: not UTF-8 text (byte 0x{data[exc.start]:02x} at line {line}, "
+                                   f"offset {exc.start}); save it as UTF-8"]) from None
+
+
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """libyaml's parser where PyYAML has it (10,000 targets parse in 0.3 s instead of 3 s), refusing duplicate
+    keys (YAML says keys are unique; PyYAML would keep the last one silently)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)
+            try:
+                hash(key)
+            except TypeError:
+                continue  # the base class reports unhashable keys
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first at line {seen[key].line + 1}): keys must be unique",
+                    key_node.start_mark)
+            seen[key] = key_node.start_mark
+        return super().construct_mapping(node, deep=deep)
+
+
+def _bounded(value: Any, source: str) -> None:
+    """Refuse a config whose aliases expand past MAX_VALUES values, or that nests deeper than MAX_DEPTH: every
+    later pass walks it as a tree, and YAML aliases make a graph that can expand exponentially ('billion
+    laughs'). Each node is sized once (by identity), so this pass is linear in the YAML's own size."""
+    sizes: dict[int, int] = {}
+    stack: list[tuple[Any, int, bool]] = [(value, 1, False)]
+    while stack:
+        node, depth, done = stack.pop()
+        if depth > MAX_DEPTH:
+            raise ConfigError(source, [f"(file): nested deeper than {MAX_DEPTH} levels; not a config"])
+        children = list(node.values()) if isinstance(node, dict) else node
+        if done:
+            total = 1 + sum(sizes.get(id(c), 1) for c in children)
+            sizes[id(node)] = total
+            if total > MAX_VALUES:
+                raise ConfigError(source, [f"(file): expands to more than {MAX_VALUES:,} values (aliases of "
+                                           "aliases?); not a config"])
+            continue
+        if id(node) in sizes:
+            continue
+        stack.append((node, depth, True))
+        stack.extend((c, depth + 1, False) for c in children if isinstance(c, (dict, list)) and id(c) not in sizes)
 
 
 def _yaml(text: str, source: str) -> Any:
     try:
-        # libyaml's parser where PyYAML was built with it: 10,000 targets parse in 0.3 s instead of 3 s
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (a safe loader)
+        value = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "(file)"
         problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(source, [f"{where}: YAML syntax error: {problem}"]) from None
+        kind = "YAML error" if isinstance(exc, yaml.constructor.ConstructorError) else "YAML syntax error"
+        raise ConfigError(source, [f"{where}: {kind}: {problem}"]) from None
+    except RecursionError:
+        raise ConfigError(source, [f"(file): nested deeper than {MAX_DEPTH} levels; not a config"]) from None
+    if isinstance(value, (dict, list)):
+        _bounded(value, source)
+    return value
 
 
 def load_config_text(text: str, source: str, base_dir: str | os.PathLike) -> Config:
     """Validate a config given as YAML text (a file's, or one a cluster node published); ``base_dir`` resolves
-    relative ``*_file`` paths."""
-    return parse_config(_yaml(text, source), source=source, base_dir=Path(base_dir))
+    relative ``*_file`` paths. An empty one (or comments only) is an error: it would monitor nothing."""
+    raw = _yaml(text, source)
+    if raw is None or raw == {}:
+        raise ConfigError(source, ["(file): the config is empty: it needs contracts and targets "
+                                   "(config/example.yaml is a start)"])
+    return parse_config(raw, source=source, base_dir=Path(base_dir))
+
+
+def config_warnings(config: Config) -> list[str]:
+    """What is valid but almost certainly not meant: said by check-config and logged at start and reload."""
+    out = []
+    used = {name for c in config.contracts for tier in c.escalation for name in tier.sinks}
+    if config.reports is not None and config.reports.mail_sink:
+        used.add(config.reports.mail_sink)
+    for i, sink in enumerate(config.ticket_sinks):
+        if sink.enabled and sink.name not in used:
+            out.append(f"ticket_sinks[{i}] ({sink.name}): no contract's escalation uses it, so no ticket reaches it")
+    if not config.targets:
+        out.append("targets: none; nothing is probed")
+    return out
 
 
 def inline_secrets(text: str) -> list[str]:

@@ -51,7 +51,8 @@ SEVERITIES = ("critical", "major", "minor")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # no NaN or infinity in any number: `.nan` and `.inf` are valid YAML floats, never valid settings
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def _as_text(value: object) -> object:
@@ -333,6 +334,53 @@ class Contract(_Model):
     grouping: GroupingRule | None = None
 
 
+#: how long the ICMP probe waits for a host name to resolve (probes.icmp.IcmpSettings.dns_timeout)
+DNS_TIMEOUT = 2.0
+
+
+def _is_ip(value: str) -> bool:
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(value.partition("%")[0])
+        return True
+    except ValueError:
+        return False
+
+
+_LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
+
+
+def check_address(value: str) -> str:
+    """An IPv4 or IPv6 literal (a link-local one with ``%interface`` naming an interface this host has), or a
+    host name of RFC 1123 labels. Names are resolved at each cycle (a name that does not resolve is that
+    cycle's unknown time, with the resolver's reason)."""
+    import ipaddress
+    import socket
+
+    text = value.strip()
+    address, _, scope = text.partition("%")
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        ip = None
+    if ip is not None:
+        if scope:
+            if ip.version != 6:
+                raise PydanticCustomError("slawatch", "an IPv4 address takes no %interface")
+            try:
+                socket.if_nametoindex(scope)
+            except OSError:
+                raise PydanticCustomError("slawatch", "no network interface named '{s}' on this host",
+                                          {"s": scope}) from None
+        return text
+    name = text[:-1] if text.endswith(".") else text
+    if scope or not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")) \
+            or name.replace(".", "").isdigit():
+        raise PydanticCustomError("slawatch", "must be an IPv4 or IPv6 address or a host name")
+    return text
+
+
 def _check_service_dates(start: datetime | None, end: datetime | None) -> None:
     if start is not None and end is not None:
         aware = (start.tzinfo is None) == (end.tzinfo is None)
@@ -378,9 +426,43 @@ class Target(_Model):
     in_service: datetime | None = None
     out_of_service: datetime | None = None
 
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return check_address(value)
+
     @model_validator(mode="after")
     def _service_dates(self) -> "Target":
         _check_service_dates(self.in_service, self.out_of_service)
+        return self
+
+    def worst_case(self) -> tuple[float, str]:
+        """The longest a cycle's probes can take when nothing answers (they run one after the other), and how."""
+        parts, total = [], 0.0
+        icmp, snmp = self.probes.icmp, self.probes.snmp
+        if icmp is not None:
+            seconds = (icmp.count - 1) * icmp.spacing + icmp.timeout
+            total += seconds
+            parts.append(f"icmp {icmp.count} x {icmp.spacing:g} s spacing + {icmp.timeout:g} s timeout")
+            if not _is_ip(self.address):
+                total += DNS_TIMEOUT
+                parts.append(f"{DNS_TIMEOUT:g} s to resolve the name")
+        if snmp is not None:
+            seconds = snmp.timeout * (snmp.retries + 1)
+            total += seconds
+            parts.append(f"snmp {snmp.timeout:g} s timeout x {snmp.retries + 1} tries")
+        return total, ", ".join(parts)
+
+    @model_validator(mode="after")
+    def _interval_fits(self) -> "Target":
+        # an interval shorter than the probes' worst case overruns exactly when it matters (in an outage): the
+        # skipped slots would become unknown time and hide downtime
+        worst, how = self.worst_case()
+        if self.interval < worst:
+            raise PydanticCustomError(
+                "slawatch", "interval {i} s is shorter than the probes' worst case of {w} s ({how}): during an "
+                "outage cycles would overrun; lengthen the interval or shorten the probes",
+                {"i": f"{self.interval:g}", "w": f"{worst:.3g}", "how": how})
         return self
 
     @model_validator(mode="after")
