@@ -329,8 +329,13 @@ def cmd_tickets(args) -> int:
             data["refs"] = ticket_refs(store, t.id)
             data["response"] = response_times(t, contract) if contract else None
             data["timeline"] = [{"at": _stamp(a), "kind": k, "text": x} for a, k, x in ticket_timeline(store, t.id)]
+            from .logs import config_secrets
+            from .tickets.delivery import scrub
+
+            secrets = config_secrets(config)  # errors stored before they were scrubbed, or echoing a rotated one
             data["deliveries"] = [{"sink": o.sink, "action": o.action, "delivered": o.delivered, "attempts": o.attempts,
-                                   "last_error": o.last_error} for o in store.outbox(t.id)]
+                                   "last_error": o.last_error and scrub(o.last_error, secrets)}
+                                  for o in store.outbox(t.id)]
             if args.json:
                 print(json.dumps(data, indent=2, default=str))
                 return 0

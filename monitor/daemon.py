@@ -299,6 +299,7 @@ class Daemon:
                 basic_auth=(auth.username, auth.password.get_secret_value()) if auth else None,
                 reload=(token.get_secret_value(), self._reload_from_thread) if token else None,
                 tls=(self.config.exporter.tls.cert_file, self.config.exporter.tls.key_file) if self.config.exporter.tls else None,
+                responses=self.stats.http_responses,
             )
             self.exporter.start()
             log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)

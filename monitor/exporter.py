@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 
 import base64
+import logging
 import hmac
 import threading
 from socketserver import ThreadingMixIn
@@ -30,8 +31,11 @@ from .counters import octet_counter
 from .voice_window import WINDOWS
 from .live import RTT_BUCKETS, LiveState
 from .state import STATES
+from .writer import RateLimited
 
 __all__ = ["SlawatchCollector", "make_registry", "ExporterServer"]
+
+log = logging.getLogger("slawatch.exporter")
 
 _LABELS = ["contract", "target", "kind"]
 
@@ -136,6 +140,11 @@ class SlawatchCollector(Collector):
             "slawatch_config_last_reload_success_timestamp_seconds", "Unix time of the last successful config load.", value=stats.config_reload_time
         )
         yield InfoMetricFamily("slawatch_build", "slawatch build information.", value={"version": __version__})
+        http = CounterMetricFamily("slawatch_exporter_http_responses", "The exporter's HTTP answers by status code "
+                                   "(401/403: unauthorized, 400: malformed requests).", labels=["code"])
+        for code, n in sorted(dict(stats.http_responses).items()):
+            http.add_metric([code], n)
+        yield http
         yield from self._cluster_metrics()
         yield from self._vantage_metrics(targets)
         tickets = GaugeMetricFamily("slawatch_tickets", "Tickets in the ledger by state and severity.", labels=["state", "severity"])
@@ -351,7 +360,8 @@ class ExporterServer:
     """Serves the registry over HTTP on ``host:port`` in a background thread."""
 
     def __init__(self, registry: CollectorRegistry, listen: str, *, ready: threading.Event | None = None,
-                 basic_auth: tuple[str, str] | None = None, reload=None, tls: tuple[str, str] | None = None):
+                 basic_auth: tuple[str, str] | None = None, reload=None, tls: tuple[str, str] | None = None,
+                 responses: dict | None = None):
         host, _, port = listen.rpartition(":")
         self.host = host.strip("[]")
         self.port = int(port)
@@ -361,8 +371,41 @@ class ExporterServer:
         if basic_auth:
             expected = "Basic " + base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()
 
+        counts = responses if responses is not None else {}
+        said = RateLimited(60.0)
+
         def app(environ, start_response):
-            if expected and not hmac.compare_digest(environ.get("HTTP_AUTHORIZATION", ""), expected):
+            """Every answer counted by code; a bad request is a 4xx, and nothing a client sends reaches stderr
+            as a traceback (an error is logged, at most once a minute, through the redacting log)."""
+            status_seen: list[str] = []
+
+            def counted(status, headers, exc_info=None):
+                status_seen.append(status.split(" ", 1)[0])
+                return start_response(status, headers, exc_info)
+
+            try:
+                body = route(environ, counted)
+            except Exception as exc:
+                if said.due("request"):
+                    log.error("exporter request failed (%s; said at most once a minute)", type(exc).__name__)
+                if not status_seen:
+                    counted("500 Internal Server Error", [("Content-Type", "text/plain")])
+                body = [b"internal error\n"]
+            code = status_seen[-1] if status_seen else "500"
+            counts[code] = counts.get(code, 0) + 1
+            return body
+
+        def header(environ, name: str) -> bytes | None:
+            """A header's bytes as sent (WSGI gives latin-1 text); None when absent."""
+            value = environ.get(name)
+            return None if value is None else value.encode("latin-1", "replace")
+
+        def route(environ, start_response):
+            auth = header(environ, "HTTP_AUTHORIZATION")
+            if auth is not None and not auth.isascii():
+                start_response("400 Bad Request", [("Content-Type", "text/plain")])
+                return [b"malformed Authorization header\n"]
+            if expected and not hmac.compare_digest(auth or b"", expected.encode()):
                 start_response("401 Unauthorized", [("WWW-Authenticate", 'Basic realm="slawatch"')])
                 return [b"unauthorized\n"]
             path = environ.get("PATH_INFO", "")
@@ -390,7 +433,12 @@ class ExporterServer:
                 start_response("405 Method Not Allowed", [("Allow", "POST")])
                 return [b"use POST\n"]
             token, do_reload = reload
-            if not hmac.compare_digest(environ.get("HTTP_AUTHORIZATION", ""), f"Bearer {token}"):
+            # the token in its own header (beside basic auth, which takes the Authorization header), or as a
+            # bearer token when the exporter has no basic auth
+            own = header(environ, "HTTP_X_SLAWATCH_RELOAD_TOKEN")
+            given = own if own is not None else (b"" if expected else header(environ, "HTTP_AUTHORIZATION") or b"")
+            wanted = token.encode() if own is not None else f"Bearer {token}".encode()
+            if not given.isascii() or not hmac.compare_digest(given, wanted):
                 start_response("403 Forbidden", [("Content-Type", "text/plain")])
                 return [b"wrong or missing reload token\n"]
             ok, problems = do_reload()

@@ -93,6 +93,8 @@ class SelfStats:
     store_backlog_dropped_total: int = 0
     config_reload_ok: bool = True
     config_reload_time: float = field(default_factory=time.time)
+    #: the exporter's HTTP answers by status code (4xx: bad or unauthorized requests)
+    http_responses: dict = field(default_factory=dict)
 
 
 class LiveState:

@@ -153,6 +153,25 @@ def test_secrets_never_appear_in_logs_metrics_or_reports(write_config, tmp_path,
     (tmp_path / "reload.token").write_text("rel0ad-t0k3n-55\n")
     port, db = free_port(), stores.location("store")
     dead = free_port()  # nothing listens there: every delivery fails and is logged
+    # an upstream that echoes the request's headers (the RT token with them) back in a 401 body
+    import http.server
+    import threading
+
+    class Echo(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = f"unauthorized: {dict(self.headers)}".encode()
+            self.send_response(401)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_PUT = do_POST
+
+        def log_message(self, *args):
+            pass
+
+    echo = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Echo)
+    threading.Thread(target=echo.serve_forever, daemon=True).start()
     path = write_config(f"""
 storage: {stores.yaml(db, flush_interval="200ms")}
 exporter: {{listen: "127.0.0.1:{port}", basic_auth: {{username: prom, password: "${{T_EXP}}"}}, reload_token_file: reload.token}}
@@ -163,7 +182,7 @@ contracts:
 targets:
   - {{id: a, contract: c1, kind: internet, address: 127.0.0.1, interval: 1s, probes: {{icmp: {{timeout: 300ms}}}}}}
 ticket_sinks:
-  - {{name: rt, type: rt, url: "http://127.0.0.1:{dead}/", token: "${{T_RT_TOKEN}}"}}
+  - {{name: rt, type: rt, url: "http://127.0.0.1:{echo.server_address[1]}/", token: "${{T_RT_TOKEN}}"}}
   - {{name: hook, type: webhook, url: "http://127.0.0.1:{dead}/hook", hmac_secret: "${{T_HOOK}}"}}
   - {{name: mail, type: email, host: 127.0.0.1, port: {dead}, username: u, password: "${{T_SMTP}}", from: a@b.c, to: [d@e.f]}}
 """)
@@ -193,15 +212,40 @@ ticket_sinks:
                 metrics = resp.read().decode()
         with pytest.raises(urllib.error.HTTPError):
             urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5)  # no auth: 401
+        # basic auth and the reload token together: the token in its own header
+        req = urllib.request.Request(f"http://127.0.0.1:{port}/-/reload", method="POST",
+                                     headers={"Authorization": auth, "X-Slawatch-Reload-Token": "rel0ad-t0k3n-55"})
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            assert resp.status == 200
+        # a malformed (non-ASCII) Authorization header: 400, counted, and no traceback anywhere
+        import http.client
+
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+        conn.putrequest("GET", "/metrics")
+        conn.putheader("Authorization", b"Basic \xe9\xe9\xff")
+        conn.endheaders()
+        assert conn.getresponse().status == 400
+        conn.close()
+        with urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{port}/metrics",
+                                                           headers={"Authorization": auth}), timeout=5) as resp:
+            metrics = resp.read().decode()
+        assert 'slawatch_exporter_http_responses_total{code="400"} 1.0' in metrics
+        assert 'slawatch_exporter_http_responses_total{code="401"} 1.0' in metrics
     finally:
         proc.send_signal(signal.SIGTERM)
         _, log = proc.communicate(timeout=30)
     report = subprocess.run(SLAWATCH + ["report", "-c", str(path), "--month", time.strftime("%Y-%m", time.gmtime())],
                             cwd=REPO, capture_output=True, text=True, timeout=120).stdout
     listing = subprocess.run(SLAWATCH + ["tickets", "list", "-c", str(path)], cwd=REPO, capture_output=True, text=True).stdout
+    shown = subprocess.run(SLAWATCH + ["tickets", "show", "1", "-c", str(path), "--json"], cwd=REPO, capture_output=True,
+                           text=True).stdout
+    echo.shutdown()
     assert "delivery to rt failed" in log and "delivery to mail failed" in log  # there was something to leak
+    assert "unauthorized" in shown and "***" in shown  # the echoed token, scrubbed
+    assert "Traceback" not in log
     for secret in [*secrets.values(), "rel0ad-t0k3n-55"]:
-        for name, text in (("log", log), ("metrics", metrics), ("report", report), ("tickets list", listing)):
+        for name, text in (("log", log), ("metrics", metrics), ("report", report), ("tickets list", listing),
+                           ("tickets show", shown)):
             assert secret not in text, f"{secret} leaked into the {name}"
 
 

@@ -21,12 +21,19 @@ from ..store.base import Delivered, OutboxItem, Store
 from .ledger import Ledger
 from .sinks import Delivery, Sink, SinkError
 
-__all__ = ["Deliverer", "backoff"]
+__all__ = ["Deliverer", "backoff", "scrub"]
 
 log = logging.getLogger("slawatch.tickets")
 
 BASE_BACKOFF = 5.0
 MAX_BACKOFF = 900.0
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret replaced by ***."""
+    for secret in secrets:
+        text = text.replace(secret, "***")
+    return text
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
@@ -57,6 +64,11 @@ class Deliverer:
     def pending(self) -> dict[str, int]:
         return self.store.outbox_pending()
 
+    def sink_secrets(self) -> list[str]:
+        from ..logs import config_secrets
+
+        return config_secrets(list(self.sinks_config))
+
     async def _one(self, item: OutboxItem, now: float) -> None:
         sink = self.sinks.get(item.sink)
         if sink is None:
@@ -74,7 +86,9 @@ class Deliverer:
                 self.failures[item.sink] += 1
                 attempts = item.attempts + 1
                 retry = now + backoff(attempts)
-                await asyncio.to_thread(self.store.outbox_failed, item.id, attempts, retry, str(exc))
+                # an upstream may echo a credential back (a 401 body with the token): never stored or shown
+                error = scrub(str(exc), self.sink_secrets())
+                await asyncio.to_thread(self.store.outbox_failed, item.id, attempts, retry, error)
                 log.warning("ticket %s: delivery to %s failed (attempt %d, next in %.0fs): %s",
                             ticket.id, item.sink, attempts, retry - now, exc)
                 return
