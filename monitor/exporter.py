@@ -225,7 +225,13 @@ class SlawatchCollector(Collector):
                                       "(late after a timeout, duplicates, strangers).", value=wire.dropped)
         traps = self.live.traps
         if traps is not None:
-            yield CounterMetricFamily("slawatch_snmp_traps_received", "Traps received and authenticated.", value=traps.received)
+            yield CounterMetricFamily("slawatch_snmp_traps_received", "Traps received, authenticated and from a "
+                                      "target's address.", value=traps.received)
+            dropped = CounterMetricFamily("slawatch_snmp_traps_dropped", "Datagrams and traps dropped on the trap "
+                                          "port, by reason.", labels=["reason"])
+            for reason, n in sorted(traps.dropped().items()):
+                dropped.add_metric([reason], n)
+            yield dropped
             yield CounterMetricFamily("slawatch_snmp_traps_unknown_source", "Traps from addresses of no target, dropped.",
                                       value=traps.unknown_source)
             yield CounterMetricFamily("slawatch_snmp_traps_bad_credentials",

@@ -14,6 +14,8 @@ from typing import Callable
 
 from probes.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 
+from .writer import RateLimited
+
 __all__ = ["TrapReceiver", "TRAP_KINDS"]
 
 log = logging.getLogger("slawatch.traps")
@@ -37,7 +39,10 @@ class TrapReceiver:
         self.received = 0
         self.unknown_source = 0
         self.ignored = 0
+        #: datagrams that do not decode as SNMP (pysnmp raised while parsing them), dropped
+        self.malformed = 0
         self.engine = None
+        self._said = RateLimited(60.0)
 
     def start(self) -> None:
         from pysnmp.carrier.asyncio.dgram import udp
@@ -45,8 +50,28 @@ class TrapReceiver:
         from pysnmp.entity.rfc3413 import ntfrcv
         from pysnmp.proto.rfc1902 import OctetString
 
+        receiver = self
+
+        class _Guarded(udp.UdpAsyncioTransport):
+            """Every datagram handled inside a guard: junk that makes pysnmp's decoder raise is counted and
+            dropped, never an asyncio 'Exception in callback' traceback in the log (11,000 junk datagrams gave
+            168 of them)."""
+
+            def datagram_received(self, datagram, address):
+                callback = self._callback_function
+                if callback is None:
+                    return
+
+                def guarded():
+                    try:
+                        callback(self, address, datagram)
+                    except Exception as exc:
+                        receiver._malformed(exc)
+
+                self.loop.call_soon(guarded)
+
         self.engine = engine.SnmpEngine()
-        config.add_transport(self.engine, udp.DOMAIN_NAME, udp.UdpAsyncioTransport().open_server_mode(self.listen))
+        config.add_transport(self.engine, udp.DOMAIN_NAME, _Guarded().open_server_mode(self.listen))
         for i, community in enumerate(self.communities):
             config.add_v1_system(self.engine, f"slawatch-{i}", community)
         for u in self.users:
@@ -57,6 +82,17 @@ class TrapReceiver:
                 kwargs.update(privProtocol=_proto(PRIV_PROTOCOLS[u["priv_protocol"]]), privKey=u["priv_key"])
             config.add_v3_user(self.engine, u["user"], securityEngineId=OctetString(hexValue=u["engine_id"]), **kwargs)
         ntfrcv.NotificationReceiver(self.engine, self._callback)
+
+    def _malformed(self, exc: Exception) -> None:
+        self.malformed += 1
+        if self._said.due("malformed"):
+            log.warning("trap port: a datagram that is not SNMP dropped (%s); %d so far (said at most once a "
+                        "minute)", type(exc).__name__, self.malformed)
+
+    def dropped(self) -> dict[str, int]:
+        """Datagrams and traps dropped, by reason."""
+        return {"malformed": self.malformed, "unknown_source": self.unknown_source,
+                "bad_credentials": self.bad_credentials(), "not_a_configured_trap": self.ignored}
 
     def bad_credentials(self) -> int:
         """Traps dropped for a wrong community or wrong v3 credentials (pysnmp's own counters)."""
@@ -81,12 +117,12 @@ class TrapReceiver:
             _domain, address = snmp_engine.message_dispatcher.get_transport_info(state_reference)
             source = address[0]
             binds = {str(oid): value.prettyPrint() for oid, value in var_binds}
-            self.received += 1
             target = self.sources.get(source)
             if target is None:
                 self.unknown_source += 1
                 log.debug("trap from unknown source %s dropped", source)
                 return
+            self.received += 1  # authenticated, from a target's address
             kind = self.kinds.get(binds.get(SNMP_TRAP_OID, ""))
             if kind is None:
                 self.ignored += 1

@@ -230,6 +230,33 @@ targets:
         garbage = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         for blob in (b"", b"\x30\x82\xff\xff" * 8, bytes(range(256))):
             garbage.sendto(blob, ("127.0.0.1", trap_port))
+        # 600 more: random bytes, a v2c trap cut short, and the same with one bit flipped (seeded)
+        import random
+
+        rng = random.Random(19)
+        valid = bytes.fromhex("302902010104067075626c6963a71c020200010201000201003010300e06082b06010201010300430200c8")
+        for i in range(600):
+            if i % 3 == 0:
+                blob = rng.randbytes(rng.randint(0, 200))
+            elif i % 3 == 1:
+                blob = valid[:rng.randint(0, len(valid))]
+            else:
+                flipped = bytearray(valid)
+                flipped[rng.randrange(len(flipped))] ^= 1 << rng.randrange(8)
+                blob = bytes(flipped)
+            garbage.sendto(blob, ("127.0.0.1", trap_port))
+            if i % 50 == 0:
+                time.sleep(0.01)
+        wait_for("junk counted as malformed", lambda: any(
+            line.startswith('slawatch_snmp_traps_dropped_total{reason="malformed"}') and float(line.split()[-1]) > 0
+            for line in metrics().splitlines()))
+        time.sleep(1)
+
+        def bad_credentials() -> float:
+            return next(float(line.split()[-1]) for line in metrics().splitlines()
+                        if line.startswith("slawatch_snmp_traps_bad_credentials_total "))
+
+        baseline = bad_credentials()  # the flipped copies carry the wrong community (public)
         TRAP_ARGS[:] = ["1.3.6.1.6.3.1.1.5.3", "1.3.6.1.2.1.2.2.1.1.1", "i", "1"]
         trap("-v2c", "-c", "wrong-community")
         trap("-v3", "-e", "0x8000000001020304", "-u", "usha", "-l", "authPriv", "-a", "SHA", "-A", "wrong-key-99",
@@ -245,8 +272,9 @@ targets:
         TRAP_ARGS[:] = ["1.3.6.1.6.3.1.1.5.4"]
         trap("-v3", "-e", "0x8000000001020304", "-u", "usha", "-l", "authPriv", "-a", "SHA", "-A", "authpass123",
              "-x", "AES", "-X", "privpass123")
-        text = wait_for("two traps", lambda: (lambda m: m if "slawatch_snmp_traps_received_total 2.0" in m else None)(metrics()))
-        assert "slawatch_snmp_traps_bad_credentials_total 2.0" in text
+        text = wait_for("two traps", lambda: (lambda m: m if "slawatch_snmp_traps_received_total 2.0" in m else None)(metrics()),
+                        timeout=15)
+        assert text and bad_credentials() == baseline + 2
     finally:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
