@@ -114,6 +114,7 @@ class Daemon:
         self.live.vantage = self.consensus
         self.live.site_units = {uid: (u.parent, u.site) for uid, u in self.units.items() if u.site is not None}
         self._was_leader = False
+        self._drift: float | None = None  # wall minus monotonic clock, for _clock_watch
         #: the cluster config version this node runs or has seen (monitor.shared_config)
         self._config_version = 0
         from .canary import CanaryWatch
@@ -232,7 +233,7 @@ class Daemon:
         if replace:
             self.scheduler.add(tid, target.interval, self._job(target))
         else:
-            self.scheduler.scheduler.modify_job(tid, func=self._job(target))
+            self.scheduler.replace_func(tid, self._job(target))
 
     def _job(self, target: Target):
         contract = self.config.contract(target.contract)
@@ -258,8 +259,11 @@ class Daemon:
                     if not live.owned:
                         live = await asyncio.to_thread(self._acquire, target)
                 previous = live.tracker.last_cycle
+                mono, previous_mono = time.monotonic(), live.last_mono
+                live.last_mono = mono
                 outcome = await run_cycle(target, contract, live, self.probe_context, self.canary)
-                self.ingestor.ingest(self.writer.batch, target, outcome, live, previous)
+                self.ingestor.ingest(self.writer.batch, target, outcome, live, previous,
+                                     None if previous_mono is None else mono - previous_mono)
                 self.writer.added()
             except Exception:  # a bug in one cycle must not stop the daemon
                 log.exception("probe cycle of %s failed", target.id)
@@ -311,8 +315,7 @@ class Daemon:
         self._delivery_task = asyncio.create_task(self._deliver_loop(), name="ticket-delivery")
         if self.cluster is not None:
             self._sync_task = asyncio.create_task(self._cluster_sync(), name="cluster-sync")
-            self.scheduler.scheduler.add_job(self._consensus_round, "interval", seconds=self.config.cluster.heartbeat,
-                                             id="vantage-consensus")
+            self.scheduler.every("vantage-consensus", self.config.cluster.heartbeat, self._consensus_round)
         if self.config.reports is not None and self.config.reports.enabled:
             from apscheduler.triggers.cron import CronTrigger
 
@@ -324,7 +327,11 @@ class Daemon:
         interval = watchdog_interval()
         if interval:
             # pinged from the scheduler's own loop: if the scheduler hangs, systemd restarts us
-            self.scheduler.scheduler.add_job(lambda: notify("WATCHDOG=1"), "interval", seconds=interval, id="watchdog")
+            async def watchdog() -> None:
+                notify("WATCHDOG=1")
+
+            self.scheduler.every("watchdog", interval, watchdog)
+        self.scheduler.every("clock-watch", 1.0, self._clock_watch)
         self._start_traps()
         self.scheduler.start()
         self.scheduler.scheduler.modify_job("sla-evaluation", next_run_time=_soon(5))
@@ -335,6 +342,17 @@ class Daemon:
                  self.store.location)
         await self.stopping.wait()
         return 1 if await self._shutdown() else 0
+
+    async def _clock_watch(self) -> None:
+        """Say when the wall clock steps (the difference between the wall and monotonic clocks jumps by more
+        than a second; NTP's slewing never does)."""
+        drift = time.time() - time.monotonic()
+        previous, self._drift = self._drift, drift
+        if previous is not None and abs(drift - previous) > 1.0:
+            step = drift - previous
+            self.stats.clock_steps_total += 1
+            log.warning("the wall clock stepped %s by %.1f s: probing keeps its monotonic schedule, and cycles are "
+                        "stamped with the new wall time", "forward" if step > 0 else "backward", abs(step))
 
     async def _consensus_round(self) -> None:
         """The leader combines the sites' views of each multi-site target (monitor.consensus)."""
@@ -687,7 +705,7 @@ class Daemon:
 
     async def _shutdown(self) -> int:
         # stop starting cycles, let the running ones finish (APScheduler's shutdown would cancel them)
-        self.scheduler.scheduler.pause()
+        self.scheduler.pause()
         if self.inflight:
             done, pending = await asyncio.wait(set(self.inflight), timeout=SHUTDOWN_GRACE)
             for task in pending:

@@ -140,6 +140,8 @@ class SlawatchCollector(Collector):
             "slawatch_config_last_reload_success_timestamp_seconds", "Unix time of the last successful config load.", value=stats.config_reload_time
         )
         yield InfoMetricFamily("slawatch_build", "slawatch build information.", value={"version": __version__})
+        yield CounterMetricFamily("slawatch_clock_steps", "Steps of the wall clock seen (more than 1 s at once).",
+                                  value=stats.clock_steps_total)
         http = CounterMetricFamily("slawatch_exporter_http_responses", "The exporter's HTTP answers by status code "
                                    "(401/403: unauthorized, 400: malformed requests).", labels=["code"])
         for code, n in sorted(dict(stats.http_responses).items()):

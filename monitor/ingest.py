@@ -141,7 +141,10 @@ class Ingestor:
 
     # -- one cycle ---------------------------------------------------------------------
     def ingest(self, batch: Batch, target: Target, outcome: CycleOutcome, live: TargetLive,
-               previous_cycle: float | None) -> None:
+               previous_cycle: float | None, elapsed: float | None = None) -> None:
+        """``elapsed``: monotonic seconds since this process started the previous cycle of the target (None
+        after a start or takeover). Gaps are judged on it when known, so a step of the wall clock is not
+        recorded as time the daemon was not running."""
         contract = self._contracts[target.contract]
         cluster = self.config.cluster
         cycles, state, outages = records_for(target, outcome, live, cluster.node if cluster else None,
@@ -151,8 +154,10 @@ class Ingestor:
         batch.outages.extend(outages)
 
         started = outcome.started
-        if previous_cycle is not None and started - previous_cycle > GAP_FACTOR * target.interval:
-            batch.unknown.append(UnknownRecord(target.id, previous_cycle + target.interval, started,
+        since = elapsed if elapsed is not None else (None if previous_cycle is None else started - previous_cycle)
+        if previous_cycle is not None and since is not None and since > GAP_FACTOR * target.interval:
+            start = max(previous_cycle + target.interval, started - since + target.interval)
+            batch.unknown.append(UnknownRecord(target.id, start, started,
                                                "no probe cycles (daemon not running or overloaded)"))
         if outcome.verdict == "unknown":
             reason = next((r.reason for r in outcome.results if r.reason), None) or "no evidence"

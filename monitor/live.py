@@ -61,6 +61,8 @@ class TargetLive:
     last_r: float | None = None
     #: in a cluster: this node has taken the target over (loaded its stored state) and probes it
     owned: bool = False
+    #: time.monotonic() when this process started the target's last cycle (gaps are judged on it)
+    last_mono: float | None = None
     #: voice targets: the last hour of answered cycles, for the windowed MOS (monitor.voice_window)
     voice_window: Any = None
     #: voice targets: the contract's voice settings (codec, delays), for the windowed MOS
@@ -93,6 +95,8 @@ class SelfStats:
     store_backlog_dropped_total: int = 0
     config_reload_ok: bool = True
     config_reload_time: float = field(default_factory=time.time)
+    #: steps of the wall clock seen (monitor.daemon._clock_watch)
+    clock_steps_total: int = 0
     #: the exporter's HTTP answers by status code (4xx: bad or unauthorized requests)
     http_responses: dict = field(default_factory=dict)
 

@@ -1,26 +1,33 @@
-"""Runs each target's probe cycle on its interval with APScheduler.
+"""Runs each target's probe cycle on its interval, on the event loop's monotonic clock.
 
-Start times are spread across the interval by a stable hash of the target
-id, so 10,000 targets don't fire in the same millisecond and a restart
-keeps each target's phase. A cycle that is still running when the next is
-due is counted as an overrun and skipped, never stacked.
+Start times are spread across the interval by a stable hash of the target id, so 10,000 targets don't fire in
+the same millisecond and a restart keeps each target's phase (the first slot is placed on the wall clock's
+grid; every later one is the previous plus the interval on the monotonic clock). A step of the wall clock
+therefore neither pauses probing (a backward step used to stop every job for as long as the step, APScheduler
+waiting for its wall-clock slot) nor bunches it; the cycles' evidence stamps stay wall-clock UTC.
+
+A cycle that is still running when the next is due is counted as an overrun and skipped, never stacked; slots
+missed while the loop was blocked are coalesced into one.
+
+House-keeping jobs (SLA evaluation, escalation, retention, monthly reports) stay on APScheduler
+(``scheduler``): minutes-scale jobs, and the reports' cron is a wall-clock matter by nature. The systemd
+watchdog runs on the monotonic clock too (:meth:`every`), so a clock step cannot starve it.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 import zlib
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import Awaitable, Callable
 
-from apscheduler.events import EVENT_JOB_MAX_INSTANCES, EVENT_JOB_SUBMITTED, JobSubmissionEvent
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from apscheduler.triggers.interval import IntervalTrigger
 
 from .live import SelfStats
 
-__all__ = ["ProbeScheduler", "phase_offset"]
+__all__ = ["ProbeScheduler", "phase_offset", "first_slot"]
 
 log = logging.getLogger("slawatch.scheduler")
 
@@ -30,46 +37,114 @@ def phase_offset(target_id: str, interval: float) -> float:
     return (zlib.crc32(target_id.encode()) % 10_000) / 10_000 * interval
 
 
+def first_slot(job_id: str, interval: float, now: float) -> float:
+    """The next point of this job's phase grid at or after ``now`` (wall clock)."""
+    first = now - (now % interval) + phase_offset(job_id, interval)
+    while first < now:
+        first += interval
+    return first
+
+
+class _Job:
+    __slots__ = ("id", "interval", "func", "due", "handle", "task", "probe")
+
+    def __init__(self, job_id: str, interval: float, func: Callable[[], Awaitable[None]], probe: bool = True):
+        self.id, self.interval, self.func, self.probe = job_id, interval, func, probe
+        self.due = 0.0  # the slot, on the loop's clock
+        self.handle: asyncio.TimerHandle | None = None
+        self.task: asyncio.Future | None = None
+
+
 class ProbeScheduler:
     def __init__(self, stats: SelfStats):
         self.stats = stats
+        #: house-keeping jobs
         self.scheduler = AsyncIOScheduler(timezone=timezone.utc, job_defaults={"coalesce": True, "max_instances": 1})
-        self.scheduler.add_listener(self._on_event, EVENT_JOB_MAX_INSTANCES | EVENT_JOB_SUBMITTED)
+        self._jobs: dict[str, _Job] = {}
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._paused = False
 
-    def _on_event(self, event) -> None:
-        if event.code == EVENT_JOB_MAX_INSTANCES:
-            self.stats.overruns_total += 1
-            log.debug("cycle overrun: %s", event.job_id)
-        elif isinstance(event, JobSubmissionEvent) and event.scheduled_run_times:
-            lag = (datetime.now(timezone.utc) - event.scheduled_run_times[-1]).total_seconds()
-            self.stats.scheduler_lag_seconds = max(lag, 0.0)
-
+    # -- probe jobs ---------------------------------------------------------------------
     def add(self, job_id: str, interval: float, func: Callable[[], Awaitable[None]], *, now: float | None = None) -> None:
-        now = time.time() if now is None else now
-        # the first run is at the next point of this target's phase grid
-        offset = phase_offset(job_id, interval)
-        first = now - (now % interval) + offset
-        while first < now:
-            first += interval
-        trigger = IntervalTrigger(
-            seconds=interval,
-            start_date=datetime.fromtimestamp(first, timezone.utc),
-            timezone=timezone.utc,
-        )
-        self.scheduler.add_job(
-            func, trigger, id=job_id, name=job_id, replace_existing=True,
-            misfire_grace_time=max(int(interval), 1),
-        )
+        """(Re)schedule ``job_id`` every ``interval`` seconds from the next point of its phase grid."""
+        self.remove(job_id)
+        job = self._jobs[job_id] = _Job(job_id, interval, func)
+        if self._loop is not None:
+            self._arm(job, now)
+
+    def every(self, job_id: str, interval: float, func: Callable[[], Awaitable[None]]) -> None:
+        """A job every ``interval`` seconds from now on (no phase grid), e.g. the watchdog."""
+        self.remove(job_id)
+        job = self._jobs[job_id] = _Job(job_id, interval, func, probe=False)
+        if self._loop is not None:
+            job.due = self._loop.time() + interval
+            job.handle = self._loop.call_at(job.due, self._fire, job)
+
+    def replace_func(self, job_id: str, func: Callable[[], Awaitable[None]]) -> None:
+        """The job's code changes; its slots do not (a reload that keeps the interval loses no cycle)."""
+        job = self._jobs.get(job_id)
+        if job is not None:
+            job.func = func
+
+    def _arm(self, job: _Job, now: float | None = None) -> None:
+        assert self._loop is not None
+        wall = time.time() if now is None else now
+        job.due = self._loop.time() + (first_slot(job.id, job.interval, wall) - wall)
+        job.handle = self._loop.call_at(job.due, self._fire, job)
+
+    def _fire(self, job: _Job) -> None:
+        if self._paused or self._jobs.get(job.id) is not job or self._loop is None:
+            return
+        now = self._loop.time()
+        if job.probe:
+            self.stats.scheduler_lag_seconds = max(now - job.due, 0.0)
+        job.due += job.interval
+        if job.due <= now:  # the loop was blocked past whole slots: coalesce them into this run
+            job.due += (now - job.due) // job.interval * job.interval + job.interval
+        job.handle = self._loop.call_at(job.due, self._fire, job)
+        if job.task is not None and not job.task.done():
+            if job.probe:
+                self.stats.overruns_total += 1
+                log.debug("cycle overrun: %s", job.id)
+            return
+        job.task = asyncio.ensure_future(job.func())
+        job.task.add_done_callback(_report)
 
     def remove(self, job_id: str) -> None:
-        if self.scheduler.get_job(job_id):
-            self.scheduler.remove_job(job_id)
+        job = self._jobs.pop(job_id, None)
+        if job is not None and job.handle is not None:
+            job.handle.cancel()
 
     def job_ids(self) -> set[str]:
-        return {job.id for job in self.scheduler.get_jobs()}
+        """The probe jobs."""
+        return {j.id for j in self._jobs.values() if j.probe}
 
+    # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for job in self._jobs.values():
+            if job.handle is None and job.probe:
+                self._arm(job)
+            elif job.handle is None:
+                job.due = self._loop.time() + job.interval
+                job.handle = self._loop.call_at(job.due, self._fire, job)
         self.scheduler.start()
 
+    def pause(self) -> None:
+        """No new runs of any job (the running ones finish)."""
+        self._paused = True
+        for job in self._jobs.values():
+            if job.handle is not None:
+                job.handle.cancel()
+        if self.scheduler.running:
+            self.scheduler.pause()
+
     def shutdown(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        self.pause()
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+
+def _report(task: asyncio.Future) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("scheduled job failed", exc_info=task.exception())

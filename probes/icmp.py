@@ -248,7 +248,7 @@ class _Burst:
     """Book-keeping of one burst while it is in flight."""
 
     __slots__ = ("address", "dest", "family", "payload", "token", "timeout_ns", "timeout", "ttl", "dont_fragment",
-                 "sent_at", "rtts", "duplicates", "late", "waiting", "unsent", "done", "deadline", "used",
+                 "sent_at", "sent_mono", "rtts", "duplicates", "late", "waiting", "unsent", "done", "deadline", "used",
                  "send_errors", "mode")
 
     def __init__(self, address: str, dest: tuple, family: int, payload: bytes, token: bytes,
@@ -264,6 +264,8 @@ class _Burst:
         self.dont_fragment = settings.dont_fragment
         count = settings.count
         self.sent_at: list[int | None] = [None] * count
+        #: the same instants on the monotonic clock: an RTT across a step of the wall clock is taken from it
+        self.sent_mono: list[int] = [0] * count
         self.rtts: list[float | None] = [None] * count
         self.duplicates = 0
         self.late = 0
@@ -287,6 +289,12 @@ class _Burst:
             self.duplicates += 1
             return
         rtt_ns = recv_ns - sent
+        # the kernel stamps the reply on the wall clock (SO_TIMESTAMPNS), like the send time; if the wall clock
+        # stepped in between, that difference is wrong, and the monotonic one (an upper bound: it includes the
+        # wait until this reply was read) is taken instead
+        mono_ns = time.monotonic_ns() - self.sent_mono[index]
+        if rtt_ns < 0 or rtt_ns > mono_ns + 1_000_000:
+            rtt_ns = mono_ns
         if rtt_ns > self.timeout_ns:
             self.late += 1
             self.rtts[index] = -1.0  # marks "handled": a second copy is a duplicate
@@ -487,7 +495,7 @@ class IcmpEngine:
         channel.pending[seq] = (burst, index)
         burst.used.append((channel, seq))
         burst.unsent -= 1
-        sent_ns = time.time_ns()
+        sent_ns, sent_mono = time.time_ns(), time.monotonic_ns()
         try:
             channel.sock.sendto(packet, burst.dest)
         except OSError as exc:
@@ -496,6 +504,7 @@ class IcmpEngine:
             burst.send_errors.append(exc.strerror or str(exc))
         else:
             burst.sent_at[index] = sent_ns
+            burst.sent_mono[index] = sent_mono
             burst.waiting += 1
             self.stats.sent += 1
         if burst.unsent == 0:
