@@ -55,11 +55,12 @@ def check_runnable(config: Config) -> None:
 
 def objective_thresholds(contract) -> dict[str, float]:
     o = contract.objectives
-    out = {"availability": float(o.availability) / 100}
+    # the ratio from the exact decimal (float(99.9) / 100 is 0.9990000000000001, 99.9 % / 100 is 0.999)
+    out = {"availability": float(o.availability / 100)}
     if o.latency is not None:
         out["latency"] = o.latency.max
     if o.loss is not None:
-        out["loss"] = float(o.loss) / 100
+        out["loss"] = float(o.loss / 100)
     if o.jitter is not None:
         out["jitter"] = o.jitter
     if o.mos is not None:

@@ -298,3 +298,19 @@ def test_exported_month_to_date_matches_the_engine(live_stack):
         mtd = engine[target].mtd
         one_interval = 1000 / max(mtd.so_far.eligible_ms, 1)  # interval 1 s, as a share of the time that counts
         assert abs(value - float(mtd.so_far.ratio)) <= one_interval, (target, value, float(mtd.so_far.ratio))
+
+
+def test_panels_read_right_at_a_glance():
+    """Defects (#15): the interface-status timeline drew down (2) like up (1); the at-risk flag (0/1) was shown
+    as a percentage; excluded time was summed over every target (13.6 M s of unknown read as 158 days)."""
+    detail = load(REPO / "dashboards" / "target-detail.json")
+    [status] = [p for p in detail["panels"] if p["title"] == "SNMP interface status"]
+    options = status["fieldConfig"]["defaults"]["mappings"][0]["options"]
+    assert (options["1"]["text"], options["1"]["color"]) == ("up", "green")
+    assert (options["2"]["text"], options["2"]["color"]) == ("down", "red")
+    sla = load(REPO / "dashboards" / "sla-credits.json")
+    [projected] = [p for p in sla["panels"] if p["title"] == "Projected availability at month end"]
+    [flag] = [o for o in projected["fieldConfig"]["overrides"] if o["matcher"]["options"] == "B"]
+    assert {"id": "unit", "value": "none"} in flag["properties"]
+    [excluded] = [p for p in sla["panels"] if p["title"].startswith("Excluded time this month")]
+    assert not excluded["targets"][0]["expr"].startswith("sum")

@@ -71,3 +71,15 @@ def test_retention_purge(every_store):
     store.write_batch([CycleRecord("t", "icmp", float(t), 0.1, True, "good", None) for t in (100, 200, 300)])
     assert store.purge(raw_before=250, rollups_before=0) == (2, 0)
     assert [c.started for c in store.cycles("t", 0, 1000)] == [300.0]
+
+
+def test_objective_thresholds_are_the_exact_decimals_as_floats():
+    """Defect (#15): slawatch_objective_threshold{objective="availability"} showed 0.9990000000000001 beside
+    slawatch_sla_objective_ratio 0.999."""
+    from monitor.config import parse_config
+    from monitor.daemon import objective_thresholds
+
+    cfg = parse_config({"contracts": [{"id": "c1", "customer": "A", "provider": "B",
+                                       "objectives": {"availability": "99.9%", "loss": "0.5%"}}], "targets": []})
+    t = objective_thresholds(cfg.contracts[0])
+    assert repr(t["availability"]) == "0.999" and repr(t["loss"]) == "0.005"
