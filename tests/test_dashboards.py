@@ -314,3 +314,5 @@ def test_panels_read_right_at_a_glance():
     assert {"id": "unit", "value": "none"} in flag["properties"]
     [excluded] = [p for p in sla["panels"] if p["title"].startswith("Excluded time this month")]
     assert not excluded["targets"][0]["expr"].startswith("sum")
+    noc = load(REPO / "dashboards" / "noc-overview.json")  # which circuits are down right now, and since when
+    assert any("slawatch_target_state_since_seconds" in t["expr"] for p in noc["panels"] for t in p["targets"])
