@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-__all__ = ["Unit", "SiteView", "Combined", "Change", "probe_units", "unit_id", "decide", "dark_sites", "views_from"]
+__all__ = ["Unit", "SiteView", "Combined", "Change", "multi_site", "probe_units", "unit_id", "decide", "dark_sites", "views_from"]
 
 SEPARATOR = "@"
 
@@ -52,17 +52,23 @@ class Unit:
         return self.target.id
 
 
+def multi_site(targets: Iterable[Any]) -> list:
+    """The targets probed from several sites (each site's view a unit of its own)."""
+    return [t for t in targets if t.vantage is not None and len(t.vantage.sites) > 1]
+
+
 def probe_units(targets: Iterable[Any]) -> dict[str, Unit]:
     """The probe units of the config's targets: a target with several vantage sites gives one per site."""
+    targets = list(targets)
+    several = {t.id for t in multi_site(targets)}
     out: dict[str, Unit] = {}
     for t in targets:
-        vantage = getattr(t, "vantage", None)
-        if vantage is not None and len(vantage.sites) > 1:
-            for site in vantage.sites:
+        if t.id in several:
+            for site in t.vantage.sites:
                 uid = unit_id(t.id, site)
                 out[uid] = Unit(t.model_copy(update={"id": uid}), t.id, site, (site,))
         else:
-            out[t.id] = Unit(t, t.id, None, tuple(vantage.sites) if vantage is not None else None)
+            out[t.id] = Unit(t, t.id, None, tuple(t.vantage.sites) if t.vantage is not None else None)
     return out
 
 

@@ -16,7 +16,7 @@ from . import __version__
 from .config import Config, Target, config_warnings, load_config
 from .errors import ConfigError, SlawatchError, StoreError
 from .sdnotify import notify, watchdog_interval
-from .consensus import probe_units
+from .consensus import multi_site, probe_units
 from .cycle import run_cycle
 from .exporter import ExporterServer, make_registry
 from .evaluator import SlaEvaluator
@@ -28,7 +28,7 @@ from .tickets.delivery import Deliverer
 from .tickets.ledger import Ledger
 from .tickets.sinks import make_sink
 from .store import Batch, Store, open_store
-from .vantage import ConsensusKeeper, multi_site, open_site_outages
+from .vantage import ConsensusKeeper, open_site_outages
 from .writer import BatchWriter, RateLimited
 
 __all__ = ["Daemon", "run_daemon", "check_runnable"]
@@ -109,11 +109,9 @@ class Daemon:
         self.scheduler = ProbeScheduler(self.stats)
         self.ingestor = Ingestor(config)
         #: what this node may probe: targets, and one unit per site of a multi-site target (monitor.consensus)
-        self.units = probe_units(config.targets)
-        self.ingestor.set_units(self.units)
+        self._use_units(probe_units(config.targets))
         self.consensus = ConsensusKeeper(config.cluster.failover_delay if config.cluster else 10.0)
         self.live.vantage = self.consensus
-        self.live.site_units = {uid: (u.parent, u.site) for uid, u in self.units.items() if u.site is not None}
         self._was_leader = False
         self._drift: float | None = None  # wall minus monotonic clock, for _clock_watch
         #: the cluster config version this node runs or has seen (monitor.shared_config)
@@ -133,6 +131,12 @@ class Daemon:
         self._epoch_seen: int | None = None
         self._cluster_jobs: set[str] = set()
         self._sync_task: asyncio.Task | None = None
+
+    def _use_units(self, units: dict) -> None:
+        """What this node may probe (at start and at each reload): for the scheduler, the ingestor, the metrics."""
+        self.units = units
+        self.ingestor.set_units(units)
+        self.live.site_units = {uid: (u.parent, u.site) for uid, u in units.items() if u.site is not None}
 
     def _acquire(self, target: Target) -> TargetLive:
         """This node now owns ``target``: continue from what the previous owner stored (its tracker, this hour's
@@ -594,14 +598,12 @@ class Daemon:
         units = probe_units(new.targets)
         fresh = {uid: u.target for uid, u in units.items()}
         self.config = new
-        self.units = units
         if self.cluster is not None:
             from .cluster import config_hash
 
             self.cluster.config_hash = config_hash(new)  # told to the others at the next heartbeat
         self.ingestor.reconfigure(new)
-        self.ingestor.set_units(units)
-        self.live.site_units = {uid: (u.parent, u.site) for uid, u in units.items() if u.site is not None}
+        self._use_units(units)
         self.evaluator = SlaEvaluator(new, self.store)
         self.ledger.reconfigure(new)
         if [s for s in new.ticket_sinks] != list(self.deliverer.sinks_config):
@@ -648,15 +650,10 @@ class Daemon:
         return True, []
 
     def _read_config(self, published: tuple[int, str, str, str] | None) -> tuple[str, Config]:
-        from .config import load_config_text
+        from .config.loader import load_config_text, read_config_text
         from .shared_config import merged_text
 
-        from .config.loader import decode_text
-
-        try:
-            own = decode_text(self.config_path.read_bytes(), str(self.config_path))
-        except OSError as exc:
-            raise ConfigError(str(self.config_path), [f"(file): cannot read: {exc.strerror}"]) from None
+        own = read_config_text(self.config_path)
         if published is None:
             return own, load_config_text(own, str(self.config_path), self.config_path.parent)
         version, _, body, node = published

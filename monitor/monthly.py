@@ -40,7 +40,7 @@ from .config import Config, Contract, Target
 from .intervals import Interval, clip, intersect, normalize, total
 from .maintenance import expand_windows
 from .periods import Period, local_to_ms, parse_month, to_ms
-from .consensus import unit_id
+from .consensus import multi_site, unit_id
 from .reconcile import Reconciled, needs_rebuild, rebuild
 from .rollup import Rollup
 from .store.base import OutageRecord
@@ -161,11 +161,11 @@ def load_month(store, config: Config, month: str) -> MonthInputs:
     for u in store.unknown_intervals(None, lo, hi):
         inputs.unknown.setdefault(u.target, []).append((to_ms(u.start), to_ms(u.end)))
     inputs.rollups = store.monthly_rollups(month)
-    targets = {t.id: t for t in config.targets}
+    by_contract = config.by_contract()
     for contract in config.contracts:  # maintenance changed after the fact: rebuild those months
         period = parse_month(month, contract.timezone)
         contract_maint = None
-        for target in (t for t in targets.values() if t.contract == contract.id):
+        for target in by_contract.get(contract.id, ()):
             rollup = inputs.rollups.get(target.id)
             if rollup is None:
                 continue
@@ -175,15 +175,14 @@ def load_month(store, config: Config, month: str) -> MonthInputs:
             if needs_rebuild(rollup, windows):
                 inputs.rollups[target.id], inputs.reconciled[target.id] = rebuild(
                     store, contract, target, period.start_ms, period.end_ms, windows)
-    for target in targets.values():  # a multi-site target: the cycles of every site's view (monitor.consensus)
-        if target.vantage is not None and len(target.vantage.sites) > 1:
-            merged = None
-            for site in target.vantage.sites:
-                part = inputs.rollups.get(unit_id(target.id, site))
-                if part is not None:
-                    merged = part if merged is None else _merged(merged, part)
-            if merged is not None:
-                inputs.rollups[target.id] = merged
+    for target in multi_site(config.targets):  # the cycles of every site's view (monitor.consensus)
+        merged = None
+        for site in target.vantage.sites:
+            part = inputs.rollups.get(unit_id(target.id, site))
+            if part is not None:
+                merged = part if merged is None else _merged(merged, part)
+        if merged is not None:
+            inputs.rollups[target.id] = merged
     for name, st in store.load_states().items():
         if st.tracker.get("first_cycle") is not None:
             inputs.first_cycle[name] = st.tracker["first_cycle"]
@@ -269,9 +268,7 @@ def out_of_service(contract: Contract, target: Target, lo: int, hi: int) -> list
 def compute_month(config: Config, inputs: MonthInputs, now_ms: int) -> list[ContractMonth]:
     """Figures for every contract of ``config`` for ``inputs.month``, as known at ``now_ms``."""
     out: list[ContractMonth] = []
-    by_contract: dict[str, list[Target]] = {}
-    for t in config.targets:
-        by_contract.setdefault(t.contract, []).append(t)
+    by_contract = config.by_contract()
     for contract in config.contracts:
         period = parse_month(inputs.month, contract.timezone)
         lo, hi = period.start_ms, period.end_ms

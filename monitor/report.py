@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from . import __version__
 from .config import Config
-from .consensus import unit_id
+from .consensus import multi_site, unit_id
 from .credits import contract_credit, display_pct, minor_unit
 from .intervals import clip, normalize
 from .monthly import ContractMonth, compute_month, load_month
@@ -154,12 +154,10 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
     inputs = load_month(store, config, month)
     computed = {month: compute_month(config, inputs, to_ms(now))}
     months = {cm.contract: cm for cm in computed[month]}
-    targets_of: dict[str, list] = {}
-    for t in config.targets:
-        targets_of.setdefault(t.contract, []).append(t)
-    #: multi-site targets: their units by site (monitor.consensus), whose own outages are each site's evidence
-    units_of = {t.id: [(site, unit_id(t.id, site)) for site in t.vantage.sites] for t in config.targets
-                if t.vantage is not None and len(t.vantage.sites) > 1}
+    targets_of = config.by_contract()
+    #: multi-site targets (monitor.consensus): their units by site, whose own outages are each site's evidence
+    several = {t.id: t for t in multi_site(config.targets)}
+    units_of = {tid: [(site, unit_id(tid, site)) for site in t.vantage.sites] for tid, t in several.items()}
     down_by_target: dict[str, list] = {}
     for o in inputs.records:
         if o.kind == "down":
@@ -206,8 +204,8 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                 "period": {"start": _iso(period.start_ms, contract.timezone, ms=True),
                            "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds},
                 "coverage_pct": _pct(tm.coverage),
-                **({"vantage": {"sites": [site for site, _ in units_of[tm.target]],
-                                "quorum": config.target(tm.target).vantage.quorum}} if tm.target in units_of else {}),
+                **({"vantage": {"sites": list(several[tm.target].vantage.sites),
+                                "quorum": several[tm.target].vantage.quorum}} if tm.target in several else {}),
                 "excluded_s": {"maintenance": tm.maintenance_only_ms / 1000, "out_of_service": tm.out_of_service_ms / 1000,
                                "unknown": a.unknown_ms / 1000,
                                "total": a.excluded_ms / 1000, "unknown_policy": a.unknown_policy},

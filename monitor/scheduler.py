@@ -77,8 +77,7 @@ class ProbeScheduler:
         self.remove(job_id)
         job = self._jobs[job_id] = _Job(job_id, interval, func, probe=False)
         if self._loop is not None:
-            job.due = self._loop.time() + interval
-            job.handle = self._loop.call_at(job.due, self._fire, job)
+            self._arm(job)
 
     def replace_func(self, job_id: str, func: Callable[[], Awaitable[None]]) -> None:
         """The job's code changes; its slots do not (a reload that keeps the interval loses no cycle)."""
@@ -87,9 +86,13 @@ class ProbeScheduler:
             job.func = func
 
     def _arm(self, job: _Job, now: float | None = None) -> None:
+        """The job's first slot: a probe job's on its phase grid (wall clock), another one interval from now."""
         assert self._loop is not None
-        wall = time.time() if now is None else now
-        job.due = self._loop.time() + (first_slot(job.id, job.interval, wall) - wall)
+        if job.probe:
+            wall = time.time() if now is None else now
+            job.due = self._loop.time() + (first_slot(job.id, job.interval, wall) - wall)
+        else:
+            job.due = self._loop.time() + job.interval
         job.handle = self._loop.call_at(job.due, self._fire, job)
 
     def _fire(self, job: _Job) -> None:
@@ -123,11 +126,8 @@ class ProbeScheduler:
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         for job in self._jobs.values():
-            if job.handle is None and job.probe:
+            if job.handle is None:
                 self._arm(job)
-            elif job.handle is None:
-                job.due = self._loop.time() + job.interval
-                job.handle = self._loop.call_at(job.due, self._fire, job)
         self.scheduler.start()
 
     def pause(self) -> None:

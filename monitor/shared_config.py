@@ -18,7 +18,7 @@ from __future__ import annotations
 import yaml
 
 from .cluster import NODE_LOCAL
-from .config import inline_secrets
+from .config.loader import inline_secrets, parse_yaml
 
 __all__ = ["OWN_SECTIONS", "shared_text", "merged_text", "publishable"]
 
@@ -27,7 +27,7 @@ OWN_SECTIONS = (*NODE_LOCAL, "cluster")
 
 
 def _load(text: str) -> dict:
-    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506 (a safe loader)
+    data = parse_yaml(text, "<cluster config>")
     return data if isinstance(data, dict) else {}
 
 

@@ -14,17 +14,12 @@ from .consensus import Combined, dark_sites, decide, unit_id, views_from
 from .events import BreachEvent, outage_event
 from .store import Batch, OutageRecord, StateRecord, UnknownRecord
 
-__all__ = ["ConsensusKeeper", "multi_site", "open_site_outages"]
+__all__ = ["ConsensusKeeper", "open_site_outages"]
 
 log = logging.getLogger("slawatch.vantage")
 
 #: seconds between rewrites of a multi-site target's unchanged consensus state
 REFRESH = 10.0
-
-
-def multi_site(targets) -> list:
-    """The config targets probed from several sites."""
-    return [t for t in targets if t.vantage is not None and len(t.vantage.sites) > 1]
 
 
 class ConsensusKeeper:

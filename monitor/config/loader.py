@@ -21,7 +21,8 @@ from ..errors import ConfigError
 from ..mibnames import MibError, MibResolver, is_numeric_oid
 from .models import Config
 
-__all__ = ["load_config", "load_config_text", "config_warnings", "inline_secrets", "parse_config", "SECRET_KEYS", "BUILTIN_SNMP_PROFILES"]
+__all__ = ["load_config", "load_config_text", "read_config_text", "parse_yaml", "config_warnings", "inline_secrets",
+           "parse_config", "SECRET_KEYS", "BUILTIN_SNMP_PROFILES"]
 
 #: keys whose values are secrets: never echoed, and loadable from ``<key>_file``
 SECRET_KEYS = frozenset(
@@ -427,6 +428,12 @@ MAX_DEPTH = 64
 def load_config(path: str | os.PathLike) -> Config:
     """Read and validate a config file. Raises ConfigError listing every problem."""
     path = Path(path)
+    return load_config_text(read_config_text(path), str(path), path.parent)
+
+
+def read_config_text(path: str | os.PathLike) -> str:
+    """A config file's text: at most MAX_CONFIG_BYTES, strict UTF-8; ConfigError otherwise."""
+    path = Path(path)
     try:
         with path.open("rb") as f:
             data = f.read(MAX_CONFIG_BYTES + 1)
@@ -434,7 +441,7 @@ def load_config(path: str | os.PathLike) -> Config:
         raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror}"]) from None
     if len(data) > MAX_CONFIG_BYTES:
         raise ConfigError(str(path), [f"(file): larger than {MAX_CONFIG_BYTES // 2**20} MB; not a config"])
-    return load_config_text(decode_text(data, str(path)), str(path), path.parent)
+    return decode_text(data, str(path))
 
 
 def decode_text(data: bytes, source: str, what: str = "(file)") -> str:
@@ -493,7 +500,8 @@ def _bounded(value: Any, source: str) -> None:
         stack.extend((c, depth + 1, False) for c in children if isinstance(c, (dict, list)) and id(c) not in sizes)
 
 
-def _yaml(text: str, source: str) -> Any:
+def parse_yaml(text: str, source: str) -> Any:
+    """YAML text with the strict, bounded loader (duplicate keys, alias expansion and depth refused)."""
     try:
         value = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
@@ -512,7 +520,7 @@ def _yaml(text: str, source: str) -> Any:
 def load_config_text(text: str, source: str, base_dir: str | os.PathLike) -> Config:
     """Validate a config given as YAML text (a file's, or one a cluster node published); ``base_dir`` resolves
     relative ``*_file`` paths. An empty one (or comments only) is an error: it would monitor nothing."""
-    raw = _yaml(text, source)
+    raw = parse_yaml(text, source)
     if raw is None or raw == {}:
         raise ConfigError(source, ["(file): the config is empty: it needs contracts and targets "
                                    "(config/example.yaml is a start)"])
@@ -550,7 +558,7 @@ def inline_secrets(text: str) -> list[str]:
                 walk(value, loc + (i,))
 
     try:
-        walk(_yaml(text, "<config>"), ())
+        walk(parse_yaml(text, "<config>"), ())
     except ConfigError:
         return []
     return found

@@ -334,10 +334,6 @@ class Contract(_Model):
     grouping: GroupingRule | None = None
 
 
-#: how long the ICMP probe waits for a host name to resolve (probes.icmp.IcmpSettings.dns_timeout)
-DNS_TIMEOUT = 2.0
-
-
 def _is_ip(value: str) -> bool:
     import ipaddress
 
@@ -445,8 +441,11 @@ class Target(_Model):
             total += seconds
             parts.append(f"icmp {icmp.count} x {icmp.spacing:g} s spacing + {icmp.timeout:g} s timeout")
             if not _is_ip(self.address):
-                total += DNS_TIMEOUT
-                parts.append(f"{DNS_TIMEOUT:g} s to resolve the name")
+                from probes.icmp import IcmpSettings  # the probe's own lookup timeout
+
+                lookup = IcmpSettings().dns_timeout
+                total += lookup
+                parts.append(f"{lookup:g} s to resolve the name")
         if snmp is not None:
             seconds = snmp.timeout * (snmp.retries + 1)
             total += seconds
@@ -661,6 +660,13 @@ class Config(_Model):
 
     def target(self, target_id: str) -> Target | None:
         return next((t for t in self.targets if t.id == target_id), None)
+
+    def by_contract(self) -> dict[str, list[Target]]:
+        """The targets of each contract, in config order (one pass, for loops over contracts)."""
+        out: dict[str, list[Target]] = {}
+        for t in self.targets:
+            out.setdefault(t.contract, []).append(t)
+        return out
 
     def summary(self) -> str:
         probes = sum(len(t.probes.enabled()) for t in self.targets)
