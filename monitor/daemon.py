@@ -7,7 +7,9 @@ import logging
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from probes.base import ProbeContext
 from probes.icmp import IcmpEngine, check_icmp_permission
@@ -26,7 +28,7 @@ from .scheduler import ProbeScheduler
 from .state import TargetTracker
 from .tickets.delivery import Deliverer
 from .tickets.ledger import Ledger
-from .tickets.sinks import make_sink
+from .tickets.sinks import Sink, make_sink
 from .store import Batch, Store, open_store
 from .vantage import ConsensusKeeper, open_site_outages
 from .writer import BatchWriter, RateLimited
@@ -312,11 +314,10 @@ class Daemon:
             )
             self.exporter.start()
             log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)
-        self.scheduler.scheduler.add_job(self._evaluate_sla, "interval", seconds=SLA_EVALUATION_INTERVAL,
-                                         id="sla-evaluation", next_run_time=None)
-        self.scheduler.scheduler.add_job(self._purge, "interval", seconds=PURGE_INTERVAL, id="retention-purge")
-        self.scheduler.scheduler.add_job(self._escalate, "interval", seconds=ESCALATION_INTERVAL, id="escalation")
-        self.scheduler.scheduler.add_job(self._poll_acks, "interval", seconds=ACK_POLL_INTERVAL, id="ack-poll")
+        self.scheduler.every("sla-evaluation", SLA_EVALUATION_INTERVAL, self._evaluate_sla, first=5)
+        self.scheduler.every("retention-purge", PURGE_INTERVAL, self._purge)
+        self.scheduler.every("escalation", ESCALATION_INTERVAL, self._escalate)
+        self.scheduler.every("ack-poll", ACK_POLL_INTERVAL, self._poll_acks)
         self._delivery_task = asyncio.create_task(self._deliver_loop(), name="ticket-delivery")
         if self.cluster is not None:
             self._sync_task = asyncio.create_task(self._cluster_sync(), name="cluster-sync")
@@ -339,7 +340,6 @@ class Daemon:
         self.scheduler.every("clock-watch", 1.0, self._clock_watch)
         self._start_traps()
         self.scheduler.start()
-        self.scheduler.scheduler.modify_job("sla-evaluation", next_run_time=_soon(5))
         self.ready.set()
         notify(f"READY=1\nSTATUS={self.config.summary()}")
         storage = self.config.storage
@@ -562,9 +562,10 @@ class Daemon:
         return asyncio.run_coroutine_threadsafe(self.reload(), self.loop).result(timeout=60)
 
     async def reload(self, published: tuple[int, str, str, str] | None = None) -> tuple[bool, list[str]]:
-        """Parse the new config fully, then swap; an invalid one keeps the old one running. In a cluster a
-        reload of this node's file is published for the others; ``published`` (version, hash, body, node) is
-        one another node published (monitor.shared_config)."""
+        """Parse, validate and *build* the new world fully, then swap it in with plain assignments; any failure
+        before the swap keeps the old config running intact (counted, logged, answered with its problems). In a
+        cluster a reload of this node's file is published for the others; ``published`` (version, hash, body,
+        node) is one another node published (monitor.shared_config)."""
         notify("RELOADING=1")
         try:
             text, new = await asyncio.to_thread(self._read_config, published)
@@ -572,23 +573,38 @@ class Daemon:
 
             add_secrets(config_secrets(new))  # the new config's secrets are masked before anything is logged
             check_runnable(new)
+            world = await self._build_world(new)
         except ConfigError as exc:
             for problem in exc.problems:
                 log.error("config reload rejected: %s: %s", exc.source, problem)
-            self.stats.config_reload_ok = False
-            notify("READY=1\nSTATUS=config reload failed; running the previous config")
-            return False, exc.problems
+            return self._reload_failed(exc.problems)
         except SlawatchError as exc:
             log.error("config reload rejected: %s", exc)
-            self.stats.config_reload_ok = False
-            notify("READY=1\nSTATUS=config reload failed; running the previous config")
-            return False, [str(exc)]
+            return self._reload_failed([str(exc)])
         except Exception as exc:  # a bug must not take the running config down, nor answer /-/reload with 500
             log.error("config reload failed (%s); the previous config keeps running", type(exc).__name__,
                       exc_info=True)
-            self.stats.config_reload_ok = False
-            notify("READY=1\nSTATUS=config reload failed; running the previous config")
-            return False, [f"internal error while loading the config: {type(exc).__name__}"]
+            return self._reload_failed([f"internal error while loading the config: {type(exc).__name__}"])
+        await self._apply_world(world)
+        added, removed = len(set(world.fresh) - set(world.old)), len(set(world.old) - set(world.fresh))
+        for warning in config_warnings(world.config):
+            log.warning("config: %s", warning)
+        origin = f" (cluster config version {published[0]} from {published[3]})" if published else ""
+        log.info("config reloaded%s: %s (%d targets added, %d removed)", origin, world.config.summary(), added,
+                 removed)
+        if self.cluster is not None:
+            await self._publish_config(text, published)
+        notify(f"READY=1\nSTATUS={world.config.summary()}")
+        return True, []
+
+    def _reload_failed(self, problems: list[str]) -> tuple[bool, list[str]]:
+        self.stats.config_reload_ok = False
+        self.stats.config_reload_failures_total += 1
+        notify("READY=1\nSTATUS=config reload failed; running the previous config")
+        return False, problems
+
+    async def _build_world(self, new: Config) -> _World:
+        """Everything the new config needs, built beside the running one (nothing running is touched)."""
         for key, what in (("storage", "storage"), ("exporter", "exporter"), ("cluster", "cluster")):
             if getattr(new, key) != getattr(self.config, key):
                 log.warning("config reload: %s settings changed; they take effect at the next restart", what)
@@ -597,38 +613,52 @@ class Daemon:
         old = {uid: u.target for uid, u in self.units.items()}
         units = probe_units(new.targets)
         fresh = {uid: u.target for uid, u in units.items()}
-        self.config = new
+        evaluator = SlaEvaluator(new, self.store)
+        sinks = None
+        if list(new.ticket_sinks) != list(self.deliverer.sinks_config):
+            sinks = {s.name: make_sink(s) for s in new.ticket_sinks if s.enabled}
+        objectives = {c.id: objective_thresholds(c) for c in new.contracts}
+        saved = {k: v.tracker for k, v in (await asyncio.to_thread(self.store.load_states)).items()}
+        added = {tid: TargetLive(t.id, t.contract, t.kind, _tracker_for(t, saved.get(tid)),
+                                 objectives=objectives[t.contract])
+                 for tid, t in fresh.items() if tid not in old}
+        config_hash = None
         if self.cluster is not None:
-            from .cluster import config_hash
+            from .cluster import config_hash as hash_of
 
-            self.cluster.config_hash = config_hash(new)  # told to the others at the next heartbeat
+            config_hash = hash_of(new)
+        return _World(new, units, old, fresh, evaluator, sinks, objectives, added, config_hash)
+
+    async def _apply_world(self, world: _World) -> None:
+        """The swap: assignments and (re)scheduling only."""
+        new, old, fresh = world.config, world.old, world.fresh
+        self.config = new
+        if world.config_hash is not None and self.cluster is not None:
+            self.cluster.config_hash = world.config_hash  # told to the others at the next heartbeat
         self.ingestor.reconfigure(new)
-        self._use_units(units)
-        self.evaluator = SlaEvaluator(new, self.store)
+        self._use_units(world.units)
+        self.evaluator = world.evaluator
         self.ledger.reconfigure(new)
-        if [s for s in new.ticket_sinks] != list(self.deliverer.sinks_config):
-            await self.deliverer.replace_sinks({s.name: make_sink(s) for s in new.ticket_sinks if s.enabled},
-                                               list(new.ticket_sinks))
+        if world.sinks is not None:
+            await self.deliverer.replace_sinks(world.sinks, list(new.ticket_sinks))
         self.reports.config, self.reports.cfg = new, new.reports
         self.probe_context.snmp_profiles = new.snmp_profiles
         self.canary.references = {t.id: t.contract for t in new.targets if t.reference}
         self.canary.ratio = new.self_monitoring.reference_failure_ratio
-        saved = {k: v.tracker for k, v in (await asyncio.to_thread(self.store.load_states)).items()}
         entries = dict(self.live.targets)
         for tid in set(old) - set(fresh):
             self.scheduler.remove(tid)
             self._cluster_jobs.discard(tid)
             entries.pop(tid, None)
         for tid, target in fresh.items():
-            if tid not in old:
-                entries[tid] = TargetLive(target.id, target.contract, target.kind, _tracker_for(target, saved.get(tid)),
-                                          objectives=objective_thresholds(new.contract(target.contract)))
+            if tid in world.added:
+                entries[tid] = world.added[tid]
                 if self.cluster is None:
                     self.scheduler.add(tid, target.interval, self._job(target))
             elif target != old[tid]:
                 live = entries[tid]
                 live.contract, live.kind = target.contract, target.kind
-                live.objectives = objective_thresholds(new.contract(target.contract))
+                live.objectives = world.objectives[target.contract]
                 live.tracker.failure_threshold = target.failure_threshold
                 live.tracker.recovery_threshold = target.recovery_threshold
                 live.tracker.degraded_threshold = target.degraded_threshold
@@ -639,15 +669,6 @@ class Daemon:
         self.live.set_targets(entries)
         self.stats.config_reload_ok = True
         self.stats.config_reload_time = time.time()
-        added, removed = len(set(fresh) - set(old)), len(set(old) - set(fresh))
-        for warning in config_warnings(new):
-            log.warning("config: %s", warning)
-        origin = f" (cluster config version {published[0]} from {published[3]})" if published else ""
-        log.info("config reloaded%s: %s (%d targets added, %d removed)", origin, new.summary(), added, removed)
-        if self.cluster is not None:
-            await self._publish_config(text, published)
-        notify(f"READY=1\nSTATUS={new.summary()}")
-        return True, []
 
     def _read_config(self, published: tuple[int, str, str, str] | None) -> tuple[str, Config]:
         from .config.loader import load_config_text, read_config_text
@@ -742,14 +763,23 @@ class Daemon:
         return lost
 
 
+@dataclass
+class _World:
+    """A reload's new world, built before anything running is touched (blackbox_exporter's SafeConfig)."""
+
+    config: Config
+    units: dict
+    old: dict[str, Target]
+    fresh: dict[str, Target]
+    evaluator: SlaEvaluator
+    sinks: dict[str, Sink] | None
+    objectives: dict[str, Any]
+    added: dict[str, TargetLive]
+    config_hash: str | None
+
+
 class _NotLeader(Exception):
     """Raised inside the delivery loop on a node that does not lead."""
-
-
-def _soon(seconds: float):
-    from datetime import datetime, timedelta, timezone
-
-    return datetime.now(timezone.utc) + timedelta(seconds=seconds)
 
 
 def run_daemon(config_path: str | Path) -> int:

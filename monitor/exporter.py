@@ -139,6 +139,8 @@ class SlawatchCollector(Collector):
         yield GaugeMetricFamily(
             "slawatch_config_last_reload_success_timestamp_seconds", "Unix time of the last successful config load.", value=stats.config_reload_time
         )
+        yield CounterMetricFamily("slawatch_config_reload_failures", "Config reloads rejected (the previous config "
+                                  "kept running).", value=stats.config_reload_failures_total)
         yield InfoMetricFamily("slawatch_build", "slawatch build information.", value={"version": __version__})
         yield CounterMetricFamily("slawatch_clock_steps", "Steps of the wall clock seen (more than 1 s at once).",
                                   value=stats.clock_steps_total)

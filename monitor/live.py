@@ -94,6 +94,7 @@ class SelfStats:
     #: raw cycles dropped from a full backlog (their time recorded as unknown)
     store_backlog_dropped_total: int = 0
     config_reload_ok: bool = True
+    config_reload_failures_total: int = 0
     config_reload_time: float = field(default_factory=time.time)
     #: steps of the wall clock seen (monitor.daemon._clock_watch)
     clock_steps_total: int = 0

@@ -9,9 +9,10 @@ waiting for its wall-clock slot) nor bunches it; the cycles' evidence stamps sta
 A cycle that is still running when the next is due is counted as an overrun and skipped, never stacked; slots
 missed while the loop was blocked are coalesced into one.
 
-House-keeping jobs (SLA evaluation, escalation, retention, monthly reports) stay on APScheduler
-(``scheduler``): minutes-scale jobs, and the reports' cron is a wall-clock matter by nature. The systemd
-watchdog runs on the monotonic clock too (:meth:`every`), so a clock step cannot starve it.
+House-keeping jobs (SLA evaluation, escalation, acknowledgement polls, retention, the systemd watchdog, the
+cluster's consensus round) run on the monotonic clock too (:meth:`every`), so a clock step neither starves nor
+bunches them. Only the monthly reports' cron stays on APScheduler (``scheduler``): "the 1st at 06:00 in the
+contract's zone" is a wall-clock matter by nature.
 """
 
 from __future__ import annotations
@@ -46,13 +47,14 @@ def first_slot(job_id: str, interval: float, now: float) -> float:
 
 
 class _Job:
-    __slots__ = ("id", "interval", "func", "due", "handle", "task", "probe")
+    __slots__ = ("id", "interval", "func", "due", "handle", "task", "probe", "first")
 
     def __init__(self, job_id: str, interval: float, func: Callable[[], Awaitable[None]], probe: bool = True):
         self.id, self.interval, self.func, self.probe = job_id, interval, func, probe
         self.due = 0.0  # the slot, on the loop's clock
         self.handle: asyncio.TimerHandle | None = None
         self.task: asyncio.Future | None = None
+        self.first = interval
 
 
 class ProbeScheduler:
@@ -72,10 +74,13 @@ class ProbeScheduler:
         if self._loop is not None:
             self._arm(job, now)
 
-    def every(self, job_id: str, interval: float, func: Callable[[], Awaitable[None]]) -> None:
-        """A job every ``interval`` seconds from now on (no phase grid), e.g. the watchdog."""
+    def every(self, job_id: str, interval: float, func: Callable[[], Awaitable[None]], *,
+              first: float | None = None) -> None:
+        """A job every ``interval`` seconds (no phase grid), the first run ``first`` seconds after the start
+        (default: one interval). A run still going when the next is due is skipped, never stacked."""
         self.remove(job_id)
         job = self._jobs[job_id] = _Job(job_id, interval, func, probe=False)
+        job.first = interval if first is None else first
         if self._loop is not None:
             self._arm(job)
 
@@ -92,7 +97,7 @@ class ProbeScheduler:
             wall = time.time() if now is None else now
             job.due = self._loop.time() + (first_slot(job.id, job.interval, wall) - wall)
         else:
-            job.due = self._loop.time() + job.interval
+            job.due = self._loop.time() + job.first
         job.handle = self._loop.call_at(job.due, self._fire, job)
 
     def _fire(self, job: _Job) -> None:

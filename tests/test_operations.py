@@ -116,6 +116,20 @@ def test_hot_reload_adds_removes_and_keeps_history(daemon):
     assert info.value.code == 400 and b"not UTF-8 text (byte 0xe9" in info.value.read()
     assert "slawatch_config_last_reload_successful 0.0" in scrape(port) and up_targets(port) == {"a", "c"}
 
+    # a config that validates but cannot be built (an email sink whose CA file holds no certificate): the
+    # new world is built before anything is swapped, so nothing of it runs, not even its new target
+    path = write(("a", "127.0.0.1", ""), ("c", "127.0.0.3", ""), ("d", "127.0.0.4", ""))
+    (path.parent / "bogus-ca.pem").write_text("this is not a certificate\n")
+    path.write_text(path.read_text() + "ticket_sinks:\n  - {name: mail, type: email, host: 127.0.0.1, port: 2525, "
+                    f"from: sla@example.net, to: [noc@example.net], ca_file: {path.parent / 'bogus-ca.pem'}}}\n")
+    req = urllib.request.Request(f"http://127.0.0.1:{port}/-/reload", method="POST",
+                                 headers={"Authorization": f"Bearer {token}"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=30)
+    assert info.value.code == 400 and b"not a readable PEM CA file" in info.value.read()
+    text = scrape(port)
+    assert up_targets(port) == {"a", "c"} and "slawatch_config_reload_failures_total 3.0" in text, text
+
     # POST /-/reload needs the token
     req = urllib.request.Request(f"http://127.0.0.1:{port}/-/reload", method="POST", headers={"Authorization": "Bearer nope"})
     with pytest.raises(urllib.error.HTTPError) as info:

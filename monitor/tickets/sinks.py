@@ -245,12 +245,26 @@ class WebhookTicketSink(_HttpSink):
 # --------------------------------------------------------------------------- email
 
 
-def send_mail(c: EmailSink, msg: EmailMessage) -> None:
+def tls_context(c: EmailSink) -> ssl.SSLContext | None:
+    """The STARTTLS context of an email sink (its CA file, or the system's CAs); a CA file that cannot be read
+    or holds no certificate is an error here, when the sink is built, not at its first mail."""
+    if not c.starttls:
+        return None
+    try:
+        return ssl.create_default_context(cafile=c.ca_file)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else (getattr(exc, "reason", None) or exc)
+        raise SinkError(f"email sink {c.name!r}: ca_file {c.ca_file}: not a readable PEM CA file ({reason})") from None
+
+
+def send_mail(c: EmailSink, msg: EmailMessage, context: ssl.SSLContext | None = None) -> None:
     """Send through an email sink's SMTP server: STARTTLS (with its CA file) and AUTH as configured."""
+    if context is None:
+        context = tls_context(c)
     try:
         with smtplib.SMTP(c.host, c.port, timeout=c.timeout) as smtp:
             if c.starttls:
-                smtp.starttls(context=ssl.create_default_context(cafile=c.ca_file))
+                smtp.starttls(context=context)
             if c.username:
                 smtp.login(c.username, c.password.get_secret_value() if c.password else "")
             smtp.send_message(msg)
@@ -264,6 +278,7 @@ class EmailTicketSink:
     def __init__(self, cfg: EmailSink):
         self.name = cfg.name
         self.cfg = cfg
+        self.context = tls_context(cfg)
 
     @staticmethod
     def root_id(t: Ticket) -> str:
@@ -292,7 +307,7 @@ class EmailTicketSink:
         return msg
 
     async def deliver(self, d: Delivery) -> str:
-        await asyncio.to_thread(send_mail, self.cfg, self.message(d))
+        await asyncio.to_thread(send_mail, self.cfg, self.message(d), self.context)
         return self.root_id(d.ticket)
 
     async def poll(self, external_id: str, last_action: str) -> str | None:
