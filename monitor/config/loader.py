@@ -22,7 +22,7 @@ from ..mibnames import MibError, MibResolver, is_numeric_oid
 from .models import Config
 
 __all__ = ["load_config", "load_config_text", "read_config_text", "parse_yaml", "config_warnings", "inline_secrets",
-           "parse_config", "SECRET_KEYS", "BUILTIN_SNMP_PROFILES"]
+           "parse_config", "check_names", "RESOLVE_TIMEOUT", "SECRET_KEYS", "BUILTIN_SNMP_PROFILES"]
 
 #: keys whose values are secrets: never echoed, and loadable from ``<key>_file``
 SECRET_KEYS = frozenset(
@@ -524,7 +524,52 @@ def load_config_text(text: str, source: str, base_dir: str | os.PathLike) -> Con
     if raw is None or raw == {}:
         raise ConfigError(source, ["(file): the config is empty: it needs contracts and targets "
                                    "(config/example.yaml is a start)"])
-    return parse_config(raw, source=source, base_dir=Path(base_dir))
+    config = parse_config(raw, source=source, base_dir=Path(base_dir))
+    problems = check_names(config)
+    if problems:
+        raise ConfigError(source, problems)
+    return config
+
+
+#: how long the loader waits for all of a config's host names together
+RESOLVE_TIMEOUT = 10.0
+
+
+def check_names(config: Config, timeout: float = RESOLVE_TIMEOUT) -> list[str]:
+    """Every target's host name (``resolve: at_load``, the default) resolves now, looked up in parallel within
+    ``timeout`` seconds in all; one problem per name that does not, with the resolver's reason."""
+    import socket
+    from concurrent.futures import ThreadPoolExecutor, wait
+
+    from .models import is_ip
+
+    names: dict[str, list[int]] = {}
+    for i, t in enumerate(config.targets):
+        if t.resolve == "at_load" and not is_ip(t.address):
+            names.setdefault(t.address, []).append(i)
+    if not names:
+        return []
+
+    def lookup(name: str) -> None:
+        socket.getaddrinfo(name, None, type=socket.SOCK_DGRAM)
+
+    pool = ThreadPoolExecutor(max_workers=min(32, len(names)), thread_name_prefix="resolve")
+    futures = {pool.submit(lookup, name): name for name in names}
+    done, _ = wait(futures, timeout=timeout)
+    pool.shutdown(wait=False, cancel_futures=True)  # a resolver that hangs is not waited for
+    problems = []
+    hint = "; set resolve: at_runtime to resolve it only at each cycle"
+    for future, name in futures.items():
+        if future not in done:
+            reason = f"did not resolve within {timeout:g} s"
+        elif future.exception() is not None:
+            exc = future.exception()
+            reason = f"does not resolve ({exc.strerror if isinstance(exc, OSError) and exc.strerror else exc})"
+        else:
+            continue
+        for i in names[name]:
+            problems.append(f"targets[{i}].address: host name '{name}' {reason}{hint}")
+    return sorted(problems, key=lambda p: int(p.split("]", 1)[0].split("[", 1)[1]))
 
 
 def config_warnings(config: Config) -> list[str]:

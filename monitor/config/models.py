@@ -28,6 +28,7 @@ from .types import (
 )
 
 __all__ = [
+    "is_ip",
     "Config",
     "Contract",
     "Target",
@@ -334,7 +335,7 @@ class Contract(_Model):
     grouping: GroupingRule | None = None
 
 
-def _is_ip(value: str) -> bool:
+def is_ip(value: str) -> bool:
     import ipaddress
 
     try:
@@ -349,8 +350,9 @@ _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")
 
 def check_address(value: str) -> str:
     """An IPv4 or IPv6 literal (a link-local one with ``%interface`` naming an interface this host has), or a
-    host name of RFC 1123 labels. Names are resolved at each cycle (a name that does not resolve is that
-    cycle's unknown time, with the resolver's reason)."""
+    host name of RFC 1123 labels. Names must also resolve when the config is loaded (``resolve: at_load``, the
+    loader's :func:`monitor.config.loader.check_names`) and are resolved again at each cycle (a name that
+    does not resolve then is that cycle's unknown time, with the resolver's reason)."""
     import ipaddress
     import socket
 
@@ -417,6 +419,8 @@ class Target(_Model):
     labels: dict[str, str] = Field(default_factory=dict)
     #: in a cluster: the sites that probe this target (default: any one node of any site)
     vantage: VantageConfig | None = None
+    #: a host name must resolve when the config is loaded (check-config, start, reload), or only at each cycle
+    resolve: Literal["at_load", "at_runtime"] = "at_load"
     #: the circuit's service dates (contract's time zone unless they carry an offset): time outside is
     #: neither unknown nor downtime
     in_service: datetime | None = None
@@ -440,7 +444,7 @@ class Target(_Model):
             seconds = (icmp.count - 1) * icmp.spacing + icmp.timeout
             total += seconds
             parts.append(f"icmp {icmp.count} x {icmp.spacing:g} s spacing + {icmp.timeout:g} s timeout")
-            if not _is_ip(self.address):
+            if not is_ip(self.address):
                 from probes.icmp import IcmpSettings  # the probe's own lookup timeout
 
                 lookup = IcmpSettings().dns_timeout
