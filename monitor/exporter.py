@@ -1,7 +1,8 @@
 """Prometheus exporter: a custom Collector over LiveState, in a dedicated registry.
 
-Served by a small threaded WSGI server that binds to loopback unless the
-config says otherwise. Paths: ``/metrics``, ``/-/healthy``, ``/-/ready``.
+Served by :mod:`monitor.http_server` (threads, TLS handshakes off the accept path, read timeouts, a
+bounded pool), bound to loopback unless the config says otherwise. Paths: ``/metrics``, ``/-/healthy``,
+``/-/ready``, ``/-/reload``.
 """
 
 from __future__ import annotations
@@ -12,8 +13,6 @@ import base64
 import logging
 import hmac
 import threading
-from socketserver import ThreadingMixIn
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import make_wsgi_app
@@ -28,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from . import __version__
 from .counters import octet_counter
+from .http_server import HttpServer
 from .voice_window import WINDOWS
 from .live import RTT_BUCKETS, LiveState
 from .state import STATES
@@ -356,16 +356,6 @@ def make_registry(live: LiveState) -> CollectorRegistry:
     return registry
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True
-    allow_reuse_address = True
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_message(self, format, *args):  # noqa: A002 - scrape logs would flood the journal
-        pass
-
-
 class ExporterServer:
     """Serves the registry over HTTP on ``host:port`` in a background thread."""
 
@@ -458,28 +448,14 @@ class ExporterServer:
             start_response("400 Bad Request", [("Content-Type", "text/plain")])
             return [("config reload rejected; the previous config keeps running:\n" + "\n".join(problems) + "\n").encode()]
 
-        server_cls = _Server
-        if ":" in self.host:
-            import socket
+        def count(code: str) -> None:  # the server's own answers (refused requests, a full pool)
+            counts[code] = counts.get(code, 0) + 1
 
-            class _Server6(_Server):
-                address_family = socket.AF_INET6
-
-            server_cls = _Server6
-        self.httpd = make_server(self.host, self.port, app, server_class=server_cls, handler_class=_QuietHandler)
-        self.port = self.httpd.server_address[1]
-        if tls is not None:
-            import ssl
-
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(tls[0], tls[1])
-            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="exporter", daemon=True)
+        self.server = HttpServer(app, self.host, self.port, tls=tls, count=count)
+        self.port = self.server.port
 
     def start(self) -> None:
-        self.thread.start()
+        self.server.start()
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
