@@ -102,3 +102,58 @@ def test_a_full_disk_is_a_fault_with_a_bounded_backlog_and_one_log_line(tmpfs, t
     gaps = [b - a for a, b in zip(starts, starts[1:])]
     assert max(gaps) < 1.5, gaps  # the cycles held through the first full spell were all written
     store.close()
+
+
+def test_an_outage_that_starts_on_a_full_disk_keeps_its_start_through_the_backlog_and_a_restart(
+        tmpfs, tmp_path, icmp_mode, netlab):
+    """A circuit (a namespace host) goes dark while the store's disk is full: the outage's start and its
+    first bad cycle wait in the backlog, are written when space returns, and a restart continues the same
+    outage from its stored start (not re-detected late; the restart's gap is the only unknown time)."""
+    host = netlab.add_host("diskfull")
+    port, db = free_port(), tmpfs / "slawatch.db"
+    path = tmp_path / "c.yaml"
+    path.write_text(CONFIG.format(db=db, port=port).replace("address: 127.0.0.1}", f"address: {host.address()}}}"))
+    log = open(tmp_path / "daemon.log", "w+")
+
+    def start():
+        return subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
+
+    proc = start()
+    try:
+        wait_for("cycles stored", lambda: (_gauge(port, "slawatch_store_writes_total") or 0) > 3, timeout=30)
+        time.sleep(2)
+        _fill(tmpfs)
+        wait_for("a backlog", lambda: (_gauge(port, "slawatch_store_backlog_cycles") or 0) >= 2, timeout=30)
+        host.cut()
+        cut_at = time.time()
+        wait_for("lo1 down", lambda: scrape(port).get(("slawatch_target_up", (("contract", "c1"), ("kind", "internet"),
+                                                                               ("target", "lo1")))) == 0, timeout=30)
+        time.sleep(2)
+        (tmpfs / "filler").unlink()
+        wait_for("the backlog written", lambda: _gauge(port, "slawatch_store_backlog_cycles") == 0, timeout=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+        stopped_at = time.time()
+        time.sleep(2)
+        proc = start()
+        wait_for("running again", lambda: (_gauge(port, "slawatch_store_writes_total") or 0) > 3, timeout=30)
+        time.sleep(3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        host.restore()
+    from monitor.store import SqliteStore
+
+    store = SqliteStore(db)
+    outages = store.outages("lo1")
+    assert len(outages) == 1, outages  # one outage, continued through the restart, not a second one
+    outage = outages[0]
+    first_bad = min(c.started for c in store.cycles("lo1", cut_at - 2, stopped_at) if c.verdict == "bad")
+    assert cut_at - 1.5 <= outage.start <= cut_at + 1.5, (outage.start, cut_at)  # dated from the cut, not late
+    assert outage.start == first_bad and outage.end is None
+    unknown = [u for u in store.unknown_intervals("lo1", cut_at - 10, time.time()) if u.end > cut_at]
+    assert sum(u.end - u.start for u in unknown) < (time.time() - stopped_at), unknown  # only the restart's gap
+    assert all(u.start >= stopped_at - 1.5 for u in unknown), (unknown, stopped_at)
+    store.close()
