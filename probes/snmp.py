@@ -15,20 +15,22 @@ A target that does not answer, or answers with an error, is a result with
 ``ok=False`` and the reason, never an exception. Concurrency is bounded by
 semaphores shared by every probe, so an agent's receive buffer never overflows.
 
-v1 and v2c go through :mod:`probes.snmp_wire` (one shared socket, a direct BER
+All versions go through :mod:`probes.snmp_wire` (one shared socket, a direct BER
 codec: pysnmp costs 25x more CPU per response, measured in bench/snmp_scale.py);
-SNMPv3 goes through pysnmp 7's asyncio engine.
+SNMPv3's User-based Security Model is :mod:`probes.snmp_usm` (keys cached per user
+and engine, digests by hmac, ciphers by ``cryptography``). pysnmp remains only in
+the trap receiver (monitor/traps.py), which accepts v3 traps from many senders.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import snmp_usm as usm
 from .base import ProbeResult
 from .snmp_wire import END_OF_MIB_VIEW, GET, GETBULK, GETNEXT, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, Absent, Reply, WireClient
 
@@ -118,43 +120,27 @@ class SnmpResult(ProbeResult):
 AUTH_PROTOCOLS = {"md5": "usmHMACMD5AuthProtocol", "sha": "usmHMACSHAAuthProtocol", "sha224": "usmHMAC128SHA224AuthProtocol",
          "sha256": "usmHMAC192SHA256AuthProtocol", "sha384": "usmHMAC256SHA384AuthProtocol",
          "sha512": "usmHMAC384SHA512AuthProtocol"}
-PRIV_PROTOCOLS = {"des": "usmDESPrivProtocol", "aes": "usmAesCfb128Protocol", "aes192": "usmAesCfb192Protocol",
-         "aes256": "usmAesCfb256Protocol"}
+PRIV_PROTOCOLS = {"des": "usmDESPrivProtocol", "aes": "usmAesCfb128Protocol",
+                  # net-snmp's AES-192/256 extend a short key the Blumenthal way; pysnmp's usmAesCfb192Protocol
+                  # is the Reeder (Cisco) way, net-snmp's AES-192-C
+                  "aes192": "usmAesBlumenthalCfb192Protocol", "aes256": "usmAesBlumenthalCfb256Protocol",
+                  "aes192c": "usmAesCfb192Protocol", "aes256c": "usmAesCfb256Protocol"}
 
 
 class SnmpEngineHolder:
-    """What every SNMP probe of a daemon shares: pysnmp's engine (SNMPv3), the v1/v2c wire client, and the
-    concurrency bounds, so an agent's receive buffer never overflows."""
+    """What every SNMP probe of a daemon shares: the wire client (v1, v2c and v3, with the v3 agents' engines)
+    and the concurrency bound, so an agent's receive buffer never overflows."""
 
-    def __init__(self, max_concurrent: int = 128, max_concurrent_v3: int = 16):
+    def __init__(self, max_concurrent: int = 128):
         self.max_concurrent = max_concurrent
-        self._engine = None
         self.wire = WireClient()
         self.semaphore = asyncio.Semaphore(max_concurrent)
-        #: SNMPv3 goes through pysnmp, ~25 ms of CPU per answer on this event loop: with many in flight, answers
-        #: wait behind each other's decoding past their timeout (bench/snmp_scale.py --version 3: 185/200 agents
-        #: answered at 128 in flight, 200/200 at 16, in the same wall time)
-        self.semaphore_v3 = asyncio.Semaphore(max_concurrent_v3)
         #: (address, port, first column) -> rows seen on the last walk; the next walk asks for one row more
         #: than that, so a steady table ends in one GETBULK instead of decoding max-repetitions rows
         self.table_rows: dict[tuple[str, int, str], int] = {}
 
-    @property
-    def engine(self):
-        """pysnmp's engine, started on first use (only SNMPv3 targets need it)."""
-        if self._engine is None:
-            from pysnmp.hlapi.v3arch.asyncio import SnmpEngine
-
-            self._engine = SnmpEngine()
-        return self._engine
-
     def close(self) -> None:
         self.wire.close()
-        if self._engine is not None:
-            try:
-                self._engine.close_dispatcher()
-            except Exception:  # pragma: no cover - best effort at shutdown
-                pass
 
 
 class _Session:
@@ -200,57 +186,25 @@ class _WireSession(_Session):
                                               timeout=s.timeout, retries=s.retries, max_repetitions=repetitions)
 
 
-_ABSENT_BY_CLASS = {"NoSuchObject": NO_SUCH_OBJECT, "NoSuchInstance": NO_SUCH_INSTANCE, "EndOfMibView": END_OF_MIB_VIEW}
-_PYSNMP_COMMANDS = {GET: "get_cmd", GETNEXT: "next_cmd", GETBULK: "bulk_cmd"}
-
-
-def _pysnmp_value(v) -> Any:
-    from pysnmp.proto.rfc1902 import Counter32, Counter64, Gauge32, Integer, Integer32, TimeTicks, Unsigned32
-
-    if isinstance(v, (Counter32, Counter64, Gauge32, Integer, Integer32, TimeTicks, Unsigned32)):
-        return int(v)
-    return _ABSENT_BY_CLASS.get(v.__class__.__name__) or v.prettyPrint()
-
-
-class _PysnmpSession(_Session):
-    """SNMPv3 requests through pysnmp's engine (USM: keys, digests, privacy), answers in the wire client's shape."""
+class _V3Session(_Session):
+    """SNMPv3 requests through the same wire client: USM (keys, digests, privacy) in probes/snmp_usm.py."""
 
     def __init__(self, holder: SnmpEngineHolder, address: str, settings: Any):
         super().__init__(holder, address, settings)
-        self.transport = None
-        self.auth = _auth_data(settings)
+        self.where = f"v3 ({settings.user}) to {address}:{settings.port}"
+        self.user = usm.UsmUser(
+            settings.user.encode(), settings.auth_protocol,
+            settings.auth_key.get_secret_value().encode() if settings.auth_key else b"",
+            settings.priv_protocol, settings.priv_key.get_secret_value().encode() if settings.priv_key else b"")
+        self.context = settings.context.encode()
+        pin = getattr(settings, "engine_id", None)
+        self.engine_id = bytes.fromhex(pin.removeprefix("0x")) if pin else None
 
     async def _send(self, kind: int, oids: list[str], repetitions: int) -> Reply:
-        from pysnmp.hlapi.v3arch import asyncio as hl
-
         s = self.settings
-        if self.transport is None:
-            try:
-                self.transport = await hl.UdpTransportTarget.create((self.address, s.port), timeout=s.timeout,
-                                                                    retries=s.retries)
-            except Exception as exc:  # resolution failures and the like
-                return Reply(error=f"transport: {exc}")
-        head = (0, repetitions) if kind == GETBULK else ()
-        err, status, index, binds = await getattr(hl, _PYSNMP_COMMANDS[kind])(
-            self.holder.engine, self.auth, self.transport, hl.ContextData(contextName=s.context), *head,
-            *(hl.ObjectType(hl.ObjectIdentity(o)) for o in oids), lookupMib=False)
-        if err:
-            return Reply(error=str(err))
-        return Reply(None, status.prettyPrint() if status else None, int(index or 0),
-                     [(str(oid), _pysnmp_value(value)) for oid, value in binds])
-
-
-def _auth_data(settings):
-    from pysnmp.hlapi.v3arch import asyncio as hl
-
-    kwargs = {}
-    if settings.auth_protocol:
-        kwargs["authKey"] = settings.auth_key.get_secret_value()
-        kwargs["authProtocol"] = getattr(hl, AUTH_PROTOCOLS[settings.auth_protocol])
-    if settings.priv_protocol:
-        kwargs["privKey"] = settings.priv_key.get_secret_value()
-        kwargs["privProtocol"] = getattr(hl, PRIV_PROTOCOLS[settings.priv_protocol])
-    return hl.UsmUserData(settings.user, **kwargs)
+        return await self.holder.wire.request_v3(self.address, s.port, self.user, self.context, kind, oids,
+                                                 timeout=s.timeout, retries=s.retries,
+                                                 max_repetitions=repetitions, engine_id=self.engine_id)
 
 
 class _Failed(Exception):
@@ -328,15 +282,14 @@ async def snmp_probe(target_id: str, address: str, settings: Any, *, context: An
     scalars: dict[str, Any] = {}
     interfaces: dict[int, dict[str, Any]] = {}
     tables: dict[str, dict[str, dict[str, Any]]] = {}
-    v3 = settings.version == "3"
-    session = (_PysnmpSession if v3 else _WireSession)(holder, address, settings)
+    session = (_V3Session if settings.version == "3" else _WireSession)(holder, address, settings)
 
     def result(ok: bool, reason: str | None) -> SnmpResult:
         return SnmpResult("snmp", target_id, address, started, time.perf_counter() - t0, ok, reason,
                           ok or session.answered, scalars, interfaces, session.pdus, tables)
 
     try:
-        async with holder.semaphore_v3 if v3 else contextlib.nullcontext(), holder.semaphore:
+        async with holder.semaphore:
             if "system" in settings.profiles:
                 scalars.update(await _get(session, SYSTEM))
             if "if-mib" in settings.profiles:

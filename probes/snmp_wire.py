@@ -24,13 +24,16 @@ import ipaddress
 import itertools
 import random
 import socket
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.errors import SlawatchError
 
+from . import snmp_usm as usm
+
 __all__ = ["Absent", "NO_SUCH_OBJECT", "NO_SUCH_INSTANCE", "END_OF_MIB_VIEW", "ERROR_STATUS", "Reply", "WireError",
-           "WireClient", "encode_request", "decode_message", "GET", "GETNEXT", "GETBULK", "RESPONSE"]
+           "WireClient", "encode_request", "encode_pdu", "decode_message", "decode_pdu", "message_version", "GET", "GETNEXT", "GETBULK", "RESPONSE"]
 
 
 class WireError(SlawatchError):
@@ -92,12 +95,18 @@ def _oid(text: str) -> bytes:
     return _tlv(_OID, bytes(out))
 
 
+def encode_pdu(pdu_type: int, request_id: int, oids: list[str], non_repeaters: int = 0,
+               max_repetitions: int = 0) -> bytes:
+    """A GET / GETNEXT / GETBULK PDU (the part a community message and a v3 scoped PDU share)."""
+    binds = b"".join(_tlv(_SEQUENCE, _oid(o) + b"\x05\x00") for o in oids)
+    second, third = (non_repeaters, max_repetitions) if pdu_type == GETBULK else (0, 0)
+    return _tlv(pdu_type, _integer(request_id) + _integer(second) + _integer(third) + _tlv(_SEQUENCE, binds))
+
+
 def encode_request(version: int, community: bytes, pdu_type: int, request_id: int, oids: list[str],
                    non_repeaters: int = 0, max_repetitions: int = 0) -> bytes:
     """A GET / GETNEXT / GETBULK request; ``version`` is 0 for v1 and 1 for v2c."""
-    binds = b"".join(_tlv(_SEQUENCE, _oid(o) + b"\x05\x00") for o in oids)
-    second, third = (non_repeaters, max_repetitions) if pdu_type == GETBULK else (0, 0)
-    pdu = _tlv(pdu_type, _integer(request_id) + _integer(second) + _integer(third) + _tlv(_SEQUENCE, binds))
+    pdu = encode_pdu(pdu_type, request_id, oids, non_repeaters, max_repetitions)
     return _tlv(_SEQUENCE, _integer(version) + _tlv(_OCTETS, community) + pdu)
 
 
@@ -190,6 +199,18 @@ def decode_message(data: bytes) -> tuple[int, bytes, int, int, Reply]:
     version, pos = _int(data, start, end)
     cstart, pos = _expect(data, pos, end, _OCTETS)
     community = data[cstart:pos]
+    pdu_type, request_id, reply = decode_pdu(data, pos, end)
+    return version, community, pdu_type, request_id, reply
+
+
+def message_version(data: bytes) -> int:
+    """The version field of any SNMP message (0: v1, 1: v2c, 3: v3); raises :class:`WireError`."""
+    start, end = _expect(data, 0, len(data), _SEQUENCE)
+    return _int(data, start, end)[0]
+
+
+def decode_pdu(data: bytes, pos: int, end: int) -> tuple[int, int, Reply]:
+    """(pdu type, request-id, reply) of the PDU at ``pos``; raises :class:`WireError`."""
     pdu_type, pos, pdu_end = _header(data, pos, end)
     request_id, pos = _int(data, pos, pdu_end)
     status, pos = _int(data, pos, pdu_end)
@@ -203,7 +224,7 @@ def decode_message(data: bytes) -> tuple[int, bytes, int, int, Reply]:
         binds.append((_oid_text(data[ostart:ostop]), _value(vtag, data[vstart:vstop])))
         pos = bend
     name = ERROR_STATUS[status] if 0 <= status < len(ERROR_STATUS) else f"error-status {status}"
-    return version, community, pdu_type, request_id, Reply(None, None if status == 0 else name, index, binds)
+    return pdu_type, request_id, Reply(None, None if status == 0 else name, index, binds)
 
 
 # -- the client ---------------------------------------------------------------------------------------------------
@@ -219,16 +240,58 @@ class _Receiver(asyncio.DatagramProtocol):
         self.client.socket_errors += 1
 
 
+@dataclass(slots=True)
+class _Pending:
+    """A request waiting for its answer."""
+
+    peer: tuple[str, int]
+    version: int
+    community: bytes
+    future: asyncio.Future
+    user: Any = None  # v3: the UsmUser the answer must be authenticated for (None: discovery)
+    request_id: int = 0
+    rejected: str | None = None  # v3: why an answer to it was dropped (wrong digest, ...)
+
+
+@dataclass(slots=True)
+class _Engine:
+    """What a v3 agent's engine told us: its ID, and its boots and time at a moment of our monotonic clock."""
+
+    engine_id: bytes
+    boots: int
+    time: int
+    at: float
+    latest: int  # latestReceivedEngineTime (RFC 3414 2.3)
+
+    def now(self) -> int:
+        return self.time + int(time.monotonic() - self.at)
+
+    def learn(self, boots: int, engine_time: int) -> None:
+        self.boots, self.time, self.at, self.latest = boots, engine_time, time.monotonic(), engine_time
+
+
+#: RFC 3414 3.2.7: a message more than this many seconds older than our notion of the engine's time is refused
+TIME_WINDOW = 150
+_BOOTS_MAX = 2147483647
+
+
 class WireClient:
-    """One UDP socket per address family for every v1/v2c request of a daemon, answers matched by request-id."""
+    """One UDP socket per address family for every request of a daemon (v1, v2c and v3), answers matched by
+    request-id (v1/v2c) or msgID (v3). v3 keeps each agent's engine (ID, boots, time) once discovered."""
 
     def __init__(self, receive_buffer: int = 4 << 20):
         self.receive_buffer = receive_buffer
         self._transports: dict[int, asyncio.DatagramTransport] = {}
         self._opening: asyncio.Lock | None = None  # the first requests of a cycle arrive together: one socket
-        self._pending: dict[int, tuple[tuple[str, int], int, bytes, asyncio.Future]] = {}
+        self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count(random.randrange(1, 1 << 30))
+        self._engines: dict[tuple[str, int], _Engine] = {}
         self.dropped = 0  # datagrams that matched nothing or did not decode
+        #: dropped datagrams by reason: malformed, unmatched, wrong_digest, decryption_error,
+        #: not_in_time_window (a replay or a stale answer), unauthenticated
+        self.dropped_by: dict[str, int] = {}
+        #: v3 reports received by kind (unknown_user, wrong_digest, not_in_time_window, ...)
+        self.reports: dict[str, int] = {}
         self.socket_errors = 0
 
     async def _transport(self, family: int) -> asyncio.DatagramTransport:
@@ -252,54 +315,186 @@ class WireClient:
         self._transports[family] = transport
         return transport
 
+    def _drop(self, reason: str, pending: _Pending | None = None) -> None:
+        self.dropped += 1
+        self.dropped_by[reason] = self.dropped_by.get(reason, 0) + 1
+        if pending is not None and reason not in ("unmatched", "malformed"):
+            pending.rejected = reason
+
     def _received(self, data: bytes, addr: tuple) -> None:
         try:
+            if message_version(data) == 3:
+                return self._received_v3(data, addr)
             version, community, pdu_type, request_id, reply = decode_message(data)
-        except (WireError, IndexError, ValueError):
-            self.dropped += 1
-            return
+        except (WireError, IndexError, ValueError, OverflowError):
+            return self._drop("malformed")
         pending = self._pending.get(request_id)
-        if (pending is None or pdu_type != RESPONSE or (addr[0], addr[1]) != pending[0] or version != pending[1]
-                or community != pending[2] or pending[3].done()):
-            self.dropped += 1
-            return
-        pending[3].set_result(reply)
+        if (pending is None or pdu_type != RESPONSE or (addr[0], addr[1]) != pending.peer
+                or version != pending.version or community != pending.community or pending.future.done()):
+            return self._drop("unmatched")
+        pending.future.set_result(reply)
+
+    def _received_v3(self, data: bytes, addr: tuple) -> None:
+        """Authenticate, check timeliness, decrypt and match a v3 answer; anything else is a counted drop."""
+        try:
+            message = usm.decode_v3(data)
+        except usm.UsmError:
+            return self._drop("malformed")
+        pending = self._pending.get(message.msg_id)
+        if pending is None or pending.version != 3 or (addr[0], addr[1]) != pending.peer or pending.future.done():
+            return self._drop("unmatched")
+        user = pending.user
+        scoped = message.scoped
+        if message.flags & usm.FLAG_AUTH:
+            if user is None or not user.auth or message.user != user.name:
+                return self._drop("unmatched")
+            if not usm.verify(data, message, user):
+                return self._drop("wrong_digest", pending)
+            engine = self._engines.get(pending.peer)
+            if engine is not None and engine.engine_id == message.engine_id:
+                if message.boots > engine.boots or (message.boots == engine.boots and message.time > engine.latest):
+                    engine.learn(message.boots, message.time)
+                elif (message.boots < engine.boots or message.boots == _BOOTS_MAX
+                      or message.time < engine.now() - TIME_WINDOW):
+                    return self._drop("not_in_time_window", pending)
+            if message.flags & usm.FLAG_PRIV:
+                try:
+                    scoped = usm.decrypt(message, user)
+                except (usm.UsmError, ValueError):
+                    return self._drop("decryption_error", pending)
+        try:
+            _, _, pos = usm.decode_scoped(scoped)
+            pdu_type, request_id, reply = decode_pdu(scoped, pos, len(scoped))
+        except (usm.UsmError, WireError, IndexError, ValueError, OverflowError):
+            return self._drop("malformed")
+        if pdu_type == usm.REPORT:
+            oid = reply.binds[0][0] if reply.binds else ""
+            pending.future.set_result(("report", oid, message))
+            return None
+        if pdu_type != RESPONSE or request_id != pending.request_id:
+            return self._drop("unmatched")
+        if user is not None and user.auth and not message.flags & usm.FLAG_AUTH:
+            return self._drop("unauthenticated", pending)
+        pending.future.set_result(("response", reply, message))
+        return None
+
+    async def _resolve(self, address: str, port: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str:
+        """The address as an IP, or the resolver's error in words."""
+        try:
+            return ipaddress.ip_address(address)
+        except ValueError:
+            try:
+                infos = await asyncio.get_running_loop().getaddrinfo(address, port, type=socket.SOCK_DGRAM)
+                return ipaddress.ip_address(infos[0][4][0])
+            except (OSError, IndexError) as exc:
+                return f"cannot resolve {address}: {exc}"
+
+    async def _exchange(self, peer: tuple[str, int], family: int, datagram: bytes, key: int, pending: _Pending,
+                        timeout: float, retries: int) -> Any:
+        """Send ``datagram`` (resent ``retries`` times) and wait for what :meth:`_received` matches to ``key``;
+        a :class:`Reply` with the error when nothing does."""
+        self._pending[key] = pending
+        try:
+            transport = await self._transport(family)
+            for _attempt in range(retries + 1):
+                transport.sendto(datagram, peer)
+                try:
+                    return await asyncio.wait_for(asyncio.shield(pending.future), timeout)
+                except asyncio.TimeoutError:
+                    continue
+            why = f"No SNMP response received before timeout ({timeout:g} s, {retries} retries)"
+            if pending.rejected:
+                why += f"; answers were dropped: {pending.rejected.replace('_', ' ')}"
+            return Reply(error=why)
+        except OSError as exc:
+            return Reply(error=f"socket: {exc}")
+        finally:
+            self._pending.pop(key, None)
+            if not pending.future.done():
+                pending.future.cancel()
 
     async def request(self, address: str, port: int, version: int, community: bytes, pdu_type: int, oids: list[str],
                       *, timeout: float, retries: int, max_repetitions: int = 0) -> Reply:
-        """Send a request and wait for its answer, resending ``retries`` times; never raises for a bad target."""
-        loop = asyncio.get_running_loop()
-        try:
-            ip = ipaddress.ip_address(address)
-        except ValueError:
-            try:
-                infos = await loop.getaddrinfo(address, port, type=socket.SOCK_DGRAM)
-                ip = ipaddress.ip_address(infos[0][4][0])
-            except (OSError, IndexError) as exc:
-                return Reply(error=f"cannot resolve {address}: {exc}")
+        """Send a v1/v2c request and wait for its answer, resending ``retries`` times; never raises for a bad
+        target."""
+        ip = await self._resolve(address, port)
+        if isinstance(ip, str):
+            return Reply(error=ip)
         family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
         request_id = next(self._ids) & 0x7FFFFFFF
         try:
             datagram = encode_request(version, community, pdu_type, request_id, oids, 0, max_repetitions)
         except WireError as exc:
             return Reply(error=str(exc))
-        future = loop.create_future()
-        self._pending[request_id] = ((str(ip), port), version, community, future)
-        try:
-            transport = await self._transport(family)
-            for _attempt in range(retries + 1):
-                transport.sendto(datagram, (str(ip), port))
-                try:
-                    return await asyncio.wait_for(asyncio.shield(future), timeout)
-                except asyncio.TimeoutError:
-                    continue
-            return Reply(error=f"No SNMP response received before timeout ({timeout:g} s, {retries} retries)")
-        except OSError as exc:
-            return Reply(error=f"socket: {exc}")
-        finally:
-            self._pending.pop(request_id, None)
-            if not future.done():
-                future.cancel()
+        peer = (str(ip), port)
+        pending = _Pending(peer, version, community, asyncio.get_running_loop().create_future(),
+                           request_id=request_id)
+        return await self._exchange(peer, family, datagram, request_id, pending, timeout, retries)
+
+    async def request_v3(self, address: str, port: int, user: "usm.UsmUser", context: bytes, pdu_type: int,
+                         oids: list[str], *, timeout: float, retries: int, max_repetitions: int = 0,
+                         engine_id: bytes | None = None) -> Reply:
+        """A v3 request: the agent's engine discovered first (once), the message authenticated and encrypted as
+        the user's level says. A report (unknown user, wrong digest, ...) becomes the error in words; an
+        unknown engine ID or a time window missed is resynchronised and retried once (RFC 3414 4)."""
+        ip = await self._resolve(address, port)
+        if isinstance(ip, str):
+            return Reply(error=ip)
+        family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
+        peer = (str(ip), port)
+        loop = asyncio.get_running_loop()
+        resynced = False
+        while True:
+            engine = self._engines.get(peer)
+            if engine is None:
+                msg_id = next(self._ids) & 0x7FFFFFFF
+                scoped = usm.encode_scoped(b"", b"", encode_pdu(GET, msg_id, []))
+                datagram, _ = usm.encode_v3(msg_id, usm.FLAG_REPORTABLE, b"", 0, 0, b"", 0, b"", scoped)
+                got = await self._exchange(peer, family, bytes(datagram), msg_id,
+                                           _Pending(peer, 3, b"", loop.create_future(), None, msg_id),
+                                           timeout, retries)
+                if isinstance(got, Reply):
+                    return got
+                if got[0] != "report" or not got[2].engine_id:
+                    return Reply(error="SNMPv3 engine discovery: the agent answered without its engine ID")
+                found = got[2]
+                engine = self._engines[peer] = _Engine(found.engine_id, found.boots, found.time, time.monotonic(),
+                                                       found.time)
+            if engine_id is not None and engine.engine_id != engine_id:
+                return Reply(error=f"SNMPv3: the agent's engine ID 0x{engine.engine_id.hex()} is not the configured "
+                                   f"engine_id 0x{engine_id.hex()}")
+            msg_id = next(self._ids) & 0x7FFFFFFF
+            boots, engine_time = (engine.boots, engine.now()) if user.auth else (0, 0)
+            try:
+                scoped = usm.encode_scoped(engine.engine_id, context,
+                                           encode_pdu(pdu_type, msg_id, oids, 0, max_repetitions))
+            except WireError as exc:
+                return Reply(error=str(exc))
+            priv_params = b""
+            if user.priv:
+                scoped, priv_params = usm.encrypt(scoped, user, engine.engine_id, boots, engine_time)
+            datagram, offset = usm.encode_v3(msg_id, user.flags | usm.FLAG_REPORTABLE, engine.engine_id, boots,
+                                             engine_time, user.name, user.mac_length(), priv_params, scoped)
+            data = usm.authenticate(datagram, offset, user, engine.engine_id) if user.auth else bytes(datagram)
+            got = await self._exchange(peer, family, data, msg_id,
+                                       _Pending(peer, 3, b"", loop.create_future(), user, msg_id), timeout, retries)
+            if isinstance(got, Reply):
+                return got
+            kind, payload, message = got
+            if kind == "response":
+                return payload
+            name, text = usm.REPORT_REASONS.get(payload, ("report", f"the agent sent report {payload}"))
+            self.reports[name] = self.reports.get(name, 0) + 1
+            if not resynced and name == "not_in_time_window" and message.flags & usm.FLAG_AUTH:
+                engine.learn(message.boots, message.time)  # the authenticated report carries the agent's clock
+                resynced = True
+                continue
+            if not resynced and name == "unknown_engine_id":
+                self._engines.pop(peer, None)  # the agent's engine changed (a new engine ID): discover again
+                resynced = True
+                continue
+            return Reply(error="SNMPv3: " + text.format(user=user.name.decode(errors="replace"), auth=user.auth,
+                                                        priv=user.priv, engine=f"0x{engine.engine_id.hex()}"))
 
     def close(self) -> None:
         for transport in self._transports.values():

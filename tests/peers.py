@@ -174,11 +174,33 @@ class Snmpd:
     """net-snmp's snmpd on a loopback port: v2c community 'public' and a v3 user for every security level and
     protocol pair in :attr:`USERS`, in a private persistent directory."""
 
-    #: user -> (auth protocol, auth key, priv protocol, priv key); None: that security level's user
-    USERS = {"usha": ("sha", "authpass123", "aes", "privpass123"), "u256": ("sha256", "authpass256", "aes256", "privpass256"),
-             "umd5": ("md5", "authpassmd5", "des", "privpassdes"), "u512": ("sha512", "authpass512", "aes192", "privpass192"),
-             "u224": ("sha224", "authpass224", "aes", "privpass224"), "u384": ("sha384", "authpass384", "aes256", "privpass384"),
-             "uauth": ("sha", "authonly123", None, None), "unone": (None, None, None, None)}
+    #: user -> (auth protocol, auth key, priv protocol, priv key): every pair the config accepts (6 digests x
+    #: no privacy, DES, AES-128, AES-192/256 with either key extension) and noAuthNoPriv. With MD5 and SHA-1 the localised key is
+    #: shorter than AES-192/256 need, so those pairs test the key extension too.
+    USERS = {
+        "usha": ("sha", "authpass123", "aes", "privpass123"),
+        "uauth": ("sha", "authonly123", None, None),
+        "unone": (None, None, None, None),
+        **{f"u-{a}-{p or 'nopriv'}": (a, f"auth-{a}-pw", p, f"priv-{p}-pw" if p else None)
+           for a in ("md5", "sha", "sha224", "sha256", "sha384", "sha512")
+           for p in (None, "des", "aes", "aes192", "aes256", "aes192c", "aes256c")
+           if (a, p) not in (("sha", "aes"), ("sha", None))},
+    }
+    _NET_SNMP = {"md5": "MD5", "sha": "SHA", "sha224": "SHA-224", "sha256": "SHA-256", "sha384": "SHA-384",
+                 "sha512": "SHA-512", "des": "DES", "aes": "AES", "aes192": "AES-192", "aes256": "AES-256",
+                 "aes192c": "AES-192-C", "aes256c": "AES-256-C"}
+
+    @classmethod
+    def users_conf(cls) -> str:
+        lines = []
+        for user, (auth, akey, priv, pkey) in cls.USERS.items():
+            create = f"createUser {user}"
+            if auth:
+                create += f' {cls._NET_SNMP[auth]} "{akey}"'
+            if priv:
+                create += f' {cls._NET_SNMP[priv]} "{pkey}"'
+            lines += [create, f"rouser {user} {'priv' if priv else 'auth' if auth else 'noauth'}"]
+        return "\n".join(lines)
 
     def __init__(self, port: int, netns: str | None = None, address: str = "127.0.0.1", extra: str = ""):
         self.extra = extra  # more snmpd.conf lines, e.g. `override OID TYPE VALUE` for scripted values
@@ -192,22 +214,7 @@ class Snmpd:
         (self.dir / "persist").mkdir()
         (self.dir / "snmpd.conf").write_text(f"""agentAddress udp:{self.address}:{self.port}
 rocommunity public default
-createUser usha SHA "authpass123" AES "privpass123"
-createUser u256 SHA-256 "authpass256" AES-256 "privpass256"
-createUser umd5 MD5 "authpassmd5" DES "privpassdes"
-createUser u512 SHA-512 "authpass512" AES-192 "privpass192"
-createUser u224 SHA-224 "authpass224" AES "privpass224"
-createUser u384 SHA-384 "authpass384" AES-256 "privpass384"
-createUser uauth SHA "authonly123"
-createUser unone
-rouser usha priv
-rouser u256 priv
-rouser umd5 priv
-rouser u512 priv
-rouser u224 priv
-rouser u384 priv
-rouser uauth auth
-rouser unone noauth
+{self.users_conf()}
 sysName slawatch-test-agent
 {self.extra}
 """)

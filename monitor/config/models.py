@@ -84,9 +84,11 @@ class SnmpProbeConfig(_Model):
     user: str | None = None
     auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] | None = None
     auth_key: Secret | None = None
-    priv_protocol: Literal["des", "aes", "aes192", "aes256"] | None = None
+    priv_protocol: Literal["des", "aes", "aes192", "aes256", "aes192c", "aes256c"] | None = None
     priv_key: Secret | None = None
     context: str = ""
+    #: v3: the agent's snmpEngineID (hex) when it must be this one; discovered otherwise
+    engine_id: str | None = Field(None, pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")
     profiles: list[str] = Field(default_factory=lambda: ["system"])
     interfaces: list[Annotated[str, BeforeValidator(_as_text)]] = Field(default_factory=list)
     max_repetitions: int = Field(25, ge=1, le=1000)
@@ -604,7 +606,7 @@ class TrapUser(_Model):
     engine_id: str = Field(pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")  # the sender's snmpEngineID, hex
     auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] | None = None
     auth_key: Secret | None = None
-    priv_protocol: Literal["des", "aes", "aes192", "aes256"] | None = None
+    priv_protocol: Literal["des", "aes", "aes192", "aes256", "aes192c", "aes256c"] | None = None
     priv_key: Secret | None = None
 
 
