@@ -345,6 +345,7 @@ class WireClient:
             return self._drop("unmatched")
         user = pending.user
         scoped = message.scoped
+        stale = False
         if message.flags & usm.FLAG_AUTH:
             if user is None or not user.auth or message.user != user.name:
                 return self._drop("unmatched")
@@ -356,7 +357,7 @@ class WireClient:
                     engine.learn(message.boots, message.time)
                 elif (message.boots < engine.boots or message.boots == _BOOTS_MAX
                       or message.time < engine.now() - TIME_WINDOW):
-                    return self._drop("not_in_time_window", pending)
+                    stale = True  # a replay or a stale answer; unless it is the agent's notInTimeWindow report
             if message.flags & usm.FLAG_PRIV:
                 try:
                     scoped = usm.decrypt(message, user)
@@ -368,9 +369,13 @@ class WireClient:
         except (usm.UsmError, WireError, IndexError, ValueError, OverflowError):
             return self._drop("malformed")
         if pdu_type == usm.REPORT:
+            # a report is only ever a reason to fail or resynchronise (never data), so an authenticated one
+            # whose clock is behind ours is still taken: it is how the agent tells us its clock
             oid = reply.binds[0][0] if reply.binds else ""
             pending.future.set_result(("report", oid, message))
             return None
+        if stale:
+            return self._drop("not_in_time_window", pending)
         if pdu_type != RESPONSE or request_id != pending.request_id:
             return self._drop("unmatched")
         if user is not None and user.auth and not message.flags & usm.FLAG_AUTH:
@@ -443,10 +448,11 @@ class WireClient:
         family = socket.AF_INET6 if ip.version == 6 else socket.AF_INET
         peer = (str(ip), port)
         loop = asyncio.get_running_loop()
-        resynced = False
+        resynced = discovered = False
         while True:
             engine = self._engines.get(peer)
             if engine is None:
+                discovered = True
                 msg_id = next(self._ids) & 0x7FFFFFFF
                 scoped = usm.encode_scoped(b"", b"", encode_pdu(GET, msg_id, []))
                 datagram, _ = usm.encode_v3(msg_id, usm.FLAG_REPORTABLE, b"", 0, 0, b"", 0, b"", scoped)
@@ -479,6 +485,10 @@ class WireClient:
             got = await self._exchange(peer, family, data, msg_id,
                                        _Pending(peer, 3, b"", loop.create_future(), user, msg_id), timeout, retries)
             if isinstance(got, Reply):
+                if discovered and user.priv and got.error and got.error.startswith("No SNMP response"):
+                    return await self._diagnose_privacy(peer, family, user, engine, got, timeout)
+                # discover again next time: if the agent answers that, its silence here is diagnosed then
+                self._engines.pop(peer, None)
                 return got
             kind, payload, message = got
             if kind == "response":
@@ -495,6 +505,33 @@ class WireClient:
                 continue
             return Reply(error="SNMPv3: " + text.format(user=user.name.decode(errors="replace"), auth=user.auth,
                                                         priv=user.priv, engine=f"0x{engine.engine_id.hex()}"))
+
+    async def _diagnose_privacy(self, peer: tuple[str, int], family: int, user: "usm.UsmUser", engine: _Engine,
+                                timeout_reply: Reply, timeout: float) -> Reply:
+        """The agent answered engine discovery just now but not the encrypted request: agents drop what they
+        cannot decrypt without a report. One authenticated, unencrypted GET (sysUpTime) tells whether the
+        authentication part is right, so the reason can name the privacy key or protocol."""
+        probe_user = usm.UsmUser(user.name, user.auth, user.auth_password)
+        msg_id = next(self._ids) & 0x7FFFFFFF
+        scoped = usm.encode_scoped(engine.engine_id, b"", encode_pdu(GET, msg_id, ["1.3.6.1.2.1.1.3.0"]))
+        datagram, offset = usm.encode_v3(msg_id, probe_user.flags | usm.FLAG_REPORTABLE, engine.engine_id,
+                                         engine.boots, engine.now(), user.name, user.mac_length(), b"", scoped)
+        data = usm.authenticate(datagram, offset, probe_user, engine.engine_id)
+        got = await self._exchange(peer, family, data, msg_id, _Pending(
+            peer, 3, b"", asyncio.get_running_loop().create_future(), probe_user, msg_id), timeout, 0)
+        name = user.name.decode(errors="replace")
+        if isinstance(got, Reply):
+            return timeout_reply
+        if got[0] == "response":
+            self.reports["decryption_error"] = self.reports.get("decryption_error", 0) + 1
+            return Reply(error=f"SNMPv3: the agent answers user {name!r}'s authenticated requests but drops its "
+                               f"encrypted ones: wrong privacy key or protocol ({user.priv})")
+        kind, _ = usm.REPORT_REASONS.get(got[1], ("report", ""))
+        if kind == "wrong_digest":
+            self.reports[kind] = self.reports.get(kind, 0) + 1
+            return Reply(error=f"SNMPv3: wrong authentication key or protocol ({user.auth}) for user {name!r} "
+                               f"(usmStatsWrongDigests)")
+        return timeout_reply
 
     def close(self) -> None:
         for transport in self._transports.values():

@@ -68,6 +68,63 @@ def test_v3_wrong_key_is_reported_clearly(agent):
     assert "not-the-key" not in r.reason
 
 
+@pytest.mark.parametrize("case,settings,expected", [
+    ("unknown user", dict(user="nobody", auth_protocol="sha", auth_key="authpass123"),
+     "the agent does not know user 'nobody' (usmStatsUnknownUserNames)"),
+    ("wrong privacy key", dict(user="usha", auth_protocol="sha", auth_key="authpass123", priv_protocol="aes",
+                               priv_key="not-the-priv-key"),
+     "the agent answers user 'usha''s authenticated requests but drops its encrypted ones: wrong privacy key or "
+     "protocol (aes)"),
+    ("privacy protocol the user does not have", dict(user="usha", auth_protocol="sha", auth_key="authpass123",
+                                                      priv_protocol="des", priv_key="privpass123"),
+     "wrong privacy key or protocol (des)"),
+    ("auth protocol the user does not have", dict(user="usha", auth_protocol="md5", auth_key="authpass123"),
+     "wrong authentication key or protocol (md5) for user 'usha' (usmStatsWrongDigests)"),
+    ("a level above the user's", dict(user="uauth", auth_protocol="sha", auth_key="authonly123", priv_protocol="aes",
+                                      priv_key="privpass123"),
+     "user 'uauth' (usmStatsUnsupportedSecLevels)"),
+    ("wrong engine ID", dict(user="usha", auth_protocol="sha", auth_key="authpass123", engine_id="0x80001f8880aabbccdd"),
+     "is not the configured engine_id 0x80001f8880aabbccdd"),
+])
+def test_v3_bad_credentials_are_unknown_with_a_reason_that_names_what_failed(agent, case, settings, expected):
+    r = poll(agent.port, version="3", profiles=["system"], retries=0, timeout="1s", **settings)
+    assert not r.ok and not r.answered, r  # unknown time, never down (nor up)
+    assert expected in r.reason, (case, r.reason)
+    for secret in ("authpass123", "privpass123", "not-the-priv-key", "authonly123"):
+        assert secret not in r.reason
+
+
+@pytest.mark.parametrize("off", ["behind", "ahead"])
+def test_v3_time_window_missed_is_resynchronised_once(agent, off):
+    """Our notion of the agent's clock far off (behind: an older boot, as after the agent restarted; ahead:
+    a day ahead): the agent answers notInTimeWindow with its clock, authenticated; the poller takes it and
+    retries once, and the poll succeeds."""
+    from probes.snmp import SnmpEngineHolder
+    from probes.base import ProbeContext
+
+    async def go():
+        holder = SnmpEngineHolder()
+        ctx = ProbeContext(snmp_engine=holder)
+        cfg = SnmpProbeConfig(port=agent.port, version="3", user="usha", auth_protocol="sha", auth_key="authpass123",
+                              priv_protocol="aes", priv_key="privpass123", profiles=["system"], retries=0)
+        try:
+            first = await snmp_probe("t", "127.0.0.1", cfg, context=ctx)
+            engine = holder.wire._engines[("127.0.0.1", agent.port)]
+            if off == "behind":
+                engine.boots -= 1
+            else:
+                engine.time += 100_000
+                engine.latest = engine.time
+            second = await snmp_probe("t", "127.0.0.1", cfg, context=ctx)
+            return first, second, dict(holder.wire.reports), engine.now()
+        finally:
+            holder.close()
+
+    first, second, reports, now = asyncio.run(go())
+    assert first.ok and second.ok, (first.reason, second.reason)
+    assert reports == {"not_in_time_window": 1} and now > 0
+
+
 def test_timeout_is_unknown_never_up():
     r = poll(free_port(), version="2c", community="public", profiles=["system"], retries=0, timeout="300ms")
     assert not r.ok and not r.answered and "No SNMP response received before timeout" in r.reason
