@@ -165,7 +165,8 @@ def main() -> int:
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--version", choices=["2c", "3"], default="2c",
-                        help="2c (slawatch's own codec) or 3 (pysnmp's engine; SHA/AES authPriv)")
+                        help="2c or 3 (SHA/AES authPriv); both through slawatch's own codec. With 3, slawatch's "
+                             "v2c cycle is measured in the same run too, for the ratio")
     args = parser.parse_args()
     if not shutil.which("snmpd"):
         print("snmp_scale: needs net-snmp's snmpd and tools (scripts/dev-setup installs them)", file=sys.stderr)
@@ -175,6 +176,7 @@ def main() -> int:
     agents = start_agents(addrs, tmp)
     try:
         s = slawatch_cycle(addrs, args.concurrency, args.version)
+        v2c = slawatch_cycle(addrs, args.concurrency, "2c") if args.version == "3" else None
         rows = max(1, s["interfaces"] // max(s["ok"], 1))
         n = netsnmp_cycle(addrs, min(args.concurrency, 64), rows, args.version)
         e = ezsnmp_cycle(addrs, min(args.concurrency, 64), rows, args.version)
@@ -200,6 +202,10 @@ def main() -> int:
               f"  [net-snmp C library, {min(args.concurrency, 64)} threads]")
     else:
         print("  ezsnmp     not installed (pip install '.[bench]'); skipped")
+    if v2c:
+        print(f"  slawatch v2c cycle {v2c['wall']:6.2f} s  cpu {v2c['cpu']:6.2f} s  ok {v2c['ok']}/{args.agents}  "
+              f"(same agents, same run)")
+        print(f"  ratio slawatch v3/v2c:         wall {s['wall'] / v2c['wall']:.2f}, cpu {s['cpu'] / v2c['cpu']:.2f}")
     print(f"  ratio slawatch/net-snmp tools: wall {s['wall'] / n['wall']:.2f}, cpu {s['cpu'] / n['cpu']:.2f}")
     if e:
         print(f"  ratio slawatch/ezsnmp:         wall {s['wall'] / e['wall']:.2f}, cpu {s['cpu'] / e['cpu']:.2f}")

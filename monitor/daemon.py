@@ -290,7 +290,7 @@ class Daemon:
         self.probe_context.icmp_engine = IcmpEngine()
         from probes.snmp import SnmpEngineHolder
 
-        # always: a reload may add the first SNMP target; sockets and pysnmp's engine start on first use
+        # always: a reload may add the first SNMP target; its sockets open on first use
         self.probe_context.snmp_engine = SnmpEngineHolder()
         self.live.snmp_wire = self.probe_context.snmp_engine.wire
         self.probe_context.snmp_profiles = self.config.snmp_profiles

@@ -224,9 +224,20 @@ class SlawatchCollector(Collector):
         yield from (ip_mos, ip_icpif, ip_rtt, ip_jit, ip_loss)
         wire = self.live.snmp_wire
         if wire is not None:
-            yield CounterMetricFamily("slawatch_snmp_datagrams_dropped",
-                                      "SNMP v1/v2c answers dropped: malformed, or matching no outstanding request "
-                                      "(late after a timeout, duplicates, strangers).", value=wire.dropped)
+            dropped = CounterMetricFamily(
+                "slawatch_snmp_datagrams_dropped", "SNMP answers dropped, by reason: malformed, unmatched (late "
+                "after a timeout, duplicates, strangers), and for v3 wrong_digest, decryption_error, "
+                "not_in_time_window (replays, stale answers), unauthenticated.", labels=["reason"])
+            for reason in ("malformed", "unmatched", "wrong_digest", "decryption_error", "not_in_time_window",
+                           "unauthenticated"):
+                dropped.add_metric([reason], wire.dropped_by.get(reason, 0))
+            yield dropped
+            reports = CounterMetricFamily("slawatch_snmp_v3_reports", "SNMPv3 reports agents sent back, by kind "
+                                          "(unknown_user, wrong_digest, decryption_error, not_in_time_window, "
+                                          "unknown_engine_id, unsupported_security_level).", labels=["report"])
+            for kind, count in sorted(wire.reports.items()):
+                reports.add_metric([kind], count)
+            yield reports
         traps = self.live.traps
         if traps is not None:
             yield CounterMetricFamily("slawatch_snmp_traps_received", "Traps received, authenticated and from a "

@@ -65,6 +65,14 @@ REPORT_REASONS = {
                                "(usmStatsWrongDigests)"),
     "1.3.6.1.6.3.15.1.1.6.0": ("decryption_error", "the agent could not decrypt the request: wrong privacy key or "
                                "protocol ({priv}) for user {user!r} (usmStatsDecryptionErrors)"),
+    "1.3.6.1.6.3.12.1.1.4.0": ("unavailable_context", "the agent cannot serve context {context!r} now "
+                               "(snmpUnavailableContexts)"),
+    "1.3.6.1.6.3.12.1.1.5.0": ("unknown_context", "the agent has no context {context!r} (snmpUnknownContexts)"),
+    "1.3.6.1.6.3.11.2.1.1.0": ("unknown_security_model", "the agent does not support the User-based Security Model "
+                               "(snmpUnknownSecurityModels)"),
+    "1.3.6.1.6.3.11.2.1.2.0": ("invalid_message", "the agent found the request invalid (snmpInvalidMsgs)"),
+    "1.3.6.1.6.3.11.2.1.3.0": ("unknown_pdu_handler", "the agent has no handler for the request "
+                               "(snmpUnknownPDUHandlers)"),
 }
 
 

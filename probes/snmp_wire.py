@@ -486,7 +486,7 @@ class WireClient:
                                        _Pending(peer, 3, b"", loop.create_future(), user, msg_id), timeout, retries)
             if isinstance(got, Reply):
                 if discovered and user.priv and got.error and got.error.startswith("No SNMP response"):
-                    return await self._diagnose_privacy(peer, family, user, engine, got, timeout)
+                    return await self._diagnose_privacy(peer, family, user, engine, context, got, timeout)
                 # discover again next time: if the agent answers that, its silence here is diagnosed then
                 self._engines.pop(peer, None)
                 return got
@@ -504,16 +504,17 @@ class WireClient:
                 resynced = True
                 continue
             return Reply(error="SNMPv3: " + text.format(user=user.name.decode(errors="replace"), auth=user.auth,
-                                                        priv=user.priv, engine=f"0x{engine.engine_id.hex()}"))
+                                                        priv=user.priv, engine=f"0x{engine.engine_id.hex()}",
+                                                        context=context.decode(errors="replace")))
 
     async def _diagnose_privacy(self, peer: tuple[str, int], family: int, user: "usm.UsmUser", engine: _Engine,
-                                timeout_reply: Reply, timeout: float) -> Reply:
+                                context: bytes, timeout_reply: Reply, timeout: float) -> Reply:
         """The agent answered engine discovery just now but not the encrypted request: agents drop what they
         cannot decrypt without a report. One authenticated, unencrypted GET (sysUpTime) tells whether the
         authentication part is right, so the reason can name the privacy key or protocol."""
         probe_user = usm.UsmUser(user.name, user.auth, user.auth_password)
         msg_id = next(self._ids) & 0x7FFFFFFF
-        scoped = usm.encode_scoped(engine.engine_id, b"", encode_pdu(GET, msg_id, ["1.3.6.1.2.1.1.3.0"]))
+        scoped = usm.encode_scoped(engine.engine_id, context, encode_pdu(GET, msg_id, ["1.3.6.1.2.1.1.3.0"]))
         datagram, offset = usm.encode_v3(msg_id, probe_user.flags | usm.FLAG_REPORTABLE, engine.engine_id,
                                          engine.boots, engine.now(), user.name, user.mac_length(), b"", scoped)
         data = usm.authenticate(datagram, offset, probe_user, engine.engine_id)
@@ -521,6 +522,10 @@ class WireClient:
             peer, 3, b"", asyncio.get_running_loop().create_future(), probe_user, msg_id), timeout, 0)
         name = user.name.decode(errors="replace")
         if isinstance(got, Reply):
+            if context:
+                return Reply(error=f"{timeout_reply.error}; the agent answers engine discovery but nothing in "
+                                   f"context {context.decode(errors='replace')!r} (net-snmp drops requests for a "
+                                   f"context it does not have without a report)")
             return timeout_reply
         if got[0] == "response":
             self.reports["decryption_error"] = self.reports.get("decryption_error", 0) + 1

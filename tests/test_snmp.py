@@ -83,6 +83,9 @@ def test_v3_wrong_key_is_reported_clearly(agent):
     ("a level above the user's", dict(user="uauth", auth_protocol="sha", auth_key="authonly123", priv_protocol="aes",
                                       priv_key="privpass123"),
      "user 'uauth' (usmStatsUnsupportedSecLevels)"),
+    ("a context the agent does not have", dict(user="usha", auth_protocol="sha", auth_key="authpass123",
+                                               priv_protocol="aes", priv_key="privpass123", context="no-such-vrf"),
+     "the agent answers engine discovery but nothing in context 'no-such-vrf'"),
     ("wrong engine ID", dict(user="usha", auth_protocol="sha", auth_key="authpass123", engine_id="0x80001f8880aabbccdd"),
      "is not the configured engine_id 0x80001f8880aabbccdd"),
 ])
@@ -202,7 +205,8 @@ targets:
     assert 'slawatch_interface_oper_status{contract="c1",ifindex="1",ifname="lo",kind="internet",target="r1"} 1.0' in text
     assert 'slawatch_interface_utilization_ratio{contract="c1",direction="in",ifindex="1",ifname="lo"' in text
     assert 'ifname="eth0"' not in text  # only the selected interface
-    assert "slawatch_snmp_datagrams_dropped_total 0.0" in text  # every answer matched its request
+    assert 'slawatch_snmp_datagrams_dropped_total{reason="unmatched"} 0.0' in text  # every answer matched its request
+    assert 'slawatch_snmp_datagrams_dropped_total{reason="malformed"} 0.0' in text
     assert "public" not in err
 
 

@@ -454,8 +454,11 @@ class Target(_Model):
                 parts.append(f"{lookup:g} s to resolve the name")
         if snmp is not None:
             seconds = snmp.timeout * (snmp.retries + 1)
-            total += seconds
             parts.append(f"snmp {snmp.timeout:g} s timeout x {snmp.retries + 1} tries")
+            if snmp.version == "3" and snmp.priv_protocol:  # a silent authPriv answer is checked once without priv
+                seconds += snmp.timeout
+                parts.append(f"{snmp.timeout:g} s for the v3 privacy check")
+            total += seconds
         return total, ", ".join(parts)
 
     @model_validator(mode="after")
