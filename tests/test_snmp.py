@@ -275,7 +275,10 @@ exporter: {{listen: "127.0.0.1:{port}"}}
 traps:
   listen: "127.0.0.1:{trap_port}"
   community: trapcomm
-  users: [{{user: usha, engine_id: "0x8000000001020304", auth_protocol: sha, auth_key: authpass123, priv_protocol: aes, priv_key: privpass123}}]
+  users:
+    - {{user: usha, engine_id: "0x8000000001020304", auth_protocol: sha, auth_key: authpass123, priv_protocol: aes, priv_key: privpass123}}
+    - {{user: u192, engine_id: "0x8000000001020304", auth_protocol: sha, auth_key: authpass192, priv_protocol: aes192, priv_key: privpass192}}
+    - {{user: u256c, engine_id: "0x8000000001020304", auth_protocol: md5, auth_key: authpass256, priv_protocol: aes256c, priv_key: privpass256}}
 contracts: [{{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}}}}]
 targets:
   - {{id: r1, contract: c1, kind: internet, address: 127.0.0.1, interval: 4s, recovery_threshold: 1}}
@@ -335,7 +338,12 @@ targets:
         TRAP_ARGS[:] = ["1.3.6.1.6.3.1.1.5.4"]
         trap("-v3", "-e", "0x8000000001020304", "-u", "usha", "-l", "authPriv", "-a", "SHA", "-A", "authpass123",
              "-x", "AES", "-X", "privpass123")
-        text = wait_for("two traps", lambda: (lambda m: m if "slawatch_snmp_traps_received_total 2.0" in m else None)(metrics()),
+        # AES-192 and AES-256 with keys that need extending: net-snmp's Blumenthal (AES192) and Reeder (AES256C)
+        trap("-v3", "-e", "0x8000000001020304", "-u", "u192", "-l", "authPriv", "-a", "SHA", "-A", "authpass192",
+             "-x", "AES192", "-X", "privpass192")
+        trap("-v3", "-e", "0x8000000001020304", "-u", "u256c", "-l", "authPriv", "-a", "MD5", "-A", "authpass256",
+             "-x", "AES256C", "-X", "privpass256")
+        text = wait_for("four traps", lambda: (lambda m: m if "slawatch_snmp_traps_received_total 4.0" in m else None)(metrics()),
                         timeout=15)
         assert text and bad_credentials() == baseline + 2
     finally:
