@@ -21,6 +21,7 @@ from .sdnotify import notify, watchdog_interval
 from .consensus import multi_site, probe_units
 from .cycle import run_cycle
 from .exporter import ExporterServer, make_registry
+from .metrics import TargetSeries
 from .evaluator import SlaEvaluator
 from .ingest import Ingestor
 from .live import LiveState, TargetLive
@@ -311,6 +312,8 @@ class Daemon:
                 reload=(token.get_secret_value(), self._reload_from_thread) if token else None,
                 tls=(self.config.exporter.tls.cert_file, self.config.exporter.tls.key_file) if self.config.exporter.tls else None,
                 responses=self.stats.http_responses,
+                targets=TargetSeries(self.live, self.config.exporter.per_target),
+                scrapes=self.stats.scrape,
             )
             self.exporter.start()
             log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)

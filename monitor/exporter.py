@@ -1,4 +1,7 @@
-"""Prometheus exporter: a custom Collector over LiveState, in a dedicated registry.
+"""Prometheus exporter: the per-target families rendered directly within their series budget
+(monitor.metrics.targets), and a custom Collector over LiveState in a dedicated registry for the rest
+(contracts' objectives, SNMP, tickets, self-monitoring, cluster). A scrape reads only memory, never the store,
+and is gzip-compressed when the client asks (Prometheus does).
 
 Served by :mod:`monitor.http_server` (threads, TLS handshakes off the accept path, read timeouts, a
 bounded pool), bound to loopback unless the config says otherwise. Paths: ``/metrics``, ``/-/healthy``,
@@ -7,30 +10,22 @@ bounded pool), bound to loopback unless the config says otherwise. Paths: ``/met
 
 from __future__ import annotations
 
+import base64
+import gzip
+import hmac
+import logging
+import threading
 import time
 
-import base64
-import logging
-import hmac
-import threading
-
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import make_wsgi_app
-from prometheus_client.metrics_core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    InfoMetricFamily,
-    StateSetMetricFamily,
-)
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, StateSetMetricFamily
 from prometheus_client.registry import Collector
 
 from . import __version__
 from .counters import octet_counter
 from .http_server import HttpServer
-from .voice_window import WINDOWS
-from .live import RTT_BUCKETS, LiveState
-from .state import STATES
+from .live import LiveState
+from .metrics import TargetSeries
 from .writer import RateLimited
 
 __all__ = ["SlawatchCollector", "make_registry", "ExporterServer"]
@@ -47,79 +42,8 @@ class SlawatchCollector(Collector):
     def collect(self):
         targets = self.live.snapshot()
         stats = self.live.stats
-        up = GaugeMetricFamily("slawatch_target_up", "1 if the target is up or degraded, 0 if down; absent while unknown.", labels=_LABELS)
-        state = StateSetMetricFamily("slawatch_target_state", "Current state of the target.", labels=_LABELS)
-        since = GaugeMetricFamily("slawatch_target_state_since_seconds", "Unix time the current state is dated from.", labels=_LABELS)
-        rtt = HistogramMetricFamily("slawatch_icmp_rtt_seconds", "ICMP echo round-trip times.", labels=_LABELS)
-        sent = CounterMetricFamily("slawatch_icmp_packets_sent", "ICMP echo requests sent.", labels=_LABELS)
-        received = CounterMetricFamily("slawatch_icmp_packets_received", "ICMP echo replies received in time.", labels=_LABELS)
-        jitter = GaugeMetricFamily("slawatch_jitter_seconds", "IPDV jitter (RFC 5481) of the last burst.", labels=_LABELS)
-        jitter3550 = GaugeMetricFamily(
-            "slawatch_jitter_rfc3550_seconds", "RFC 3550 smoothed interarrival jitter across cycles.", labels=_LABELS
-        )
-        loss = GaugeMetricFamily("slawatch_icmp_loss_ratio", "Loss ratio of the last burst.", labels=_LABELS)
-        last = GaugeMetricFamily("slawatch_target_last_cycle_seconds", "Unix time of the target's last probe cycle.", labels=_LABELS)
-        for t in targets:
-            labels = [t.contract, t.target, t.kind]
-            cur = "maintenance" if t.in_maintenance and t.tracker.state != "unknown" else t.tracker.state
-            if cur in ("up", "degraded", "maintenance") and t.tracker.state != "down":
-                up.add_metric(labels, 1)
-            elif t.tracker.state == "down":
-                up.add_metric(labels, 0)
-            state.add_metric(labels, {s: s == cur for s in STATES})
-            if t.tracker.since is not None:
-                since.add_metric(labels, t.tracker.since)
-            cumulative, buckets = 0, []
-            for bound, count in zip(list(RTT_BUCKETS) + [float("inf")], t.rtt_bucket_counts):
-                cumulative += count
-                buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-            rtt.add_metric(labels, buckets, t.rtt_sum)
-            sent.add_metric(labels, t.packets_sent)
-            received.add_metric(labels, t.packets_received)
-            if t.last_jitter is not None:
-                jitter.add_metric(labels, t.last_jitter)
-            if t.rfc3550_jitter is not None:
-                jitter3550.add_metric(labels, t.rfc3550_jitter)
-            if t.last_loss is not None:
-                loss.add_metric(labels, t.last_loss)
-            if t.last_cycle is not None:
-                last.add_metric(labels, t.last_cycle)
-        yield from (up, state, since, rtt, sent, received, jitter, jitter3550, loss, last)
-        yield from self._sla_metrics(targets)
-        mos = GaugeMetricFamily("slawatch_voice_mos", "E-model MOS of the last cycle (voice targets).", labels=_LABELS)
-        r = GaugeMetricFamily("slawatch_voice_r_factor", "E-model R-factor of the last cycle (voice targets).", labels=_LABELS)
-        for t in targets:
-            if t.last_mos is not None:
-                mos.add_metric([t.contract, t.target, t.kind], t.last_mos)
-            if t.last_r is not None:
-                r.add_metric([t.contract, t.target, t.kind], t.last_r)
-        yield mos
-        yield r
-        wmos = GaugeMetricFamily("slawatch_voice_mos_window", "E-model MOS of the window's pooled loss, delay and jitter "
-                                 "(voice targets).", labels=_LABELS + ["window"])
-        wr = GaugeMetricFamily("slawatch_voice_r_factor_window", "E-model R-factor of the window's pooled loss, delay "
-                               "and jitter (voice targets).", labels=_LABELS + ["window"])
-        now = time.time()
-        for t in targets:
-            if t.voice_window is None:
-                continue
-            for label, seconds in WINDOWS.items():
-                q = t.voice_window.quality(now, seconds, t.voice_settings)
-                if q is not None:
-                    wmos.add_metric([t.contract, t.target, t.kind, label], q.mos)
-                    wr.add_metric([t.contract, t.target, t.kind, label], q.r)
-        yield wmos
-        yield wr
+        yield from self._contract_metrics(targets)
         yield from self._snmp_metrics(targets)
-        thresholds = GaugeMetricFamily(
-            "slawatch_objective_threshold",
-            "The contract's objective for the target, in base units (latency/jitter/one_way_delay s, loss and availability ratio, mos).",
-            labels=_LABELS + ["objective"])
-        for t in targets:
-            for name, value in sorted(t.objectives.items()):
-                thresholds.add_metric([t.contract, t.target, t.kind, name], value)
-        yield thresholds
-
         yield CounterMetricFamily("slawatch_probe_cycles", "Probe cycles run.", value=stats.cycles_total)
         yield CounterMetricFamily(
             "slawatch_probe_cycle_duration_seconds", "Total time spent in probe cycles.", value=stats.cycle_duration_sum
@@ -144,6 +68,11 @@ class SlawatchCollector(Collector):
         yield InfoMetricFamily("slawatch_build", "slawatch build information.", value={"version": __version__})
         yield CounterMetricFamily("slawatch_clock_steps", "Steps of the wall clock seen (more than 1 s at once).",
                                   value=stats.clock_steps_total)
+        if stats.scrape:
+            yield GaugeMetricFamily("slawatch_exporter_scrape_duration_seconds", "Seconds the previous scrape took to "
+                                    "render and compress.", value=stats.scrape.get("seconds", 0.0))
+            yield GaugeMetricFamily("slawatch_exporter_scrape_bytes", "Bytes the previous scrape sent.",
+                                    value=stats.scrape.get("bytes", 0))
         http = CounterMetricFamily("slawatch_exporter_http_responses", "The exporter's HTTP answers by status code "
                                    "(401/403: unauthorized, 400: malformed requests).", labels=["code"])
         for code, n in sorted(dict(stats.http_responses).items()):
@@ -316,46 +245,26 @@ class SlawatchCollector(Collector):
             dark.add_metric([site], 1 if site in keeper.dark else 0)
         yield from (state, down, dark)
 
-    def _sla_metrics(self, targets):
+    def _contract_metrics(self, targets):
+        """The contracts' objectives: per contract, not per target (the series budget)."""
+        thresholds = GaugeMetricFamily(
+            "slawatch_objective_threshold", "The contract's objective, in base units (latency/jitter/one_way_delay s, "
+            "loss and availability ratio, mos).", labels=["contract", "objective"])
+        ratio = GaugeMetricFamily("slawatch_sla_objective_ratio", "The contract's availability objective.",
+                                  labels=["contract", "objective"])
         sla = self.live.sla_snapshot()
-        labels = _LABELS + ["objective"]
-        win = _LABELS + ["objective", "window"]
-        avail = GaugeMetricFamily("slawatch_sla_availability_ratio", "Availability over the window (month = calendar month to date).", labels=win)
-        objective = GaugeMetricFamily("slawatch_sla_objective_ratio", "The contract's availability objective.", labels=labels)
-        remaining = GaugeMetricFamily("slawatch_sla_error_budget_remaining_ratio", "Share of this month's error budget left.", labels=labels)
-        remaining_s = GaugeMetricFamily("slawatch_sla_error_budget_remaining_seconds", "Error budget left this month.", labels=labels)
-        downtime = GaugeMetricFamily("slawatch_sla_downtime_seconds", "Downtime counted this month.", labels=win)
-        excluded = GaugeMetricFamily("slawatch_sla_excluded_seconds", "Time excluded this month (maintenance, unknown).", labels=_LABELS + ["reason"])
-        burn = GaugeMetricFamily("slawatch_sla_burn_rate", "Error-budget burn rate over the window.", labels=win)
-        projected = GaugeMetricFamily("slawatch_sla_projected_availability_ratio", "Availability projected to month end.", labels=labels)
-        at_risk = GaugeMetricFamily("slawatch_sla_at_risk", "1 if the projection misses the objective.", labels=labels)
-        breached = GaugeMetricFamily("slawatch_sla_breached", "1 if this month's error budget is spent.", labels=labels)
+        seen: set[str] = set()
         for t in targets:
-            s = sla.get(t.target)
-            if s is None:
+            if t.contract in seen:
                 continue
-            base = [t.contract, t.target, t.kind, "availability"]
-            m = s.mtd
-            if m.so_far.ratio is not None:
-                avail.add_metric(base + ["month"], float(m.so_far.ratio))
-            for name, value in s.rolling.items():
-                if value is not None:
-                    avail.add_metric(base + [name], value)
-            objective.add_metric(base, s.objective_ratio)
-            if m.remaining_ratio is not None:
-                remaining.add_metric(base, m.remaining_ratio)
-            remaining_s.add_metric(base, m.remaining_ms / 1000)
-            downtime.add_metric(base + ["month"], m.used_ms / 1000)
-            excluded.add_metric([t.contract, t.target, t.kind, "maintenance"], m.so_far.maintenance_ms / 1000)
-            excluded.add_metric([t.contract, t.target, t.kind, "unknown"], m.so_far.unknown_ms / 1000)
-            for window, rate in s.burn_rates.items():
-                if rate is not None:
-                    burn.add_metric(base + [window], rate)
-            if m.projected_ratio is not None:
-                projected.add_metric(base, m.projected_ratio)
-            at_risk.add_metric(base, 1 if m.at_risk else 0)
-            breached.add_metric(base, 1 if m.breached else 0)
-        yield from (avail, objective, remaining, remaining_s, downtime, excluded, burn, projected, at_risk, breached)
+            seen.add(t.contract)
+            for name, value in sorted(t.objectives.items()):
+                thresholds.add_metric([t.contract, name], value)
+            s = sla.get(t.target)
+            if s is not None:
+                ratio.add_metric([t.contract, "availability"], s.objective_ratio)
+        yield thresholds
+        yield ratio
         if self.live.sla_time is not None:
             yield GaugeMetricFamily("slawatch_sla_evaluation_timestamp_seconds",
                                     "The instant the slawatch_sla_* figures were computed for.", value=self.live.sla_time)
@@ -372,12 +281,27 @@ class ExporterServer:
 
     def __init__(self, registry: CollectorRegistry, listen: str, *, ready: threading.Event | None = None,
                  basic_auth: tuple[str, str] | None = None, reload=None, tls: tuple[str, str] | None = None,
-                 responses: dict | None = None):
+                 responses: dict | None = None, targets: TargetSeries | None = None, scrapes: dict | None = None):
         host, _, port = listen.rpartition(":")
         self.host = host.strip("[]")
         self.port = int(port)
         self.ready = ready or threading.Event()
-        metrics_app = make_wsgi_app(registry)
+        render_lock = threading.Lock()  # one render at a time: the target renderer's caches are not shared
+
+        def metrics_app(environ, start_response):
+            t0 = time.perf_counter()
+            with render_lock:
+                text = targets.render() if targets is not None else ""
+                body = text.encode() + generate_latest(registry)
+            headers = [("Content-Type", CONTENT_TYPE_LATEST)]
+            if "gzip" in environ.get("HTTP_ACCEPT_ENCODING", ""):
+                body = gzip.compress(body, compresslevel=1)
+                headers.append(("Content-Encoding", "gzip"))
+            headers.append(("Content-Length", str(len(body))))
+            if scrapes is not None:
+                scrapes["seconds"], scrapes["bytes"] = time.perf_counter() - t0, len(body)
+            start_response("200 OK", headers)
+            return [body] if environ.get("REQUEST_METHOD") != "HEAD" else []
         expected = None
         if basic_auth:
             expected = "Basic " + base64.b64encode(f"{basic_auth[0]}:{basic_auth[1]}".encode()).decode()

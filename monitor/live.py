@@ -100,6 +100,8 @@ class SelfStats:
     clock_steps_total: int = 0
     #: the exporter's HTTP answers by status code (4xx: bad or unauthorized requests)
     http_responses: dict = field(default_factory=dict)
+    #: the last scrape: seconds to render and compress it, bytes sent
+    scrape: dict = field(default_factory=dict)
 
 
 class LiveState:

@@ -35,6 +35,23 @@ def panel_queries(d: dict) -> list[tuple[str, str]]:
     return out
 
 
+#: families beyond the default series budget (monitor/metrics/targets.py) and the option that adds them
+OPT_IN = {"slawatch_icmp_rtt_seconds": "histograms", "slawatch_sla_excluded_seconds": "detail",
+          "slawatch_sla_at_risk": "detail", "slawatch_sla_breached": "detail", "slawatch_jitter_rfc3550": "detail",
+          "slawatch_sla_error_budget_remaining_seconds": "detail", "slawatch_target_last_cycle": "detail",
+          "slawatch_voice_r_factor_window": "detail", "slawatch_sla_burn_rate": "burn_rates"}
+
+
+def test_panels_on_opt_in_families_say_which_option_they_need():
+    """The live stack below turns the opt-in families on; every other panel must work on the defaults."""
+    for path in DASHBOARDS:
+        d = load(path)
+        for p in d["panels"]:
+            for family, option in OPT_IN.items():
+                if any(family in t["expr"] for t in p["targets"]):
+                    assert f"exporter.per_target.{option}: true" in p.get("description", ""), (path.name, p["title"])
+
+
 def test_dashboard_structure():
     assert len(DASHBOARDS) == 5 and len(CLUSTER_DASHBOARDS) == 1
     uids = [load(p)["uid"] for p in DASHBOARDS]
@@ -124,7 +141,7 @@ def live_stack(tmp_path_factory, request):
     port, prom_port, db = free_port(), free_port(), stores.location("store")
     (tmp / "slawatch.yaml").write_text(f"""
 storage: {stores.yaml(db, flush_interval="200ms")}
-exporter: {{listen: "127.0.0.1:{port}"}}
+exporter: {{listen: "127.0.0.1:{port}", per_target: {{histograms: true, detail: true}}}}
 logging: {{format: json}}
 contracts:
   - {{id: internet, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.9%, latency: {{percentile: 95, max: 80ms}}, loss: 0.5%}}}}

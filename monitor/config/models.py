@@ -517,8 +517,24 @@ class ExporterTls(_Model):
     key_file: str
 
 
+class PerTargetMetrics(_Model):
+    """Which per-target families the exporter writes beyond the default budget (monitor/metrics/targets.py):
+    10 series an internet target, 15 a voice target by default."""
+
+    #: slawatch_icmp_rtt_seconds (15 buckets, sum, count: +17 a target); the RTT quantile rules need it
+    histograms: bool = False
+    #: availability windows: month (the default) and the rolling 1h, 24h, 7d, 30d (+1 a target each)
+    windows: list[Literal["month", "1h", "24h", "7d", "30d"]] = Field(default_factory=lambda: ["month"])
+    #: slawatch_sla_burn_rate for the six burn windows (+6); the shipped rules compute them from slawatch_target_up
+    burn_rates: bool = False
+    #: budget seconds, excluded time by reason, at-risk, breached, last cycle time, RFC 3550 jitter, internet
+    #: targets' last-burst loss and IPDV jitter, voice R-factor windows and the 1 h MOS window
+    detail: bool = False
+
+
 class ExporterConfig(_Model):
     enabled: bool = True
+    per_target: PerTargetMetrics = Field(default_factory=PerTargetMetrics)
     tls: ExporterTls | None = None
     listen: HostPort = "127.0.0.1:9842"
     basic_auth: BasicAuth | None = None

@@ -1,0 +1,220 @@
+"""The per-target families, within a series budget: what a NOC needs per circuit by default, the rest opt-in.
+
+Default series per target (README, "Series budget"):
+
+===================================================  ========  =============================================
+family                                               series    why per target
+===================================================  ========  =============================================
+``slawatch_target_up``                               1         down now; Prometheus derives error ratios
+``slawatch_target_state{slawatch_target_state=…}``   1         the current state (its label), value 1
+``slawatch_target_state_since_seconds``              1         "down since", for how long
+``slawatch_icmp_packets_sent_total`` / ``_received``  2         loss over any window (recording rules)
+``slawatch_icmp_rtt_median_seconds``                 1         the last burst's latency
+``slawatch_sla_availability_ratio{window="month"}``  1         availability this month
+``slawatch_sla_error_budget_remaining_ratio``        1         budget left
+``slawatch_sla_projected_availability_ratio``        1         where the month is heading
+``slawatch_sla_downtime_seconds{window="month"}``    1         downtime counted for billing
+===================================================  ========  =============================================
+
+10 for an internet target. A voice target adds the last burst's ``slawatch_icmp_loss_ratio`` and
+``slawatch_jitter_seconds``, ``slawatch_voice_mos``, ``slawatch_voice_r_factor`` and
+``slawatch_voice_mos_window{window="5m"}`` (15). An SNMP probe adds 3
+(``slawatch_snmp_up``, uptime, reboots) and 6 per selected interface (monitor.exporter). Opt-in
+(``exporter.per_target``):
+
+- ``histograms: true``: ``slawatch_icmp_rtt_seconds`` (15 buckets, sum, count: +17); the p50/p95/p99
+  recording rules need it.
+- ``windows: [month, 1h, 24h, 7d, 30d]``: more availability windows (+1 each).
+- ``burn_rates: true``: ``slawatch_sla_burn_rate`` for the six burn windows (+6); the shipped recording
+  rules compute the same from ``slawatch_target_up``, as Sloth and Pyrra do.
+- ``detail: true``: budget seconds, excluded time by reason, at-risk, breached, the last cycle's time,
+  RFC 3550 jitter, an internet target's last-burst loss and IPDV jitter, the voice R-factor windows and
+  1 h MOS window (+9 internet, +4 voice).
+
+The contract-level objectives (``slawatch_sla_objective_ratio``, ``slawatch_objective_threshold``) are per
+contract, not per target (monitor.exporter). Nothing here reads the store: everything comes from LiveState.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from ..live import RTT_BUCKETS, LiveState, TargetLive
+from ..voice_window import WINDOWS
+from .text import Family, label_text
+
+__all__ = ["TargetSeries", "DEFAULT_SERIES"]
+
+#: series per target with the default ``exporter.per_target`` (internet, voice)
+DEFAULT_SERIES = {"internet": 10, "voice": 15}
+
+_NAMES = ("contract", "target", "kind")
+_BUCKET_BOUNDS = [repr(b) for b in RTT_BUCKETS] + ["+Inf"]
+
+
+class _Families:
+    """The families of one scrape, in a fixed order."""
+
+    def __init__(self, cfg: Any):
+        self.cfg = cfg
+        f = self.f = {}
+
+        def fam(key: str, name: str, kind: str, help_text: str) -> None:
+            f[key] = Family(name, kind, help_text)
+
+        fam("up", "slawatch_target_up", "gauge", "1 if the target is up or degraded, 0 if down; absent while unknown.")
+        fam("state", "slawatch_target_state", "gauge", "The target's current state, as the label "
+            "slawatch_target_state (up, degraded, down, maintenance, unknown); value 1. One series a target: it "
+            "moves to the new state's label when the state changes.")
+        fam("since", "slawatch_target_state_since_seconds", "gauge", "Unix time the current state is dated from.")
+        fam("last", "slawatch_target_last_cycle_seconds", "gauge", "Unix time of the target's last probe cycle.")
+        fam("rtt", "slawatch_icmp_rtt_seconds", "histogram", "ICMP echo round-trip times.")
+        fam("rtt_median", "slawatch_icmp_rtt_median_seconds", "gauge", "Median ICMP round-trip time of the last burst.")
+        fam("sent", "slawatch_icmp_packets_sent_total", "counter", "ICMP echo requests sent.")
+        fam("received", "slawatch_icmp_packets_received_total", "counter", "ICMP echo replies received in time.")
+        fam("jitter", "slawatch_jitter_seconds", "gauge", "IPDV jitter (RFC 5481) of the last burst.")
+        fam("jitter3550", "slawatch_jitter_rfc3550_seconds", "gauge",
+            "RFC 3550 smoothed interarrival jitter across cycles.")
+        fam("loss", "slawatch_icmp_loss_ratio", "gauge", "Loss ratio of the last burst.")
+        fam("mos", "slawatch_voice_mos", "gauge", "E-model MOS of the last cycle (voice targets).")
+        fam("r", "slawatch_voice_r_factor", "gauge", "E-model R-factor of the last cycle (voice targets).")
+        fam("wmos", "slawatch_voice_mos_window", "gauge",
+            "E-model MOS of the window's pooled loss, delay and jitter (voice targets).")
+        fam("wr", "slawatch_voice_r_factor_window", "gauge",
+            "E-model R-factor of the window's pooled loss, delay and jitter (voice targets).")
+        fam("avail", "slawatch_sla_availability_ratio", "gauge",
+            "Availability over the window (month = calendar month to date).")
+        fam("remaining", "slawatch_sla_error_budget_remaining_ratio", "gauge", "Share of this month's error budget left.")
+        fam("remaining_s", "slawatch_sla_error_budget_remaining_seconds", "gauge", "Error budget left this month.")
+        fam("downtime", "slawatch_sla_downtime_seconds", "gauge", "Downtime counted this month.")
+        fam("excluded", "slawatch_sla_excluded_seconds", "gauge", "Time excluded this month (maintenance, unknown).")
+        fam("burn", "slawatch_sla_burn_rate", "gauge", "Error-budget burn rate over the window.")
+        fam("projected", "slawatch_sla_projected_availability_ratio", "gauge", "Availability projected to month end.")
+        fam("at_risk", "slawatch_sla_at_risk", "gauge", "1 if the projection misses the objective.")
+        fam("breached", "slawatch_sla_breached", "gauge", "1 if this month's error budget is spent.")
+
+    def text(self) -> str:
+        return "".join(family.text() for family in self.f.values())
+
+
+class TargetSeries:
+    """Renders the per-target families from LiveState, fast: each target's label set is escaped once (and again
+    only when its contract or kind changes), each sample is one formatted line."""
+
+    def __init__(self, live: LiveState, per_target: Any = None):
+        self.live = live
+        self.cfg = per_target
+        self._labels: dict[str, tuple[tuple[str, str, str], str]] = {}
+        #: (target, window) -> (the last cycle it was computed for, minute, the quality) for voice windows
+        self._voice: dict[tuple[str, str], tuple[Any, int, Any]] = {}
+
+    def _label(self, t: TargetLive) -> str:
+        key = (t.contract, t.target, t.kind)
+        cached = self._labels.get(t.target)
+        if cached is None or cached[0] != key:
+            cached = self._labels[t.target] = (key, label_text(_NAMES, key))
+        return cached[1]
+
+    def _window_quality(self, t: TargetLive, window: str, now: float) -> Any:
+        """The pooled voice quality of a window, recomputed when a cycle arrived or the minute turned."""
+        key = (t.target, window)
+        minute = int(now // 60)
+        cached = self._voice.get(key)
+        if cached is not None and cached[0] == t.last_cycle and cached[1] == minute:
+            return cached[2]
+        q = t.voice_window.quality(now, WINDOWS[window], t.voice_settings)
+        self._voice[key] = (t.last_cycle, minute, q)
+        return q
+
+    def render(self, now: float | None = None) -> str:
+        now = time.time() if now is None else now
+        cfg = self.cfg
+        histograms = bool(getattr(cfg, "histograms", False))
+        windows = set(getattr(cfg, "windows", None) or ["month"])
+        burn_rates = bool(getattr(cfg, "burn_rates", False))
+        detail = bool(getattr(cfg, "detail", False))
+        fams = _Families(cfg)
+        f = fams.f
+        up, state, since, last = f["up"], f["state"], f["since"], f["last"]
+        targets = self.live.snapshot()
+        sla = self.live.sla_snapshot()
+        live_ids = set()
+        for t in targets:
+            live_ids.add(t.target)
+            lab = self._label(t)
+            tracker_state = t.tracker.state
+            cur = "maintenance" if t.in_maintenance and tracker_state != "unknown" else tracker_state
+            if tracker_state == "down":
+                up.lines.append(f"slawatch_target_up{{{lab}}} 0.0\n")
+            elif cur in ("up", "degraded", "maintenance"):
+                up.lines.append(f"slawatch_target_up{{{lab}}} 1.0\n")
+            # the current state only (value 1): one series, where a state set would write all five
+            state.lines.append(f'slawatch_target_state{{{lab},slawatch_target_state="{cur}"}} 1.0\n')
+            if t.tracker.since is not None:
+                since.add(lab, t.tracker.since)
+            if detail and t.last_cycle is not None:
+                last.add(lab, t.last_cycle)
+            # ICMP
+            if histograms:
+                rtt, cumulative = f["rtt"], 0
+                for bound, count in zip(_BUCKET_BOUNDS, t.rtt_bucket_counts):
+                    cumulative += count
+                    rtt.lines.append(f'slawatch_icmp_rtt_seconds_bucket{{{lab},le="{bound}"}} {float(cumulative)!r}\n')
+                rtt.lines.append(f"slawatch_icmp_rtt_seconds_count{{{lab}}} {float(cumulative)!r}\n")
+                rtt.add(lab, t.rtt_sum, "_sum")
+            f["sent"].add(lab, t.packets_sent)
+            f["received"].add(lab, t.packets_received)
+            if t.last_rtt is not None:
+                f["rtt_median"].add(lab, t.last_rtt)
+            if t.last_jitter is not None and (detail or t.kind == "voice"):
+                f["jitter"].add(lab, t.last_jitter)
+            if detail and t.rfc3550_jitter is not None:
+                f["jitter3550"].add(lab, t.rfc3550_jitter)
+            if t.last_loss is not None and (detail or t.kind == "voice"):
+                f["loss"].add(lab, t.last_loss)  # internet targets: from the packet counters, over any window
+            # voice
+            if t.last_mos is not None:
+                f["mos"].add(lab, t.last_mos)
+            if t.last_r is not None:
+                f["r"].add(lab, t.last_r)
+            if t.voice_window is not None:
+                for window in WINDOWS:
+                    if window != "5m" and not detail:
+                        continue
+                    q = self._window_quality(t, window, now)
+                    if q is not None:
+                        f["wmos"].add(f'{lab},window="{window}"', q.mos)
+                        if detail:
+                            f["wr"].add(f'{lab},window="{window}"', q.r)
+            # SLA
+            s = sla.get(t.target)
+            if s is None:
+                continue
+            base = lab
+            m = s.mtd
+            if "month" in windows and m.so_far.ratio is not None:
+                f["avail"].add(f'{base},window="month"', float(m.so_far.ratio))
+            for name, value in s.rolling.items():
+                if name in windows and value is not None:
+                    f["avail"].add(f'{base},window="{name}"', value)
+            if m.remaining_ratio is not None:
+                f["remaining"].add(base, m.remaining_ratio)
+            if m.projected_ratio is not None:
+                f["projected"].add(base, m.projected_ratio)
+            f["downtime"].add(f'{base},window="month"', m.used_ms / 1000)
+            if burn_rates:
+                for window, rate in s.burn_rates.items():
+                    if rate is not None:
+                        f["burn"].add(f'{base},window="{window}"', rate)
+            if detail:
+                f["remaining_s"].add(base, m.remaining_ms / 1000)
+                f["excluded"].add(f'{lab},reason="maintenance"', m.so_far.maintenance_ms / 1000)
+                f["excluded"].add(f'{lab},reason="unknown"', m.so_far.unknown_ms / 1000)
+                f["at_risk"].add(base, 1 if m.at_risk else 0)
+                f["breached"].add(base, 1 if m.breached else 0)
+        if len(self._labels) > len(live_ids):  # targets removed by a reload: forget their caches
+            for gone in set(self._labels) - live_ids:
+                del self._labels[gone]
+            self._voice = {k: v for k, v in self._voice.items() if k[0] in live_ids}
+        return fams.text()
