@@ -76,8 +76,10 @@ def _iso(ts: float | None) -> str:
 
 
 def _labels(t: Ticket) -> dict[str, str]:
+    """An alert's labels: the metrics' names (contract, target) and the ledger's severity; what the ticket is
+    about is ``ticket_kind`` (``kind`` is the target's service kind in the metrics, internet or voice)."""
     labels = {"alertname": "SlawatchTicket", "slawatch_ticket": t.uid, "contract": t.contract,
-              "severity": t.severity, "kind": t.kind.replace(" ", "_")}
+              "severity": t.severity, "ticket_kind": t.kind.replace(" ", "_")}
     if len(t.targets) == 1:
         labels["target"] = t.targets[0]
     return labels

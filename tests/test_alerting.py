@@ -1,0 +1,155 @@
+"""One outage, one notification: a real slawatch (with an Alertmanager ticket sink), a real Prometheus with the
+shipped rules, and a real Alertmanager with the shipped routes and inhibit rules (dashboards/prometheus/
+alertmanager.yml, its receivers pointed at a capturing webhook here). A namespace circuit goes dark: slawatch's
+outage alert and Prometheus's burn-rate alerts all reach Alertmanager, and the on-call receives one
+notification group for the circuit, naming the outage; the burn-rate alerts are inhibited, not lost."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import threading
+import time
+import urllib.request
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import yaml
+
+from conftest import REPO, SLAWATCH, free_port, needs_root, wait_for
+
+pytestmark = [needs_root, pytest.mark.slow]
+SHIPPED = REPO / "dashboards" / "prometheus"
+
+
+class Capture:
+    """A webhook receiver: every notification Alertmanager posts, with the path it was posted to."""
+
+    def __init__(self):
+        received = self.received = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                received.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def am_alerts(port: int) -> list[dict]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v2/alerts?active=true&silenced=true&inhibited=true",
+                                timeout=10) as resp:
+        return json.loads(resp.read())
+
+
+def test_one_outage_is_one_notification(tmp_path, netlab, icmp_mode):
+    for tool in ("prometheus", "prometheus-alertmanager"):
+        if not shutil.which(tool):
+            pytest.skip(f"{tool} is not installed (scripts/dev-setup installs it)")
+    host = netlab.add_host("alerting", kernel_replies=False)
+    dark = host.address(3)
+    host.set_rules({"default": {}, "addresses": {dark: {"blackout": True}}})
+    capture = Capture()
+    am_port, am_cluster, prom_port, port = free_port(), free_port(), free_port(), free_port()
+
+    # the shipped Alertmanager config, with its receivers pointed here and its waits shortened for a test
+    am = yaml.safe_load((SHIPPED / "alertmanager.yml").read_text())
+    am["route"].update(group_wait="3s", group_interval="10s")
+    for receiver in am["receivers"]:
+        receiver["webhook_configs"][0]["url"] = f"http://127.0.0.1:{capture.port}/{receiver['name']}"
+    (tmp_path / "am.yml").write_text(yaml.safe_dump(am))
+    (tmp_path / "rules.yml").write_text((SHIPPED / "slawatch-rules.yml").read_text().replace("interval: 30s",
+                                                                                              "interval: 1s"))
+    (tmp_path / "prometheus.yml").write_text(f"""
+global: {{scrape_interval: 1s, evaluation_interval: 1s}}
+rule_files: [rules.yml]
+alerting:
+  alertmanagers: [{{static_configs: [{{targets: ["127.0.0.1:{am_port}"]}}]}}]
+scrape_configs:
+  - job_name: slawatch
+    static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
+""")
+    (tmp_path / "slawatch.yaml").write_text(f"""
+storage: {{path: {tmp_path / 's.db'}, flush_interval: 200ms}}
+exporter: {{listen: "127.0.0.1:{port}"}}
+logging: {{format: json}}
+contracts:
+  - id: internet
+    customer: ACME
+    provider: ExampleTel
+    objectives: {{availability: 99.9%}}
+    escalation: [{{tier: 1, after: 0s, sinks: [am]}}]
+ticket_sinks:
+  - {{name: am, type: alertmanager, url: "http://127.0.0.1:{am_port}/"}}
+defaults:
+  targets: {{interval: 1s, failure_threshold: 2, probes: {{icmp: {{count: 2, spacing: 20ms, timeout: 300ms}}}}}}
+targets:
+  - {{id: lo1, contract: internet, kind: internet, address: 127.0.0.1}}
+  - {{id: dark, contract: internet, kind: internet, address: "{dark}"}}
+""")
+    procs = []
+    try:
+        procs.append(subprocess.Popen(
+            ["prometheus-alertmanager", f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am'}",
+             f"--web.listen-address=127.0.0.1:{am_port}", f"--cluster.listen-address=127.0.0.1:{am_cluster}",
+             f"--cluster.advertise-address=127.0.0.1:{am_cluster}"],
+            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "am.log", "w")))
+        wait_for("Alertmanager", lambda: urllib.request.urlopen(f"http://127.0.0.1:{am_port}/-/ready", timeout=2))
+        procs.append(subprocess.Popen(SLAWATCH + ["run", "-c", str(tmp_path / "slawatch.yaml")], cwd=REPO,
+                                      stdout=subprocess.DEVNULL, stderr=open(tmp_path / "slawatch.log", "w")))
+        procs.append(subprocess.Popen(
+            ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+             f"--web.listen-address=127.0.0.1:{prom_port}"],
+            stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "w")))
+
+        def names() -> dict[str, dict]:
+            return {a["labels"]["alertname"]: a for a in am_alerts(am_port) if a["labels"].get("target") == "dark"}
+
+        # the outage ticket and both burn-rate alerts reach Alertmanager for the dark circuit
+        alerts = wait_for("all three alerts", lambda: (lambda n: n if {"SlawatchTicket", "SlawatchErrorBudgetBurnFast",
+                                                                       "SlawatchErrorBudgetBurnSlow"} <= set(n) else None)
+                          (names()), timeout=90)
+        ticket = alerts["SlawatchTicket"]
+        assert ticket["labels"]["ticket_kind"] == "outage" and ticket["labels"]["severity"] == "critical"
+        assert ticket["status"]["state"] == "active"
+        for burn in ("SlawatchErrorBudgetBurnFast", "SlawatchErrorBudgetBurnSlow"):
+            a = alerts[burn]
+            assert a["labels"]["kind"] == "internet" and a["labels"]["severity"] in ("major", "minor")
+            assert a["status"]["state"] == "suppressed" and a["status"]["inhibitedBy"], a  # inhibited, not lost
+        time.sleep(15)  # past group_wait and a group_interval: whatever would be sent, is
+        about_dark = [(path, n) for path, n in capture.received if n["groupLabels"].get("target") == "dark"]
+        assert about_dark, capture.received
+        sent = {(a["labels"]["alertname"], a["status"]) for _path, n in about_dark for a in n["alerts"]}
+        assert sent == {("SlawatchTicket", "firing")}, sent  # one notification group: the outage, nothing else
+        assert {path for path, _n in about_dark} == {"/oncall-page"}  # critical pages
+        assert len({json.dumps(n["groupLabels"], sort_keys=True) for _p, n in about_dark}) == 1
+        # the healthy circuit sent nothing
+        assert not [n for _p, n in capture.received if n["groupLabels"].get("target") == "lo1"]
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        capture.close()
+
+
+def test_shipped_alertmanager_config_is_valid():
+    if not shutil.which("amtool"):
+        pytest.skip("amtool is not installed (scripts/dev-setup installs prometheus-alertmanager)")
+    r = subprocess.run(["amtool", "check-config", str(SHIPPED / "alertmanager.yml")], capture_output=True, text=True)
+    assert r.returncode == 0 and "4 inhibit rules" in r.stdout, r.stdout + r.stderr
+
+
