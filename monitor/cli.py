@@ -192,7 +192,7 @@ def cmd_status(args) -> int:
         last = store.last_cycles()
         coverage = {t: (s.tracker.get("first_cycle"), s.tracker.get("last_cycle")) for t, s in states.items()}
         try:
-            sla, _ = SlaEvaluator(config, store).evaluate(time.time(), coverage)
+            sla, _ = SlaEvaluator(config, store).evaluate(time.time(), coverage, windows=False)
         except StoreError:
             sla = {}
         open_tickets = store.open_incidents("outage:")

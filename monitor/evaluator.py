@@ -37,11 +37,14 @@ class TargetSla:
 
 
 def evaluate_target(target: Target, contract: Contract, now_ms: int, down: list[Interval], unknown: list[Interval],
-                    maintenance: list[Interval]) -> tuple[TargetSla, list[BreachEvent]]:
+                    maintenance: list[Interval], windows: bool = True) -> tuple[TargetSla, list[BreachEvent]]:
+    """The target's month to date, and with ``windows`` its rolling windows, burn rates and breach events."""
     period = month_of(now_ms, contract.timezone)
     objective = contract.objectives.availability
     policy = contract.unknown_time
     mtd = month_to_date((period.start_ms, period.end_ms), now_ms, down, unknown, maintenance, objective, policy)
+    if not windows:
+        return TargetSla(target.id, contract.id, period.label, float(objective / 100), mtd), []
     rolling = {}
     for name, seconds in ROLLING_WINDOWS.items():
         a = availability((now_ms - seconds * 1000, now_ms), down, unknown, maintenance, policy)
@@ -75,8 +78,10 @@ class SlaEvaluator:
         self.store = store
         self.contracts = {c.id: c for c in config.contracts}
 
-    def evaluate(self, now: float, coverage: dict[str, tuple[float | None, float | None]]) -> tuple[dict[str, TargetSla], list[BreachEvent]]:
-        """``coverage``: target -> (first cycle, last cycle) as the daemon knows them."""
+    def evaluate(self, now: float, coverage: dict[str, tuple[float | None, float | None]],
+                 windows: bool = True) -> tuple[dict[str, TargetSla], list[BreachEvent]]:
+        """``coverage``: target -> (first cycle, last cycle) as the daemon knows them. Without ``windows`` only
+        the month to date (what ``slawatch status`` shows), no rolling windows, burn rates or events."""
         now_ms = to_ms(now)
         lo = now_ms - _LOOKBACK_MS
         lo = min(lo, min((month_of(now_ms, c.timezone).start_ms for c in self.config.contracts), default=lo))
@@ -106,7 +111,7 @@ class SlaEvaluator:
                 gaps.append((lo, to_ms(first)))
                 if last is not None and now - last > 1.5 * target.interval:
                     gaps.append((to_ms(last + target.interval), now_ms))
-            sla, evs = evaluate_target(target, contract, now_ms, down.get(target.id, []), gaps, maint)
+            sla, evs = evaluate_target(target, contract, now_ms, down.get(target.id, []), gaps, maint, windows)
             results[target.id] = sla
             events.extend(evs)
         return results, events
