@@ -138,6 +138,7 @@ class Daemon:
     def _use_units(self, units: dict) -> None:
         """What this node may probe (at start and at each reload): for the scheduler, the ingestor, the metrics."""
         self.units = units
+        self.live.contracts = {c.id: (c.customer, c.provider) for c in self.config.contracts}
         self.ingestor.set_units(units)
         self.live.site_units = {uid: (u.parent, u.site) for uid, u in units.items() if u.site is not None}
 

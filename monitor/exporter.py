@@ -265,6 +265,11 @@ class SlawatchCollector(Collector):
                 ratio.add_metric([t.contract, "availability"], s.objective_ratio)
         yield thresholds
         yield ratio
+        info = GaugeMetricFamily("slawatch_contract_info", "A contract's customer and provider (value 1), to join "
+                                 "on contract.", labels=["contract", "customer", "provider"])
+        for contract, (customer, provider) in sorted(self.live.contracts.items()):
+            info.add_metric([contract, customer, provider], 1)
+        yield info
         if self.live.sla_time is not None:
             yield GaugeMetricFamily("slawatch_sla_evaluation_timestamp_seconds",
                                     "The instant the slawatch_sla_* figures were computed for.", value=self.live.sla_time)

@@ -110,6 +110,8 @@ class LiveState:
         self.targets: dict[str, TargetLive] = {}
         self.sla: dict = {}  # target -> monitor.evaluator.TargetSla
         self.sla_time: float | None = None  # the instant the SLA figures are for
+        #: contract -> (customer, provider), for slawatch_contract_info
+        self.contracts: dict[str, tuple[str, str]] = {}
         self.traps = None  # monitor.traps.TrapReceiver when configured
         self.snmp_wire = None  # probes.snmp_wire.WireClient: its count of dropped datagrams
         #: (state, severity) -> count, refreshed by the delivery loop

@@ -21,6 +21,8 @@ from conftest import REPO, SLAWATCH, free_port
 DASHBOARDS = sorted((REPO / "dashboards").glob("*.json"))
 #: the sites dashboard needs a cluster (test_sites_dashboard_against_a_real_cluster); the others one node
 CLUSTER_DASHBOARDS = [p for p in DASHBOARDS if p.name == "sites.json"]
+#: the self-monitoring dashboard is per slawatch instance, not per contract
+SELF_DASHBOARDS = [p for p in DASHBOARDS if p.name == "self.json"]
 NODE_DASHBOARDS = [p for p in DASHBOARDS if p not in CLUSTER_DASHBOARDS]
 RULES = REPO / "dashboards" / "prometheus"
 
@@ -53,21 +55,25 @@ def test_panels_on_opt_in_families_say_which_option_they_need():
 
 
 def test_dashboard_structure():
-    assert len(DASHBOARDS) == 5 and len(CLUSTER_DASHBOARDS) == 1
+    assert len(DASHBOARDS) == 6 and len(CLUSTER_DASHBOARDS) == 1 and len(SELF_DASHBOARDS) == 1
     uids = [load(p)["uid"] for p in DASHBOARDS]
-    assert len(set(uids)) == 5 and all(u.startswith("slawatch-") for u in uids)
+    assert len(set(uids)) == 6 and all(u.startswith("slawatch-") for u in uids)
     for path in DASHBOARDS:
         d = load(path)
         names = [v["name"] for v in d["templating"]["list"]]
         extra = ["site"] if path in CLUSTER_DASHBOARDS else []
-        assert names == ["datasource", "contract", "target", *extra], path.name
+        expected = ["datasource", "instance"] if path in SELF_DASHBOARDS else ["datasource", "contract", "target", *extra]
+        assert names == expected, path.name
+        # links between the dashboards, keeping the variables and the time range
+        assert any(link["type"] == "dashboards" and link["tags"] == ["slawatch"] and link["includeVars"]
+                   and link["keepTime"] for link in d.get("links", [])), path.name
         assert d["templating"]["list"][0]["type"] == "datasource" and d["templating"]["list"][0]["query"] == "prometheus"
         text = path.read_text()
         for p in d["panels"]:
             assert p["datasource"] == {"type": "prometheus", "uid": "${datasource}"}, (path.name, p["title"])
             assert all(t["datasource"]["uid"] == "${datasource}" for t in p["targets"])
             assert any("$contract" in t["expr"] or "slawatch_tickets" in t["expr"] or "$site" in t["expr"]
-                       for t in p["targets"]), p["title"]
+                       or "$instance" in t["expr"] for t in p["targets"]), p["title"]
         uids_used = {v for k, v in _walk(d) if k == "uid"} - set(uids) - {"${datasource}", "-- Grafana --"}
         assert uids_used == set(), f"hard-coded datasource in {path.name}: {uids_used}"
         assert '"datasource": "' not in text  # no datasource given by name
@@ -103,7 +109,7 @@ def prom_query(port: int, expr: str) -> list:
 
 
 def concrete(expr: str) -> str:
-    return (expr.replace("$contract", ".*").replace("$target", ".*").replace("$site", ".*").replace("$__rate_interval", "15s")
+    return (expr.replace("$contract", ".*").replace("$target", ".*").replace("$site", ".*").replace("$instance", ".*").replace("$__rate_interval", "15s")
             .replace("$__range", "1m").replace("$__interval", "5s"))
 
 
