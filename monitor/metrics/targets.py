@@ -29,7 +29,7 @@ family                                               series    why per target
   rules compute the same from ``slawatch_target_up``, as Sloth and Pyrra do.
 - ``detail: true``: budget seconds, excluded time by reason, at-risk, breached, the last cycle's time,
   RFC 3550 jitter, an internet target's last-burst loss and IPDV jitter, the voice R-factor windows and
-  1 h MOS window (+9 internet, +4 voice).
+  1 h MOS window (+9 internet, +10 voice).
 
 The contract-level objectives (``slawatch_sla_objective_ratio``, ``slawatch_objective_threshold``) are per
 contract, not per target (monitor.exporter). Nothing here reads the store: everything comes from LiveState.
@@ -49,7 +49,6 @@ __all__ = ["TargetSeries", "DEFAULT_SERIES"]
 #: series per target with the default ``exporter.per_target`` (internet, voice)
 DEFAULT_SERIES = {"internet": 10, "voice": 15}
 
-_NAMES = ("contract", "target", "kind")
 _BUCKET_BOUNDS = [repr(b) for b in RTT_BUCKETS] + ["+Inf"]
 
 
@@ -109,11 +108,16 @@ class TargetSeries:
         #: (target, window) -> (the last cycle it was computed for, minute, the quality) for voice windows
         self._voice: dict[tuple[str, str], tuple[Any, int, Any]] = {}
 
-    def _label(self, t: TargetLive) -> str:
+    def _label(self, t: TargetLive) -> tuple[str, str, str]:
+        """(``contract="..",kind=".."``, ``target=".."``, both joined): label names sorted, as prometheus_client
+        writes them, so a label that sorts between kind and target (le, reason, slawatch_target_state) goes
+        between the two parts and ``window`` after them."""
         key = (t.contract, t.target, t.kind)
         cached = self._labels.get(t.target)
         if cached is None or cached[0] != key:
-            cached = self._labels[t.target] = (key, label_text(_NAMES, key))
+            head = label_text(("contract", "kind"), (t.contract, t.kind))
+            tail = label_text(("target",), (t.target,))
+            cached = self._labels[t.target] = (key, (head, tail, f"{head},{tail}"))
         return cached[1]
 
     def _window_quality(self, t: TargetLive, window: str, now: float) -> Any:
@@ -142,7 +146,7 @@ class TargetSeries:
         live_ids = set()
         for t in targets:
             live_ids.add(t.target)
-            lab = self._label(t)
+            head, tail, lab = self._label(t)
             tracker_state = t.tracker.state
             cur = "maintenance" if t.in_maintenance and tracker_state != "unknown" else tracker_state
             if tracker_state == "down":
@@ -150,7 +154,7 @@ class TargetSeries:
             elif cur in ("up", "degraded", "maintenance"):
                 up.lines.append(f"slawatch_target_up{{{lab}}} 1.0\n")
             # the current state only (value 1): one series, where a state set would write all five
-            state.lines.append(f'slawatch_target_state{{{lab},slawatch_target_state="{cur}"}} 1.0\n')
+            state.lines.append(f'slawatch_target_state{{{head},slawatch_target_state="{cur}",{tail}}} 1.0\n')
             if t.tracker.since is not None:
                 since.add(lab, t.tracker.since)
             if detail and t.last_cycle is not None:
@@ -160,7 +164,8 @@ class TargetSeries:
                 rtt, cumulative = f["rtt"], 0
                 for bound, count in zip(_BUCKET_BOUNDS, t.rtt_bucket_counts):
                     cumulative += count
-                    rtt.lines.append(f'slawatch_icmp_rtt_seconds_bucket{{{lab},le="{bound}"}} {float(cumulative)!r}\n')
+                    rtt.lines.append(f'slawatch_icmp_rtt_seconds_bucket{{{head},le="{bound}",{tail}}} '
+                                     f'{float(cumulative)!r}\n')
                 rtt.lines.append(f"slawatch_icmp_rtt_seconds_count{{{lab}}} {float(cumulative)!r}\n")
                 rtt.add(lab, t.rtt_sum, "_sum")
             f["sent"].add(lab, t.packets_sent)
@@ -209,8 +214,8 @@ class TargetSeries:
                         f["burn"].add(f'{base},window="{window}"', rate)
             if detail:
                 f["remaining_s"].add(base, m.remaining_ms / 1000)
-                f["excluded"].add(f'{lab},reason="maintenance"', m.so_far.maintenance_ms / 1000)
-                f["excluded"].add(f'{lab},reason="unknown"', m.so_far.unknown_ms / 1000)
+                f["excluded"].add(f'{head},reason="maintenance",{tail}', m.so_far.maintenance_ms / 1000)
+                f["excluded"].add(f'{head},reason="unknown",{tail}', m.so_far.unknown_ms / 1000)
                 f["at_risk"].add(base, 1 if m.at_risk else 0)
                 f["breached"].add(base, 1 if m.breached else 0)
         if len(self._labels) > len(live_ids):  # targets removed by a reload: forget their caches

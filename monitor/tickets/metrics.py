@@ -1,0 +1,34 @@
+"""The ticket ledger's and the outbox's metrics."""
+
+from __future__ import annotations
+
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from ..live import LiveState
+
+__all__ = ["TicketCollector"]
+
+
+class TicketCollector(Collector):
+    def __init__(self, live: LiveState):
+        self.live = live
+
+    def collect(self):
+        tickets = GaugeMetricFamily("slawatch_tickets", "Tickets in the ledger by state and severity.", labels=["state", "severity"])
+        for (state, severity), n in sorted(self.live.ticket_counts.items()):
+            tickets.add_metric([state, severity], n)
+        yield tickets
+        failures = CounterMetricFamily("slawatch_ticket_delivery_failures", "Failed deliveries to a ticket sink.", labels=["sink"])
+        pending = GaugeMetricFamily("slawatch_ticket_outbox_pending", "Deliveries waiting for a ticket sink.", labels=["sink"])
+        for sink in sorted(set(self.live.delivery_failures) | set(self.live.outbox_pending)):
+            failures.add_metric([sink], self.live.delivery_failures.get(sink, 0))
+            pending.add_metric([sink], self.live.outbox_pending.get(sink, 0))
+        yield failures
+        yield pending
+        met = GaugeMetricFamily("slawatch_ticket_response_target_met_ratio",
+                                "Share of this month's tickets that met the contract's response target.",
+                                labels=["severity", "response"])
+        for (severity, kind), (ok, n) in sorted(self.live.response_met.items()):
+            met.add_metric([severity, kind], ok / n)
+        yield met
