@@ -32,7 +32,7 @@ from typing import Any
 
 from . import snmp_usm as usm
 from .base import ProbeResult
-from .snmp_wire import END_OF_MIB_VIEW, GET, GETBULK, GETNEXT, NO_SUCH_INSTANCE, NO_SUCH_OBJECT, Absent, Reply, WireClient
+from .snmp_wire import GET, GETBULK, GETNEXT, Absent, Reply, WireClient
 
 __all__ = ["SHIPPED_PROFILES", "AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpResult", "snmp_probe", "SnmpEngineHolder", "SYSTEM", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
 

@@ -165,7 +165,7 @@ def test_ticket_unit_of_work_commits_with_its_event_or_not_at_all(every_store):
     assert store.tickets_overlapping("c1", T0 + 61, T0 + 90) == []
     assert store.tickets(state="open") == [] and len(store.tickets(since=T0, until=T0 + 1)) == 1
     with store.tickets_tx() as tx:
-        assert tx.resolved_since(f"outage:c1:t1", T0 + 59).id == ticket.id
+        assert tx.resolved_since("outage:c1:t1", T0 + 59).id == ticket.id
         assert tx.unresolved("outage:c1:t1") is None
 
 

@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from conftest import REPO, SLAWATCH
-from monitor.store import Batch, OutageRecord, SqliteStore, StateRecord, UnknownRecord
+from monitor.store import Batch, SqliteStore
 from monitor.store.postgres import PostgresStore
 from test_reports import scenario, ts
 from test_store import store_a_ticket
