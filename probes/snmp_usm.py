@@ -40,7 +40,7 @@ try:  # CFB moved to the decrepit modes in cryptography 47 (and leaves the primi
 except ImportError:  # pragma: no cover - cryptography 43..46
     CFB = modes.CFB
 
-from monitor.errors import SlawatchError
+from . import ber
 
 __all__ = ["AUTH", "PRIV", "UsmUser", "UsmError", "V3Message", "password_to_key", "localize_key", "priv_key",
            "encode_v3", "decode_v3", "authenticate", "verify", "encrypt", "decrypt", "REPORT_REASONS",
@@ -80,8 +80,8 @@ REPORT_REASONS = {
 }
 
 
-class UsmError(SlawatchError):
-    """A v3 message that does not decode, authenticate or decrypt."""
+class UsmError(ber.BerError):
+    """A v3 message that does not decode, authenticate or decrypt (a BER error too: one ``except`` for both)."""
 
 
 # -- keys -------------------------------------------------------------------------------------------------------
@@ -148,56 +148,13 @@ class UsmUser:
         return AUTH[self.auth][1] if self.auth else 0
 
 
-# -- BER pieces -------------------------------------------------------------------------------------------------
+# -- BER pieces (probes/ber.py) ----------------------------------------------------------------------------------
 
-def _length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(body),)) + body
-
-
-def _tlv(tag: int, body: bytes) -> bytes:
-    return bytes((tag,)) + _length(len(body)) + body
-
-
-def _integer(n: int) -> bytes:
-    return _tlv(0x02, n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True))
-
-
-def _header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    if pos + 2 > end:
-        raise UsmError("truncated TLV")
-    tag, n = data[pos], data[pos + 1]
-    pos += 2
-    if n & 0x80:
-        size = n & 0x7F
-        if not 0 < size <= 4 or pos + size > end:
-            raise UsmError("bad length")
-        n = int.from_bytes(data[pos:pos + size], "big")
-        pos += size
-    if pos + n > end:
-        raise UsmError("truncated value")
-    return tag, pos, pos + n
-
-
-def _expect(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
-    got, start, stop = _header(data, pos, end)
-    if got != tag:
-        raise UsmError(f"expected tag 0x{tag:02x}, got 0x{got:02x}")
-    return start, stop
+_length, _tlv, _integer, _header, _expect, _octets = ber.length, ber.tlv, ber.integer, ber.header, ber.expect, ber.octets
 
 
 def _int(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    start, stop = _expect(data, pos, end, 0x02)
-    if start == stop or stop - start > 5:
-        raise UsmError("bad INTEGER")
-    return int.from_bytes(data[start:stop], "big", signed=True), stop
-
-
-def _octets(data: bytes, pos: int, end: int) -> tuple[bytes, int]:
-    start, stop = _expect(data, pos, end, 0x04)
-    return data[start:stop], stop
+    return ber.int_value(data, pos, end, max_octets=5)  # msgID, boots, time: 31 bits
 
 
 # -- the message ------------------------------------------------------------------------------------------------
@@ -237,7 +194,8 @@ def encode_v3(msg_id: int, flags: int, engine_id: bytes, boots: int, engine_time
 
 
 def decode_v3(data: bytes) -> V3Message:
-    """Parse a v3 message's header and security parameters; raises :class:`UsmError`."""
+    """Parse a v3 message's header and security parameters; raises :class:`UsmError` or another
+    :class:`probes.ber.BerError`, nothing else."""
     end = len(data)
     pos, end = _expect(data, 0, end, 0x30)
     version, pos = _int(data, pos, end)
@@ -344,7 +302,7 @@ def decrypt(message: V3Message, user: UsmUser) -> bytes:
     plain = dec.update(message.scoped) + dec.finalize()
     try:
         decode_scoped(plain)
-    except UsmError:
+    except ber.BerError:
         raise UsmError("decryption gave no scoped PDU (wrong privacy key or protocol)") from None
     return plain
 

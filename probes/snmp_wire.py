@@ -28,16 +28,15 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.errors import SlawatchError
-
+from . import ber
 from . import snmp_usm as usm
 
 __all__ = ["Absent", "NO_SUCH_OBJECT", "NO_SUCH_INSTANCE", "END_OF_MIB_VIEW", "ERROR_STATUS", "Reply", "WireError",
            "WireClient", "encode_request", "encode_pdu", "decode_message", "decode_pdu", "message_version", "GET", "GETNEXT", "GETBULK", "RESPONSE"]
 
 
-class WireError(SlawatchError):
-    """A datagram that is not a well-formed SNMP community message."""
+#: a datagram that is not a well-formed SNMP message (the BER decoder's error)
+WireError = ber.BerError
 
 
 class Absent(str):
@@ -62,19 +61,7 @@ _PRINTABLE = frozenset(range(32, 127)) | {9, 10, 13}
 
 # -- encoding -----------------------------------------------------------------------------------------------------
 
-def _length(n: int) -> bytes:
-    if n < 0x80:
-        return bytes((n,))
-    body = n.to_bytes((n.bit_length() + 7) // 8, "big")
-    return bytes((0x80 | len(body),)) + body
-
-
-def _tlv(tag: int, body: bytes) -> bytes:
-    return bytes((tag,)) + _length(len(body)) + body
-
-
-def _integer(n: int) -> bytes:
-    return _tlv(_INTEGER, n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True))
+_length, _tlv, _integer = ber.length, ber.tlv, ber.integer
 
 
 def _oid(text: str) -> bytes:
@@ -112,35 +99,7 @@ def encode_request(version: int, community: bytes, pdu_type: int, request_id: in
 
 # -- decoding -----------------------------------------------------------------------------------------------------
 
-def _header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
-    """(tag, start of the value, end of the value) of the TLV at ``pos``."""
-    if pos + 2 > end:
-        raise WireError("truncated TLV")
-    tag, n = data[pos], data[pos + 1]
-    pos += 2
-    if n & 0x80:
-        size = n & 0x7F
-        if not 0 < size <= 4 or pos + size > end:
-            raise WireError("bad length")
-        n = int.from_bytes(data[pos:pos + size], "big")
-        pos += size
-    if pos + n > end:
-        raise WireError("truncated value")
-    return tag, pos, pos + n
-
-
-def _expect(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
-    got, start, stop = _header(data, pos, end)
-    if got != tag:
-        raise WireError(f"expected tag 0x{tag:02x}, got 0x{got:02x}")
-    return start, stop
-
-
-def _int(data: bytes, pos: int, end: int) -> tuple[int, int]:
-    start, stop = _expect(data, pos, end, _INTEGER)
-    if start == stop:
-        raise WireError("empty INTEGER")
-    return int.from_bytes(data[start:stop], "big", signed=True), stop
+_header, _expect, _int = ber.header, ber.expect, ber.int_value
 
 
 def _oid_text(body: bytes) -> str:
@@ -338,7 +297,7 @@ class WireClient:
         """Authenticate, check timeliness, decrypt and match a v3 answer; anything else is a counted drop."""
         try:
             message = usm.decode_v3(data)
-        except usm.UsmError:
+        except WireError:  # UsmError is one
             return self._drop("malformed")
         pending = self._pending.get(message.msg_id)
         if pending is None or pending.version != 3 or (addr[0], addr[1]) != pending.peer or pending.future.done():
@@ -361,12 +320,12 @@ class WireClient:
             if message.flags & usm.FLAG_PRIV:
                 try:
                     scoped = usm.decrypt(message, user)
-                except (usm.UsmError, ValueError):
+                except (WireError, ValueError):
                     return self._drop("decryption_error", pending)
         try:
             _, _, pos = usm.decode_scoped(scoped)
             pdu_type, request_id, reply = decode_pdu(scoped, pos, len(scoped))
-        except (usm.UsmError, WireError, IndexError, ValueError, OverflowError):
+        except (WireError, IndexError, ValueError, OverflowError):
             return self._drop("malformed")
         if pdu_type == usm.REPORT:
             # a report is only ever a reason to fail or resynchronise (never data), so an authenticated one
