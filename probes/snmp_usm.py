@@ -38,7 +38,7 @@ from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 try:  # CFB moved to the decrepit modes in cryptography 47 (and leaves the primitives later)
     from cryptography.hazmat.decrepit.ciphers.modes import CFB
 except ImportError:  # pragma: no cover - cryptography 43..46
-    CFB = modes.CFB
+    from cryptography.hazmat.primitives.ciphers.modes import CFB
 
 from . import ber
 

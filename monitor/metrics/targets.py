@@ -57,7 +57,8 @@ class _Families:
 
     def __init__(self, cfg: Any):
         self.cfg = cfg
-        f = self.f = {}
+        f: dict[str, Family] = {}
+        self.f = f
 
         def fam(key: str, name: str, kind: str, help_text: str) -> None:
             f[key] = Family(name, kind, help_text)
@@ -104,7 +105,7 @@ class TargetSeries:
     def __init__(self, live: LiveState, per_target: Any = None):
         self.live = live
         self.cfg = per_target
-        self._labels: dict[str, tuple[tuple[str, str, str], str]] = {}
+        self._labels: dict[str, tuple[tuple[str, str, str], tuple[str, str, str]]] = {}
         #: (target, window) -> (the last cycle it was computed for, minute, the quality) for voice windows
         self._voice: dict[tuple[str, str], tuple[Any, int, Any]] = {}
 
