@@ -458,10 +458,12 @@ class Daemon:
             try:
                 if not self._leads():
                     self.live.ticket_counts, self.live.outbox_pending = {}, {}
+                    self.live.open_outage_tickets = {}
                     raise _NotLeader
                 await self.deliverer.run_once()
                 counts = await asyncio.to_thread(self._ticket_counts)
                 self.live.ticket_counts = counts
+                self.live.open_outage_tickets = await asyncio.to_thread(self.store.open_incidents, "outage:")
                 self.live.outbox_pending = await asyncio.to_thread(self.deliverer.pending)
                 self.live.delivery_failures = dict(self.deliverer.failures)
             except _NotLeader:

@@ -116,6 +116,8 @@ class LiveState:
         self.snmp_wire = None  # probes.snmp_wire.WireClient: its count of dropped datagrams
         #: (state, severity) -> count, refreshed by the delivery loop
         self.ticket_counts: dict[tuple[str, str], int] = {}
+        #: incident key (outage:CONTRACT:TARGET) -> the open outage ticket's id (the leader's delivery loop)
+        self.open_outage_tickets: dict[str, int] = {}
         self.outbox_pending: dict[str, int] = {}
         self.delivery_failures: dict[str, int] = {}
         #: (severity, acknowledge|resolve) -> (met, measured) for tickets opened this month

@@ -15,6 +15,12 @@ class TicketCollector(Collector):
         self.live = live
 
     def collect(self):
+        open_ticket = GaugeMetricFamily("slawatch_target_open_ticket", "The open outage ticket's id, for circuits "
+                                        "that have one (none for the others).", labels=["contract", "target"])
+        for key, ticket_id in sorted(self.live.open_outage_tickets.items()):
+            _, contract, target = key.split(":", 2)
+            open_ticket.add_metric([contract, target], ticket_id)
+        yield open_ticket
         tickets = GaugeMetricFamily("slawatch_tickets", "Tickets in the ledger by state and severity.", labels=["state", "severity"])
         for (state, severity), n in sorted(self.live.ticket_counts.items()):
             tickets.add_metric([state, severity], n)
