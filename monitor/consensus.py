@@ -25,6 +25,8 @@ and the leader reports the site's monitoring outage (events ``site_outage_starte
 
 from __future__ import annotations
 
+from collections.abc import Set
+
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -118,7 +120,7 @@ class Change:
 
 
 def views_from(states: dict[str, Any], target: str, sites: Iterable[str], now: float, stale_after: float,
-               dark: set[str] = frozenset()) -> list[SiteView]:
+               dark: Set[str] = frozenset()) -> list[SiteView]:
     """Each site's view of ``target`` from the units' stored states (``StateRecord``s by name)."""
     out = []
     for site in sites:

@@ -47,10 +47,10 @@ def outage_event(kind: str, contract: str, target: str, at: float, interval_star
     cycle's reason (no reply, an interface down), for the ticket."""
     start = at if kind.endswith("started") else interval_start
     key = f"{kind}:{target}:{int(round((start or at) * 1000))}"
-    data = {"start": start, "end": at if kind.endswith("ended") else None}
+    data: dict[str, float | str | None] = {"start": start, "end": at if kind.endswith("ended") else None}
     if cause:
         data["cause"] = cause
-    return BreachEvent(kind, contract, target, at, key, data)  # type: ignore[arg-type]
+    return BreachEvent(kind, contract, target, at, key, data)
 
 
 def budget_burn_event(contract: str, target: str | None, month: str, severity: str, long_window_s: int,

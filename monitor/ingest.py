@@ -101,7 +101,7 @@ class Ingestor:
         """Drop a target's in-memory rollups (another node owns it now; they are in the store)."""
         for current in (self._hourly, self._monthly):
             for key in [k for k in current if k[0] == target_id]:
-                del current[key]
+                del current[key]  # type: ignore[arg-type]  # both dicts are keyed by (target, period)
 
     def preload(self, store, now: float, only: str | None = None) -> None:
         """Load the current hour's and month's rollup snapshots, so a restart adds to them (of one target with

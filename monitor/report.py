@@ -117,7 +117,7 @@ def _with_sites(outage, down_by_target: dict, units) -> dict:
 
 def _days(period, tz: str) -> list[tuple[str, int, int]]:
     """The period's local days: (date, start ms, end ms)."""
-    out = []
+    out: list[tuple[str, int, int]] = []
     day = datetime.fromtimestamp(period.start_ms / 1000, ZoneInfo(tz)).replace(tzinfo=None)
     while True:
         lo = local_to_ms(day, tz)
@@ -247,7 +247,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
         for t in tickets:
             if t.parent_id is not None or t.opened < start_s:
                 continue
-            target = contract.response_targets.get(t.severity)
+            target = contract.response_targets.get(t.severity)  # type: ignore[call-overload]  # a str column
             cell = response.setdefault(t.severity, {"tickets": 0, "acknowledge": {"met": 0, "measured": 0, "target_s": None},
                                                        "resolve": {"met": 0, "measured": 0, "target_s": None}})
             cell["tickets"] += 1

@@ -140,7 +140,7 @@ class Rollup:
             self.answered_sent = self.answered_received = None  # a legacy part: the merge cannot tell
         else:
             self.answered_sent += other.answered_sent
-            self.answered_received += other.answered_received or 0
+            self.answered_received = (self.answered_received or 0) + (other.answered_received or 0)
         self.rtt.merge(other.rtt)
         self.jitter_max = max(self.jitter_max, other.jitter_max)
         self.mos_min = min(self.mos_min, other.mos_min)

@@ -10,7 +10,7 @@ the receiver.
 from __future__ import annotations
 
 import logging
-from typing import Callable
+from typing import Any, Callable
 
 from probes.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 
@@ -75,7 +75,7 @@ class TrapReceiver:
         for i, community in enumerate(self.communities):
             config.add_v1_system(self.engine, f"slawatch-{i}", community)
         for u in self.users:
-            kwargs = {}
+            kwargs: dict[str, Any] = {}
             if u.get("auth_protocol"):
                 kwargs.update(authProtocol=_proto(AUTH_PROTOCOLS[u["auth_protocol"]]), authKey=u["auth_key"])
             if u.get("priv_protocol"):

@@ -331,7 +331,7 @@ class SqliteStore(SqlTickets):
         if tid is None:
             row = self._db.execute("SELECT id FROM targets WHERE name = ?", (name,)).fetchone()
             if row is None:
-                tid = int(self._db.execute("INSERT INTO targets (name) VALUES (?)", (name,)).lastrowid)
+                tid = int(self._db.execute("INSERT INTO targets (name) VALUES (?)", (name,)).lastrowid or 0)
             else:
                 tid = row[0]
             self._ids[name] = tid
@@ -420,7 +420,7 @@ class SqliteStore(SqlTickets):
     def begin_run(self, started: float, version: str) -> int:
         with self._lock:
             cur = self._db.execute("INSERT INTO runs (started, version) VALUES (?, ?)", (started, version))
-            return int(cur.lastrowid)
+            return int(cur.lastrowid or 0)
 
     def end_run(self, run_id: int, stopped: float) -> None:
         with self._lock:

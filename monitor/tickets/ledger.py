@@ -336,7 +336,7 @@ def ticket_refs(store: Store, ticket_id: int) -> dict[str, str]:
 
 def response_times(ticket: Ticket, contract: Contract) -> dict:
     """Time to acknowledge and to resolve, and whether each met the contract's target for the severity."""
-    target = contract.response_targets.get(ticket.severity)
+    target = contract.response_targets.get(ticket.severity)  # type: ignore[call-overload]  # a str column
     ack = None if ticket.acknowledged is None else ticket.acknowledged - ticket.opened
     res = None if ticket.resolved is None else ticket.resolved - ticket.opened
     return {

@@ -378,11 +378,11 @@ class ServiceNowTicketSink(_HttpSink):
             if result:
                 sys_id = result[0]["sys_id"]
             else:
-                body = {"short_description": t.title, "description": d.text, "correlation_id": t.uid,
-                        "urgency": self.URGENCY.get(t.severity, "3"), "impact": self.URGENCY.get(t.severity, "3")}
+                new = {"short_description": t.title, "description": d.text, "correlation_id": t.uid,
+                       "urgency": self.URGENCY.get(t.severity, "3"), "impact": self.URGENCY.get(t.severity, "3")}
                 if self.cfg.assignment_group:
-                    body["assignment_group"] = self.cfg.assignment_group
-                return (await self._request("POST", "/api/now/table/incident", json=body)).json()["result"]["sys_id"]
+                    new["assignment_group"] = self.cfg.assignment_group
+                return (await self._request("POST", "/api/now/table/incident", json=new)).json()["result"]["sys_id"]
             if d.action == "open":
                 return sys_id
         body: dict[str, str] = {"work_notes": d.text}
@@ -396,5 +396,6 @@ _KINDS = {RtSink: RtTicketSink, AlertmanagerSink: AlertmanagerTicketSink, Webhoo
           EmailSink: EmailTicketSink, JiraSink: JiraTicketSink, ServiceNowSink: ServiceNowTicketSink}
 
 
-def make_sink(cfg) -> Sink:
-    return _KINDS[type(cfg)](cfg)
+def make_sink(cfg: Any) -> Sink:
+    kind: Any = type(cfg)
+    return _KINDS[kind](cfg)
