@@ -96,7 +96,7 @@ def share_at_most(sketch: RttSketch, limit: float) -> int:
     from .sketch import _MAPPING
 
     key_limit = _MAPPING.key(limit)
-    return sum(n for key, n in sketch.bins.items() if key <= key_limit)
+    return sum(n for key, n in sketch.items() if key <= key_limit)
 
 
 def tier_for(value: Fraction | Decimal | None, tiers: list[CreditTier], objective: str) -> CreditTier | None:

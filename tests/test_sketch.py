@@ -57,3 +57,24 @@ def test_encoding_is_compact_and_exact():
     assert back.bins == sketch.bins and back.min == sketch.min and back.max == sketch.max
     assert len(blob) < 400
     assert RttSketch.from_bytes(RttSketch().to_bytes()).quantile(0.5) is None
+
+
+def test_dense_store_grows_both_ways_and_stays_small():
+    """The counts are a dense array from the lowest bucket seen: values arriving high first, then lower, land
+    in the right buckets (the array is re-based), and a month-like spread costs a few KB, not one object per
+    bucket."""
+    import sys
+
+    sketch, reference = RttSketch(), []
+    for x in [0.5, 0.02, 0.0001, 0.3, 0.00005, 0.02, 1.5]:
+        sketch.add(x)
+        reference.append(x)
+    assert sketch.count == 7 and sum(sketch.bins.values()) == 7
+    assert sketch.quantile(0) == 0.00005 and sketch.quantile(1) == 1.5
+    assert abs(sketch.quantile(0.5) - 0.02) / 0.02 <= RELATIVE_ACCURACY * 1.0001
+    back = RttSketch.from_bytes(sketch.to_bytes())
+    assert back.bins == sketch.bins
+    wide = RttSketch()
+    for x in heavy_tailed(50_000, 5):
+        wide.add(x)
+    assert sys.getsizeof(wide._counts) < 8 * 1024  # a dict of its buckets was ~5x that
