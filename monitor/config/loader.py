@@ -444,7 +444,12 @@ def read_config_text(path: str | os.PathLike) -> str:
     path = Path(path)
     try:
         with path.open("rb") as f:
-            data = f.read(MAX_CONFIG_BYTES + 1)
+            # in 1 MiB reads: f.read(MAX + 1) would allocate the whole 64 MiB up front for any config
+            chunks, size = [], 0
+            while size <= MAX_CONFIG_BYTES and (chunk := f.read(1 << 20)):
+                chunks.append(chunk)
+                size += len(chunk)
+            data = b"".join(chunks)
     except OSError as exc:
         raise ConfigError(str(path), [f"(file): cannot read: {exc.strerror}"]) from None
     if len(data) > MAX_CONFIG_BYTES:
