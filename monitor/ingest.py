@@ -11,6 +11,8 @@ Unknown time is recorded, never assumed up:
 
 from __future__ import annotations
 
+from typing import Any
+
 import logging
 
 from probes.icmp import IcmpResult
@@ -78,8 +80,10 @@ class Ingestor:
         #: (monitor.consensus), whose outages are that site's evidence and open no ticket
         self.units = {t.id: t for t in config.targets}
         self.site_units: set[str] = set()
-        self._hourly: dict[tuple[str, int], Rollup] = {}
-        self._monthly: dict[tuple[str, str], Rollup] = {}
+        #: target -> (its current hour / month, the rollup being accumulated); one each, so a new hour drops the
+        #: previous one in O(1) (a scan of every key per target cost ~10^8 steps at 10,000 targets each hour)
+        self._hourly: dict[str, tuple[int, Rollup]] = {}
+        self._monthly: dict[str, tuple[str, Rollup]] = {}
         self._maintenance_days: dict[tuple[str, int], list[tuple[int, int]]] = {}
         self._said_unknown: dict[str, tuple[float, str]] = {}
 
@@ -99,9 +103,8 @@ class Ingestor:
     # -- restart -----------------------------------------------------------------------
     def forget(self, target_id: str) -> None:
         """Drop a target's in-memory rollups (another node owns it now; they are in the store)."""
-        for current in (self._hourly, self._monthly):
-            for key in [k for k in current if k[0] == target_id]:
-                del current[key]  # type: ignore[arg-type]  # both dicts are keyed by (target, period)
+        self._hourly.pop(target_id, None)
+        self._monthly.pop(target_id, None)
 
     def preload(self, store, now: float, only: str | None = None) -> None:
         """Load the current hour's and month's rollup snapshots, so a restart adds to them (of one target with
@@ -116,10 +119,10 @@ class Ingestor:
             if label not in months:
                 months[label] = store.monthly_rollups(label, only)
             if target.id in months[label]:
-                self._monthly[(target.id, label)] = months[label][target.id]
+                self._monthly[target.id] = (label, months[label][target.id])
             hourly = store.hourly_rollups(target.id, hour, hour + 3600)
             if hour in hourly:
-                self._hourly[(target.id, hour)] = hourly[hour]
+                self._hourly[target.id] = (hour, hourly[hour])
 
     # -- maintenance -------------------------------------------------------------------
     def maintenance_window(self, target: Target, at: float) -> tuple[int, int] | None:
@@ -191,18 +194,16 @@ class Ingestor:
                 live.voice_window.add(started, icmp.sent, icmp.received, icmp.rtt_median, icmp.jitter)
 
         hour = int(started // 3600 * 3600)
-        batch.hourly[(target.id, hour)] = self._accumulate(self._hourly, (target.id, hour), args)
+        batch.hourly[(target.id, hour)] = self._accumulate(self._hourly, target.id, hour, args)
         label = month_of(to_ms(started), contract.timezone).label
-        batch.monthly[(target.id, label)] = self._accumulate(self._monthly, (target.id, label), args)
+        batch.monthly[(target.id, label)] = self._accumulate(self._monthly, target.id, label, args)
 
     @staticmethod
-    def _accumulate(current: dict, key: tuple, args: tuple) -> Rollup:
-        """Add a cycle to the rollup of ``key``; when a new hour or month starts for the target, drop its
-        previous one from memory (already written, as every snapshot is)."""
-        rollup = current.get(key)
-        if rollup is None:
-            for old in [k for k in current if k[0] == key[0]]:
-                del current[old]
-            rollup = current[key] = Rollup()
-        rollup.add_cycle(*args)
-        return rollup
+    def _accumulate(current: dict, target: str, period: Any, args: tuple) -> Rollup:
+        """Add a cycle to the target's rollup of ``period``; when a new hour or month starts for the target, its
+        previous one is dropped from memory (already written, as every snapshot is)."""
+        held = current.get(target)
+        if held is None or held[0] != period:
+            held = current[target] = (period, Rollup())
+        held[1].add_cycle(*args)
+        return held[1]
