@@ -35,15 +35,12 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from pgcluster import PgCluster  # noqa: E402
+from procstat import address, cpu_seconds, rss_mb  # noqa: E402  (bench/, the script's own directory)
 
 from monitor.store.postgres import PostgresStore  # noqa: E402
 
 SLAWATCH = [sys.executable, "-m", "monitor.cli"]
-TICK = os.sysconf("SC_CLK_TCK")
 
-
-def address(i: int) -> str:
-    return f"127.{1 + i // 62500}.{(i // 250) % 250}.{i % 250 + 1}"
 
 
 def config(node: str, dsn: str, port: int, n_targets: int, interval: str, heartbeat: str, failover: str) -> str:
@@ -83,14 +80,10 @@ class Node:
                                      stderr=self.log)
 
     def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        return cpu_seconds(self.proc.pid)
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return rss_mb(self.proc.pid)
 
     def kill(self) -> None:
         self.proc.send_signal(signal.SIGKILL)

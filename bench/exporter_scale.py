@@ -31,12 +31,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from procstat import address, cpu_seconds, rss_mb  # noqa: E402  (bench/, the script's own directory)
+
 SLAWATCH = [sys.executable, "-m", "monitor.cli"]
-TICK = os.sysconf("SC_CLK_TCK")
 
-
-def address(i: int) -> str:
-    return f"127.{1 + i // 62500}.{(i // 250) % 250}.{i % 250 + 1}"
 
 
 # -- 1. in-process render --------------------------------------------------------------------------------------
@@ -179,14 +177,10 @@ targets:
                                      stderr=open(tmp / "daemon.log", "w"))
 
     def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        return cpu_seconds(self.proc.pid)
 
     def rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return 0.0
+        return rss_mb(self.proc.pid)
 
     def scrape(self, gz: bool) -> tuple[float, float, bytes]:
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}/metrics",

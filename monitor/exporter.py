@@ -28,7 +28,6 @@ __all__ = ["make_registry", "ExporterServer"]
 
 log = logging.getLogger("slawatch.exporter")
 
-_LABELS = ["contract", "target", "kind"]
 
 
 def make_registry(live: LiveState) -> CollectorRegistry:

@@ -28,7 +28,7 @@ import ssl
 import threading
 from socketserver import ThreadingMixIn
 from typing import Callable
-from wsgiref.simple_server import ServerHandler, WSGIRequestHandler, WSGIServer
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
 from .writer import RateLimited
 
@@ -77,26 +77,8 @@ class _Handler(WSGIRequestHandler):
         super().send_error(code, message, explain)
 
     def get_stderr(self):
+        """wsgiref's ServerHandler writes an answer's failure (a traceback) here: the quiet stream."""
         return self.server.quiet
-
-    def handle(self):
-        """wsgiref's, with its ServerHandler writing errors to the quiet stream (never a traceback)."""
-        self.raw_requestline = self.rfile.readline(65537)
-        if len(self.raw_requestline) > 65536:
-            self.requestline = self.request_version = self.command = ""
-            self.send_error(414)
-            return
-        if not self.parse_request():
-            return
-        handler = _ServerHandler(self.rfile, self.wfile, self.get_stderr(), self.get_environ(),
-                                 multithread=True)
-        handler.request_handler = self
-        handler.run(self.server.get_app())
-
-
-class _ServerHandler(ServerHandler):
-    def log_exception(self, exc_info):
-        self.get_stderr().write(f"{exc_info[0].__name__}\n")
 
 
 class _Server(ThreadingMixIn, WSGIServer):
