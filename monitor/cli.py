@@ -167,17 +167,8 @@ def cmd_probe(args) -> int:
         for r in results:
             status = "OK" if r.ok else "FAILED"
             print(f"{target.id} {r.probe} {r.address}: {status}" + (f" ({r.reason})" if r.reason else ""))
-            if hasattr(r, "summary"):
-                s = r.summary()
-                loss = "undefined" if s["loss"] is None else f"{s['loss'] * 100:.1f}%"
-                print(
-                    f"  sent {s['sent']}, received {s['received']}, loss {loss}, duplicates {s['duplicates']}, "
-                    f"late {s['late']}"
-                )
-                print(
-                    f"  rtt min/avg/median/max/mdev = {_ms(s['rtt_min'])} / {_ms(s['rtt_avg'])} / "
-                    f"{_ms(s['rtt_median'])} / {_ms(s['rtt_max'])} / {_ms(s['rtt_mdev'])}; jitter {_ms(s['jitter'])}"
-                )
+            for line in r.lines():
+                print(f"  {line}")
     return 0 if all(r.ok for r in results) else 1
 
 

@@ -79,6 +79,10 @@ def compliance(objective: str, contract: Contract, availability: Fraction | None
         if obj.latency is None or rollup.rtt.count == 0:
             return None
         return _pct(Fraction(share_at_most(rollup.rtt, obj.latency.max), rollup.rtt.count))
+    if objective == "response_time":
+        if obj.response_time is None or rollup.response.count == 0:
+            return None
+        return _pct(Fraction(share_at_most(rollup.response, obj.response_time.max), rollup.response.count))
     counters = {"loss": rollup.loss_ok, "jitter": rollup.jitter_ok, "one_way_delay": rollup.delay_ok}
     if objective in counters:
         if getattr(obj, objective) is None or rollup.quality_count == 0:

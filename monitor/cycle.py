@@ -7,8 +7,7 @@ import time
 from dataclasses import dataclass
 
 from probes import PROBES
-from probes.base import ProbeContext, ProbeResult
-from probes.icmp import IcmpResult
+from probes.base import QUALITY_OBJECTIVES, ProbeContext, ProbeResult, Samples, judge
 
 from .config import Contract, Target
 from .errors import ProbeSetupError
@@ -16,7 +15,7 @@ from .live import TargetLive
 from .state import Transition, Verdict
 from .store import CycleRecord, OutageRecord, StateRecord
 
-__all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_ok", "records_for"]
+__all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_ok", "records_for", "cycle_samples"]
 
 log = logging.getLogger("slawatch.cycle")
 
@@ -31,38 +30,44 @@ class CycleOutcome:
     transitions: tuple[Transition, ...]
 
 
-def verdict_of(results: list[ProbeResult], interfaces: list[str] | None = None) -> Verdict:
-    """The evidence rule of :mod:`monitor.state`:
+def verdict_of(results: list[ProbeResult]) -> Verdict:
+    """The evidence rule of :mod:`monitor.state`, over each result's own :meth:`~ProbeResult.evidence`:
 
-    * SNMP reporting a selected interface administratively up and operationally down: ``bad``;
-    * otherwise ICMP decides: a reply is ``good``, no reply to what was sent is ``bad``, nothing
-      sent is ``unknown``; an SNMP timeout while ICMP answers is not an outage;
-    * without ICMP, an answering agent is ``good`` and a silent one ``unknown`` (never up).
+    * any probe's bad evidence is ``bad`` (no reply to what ICMP sent, a selected interface administratively up
+      and operationally down, a SIP stack or portal that does not answer as it must);
+    * otherwise the primary probes (ICMP, the service probes) decide: good evidence is ``good``, none is
+      ``unknown`` (an SNMP timeout while ICMP answers is not an outage);
+    * without a primary probe, an answering agent is ``good`` and a silent one ``unknown`` (never up).
     """
-    snmp = next((r for r in results if r.probe == "snmp"), None)
-    if snmp is not None and getattr(snmp, "answered", False) and snmp.circuit_down(interfaces or []):
+    evidence = [r.evidence() for r in results]
+    if any(e.verdict == "bad" for e in evidence):
         return "bad"
-    icmp = next((r for r in results if r.probe == "icmp"), None)
-    if icmp is not None:
-        if icmp.ok:
-            return "good"
-        # nothing sent (local send error, DNS failure) is no evidence about the target
-        return "bad" if getattr(icmp, "sent", 0) > 0 else "unknown"
-    if snmp is not None:
-        return "good" if snmp.ok else "unknown"
+    primary = [e for e in evidence if e.primary]
+    deciding = primary or evidence
+    if deciding and all(e.verdict == "good" for e in deciding):
+        return "good"
     return "unknown"
 
 
-def quality_ok(results: list[ProbeResult], contract: Contract) -> bool:
-    obj = contract.objectives
+def cycle_samples(results: list[ProbeResult] | tuple[ProbeResult, ...]) -> Samples:
+    """One cycle's samples from its results (each figure from the first result that has it)."""
+    merged: dict[str, object] = {}
     for r in results:
-        if not isinstance(r, IcmpResult) or not r.ok:
+        s = r.samples()
+        for name in Samples.__slots__:
+            value = getattr(s, name)
+            if name not in merged and value not in (None, (), {}):
+                merged[name] = value
+    return Samples(**merged)  # type: ignore[arg-type]
+
+
+def quality_ok(results: list[ProbeResult], contract: Contract) -> bool:
+    """Whether the reachable results of a cycle meet the per-cycle quality objectives (:func:`probes.base.judge`)."""
+    for r in results:
+        if not r.ok:
             continue
-        if obj.loss is not None and r.loss is not None and r.loss * 100 > float(obj.loss):
-            return False
-        if obj.latency is not None and r.rtt_median is not None and r.rtt_median > obj.latency.max:
-            return False
-        if obj.jitter is not None and r.jitter is not None and r.jitter > obj.jitter:
+        verdicts = judge(r.samples(), contract.objectives)
+        if not all(met for name, met in verdicts.items() if name in QUALITY_OBJECTIVES):
             return False
     return True
 
@@ -103,14 +108,14 @@ def _observe_snmp(live: TargetLive, results, snmp_cfg) -> None:
 
 
 def _track_evidence(live: TargetLive, started: float, verdict: str, results, transitions) -> None:
-    icmp = next((r for r in results if isinstance(r, IcmpResult)), None)
     if verdict == "good":
-        live.last_good = {"at": started, "rtt_ms": None if icmp is None or icmp.rtt_median is None
-                          else round(icmp.rtt_median * 1000, 3)}
+        rtt = cycle_samples(results).rtt
+        live.last_good = {"at": started, "rtt_ms": None if rtt is None else round(rtt * 1000, 3)}
         live.first_bad = None
     elif verdict == "bad":
         if live.first_bad is None:
-            reason = next((r.reason for r in results if r.reason), None)
+            bad = [e.reason for e in (r.evidence() for r in results) if e.verdict == "bad" and e.reason]
+            reason = next(iter(bad), None) or next((r.reason for r in results if r.reason), None)
             live.first_bad = {"at": started, "reason": reason}
         if live.tracker.state == "down":
             live.failed_cycles += 1
@@ -133,13 +138,7 @@ def records_for(target: Target, outcome: CycleOutcome, live: TargetLive, node: s
                 site: str | None = None) -> tuple[list[CycleRecord], StateRecord, list[OutageRecord]]:
     cycles = []
     for r in outcome.results:
-        samples = None
-        if isinstance(r, IcmpResult):
-            samples = {
-                "rtts": [None if x is None else round(x, 7) for x in r.rtts],
-                "dup": r.duplicates,
-                "late": r.late,
-            }
+        s = r.samples()
         cycles.append(
             CycleRecord(
                 target=target.id,
@@ -149,11 +148,11 @@ def records_for(target: Target, outcome: CycleOutcome, live: TargetLive, node: s
                 ok=r.ok,
                 verdict=outcome.verdict,
                 reason=r.reason,
-                sent=getattr(r, "sent", None),
-                received=getattr(r, "received", None),
-                rtt_median=getattr(r, "rtt_median", None),
-                jitter=getattr(r, "jitter", None),
-                samples=samples,
+                sent=s.sent,
+                received=s.received,
+                rtt_median=s.rtt,
+                jitter=s.jitter,
+                samples=r.record_samples() or None,
                 node=node,
                 site=site,
             )
@@ -180,7 +179,7 @@ async def run_cycle(target: Target, contract: Contract, live: TargetLive,
     started = time.time()
     results = await run_probes(target, context)
     snmp_cfg = target.probes.snmp
-    verdict = verdict_of(results, snmp_cfg.interfaces if snmp_cfg else None)
+    verdict = verdict_of(results)
     _observe_snmp(live, results, snmp_cfg)
     q_ok = quality_ok(results, contract)
     if canary is not None and canary.enabled:
@@ -193,15 +192,15 @@ async def run_cycle(target: Target, contract: Contract, live: TargetLive,
             # not evidence about the target: the monitoring host is cut off
             verdict = "unknown"
             live.tracker.fail_run, live.tracker.fail_start = 0, None
-            results = [ProbeResult(r.probe, r.target, r.address, r.started, r.duration, False, MONITORING_REASON)
-                       if not r.ok else r for r in results]
+            results = [r if r.ok else r.as_failed(MONITORING_REASON) for r in results]
     transitions = live.tracker.observe(started, verdict, q_ok)
-    for r in results:
-        if isinstance(r, IcmpResult):
-            live.packets_sent += r.sent
-            live.packets_received += r.received
-            live.observe_rtts(r.good_rtts)
-            live.last_rtt, live.last_loss, live.last_jitter = r.rtt_median, r.loss, r.jitter
+    samples = cycle_samples(results)
+    if samples.sent is not None:
+        live.packets_sent += samples.sent
+        live.packets_received += samples.received or 0
+        live.observe_rtts(list(samples.rtts))
+        live.last_rtt, live.last_loss, live.last_jitter = samples.rtt, samples.loss, samples.jitter
+    live.observe_results(results)
     live.last_cycle = started
     _track_evidence(live, started, verdict, results, transitions)
     for tr in transitions:

@@ -70,6 +70,10 @@ def objective_thresholds(contract) -> dict[str, float]:
         out["mos"] = o.mos
     if o.one_way_delay is not None:
         out["one_way_delay"] = o.one_way_delay
+    if o.response_time is not None:
+        out["response_time"] = o.response_time.max
+    if o.tls_expiry_min is not None:
+        out["tls_expiry"] = o.tls_expiry_min
     return out
 
 

@@ -15,10 +15,10 @@ from typing import Any
 
 import logging
 
-from probes.icmp import IcmpResult
+from probes.base import Samples, judge
 
 from .config import Config, Contract, Target
-from .cycle import CycleOutcome, records_for
+from .cycle import CycleOutcome, cycle_samples, records_for
 from .emodel import voice_quality
 from .events import outage_event
 from .live import TargetLive
@@ -37,37 +37,38 @@ UNKNOWN_LOG_EVERY = 600.0
 log = logging.getLogger("slawatch.ingest")
 
 
-def voice_sample(result: IcmpResult, contract: Contract, voice: bool = True) -> VoiceSample | None:
-    """One reachable burst against the contract's quality objectives; with the E-model MOS for voice."""
-    if not result.ok or result.rtt_median is None or result.loss is None:
+def voice_sample(samples: Samples, contract: Contract, voice: bool = True) -> VoiceSample | None:
+    """One reachable burst against the contract's quality objectives (judged by :func:`probes.base.judge`, the
+    one judgement); with the E-model MOS for voice."""
+    if samples.rtt is None or samples.loss is None:
         return None
     obj = contract.objectives
+    met = judge(samples, obj)
     mos = r = None
     if voice:
         v = contract.voice
-        q = voice_quality(result.rtt_median, result.jitter or 0.0, result.loss, codec=v.codec,
+        q = voice_quality(samples.rtt, samples.jitter or 0.0, samples.loss, codec=v.codec,
                           codec_delay_s=v.codec_delay, jitter_buffer_factor=v.jitter_buffer_factor, advantage=v.advantage)
         mos, r = q.mos, q.r
-    one_way_ms = result.rtt_median / 2 * 1000
     return VoiceSample(
         mos=mos,
-        one_way_delay_ms=one_way_ms,
+        one_way_delay_ms=samples.rtt / 2 * 1000,
         below_mos=mos is not None and obj.mos is not None and mos < obj.mos,
-        delay_ok=obj.one_way_delay is None or one_way_ms <= obj.one_way_delay * 1000,
-        jitter_ok=obj.jitter is None or (result.jitter or 0.0) <= obj.jitter,
-        loss_ok=obj.loss is None or result.loss * 100 <= float(obj.loss),
-        latency_ok=obj.latency is None or result.rtt_median <= obj.latency.max,
+        delay_ok=met.get("one_way_delay", True),
+        jitter_ok=met.get("jitter", True),
+        loss_ok=met.get("loss", True),
+        latency_ok=met.get("latency", True),
         r=r,
     )
 
 
-def rollup_args(contract: Contract, target: Target, verdict: str, icmp: IcmpResult | None, started: float,
+def rollup_args(contract: Contract, target: Target, verdict: str, samples: Samples, started: float,
                 window: tuple[int, int] | None) -> tuple:
     """What :meth:`Rollup.add_cycle` takes for one cycle: at ingestion, and when a month is rebuilt from raw
     cycles because its maintenance changed (:mod:`monitor.reconcile`), so both judge a cycle alike."""
-    voice = voice_sample(icmp, contract, target.kind == "voice") if icmp is not None else None
-    return (verdict, window is not None, icmp.sent if icmp else None, icmp.received if icmp else None,
-            icmp.good_rtts if icmp else [], icmp.jitter if icmp else None, voice, to_ms(started), window)
+    voice = voice_sample(samples, contract, target.kind == "voice")
+    return (verdict, window is not None, samples.sent, samples.received, list(samples.rtts), samples.jitter, voice,
+            to_ms(started), window, samples.response)
 
 
 class Ingestor:
@@ -182,16 +183,16 @@ class Ingestor:
         window = self.maintenance_window(target, started)
         in_maint = window is not None
         live.in_maintenance = in_maint
-        icmp = next((r for r in outcome.results if isinstance(r, IcmpResult)), None)
-        args = rollup_args(contract, target, outcome.verdict, icmp, started, window)
+        samples = cycle_samples(outcome.results)
+        args = rollup_args(contract, target, outcome.verdict, samples, started, window)
         voice = args[6]
         if voice is not None and voice.mos is not None:
             live.last_mos, live.last_r = voice.mos, voice.r
-            if not in_maint and icmp is not None and icmp.rtt_median is not None:
+            if not in_maint and samples.rtt is not None and samples.sent is not None:
                 if live.voice_window is None:
                     live.voice_window = VoiceWindow()
                 live.voice_settings = contract.voice
-                live.voice_window.add(started, icmp.sent, icmp.received, icmp.rtt_median, icmp.jitter)
+                live.voice_window.add(started, samples.sent, samples.received or 0, samples.rtt, samples.jitter)
 
         hour = int(started // 3600 * 3600)
         batch.hourly[(target.id, hour)] = self._accumulate(self._hourly, target.id, hour, args)

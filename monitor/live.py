@@ -67,6 +67,16 @@ class TargetLive:
     voice_window: Any = None
     #: voice targets: the contract's voice settings (codec, delays), for the windowed MOS
     voice_settings: Any = None
+    #: service probes (SIP, HTTP, TCP, DNS, SMTP, WebSocket): probe kind -> its last figures (base units),
+    #: from the result's own ``metrics()``; ``up`` is 1 when the probe's evidence was good
+    service: dict = field(default_factory=dict)
+
+    def observe_results(self, results: Any) -> None:
+        """Each service probe's figures of this cycle, for the exporter."""
+        for r in results:
+            figures = r.metrics()
+            if figures:
+                self.service[r.probe] = {"up": 1.0 if r.evidence().verdict == "good" else 0.0, **figures}
 
     def observe_rtts(self, rtts: list[float]) -> None:
         """Received RTTs of one burst, in sequence order."""

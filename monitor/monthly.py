@@ -217,6 +217,12 @@ def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Ava
         value = r.rtt.quantile(obj.latency.percentile / 100)
         out["latency"] = {"percentile": obj.latency.percentile, "target_s": obj.latency.max, "value_s": value,
                           "met": None if value is None else value <= obj.latency.max}
+    if obj.response_time is not None or r.response.count:
+        rt = obj.response_time
+        value = r.response.quantile((rt.percentile if rt else 95.0) / 100)
+        out["response_time"] = {"percentile": rt.percentile if rt else 95.0, "target_s": rt.max if rt else None,
+                                "value_s": value, "samples": r.response.count,
+                                "met": None if value is None or rt is None else value <= rt.max}
     if obj.loss is not None:
         value = r.loss_fraction  # packets of the cycles that got a reply: the one definition (monitor.rollup)
         out["loss"] = {"target_pct": obj.loss, "value_pct": None if value is None else float(value * 100),

@@ -22,9 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from probes.base import ProbeResult
 from probes.icmp import IcmpResult
+from probes.service import ServiceResult
 
 from .config import Contract, Target
+from .cycle import cycle_samples
 from .ingest import rollup_args
 from .intervals import Interval, clip
 from .rollup import Rollup
@@ -65,15 +68,19 @@ def needs_rebuild(rollup: Rollup, windows: list[Interval]) -> bool:
 
 def _cycle_args(contract: Contract, target: Target, records: list["CycleRecord"], windows: list[Interval]) -> tuple:
     first = records[0]
-    icmp = None
+    results: list[ProbeResult] = []
     for rec in records:
         if rec.probe == "icmp" and rec.sent is not None:
             rtts = tuple((rec.samples or {}).get("rtts") or ())
-            icmp = IcmpResult(probe="icmp", target=target.id, address="", started=rec.started, duration=rec.duration,
-                              ok=rec.ok, reason=rec.reason, sent=rec.sent, received=rec.received or 0, rtts=rtts)
+            results.append(IcmpResult(probe="icmp", target=target.id, address="", started=rec.started,
+                                      duration=rec.duration, ok=rec.ok, reason=rec.reason, sent=rec.sent,
+                                      received=rec.received or 0, rtts=rtts))
+        elif rec.samples and "response" in rec.samples:
+            results.append(ServiceResult.from_record(rec.probe, target.id, rec.started, rec.duration, rec.ok,
+                                                     rec.reason, rec.samples))
     at = round(first.started * 1000)
     window = next(((s, e) for s, e in windows if s <= at < e), None)
-    return rollup_args(contract, target, first.verdict, icmp, first.started, window)
+    return rollup_args(contract, target, first.verdict, cycle_samples(results), first.started, window)
 
 
 def rebuild(store, contract: Contract, target: Target, lo: int, hi: int,

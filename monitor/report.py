@@ -217,6 +217,9 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                 "latency": {**({k: v for k, v in obj["latency"].items() if k != "met"} if "latency" in obj else {}),
                             "p50_s": r.rtt.quantile(0.5), "p95_s": r.rtt.quantile(0.95), "p99_s": r.rtt.quantile(0.99),
                             "met": obj.get("latency", {}).get("met")},
+                "response_time": {**{k: v for k, v in obj.get("response_time", {}).items() if k != "met"},
+                                  "p50_s": r.response.quantile(0.5), "p95_s": r.response.quantile(0.95),
+                                  "p99_s": r.response.quantile(0.99), "met": obj.get("response_time", {}).get("met")},
                 "loss": {"value_pct": None if r.loss is None else r.loss * 100,
                          "target_pct": None if contract.objectives.loss is None else str(contract.objectives.loss),
                          "met": obj.get("loss", {}).get("met"), "basis": r.loss_basis},
@@ -296,7 +299,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
 #: ``target_credit`` (target rows, ``credit_basis: target`` only) is each circuit's credit before the cap.
 CSV_COLUMNS = ["row", "month", "contract", "customer", "target", "kind", "timezone", "currency", "period_s", "maintenance_s",
                "unknown_s", "downtime_s", "availability_pct", "objective_pct", "met", "outages", "mttr_s",
-               "longest_outage_s", "latency_p95_ms", "latency_met", "loss_pct", "jitter_mean_ms", "mos_mean", "mos_min",
+               "longest_outage_s", "latency_p95_ms", "latency_met", "response_p95_ms", "response_met", "loss_pct", "jitter_mean_ms", "mos_mean", "mos_min",
                "target_credit", "contract_credit_total"]
 
 
@@ -325,6 +328,9 @@ def render_csv(report: dict) -> str:
                 "longest_outage_s": t["outages"]["longest_s"],
                 "latency_p95_ms": None if t["latency"]["p95_s"] is None else round(t["latency"]["p95_s"] * 1000, 3),
                 "latency_met": t["latency"]["met"], "loss_pct": t["loss"]["value_pct"],
+                "response_p95_ms": None if t["response_time"]["p95_s"] is None
+                else round(t["response_time"]["p95_s"] * 1000, 3),
+                "response_met": t["response_time"]["met"],
                 "jitter_mean_ms": None if t["jitter"]["mean_s"] is None else round(t["jitter"]["mean_s"] * 1000, 3),
                 "mos_mean": voice.get("mos_mean"), "mos_min": voice.get("mos_min"),
                 "target_credit": target_credit, "contract_credit_total": "",

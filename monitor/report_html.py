@@ -238,6 +238,17 @@ def _circuit(t: dict, tz: str) -> list[str]:
              f"<td>{_duration(t['outages']['longest_s'])}</td>"
              f"<td>{_esc(None if p95 is None else round(p95 * 1000, 3))}</td>"
              f"<td>{_esc(None if loss is None else round(loss, 4))}</td></tr></tbody></table>"]
+    rt = t.get("response_time") or {}
+    if rt.get("p95_s") is not None:
+        target = "" if rt.get("target_s") is None else \
+            f" against p{_esc(rt.get('percentile'))} &le; {_esc(round(rt['target_s'] * 1000, 3))} ms"
+        value = rt.get("value_s")
+        parts.append(f"<p>Service response time: p50 {_esc(round(rt['p50_s'] * 1000, 3))} ms, "
+                     f"p95 {_esc(round(rt['p95_s'] * 1000, 3))} ms"
+                     + ("" if value is None or rt.get("target_s") is None else
+                        f", p{_esc(rt.get('percentile'))} {_esc(round(value * 1000, 3))} ms{target} "
+                        f"{_verdict(rt.get('met'))}")
+                     + f" ({_esc(rt.get('samples', ''))} answered checks).</p>")
     reconciled = t["cycles"].get("maintenance_reconciled")
     if reconciled and reconciled.get("unreconciled_hours"):
         parts.append(f"<p class='note'>Maintenance changed after the fact: {reconciled['unreconciled_hours']} hour(s) "

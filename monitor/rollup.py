@@ -57,7 +57,7 @@ class VoiceSample:
 _INTS = ("cycles", "good", "bad", "unknown", "maintenance", "sent", "received", "jitter_count",
          "mos_count", "mos_below", "quality_count", "delay_ok", "jitter_ok", "loss_ok", "latency_ok")
 _D2 = struct.Struct("<dd")
-_HAS_JITTER, _HAS_VOICE, _HAS_ANSWERED, _HAS_SPAN = 1, 2, 4, 8
+_HAS_JITTER, _HAS_VOICE, _HAS_ANSWERED, _HAS_SPAN, _HAS_RESPONSE = 1, 2, 4, 8, 16
 
 
 @dataclass(slots=True)
@@ -90,10 +90,13 @@ class Rollup:
     last_ms: int | None = None
     #: the maintenance windows (ms) the cycles were judged by, where they met a cycle
     maint_windows: list[tuple[int, int]] = field(default_factory=list)
+    #: the service probes' response times (s) of the answered cycles outside maintenance
+    response: RttSketch = field(default_factory=RttSketch)
 
     def add_cycle(self, verdict: str, in_maintenance: bool, sent: int | None, received: int | None,
                   rtts: list[float], jitter: float | None, voice: VoiceSample | None,
-                  at_ms: int | None = None, window: tuple[int, int] | None = None) -> None:
+                  at_ms: int | None = None, window: tuple[int, int] | None = None,
+                  response: float | None = None) -> None:
         self.cycles += 1
         if at_ms is not None:
             self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
@@ -117,6 +120,8 @@ class Rollup:
                 self.answered_received += received
         for r in rtts:
             self.rtt.add(r)
+        if response is not None:
+            self.response.add(response)
         if jitter is not None:
             self.jitter_count += 1
             self.jitter_sum += jitter
@@ -142,6 +147,7 @@ class Rollup:
             self.answered_sent += other.answered_sent
             self.answered_received = (self.answered_received or 0) + (other.answered_received or 0)
         self.rtt.merge(other.rtt)
+        self.response.merge(other.response)
         self.jitter_max = max(self.jitter_max, other.jitter_max)
         self.mos_min = min(self.mos_min, other.mos_min)
         if other.first_ms is not None and other.last_ms is not None:
@@ -181,7 +187,8 @@ class Rollup:
         out = bytearray()
         flags = (_HAS_JITTER if self.jitter_count else 0) | (_HAS_VOICE if self.mos_count else 0) | \
             (_HAS_ANSWERED if self.answered_sent is not None else 0) | \
-            (_HAS_SPAN if self.first_ms is not None and self.last_ms is not None else 0)
+            (_HAS_SPAN if self.first_ms is not None and self.last_ms is not None else 0) | \
+            (_HAS_RESPONSE if self.response.count else 0)
         out.append(flags)
         for name in _INTS:
             write_varint(getattr(self, name), out)
@@ -200,6 +207,10 @@ class Rollup:
             for start, end in self.maint_windows:  # relative to the first cycle; a window may start before it
                 write_varint(_zigzag(start - self.first_ms), out)
                 write_varint(end - start, out)
+        if flags & _HAS_RESPONSE:
+            blob = self.response.to_bytes()
+            write_varint(len(blob), out)
+            out += blob
         return bytes(out)
 
     @classmethod
@@ -230,6 +241,10 @@ class Rollup:
                 length, pos = read_varint(counts, pos)
                 start = first + _unzigzag(rel)
                 r.maint_windows.append((start, start + length))
+        if flags & _HAS_RESPONSE:
+            size, pos = read_varint(counts, pos)
+            r.response = RttSketch.from_bytes(counts[pos:pos + size])
+            pos += size
         r.rtt = RttSketch.from_bytes(rtt)
         return r
 

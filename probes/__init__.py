@@ -4,14 +4,29 @@ A probe never raises for a failing target: it returns a frozen result with
 ``ok=False`` and a ``reason``. See :mod:`probes.base` for the Protocol.
 """
 
-from .base import Probe, ProbeContext, ProbeResult
+from .base import Evidence, Probe, ProbeContext, ProbeResult, Samples
+from .dns import dns_probe
+from .http import http_probe
 from .icmp import IcmpResult, icmp_probe
+from .service import ServiceResult
+from .sip import sip_probe
+from .smtp import smtp_probe
 from .snmp import snmp_probe
+from .tcp import tcp_probe
+from .websocket import websocket_probe
 
 #: probe kind -> probe callable (as blackbox_exporter maps prober names)
 PROBES: dict[str, Probe] = {
     "icmp": icmp_probe,
     "snmp": snmp_probe,
+    "sip": sip_probe,
+    "http": http_probe,
+    "tcp": tcp_probe,
+    "dns": dns_probe,
+    "smtp": smtp_probe,
+    "websocket": websocket_probe,
 }
 
-__all__ = ["PROBES", "Probe", "ProbeContext", "ProbeResult", "IcmpResult", "icmp_probe", "snmp_probe"]
+__all__ = ["PROBES", "Probe", "ProbeContext", "ProbeResult", "Evidence", "Samples", "IcmpResult",
+           "ServiceResult", "icmp_probe", "snmp_probe", "sip_probe", "http_probe", "tcp_probe", "dns_probe",
+           "smtp_probe", "websocket_probe"]

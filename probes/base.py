@@ -1,16 +1,90 @@
-"""The probe Protocol and the fields every probe result shares."""
+"""The probe Protocol and the interface every probe result offers the core.
+
+A result carries its own meaning, so the core never asks what kind it is:
+
+* :meth:`ProbeResult.evidence` -- good, bad or no evidence about the target, with a human reason, and whether
+  the probe is *primary* (its silence leaves the target unknown: ICMP and the service probes) or *secondary*
+  (its answer counts only when no primary probe ran: SNMP, whose timeout while ICMP answers is no outage);
+* :meth:`ProbeResult.samples` -- the figures the quality objectives are judged on (RTT, loss, jitter, a
+  service's response time, a certificate's days left) and the packets and RTTs the rollups keep;
+* :func:`judge` -- the one place a cycle's samples meet the contract's objectives (used by the state machine's
+  quality flag, the voice figures and the rollups);
+* :meth:`ProbeResult.lines` -- the evidence in words, for ``slawatch probe``.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["Probe", "ProbeResult", "ProbeContext"]
+__all__ = ["Probe", "ProbeResult", "ProbeContext", "Evidence", "Samples", "judge", "QUALITY_OBJECTIVES",
+           "fmt_ms"]
+
+EvidenceVerdict = Literal["good", "bad", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """What one probe says about its target this cycle."""
+
+    verdict: EvidenceVerdict
+    reason: str | None = None
+    primary: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Samples:
+    """A cycle's figures for the quality objectives (seconds, ratios 0..1); None where the probe has none."""
+
+    sent: int | None = None  # packets (ICMP)
+    received: int | None = None
+    rtts: tuple[float, ...] = ()  # the replies' RTTs, for the latency sketch
+    rtt: float | None = None  # the cycle's RTT (median of the replies)
+    loss: float | None = None
+    jitter: float | None = None
+    response: float | None = None  # a service's response time (SIP final response, HTTP total, DNS answer, ...)
+    tls_days_left: float | None = None  # the peer certificate's days until notAfter
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+#: the objectives one cycle is judged on for the state machine's quality flag (degraded)
+QUALITY_OBJECTIVES = ("loss", "latency", "jitter", "response_time", "tls_expiry")
+
+
+def judge(samples: Samples, objectives: Any) -> dict[str, bool]:
+    """The one judgement of a cycle's samples against a contract's objectives: objective -> met, for each
+    objective the contract sets and the samples have a figure for (loss as a percentage, exact decimal)."""
+    out: dict[str, bool] = {}
+    if objectives is None:
+        return out
+    loss = getattr(objectives, "loss", None)
+    if loss is not None and samples.loss is not None:
+        out["loss"] = samples.loss * 100 <= float(loss)
+    latency = getattr(objectives, "latency", None)
+    if latency is not None and samples.rtt is not None:
+        out["latency"] = samples.rtt <= latency.max
+    jitter = getattr(objectives, "jitter", None)
+    if jitter is not None and samples.jitter is not None:
+        out["jitter"] = samples.jitter <= jitter
+    one_way = getattr(objectives, "one_way_delay", None)
+    if one_way is not None and samples.rtt is not None:
+        out["one_way_delay"] = samples.rtt / 2 <= one_way
+    response = getattr(objectives, "response_time", None)
+    if response is not None and samples.response is not None:
+        out["response_time"] = samples.response <= response.max
+    expiry = getattr(objectives, "tls_expiry_min", None)
+    if expiry is not None and samples.tls_days_left is not None:
+        out["tls_expiry"] = samples.tls_days_left * 86400 >= expiry
+    return out
+
+
+def fmt_ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.3f} ms"
 
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:
-    """What every probe result carries. Subclasses add their raw samples."""
+    """What every probe result carries. Subclasses add their raw samples and override the interface below."""
 
     probe: str
     target: str
@@ -20,9 +94,31 @@ class ProbeResult:
     ok: bool
     reason: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        from dataclasses import asdict
+    # -- the interface the core uses -------------------------------------------------------------
+    def evidence(self) -> Evidence:
+        """A plain result (a probe that could not be set up, a canary's stand-in): good when ok, else none."""
+        return Evidence("good" if self.ok else "none", self.reason)
 
+    def samples(self) -> Samples:
+        return Samples()
+
+    def lines(self) -> list[str]:
+        """The evidence in words, one line each, beyond the status line."""
+        return []
+
+    def record_samples(self) -> dict[str, Any]:
+        """What the raw cycle record keeps of the samples (JSON), enough to rebuild the cycle's rollup."""
+        return {}
+
+    def metrics(self) -> dict[str, float]:
+        """The result's own figures for the exporter (name suffix -> value, base units)."""
+        return {}
+
+    def as_failed(self, reason: str) -> "ProbeResult":
+        """This result stripped of its evidence (the canary's: the monitoring host is cut off)."""
+        return replace(self, ok=False, reason=reason)
+
+    def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 

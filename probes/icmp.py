@@ -42,7 +42,7 @@ from icmplib import is_ipv6_address
 
 from monitor.errors import ProbeSetupError
 
-from .base import ProbeResult
+from .base import Evidence, ProbeResult, Samples, fmt_ms
 
 __all__ = [
     "IcmpResult",
@@ -159,6 +159,30 @@ class IcmpResult(ProbeResult):
             "rtt_mdev": self.rtt_mdev,
             "jitter": self.jitter,
         }
+
+    def evidence(self) -> Evidence:
+        """A reply is good; no reply to what was sent is bad; nothing sent (a local send error, a name that did
+        not resolve) is no evidence about the target."""
+        if self.ok:
+            return Evidence("good")
+        return Evidence("bad" if self.sent > 0 else "none", self.reason)
+
+    def samples(self) -> Samples:
+        return Samples(sent=self.sent, received=self.received, rtts=tuple(self.good_rtts), rtt=self.rtt_median,
+                       loss=self.loss, jitter=self.jitter)
+
+    def record_samples(self) -> dict[str, Any]:
+        return {"rtts": [None if x is None else round(x, 7) for x in self.rtts], "dup": self.duplicates,
+                "late": self.late}
+
+    def lines(self) -> list[str]:
+        s = self.summary()
+        loss = "undefined" if s["loss"] is None else f"{s['loss'] * 100:.1f}%"
+        return [f"sent {s['sent']}, received {s['received']}, loss {loss}, duplicates {s['duplicates']}, "
+                f"late {s['late']}",
+                f"rtt min/avg/median/max/mdev = {fmt_ms(s['rtt_min'])} / {fmt_ms(s['rtt_avg'])} / "
+                f"{fmt_ms(s['rtt_median'])} / {fmt_ms(s['rtt_max'])} / {fmt_ms(s['rtt_mdev'])}; "
+                f"jitter {fmt_ms(s['jitter'])}"]
 
     def to_dict(self) -> dict[str, Any]:
         out = ProbeResult.to_dict(self)

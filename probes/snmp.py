@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import snmp_usm as usm
-from .base import ProbeResult
+from .base import Evidence, ProbeResult
 from .snmp_wire import GET, GETBULK, GETNEXT, Absent, Reply, WireClient
 
 __all__ = ["SHIPPED_PROFILES", "AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpResult", "snmp_probe", "SnmpEngineHolder", "SYSTEM", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
@@ -81,6 +81,26 @@ class SnmpResult(ProbeResult):
     pdus: int = 0
     #: other table profiles (cisco-ipsla, user tables): profile -> row index -> column -> value
     tables: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: the configured interface selectors (index, ifName, ifDescr or ifAlias) whose state is the circuit's
+    selectors: tuple[str, ...] = ()
+
+    def evidence(self) -> Evidence:
+        """Secondary: a selected interface administratively up and operationally down is bad; an answering agent
+        is good only when no primary probe (ICMP) ran; a silent agent is no evidence (never up)."""
+        if not self.answered:
+            return Evidence("none", self.reason, primary=False)
+        cause = self.cause(list(self.selectors))
+        if cause:
+            return Evidence("bad", cause, primary=False)
+        return Evidence("good" if self.ok else "none", self.reason, primary=False)
+
+    def lines(self) -> list[str]:
+        out = [f"{key} = {value}" for key, value in sorted(self.scalars.items())]
+        for index, cols in sorted(self.selected(list(self.selectors)).items()):
+            name = cols.get("ifName") or cols.get("ifDescr") or index
+            out.append(f"interface {name} (ifIndex {index}): admin {cols.get('ifAdminStatus')}, "
+                       f"oper {cols.get('ifOperStatus')}")
+        return out
 
     def selected(self, selectors: list[str]) -> dict[int, dict[str, Any]]:
         """Interfaces selected by index, ifName, ifDescr or ifAlias (all when no selector)."""
@@ -286,7 +306,8 @@ async def snmp_probe(target_id: str, address: str, settings: Any, *, context: An
 
     def result(ok: bool, reason: str | None) -> SnmpResult:
         return SnmpResult("snmp", target_id, address, started, time.perf_counter() - t0, ok, reason,
-                          ok or session.answered, scalars, interfaces, session.pdus, tables)
+                          ok or session.answered, scalars, interfaces, session.pdus, tables,
+                          tuple(str(i) for i in settings.interfaces or ()))
 
     try:
         async with holder.semaphore:

@@ -59,7 +59,7 @@ def test_check_config_lists_every_error(write_config):
     assert r.stderr.splitlines() == [
         f"{path}: 2 errors in config",
         "  targets[0].interval: must be a duration like 30s (got 'often')",
-        "  targets[0].kind: must be one of internet, voice (got 'fiber')",
+        "  targets[0].kind: must be one of internet, voice, support (got 'fiber')",
     ]
 
 

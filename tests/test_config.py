@@ -99,7 +99,7 @@ defaults:
 CASES = [
     ("targets[0].interval: must be a duration like 30s (got 'often')", ("address: 127.0.0.1", "address: 127.0.0.1\n    interval: often")),
     ("targets[0].intervall: unknown key", ("address: 127.0.0.1", "address: 127.0.0.1\n    intervall: 30s")),
-    ("targets[0].kind: must be one of internet, voice (got 'fiber')", ("kind: internet", "kind: fiber")),
+    ("targets[0].kind: must be one of internet, voice, support (got 'fiber')", ("kind: internet", "kind: fiber")),
     ("targets[0].kind: required key is missing", ("    kind: internet\n", "")),
     ("targets[0].contract: no such contract (known: c1) (got 'c2')", ("contract: c1", "contract: c2")),
     ("contracts[0].objectives.availability: must be a percentage between 0% and 100% (got '101%')", ("99.9%", "101%")),
@@ -140,7 +140,7 @@ def test_all_errors_reported_at_once(write_config):
     problems = errors_of(write_config, text)
     assert problems == [
         "contracts[0].objectives.availability: must be a percentage between 0% and 100% (got '101%')",
-        "targets[0].kind: must be one of internet, voice (got 'fiber')",
+        "targets[0].kind: must be one of internet, voice, support (got 'fiber')",
         "targets[1].contract: no such contract (known: c1) (got 'zz')",
         "targets[1].id: duplicate id, already used by targets[0] (got 't1')",
         "targets[1].interval: must be a duration like 30s (got 'often')",

@@ -59,7 +59,7 @@ def test_voice_sample_against_objectives():
     contract = CONFIG.contracts[0]
     result = IcmpResult(probe="icmp", target="v1", address="x", started=0, duration=0, ok=True, sent=50, received=49,
                         rtts=tuple([0.060] * 49 + [None]))
-    v = voice_sample(result, contract)
+    v = voice_sample(result.samples(), contract)
     # RTT 60 ms -> 30 ms one way + 25 ms codec + 2 x 0 jitter = 55 ms; loss 2 %
     r = r_factor(55, 2.0, "g711-plc")
     assert v.mos == pytest.approx(mos_from_r(r)) and v.one_way_delay_ms == pytest.approx(30)

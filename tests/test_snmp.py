@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -140,9 +141,13 @@ def test_admin_up_oper_down_interface_is_a_circuit_outage():
     ifaces = {1: {"ifName": "ge-0/0/1", "ifAdminStatus": 1, "ifOperStatus": 2}, 2: {"ifName": "ge-0/0/2", "ifAdminStatus": 2, "ifOperStatus": 2}}
     r = SnmpResult("snmp", "t", "x", 0, 0, True, None, True, {}, ifaces)
     icmp_ok = IcmpResult("icmp", "t", "x", 0, 0, True, sent=3, received=3, rtts=(0.001, 0.001, 0.001))
-    assert verdict_of([icmp_ok, r], ["ge-0/0/1"]) == "bad"
-    assert verdict_of([icmp_ok, r], ["ge-0/0/2"]) == "good"  # administratively down is not an outage
-    assert verdict_of([icmp_ok, r], ["1"]) == "bad"  # by index
+
+    def selecting(*selectors):
+        return dataclasses.replace(r, selectors=selectors)
+
+    assert verdict_of([icmp_ok, selecting("ge-0/0/1")]) == "bad"
+    assert verdict_of([icmp_ok, selecting("ge-0/0/2")]) == "good"  # administratively down is not an outage
+    assert verdict_of([icmp_ok, selecting("1")]) == "bad"  # by index
     # the cause, for the cycle, the outage evidence and the ticket
     assert r.cause(["ge-0/0/1"]) == "ge-0/0/1 (ifIndex 1) administratively up but operationally down (SNMP ifOperStatus)"
     assert r.cause(["ge-0/0/2"]) is None

@@ -14,6 +14,13 @@ from typing import Annotated, Literal, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from probes.dns import DnsProbeConfig
+from probes.http import HttpProbeConfig
+from probes.sip import SipProbeConfig
+from probes.smtp import SmtpProbeConfig
+from probes.tcp import TcpProbeConfig
+from probes.websocket import WebSocketProbeConfig
+
 from .types import (
     ClockTime,
     CurrencyCode,
@@ -111,12 +118,22 @@ class SnmpProbeConfig(_Model):
         return self
 
 
+#: the service probes, each with its config model beside it in probes/
+SERVICE_PROBES = ("sip", "http", "tcp", "dns", "smtp", "websocket")
+
+
 class ProbesConfig(_Model):
     icmp: IcmpProbeConfig | None = Field(default_factory=IcmpProbeConfig)
     snmp: SnmpProbeConfig | None = None
+    sip: SipProbeConfig | None = None
+    http: HttpProbeConfig | None = None
+    tcp: TcpProbeConfig | None = None
+    dns: DnsProbeConfig | None = None
+    smtp: SmtpProbeConfig | None = None
+    websocket: WebSocketProbeConfig | None = None
 
     def enabled(self) -> list[str]:
-        return [name for name in ("icmp", "snmp") if getattr(self, name) is not None]
+        return [name for name in ("icmp", "snmp", *SERVICE_PROBES) if getattr(self, name) is not None]
 
 
 class SnmpProfile(_Model):
@@ -226,12 +243,16 @@ class Objectives(_Model):
     jitter: PositiveDuration | None = None
     mos: float | None = Field(None, ge=1.0, le=4.5)
     one_way_delay: PositiveDuration | None = None
+    #: the service probes' response time (SIP final response, HTTP total, DNS answer, SMTP EHLO, WebSocket)
+    response_time: LatencyObjective | None = None
+    #: a peer certificate closer than this to its expiry degrades the target (and opens a ticket) before it expires
+    tls_expiry_min: PositiveDuration | None = None
 
 
 class CreditTier(_Model):
     below: Percent
     credit: Percent
-    objective: Literal["availability", "latency", "loss", "jitter", "mos"] = "availability"
+    objective: Literal["availability", "latency", "loss", "jitter", "mos", "response_time"] = "availability"
 
 
 class EscalationTier(_Model):
@@ -408,7 +429,8 @@ class VantageConfig(_Model):
 class Target(_Model):
     id: Identifier
     contract: str
-    kind: Literal["internet", "voice"]
+    #: internet and voice circuits; support channels (portal, email, chat) probed as services
+    kind: Literal["internet", "voice", "support"]
     address: str = Field(min_length=1, max_length=253)
     interval: PositiveDuration = 30.0
     failure_threshold: int = Field(3, ge=1, le=100)
@@ -459,6 +481,11 @@ class Target(_Model):
                 seconds += snmp.timeout
                 parts.append(f"{snmp.timeout:g} s for the v3 privacy check")
             total += seconds
+        for name in SERVICE_PROBES:
+            settings = getattr(self.probes, name)
+            if settings is not None:
+                total += settings.worst_case()
+                parts.append(f"{name} {settings.worst_case():g} s timeout")
         return total, ", ".join(parts)
 
     @model_validator(mode="after")
@@ -476,7 +503,7 @@ class Target(_Model):
     @model_validator(mode="after")
     def _has_probe(self) -> "Target":
         if not self.probes.enabled():
-            raise PydanticCustomError("slawatch", "at least one probe (icmp or snmp) must be enabled")
+            raise PydanticCustomError("slawatch", "at least one probe (icmp, snmp, sip, http, tcp, dns, smtp or websocket) must be enabled")
         return self
 
 

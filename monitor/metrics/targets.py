@@ -18,7 +18,9 @@ family                                               series    why per target
 
 10 for an internet target. A voice target adds the last burst's ``slawatch_icmp_loss_ratio`` and
 ``slawatch_jitter_seconds``, ``slawatch_voice_mos``, ``slawatch_voice_r_factor`` and
-``slawatch_voice_mos_window{window="5m"}`` (15). An SNMP probe adds 3
+``slawatch_voice_mos_window{window="5m"}`` (15). Each service probe (SIP, HTTP, TCP, DNS, SMTP, WebSocket)
+adds 2: ``slawatch_probe_success{probe}`` and ``slawatch_probe_response_seconds{probe}``, and one more over
+TLS, ``slawatch_tls_cert_not_after_seconds{probe}`` (days left: ``(x - time()) / 86400``). An SNMP probe adds 3
 (``slawatch_snmp_up``, uptime, reboots) and 6 per selected interface (monitor.exporter). Opt-in
 (``exporter.per_target``):
 
@@ -47,7 +49,7 @@ from .text import Family, label_text
 __all__ = ["TargetSeries", "DEFAULT_SERIES"]
 
 #: series per target with the default ``exporter.per_target`` (internet, voice)
-DEFAULT_SERIES = {"internet": 10, "voice": 15}
+DEFAULT_SERIES = {"internet": 10, "voice": 15, "support": 10}
 
 _BUCKET_BOUNDS = [repr(b) for b in RTT_BUCKETS] + ["+Inf"]
 
@@ -83,6 +85,12 @@ class _Families:
             "E-model MOS of the window's pooled loss, delay and jitter (voice targets).")
         fam("wr", "slawatch_voice_r_factor_window", "gauge",
             "E-model R-factor of the window's pooled loss, delay and jitter (voice targets).")
+        fam("psuccess", "slawatch_probe_success", "gauge",
+            "1 if the service probe's last check proved the service (SIP, HTTP, TCP, DNS, SMTP, WebSocket).")
+        fam("presponse", "slawatch_probe_response_seconds", "gauge",
+            "The service probe's last response time (SIP final response, HTTP body, DNS answer, ...).")
+        fam("tls_expiry", "slawatch_tls_cert_not_after_seconds", "gauge",
+            "Unix time the service's TLS certificate expires (its notAfter), from the last check.")
         fam("avail", "slawatch_sla_availability_ratio", "gauge",
             "Availability over the window (month = calendar month to date).")
         fam("remaining", "slawatch_sla_error_budget_remaining_ratio", "gauge", "Share of this month's error budget left.")
@@ -193,6 +201,14 @@ class TargetSeries:
                         f["wmos"].add(f'{lab},window="{window}"', q.mos)
                         if detail:
                             f["wr"].add(f'{lab},window="{window}"', q.r)
+            # service probes
+            for probe, figures in t.service.items():
+                plab = f'{head},probe="{probe}",{tail}'
+                f["psuccess"].add(plab, figures["up"])
+                if "response_seconds" in figures:
+                    f["presponse"].add(plab, figures["response_seconds"])
+                if "tls_cert_not_after_seconds" in figures:
+                    f["tls_expiry"].add(plab, figures["tls_cert_not_after_seconds"])
             # SLA
             s = sla.get(t.target)
             if s is None:

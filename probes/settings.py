@@ -1,0 +1,57 @@
+"""The base of the probes' typed settings (each probe's config model lives beside it) and shared field types."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic_core import PydanticCustomError
+
+from monitor.config.types import Duration, PositiveDuration
+
+__all__ = ["ProbeSettings", "Regex", "CaFile", "Duration", "PositiveDuration", "Port", "TlsSettings"]
+
+
+def _regex(value: str) -> str:
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise PydanticCustomError("slawatch", "regular expression does not compile: {err}", {"err": str(exc)}) \
+            from None
+    return value
+
+
+def _ca_file(value: str) -> str:
+    if not os.path.isfile(value):
+        raise PydanticCustomError("slawatch", "CA file {path} does not exist or is not a file", {"path": value})
+    if not os.access(value, os.R_OK):
+        raise PydanticCustomError("slawatch", "CA file {path} is not readable", {"path": value})
+    return value
+
+
+Regex = Annotated[str, AfterValidator(_regex)]
+CaFile = Annotated[str, AfterValidator(_ca_file)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class ProbeSettings(BaseModel):
+    """Unknown keys are rejected, values are frozen, no NaN or infinity (as every config model)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    timeout: PositiveDuration = 5.0
+
+    def worst_case(self) -> float:
+        """The longest one check can take when nothing answers (the interval must fit it)."""
+        return self.timeout
+
+
+class TlsSettings(ProbeSettings):
+    """TLS on a service: verify the chain (against ``ca_file`` or the system store) and the host name."""
+
+    verify: bool = True
+    ca_file: CaFile | None = None
+    #: the name to send (SNI) and verify; the target's address by default
+    server_name: str | None = None
