@@ -41,7 +41,7 @@ class DnsProbeConfig(ProbeSettings):
         try:
             dns.rdatatype.from_text(value.upper())
         except dns.rdatatype.UnknownRdatatype:
-            raise PydanticCustomError("slawatch", "not a DNS record type (got {v!r})", {"v": value}) from None
+            raise PydanticCustomError("slawatch", "not a DNS record type") from None
         return value.upper()
 
     @field_validator("valid_rcodes")
@@ -52,8 +52,7 @@ class DnsProbeConfig(ProbeSettings):
             try:
                 dns.rcode.from_text(code.upper())
             except dns.rcode.UnknownRcode:
-                raise PydanticCustomError("slawatch", "not a DNS rcode such as NOERROR or NXDOMAIN (got {v!r})",
-                                          {"v": code}) from None
+                raise PydanticCustomError("slawatch", "not a DNS rcode such as NOERROR or NXDOMAIN") from None
             out.append(code.upper())
         return out
 

@@ -31,9 +31,9 @@ USER_AGENT = "slawatch-probe/1"
 def _url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https"):
-        raise PydanticCustomError("slawatch", "URL must start with http:// or https:// (got {v!r})", {"v": value})
+        raise PydanticCustomError("slawatch", "URL must start with http:// or https://")
     if not parts.hostname:
-        raise PydanticCustomError("slawatch", "URL has no host (got {v!r})", {"v": value})
+        raise PydanticCustomError("slawatch", "URL has no host")
     try:
         parts.port  # noqa: B018 -- raises for a port out of range
     except ValueError as exc:
@@ -44,8 +44,7 @@ def _url(value: str) -> str:
 def _status(value: object) -> str:
     text = str(value)
     if not re.fullmatch(r"[1-5]([0-9]{2}|xx)", text):
-        raise PydanticCustomError("slawatch", "must be a status code such as 200 or a class such as 2xx (got {v!r})",
-                                  {"v": value})
+        raise PydanticCustomError("slawatch", "must be a status code such as 200 or a class such as 2xx")
     return text
 
 

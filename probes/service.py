@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
+from cryptography import x509
+
 from .base import Evidence, ProbeResult, Samples, fmt_ms
 
 __all__ = ["ServiceResult", "Phases", "TlsInfo", "tls_info", "client_context", "resolve", "ServiceFailure",
-           "open_tcp"]
+           "open_tcp", "describe_oserror"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,7 +107,7 @@ class ServiceResult(ProbeResult):
                 + f" ({self.tls_days_left:.1f} days left)")
             out.append(f"tls {t.version or '-'} {t.cipher or ''}".rstrip()
                        + f"; certificate {t.subject or '-'} issued by {t.issuer or '-'}, expires {expiry}; "
-                       + ("verified" if t.verified else f"NOT verified ({t.verify_error})"))
+                       + ("verified" if t.verified else f"NOT verified ({t.verify_error or 'verification off'})"))
         for key, value in self.details.items():
             out.append(f"{key}: {value}")
         return out
@@ -154,6 +156,13 @@ async def resolve(host: str, port: int, family: int = 0, kind: int = socket.SOCK
     return fam, sockaddr
 
 
+def describe_oserror(exc: OSError) -> str:
+    """``Connection refused`` rather than asyncio's ``Connect call failed ('127.0.0.1', 5060)``."""
+    import os
+
+    return os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
+
+
 def client_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
     """A client context: verifying against ``ca_file`` (or the system store), or not at all (still reading the
     certificate for its expiry)."""
@@ -171,8 +180,6 @@ def _name(name: Any) -> str:
 def tls_info(ssl_object: Any, verified: bool, verify_error: str | None = None) -> TlsInfo:
     """The session's version and cipher and the leaf certificate's subject, issuer and notAfter (from its DER, so
     also when it was not verified)."""
-    from cryptography import x509
-
     der = ssl_object.getpeercert(binary_form=True)
     cipher = ssl_object.cipher()
     subject = issuer = None
@@ -199,7 +206,7 @@ async def open_tcp(host: str, port: int, timeout: float, phases: Phases, *, fami
     except asyncio.TimeoutError:
         raise ServiceFailure(f"connect to {sockaddr[0]} port {port}: no answer within {timeout:g} s") from None
     except OSError as exc:
-        raise ServiceFailure(f"connect to {sockaddr[0]} port {port}: {exc.strerror or exc}") from None
+        raise ServiceFailure(f"connect to {sockaddr[0]} port {port}: {describe_oserror(exc)}") from None
     phases.done("connect")
     if tls is None:
         return reader, writer, None

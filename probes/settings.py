@@ -6,12 +6,30 @@ import os
 import re
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from monitor.config.types import Duration, PositiveDuration
+from monitor.units import parse_duration
 
 __all__ = ["ProbeSettings", "Regex", "CaFile", "Duration", "PositiveDuration", "Port", "TlsSettings"]
+
+
+def _duration(value: object) -> float:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise PydanticCustomError("slawatch", str(exc)) from None
+
+
+def _positive(value: float) -> float:
+    if value <= 0:
+        raise PydanticCustomError("slawatch", "must be a duration greater than 0, like 30s")
+    return value
+
+
+#: ``30s``, ``500ms``, ``2m`` or a number of seconds (shared with monitor.config.types)
+Duration = Annotated[float, BeforeValidator(_duration)]
+PositiveDuration = Annotated[float, BeforeValidator(_duration), AfterValidator(_positive)]
 
 
 def _regex(value: str) -> str:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from .service import Phases, ServiceFailure, ServiceResult, TlsInfo, client_context, open_tcp, resolve
+from .service import Phases, ServiceFailure, describe_oserror, ServiceResult, TlsInfo, client_context, open_tcp, resolve
 from .settings import CaFile, Port, PositiveDuration, ProbeSettings
 
 __all__ = ["SipProbeConfig", "sip_probe", "build_options", "parse_response", "SipResponse"]
@@ -33,8 +33,7 @@ _COMPACT = {"v": "via", "i": "call-id", "f": "from", "t": "to", "l": "content-le
 def _status(value: object) -> str:
     text = str(value)
     if not re.fullmatch(r"[1-6]([0-9]{2}|xx)", text) or text.startswith("1"):
-        raise PydanticCustomError("slawatch", "must be a final SIP status such as 200 or a class such as 2xx "
-                                  "(got {v!r})", {"v": value})
+        raise PydanticCustomError("slawatch", "must be a final SIP status such as 200 or a class such as 2xx")
     return text
 
 
@@ -169,7 +168,7 @@ async def _over_udp(sockaddr: tuple, family: int, cfg: SipProbeConfig, ids: tupl
             if isinstance(item, Exception):
                 details["requests_sent"] = sends
                 raise ServiceFailure(f"{sockaddr[0]} port {sockaddr[1]}: "
-                                     f"{getattr(item, 'strerror', None) or item}")
+                                     f"{describe_oserror(item) if isinstance(item, OSError) else item}")
             try:
                 parsed = parse_response(item)
             except (ValueError, UnicodeError):
@@ -200,7 +199,6 @@ async def _over_stream(host: str, cfg: SipProbeConfig, ids: tuple[str, str, str]
         local = writer.get_extra_info("sockname")
         writer.write(build_options(uri, cfg.transport, local[:2], host, cfg.from_user, *ids))
         await writer.drain()
-        phases.mark = time.perf_counter()
         buffer = b""
         while True:
             left = deadline - loop.time()

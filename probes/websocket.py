@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from .service import Phases, ServiceResult, TlsInfo, client_context, tls_info
+from .service import Phases, describe_oserror, ServiceResult, TlsInfo, client_context, tls_info
 from .settings import CaFile, ProbeSettings, Regex
 
 __all__ = ["WebSocketProbeConfig", "websocket_probe"]
@@ -36,8 +36,7 @@ class WebSocketProbeConfig(ProbeSettings):
     def _url(cls, value: str) -> str:
         parts = urlsplit(value)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise PydanticCustomError("slawatch", "URL must start with ws:// or wss:// and name a host (got {v!r})",
-                                      {"v": value})
+            raise PydanticCustomError("slawatch", "URL must start with ws:// or wss:// and name a host")
         return value
 
 
@@ -100,6 +99,6 @@ async def websocket_probe(target_id: str, address: str, settings: WebSocketProbe
     except OSError as exc:
         parts = urlsplit(settings.url)
         return fail(f"connect to {parts.hostname} port {parts.port or (443 if secure else 80)}: "
-                    f"{exc.strerror or exc}")
+                    f"{describe_oserror(exc)}")
     return ServiceResult("websocket", target_id, address, started, response, True, None, response=response,
                          phases=dict(phases.values), tls=info, status="101 Switching Protocols", details=details)

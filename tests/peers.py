@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -15,7 +16,7 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
-__all__ = ["RtServer", "Alertmanager", "Snmpd", "SnmpSim", "stop_peer", "terminate", "rt_available", "alertmanager_available", "wait_http"]
+__all__ = ["RtServer", "Alertmanager", "Snmpd", "SnmpSim", "Kamailio", "stop_peer", "terminate", "rt_available", "alertmanager_available", "wait_http"]
 
 RT_SERVER = "/usr/share/request-tracker5/libexec/rt-server"
 RT_SETUP = "/usr/sbin/rt-setup-database-5"
@@ -298,3 +299,68 @@ class SnmpSim:
     def stop(self) -> None:
         self.stop_process()
         stop_peer(None, self.dir)
+
+
+class Kamailio:
+    """A real Kamailio answering SIP OPTIONS on UDP and TCP (``port``) and TLS (``port + 1``) on loopback, with
+    ``status`` as its answer (200, or 503 for a stack that is up but refuses service)."""
+
+    MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
+
+    def __init__(self, directory: Path, port: int, cert: Path, key: Path, status: str = "200 Keepalive"):
+        self.dir, self.port, self.cert, self.key, self.status = directory, port, cert, key, status
+        self.proc: subprocess.Popen | None = None
+
+    @staticmethod
+    def available() -> tuple[bool, str]:
+        if not shutil.which("kamailio"):
+            return False, "kamailio not installed (./scripts/dev-setup installs it)"
+        if not os.path.exists(os.path.join(Kamailio.MODULES, "tls.so")):
+            return False, "kamailio-tls-modules not installed"
+        return True, ""
+
+    def start(self) -> "Kamailio":
+        self.dir.mkdir(parents=True, exist_ok=True)
+        code, _, phrase = self.status.partition(" ")
+        (self.dir / "tls.cfg").write_text(f"[server:default]\nmethod = TLSv1.2+\ncertificate = {self.cert}\n"
+                                          f"private_key = {self.key}\n")
+        (self.dir / "kamailio.cfg").write_text(f"""#!KAMAILIO
+debug=2
+log_stderror=yes
+children=2
+tcp_children=2
+listen=udp:127.0.0.1:{self.port}
+listen=tcp:127.0.0.1:{self.port}
+enable_tls=yes
+listen=tls:127.0.0.1:{self.port + 1}
+server_header="Server: slawatch-test-kamailio"
+loadmodule "sl.so"
+loadmodule "textops.so"
+loadmodule "tls.so"
+modparam("tls", "config", "{self.dir / 'tls.cfg'}")
+request_route {{
+    if (is_method("OPTIONS")) {{
+        sl_send_reply("{code}", "{phrase}");
+        exit;
+    }}
+    sl_send_reply("404", "Not here");
+}}
+""")
+        log = open(self.dir / "kamailio.log", "wb")
+        self.proc = subprocess.Popen(["kamailio", "-f", str(self.dir / "kamailio.cfg"), "-DD", "-E", "-Y", str(self.dir),
+                                      "-P", str(self.dir / "pid"), "-m", "32", "-M", "4"],
+                                     stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"kamailio exited: {(self.dir / 'kamailio.log').read_text()[-2000:]}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port + 1), timeout=0.5):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("kamailio did not start listening")
+
+    def stop(self) -> None:
+        terminate(self.proc)
+        self.proc = None

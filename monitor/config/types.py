@@ -12,10 +12,12 @@ from decimal import Decimal
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BeforeValidator, SecretStr
+from pydantic import BeforeValidator, SecretStr
 from pydantic_core import PydanticCustomError
 
-from ..units import parse_duration, parse_percent
+from probes.settings import Duration, PositiveDuration
+
+from ..units import parse_percent
 
 __all__ = [
     "Duration",
@@ -33,19 +35,6 @@ __all__ = [
 
 def _fail(message: str) -> PydanticCustomError:
     return PydanticCustomError("slawatch", message)
-
-
-def _duration(value: object) -> float:
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _positive(value: float) -> float:
-    if value <= 0:
-        raise _fail("must be a duration greater than 0, like 30s")
-    return value
 
 
 def _percent(value: object) -> Decimal:
@@ -127,8 +116,6 @@ def _clock(value: object) -> str:
     raise _fail("must be a time of day like 02:00")
 
 
-Duration = Annotated[float, BeforeValidator(_duration)]
-PositiveDuration = Annotated[float, BeforeValidator(_duration), AfterValidator(_positive)]
 Percent = Annotated[Decimal, BeforeValidator(_percent)]
 Identifier = Annotated[str, BeforeValidator(_identifier)]
 TimeZoneName = Annotated[str, BeforeValidator(_timezone)]

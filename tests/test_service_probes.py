@@ -1,0 +1,439 @@
+"""Service probes against real peers: Kamailio (SIP OPTIONS over UDP, TCP and TLS), HTTP(S) servers with
+certificates made by openssl, unbound (NOERROR, NXDOMAIN, SERVFAIL), aiosmtpd (plain and STARTTLS) and a
+websockets server. Each asserts the verdict, the reason a NOC reads and the evidence kept."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import subprocess
+import sys
+import threading
+from decimal import Decimal
+
+import pytest
+
+from conftest import free_port
+from monitor.config.models import LatencyObjective, Objectives
+from monitor.cycle import cycle_samples, quality_ok, verdict_of
+from monitor.rollup import Rollup
+from peers import Kamailio
+from probes.base import judge
+from probes.dns import DnsProbeConfig, dns_probe
+from probes.http import HttpProbeConfig, http_probe
+from probes.icmp import IcmpResult
+from probes.sip import SipProbeConfig, sip_probe
+from probes.smtp import SmtpProbeConfig, smtp_probe
+from probes.tcp import TcpProbeConfig, tcp_probe
+from probes.websocket import WebSocketProbeConfig, websocket_probe
+from servicepeers import HttpServer, Pki, Unbound, WebSocketServer, unbound_available
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory):
+    p = Pki(tmp_path_factory.mktemp("pki"))
+    p.certs = {
+        "valid": p.leaf("valid", 365),
+        "expiring": p.leaf("expiring", 3),
+        "expired": p.leaf("expired", 3, ago="10 days ago"),
+        "wronghost": p.leaf("wronghost", 365, san="DNS:portal.example.net"),
+        "selfsigned": p.self_signed("selfsigned"),
+    }
+    return p
+
+
+@pytest.fixture(scope="module")
+def https(pki):
+    servers = {name: HttpServer(Pki.context(*pair)) for name, pair in pki.certs.items()}
+    servers["plain"] = HttpServer()
+    yield {name: s.port for name, s in servers.items()}
+    for s in servers.values():
+        s.stop()
+
+
+@pytest.fixture(scope="module")
+def kamailio(tmp_path_factory, pki):
+    ok, why = Kamailio.available()
+    if not ok:
+        pytest.skip(why)
+    base = tmp_path_factory.mktemp("kamailio")
+    cert, key = pki.certs["valid"]
+    up = Kamailio(base / "up", free_port(), cert, key).start()
+    refusing = Kamailio(base / "503", free_port(), cert, key, status="503 Service Unavailable").start()
+    yield up, refusing
+    up.stop()
+    refusing.stop()
+
+
+# --------------------------------------------------------------------------- SIP
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+def test_sip_options_over_each_transport(kamailio, pki, transport):
+    up, _ = kamailio
+    port = up.port + 1 if transport == "tls" else up.port
+    r = run(sip_probe("gw1", "127.0.0.1", SipProbeConfig(transport=transport, port=port, ca_file=str(pki.ca),
+                                                        timeout="3s")))
+    assert r.ok and r.evidence().verdict == "good", r.reason
+    assert r.status == "SIP/2.0 200 Keepalive" and r.details["server"] == "slawatch-test-kamailio"
+    assert 0 < r.response < 3 and r.samples().response == r.response
+    if transport == "tls":
+        assert r.tls is not None and r.tls.verified and r.tls.version.startswith("TLSv1.")
+        assert 364 < r.tls_days_left < 366
+        assert set(r.phases) >= {"resolve", "connect", "tls", "final_response"}
+    if transport == "udp":
+        assert r.details["requests_sent"] == 1
+    text = "\n".join(r.lines())
+    assert "SIP/2.0 200 Keepalive" in text and "slawatch-test-kamailio" in text
+
+
+def test_sip_503_is_an_answering_stack_unless_configured_bad(kamailio):
+    _, refusing = kamailio
+    alive = run(sip_probe("gw1", "127.0.0.1", SipProbeConfig(port=refusing.port, timeout="3s")))
+    assert alive.ok and alive.status == "SIP/2.0 503 Service Unavailable"
+    strict = run(sip_probe("gw1", "127.0.0.1", SipProbeConfig(port=refusing.port, timeout="3s",
+                                                             valid_status=["2xx", "4xx"])))
+    assert not strict.ok and strict.evidence().verdict == "bad"
+    assert strict.reason == "SIP/2.0 503 Service Unavailable is not one of 2xx, 4xx"
+
+
+def test_dead_sip_stack_on_a_pinging_host_is_an_outage(tmp_path, pki):
+    """The gateway answers ping, its SIP stack is stopped: the target is down, with the SIP reason."""
+    ok, why = Kamailio.available()
+    if not ok:
+        pytest.skip(why)
+    cert, key = pki.certs["valid"]
+    k = Kamailio(tmp_path / "k", free_port(), cert, key).start()
+    k.stop()
+    sip = run(sip_probe("gw1", "127.0.0.1", SipProbeConfig(port=k.port, timeout="2s")))
+    ping = IcmpResult("icmp", "gw1", "127.0.0.1", 0, 0, True, sent=3, received=3, rtts=(0.001, 0.001, 0.001))
+    assert not sip.ok and "Connection refused" in sip.reason
+    assert verdict_of([ping, sip]) == "bad"
+    tcp = run(sip_probe("gw1", "127.0.0.1", SipProbeConfig(port=k.port, transport="tcp", timeout="2s")))
+    assert not tcp.ok and tcp.evidence().verdict == "bad" and "refused" in tcp.reason.lower()
+
+
+def test_sip_udp_retransmits_on_timer_e():
+    """A silent peer: the request is sent at 0, T1, 3 T1, 7 T1 (doubling, capped at T2) until the timeout."""
+    sink = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sink.bind(("127.0.0.1", 0))
+    sink.settimeout(0.2)
+    got: list[bytes] = []
+    stop = threading.Event()
+
+    def drain():
+        while not stop.is_set():
+            try:
+                got.append(sink.recv(65536))
+            except socket.timeout:
+                continue
+
+    t = threading.Thread(target=drain)
+    t.start()
+    try:
+        r = run(sip_probe("gw1", "127.0.0.1", SipProbeConfig(port=sink.getsockname()[1], timeout="2s", t1="250ms",
+                                                            t2="4s")))
+    finally:
+        stop.set()
+        t.join()
+        sink.close()
+    assert not r.ok and r.reason == "no final response to OPTIONS within 2 s (4 sent)"
+    assert len(got) == 4 and len(set(got)) == 1  # the same request (same branch) each time
+    request = got[0].decode()
+    for header in ("OPTIONS sip:127.0.0.1:", "Via: SIP/2.0/UDP 127.0.0.1:", ";branch=z9hG4bK", "Max-Forwards: 70",
+                   "From: <sip:slawatch@127.0.0.1>;tag=", "To: <sip:127.0.0.1:", "Call-ID: ", "CSeq: 1 OPTIONS",
+                   "Contact: <sip:slawatch@127.0.0.1:", "User-Agent: slawatch-probe/1", "Content-Length: 0"):
+        assert header in request
+
+
+# --------------------------------------------------------------------------- HTTP(S)
+
+
+def http(port, path="/ok", scheme="https", **kw):
+    host = kw.pop("host", "127.0.0.1")
+    return HttpProbeConfig(url=f"{scheme}://{host}:{port}{path}", **kw)
+
+
+def test_https_valid_with_phases_and_expiry(https, pki):
+    r = run(http_probe("portal", "127.0.0.1", http(https["valid"], ca_file=str(pki.ca), body_regex="healthy")))
+    assert r.ok, r.reason
+    assert list(r.phases) == ["resolve", "connect", "tls", "first_byte", "transfer"]
+    assert r.status == "HTTP/1.0 200" or r.status == "HTTP/1.1 200"
+    assert r.tls.verified and 364 < r.tls_days_left < 366 and r.tls.subject == "CN=valid"
+    assert r.details["server"].startswith("slawatch-test-http")
+    assert r.response == pytest.approx(sum(r.phases.values()), rel=0.05)
+
+
+def test_certificate_expiring_in_three_days_degrades_against_tls_expiry_min(https, pki):
+    r = run(http_probe("portal", "127.0.0.1", http(https["expiring"], ca_file=str(pki.ca))))
+    assert r.ok and 2.9 < r.tls_days_left < 3.01
+    objectives = Objectives(availability=Decimal("99.9"), tls_expiry_min="14d")
+    assert judge(r.samples(), objectives) == {"tls_expiry": False}
+    assert judge(r.samples(), Objectives(availability=Decimal("99.9"), tls_expiry_min="2d")) == {"tls_expiry": True}
+
+    class Contract:
+        pass
+
+    c = Contract()
+    c.objectives = objectives
+    assert not quality_ok([r], c)  # degraded: the ticket opens before the certificate expires
+
+
+@pytest.mark.parametrize("name, words", [
+    ("expired", "certificate has expired"),
+    ("wronghost", "IP address mismatch, certificate is not valid for '127.0.0.1'"),
+    ("selfsigned", "self-signed certificate"),
+])
+def test_bad_certificates_are_bad_with_the_reason(https, pki, name, words):
+    r = run(http_probe("portal", "127.0.0.1", http(https[name], ca_file=str(pki.ca))))
+    assert not r.ok and r.evidence().verdict == "bad"
+    assert words in r.reason, r.reason
+    assert r.tls is not None and not r.tls.verified  # fetched again unverified: the expiry is still evidence
+    if name == "expired":
+        assert -7.01 < r.tls_days_left < -6.9
+    unverified = run(http_probe("portal", "127.0.0.1", http(https[name], verify=False)))
+    assert unverified.ok
+
+
+def test_http_checks(https):
+    port = https["plain"]
+    ok = run(http_probe("p", "127.0.0.1", http(port, "/json", "http", expect_json={"path": "checks[0].ok",
+                                                                                  "equals": True})))
+    assert ok.ok and ok.tls is None, ok.reason
+    wrong = run(http_probe("p", "127.0.0.1", http(port, "/json", "http", expect_json={"path": "status",
+                                                                                     "equals": "degraded"})))
+    assert wrong.reason == "HTTP/1.1 200: JSON status is 'ok', not 'degraded'"
+    body = run(http_probe("p", "127.0.0.1", http(port, "/ok", "http", body_regex="^maintenance")))
+    assert body.reason == "HTTP/1.1 200: body does not match /^maintenance/"
+    error = run(http_probe("p", "127.0.0.1", http(port, "/error", "http")))
+    assert error.reason == "HTTP/1.1 500 is not one of 2xx" and error.evidence().verdict == "bad"
+    accepted = run(http_probe("p", "127.0.0.1", http(port, "/error", "http", valid_status=["2xx", 500])))
+    assert accepted.ok
+    redirect = run(http_probe("p", "127.0.0.1", http(port, "/redirect", "http")))
+    assert redirect.ok and redirect.details["redirects"].endswith("/ok")
+    no_follow = run(http_probe("p", "127.0.0.1", http(port, "/redirect", "http", follow_redirects=False)))
+    assert no_follow.reason == "HTTP/1.1 302 is not one of 2xx"
+    loop = run(http_probe("p", "127.0.0.1", http(port, "/loop", "http", max_redirects=3)))
+    assert loop.reason.startswith("more than 3 redirects")
+    chunked = run(http_probe("p", "127.0.0.1", http(port, "/chunked", "http", body_regex="portal healthy")))
+    assert chunked.ok, chunked.reason
+    slow = run(http_probe("p", "127.0.0.1", http(port, "/slow", "http", timeout="700ms")))
+    assert not slow.ok and slow.reason == f"no response from 127.0.0.1 port {port} within 0.7 s"
+    assert "first_byte" not in slow.phases and "connect" in slow.phases
+    head = run(http_probe("p", "127.0.0.1", http(port, "/ok", "http", method="HEAD")))
+    assert head.ok and head.details["body_bytes"] == 0
+
+
+def test_http_ipv6_and_refused():
+    server = HttpServer(ipv6=True)
+    try:
+        r = run(http_probe("p", "::1", HttpProbeConfig(url=f"http://[::1]:{server.port}/ok", ip_version=6)))
+        assert r.ok, r.reason
+    finally:
+        server.stop()
+    port = free_port()
+    refused = run(http_probe("p", "127.0.0.1", HttpProbeConfig(url=f"http://127.0.0.1:{port}/")))
+    assert refused.reason == f"connect to 127.0.0.1 port {port}: Connection refused"
+    unresolvable = run(http_probe("p", "x", HttpProbeConfig(url="http://no-such-host.invalid/")))
+    assert unresolvable.evidence().verdict == "none" and "cannot resolve no-such-host.invalid" in unresolvable.reason
+
+
+# --------------------------------------------------------------------------- TCP
+
+
+def test_tcp_connect_banner_and_tls(https, pki, smtp_server):
+    port, _, _ = smtp_server
+    banner = run(tcp_probe("mx", "127.0.0.1", TcpProbeConfig(port=port, dialogue=[{"expect": "^220 "},
+                                                                                 {"send": "QUIT\\r\\n",
+                                                                                  "expect": "^221"}])))
+    assert banner.ok and banner.details["matched"].startswith("220 "), banner.reason
+    wrong = run(tcp_probe("mx", "127.0.0.1", TcpProbeConfig(port=port, timeout="1s",
+                                                            dialogue=[{"expect": "^SSH-2.0"}])))
+    assert not wrong.ok and wrong.reason == "dialogue step 1: nothing matching /^SSH-2.0/ in time"
+    tls = run(tcp_probe("portal", "127.0.0.1", TcpProbeConfig(port=https["valid"],
+                                                              tls={"ca_file": str(pki.ca)})))
+    assert tls.ok and tls.tls.verified and "tls" in tls.phases
+    refused = run(tcp_probe("x", "127.0.0.1", TcpProbeConfig(port=free_port(), timeout="1s")))
+    assert not refused.ok and refused.evidence().verdict == "bad"
+
+
+# --------------------------------------------------------------------------- DNS
+
+
+@pytest.fixture(scope="module")
+def unbound(tmp_path_factory):
+    ok, why = unbound_available()
+    if not ok:
+        pytest.skip(why)
+    u = Unbound(tmp_path_factory.mktemp("unbound")).start()
+    yield u
+    u.stop()
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_dns_answers(unbound, transport):
+    cfg = DnsProbeConfig(query_name="portal.sla.test", query_type="aaaa", port=unbound.port, transport=transport,
+                         expect_answers=["^2001:db8::10$"])
+    r = run(dns_probe("ns", "127.0.0.1", cfg))
+    assert r.ok and r.status == "NOERROR, 1 answer", r.reason
+    assert r.details["answers"] == "portal.sla.test. AAAA 2001:db8::10" and r.response > 0
+    mx = run(dns_probe("ns", "127.0.0.1", DnsProbeConfig(query_name="sla.test", query_type="MX", port=unbound.port,
+                                                         transport=transport, expect_answers=["mail.sla.test"])))
+    assert mx.ok, mx.reason
+
+
+def test_dns_nxdomain_servfail_and_mismatch(unbound):
+    nx = run(dns_probe("ns", "127.0.0.1", DnsProbeConfig(query_name="gone.sla.test", port=unbound.port)))
+    assert not nx.ok and nx.reason == "gone.sla.test A: NXDOMAIN, expected NOERROR"
+    expected_nx = run(dns_probe("ns", "127.0.0.1", DnsProbeConfig(query_name="gone.sla.test", port=unbound.port,
+                                                                  valid_rcodes=["nxdomain"])))
+    assert expected_nx.ok
+    sf = run(dns_probe("ns", "127.0.0.1", DnsProbeConfig(query_name="a.broken.lab", port=unbound.port)))
+    assert not sf.ok and sf.reason == "a.broken.lab A: SERVFAIL, expected NOERROR"
+    mismatch = run(dns_probe("ns", "127.0.0.1", DnsProbeConfig(query_name="portal.sla.test", port=unbound.port,
+                                                               expect_answers=["^198\\.51\\.100\\."])))
+    assert mismatch.reason == "portal.sla.test A: no answer matches /^198\\.51\\.100\\./"
+    silent = run(dns_probe("ns", "127.0.0.1", DnsProbeConfig(query_name="portal.sla.test", port=free_port(),
+                                                             timeout="500ms")))
+    assert not silent.ok and silent.evidence().verdict == "bad"
+
+
+# --------------------------------------------------------------------------- SMTP
+
+
+def test_smtp_starttls_and_plain(smtp_server, pki):
+    port, cert, _ = smtp_server
+    r = run(smtp_probe("mx", "127.0.0.1", SmtpProbeConfig(port=port, tls="starttls", ca_file=str(cert))))
+    assert r.ok, r.reason
+    assert r.tls is not None and r.tls.verified and 0 < r.tls_days_left <= 1.01
+    assert "STARTTLS" in r.details["extensions"] and list(r.phases)[:4] == ["resolve", "connect", "banner", "ehlo"]
+    plain = run(smtp_probe("mx", "127.0.0.1", SmtpProbeConfig(port=port, expect_banner="Python SMTP")))
+    assert plain.ok and plain.tls is None
+
+
+def test_smtp_without_starttls_fails_when_required():
+    from aiosmtpd.controller import Controller
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            return "250 OK"
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        r = run(smtp_probe("mx", "127.0.0.1", SmtpProbeConfig(port=port, tls="starttls")))
+        assert not r.ok and r.reason == "the server does not offer STARTTLS"
+        banner = run(smtp_probe("mx", "127.0.0.1", SmtpProbeConfig(port=port, expect_banner="^Exchange")))
+        assert not banner.ok and "does not match /^Exchange/" in banner.reason
+    finally:
+        controller.stop()
+
+
+# --------------------------------------------------------------------------- WebSocket
+
+
+def test_websocket_dialogue_and_ping(pki):
+    plain = WebSocketServer()
+    secure = WebSocketServer(Pki.context(*pki.certs["valid"]))
+    try:
+        r = run(websocket_probe("chat", "127.0.0.1", WebSocketProbeConfig(
+            url=f"ws://127.0.0.1:{plain.port}/chat", send="hello", expect="^echo: hello$")))
+        assert r.ok and r.details["matched"] == "echo: hello", r.reason
+        assert list(r.phases) == ["handshake", "dialogue", "ping"] and r.details["ping_rtt"].endswith(" ms")
+        missing = run(websocket_probe("chat", "127.0.0.1", WebSocketProbeConfig(
+            url=f"ws://127.0.0.1:{plain.port}/nochat")))
+        assert not missing.ok and missing.reason == "handshake refused: HTTP 404"
+        silent = run(websocket_probe("chat", "127.0.0.1", WebSocketProbeConfig(
+            url=f"ws://127.0.0.1:{plain.port}/chat", expect="^never", ping=False, timeout="700ms")))
+        assert not silent.ok and silent.reason == "no a message matching /^never/ within 0.7 s"
+        tls = run(websocket_probe("chat", "127.0.0.1", WebSocketProbeConfig(
+            url=f"wss://127.0.0.1:{secure.port}/chat", ca_file=str(pki.ca))))
+        assert tls.ok and tls.tls.verified and 364 < tls.tls_days_left < 366, tls.reason
+    finally:
+        plain.stop()
+        secure.stop()
+
+
+# --------------------------------------------------------------------------- the core's view
+
+
+def test_response_times_roll_up_and_judge_the_percentile(https):
+    port = https["plain"]
+    results = [run(http_probe("p", "127.0.0.1", http(port, "/ok", "http"))) for _ in range(5)]
+    rollup = Rollup()
+    for r in results:
+        s = cycle_samples([r])
+        rollup.add_cycle("good", False, s.sent, s.received, list(s.rtts), s.jitter, None, None, None, s.response)
+    assert rollup.response.count == 5 and rollup.rtt.count == 0
+    again = Rollup.decode(rollup.counts_blob(), rollup.rtt.to_bytes())
+    assert again.response.count == 5
+    assert again.response.quantile(0.95) == pytest.approx(rollup.response.quantile(0.95))
+    objectives = Objectives(availability=Decimal("99.9"),
+                            response_time=LatencyObjective(percentile=95, max=0.000001))
+    assert judge(results[0].samples(), objectives) == {"response_time": False}
+
+
+def test_cli_probe_prints_the_evidence(tmp_path, https, pki):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"""
+contracts:
+  - id: c1
+    customer: Alliance
+    provider: Telco
+    objectives: {{availability: 99.9%, response_time: {{percentile: 95, max: 500ms}}, tls_expiry_min: 14d}}
+targets:
+  - id: portal
+    contract: c1
+    kind: support
+    address: 127.0.0.1
+    probes:
+      icmp: null
+      http: {{url: "https://127.0.0.1:{https['valid']}/ok", ca_file: "{pki.ca}", body_regex: healthy}}
+storage: {{path: "{tmp_path / 'db.sqlite'}"}}
+""")
+    out = subprocess.run([sys.executable, "-m", "monitor.cli", "probe", "portal", "-c", str(config)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("portal http 127.0.0.1: OK\n")
+    assert "  answer: HTTP/1." in out.stdout and "phases: resolve" in out.stdout
+    assert "certificate CN=valid issued by CN=slawatch test CA" in out.stdout and "verified" in out.stdout
+
+
+@pytest.mark.parametrize("probe, value, message", [
+    ("http", '{url: "portal.example.net/status"}',
+     "targets[0].probes.http.url: URL must start with http:// or https:// (got 'portal.example.net/status')"),
+    ("sip", "{transport: sctp}", "targets[0].probes.sip.transport: must be one of udp, tcp, tls (got 'sctp')"),
+    ("http", '{url: "http://127.0.0.1/", body_regex: "(unclosed"}',
+     "targets[0].probes.http.body_regex: regular expression does not compile: missing ), unterminated "
+     "subpattern at position 0 (got '(unclosed')"),
+    ("dns", "{query_name: portal.sla.test, query_type: AAAAA}",
+     "targets[0].probes.dns.query_type: not a DNS record type (got 'AAAAA')"),
+    ("http", '{url: "https://127.0.0.1/", ca_file: /nonexistent/ca.pem}',
+     "targets[0].probes.http.ca_file: CA file /nonexistent/ca.pem does not exist or is not a file "
+     "(got '/nonexistent/ca.pem')"),
+    ("websocket", '{url: "http://127.0.0.1/chat"}',
+     "targets[0].probes.websocket.url: URL must start with ws:// or wss:// and name a host "
+     "(got 'http://127.0.0.1/chat')"),
+])
+def test_bad_probe_settings_are_config_errors(tmp_path, probe, value, message):
+    config = tmp_path / "c.yaml"
+    config.write_text(f"""
+contracts:
+  - {{id: c1, customer: A, provider: T, objectives: {{availability: 99.9%}}}}
+targets:
+  - id: t1
+    contract: c1
+    kind: support
+    address: 127.0.0.1
+    probes: {{icmp: null, {probe}: {value}}}
+""")
+    out = subprocess.run([sys.executable, "-m", "monitor.cli", "check-config", "-c", str(config)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "Traceback" not in out.stderr
+    assert f"  {message}" in out.stderr.splitlines(), out.stderr
