@@ -437,3 +437,111 @@ targets:
     assert out.returncode == 2, out.stdout + out.stderr
     assert "Traceback" not in out.stderr
     assert f"  {message}" in out.stderr.splitlines(), out.stderr
+
+
+def test_daemon_sip_outage_while_ping_answers(tmp_path, pki, https, icmp_mode):
+    """`slawatch run` with a voice gateway probed by ICMP and SIP, and a portal by HTTPS: Kamailio stops, the
+    gateway still answers ping, and the gateway goes down with the SIP reason; the portal's figures are exported."""
+    import json
+    import signal
+    import time
+    import urllib.request
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from conftest import REPO, SLAWATCH
+
+    ok, why = Kamailio.available()
+    if not ok:
+        pytest.skip(why)
+    cert, key = pki.certs["valid"]
+    k = Kamailio(tmp_path / "k", free_port(), cert, key).start()
+    port = free_port()
+    config = tmp_path / "c.yaml"
+    config.write_text(f"""
+storage: {{path: "{tmp_path / 'db.sqlite'}", flush_interval: 200ms}}
+exporter: {{listen: "127.0.0.1:{port}"}}
+logging: {{format: json}}
+contracts:
+  - id: c1
+    customer: Alliance
+    provider: Telco
+    objectives: {{availability: 99.9%, response_time: {{percentile: 95, max: 500ms}}, tls_expiry_min: 14d}}
+targets:
+  - id: gw1
+    contract: c1
+    kind: voice
+    address: 127.0.0.1
+    interval: 1s
+    failure_threshold: 2
+    probes:
+      icmp: {{count: 2, spacing: 10ms, timeout: 300ms}}
+      sip: {{port: {k.port}, timeout: 500ms, t1: 100ms}}
+  - id: portal
+    contract: c1
+    kind: support
+    address: 127.0.0.1
+    interval: 1s
+    probes:
+      icmp: null
+      http: {{url: "https://127.0.0.1:{https['valid']}/ok", ca_file: "{pki.ca}", timeout: 500ms}}
+""")
+
+    def scrape() -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            text = resp.read().decode()
+        return {(s.name, tuple(sorted(s.labels.items()))): s.value
+                for fam in text_string_to_metric_families(text) for s in fam.samples}
+
+    def value(metrics, name, **labels):
+        return next((v for (n, lab), v in metrics.items() if n == name and labels.items() <= dict(lab).items()), None)
+
+    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(config)], cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline, metrics = time.time() + 30, {}
+        while time.time() < deadline:
+            try:
+                metrics = scrape()
+            except OSError:
+                time.sleep(0.2)
+                continue
+            if value(metrics, "slawatch_target_up", target="gw1") == 1.0 and \
+                    value(metrics, "slawatch_target_up", target="portal") == 1.0:
+                break
+            time.sleep(0.3)
+        assert value(metrics, "slawatch_probe_success", target="gw1", probe="sip") == 1.0, metrics
+        assert 0 < value(metrics, "slawatch_probe_response_seconds", target="portal", probe="http") < 0.5
+        not_after = value(metrics, "slawatch_tls_cert_not_after_seconds", target="portal", probe="http")
+        assert 364 < (not_after - time.time()) / 86400 < 366
+        k.stop()
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            metrics = scrape()
+            if value(metrics, "slawatch_target_up", target="gw1") == 0.0:
+                break
+            time.sleep(0.3)
+        assert value(metrics, "slawatch_target_up", target="gw1") == 0.0
+        assert value(metrics, "slawatch_probe_success", target="gw1", probe="sip") == 0.0
+        assert value(metrics, "slawatch_probe_success", target="portal", probe="http") == 1.0
+    finally:
+        k.stop()
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    outage = [json.loads(line) for line in err.splitlines() if line.startswith("{") and "outage_started" in line]
+    assert outage and "target gw1: up -> down" in outage[0]["msg"], outage or err[-3000:]
+    from monitor.config import load_config
+    from monitor.store import open_store
+
+    store = open_store(load_config(str(config)).storage, readonly=True)
+    try:
+        down = [o for o in store.outages("gw1") if o.kind == "down"]
+        assert len(down) == 1 and not store.outages("portal")
+        assert down[0].evidence["first_bad"]["reason"] == f"127.0.0.1 port {k.port}: Connection refused"
+        sip_cycles = [c for c in store.cycles("gw1", 0, time.time() + 1) if c.probe == "sip"]
+        answered = [c for c in sip_cycles if c.ok]
+        assert answered and all(0 < c.samples["response"] < 0.5 for c in answered)
+        portal = store.monthly_rollups(time.strftime("%Y-%m"))["portal"]
+        assert portal.response.count >= 1 and portal.rtt.count == 0
+    finally:
+        store.close()
