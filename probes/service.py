@@ -8,6 +8,7 @@ evidence: the target's name did not resolve, a local socket error), as ICMP's "n
 from __future__ import annotations
 
 import asyncio
+import functools
 import socket
 import ssl
 import time
@@ -163,9 +164,11 @@ def describe_oserror(exc: OSError) -> str:
     return os.strerror(exc.errno) if exc.errno else (exc.strerror or str(exc))
 
 
+@functools.lru_cache(maxsize=64)
 def client_context(ca_file: str | None, verify: bool) -> ssl.SSLContext:
     """A client context: verifying against ``ca_file`` (or the system store), or not at all (still reading the
-    certificate for its expiry)."""
+    certificate for its expiry). One per (CA file, verify), shared: loading the system store costs milliseconds,
+    and a context is safe to share between connections."""
     ctx = ssl.create_default_context(cafile=ca_file)
     if not verify:
         ctx.check_hostname = False
