@@ -58,6 +58,12 @@ def test_reference_config_is_valid(monkeypatch):
     monkeypatch.setenv("SNMP_PRIV_KEY", "privkey123")
     config = load_config(REPO / "config" / "reference.yaml")
     assert config.contracts and config.targets and config.ticket_sinks
+    # every probe kind is documented with its settings
+    documented = {name for t in config.targets for name in t.probes.enabled()}
+    assert documented == {"icmp", "snmp", "sip", "http", "tcp", "dns", "smtp", "websocket"}
+    portal = config.target("portal")
+    assert portal.probes.http.expect_json.path == "checks[0].ok" and portal.probes.tcp.dialogue[1].expect == "^221"
+    assert portal.probes.dns.expect_answers == ["^127\\."]
 
 
 def test_minimal_config_and_defaults(write_config):

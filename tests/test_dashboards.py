@@ -141,6 +141,13 @@ def live_stack(tmp_path_factory, request):
         extra += (f"  - {{id: router, contract: internet, kind: internet, address: 127.0.0.1, probes: {{icmp: {{count: 2}},"
                   f" snmp: {{version: 2c, community: public, port: {agent.port}, profiles: [system, if-mib], interfaces: [lo],"
                   f" timeout: 300ms, retries: 0}}}}}}\n")
+    # a support channel: the portal over HTTPS (service probe success, response time, certificate expiry)
+    from servicepeers import HttpServer, Pki
+
+    pki = Pki(tmp / "pki")
+    portal = HttpServer(Pki.context(*pki.leaf("portal", 90)))
+    extra += (f'  - {{id: portal, contract: support, kind: support, address: 127.0.0.1, probes: {{icmp: null, '
+              f'http: {{url: "https://127.0.0.1:{portal.port}/ok", ca_file: "{pki.ca}", timeout: 500ms}}}}}}\n')
     from conftest import TEST_STORE, StoreMaker
 
     stores = StoreMaker(TEST_STORE, tmp, request)
@@ -152,6 +159,7 @@ logging: {{format: json}}
 contracts:
   - {{id: internet, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.9%, latency: {{percentile: 95, max: 80ms}}, loss: 0.5%}}}}
   - {{id: voice, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.95%, jitter: 30ms, loss: 1%, mos: 4.0}}}}
+  - {{id: support, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.5%, response_time: {{percentile: 95, max: 2s}}, tls_expiry_min: 14d}}}}
 defaults:
   targets: {{interval: 1s, failure_threshold: 2, probes: {{icmp: {{count: 5, spacing: 20ms, timeout: 300ms}}}}}}
 targets:
@@ -193,6 +201,7 @@ scrape_configs:
             lab.close()
         if agent:
             agent.stop()
+        portal.stop()
 
 
 @pytest.mark.parametrize("dashboard", [p.name for p in NODE_DASHBOARDS])
