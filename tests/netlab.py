@@ -187,15 +187,26 @@ class LabHost:
 
     def drop_random(self, address: str, percent: int) -> None:
         """nftables: drop ``percent``% of echo requests to ``address`` at random (numgen random)."""
+        self._nft_table()
+        rule = ["ip", "daddr", address, "icmp", "type", "echo-request"]
+        if percent < 100:
+            rule += ["numgen", "random", "mod", "100", "<", str(percent)]
+        self.exec("nft", "add", "rule", "inet", "swlab", "input", *rule, "drop")
+
+    def drop_udp(self, address: str, port: int, percent: int) -> None:
+        """nftables: drop ``percent``% of UDP datagrams to ``address`` port ``port`` at random (SIP, DNS)."""
+        self._nft_table()
+        rule = ["ip", "daddr", address, "udp", "dport", str(port)]
+        if percent < 100:
+            rule += ["numgen", "random", "mod", "100", "<", str(percent)]
+        self.exec("nft", "add", "rule", "inet", "swlab", "input", *rule, "drop")
+
+    def _nft_table(self) -> None:
         if not self._nft_ready:
             self.exec("nft", "add", "table", "inet", "swlab")
             self.exec("nft", "add", "chain", "inet", "swlab", "input",
                       "{ type filter hook input priority 0; policy accept; }")
             self._nft_ready = True
-        rule = ["ip", "daddr", address, "icmp", "type", "echo-request"]
-        if percent < 100:
-            rule += ["numgen", "random", "mod", "100", "<", str(percent)]
-        self.exec("nft", "add", "rule", "inet", "swlab", "input", *rule, "drop")
 
     def clear_drops(self) -> None:
         if self._nft_ready:

@@ -307,8 +307,10 @@ class Kamailio:
 
     MODULES = "/usr/lib/x86_64-linux-gnu/kamailio/modules"
 
-    def __init__(self, directory: Path, port: int, cert: Path, key: Path, status: str = "200 Keepalive"):
+    def __init__(self, directory: Path, port: int, cert: Path, key: Path, status: str = "200 Keepalive",
+                 address: str = "127.0.0.1", netns: str | None = None):
         self.dir, self.port, self.cert, self.key, self.status = directory, port, cert, key, status
+        self.address, self.netns = address, netns
         self.proc: subprocess.Popen | None = None
 
     @staticmethod
@@ -328,11 +330,15 @@ class Kamailio:
 debug=2
 log_stderror=yes
 children=2
+dns=no
+rev_dns=no
+use_dns_cache=off
+auto_aliases=no
 tcp_children=2
-listen=udp:127.0.0.1:{self.port}
-listen=tcp:127.0.0.1:{self.port}
+listen=udp:{self.address}:{self.port}
+listen=tcp:{self.address}:{self.port}
 enable_tls=yes
-listen=tls:127.0.0.1:{self.port + 1}
+listen=tls:{self.address}:{self.port + 1}
 server_header="Server: slawatch-test-kamailio"
 loadmodule "sl.so"
 loadmodule "textops.so"
@@ -347,15 +353,16 @@ request_route {{
 }}
 """)
         log = open(self.dir / "kamailio.log", "wb")
-        self.proc = subprocess.Popen(["kamailio", "-f", str(self.dir / "kamailio.cfg"), "-DD", "-E", "-Y", str(self.dir),
-                                      "-P", str(self.dir / "pid"), "-m", "32", "-M", "4"],
+        prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+        self.proc = subprocess.Popen([*prefix, "kamailio", "-f", str(self.dir / "kamailio.cfg"), "-DD", "-E", "-Y",
+                                      str(self.dir), "-P", str(self.dir / "pid"), "-m", "32", "-M", "4"],
                                      stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"kamailio exited: {(self.dir / 'kamailio.log').read_text()[-2000:]}")
             try:
-                with socket.create_connection(("127.0.0.1", self.port + 1), timeout=0.5):
+                with socket.create_connection((self.address, self.port + 1), timeout=0.5):
                     return self
             except OSError:
                 time.sleep(0.1)

@@ -147,16 +147,16 @@ class Unbound:
     ZONE = ['portal.sla.test. 300 IN A 192.0.2.10', 'portal.sla.test. 300 IN AAAA 2001:db8::10',
             'sla.test. 300 IN MX 10 mail.sla.test.', 'sla.test. 300 IN TXT "v=slawatch"']
 
-    def __init__(self, directory: Path):
-        self.dir = directory
+    def __init__(self, directory: Path, address: str = "127.0.0.1", netns: str | None = None):
+        self.dir, self.address, self.netns = directory, address, netns
         directory.mkdir(parents=True, exist_ok=True)
-        self.port, self.refuser_port = free_port(), free_port()
+        self.port, self.refuser_port = (53, 5353) if netns else (free_port(), free_port())
         self.procs: list[subprocess.Popen] = []
 
     def _conf(self, name: str, port: int, body: str) -> Path:
         path = self.dir / f"{name}.conf"
         path.write_text(f"""server:
-    interface: 127.0.0.1
+    interface: {self.address}
     port: {port}
     do-daemonize: no
     use-syslog: no
@@ -165,7 +165,7 @@ class Unbound:
     chroot: ""
     directory: "{self.dir}"
     pidfile: "{self.dir / name}.pid"
-    access-control: 127.0.0.0/8 allow
+    access-control: 0.0.0.0/0 allow
     do-ip6: no
     module-config: "iterator"
     num-threads: 1
@@ -179,11 +179,12 @@ remote-control:
     def start(self) -> "Unbound":
         zone = "    local-zone: \"sla.test.\" static\n" + "".join(f"    local-data: '{rr}'\n" for rr in self.ZONE)
         main = self._conf("main", self.port, zone + f"stub-zone:\n    name: \"broken.lab.\"\n"
-                                                    f"    stub-addr: 127.0.0.1@{self.refuser_port}\n")
+                                                    f"    stub-addr: {self.address}@{self.refuser_port}\n")
         refuser = self._conf("refuser", self.refuser_port, "    local-zone: \"broken.lab.\" refuse\n")
         for conf in (refuser, main):
             log = open(self.dir / f"{conf.stem}.log", "wb")
-            self.procs.append(subprocess.Popen(["unbound", "-d", "-c", str(conf)], stdout=log,
+            prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
+            self.procs.append(subprocess.Popen([*prefix, "unbound", "-d", "-c", str(conf)], stdout=log,
                                                stderr=subprocess.STDOUT))
         self._wait()
         return self
@@ -198,7 +199,7 @@ remote-control:
                 if proc.poll() is not None:
                     raise RuntimeError(f"unbound exited: {(self.dir / 'main.log').read_text()[-1500:]}")
             try:
-                dns.query.udp(dns.message.make_query("portal.sla.test", "A"), "127.0.0.1", port=self.port,
+                dns.query.udp(dns.message.make_query("portal.sla.test", "A"), self.address, port=self.port,
                               timeout=0.5)
                 return
             except Exception:  # noqa: BLE001 -- not up yet

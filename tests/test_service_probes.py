@@ -545,3 +545,95 @@ targets:
         assert portal.response.count >= 1 and portal.rtt.count == 0
     finally:
         store.close()
+
+
+# --------------------------------------------------------------------------- UDP through a namespace host
+
+
+@pytest.fixture(scope="module")
+def lab_kamailio(tmp_path_factory, pki):
+    from netlab import NetLab, can_build_netlab
+
+    ok, why = can_build_netlab()
+    if not ok:
+        pytest.skip(why)
+    ok, why = Kamailio.available()
+    if not ok:
+        pytest.skip(why)
+    lab = NetLab()
+    host = lab.add_host("sbc")
+    cert, key = pki.certs["valid"]
+    k = Kamailio(tmp_path_factory.mktemp("labkam"), 5060, cert, key, address=host.address(1), netns=host.netns)
+    try:
+        k.start()
+        yield host, k
+    finally:
+        k.stop()
+        lab.close()
+
+
+def test_sip_over_udp_recovers_from_loss_by_retransmission(lab_kamailio):
+    """40 % of the requests dropped on the SBC's side (nftables): every check still gets its final response, by
+    retransmission on timer E, and the retransmissions are counted."""
+    host, k = lab_kamailio
+    host.clear_drops()
+    host.drop_udp(host.address(1), 5060, 40)
+    try:
+        cfg = SipProbeConfig(timeout="3s", t1="100ms", t2="400ms")
+
+        async def many():
+            return await asyncio.gather(*(sip_probe(f"gw{i}", host.address(1), cfg) for i in range(20)))
+
+        results = run(many())
+    finally:
+        host.clear_drops()
+    assert all(r.ok for r in results), [r.reason for r in results if not r.ok]
+    sent = [r.details["requests_sent"] for r in results]
+    assert sum(sent) > 20 and max(sent) >= 2, sent
+
+
+def test_sip_and_blackout_and_cut_are_bad(lab_kamailio):
+    host, k = lab_kamailio
+    host.clear_drops()
+    host.drop_udp(host.address(1), 5060, 100)
+    try:
+        r = run(sip_probe("gw", host.address(1), SipProbeConfig(timeout="1s", t1="200ms")))
+    finally:
+        host.clear_drops()
+    assert not r.ok and r.evidence().verdict == "bad"
+    assert r.reason == "no final response to OPTIONS within 1 s (3 sent)"
+    host.cut()
+    try:
+        cut = run(sip_probe("gw", host.address(1), SipProbeConfig(timeout="1s", transport="tcp")))
+    finally:
+        host.restore()
+    assert not cut.ok and cut.evidence().verdict == "bad", cut.reason
+    back = run(sip_probe("gw", host.address(1), SipProbeConfig(timeout="2s")))
+    assert back.ok, back.reason
+
+
+def test_dns_over_udp_through_a_namespace_host(tmp_path):
+    """unbound on a namespace host: answers; a blackout of its UDP port (nftables) is a bad check with the reason;
+    TCP still answers during the UDP blackout."""
+    from netlab import NetLab, can_build_netlab
+
+    ok, why = can_build_netlab()
+    if not ok:
+        pytest.skip(why)
+    ok, why = unbound_available()
+    if not ok:
+        pytest.skip(why)
+    with NetLab() as lab:
+        host = lab.add_host("ns")
+        server = Unbound(tmp_path / "unbound", address=host.address(1), netns=host.netns).start()
+        try:
+            cfg = DnsProbeConfig(query_name="portal.sla.test", timeout="1s", expect_answers=["192.0.2.10"])
+            assert run(dns_probe("ns", host.address(1), cfg)).ok
+            host.drop_udp(host.address(1), 53, 100)
+            dark = run(dns_probe("ns", host.address(1), cfg))
+            assert not dark.ok and dark.evidence().verdict == "bad"
+            assert dark.reason == f"no answer from {host.address(1)} port 53 (udp) within 1 s"
+            tcp = run(dns_probe("ns", host.address(1), cfg.model_copy(update={"transport": "tcp"})))
+            assert tcp.ok, tcp.reason
+        finally:
+            server.stop()
