@@ -133,6 +133,8 @@ class ProbeContext:
 
 @runtime_checkable
 class Probe(Protocol):
-    """``await probe(target_id, address, settings, context=ctx) -> ProbeResult``; never raises for a bad target."""
+    """``await probe(target_id, address, settings, context=ctx) -> ProbeResult``; never raises for a bad target.
+    ``settings`` is the probe's own config model (``probes.<kind>.<Kind>ProbeConfig``, a
+    :class:`probes.settings.ProbeSettings`), typed in each probe's signature."""
 
     async def __call__(self, target_id: str, address: str, settings: Any, *, context: ProbeContext | None = None) -> ProbeResult: ...

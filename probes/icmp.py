@@ -39,14 +39,17 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from icmplib import is_ipv6_address
+from pydantic import Field
 
 from monitor.errors import ProbeSetupError
 
 from .base import Evidence, ProbeResult, Samples, fmt_ms
+from .settings import PositiveDuration, ProbeSettings
 
 __all__ = [
     "IcmpResult",
     "IcmpSettings",
+    "IcmpProbeConfig",
     "icmp_probe",
     "ping_burst",
     "IcmpEngine",
@@ -86,6 +89,28 @@ class IcmpSettings:
     ttl: int | None = None
     dont_fragment: bool = False
     dns_timeout: float = 2.0
+
+
+class IcmpProbeConfig(ProbeSettings):
+    """One ICMP burst per cycle."""
+
+    count: int = Field(3, ge=1, le=1000)
+    spacing: PositiveDuration = 0.2
+    timeout: PositiveDuration = 1.0
+    payload_size: int = Field(56, ge=0, le=65000)
+    ttl: int | None = Field(None, ge=1, le=255)
+    dont_fragment: bool = False
+
+    def worst_case(self, address: str) -> tuple[float, str]:
+        seconds = (self.count - 1) * self.spacing + self.timeout
+        how = f"{self.count} x {self.spacing:g} s spacing + {self.timeout:g} s timeout"
+        try:
+            ipaddress.ip_address(address.split("%")[0])
+        except ValueError:  # a name: the probe's own bounded lookup comes first
+            lookup = IcmpSettings().dns_timeout
+            seconds += lookup
+            how += f", {lookup:g} s to resolve the name"
+        return seconds, how
 
 
 @dataclass(frozen=True, slots=True)
@@ -643,7 +668,8 @@ def settings_from(config: Any) -> IcmpSettings:
     )
 
 
-async def icmp_probe(target_id: str, address: str, settings: Any, *, context: Any = None) -> IcmpResult:
+async def icmp_probe(target_id: str, address: str, settings: IcmpProbeConfig | IcmpSettings, *,
+                     context: Any = None) -> IcmpResult:
     """The registered ``icmp`` probe. ``settings`` is an IcmpProbeConfig or IcmpSettings;
     ``context.icmp_engine`` (a shared IcmpEngine) is used when given."""
     engine = getattr(context, "icmp_engine", None)

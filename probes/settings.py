@@ -11,7 +11,7 @@ from pydantic_core import PydanticCustomError
 
 from monitor.units import parse_duration
 
-__all__ = ["ProbeSettings", "Regex", "CaFile", "Duration", "PositiveDuration", "Port", "TlsSettings"]
+__all__ = ["ProbeSettings", "Regex", "CaFile", "Duration", "PositiveDuration", "Port", "TlsSettings", "as_text"]
 
 
 def _duration(value: object) -> float:
@@ -25,6 +25,11 @@ def _positive(value: float) -> float:
     if value <= 0:
         raise PydanticCustomError("slawatch", "must be a duration greater than 0, like 30s")
     return value
+
+
+def as_text(value: object) -> object:
+    """YAML reads `version: 3` as an int; literals of the config are text."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
 
 
 #: ``30s``, ``500ms``, ``2m`` or a number of seconds (shared with monitor.config.types)
@@ -61,9 +66,10 @@ class ProbeSettings(BaseModel):
 
     timeout: PositiveDuration = 5.0
 
-    def worst_case(self) -> float:
-        """The longest one check can take when nothing answers (the interval must fit it)."""
-        return self.timeout
+    def worst_case(self, address: str) -> tuple[float, str]:
+        """The longest one check of ``address`` can take when nothing answers (the interval must fit it), and
+        how, in words."""
+        return self.timeout, f"{self.timeout:g} s timeout"
 
 
 class TlsSettings(ProbeSettings):

@@ -28,13 +28,17 @@ import asyncio
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Annotated, Any, Literal
+
+from pydantic import BeforeValidator, Field, SecretStr, model_validator
+from pydantic_core import PydanticCustomError
 
 from . import snmp_usm as usm
 from .base import Evidence, ProbeResult
+from .settings import PositiveDuration, ProbeSettings, as_text
 from .snmp_wire import GET, GETBULK, GETNEXT, Absent, Reply, WireClient
 
-__all__ = ["SHIPPED_PROFILES", "AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpResult", "snmp_probe", "SnmpEngineHolder", "SYSTEM", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
+__all__ = ["SHIPPED_PROFILES", "AUTH_PROTOCOLS", "PRIV_PROTOCOLS", "SnmpResult", "SnmpProbeConfig", "snmp_probe", "SnmpEngineHolder", "SYSTEM", "IF_COLUMNS", "IPSLA_COLUMNS", "ipsla_figures"]
 
 
 def _shipped_profiles() -> dict[str, dict[str, dict[str, str]]]:
@@ -68,6 +72,50 @@ def ipsla_figures(row: dict) -> dict:
         "one_way_sd_s": None if row.get("OWAvgSD") is None else row["OWAvgSD"] / ms,
         "one_way_ds_s": None if row.get("OWAvgDS") is None else row["OWAvgDS"] / ms,
     }
+
+
+class SnmpProbeConfig(ProbeSettings):
+    version: Annotated[Literal["1", "2c", "3"], BeforeValidator(as_text)] = "2c"
+    port: int = Field(161, ge=1, le=65535)
+    timeout: PositiveDuration = 1.0
+    retries: int = Field(1, ge=0, le=10)
+    community: SecretStr | None = None
+    user: str | None = None
+    auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] | None = None
+    auth_key: SecretStr | None = None
+    priv_protocol: Literal["des", "aes", "aes192", "aes256", "aes192c", "aes256c"] | None = None
+    priv_key: SecretStr | None = None
+    context: str = ""
+    #: v3: the agent's snmpEngineID (hex) when it must be this one; discovered otherwise
+    engine_id: str | None = Field(None, pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")
+    profiles: list[str] = Field(default_factory=lambda: ["system"])
+    interfaces: list[Annotated[str, BeforeValidator(as_text)]] = Field(default_factory=list)
+    max_repetitions: int = Field(25, ge=1, le=1000)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> "SnmpProbeConfig":
+        if self.version in ("1", "2c") and self.community is None:
+            raise PydanticCustomError(
+                "slawatch", "SNMP v{v} needs community (or community_file)", {"v": self.version}
+            )
+        if self.version == "3":
+            if not self.user:
+                raise PydanticCustomError("slawatch", "SNMP v3 needs user")
+            if (self.auth_protocol is None) != (self.auth_key is None):
+                raise PydanticCustomError("slawatch", "auth_protocol and auth_key go together")
+            if (self.priv_protocol is None) != (self.priv_key is None):
+                raise PydanticCustomError("slawatch", "priv_protocol and priv_key go together")
+            if self.priv_protocol and not self.auth_protocol:
+                raise PydanticCustomError("slawatch", "privacy (priv_*) needs authentication (auth_*)")
+        return self
+
+    def worst_case(self, address: str) -> tuple[float, str]:
+        seconds = self.timeout * (self.retries + 1)
+        how = f"{self.timeout:g} s timeout x {self.retries + 1} tries"
+        if self.version == "3" and self.priv_protocol:  # a silent authPriv answer is checked once without priv
+            seconds += self.timeout
+            how += f", {self.timeout:g} s for the v3 privacy check"
+        return seconds, how
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,7 +341,7 @@ async def _walk(session: _Session, columns: dict[str, str]) -> dict[str, dict[st
     return rows
 
 
-async def snmp_probe(target_id: str, address: str, settings: Any, *, context: Any = None) -> SnmpResult:
+async def snmp_probe(target_id: str, address: str, settings: SnmpProbeConfig, *, context: Any = None) -> SnmpResult:
     holder = getattr(context, "snmp_engine", None)
     own = holder is None
     if own:

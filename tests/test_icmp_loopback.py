@@ -47,7 +47,12 @@ def test_payload_and_ttl_options(icmp_mode):
 
 
 def test_probe_registry():
-    assert set(PROBES) == {"icmp", "snmp"}
+    from monitor.config.models import ProbesConfig
+    from probes.base import Probe
+
+    assert set(PROBES) == {"icmp", "snmp", "sip", "http", "tcp", "dns", "smtp", "websocket"}
+    assert set(ProbesConfig.model_fields) == set(PROBES)  # every kind configurable, every configurable kind registered
+    assert all(isinstance(p, Probe) for p in PROBES.values())
 
 
 def test_loss_is_undefined_when_nothing_sent():

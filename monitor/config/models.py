@@ -11,13 +11,15 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Literal, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from probes.dns import DnsProbeConfig
 from probes.http import HttpProbeConfig
+from probes.icmp import IcmpProbeConfig
 from probes.sip import SipProbeConfig
 from probes.smtp import SmtpProbeConfig
+from probes.snmp import SnmpProbeConfig
 from probes.tcp import TcpProbeConfig
 from probes.websocket import WebSocketProbeConfig
 
@@ -63,59 +65,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
-def _as_text(value: object) -> object:
-    """YAML reads `version: 3` as an int; literals of the config are text."""
-    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
-
-
 # --------------------------------------------------------------------------- probes
-
-
-class IcmpProbeConfig(_Model):
-    """One ICMP burst per cycle."""
-
-    count: int = Field(3, ge=1, le=1000)
-    spacing: PositiveDuration = 0.2
-    timeout: PositiveDuration = 1.0
-    payload_size: int = Field(56, ge=0, le=65000)
-    ttl: int | None = Field(None, ge=1, le=255)
-    dont_fragment: bool = False
-
-
-class SnmpProbeConfig(_Model):
-    version: Annotated[Literal["1", "2c", "3"], BeforeValidator(_as_text)] = "2c"
-    port: int = Field(161, ge=1, le=65535)
-    timeout: PositiveDuration = 1.0
-    retries: int = Field(1, ge=0, le=10)
-    community: Secret | None = None
-    user: str | None = None
-    auth_protocol: Literal["md5", "sha", "sha224", "sha256", "sha384", "sha512"] | None = None
-    auth_key: Secret | None = None
-    priv_protocol: Literal["des", "aes", "aes192", "aes256", "aes192c", "aes256c"] | None = None
-    priv_key: Secret | None = None
-    context: str = ""
-    #: v3: the agent's snmpEngineID (hex) when it must be this one; discovered otherwise
-    engine_id: str | None = Field(None, pattern=r"^(0x)?[0-9A-Fa-f]{10,64}$")
-    profiles: list[str] = Field(default_factory=lambda: ["system"])
-    interfaces: list[Annotated[str, BeforeValidator(_as_text)]] = Field(default_factory=list)
-    max_repetitions: int = Field(25, ge=1, le=1000)
-
-    @model_validator(mode="after")
-    def _credentials(self) -> "SnmpProbeConfig":
-        if self.version in ("1", "2c") and self.community is None:
-            raise PydanticCustomError(
-                "slawatch", "SNMP v{v} needs community (or community_file)", {"v": self.version}
-            )
-        if self.version == "3":
-            if not self.user:
-                raise PydanticCustomError("slawatch", "SNMP v3 needs user")
-            if (self.auth_protocol is None) != (self.auth_key is None):
-                raise PydanticCustomError("slawatch", "auth_protocol and auth_key go together")
-            if (self.priv_protocol is None) != (self.priv_key is None):
-                raise PydanticCustomError("slawatch", "priv_protocol and priv_key go together")
-            if self.priv_protocol and not self.auth_protocol:
-                raise PydanticCustomError("slawatch", "privacy (priv_*) needs authentication (auth_*)")
-        return self
 
 
 #: the service probes, each with its config model beside it in probes/
@@ -461,31 +411,13 @@ class Target(_Model):
         return self
 
     def worst_case(self) -> tuple[float, str]:
-        """The longest a cycle's probes can take when nothing answers (they run one after the other), and how."""
+        """The longest a cycle's probes can take when nothing answers (they run one after the other), and how:
+        each probe's settings say their own (``worst_case``)."""
         parts, total = [], 0.0
-        icmp, snmp = self.probes.icmp, self.probes.snmp
-        if icmp is not None:
-            seconds = (icmp.count - 1) * icmp.spacing + icmp.timeout
+        for name in self.probes.enabled():
+            seconds, how = getattr(self.probes, name).worst_case(self.address)
             total += seconds
-            parts.append(f"icmp {icmp.count} x {icmp.spacing:g} s spacing + {icmp.timeout:g} s timeout")
-            if not is_ip(self.address):
-                from probes.icmp import IcmpSettings  # the probe's own lookup timeout
-
-                lookup = IcmpSettings().dns_timeout
-                total += lookup
-                parts.append(f"{lookup:g} s to resolve the name")
-        if snmp is not None:
-            seconds = snmp.timeout * (snmp.retries + 1)
-            parts.append(f"snmp {snmp.timeout:g} s timeout x {snmp.retries + 1} tries")
-            if snmp.version == "3" and snmp.priv_protocol:  # a silent authPriv answer is checked once without priv
-                seconds += snmp.timeout
-                parts.append(f"{snmp.timeout:g} s for the v3 privacy check")
-            total += seconds
-        for name in SERVICE_PROBES:
-            settings = getattr(self.probes, name)
-            if settings is not None:
-                total += settings.worst_case()
-                parts.append(f"{name} {settings.worst_case():g} s timeout")
+            parts.append(f"{name} {how}")
         return total, ", ".join(parts)
 
     @model_validator(mode="after")
