@@ -78,7 +78,13 @@ class ServiceResult(ProbeResult):
         return Samples(response=self.response if self.ok else None, tls_days_left=self.tls_days_left)
 
     def record_samples(self) -> dict[str, Any]:
+        """The response time and certificate for the rollups, and the answer (``SIP/2.0 503 ...``, its Server) as
+        the cycle's evidence."""
         out: dict[str, Any] = {}
+        if self.status:
+            out["status"] = self.status[:120]
+        if not self.ok and self.details.get("server"):
+            out["server"] = str(self.details["server"])[:120]
         if self.ok and self.response is not None:
             out["response"] = round(self.response, 7)
         if self.tls_days_left is not None:

@@ -524,6 +524,9 @@ targets:
         assert value(metrics, "slawatch_target_up", target="gw1") == 0.0
         assert value(metrics, "slawatch_probe_success", target="gw1", probe="sip") == 0.0
         assert value(metrics, "slawatch_probe_success", target="portal", probe="http") == 1.0
+        # the series budget: a support target probed by HTTPS only costs 10 + 3 (success, response, expiry)
+        portal_series = [n for (n, lab) in metrics if dict(lab).get("target") == "portal"]
+        assert len(portal_series) <= 13, sorted(portal_series)
     finally:
         k.stop()
         proc.send_signal(signal.SIGTERM)
@@ -541,6 +544,7 @@ targets:
         sip_cycles = [c for c in store.cycles("gw1", 0, time.time() + 1) if c.probe == "sip"]
         answered = [c for c in sip_cycles if c.ok]
         assert answered and all(0 < c.samples["response"] < 0.5 for c in answered)
+        assert all(c.samples["status"] == "SIP/2.0 200 Keepalive" for c in answered)
         portal = store.monthly_rollups(time.strftime("%Y-%m"))["portal"]
         assert portal.response.count >= 1 and portal.rtt.count == 0
     finally:
