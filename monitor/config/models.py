@@ -9,11 +9,12 @@ import re
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Annotated, Literal, Union
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, HttpUrl, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from ..tickets.sinks import TicketSink  # each sink's settings live beside it
 from probes.dns import DnsProbeConfig
 from probes.http import HttpProbeConfig
 from probes.icmp import IcmpProbeConfig
@@ -498,66 +499,6 @@ class ExporterConfig(_Model):
     listen: HostPort = "127.0.0.1:9842"
     basic_auth: BasicAuth | None = None
     reload_token: Secret | None = None  # enables POST /-/reload with "Authorization: Bearer <token>"
-
-
-class _SinkBase(_Model):
-    name: Identifier
-    enabled: bool = True
-    timeout: PositiveDuration = 10.0
-
-
-class RtSink(_SinkBase):
-    type: Literal["rt"]
-    url: HttpUrl
-    token: Secret
-    queue: str = "General"
-    verify_tls: bool = True
-
-
-class AlertmanagerSink(_SinkBase):
-    type: Literal["alertmanager"]
-    url: HttpUrl
-
-
-class WebhookSink(_SinkBase):
-    type: Literal["webhook"]
-    url: HttpUrl
-    hmac_secret: Secret | None = None
-
-
-class EmailSink(_SinkBase):
-    type: Literal["email"]
-    host: str
-    port: int = Field(587, ge=1, le=65535)
-    starttls: bool = True
-    username: str | None = None
-    password: Secret | None = None
-    sender: str = Field(alias="from")
-    to: list[str] = Field(min_length=1)
-    ca_file: str | None = None  # a private CA for STARTTLS; the system's CAs by default
-
-
-class JiraSink(_SinkBase):
-    type: Literal["jira"]
-    url: HttpUrl
-    user: str
-    token: Secret
-    project: str
-    issue_type: str = "Incident"
-
-
-class ServiceNowSink(_SinkBase):
-    type: Literal["servicenow"]
-    url: HttpUrl
-    user: str
-    password: Secret
-    assignment_group: str | None = None
-
-
-TicketSink = Annotated[
-    Union[RtSink, AlertmanagerSink, WebhookSink, EmailSink, JiraSink, ServiceNowSink],
-    Field(discriminator="type"),
-]
 
 
 class ReportsConfig(_Model):

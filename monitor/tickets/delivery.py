@@ -19,7 +19,7 @@ from typing import Callable
 
 from ..store.base import Delivered, OutboxItem, Store
 from .ledger import Ledger
-from .sinks import Delivery, Sink, SinkError
+from .sinks import Acknowledging, Delivery, Refreshing, Sink, SinkError
 
 __all__ = ["Deliverer", "backoff", "scrub"]
 
@@ -111,7 +111,7 @@ class Deliverer:
         acked = 0
         for ticket, sink_name, external_id, last_action in refs:
             sink = self.sinks.get(sink_name)
-            if sink is None:
+            if not isinstance(sink, Acknowledging):
                 continue
             try:
                 who = await sink.poll(external_id, last_action)
@@ -129,11 +129,10 @@ class Deliverer:
         sent = 0
         for ticket, sink_name, _external_id, _last in refs:
             sink = self.sinks.get(sink_name)
-            refresh = getattr(sink, "refresh", None)
-            if refresh is None:
+            if not isinstance(sink, Refreshing):
                 continue
             try:
-                await refresh(ticket)
+                await sink.refresh(ticket)
                 sent += 1
             except SinkError as exc:
                 log.warning("ticket %s: refreshing its alert in %s failed: %s", ticket.id, sink_name, exc)

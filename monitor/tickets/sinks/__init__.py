@@ -1,0 +1,52 @@
+"""Ticket sinks: where the ledger's tickets are delivered. One module per sink, its settings beside it:
+
+========================  ==================================  ======================================
+module                    system                              against duplicates
+========================  ==================================  ======================================
+:mod:`.rt`                Request Tracker 5 (REST2)           ``[slawatch:<uid>]`` in the subject
+:mod:`.alertmanager`      Alertmanager v2 API                 the alert's labels carry the uid
+:mod:`.webhook`           Alertmanager webhook JSON v4        ``Idempotency-Key``; the group key
+:mod:`.email`             SMTP (helpdesks that read mail)     deterministic ``Message-ID``, threaded
+:mod:`.jira`              Jira REST v2                        the label ``slawatch-<uid>``, by JQL
+:mod:`.servicenow`        ServiceNow Table API (incident)     ``correlation_id = <uid>``
+========================  ==================================  ======================================
+
+So a crash between a delivery and its bookkeeping never makes a second ticket. The Protocol and the optional
+capabilities (acknowledgement polling, alert refresh) are in :mod:`.base`. HTTP goes through httpx; secrets are
+sent, never logged.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Union
+
+from pydantic import Field
+
+from .alertmanager import AlertmanagerSink, AlertmanagerTicketSink
+from .base import Acknowledging, Delivery, Refreshing, Sink, SinkError, SinkSettings
+from .email import EmailSink, EmailTicketSink, send_mail, tls_context
+from .jira import JiraSink, JiraTicketSink
+from .rt import RtSink, RtTicketSink
+from .servicenow import ServiceNowSink, ServiceNowTicketSink
+from .webhook import WebhookSink, WebhookTicketSink
+
+__all__ = ["Delivery", "Sink", "Acknowledging", "Refreshing", "SinkError", "SinkSettings", "make_sink", "send_mail",
+           "tls_context", "TicketSink", "SINKS", "RtSink", "AlertmanagerSink", "WebhookSink", "EmailSink", "JiraSink",
+           "ServiceNowSink", "RtTicketSink", "AlertmanagerTicketSink", "WebhookTicketSink", "EmailTicketSink",
+           "JiraTicketSink", "ServiceNowTicketSink"]
+
+#: settings model -> sink class, one per module
+SINKS: dict[type, Any] = {RtSink: RtTicketSink, AlertmanagerSink: AlertmanagerTicketSink,
+                          WebhookSink: WebhookTicketSink, EmailSink: EmailTicketSink, JiraSink: JiraTicketSink,
+                          ServiceNowSink: ServiceNowTicketSink}
+
+#: a ``ticket_sinks`` entry: its ``type`` picks the model
+TicketSink = Annotated[
+    Union[RtSink, AlertmanagerSink, WebhookSink, EmailSink, JiraSink, ServiceNowSink],
+    Field(discriminator="type"),
+]
+
+
+def make_sink(cfg: Any) -> Sink:
+    sink: Sink = SINKS[type(cfg)](cfg)
+    return sink

@@ -1,0 +1,43 @@
+"""Alertmanager v2 API: one alert per ticket; an alert's identity is its label set, which carries the uid.
+Refreshing: firing alerts are re-sent before Alertmanager's resolve_timeout."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Literal
+
+from pydantic import HttpUrl
+
+from .base import Delivery, HttpSink, SinkSettings, alert_labels, iso_time
+
+if TYPE_CHECKING:
+    from ...store.base import Ticket
+
+__all__ = ["AlertmanagerSink", "AlertmanagerTicketSink"]
+
+
+class AlertmanagerSink(SinkSettings):
+    type: Literal["alertmanager"]
+    url: HttpUrl
+
+
+class AlertmanagerTicketSink(HttpSink):
+    """Alertmanager v2 API: one alert per ticket, identified by its labels."""
+
+    def __init__(self, cfg: AlertmanagerSink):
+        super().__init__(cfg.name, str(cfg.url), cfg.timeout)
+
+    def alert(self, t: Ticket, text: str, resolved_at: float | None) -> dict:
+        alert = {"labels": alert_labels(t), "annotations": {"summary": t.title, "description": text},
+                 "startsAt": iso_time(t.opened), "generatorURL": ""}
+        if resolved_at is not None:
+            alert["endsAt"] = iso_time(resolved_at)
+        return alert
+
+    async def deliver(self, d: Delivery) -> str:
+        resolved = d.ticket.resolved or d.extra.get("now") if d.action == "resolve" else None
+        await self._request("POST", "/api/v2/alerts", json=[self.alert(d.ticket, d.text, resolved)])
+        return d.ticket.uid
+
+    async def refresh(self, ticket: Ticket) -> None:
+        """Re-send a firing alert: Alertmanager resolves alerts not re-sent within its resolve_timeout."""
+        await self._request("POST", "/api/v2/alerts", json=[self.alert(ticket, ticket.title, None)])
