@@ -11,11 +11,13 @@ from probes.base import QUALITY_OBJECTIVES, ProbeContext, ProbeResult, Samples, 
 
 from .config import Contract, Target
 from .errors import ProbeSetupError
+from .events import BreachEvent, outage_event
 from .live import TargetLive
 from .state import Transition, Verdict
 from .store import CycleRecord, OutageRecord, StateRecord
 
-__all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_ok", "records_for", "cycle_samples"]
+__all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_ok", "records_for", "cycle_records", "cycle_samples",
+           "transition_records"]
 
 log = logging.getLogger("slawatch.cycle")
 
@@ -97,6 +99,7 @@ def _observe_snmp(live: TargetLive, results, snmp_cfg) -> None:
             if counter is None:
                 continue
             column, bits = counter
+            cols[f"octets_{direction}"] = cols.get(column)  # the counter chosen (64 or 32 bit), for the exporter
             cols[f"utilization_{direction}"] = utilization(old.get(column), cols.get(column),
                                                            now - prev_at if prev_at else 0, interface_speed_mbps(cols),
                                                            bits, reboot)
@@ -136,6 +139,14 @@ async def run_probes(target: Target, context: ProbeContext | None = None) -> lis
 
 def records_for(target: Target, outcome: CycleOutcome, live: TargetLive, node: str | None = None,
                 site: str | None = None) -> tuple[list[CycleRecord], StateRecord, list[OutageRecord]]:
+    """A cycle's raw records, the target's state and its outage records."""
+    state, outages, _events = transition_records(target, outcome.transitions, live, outcome.started)
+    return cycle_records(target, outcome, node, site), state, outages
+
+
+def cycle_records(target: Target, outcome: CycleOutcome, node: str | None = None,
+                  site: str | None = None) -> list[CycleRecord]:
+    """One raw record per probe result of the cycle (with what the result keeps of its samples)."""
     cycles = []
     for r in outcome.results:
         s = r.samples()
@@ -157,21 +168,36 @@ def records_for(target: Target, outcome: CycleOutcome, live: TargetLive, node: s
                 site=site,
             )
         )
+    return cycles
+
+
+def transition_records(target: Target, transitions: tuple[Transition, ...] | list[Transition], live: TargetLive,
+                       at: float, evidence: dict | None = None,
+                       tickets: bool = True) -> tuple[StateRecord, list[OutageRecord], list[BreachEvent]]:
+    """The one conversion of a target's transitions into what is stored: its state, its outage and degradation
+    records (with their evidence) and their breach events. Used by the probe cycle, the trap receiver and the
+    canary alike. ``evidence``: more to keep on a started outage (a trap's varbinds); ``tickets=False``: a
+    site's view of a multi-site target (monitor.consensus), whose transitions open no ticket."""
     tracker = live.tracker
-    state = StateRecord(target.id, tracker.state, tracker.since, outcome.started, tracker.snapshot())
-    outages = []
+    state = StateRecord(target.id, tracker.state, tracker.since, at, tracker.snapshot())
+    outages: list[OutageRecord] = []
+    events: list[BreachEvent] = []
     kinds = {"outage": "down", "degradation": "degraded"}
-    for tr in outcome.transitions:
+    for tr in transitions:
         what, _, edge = tr.event.partition("_")
+        if tickets and tr.event != "state_changed":
+            cause = (live.first_bad or {}).get("reason") if tr.event == "outage_started" else None
+            events.append(outage_event(tr.event, target.contract, target.id, tr.at, tr.interval_start, cause))
         if what not in kinds:
             continue
         if edge == "started":
-            evidence = {"last_good": live.last_good, "first_bad": live.first_bad} if what == "outage" else None
-            outages.append(OutageRecord(target.id, target.contract, kinds[what], tr.at, None, evidence))
+            kept = {"last_good": live.last_good, "first_bad": live.first_bad, **(evidence or {})} \
+                if what == "outage" else None
+            outages.append(OutageRecord(target.id, target.contract, kinds[what], tr.at, None, kept))
         elif tr.interval_start is not None:
-            evidence = {"failed_cycles": live.failed_cycles} if what == "outage" else None
-            outages.append(OutageRecord(target.id, target.contract, kinds[what], tr.interval_start, tr.at, evidence))
-    return cycles, state, outages
+            kept = {"failed_cycles": live.failed_cycles} if what == "outage" else None
+            outages.append(OutageRecord(target.id, target.contract, kinds[what], tr.interval_start, tr.at, kept))
+    return state, outages, events
 
 
 async def run_cycle(target: Target, contract: Contract, live: TargetLive,

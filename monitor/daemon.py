@@ -445,16 +445,18 @@ class Daemon:
         target = self.config.target(target_id)
         if live is None or target is None or kind != "linkDown":
             return
-        from .events import outage_event
-        from .store import OutageRecord, StateRecord
+        from .cycle import transition_records
 
         now = time.time()
-        for tr in live.tracker.force_down(now):
-            self.writer.batch.events.append(outage_event(tr.event, target.contract, target.id, tr.at, tr.interval_start))
-            self.writer.batch.outages.append(OutageRecord(target.id, target.contract, "down", tr.at, None,
-                                                          {"trap": kind, "varbinds": binds}))
-        self.writer.batch.states[target.id] = StateRecord(target.id, live.tracker.state, live.tracker.since, now,
-                                                          live.tracker.snapshot())
+        transitions = live.tracker.force_down(now)
+        if transitions:
+            live.first_bad = {"at": now, "reason": f"SNMP {kind} trap"}
+        state, outages, events = transition_records(target, transitions, live, now,
+                                                    evidence={"trap": kind, "varbinds": binds})
+        batch = self.writer.batch
+        batch.events.extend(events)
+        batch.outages.extend(outages)
+        batch.states[target.id] = state
         self.writer.added()
 
     async def _deliver_loop(self) -> None:

@@ -15,6 +15,7 @@ from .intervals import Interval, normalize
 from .maintenance import expand_windows
 from .periods import ROLLING_WINDOWS, month_of, to_ms
 from .units import format_duration
+from .state import GAP_FACTOR
 from .sla import BURN_WINDOWS, MonthToDate, availability, burn_rate, month_to_date
 
 __all__ = ["TargetSla", "evaluate_target", "SlaEvaluator"]
@@ -109,7 +110,7 @@ class SlaEvaluator:
                 gaps.append((lo, now_ms))
             else:
                 gaps.append((lo, to_ms(first)))
-                if last is not None and now - last > 1.5 * target.interval:
+                if last is not None and now - last > GAP_FACTOR * target.interval:
                     gaps.append((to_ms(last + target.interval), now_ms))
             sla, evs = evaluate_target(target, contract, now_ms, down.get(target.id, []), gaps, maint, windows)
             results[target.id] = sla

@@ -18,19 +18,18 @@ import logging
 from probes.base import Samples, judge
 
 from .config import Config, Contract, Target
-from .cycle import CycleOutcome, cycle_samples, records_for
+from .cycle import CycleOutcome, cycle_records, cycle_samples, transition_records
 from .emodel import voice_quality
-from .events import outage_event
 from .live import TargetLive
 from .maintenance import expand_windows
 from .periods import month_of, to_ms
 from .rollup import Rollup, VoiceSample
+from .state import GAP_FACTOR
 from .store import Batch, UnknownRecord
 from .voice_window import VoiceWindow
 
 __all__ = ["Ingestor", "GAP_FACTOR", "voice_sample", "rollup_args"]
 
-GAP_FACTOR = 1.5
 #: seconds between log lines about a target's cycles without evidence (for the same reason)
 UNKNOWN_LOG_EVERY = 600.0
 
@@ -151,8 +150,10 @@ class Ingestor:
         recorded as time the daemon was not running."""
         contract = self._contracts[target.contract]
         cluster = self.config.cluster
-        cycles, state, outages = records_for(target, outcome, live, cluster.node if cluster else None,
-                                             cluster.site if cluster else None)
+        cycles = cycle_records(target, outcome, cluster.node if cluster else None, cluster.site if cluster else None)
+        # a site's view of a multi-site target (monitor.consensus) opens no ticket
+        state, outages, events = transition_records(target, outcome.transitions, live, outcome.started,
+                                                    tickets=target.id not in self.site_units)
         batch.cycles.extend(cycles)
         batch.states[target.id] = state
         batch.outages.extend(outages)
@@ -174,11 +175,7 @@ class Ingestor:
         if live.pending_events:
             batch.events.extend(live.pending_events)
             live.pending_events.clear()
-        for tr in outcome.transitions:
-            if tr.event != "state_changed" and target.id not in self.site_units:  # a site's view: no ticket
-                cause = (live.first_bad or {}).get("reason") if tr.event == "outage_started" else None
-                batch.events.append(outage_event(tr.event, target.contract, target.id, tr.at, tr.interval_start,
-                                                 cause))
+        batch.events.extend(events)
 
         window = self.maintenance_window(target, started)
         in_maint = window is not None

@@ -39,7 +39,12 @@ __all__ = [
     "Verdict",
     "Transition",
     "TargetTracker",
+    "GAP_FACTOR",
 ]
+
+#: a target's next cycle later than this many intervals after the previous one leaves a gap: unknown time (the
+#: daemon was not running or could not keep up); ingestion records it, the evaluator counts an open one
+GAP_FACTOR = 1.5
 
 STATES = ("up", "degraded", "down", "maintenance", "unknown")
 Verdict = Literal["good", "bad", "unknown"]

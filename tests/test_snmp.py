@@ -209,6 +209,8 @@ targets:
     assert 'slawatch_snmp_up{contract="c1",kind="internet",target="r1"} 1.0' in text
     assert 'slawatch_interface_oper_status{contract="c1",ifindex="1",ifname="lo",kind="internet",target="r1"} 1.0' in text
     assert 'slawatch_interface_utilization_ratio{contract="c1",direction="in",ifindex="1",ifname="lo"' in text
+    # the counter the cycle chose (ifHCInOctets on a 64-bit agent), exported as it was read
+    assert 'slawatch_interface_octets_total{contract="c1",direction="in",ifindex="1",ifname="lo"' in text
     assert 'ifname="eth0"' not in text  # only the selected interface
     assert 'slawatch_snmp_datagrams_dropped_total{reason="unmatched"} 0.0' in text  # every answer matched its request
     assert 'slawatch_snmp_datagrams_dropped_total{reason="malformed"} 0.0' in text

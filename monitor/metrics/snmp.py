@@ -6,7 +6,6 @@ from __future__ import annotations
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..counters import octet_counter
 from ..live import LiveState
 
 __all__ = ["SnmpCollector"]
@@ -47,9 +46,9 @@ class SnmpCollector(Collector):
                 if cols.get("ifAdminStatus") is not None:
                     admin.add_metric(lab, cols["ifAdminStatus"])
                 for direction in ("in", "out"):
-                    counter = octet_counter(cols, direction)
-                    if counter is not None:
-                        octets.add_metric(lab + [direction], cols[counter[0]])
+                    value = cols.get(f"octets_{direction}")  # the cycle chose the counter (monitor.cycle)
+                    if value is not None:
+                        octets.add_metric(lab + [direction], value)
                     ratio = cols.get(f"utilization_{direction}")
                     if ratio is not None:
                         util.add_metric(lab + [direction], ratio)
