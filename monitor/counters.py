@@ -29,7 +29,7 @@ def counter_delta(previous: int | None, current: int | None, bits: int, reboot: 
     return None  # a 64-bit counter reset
 
 
-def utilization(previous: int | None, current: int | None, elapsed_s: float, speed_mbps: int | None, bits: int = 64,
+def utilization(previous: int | None, current: int | None, elapsed_s: float, speed_mbps: float | None, bits: int = 64,
                 reboot: bool = False) -> float | None:
     """Share of the interface's speed used between two octet-counter samples; None for a gap."""
     delta = counter_delta(previous, current, bits, reboot)

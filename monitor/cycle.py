@@ -74,58 +74,6 @@ def quality_ok(results: list[ProbeResult], contract: Contract) -> bool:
     return True
 
 
-def _observe_snmp(live: TargetLive, results, snmp_cfg) -> None:
-    from probes.snmp import SnmpResult
-
-    from .counters import interface_speed_mbps, octet_counter, rebooted, utilization
-
-    snmp = next((r for r in results if isinstance(r, SnmpResult)), None)
-    if snmp is None:
-        return
-    live.snmp_up = snmp.answered
-    if not snmp.answered:
-        return
-    uptime = snmp.scalars.get("sysUpTime")
-    reboot = rebooted(live.snmp_uptime, uptime)
-    if reboot:
-        live.snmp_reboots += 1
-    previous, prev_at = live.snmp_interfaces, live.snmp_at
-    now = snmp.started
-    selected = snmp.selected(snmp_cfg.interfaces if snmp_cfg else [])
-    for index, cols in selected.items():
-        old = previous.get(index, {})
-        for direction in ("in", "out"):
-            counter = octet_counter(cols, direction)
-            if counter is None:
-                continue
-            column, bits = counter
-            cols[f"octets_{direction}"] = cols.get(column)  # the counter chosen (64 or 32 bit), for the exporter
-            cols[f"utilization_{direction}"] = utilization(old.get(column), cols.get(column),
-                                                           now - prev_at if prev_at else 0, interface_speed_mbps(cols),
-                                                           bits, reboot)
-    live.snmp_interfaces, live.snmp_at, live.snmp_uptime = selected, now, uptime
-    if "cisco-ipsla" in snmp.tables:
-        from probes.snmp import ipsla_figures
-
-        live.ipsla = {entry: ipsla_figures(row) for entry, row in snmp.tables["cisco-ipsla"].items()}
-
-
-def _track_evidence(live: TargetLive, started: float, verdict: str, results, transitions) -> None:
-    if verdict == "good":
-        rtt = cycle_samples(results).rtt
-        live.last_good = {"at": started, "rtt_ms": None if rtt is None else round(rtt * 1000, 3)}
-        live.first_bad = None
-    elif verdict == "bad":
-        if live.first_bad is None:
-            bad = [e.reason for e in (r.evidence() for r in results) if e.verdict == "bad" and e.reason]
-            reason = next(iter(bad), None) or next((r.reason for r in results if r.reason), None)
-            live.first_bad = {"at": started, "reason": reason}
-        if live.tracker.state == "down":
-            live.failed_cycles += 1
-    if any(tr.event == "outage_started" for tr in transitions):
-        live.failed_cycles = live.tracker.failure_threshold
-
-
 async def run_probes(target: Target, context: ProbeContext | None = None) -> list[ProbeResult]:
     results: list[ProbeResult] = []
     for name in target.probes.enabled():
@@ -206,29 +154,27 @@ async def run_cycle(target: Target, contract: Contract, live: TargetLive,
     results = await run_probes(target, context)
     snmp_cfg = target.probes.snmp
     verdict = verdict_of(results)
-    _observe_snmp(live, results, snmp_cfg)
+    snmp = next((r for r in results if r.probe == "snmp"), None)
+    if snmp is not None:
+        live.observe_snmp(snmp, list(snmp_cfg.interfaces) if snmp_cfg else [])
     q_ok = quality_ok(results, contract)
     if canary is not None and canary.enabled:
         canary_events = canary.observe(target.id, verdict, started)
         if canary_events:
-            live.pending_events.extend(canary_events)
+            live.add_events(canary_events)
         if verdict != "good" and canary.is_down():
             from .canary import MONITORING_REASON
 
             # not evidence about the target: the monitoring host is cut off
             verdict = "unknown"
-            live.tracker.fail_run, live.tracker.fail_start = 0, None
+            live.tracker.forget_failures()
             results = [r if r.ok else r.as_failed(MONITORING_REASON) for r in results]
     transitions = live.tracker.observe(started, verdict, q_ok)
     samples = cycle_samples(results)
-    if samples.sent is not None:
-        live.packets_sent += samples.sent
-        live.packets_received += samples.received or 0
-        live.observe_rtts(list(samples.rtts))
-        live.last_rtt, live.last_loss, live.last_jitter = samples.rtt, samples.loss, samples.jitter
-    live.observe_results(results)
-    live.last_cycle = started
-    _track_evidence(live, started, verdict, results, transitions)
+    live.observe_cycle(started, samples, results)
+    bad = [e.reason for e in (r.evidence() for r in results) if e.verdict == "bad" and e.reason]
+    bad_reason = next(iter(bad), None) or next((r.reason for r in results if r.reason), None)
+    live.observe_evidence(started, verdict, samples.rtt, bad_reason, transitions)
     for tr in transitions:
         level = logging.WARNING if tr.event.startswith(("outage", "degradation")) else logging.INFO
         log.log(level, "target %s: %s -> %s (%s, dated %s)", target.id, tr.old, tr.new, tr.event,

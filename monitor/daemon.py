@@ -186,7 +186,7 @@ class Daemon:
             self.writer.drop_backlog(f"the lease of epoch {self._epoch_seen} expired; rejoined as {self.cluster.epoch}")
         for live in self.live.targets.values():
             if live.owned:
-                live.owned = False
+                live.set_owned(False)
                 self.ingestor.forget(live.target)
         self._epoch_seen = self.cluster.epoch
 
@@ -225,7 +225,7 @@ class Daemon:
                     self.scheduler.remove(tid)
                     live = self.live.targets.get(tid)
                     if live is not None and live.owned:
-                        live.owned = False
+                        live.set_owned(False)
                         self.ingestor.forget(tid)
                 for tid in wanted - self._cluster_jobs:
                     self.scheduler.add(tid, targets[tid].interval, self._job(targets[tid]))
@@ -266,14 +266,14 @@ class Daemon:
                         self._new_epoch()
                     if not self.cluster.owns(target.id):
                         if live.owned:
-                            live.owned = False
+                            live.set_owned(False)
                             self.ingestor.forget(target.id)
                         return  # another node probes it (or this one has no lease)
                     if not live.owned:
                         live = await asyncio.to_thread(self._acquire, target)
                 previous = live.tracker.last_cycle
                 mono, previous_mono = time.monotonic(), live.last_mono
-                live.last_mono = mono
+                live.cycle_started(mono)
                 outcome = await run_cycle(target, contract, live, self.probe_context, self.canary)
                 self.ingestor.ingest(self.writer.batch, target, outcome, live, previous,
                                      None if previous_mono is None else mono - previous_mono)
@@ -450,7 +450,7 @@ class Daemon:
         now = time.time()
         transitions = live.tracker.force_down(now)
         if transitions:
-            live.first_bad = {"at": now, "reason": f"SNMP {kind} trap"}
+            live.observe_trap(now, kind)
         state, outages, events = transition_records(target, transitions, live, now,
                                                     evidence={"trap": kind, "varbinds": binds})
         batch = self.writer.batch
@@ -669,8 +669,7 @@ class Daemon:
                     self.scheduler.add(tid, target.interval, self._job(target))
             elif target != old[tid]:
                 live = entries[tid]
-                live.contract, live.kind = target.contract, target.kind
-                live.objectives = world.objectives[target.contract]
+                live.assign(target.contract, target.kind, world.objectives[target.contract])
                 live.tracker.failure_threshold = target.failure_threshold
                 live.tracker.recovery_threshold = target.recovery_threshold
                 live.tracker.degraded_threshold = target.degraded_threshold

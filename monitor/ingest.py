@@ -26,7 +26,6 @@ from .periods import month_of, to_ms
 from .rollup import Rollup, VoiceSample
 from .state import GAP_FACTOR
 from .store import Batch, UnknownRecord
-from .voice_window import VoiceWindow
 
 __all__ = ["Ingestor", "GAP_FACTOR", "voice_sample", "rollup_args"]
 
@@ -172,24 +171,14 @@ class Ingestor:
                 self._said_unknown[target.id] = (started, reason)  # once per reason, then every 10 minutes
                 log.warning("%s: no evidence this cycle (recorded as unknown time): %s", target.id, reason)
 
-        if live.pending_events:
-            batch.events.extend(live.pending_events)
-            live.pending_events.clear()
+        batch.events.extend(live.take_events())
         batch.events.extend(events)
 
         window = self.maintenance_window(target, started)
         in_maint = window is not None
-        live.in_maintenance = in_maint
         samples = cycle_samples(outcome.results)
         args = rollup_args(contract, target, outcome.verdict, samples, started, window)
-        voice = args[6]
-        if voice is not None and voice.mos is not None:
-            live.last_mos, live.last_r = voice.mos, voice.r
-            if not in_maint and samples.rtt is not None and samples.sent is not None:
-                if live.voice_window is None:
-                    live.voice_window = VoiceWindow()
-                live.voice_settings = contract.voice
-                live.voice_window.add(started, samples.sent, samples.received or 0, samples.rtt, samples.jitter)
+        live.observe_voice(args[6], in_maint, started, samples, contract.voice)
 
         hour = int(started // 3600 * 3600)
         batch.hourly[(target.id, hour)] = self._accumulate(self._hourly, target.id, hour, args)

@@ -71,12 +71,104 @@ class TargetLive:
     #: from the result's own ``metrics()``; ``up`` is 1 when the probe's evidence was good
     service: dict = field(default_factory=dict)
 
-    def observe_results(self, results: Any) -> None:
-        """Each service probe's figures of this cycle, for the exporter."""
+    # -- the writers: each producer publishes through one of these; everyone else reads -------------------
+    def observe_cycle(self, started: float, samples: Any, results: Any) -> None:
+        """The probe cycle (monitor.cycle): packets, RTTs and last figures, each service probe's figures."""
+        if samples.sent is not None:
+            self.packets_sent += samples.sent
+            self.packets_received += samples.received or 0
+            self.observe_rtts(list(samples.rtts))
+            self.last_rtt, self.last_loss, self.last_jitter = samples.rtt, samples.loss, samples.jitter
         for r in results:
             figures = r.metrics()
             if figures:
                 self.service[r.probe] = {"up": 1.0 if r.evidence().verdict == "good" else 0.0, **figures}
+        self.last_cycle = started
+
+    def observe_evidence(self, started: float, verdict: str, rtt: float | None, bad_reason: str | None,
+                         transitions: Any) -> None:
+        """The outage evidence (monitor.cycle): the last good sample, the first bad one of the current failure run,
+        the failed cycles since the outage started."""
+        if verdict == "good":
+            self.last_good = {"at": started, "rtt_ms": None if rtt is None else round(rtt * 1000, 3)}
+            self.first_bad = None
+        elif verdict == "bad":
+            if self.first_bad is None:
+                self.first_bad = {"at": started, "reason": bad_reason}
+            if self.tracker.state == "down":
+                self.failed_cycles += 1
+        if any(tr.event == "outage_started" for tr in transitions):
+            self.failed_cycles = self.tracker.failure_threshold
+
+    def observe_trap(self, at: float, kind: str) -> None:
+        """A trap moved the target down (monitor.daemon): the trap is the first bad evidence."""
+        self.first_bad = {"at": at, "reason": f"SNMP {kind} trap"}
+
+    def observe_snmp(self, snmp: Any, selectors: list[str]) -> None:
+        """An SNMP poll (monitor.cycle): the agent, its reboots, the selected interfaces with their chosen octet
+        counters and utilization since the previous poll, the IP SLA entries."""
+        from .counters import interface_speed_mbps, octet_counter, rebooted, utilization
+
+        self.snmp_up = snmp.answered
+        if not snmp.answered:
+            return
+        uptime = snmp.scalars.get("sysUpTime")
+        reboot = rebooted(self.snmp_uptime, uptime)
+        if reboot:
+            self.snmp_reboots += 1
+        previous, prev_at = self.snmp_interfaces, self.snmp_at
+        now = snmp.started
+        selected = snmp.selected(selectors)
+        for index, cols in selected.items():
+            old = previous.get(index, {})
+            for direction in ("in", "out"):
+                counter = octet_counter(cols, direction)
+                if counter is None:
+                    continue
+                column, bits = counter
+                cols[f"octets_{direction}"] = cols.get(column)  # the counter chosen (64 or 32 bit), for the exporter
+                cols[f"utilization_{direction}"] = utilization(old.get(column), cols.get(column),
+                                                               now - prev_at if prev_at else 0,
+                                                               interface_speed_mbps(cols), bits, reboot)
+        self.snmp_interfaces, self.snmp_at, self.snmp_uptime = selected, now, uptime
+        if "cisco-ipsla" in snmp.tables:
+            from probes.snmp import ipsla_figures
+
+            self.ipsla = {entry: ipsla_figures(row) for entry, row in snmp.tables["cisco-ipsla"].items()}
+
+    def observe_voice(self, voice: Any, in_maintenance: bool, started: float, samples: Any, settings: Any) -> None:
+        """Ingestion's judgement of the cycle (monitor.ingest): maintenance now, the E-model figures, the voice
+        window of answered cycles outside maintenance."""
+        self.in_maintenance = in_maintenance
+        if voice is None or voice.mos is None:
+            return
+        self.last_mos, self.last_r = voice.mos, voice.r
+        if not in_maintenance and samples.rtt is not None and samples.sent is not None:
+            if self.voice_window is None:
+                from .voice_window import VoiceWindow
+
+                self.voice_window = VoiceWindow()
+            self.voice_settings = settings
+            self.voice_window.add(started, samples.sent, samples.received or 0, samples.rtt, samples.jitter)
+
+    def add_events(self, events: list) -> None:
+        """Events raised while running the cycle (the canary), for ingestion to store."""
+        self.pending_events.extend(events)
+
+    def take_events(self) -> list:
+        out, self.pending_events = self.pending_events, []
+        return out
+
+    def assign(self, contract: str, kind: str, objectives: dict) -> None:
+        """A reload moved the target (monitor.daemon)."""
+        self.contract, self.kind, self.objectives = contract, kind, objectives
+
+    def set_owned(self, owned: bool) -> None:
+        """In a cluster: this node took the target over (or gave it away)."""
+        self.owned = owned
+
+    def cycle_started(self, mono: float) -> None:
+        self.last_mono = mono
 
     def observe_rtts(self, rtts: list[float]) -> None:
         """Received RTTs of one burst, in sequence order."""

@@ -107,6 +107,10 @@ class TargetTracker:
         self.state = new
         self.since = at
 
+    def forget_failures(self) -> None:
+        """The current run of failed cycles is no evidence (the canary: the monitoring host was cut off)."""
+        self.fail_run, self.fail_start = 0, None
+
     def force_down(self, at: float) -> list[Transition]:
         """A linkDown trap: down at once, dated from the trap; the next polls confirm or clear it."""
         self._pending = []

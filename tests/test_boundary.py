@@ -44,3 +44,36 @@ def test_the_rule_catches_a_leak(tmp_path):
     leak.write_text("import sqlite3\n\ndef f(store):\n    with store._lock:\n"
                     "        return store._db.execute('SELECT id FROM tickets WHERE state = ?', ('open',))\n")
     assert len(_problems(leak)) == 5
+
+
+def _live_writes(path: Path) -> list[str]:
+    """Assignments to a field of a target's live state (``live.x = ...``, ``live.x += ...``) or of the LiveState
+    (``self.live.x = ...``)."""
+    tree = ast.parse(path.read_text(), str(path))
+    out = []
+    for node in ast.walk(tree):
+        targets = node.targets if isinstance(node, ast.Assign) else \
+            [node.target] if isinstance(node, (ast.AugAssign, ast.AnnAssign)) else []
+        for t in targets:
+            for leaf in (t.elts if isinstance(t, ast.Tuple) else [t]):
+                if not isinstance(leaf, ast.Attribute):
+                    continue
+                owner = leaf.value
+                if isinstance(owner, ast.Name) and owner.id == "live":
+                    out.append(f"line {leaf.lineno}: live.{leaf.attr}")
+                elif isinstance(owner, ast.Attribute) and owner.attr == "live":
+                    out.append(f"line {leaf.lineno}: .live.{leaf.attr}")
+    return out
+
+
+def test_live_state_has_one_writer():
+    """A target's live state is written only through its own methods (monitor/live.py), which the producer of
+    each figure calls (the cycle, ingestion, the daemon); the LiveState's shared figures only by the daemon,
+    which produces them (tickets, SLA time, cluster)."""
+    found = {}
+    for path in sorted([*(REPO / "monitor").rglob("*.py"), *(REPO / "probes").rglob("*.py")]):
+        rel = str(path.relative_to(REPO))
+        writes = [w for w in _live_writes(path) if not (rel == "monitor/daemon.py" and w.split(": ")[1].startswith(".live."))]
+        if writes and rel != "monitor/live.py":
+            found[rel] = writes
+    assert found == {}
