@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from typing import Any
 
 from .config import Contract, CreditTier
 from .rollup import Rollup
@@ -121,7 +122,7 @@ class CreditLine:
     credit_pct: Decimal
     fee: Decimal
     amount: Decimal
-    evidence: list[dict] = field(default_factory=list)
+    evidence: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -145,13 +146,13 @@ class ContractCredit:
 
 
 def _judge(scope: str, contract: Contract, fee: Decimal, availability: Fraction | None, rollup: Rollup,
-           evidence: list[dict]) -> tuple[list[CreditLine], Decimal]:
+           evidence: list[dict[str, Any]]) -> tuple[list[CreditLine], Decimal]:
     """Lines for one fee; returns them and the credit percent that applies after combining."""
     lines = []
     for objective in dict.fromkeys(t.objective for t in contract.credit_tiers):
         value = compliance(objective, contract, availability, rollup)
         tier = tier_for(value, contract.credit_tiers, objective)
-        if tier is None:
+        if tier is None or value is None:
             continue
         lines.append(CreditLine(scope, objective, display_pct(value), tier.below, tier.credit, fee,
                                 money(fee * tier.credit / 100, contract.currency), evidence))
@@ -175,9 +176,9 @@ def _low_coverage(scope: str, coverage: Fraction | None, minimum: Decimal) -> st
             "(unknown time, a circuit not yet monitored, or the month still running)")
 
 
-def contract_credit(contract: Contract, targets: list, combined_availability: Fraction | None,
+def contract_credit(contract: Contract, targets: list[Any], combined_availability: Fraction | None,
                     combined_rollup: Rollup, target_fees: dict[str, Decimal | None],
-                    evidence: dict[str, list[dict]], combined_coverage: Fraction | None = None) -> ContractCredit:
+                    evidence: dict[str, list[dict[str, Any]]], combined_coverage: Fraction | None = None) -> ContractCredit:
     """``targets``: the contract's TargetMonth figures (monitor.monthly)."""
     lines: list[CreditLine] = []
     uncapped = money(Decimal(0), contract.currency)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import struct
 from array import array
+from collections.abc import Iterator
 
 from ddsketch.mapping import LogarithmicMapping
 
@@ -84,7 +85,7 @@ class RttSketch:
         offset = self._offset
         return {offset + i: n for i, n in enumerate(self._counts) if n}
 
-    def items(self):
+    def items(self) -> Iterator[tuple[int, int]]:
         """(key, count) of the non-empty buckets, lowest key first."""
         offset = self._offset
         return ((offset + i, n) for i, n in enumerate(self._counts) if n)

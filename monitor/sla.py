@@ -78,7 +78,8 @@ class Availability:
         return None if r is None else r * 100 >= Fraction(objective_pct)
 
 
-def _split(period: Interval, down: list[Interval], unknown: list[Interval], maintenance: list[Interval]):
+def _split(period: Interval, down: list[Interval], unknown: list[Interval],
+           maintenance: list[Interval]) -> tuple[list[Interval], list[Interval], list[Interval]]:
     lo, hi = period
     m = clip(normalize(maintenance), lo, hi)
     u = subtract(clip(normalize(unknown), lo, hi), m)

@@ -32,7 +32,7 @@ Transitions:
 from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
-from typing import Literal
+from typing import Any, Literal
 
 __all__ = [
     "STATES",
@@ -87,13 +87,13 @@ class TargetTracker:
     _pending: list[Transition] = field(default_factory=list, repr=False)
 
     # -- persistence -------------------------------------------------------------------
-    def snapshot(self) -> dict:
+    def snapshot(self) -> dict[str, Any]:
         """The persisted fields (all scalars), as a dict. Built by hand: ``dataclasses.asdict`` deep-copies
         and took 45 % of the ingest path (bench/sla_month.py)."""
         return {name: getattr(self, name) for name in _PERSISTED}
 
     @classmethod
-    def restore(cls, data: dict, *, failure_threshold: int, recovery_threshold: int, degraded_threshold: int) -> "TargetTracker":
+    def restore(cls, data: dict[str, Any], *, failure_threshold: int, recovery_threshold: int, degraded_threshold: int) -> "TargetTracker":
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and not k.startswith("_")}
         tracker = cls(**known)
         tracker.failure_threshold = failure_threshold
@@ -102,7 +102,10 @@ class TargetTracker:
         return tracker
 
     # -- transitions ---------------------------------------------------------------------
-    def _move(self, new: str, at: float, now: float, event: str, interval_start: float | None = None) -> None:
+    def _move(self, new: str, at: float | None, now: float, event: str, interval_start: float | None = None) -> None:
+        """``at``: when the new state is dated from; the run that started it always has a start (``now``, should
+        one be missing)."""
+        at = now if at is None else at
         self._pending.append(Transition(self.target, self.state, new, at, now, event, interval_start))  # type: ignore[arg-type]
         self.state = new
         self.since = at
@@ -145,8 +148,8 @@ class TargetTracker:
             if self.state != "down" and self.fail_run >= self.failure_threshold:
                 if self.state == "degraded":
                     self._pending.append(
-                        Transition(self.target, "degraded", "down", self.fail_start, at, "degradation_ended",
-                                   self.degradation_start)
+                        Transition(self.target, "degraded", "down", at if self.fail_start is None else self.fail_start,
+                                   at, "degradation_ended", self.degradation_start)
                     )
                     self.degradation_start = None
                 self.outage_start = self.fail_start
