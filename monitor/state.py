@@ -131,32 +131,38 @@ class TargetTracker:
             self.first_cycle = at
         self.last_cycle = at
         if verdict == "unknown":
-            if self.state not in ("down", "unknown"):
-                if self.state == "degraded":
-                    start, self.degradation_start = self.degradation_start, None
-                    self._move("unknown", at, at, "degradation_ended", start)
-                else:
-                    self._move("unknown", at, at, "state_changed")
-            return self._pending
+            self._unknown(at)
+        elif verdict == "bad":
+            self._bad(at)
+        else:
+            self._good(at, quality_ok)
+        return self._pending
 
-        if verdict == "bad":
-            self.good_run, self.good_start = 0, None
-            self.qbad_run = self.qgood_run = 0
-            if self.fail_run == 0:
-                self.fail_start = at
-            self.fail_run += 1
-            if self.state != "down" and self.fail_run >= self.failure_threshold:
-                if self.state == "degraded":
-                    self._pending.append(
-                        Transition(self.target, "degraded", "down", at if self.fail_start is None else self.fail_start,
-                                   at, "degradation_ended", self.degradation_start)
-                    )
-                    self.degradation_start = None
-                self.outage_start = self.fail_start
-                self._move("down", self.fail_start, at, "outage_started")
-            return self._pending
+    def _unknown(self, at: float) -> None:
+        if self.state not in ("down", "unknown"):
+            if self.state == "degraded":
+                start, self.degradation_start = self.degradation_start, None
+                self._move("unknown", at, at, "degradation_ended", start)
+            else:
+                self._move("unknown", at, at, "state_changed")
 
-        # good
+    def _bad(self, at: float) -> None:
+        self.good_run, self.good_start = 0, None
+        self.qbad_run = self.qgood_run = 0
+        if self.fail_run == 0:
+            self.fail_start = at
+        self.fail_run += 1
+        if self.state != "down" and self.fail_run >= self.failure_threshold:
+            if self.state == "degraded":
+                self._pending.append(
+                    Transition(self.target, "degraded", "down", at if self.fail_start is None else self.fail_start,
+                               at, "degradation_ended", self.degradation_start)
+                )
+                self.degradation_start = None
+            self.outage_start = self.fail_start
+            self._move("down", self.fail_start, at, "outage_started")
+
+    def _good(self, at: float, quality_ok: bool) -> None:
         self.fail_run, self.fail_start = 0, None
         if self.good_run == 0:
             self.good_start = at
@@ -166,10 +172,9 @@ class TargetTracker:
                 start, self.outage_start = self.outage_start, None
                 self._move("up", self.good_start, at, "outage_ended", start)
                 self.qbad_run = self.qgood_run = 0
-            return self._pending
+            return
         if self.state in ("unknown", "maintenance"):
             self._move("up", at, at, "state_changed")
-
         if quality_ok:
             self.qbad_run, self.qbad_start = 0, None
             if self.qgood_run == 0:
@@ -186,7 +191,6 @@ class TargetTracker:
             if self.state == "up" and self.qbad_run >= self.degraded_threshold:
                 self.degradation_start = self.qbad_start
                 self._move("degraded", self.qbad_start, at, "degradation_started")
-        return self._pending
 
 
 #: the tracker's fields that :meth:`TargetTracker.snapshot` persists

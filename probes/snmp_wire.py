@@ -306,22 +306,10 @@ class WireClient:
         scoped = message.scoped
         stale = False
         if message.flags & usm.FLAG_AUTH:
-            if user is None or not user.auth or message.user != user.name:
-                return self._drop("unmatched")
-            if not usm.verify(data, message, user):
-                return self._drop("wrong_digest", pending)
-            engine = self._engines.get(pending.peer)
-            if engine is not None and engine.engine_id == message.engine_id:
-                if message.boots > engine.boots or (message.boots == engine.boots and message.time > engine.latest):
-                    engine.learn(message.boots, message.time)
-                elif (message.boots < engine.boots or message.boots == _BOOTS_MAX
-                      or message.time < engine.now() - TIME_WINDOW):
-                    stale = True  # a replay or a stale answer; unless it is the agent's notInTimeWindow report
-            if message.flags & usm.FLAG_PRIV:
-                try:
-                    scoped = usm.decrypt(message, user)
-                except (WireError, ValueError):
-                    return self._drop("decryption_error", pending)
+            checked = self._authenticated(data, message, pending)
+            if checked is None:
+                return None  # dropped, counted
+            stale, scoped = checked
         try:
             _, _, pos = usm.decode_scoped(scoped)
             pdu_type, request_id, reply = decode_pdu(scoped, pos, len(scoped))
@@ -341,6 +329,33 @@ class WireClient:
             return self._drop("unauthenticated", pending)
         pending.future.set_result(("response", reply, message))
         return None
+
+    def _authenticated(self, data: bytes, message: Any, pending: _Pending) -> tuple[bool, bytes] | None:
+        """An authenticated answer: its digest verified, its engine clock checked (stale: a replay or a stale answer,
+        unless it is the agent's notInTimeWindow report) and its scoped PDU decrypted; None when dropped."""
+        user = pending.user
+        if user is None or not user.auth or message.user != user.name:
+            self._drop("unmatched")
+            return None
+        if not usm.verify(data, message, user):
+            self._drop("wrong_digest", pending)
+            return None
+        stale = False
+        engine = self._engines.get(pending.peer)
+        if engine is not None and engine.engine_id == message.engine_id:
+            if message.boots > engine.boots or (message.boots == engine.boots and message.time > engine.latest):
+                engine.learn(message.boots, message.time)
+            elif (message.boots < engine.boots or message.boots == _BOOTS_MAX
+                  or message.time < engine.now() - TIME_WINDOW):
+                stale = True
+        scoped = message.scoped
+        if message.flags & usm.FLAG_PRIV:
+            try:
+                scoped = usm.decrypt(message, user)
+            except (WireError, ValueError):
+                self._drop("decryption_error", pending)
+                return None
+        return stale, scoped
 
     async def _resolve(self, address: str, port: int) -> ipaddress.IPv4Address | ipaddress.IPv6Address | str:
         """The address as an IP, or the resolver's error in words."""

@@ -184,50 +184,48 @@ def _literal_choices(expected: str) -> str:
     return ", ".join(p.strip().strip("'") for p in parts)
 
 
+#: pydantic error type -> (the user's message, from the error's context; whether to show the input)
+_MESSAGES: dict[str, tuple[Any, bool]] = {
+    "missing": (lambda ctx: "required key is missing", False),
+    "extra_forbidden": (lambda ctx: "unknown key", False),
+    "literal_error": (lambda ctx: f"must be one of {_literal_choices(ctx.get('expected', ''))}", True),
+    "union_tag_invalid": (lambda ctx: f"must be one of {_literal_choices(ctx.get('expected_tags', ''))}", True),
+    "union_tag_not_found": (lambda ctx: f"needs key '{ctx.get('discriminator', 'type').strip(chr(39))}'", False),
+    "int_parsing": (lambda ctx: "must be a whole number", True),
+    "int_type": (lambda ctx: "must be a whole number", True),
+    "int_from_float": (lambda ctx: "must be a whole number", True),
+    "finite_number": (lambda ctx: "must be a finite number (not .nan or .inf)", True),
+    "float_parsing": (lambda ctx: "must be a number", True),
+    "float_type": (lambda ctx: "must be a number", True),
+    "decimal_parsing": (lambda ctx: "must be a number", True),
+    "decimal_type": (lambda ctx: "must be a number", True),
+    "bool_parsing": (lambda ctx: "must be true or false", True),
+    "bool_type": (lambda ctx: "must be true or false", True),
+    "greater_than_equal": (lambda ctx: f"must be at least {ctx['ge']}", True),
+    "greater_than": (lambda ctx: f"must be greater than {ctx['gt']}", True),
+    "less_than_equal": (lambda ctx: f"must be at most {ctx['le']}", True),
+    "less_than": (lambda ctx: f"must be less than {ctx['lt']}", True),
+    "string_type": (lambda ctx: "must be a string", True),
+    "string_too_short": (lambda ctx: "must not be empty", True),
+    "string_too_long": (lambda ctx: f"must be at most {ctx.get('max_length')} characters", True),
+    "list_type": (lambda ctx: "must be a list", True),
+    "tuple_type": (lambda ctx: "must be a list", True),
+    "too_short": (lambda ctx: f"must have at least {ctx.get('min_length')} item(s)", True),
+    "dict_type": (lambda ctx: "must be a mapping", True),
+    "model_type": (lambda ctx: "must be a mapping", True),
+    "model_attributes_type": (lambda ctx: "must be a mapping", True),
+}
+
+
 def _message(err: dict) -> tuple[str, bool]:
     """The user's message for one pydantic error, and whether to show the input."""
     kind = err["type"]
     ctx = err.get("ctx") or {}
     if kind == "slawatch":
         return err["msg"], True
-    if kind == "missing":
-        return "required key is missing", False
-    if kind == "extra_forbidden":
-        return "unknown key", False
-    if kind == "literal_error":
-        return f"must be one of {_literal_choices(ctx.get('expected', ''))}", True
-    if kind == "union_tag_invalid":
-        return f"must be one of {_literal_choices(ctx.get('expected_tags', ''))}", True
-    if kind == "union_tag_not_found":
-        return f"needs key '{ctx.get('discriminator', 'type').strip(chr(39))}'", False
-    if kind in ("int_parsing", "int_type", "int_from_float"):
-        return "must be a whole number", True
-    if kind in ("finite_number",):
-        return "must be a finite number (not .nan or .inf)", True
-    if kind in ("float_parsing", "float_type", "decimal_parsing", "decimal_type"):
-        return "must be a number", True
-    if kind in ("bool_parsing", "bool_type"):
-        return "must be true or false", True
-    if kind == "greater_than_equal":
-        return f"must be at least {ctx['ge']}", True
-    if kind == "greater_than":
-        return f"must be greater than {ctx['gt']}", True
-    if kind == "less_than_equal":
-        return f"must be at most {ctx['le']}", True
-    if kind == "less_than":
-        return f"must be less than {ctx['lt']}", True
-    if kind in ("string_type",):
-        return "must be a string", True
-    if kind == "string_too_short":
-        return "must not be empty", True
-    if kind == "string_too_long":
-        return f"must be at most {ctx.get('max_length')} characters", True
-    if kind in ("list_type", "tuple_type"):
-        return "must be a list", True
-    if kind == "too_short":
-        return f"must have at least {ctx.get('min_length')} item(s)", True
-    if kind in ("dict_type", "model_type", "model_attributes_type"):
-        return "must be a mapping", True
+    known = _MESSAGES.get(kind)
+    if known is not None:
+        return known[0](ctx), known[1]
     if kind.startswith("url"):
         return "must be a URL like https://host:port/path", True
     if kind.startswith("datetime") or kind.startswith("date"):
@@ -303,9 +301,19 @@ def _ids(items: Any, section: str, key: str, problems: _Problems) -> set[str]:
 
 
 def _cross_check(raw: dict, problems: _Problems) -> None:
+    """References between sections: every one checked, every problem reported with its YAML path."""
     contracts = _ids(raw.get("contracts"), "contracts", "id", problems)
     _ids(raw.get("targets"), "targets", "id", problems)
     sinks = _ids(raw.get("ticket_sinks"), "ticket_sinks", "name", problems)
+    profiles = _check_profiles(raw, problems)
+    for i, target in enumerate(raw.get("targets") or []):
+        if isinstance(target, dict):
+            _check_target_refs(i, target, contracts, profiles, problems)
+    _check_cluster(raw, problems)
+    _check_sink_refs(raw, sinks, problems)
+
+
+def _check_profiles(raw: dict, problems: _Problems) -> set[str]:
     profiles = set(BUILTIN_SNMP_PROFILES)
     if isinstance(raw.get("snmp_profiles"), dict):
         profiles |= set(raw["snmp_profiles"])
@@ -313,31 +321,35 @@ def _cross_check(raw: dict, problems: _Problems) -> None:
             if name in BUILTIN_SNMP_PROFILES:
                 problems.add(("snmp_profiles", name), "a shipped profile has this name (config/snmp-profiles.yaml); "
                              "choose another")
-    for i, target in enumerate(raw.get("targets") or []):
-        if not isinstance(target, dict):
-            continue
-        ref = target.get("contract")
-        if isinstance(ref, str) and ref not in contracts:
-            known = ", ".join(sorted(contracts)) or "none defined"
-            problems.add(("targets", i, "contract"), f"no such contract (known: {known})", ref)
-        snmp = (target.get("probes") or {}).get("snmp") if isinstance(target.get("probes"), dict) else None
-        if isinstance(snmp, dict) and isinstance(snmp.get("profiles"), list):
-            for j, name in enumerate(snmp["profiles"]):
-                if isinstance(name, str) and name not in profiles:
-                    problems.add(
-                        ("targets", i, "probes", "snmp", "profiles", j),
-                        f"no such SNMP profile (known: {', '.join(sorted(profiles))})",
-                        name,
-                    )
+    return profiles
+
+
+def _check_target_refs(i: int, target: dict, contracts: set, profiles: set[str], problems: _Problems) -> None:
+    ref = target.get("contract")
+    if isinstance(ref, str) and ref not in contracts:
+        known = ", ".join(sorted(contracts)) or "none defined"
+        problems.add(("targets", i, "contract"), f"no such contract (known: {known})", ref)
+    snmp = (target.get("probes") or {}).get("snmp") if isinstance(target.get("probes"), dict) else None
+    if isinstance(snmp, dict) and isinstance(snmp.get("profiles"), list):
+        for j, name in enumerate(snmp["profiles"]):
+            if isinstance(name, str) and name not in profiles:
+                problems.add(("targets", i, "probes", "snmp", "profiles", j),
+                             f"no such SNMP profile (known: {', '.join(sorted(profiles))})", name)
+
+
+def _check_cluster(raw: dict, problems: _Problems) -> None:
     if not isinstance(raw.get("cluster"), dict):
         for i, target in enumerate(raw.get("targets") or []):
             if isinstance(target, dict) and isinstance(target.get("vantage"), dict):
                 problems.add(("targets", i, "vantage"), "vantage sites need a cluster section (cluster: {node, site})")
-    if isinstance(raw.get("cluster"), dict):
-        storage = raw.get("storage") if isinstance(raw.get("storage"), dict) else {}
-        if storage.get("backend", "sqlite") != "postgresql":
-            problems.add(("cluster",), "a cluster needs the postgresql store (storage.backend: postgresql; got "
-                         f"{storage.get('backend', 'sqlite')!r})")
+        return
+    storage = raw.get("storage") if isinstance(raw.get("storage"), dict) else {}
+    if storage.get("backend", "sqlite") != "postgresql":
+        problems.add(("cluster",), "a cluster needs the postgresql store (storage.backend: postgresql; got "
+                     f"{storage.get('backend', 'sqlite')!r})")
+
+
+def _check_sink_refs(raw: dict, sinks: set, problems: _Problems) -> None:
     reports = raw.get("reports")
     if isinstance(reports, dict) and isinstance(reports.get("mail_sink"), str):
         kinds = {s.get("name"): s.get("type") for s in raw.get("ticket_sinks") or [] if isinstance(s, dict)}
@@ -347,15 +359,13 @@ def _cross_check(raw: dict, problems: _Problems) -> None:
         if not isinstance(contract, dict) or not isinstance(contract.get("escalation"), list):
             continue
         for j, tier in enumerate(contract["escalation"]):
-            if isinstance(tier, dict) and isinstance(tier.get("sinks"), list):
-                for k, name in enumerate(tier["sinks"]):
-                    if isinstance(name, str) and name not in sinks:
-                        known = ", ".join(sorted(sinks)) or "none defined"
-                        problems.add(
-                            ("contracts", i, "escalation", j, "sinks", k),
-                            f"no such ticket sink (known: {known})",
-                            name,
-                        )
+            if not (isinstance(tier, dict) and isinstance(tier.get("sinks"), list)):
+                continue
+            for k, name in enumerate(tier["sinks"]):
+                if isinstance(name, str) and name not in sinks:
+                    known = ", ".join(sorted(sinks)) or "none defined"
+                    problems.add(("contracts", i, "escalation", j, "sinks", k),
+                                 f"no such ticket sink (known: {known})", name)
 
 
 def _resolve_oids(raw: dict, problems: _Problems, base_dir: Path) -> None:

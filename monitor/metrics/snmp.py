@@ -18,7 +18,10 @@ class SnmpCollector(Collector):
         self.live = live
 
     def collect(self):
-        yield from self._snmp_metrics(self.live.snapshot())
+        targets = self.live.snapshot()
+        yield from self._snmp_metrics(targets)
+        yield from self._ipsla_metrics(targets)
+        yield from self._wire_metrics()
 
     def _snmp_metrics(self, targets):
         up = GaugeMetricFamily("slawatch_snmp_up", "1 if the SNMP agent answered the last poll, 0 if not.", labels=_LABELS)
@@ -53,6 +56,9 @@ class SnmpCollector(Collector):
                     if ratio is not None:
                         util.add_metric(lab + [direction], ratio)
         yield from (up, uptime, reboots, oper, admin, octets, util)
+
+    @staticmethod
+    def _ipsla_metrics(targets):
         sla_labels = _LABELS + ["entry"]
         ip_mos = GaugeMetricFamily("slawatch_ipsla_mos", "IP SLA jitter operation MOS (CISCO-RTTMON-MIB, /100).", labels=sla_labels)
         ip_icpif = GaugeMetricFamily("slawatch_ipsla_icpif", "IP SLA jitter operation ICPIF.", labels=sla_labels)
@@ -72,6 +78,8 @@ class SnmpCollector(Collector):
                     if f[f"loss_{direction}"] is not None:
                         ip_loss.add_metric(lab + [direction], f[f"loss_{direction}"])
         yield from (ip_mos, ip_icpif, ip_rtt, ip_jit, ip_loss)
+
+    def _wire_metrics(self):
         wire = self.live.snmp_wire
         if wire is not None:
             dropped = CounterMetricFamily(

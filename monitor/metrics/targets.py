@@ -40,6 +40,7 @@ contract, not per target (monitor.exporter). Nothing here reads the store: every
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from ..live import RTT_BUCKETS, LiveState, TargetLive
@@ -52,6 +53,16 @@ __all__ = ["TargetSeries", "DEFAULT_SERIES"]
 DEFAULT_SERIES = {"internet": 10, "voice": 15, "support": 10}
 
 _BUCKET_BOUNDS = [repr(b) for b in RTT_BUCKETS] + ["+Inf"]
+
+
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """``exporter.per_target``: what is rendered beyond the default series budget."""
+
+    histograms: bool
+    windows: set[str]
+    burn_rates: bool
+    detail: bool
 
 
 class _Families:
@@ -143,100 +154,113 @@ class TargetSeries:
     def render(self, now: float | None = None) -> str:
         now = time.time() if now is None else now
         cfg = self.cfg
-        histograms = bool(getattr(cfg, "histograms", False))
-        windows = set(getattr(cfg, "windows", None) or ["month"])
-        burn_rates = bool(getattr(cfg, "burn_rates", False))
-        detail = bool(getattr(cfg, "detail", False))
+        opts = _Options(histograms=bool(getattr(cfg, "histograms", False)),
+                        windows=set(getattr(cfg, "windows", None) or ["month"]),
+                        burn_rates=bool(getattr(cfg, "burn_rates", False)), detail=bool(getattr(cfg, "detail", False)))
         fams = _Families(cfg)
         f = fams.f
-        up, state, since, last = f["up"], f["state"], f["since"], f["last"]
         targets = self.live.snapshot()
         sla = self.live.sla_snapshot()
         live_ids = set()
         for t in targets:
             live_ids.add(t.target)
             head, tail, lab = self._label(t)
-            tracker_state = t.tracker.state
-            cur = "maintenance" if t.in_maintenance and tracker_state != "unknown" else tracker_state
-            if tracker_state == "down":
-                up.lines.append(f"slawatch_target_up{{{lab}}} 0.0\n")
-            elif cur in ("up", "degraded", "maintenance"):
-                up.lines.append(f"slawatch_target_up{{{lab}}} 1.0\n")
-            # the current state only (value 1): one series, where a state set would write all five
-            state.lines.append(f'slawatch_target_state{{{head},slawatch_target_state="{cur}",{tail}}} 1.0\n')
-            if t.tracker.since is not None:
-                since.add(lab, t.tracker.since)
-            if detail and t.last_cycle is not None:
-                last.add(lab, t.last_cycle)
-            # ICMP
-            if histograms:
-                rtt, cumulative = f["rtt"], 0
-                for bound, count in zip(_BUCKET_BOUNDS, t.rtt_bucket_counts):
-                    cumulative += count
-                    rtt.lines.append(f'slawatch_icmp_rtt_seconds_bucket{{{head},le="{bound}",{tail}}} '
-                                     f'{float(cumulative)!r}\n')
-                rtt.lines.append(f"slawatch_icmp_rtt_seconds_count{{{lab}}} {float(cumulative)!r}\n")
-                rtt.add(lab, t.rtt_sum, "_sum")
-            f["sent"].add(lab, t.packets_sent)
-            f["received"].add(lab, t.packets_received)
-            if t.last_rtt is not None:
-                f["rtt_median"].add(lab, t.last_rtt)
-            if t.last_jitter is not None and (detail or t.kind == "voice"):
-                f["jitter"].add(lab, t.last_jitter)
-            if detail and t.rfc3550_jitter is not None:
-                f["jitter3550"].add(lab, t.rfc3550_jitter)
-            if t.last_loss is not None and (detail or t.kind == "voice"):
-                f["loss"].add(lab, t.last_loss)  # internet targets: from the packet counters, over any window
-            # voice
-            if t.last_mos is not None:
-                f["mos"].add(lab, t.last_mos)
-            if t.last_r is not None:
-                f["r"].add(lab, t.last_r)
-            if t.voice_window is not None:
-                for window in WINDOWS:
-                    if window != "5m" and not detail:
-                        continue
-                    q = self._window_quality(t, window, now)
-                    if q is not None:
-                        f["wmos"].add(f'{lab},window="{window}"', q.mos)
-                        if detail:
-                            f["wr"].add(f'{lab},window="{window}"', q.r)
-            # service probes
-            for probe, figures in t.service.items():
+            self._state_lines(f, t, head, tail, lab, opts)
+            self._icmp_lines(f, t, head, tail, lab, opts)
+            self._voice_lines(f, t, lab, opts, now)
+            for probe, figures in t.service.items():  # service probes
                 plab = f'{head},probe="{probe}",{tail}'
                 f["psuccess"].add(plab, figures["up"])
                 if "response_seconds" in figures:
                     f["presponse"].add(plab, figures["response_seconds"])
                 if "tls_cert_not_after_seconds" in figures:
                     f["tls_expiry"].add(plab, figures["tls_cert_not_after_seconds"])
-            # SLA
             s = sla.get(t.target)
-            if s is None:
-                continue
-            base = lab
-            m = s.mtd
-            if "month" in windows and m.so_far.ratio is not None:
-                f["avail"].add(f'{base},window="month"', float(m.so_far.ratio))
-            for name, value in s.rolling.items():
-                if name in windows and value is not None:
-                    f["avail"].add(f'{base},window="{name}"', value)
-            if m.remaining_ratio is not None:
-                f["remaining"].add(base, m.remaining_ratio)
-            if m.projected_ratio is not None:
-                f["projected"].add(base, m.projected_ratio)
-            f["downtime"].add(f'{base},window="month"', m.used_ms / 1000)
-            if burn_rates:
-                for window, rate in s.burn_rates.items():
-                    if rate is not None:
-                        f["burn"].add(f'{base},window="{window}"', rate)
-            if detail:
-                f["remaining_s"].add(base, m.remaining_ms / 1000)
-                f["excluded"].add(f'{head},reason="maintenance",{tail}', m.so_far.maintenance_ms / 1000)
-                f["excluded"].add(f'{head},reason="unknown",{tail}', m.so_far.unknown_ms / 1000)
-                f["at_risk"].add(base, 1 if m.at_risk else 0)
-                f["breached"].add(base, 1 if m.breached else 0)
+            if s is not None:
+                self._sla_lines(f, s, head, tail, lab, opts)
         if len(self._labels) > len(live_ids):  # targets removed by a reload: forget their caches
             for gone in set(self._labels) - live_ids:
                 del self._labels[gone]
             self._voice = {k: v for k, v in self._voice.items() if k[0] in live_ids}
         return fams.text()
+
+    @staticmethod
+    def _state_lines(f: dict[str, Family], t: TargetLive, head: str, tail: str, lab: str, opts: "_Options") -> None:
+        up, state, since, last = f["up"], f["state"], f["since"], f["last"]
+        detail = opts.detail
+        tracker_state = t.tracker.state
+        cur = "maintenance" if t.in_maintenance and tracker_state != "unknown" else tracker_state
+        if tracker_state == "down":
+            up.lines.append(f"slawatch_target_up{{{lab}}} 0.0\n")
+        elif cur in ("up", "degraded", "maintenance"):
+            up.lines.append(f"slawatch_target_up{{{lab}}} 1.0\n")
+        # the current state only (value 1): one series, where a state set would write all five
+        state.lines.append(f'slawatch_target_state{{{head},slawatch_target_state="{cur}",{tail}}} 1.0\n')
+        if t.tracker.since is not None:
+            since.add(lab, t.tracker.since)
+        if detail and t.last_cycle is not None:
+            last.add(lab, t.last_cycle)
+
+    @staticmethod
+    def _icmp_lines(f: dict[str, Family], t: TargetLive, head: str, tail: str, lab: str, opts: "_Options") -> None:
+        detail = opts.detail
+        if opts.histograms:
+            rtt, cumulative = f["rtt"], 0
+            for bound, count in zip(_BUCKET_BOUNDS, t.rtt_bucket_counts):
+                cumulative += count
+                rtt.lines.append(f'slawatch_icmp_rtt_seconds_bucket{{{head},le="{bound}",{tail}}} '
+                                 f'{float(cumulative)!r}\n')
+            rtt.lines.append(f"slawatch_icmp_rtt_seconds_count{{{lab}}} {float(cumulative)!r}\n")
+            rtt.add(lab, t.rtt_sum, "_sum")
+        f["sent"].add(lab, t.packets_sent)
+        f["received"].add(lab, t.packets_received)
+        if t.last_rtt is not None:
+            f["rtt_median"].add(lab, t.last_rtt)
+        if t.last_jitter is not None and (detail or t.kind == "voice"):
+            f["jitter"].add(lab, t.last_jitter)
+        if detail and t.rfc3550_jitter is not None:
+            f["jitter3550"].add(lab, t.rfc3550_jitter)
+        if t.last_loss is not None and (detail or t.kind == "voice"):
+            f["loss"].add(lab, t.last_loss)  # internet targets: from the packet counters, over any window
+
+    def _voice_lines(self, f: dict[str, Family], t: TargetLive, lab: str, opts: "_Options", now: float) -> None:
+        detail = opts.detail
+        if t.last_mos is not None:
+            f["mos"].add(lab, t.last_mos)
+        if t.last_r is not None:
+            f["r"].add(lab, t.last_r)
+        if t.voice_window is not None:
+            for window in WINDOWS:
+                if window != "5m" and not detail:
+                    continue
+                q = self._window_quality(t, window, now)
+                if q is not None:
+                    f["wmos"].add(f'{lab},window="{window}"', q.mos)
+                    if detail:
+                        f["wr"].add(f'{lab},window="{window}"', q.r)
+
+    @staticmethod
+    def _sla_lines(f: dict[str, Family], s: Any, head: str, tail: str, lab: str, opts: "_Options") -> None:
+        windows, burn_rates, detail = opts.windows, opts.burn_rates, opts.detail
+        base = lab
+        m = s.mtd
+        if "month" in windows and m.so_far.ratio is not None:
+            f["avail"].add(f'{base},window="month"', float(m.so_far.ratio))
+        for name, value in s.rolling.items():
+            if name in windows and value is not None:
+                f["avail"].add(f'{base},window="{name}"', value)
+        if m.remaining_ratio is not None:
+            f["remaining"].add(base, m.remaining_ratio)
+        if m.projected_ratio is not None:
+            f["projected"].add(base, m.projected_ratio)
+        f["downtime"].add(f'{base},window="month"', m.used_ms / 1000)
+        if burn_rates:
+            for window, rate in s.burn_rates.items():
+                if rate is not None:
+                    f["burn"].add(f'{base},window="{window}"', rate)
+        if detail:
+            f["remaining_s"].add(base, m.remaining_ms / 1000)
+            f["excluded"].add(f'{head},reason="maintenance",{tail}', m.so_far.maintenance_ms / 1000)
+            f["excluded"].add(f'{head},reason="unknown",{tail}', m.so_far.unknown_ms / 1000)
+            f["at_risk"].add(base, 1 if m.at_risk else 0)
+            f["breached"].add(base, 1 if m.breached else 0)
