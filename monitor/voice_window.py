@@ -9,8 +9,8 @@ through :func:`monitor.emodel.voice_quality`, with the contract's codec settings
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass
+import bisect
+from array import array
 from typing import Any
 
 from .emodel import voice_quality
@@ -19,15 +19,6 @@ __all__ = ["VoiceWindow", "WINDOWS", "pooled_quality"]
 
 #: the windows exported, label -> seconds
 WINDOWS = {"5m": 300.0, "1h": 3600.0}
-
-
-@dataclass(frozen=True, slots=True)
-class _Cycle:
-    at: float
-    sent: int
-    received: int
-    rtt: float
-    jitter: float
 
 
 def pooled_quality(sent: int, received: int, rtt_mean: float, jitter_mean: float, voice: Any):
@@ -40,25 +31,45 @@ def pooled_quality(sent: int, received: int, rtt_mean: float, jitter_mean: float
 
 
 class VoiceWindow:
-    """The last hour of a voice target's answered cycles (outside maintenance)."""
+    """The last hour of a voice target's answered cycles (outside maintenance), held in parallel arrays: 44 bytes a
+    cycle where an object per cycle took 153 (measured with tracemalloc). A window fills for its first hour by
+    design: at 1,000 voice targets and 30 s, 5.3 MB for the hour, not 18 MB."""
+
+    __slots__ = ("span", "_at", "_sent", "_received", "_rtt", "_jitter", "_start")
 
     def __init__(self, span: float = max(WINDOWS.values())):
         self.span = span
-        self._cycles: deque[_Cycle] = deque()
+        self._at, self._rtt, self._jitter = array("d"), array("d"), array("d")
+        self._sent, self._received = array("l"), array("l")
+        self._start = 0  # the first cycle still in the window (the arrays are compacted when half is stale)
 
     def add(self, at: float, sent: int, received: int, rtt_median: float, jitter: float | None) -> None:
         if sent <= 0 or received <= 0:
             return  # an unanswered cycle is availability's business, not quality's
-        self._cycles.append(_Cycle(at, sent, received, rtt_median, jitter or 0.0))
-        while self._cycles and self._cycles[0].at < at - self.span:
-            self._cycles.popleft()
+        if self._at and at < self._at[-1]:
+            at = self._at[-1]  # the wall clock stepped back: the window stays in time order
+        self._at.append(at)
+        self._sent.append(sent)
+        self._received.append(received)
+        self._rtt.append(rtt_median)
+        self._jitter.append(jitter or 0.0)
+        oldest = at - self.span
+        while self._start < len(self._at) and self._at[self._start] < oldest:
+            self._start += 1
+        if self._start and self._start * 2 >= len(self._at):
+            for column in (self._at, self._sent, self._received, self._rtt, self._jitter):
+                del column[: self._start]
+            self._start = 0
+
+    def __len__(self) -> int:
+        return len(self._at) - self._start
 
     def quality(self, now: float, window: float, voice: Any):
         """The pooled E-model over the cycles of the last ``window`` seconds (None when there are none)."""
-        cycles = [c for c in self._cycles if c.at > now - window]
-        if not cycles:
+        first = bisect.bisect_right(self._at, now - window, self._start)
+        n = len(self._at) - first
+        if n <= 0:
             return None
-        sent = sum(c.sent for c in cycles)
-        received = sum(c.received for c in cycles)
-        return pooled_quality(sent, received, sum(c.rtt for c in cycles) / len(cycles),
-                              sum(c.jitter for c in cycles) / len(cycles), voice)
+        sent = sum(self._sent[first:])
+        received = sum(self._received[first:])
+        return pooled_quality(sent, received, sum(self._rtt[first:]) / n, sum(self._jitter[first:]) / n, voice)
