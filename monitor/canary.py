@@ -23,6 +23,8 @@ MONITORING_REASON = "monitoring outage: the reference targets are unreachable fr
 
 
 class CanaryWatch:
+    """Watches the reference (canary) targets: when they all fail, the monitoring host is cut off, not the circuits."""
+
     def __init__(self, reference_targets: dict[str, str], ratio: float):
         """``reference_targets``: target id -> its contract."""
         self.references = dict(reference_targets)

@@ -34,6 +34,7 @@ def _add_common(parser: argparse.ArgumentParser, *, config: bool = True) -> None
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``slawatch`` command line: one sub-command per task (run, check-config, probe, status, report, ...)."""
     parser = argparse.ArgumentParser(
         prog="slawatch",
         description="Network service monitoring and SLA measurement.",
@@ -510,6 +511,7 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one ``slawatch`` command; a SlawatchError is printed as a one-line error with exit code 2, never a traceback."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command != "run":

@@ -36,6 +36,7 @@ SEPARATOR = "@"
 
 
 def unit_id(target: str, site: str) -> str:
+    """The probe unit id of a multi-site target's site (``target@site``)."""
     return f"{target}{SEPARATOR}{site}"
 
 

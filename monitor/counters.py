@@ -20,6 +20,7 @@ def rebooted(previous_uptime: int | None, uptime: int | None) -> bool:
 
 
 def counter_delta(previous: int | None, current: int | None, bits: int, reboot: bool = False) -> int | None:
+    """Increase of an SNMP counter between two samples across one wrap of ``bits``; None for a gap (reboot, reset)."""
     if previous is None or current is None or reboot:
         return None
     if current >= previous:

@@ -58,6 +58,7 @@ def minor_unit(currency: str) -> int:
 
 
 def money(amount: Decimal, currency: str) -> Decimal:
+    """An amount rounded half up to the currency's ISO 4217 minor unit (for display and payment only)."""
     return amount.quantize(Decimal(1).scaleb(-minor_unit(currency)), rounding=ROUND_HALF_UP)
 
 
@@ -115,6 +116,8 @@ def tier_for(value: Fraction | Decimal | None, tiers: list[CreditTier], objectiv
 
 @dataclass(slots=True)
 class CreditLine:
+    """One objective's credit for one scope (the contract or a target), with its compliance and evidence."""
+
     scope: str  # "contract" or a target id
     objective: str
     compliance_pct: Decimal | None
@@ -127,6 +130,8 @@ class CreditLine:
 
 @dataclass(slots=True)
 class ContractCredit:
+    """A contract's credit for the month: its lines, the cap, and whether it is final."""
+
     basis: str
     combine: str
     currency: str

@@ -24,6 +24,8 @@ log = logging.getLogger("slawatch.cycle")
 
 @dataclass(frozen=True, slots=True)
 class CycleOutcome:
+    """One probe cycle of one target: its results, verdict, quality flag and the transitions it caused."""
+
     target: str
     started: float
     results: tuple[ProbeResult, ...]
@@ -150,6 +152,7 @@ def transition_records(target: Target, transitions: tuple[Transition, ...] | lis
 
 async def run_cycle(target: Target, contract: Contract, live: TargetLive,
                     context: ProbeContext | None = None, canary=None) -> CycleOutcome:
+    """Run a target's probes once, reach the verdict and update its state; the canary may turn it unknown."""
     started = time.time()
     results = await run_probes(target, context)
     snmp_cfg = target.probes.snmp

@@ -89,6 +89,8 @@ def _tracker_for(target: Target, saved: dict | None) -> TargetTracker:
 
 
 class Daemon:
+    """The running service: scheduler, probes, ingestion, store writer, SLA evaluation, tickets, exporter and reload."""
+
     def __init__(self, config: Config, config_path: Path, store: Store):
         self.config = config
         self.config_path = config_path
@@ -794,6 +796,7 @@ class _NotLeader(Exception):
 
 
 def run_daemon(config_path: str | Path) -> int:
+    """Load the config, check it can run (ICMP permission, store), and run the daemon until a signal stops it."""
     config_path = Path(config_path)
     config = load_config(config_path)
     check_runnable(config)

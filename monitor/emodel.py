@@ -49,11 +49,13 @@ def ie_eff(ie: float, bpl: float, ppl: float, burst_r: float = 1.0) -> float:
 
 def r_factor(d_ms: float, loss_pct: float, codec: str = "g711-plc", *, burst_r: float = 1.0,
              advantage: float = 0.0) -> float:
+    """ITU-T G.107 R-factor for a one-way delay (ms), a packet loss (%) and a codec (G.113 Ie and Bpl)."""
     ie, bpl = CODECS[codec]
     return R0 - delay_impairment(d_ms) - ie_eff(ie, bpl, loss_pct, burst_r) + advantage
 
 
 def mos_from_r(r: float) -> float:
+    """ITU-T G.107 Annex B: the MOS (1 .. 4.5) for an R-factor."""
     if r < 0:
         return 1.0
     if r > 100:
@@ -63,6 +65,8 @@ def mos_from_r(r: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class VoiceQuality:
+    """The E-model's result: R-factor, MOS and the inputs it used."""
+
     one_way_delay_ms: float  # RTT/2
     mouth_to_ear_ms: float
     loss_pct: float
@@ -73,6 +77,7 @@ class VoiceQuality:
 def voice_quality(rtt_s: float, jitter_s: float, loss_ratio: float, *, codec: str = "g711-plc",
                   codec_delay_s: float = 0.025, jitter_buffer_factor: float = 2.0,
                   advantage: float = 0.0, burst_r: float = 1.0) -> VoiceQuality:
+    """The E-model of a measured line: RTT, jitter and loss through the codec and jitter-buffer settings."""
     one_way = rtt_s / 2 * 1000
     d = one_way + codec_delay_s * 1000 + jitter_buffer_factor * jitter_s * 1000
     r = r_factor(d, loss_ratio * 100, codec, burst_r=burst_r, advantage=advantage)

@@ -28,6 +28,8 @@ MIN_KNOWN_SHARE = 0.5
 
 @dataclass(frozen=True, slots=True)
 class TargetSla:
+    """A target's SLA figures now: month to date, rolling windows and burn rates."""
+
     target: str
     contract: str
     month: str

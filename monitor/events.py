@@ -27,6 +27,8 @@ EVENT_KINDS = (
 
 @dataclass(frozen=True, slots=True)
 class BreachEvent:
+    """A breach (outage, degradation, budget burn, monthly miss) with a stable key, so a replay never doubles it."""
+
     kind: str  # one of EVENT_KINDS
     contract: str
     target: str | None

@@ -14,6 +14,7 @@ Interval = tuple[int, int]
 
 
 def normalize(items: Iterable[Interval]) -> list[Interval]:
+    """Sort and merge overlapping or touching half-open intervals."""
     out: list[Interval] = []
     for start, end in sorted((s, e) for s, e in items if e > s):
         if out and start <= out[-1][1]:
@@ -25,10 +26,12 @@ def normalize(items: Iterable[Interval]) -> list[Interval]:
 
 
 def union(*lists: list[Interval]) -> list[Interval]:
+    """The union of interval lists, normalized."""
     return normalize(i for lst in lists for i in lst)
 
 
 def intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
+    """The intersection of two normalized interval lists."""
     out: list[Interval] = []
     i = j = 0
     while i < len(a) and j < len(b):
@@ -44,6 +47,7 @@ def intersect(a: list[Interval], b: list[Interval]) -> list[Interval]:
 
 
 def subtract(a: list[Interval], b: list[Interval]) -> list[Interval]:
+    """``a`` without ``b`` (both normalized)."""
     out: list[Interval] = []
     j = 0
     for start, end in a:
@@ -64,8 +68,10 @@ def subtract(a: list[Interval], b: list[Interval]) -> list[Interval]:
 
 
 def clip(a: list[Interval], lo: int, hi: int) -> list[Interval]:
+    """The parts of ``a`` inside [lo, hi)."""
     return intersect(a, [(lo, hi)]) if hi > lo else []
 
 
 def total(a: list[Interval]) -> int:
+    """The summed length of normalized intervals."""
     return sum(e - s for s, e in a)

@@ -23,6 +23,8 @@ RTT_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 
 
 @dataclass(slots=True)
 class TargetLive:
+    """A target's live figures for the exporter, written only through its own methods by the producers."""
+
     target: str
     contract: str
     kind: str
@@ -184,6 +186,8 @@ class TargetLive:
 
 @dataclass(slots=True)
 class SelfStats:
+    """The daemon's own figures: cycles, scheduler lag, store writes and backlog, reloads, scrapes."""
+
     cycles_total: int = 0
     cycle_duration_sum: float = 0.0
     overruns_total: int = 0
@@ -207,6 +211,8 @@ class SelfStats:
 
 
 class LiveState:
+    """Everything the exporter reads, in memory: targets, SLA figures, tickets, cluster; never the store."""
+
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.targets: dict[str, TargetLive] = {}

@@ -68,6 +68,8 @@ def add_secrets(secrets: list[str]) -> None:
 
 
 class JsonFormatter(logging.Formatter):
+    """One JSON object per log line (ts, level, logger, msg), secrets redacted."""
+
     def format(self, record: logging.LogRecord) -> str:
         out = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
@@ -84,6 +86,7 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(level: str = "info", fmt: str = "auto", levels: dict[str, str] | None = None,
                   secrets: list[str] | None = None) -> None:
+    """Configure the root logger: level, text or JSON, per-logger levels, and the secrets to redact."""
     if fmt == "auto":
         fmt = "json" if os.environ.get("JOURNAL_STREAM") or not sys.stderr.isatty() else "text"
     handler = logging.StreamHandler(sys.stderr)

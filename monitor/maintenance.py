@@ -85,4 +85,5 @@ def expand_window(window: MaintenanceWindow, tz: str, lo_ms: int, hi_ms: int) ->
 
 
 def expand_windows(windows: Iterable[MaintenanceWindow], tz: str, lo_ms: int, hi_ms: int) -> list[Interval]:
+    """The maintenance windows' occurrences in [lo_ms, hi_ms) as UTC intervals (ms), in the contract's zone."""
     return normalize(i for w in windows for i in expand_window(w, tz, lo_ms, hi_ms))

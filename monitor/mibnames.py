@@ -35,6 +35,7 @@ class MibError(SlawatchError):
 
 
 def is_numeric_oid(text: str) -> bool:
+    """Whether ``text`` is a dotted numeric OID."""
     return bool(_NUMERIC.match(text))
 
 

@@ -51,6 +51,8 @@ __all__ = ["MonthInputs", "TargetMonth", "ContractMonth", "load_month", "compute
 
 @dataclass(slots=True)
 class MonthInputs:
+    """What a month's figures are computed from, read from the store once."""
+
     month: str
     down: dict[str, list[Interval]] = field(default_factory=dict)
     degraded: dict[str, list[Interval]] = field(default_factory=dict)
@@ -66,6 +68,8 @@ class MonthInputs:
 
 @dataclass(slots=True)
 class TargetMonth:
+    """One target's month: availability, coverage, outages, rollup and objective figures."""
+
     target: str
     contract: str
     kind: str
@@ -123,6 +127,8 @@ class TargetMonth:
 
 @dataclass(slots=True)
 class ContractMonth:
+    """A contract's month: its targets combined, with coverage and credit inputs."""
+
     contract: str
     period: Period
     targets: list[TargetMonth]

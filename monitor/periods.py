@@ -23,6 +23,8 @@ ROLLING_WINDOWS = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 
 @dataclass(frozen=True, slots=True)
 class Period:
+    """A calendar month in a time zone, as half-open UTC milliseconds."""
+
     label: str  # "2026-10"
     timezone: str
     start_ms: int
@@ -75,6 +77,7 @@ def local_to_ms(local: datetime, tz: str) -> int:
 
 @lru_cache(maxsize=4096)
 def month_period(year: int, month: int, tz: str) -> Period:
+    """The calendar month ``year``-``month`` in zone ``tz``."""
     start = local_to_ms(datetime(year, month, 1), tz)
     ny, nm = (year + 1, 1) if month == 12 else (year, month + 1)
     end = local_to_ms(datetime(ny, nm, 1), tz)
@@ -82,6 +85,7 @@ def month_period(year: int, month: int, tz: str) -> Period:
 
 
 def parse_month(text: str, tz: str) -> Period:
+    """The month ``YYYY-MM`` in zone ``tz``; a clear error for anything else."""
     m = re.match(r"^(\d{4})-(\d{2})$", text)
     if not m or not 1 <= int(m.group(2)) <= 12:
         raise ValueError(f"month must be YYYY-MM (got {text!r})")
@@ -89,6 +93,7 @@ def parse_month(text: str, tz: str) -> Period:
 
 
 def month_of(ms: int, tz: str) -> Period:
+    """The month that instant ``ms`` falls in, in zone ``tz``."""
     local = datetime.fromtimestamp(ms / 1000, _zone(tz))
     period = month_period(local.year, local.month, tz)
     # guard the rare case of an instant before a month start that the fold rule moved
@@ -99,6 +104,7 @@ def month_of(ms: int, tz: str) -> Period:
 
 
 def months_overlapping(start_ms: int, end_ms: int, tz: str) -> list[Period]:
+    """The months of zone ``tz`` that [start_ms, end_ms) touches."""
     out = []
     period = month_of(start_ms, tz)
     while period.start_ms < end_ms:

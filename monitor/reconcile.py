@@ -63,6 +63,7 @@ def _judged_alike(rollup: Rollup, windows: list[Interval]) -> bool | None:
 
 
 def needs_rebuild(rollup: Rollup, windows: list[Interval]) -> bool:
+    """Whether a rollup was judged by other maintenance windows than ``windows`` (so its hours are rebuilt)."""
     return _judged_alike(rollup, windows) is False
 
 

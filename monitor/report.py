@@ -61,6 +61,7 @@ def paper_for(contract) -> str:
 
 
 def previous_months(month: str, n: int) -> list[str]:
+    """The ``n`` months up to and including ``month``, oldest first."""
     year, mon = int(month[:4]), int(month[5:])
     out = []
     for _ in range(n):
@@ -149,6 +150,7 @@ def _daily(days: list[tuple[str, int, int]], down, unknown, maint, policy: str) 
 
 def build_report(store, config: Config, month: str, *, now: float, contract_id: str | None = None,
                  progress: Callable[[int, int, str], None] | None = None) -> dict:
+    """The monthly report document: per contract and target the figures, credits and the evidence behind each."""
     parse_month(month, "UTC")  # validates the form
     contracts = [c for c in config.contracts if contract_id in (None, c.id)]
     inputs = load_month(store, config, month)
@@ -304,6 +306,7 @@ CSV_COLUMNS = ["row", "month", "contract", "customer", "target", "kind", "timezo
 
 
 def render_csv(report: dict) -> str:
+    """The report as CSV: one row per target, then one per contract carrying its credit total."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()

@@ -24,6 +24,7 @@ log = logging.getLogger("slawatch.reports")
 
 def write_reports(store, config: Config, month: str, directory: Path, formats: list[str], now: float,
                   contract: str | None = None, progress=None) -> list[Path]:
+    """Write a month's report in each format to ``directory`` atomically; returns the paths."""
     from .report import build_report, render_csv, to_json
     from .report_html import render_html, render_pdf
 
@@ -51,6 +52,8 @@ def write_reports(store, config: Config, month: str, directory: Path, formats: l
 
 
 class ReportSchedule:
+    """Makes the previous month's reports on the configured day and time (and mails them)."""
+
     def __init__(self, config: Config, store, clock: Callable[[], float]):
         self.config = config
         self.store = store

@@ -62,6 +62,8 @@ _HAS_JITTER, _HAS_VOICE, _HAS_ANSWERED, _HAS_SPAN, _HAS_RESPONSE = 1, 2, 4, 8, 1
 
 @dataclass(slots=True)
 class Rollup:
+    """An hour's or a month's accumulated cycles: counts, packets, RTT and response sketches, voice figures."""
+
     cycles: int = 0
     good: int = 0
     bad: int = 0

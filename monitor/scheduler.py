@@ -58,6 +58,8 @@ class _Job:
 
 
 class ProbeScheduler:
+    """Runs each target's cycle on its interval (monotonic clock), spread, bounded, overruns counted."""
+
     def __init__(self, stats: SelfStats):
         self.stats = stats
         #: house-keeping jobs

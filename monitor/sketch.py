@@ -27,6 +27,7 @@ _MIN_VALUE = 1e-7  # RTTs below 100 ns are stored as 100 ns
 
 
 def write_varint(n: int, out: bytearray) -> None:
+    """Append ``n`` as an unsigned LEB128 varint."""
     while n >= 0x80:
         out.append((n & 0x7F) | 0x80)
         n >>= 7
@@ -34,6 +35,7 @@ def write_varint(n: int, out: bytearray) -> None:
 
 
 def read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    """An unsigned LEB128 varint at ``pos``: its value and the position after it."""
     shift = result = 0
     while True:
         b = data[pos]

@@ -42,6 +42,8 @@ BURN_WINDOWS = (
 
 @dataclass(frozen=True, slots=True)
 class Availability:
+    """A target's availability over a period: downtime, excluded time and the exact ratio."""
+
     start_ms: int
     end_ms: int
     maintenance_ms: int
@@ -119,6 +121,8 @@ def burn_rate(now_ms: int, window_s: int, down: list[Interval], unknown: list[In
 
 @dataclass(frozen=True, slots=True)
 class MonthToDate:
+    """The month so far: availability, error budget used and left, projection and at-risk."""
+
     so_far: Availability
     objective_pct: Decimal
     budget_ms: int  # allowed downtime over the whole period, given the time that counts

@@ -66,6 +66,8 @@ class Transition:
 
 @dataclass(slots=True)
 class TargetTracker:
+    """A target's state machine (up, degraded, down, maintenance, unknown) fed one verdict per cycle."""
+
     target: str
     failure_threshold: int = 3
     recovery_threshold: int = 2

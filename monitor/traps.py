@@ -28,6 +28,8 @@ TRAP_KINDS = {
     "1.3.6.1.6.3.1.1.5.4": "linkUp",
 }
 class TrapReceiver:
+    """Receives SNMP v2c and v3 traps on a UDP listener and hands link and restart traps to the daemon."""
+
     def __init__(self, listen: tuple[str, int], communities: list[str], users: list[dict], sources: dict[str, str],
                  on_trap: Callable[[str, str, dict], None], extra_oids: dict[str, str] | None = None):
         self.listen = listen

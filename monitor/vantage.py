@@ -23,6 +23,8 @@ REFRESH = 10.0
 
 
 class ConsensusKeeper:
+    """The leader's N-of-M consensus over the sites' views of multi-site targets."""
+
     def __init__(self, failover_delay: float):
         self.failover_delay = failover_delay
         self._last: dict[str, Combined] = {}

@@ -82,6 +82,9 @@ def drop_oldest(batch: Batch, keep: int) -> int:
 
 
 class BatchWriter:
+    """Collects a flush interval's records and writes them in one transaction; backs off and keeps them when the store
+    fails."""
+
     def __init__(self, store: Store, *, batch_size: int, flush_interval: float, stats: SelfStats,
                  on_new_event=None, backlog_max: int = 200_000):
         self.store = store

@@ -79,6 +79,7 @@ def judge(samples: Samples, objectives: Any) -> dict[str, bool]:
 
 
 def fmt_ms(seconds: float | None) -> str:
+    """Seconds as milliseconds for people (``-`` for none)."""
     return "-" if seconds is None else f"{seconds * 1000:.3f} ms"
 
 

@@ -16,6 +16,7 @@ class BerError(SlawatchError):
 
 
 def length(n: int) -> bytes:
+    """A BER length field."""
     if n < 0x80:
         return bytes((n,))
     body = n.to_bytes((n.bit_length() + 7) // 8, "big")
@@ -23,10 +24,12 @@ def length(n: int) -> bytes:
 
 
 def tlv(tag: int, body: bytes) -> bytes:
+    """A BER tag-length-value."""
     return bytes((tag,)) + length(len(body)) + body
 
 
 def integer(n: int) -> bytes:
+    """A BER INTEGER (two's complement, minimal)."""
     return tlv(INTEGER, n.to_bytes(max(1, (n.bit_length() + 8) // 8), "big", signed=True))
 
 
@@ -48,6 +51,7 @@ def header(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
 
 
 def expect(data: bytes, pos: int, end: int, tag: int) -> tuple[int, int]:
+    """The length and start of the value of tag ``tag`` at ``pos``; a WireError otherwise."""
     got, start, stop = header(data, pos, end)
     if got != tag:
         raise BerError(f"expected tag 0x{tag:02x}, got 0x{got:02x}")
@@ -63,5 +67,6 @@ def int_value(data: bytes, pos: int, end: int, max_octets: int = 9) -> tuple[int
 
 
 def octets(data: bytes, pos: int, end: int) -> tuple[bytes, int]:
+    """An OCTET STRING at ``pos``: its bytes and the position after it."""
     start, stop = expect(data, pos, end, OCTETS)
     return data[start:stop], stop

@@ -24,6 +24,8 @@ __all__ = ["DnsProbeConfig", "dns_probe"]
 
 
 class DnsProbeConfig(ProbeSettings):
+    """A DNS check: the name and type asked, the server and transport, the rcodes and answers expected."""
+
     query_name: str = Field(min_length=1, max_length=253)
     query_type: str = "A"
     transport: Literal["udp", "tcp"] = "udp"
@@ -67,6 +69,7 @@ class DnsProbeConfig(ProbeSettings):
 
 
 async def dns_probe(target_id: str, address: str, settings: DnsProbeConfig, *, context: Any = None) -> ServiceResult:
+    """The registered ``dns`` probe: one query, judged on its rcode and answers."""
     started, t0 = time.time(), time.perf_counter()
     server = settings.server or address
 

@@ -56,6 +56,8 @@ class JsonExpectation(ProbeSettings):
 
 
 class HttpProbeConfig(ProbeSettings):
+    """An HTTP(S) check: the request, what its answer must be, redirects and TLS verification."""
+
     url: str
     method: Literal["GET", "HEAD", "POST", "PUT", "OPTIONS"] = "GET"
     headers: dict[str, str] = Field(default_factory=dict)

@@ -82,6 +82,8 @@ _PERMISSION_HELP = (
 
 @dataclass(frozen=True, slots=True)
 class IcmpSettings:
+    """The ICMP engine's settings for one burst (from IcmpProbeConfig, plus the name lookup's timeout)."""
+
     count: int = 3
     spacing: float = 0.2
     timeout: float = 1.0
@@ -438,6 +440,8 @@ class _Channel:
 
 @dataclass(slots=True)
 class EngineStats:
+    """The shared ICMP engine's counters: sockets, sends, replies matched and dropped."""
+
     sent: int = 0
     send_errors: int = 0
     unmatched: int = 0
@@ -660,6 +664,7 @@ async def ping_burst(address: str, settings: IcmpSettings, *, target_id: str = "
 
 
 def settings_from(config: Any) -> IcmpSettings:
+    """IcmpSettings from an IcmpProbeConfig (or as given)."""
     if isinstance(config, IcmpSettings):
         return config
     return IcmpSettings(

@@ -38,6 +38,8 @@ def _status(value: object) -> str:
 
 
 class SipProbeConfig(ProbeSettings):
+    """A SIP OPTIONS check: transport, port, Request-URI, statuses that prove the stack, T1/T2 and TLS."""
+
     transport: Literal["udp", "tcp", "tls"] = "udp"
     port: Port | None = None  # 5060, 5061 for TLS
     #: the Request-URI; ``sip:<address>:<port>`` by default
@@ -63,6 +65,8 @@ class SipProbeConfig(ProbeSettings):
 
 
 class SipResponse:
+    """A SIP response's status and headers (compact forms expanded)."""
+
     def __init__(self, code: int, phrase: str, headers: dict[str, list[str]]):
         self.code, self.phrase, self.headers = code, phrase, headers
 
@@ -98,6 +102,7 @@ def parse_response(data: bytes) -> tuple[SipResponse, int] | None:
 
 def build_options(uri: str, transport: str, local: tuple[str, int], host: str, from_user: str, branch: str,
                   tag: str, call_id: str) -> bytes:
+    """An RFC 3261 OPTIONS request from ``local`` for ``uri`` with the given branch, tag and Call-ID."""
     via_host = f"[{local[0]}]" if ":" in local[0] else local[0]
     proto = transport.upper()
     lines = [
@@ -231,6 +236,7 @@ async def _over_stream(host: str, cfg: SipProbeConfig, ids: tuple[str, str, str]
 
 
 async def sip_probe(target_id: str, address: str, settings: SipProbeConfig, *, context: Any = None) -> ServiceResult:
+    """The registered ``sip`` probe: one OPTIONS transaction, its final response judged."""
     started, phases = time.time(), Phases()
     port = settings.effective_port
     host_part = f"[{address}]" if ":" in address else address

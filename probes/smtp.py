@@ -18,6 +18,8 @@ __all__ = ["SmtpProbeConfig", "smtp_probe"]
 
 
 class SmtpProbeConfig(ProbeSettings):
+    """An SMTP check: port, TLS (none, STARTTLS or implicit), EHLO name and the banner expected."""
+
     port: Port = 25
     #: none; starttls (required: a server that does not offer it fails); implicit (SMTPS, port 465)
     tls: Literal["none", "starttls", "implicit"] = "none"
@@ -54,6 +56,7 @@ async def _reply(reader: asyncio.StreamReader, deadline: float, step: str) -> tu
 
 
 async def smtp_probe(target_id: str, address: str, settings: SmtpProbeConfig, *, context: Any = None) -> ServiceResult:
+    """The registered ``smtp`` probe: banner, EHLO, optional STARTTLS, QUIT; no mail is sent."""
     started, phases = time.time(), Phases()
     deadline = asyncio.get_running_loop().time() + settings.timeout
     ctx = client_context(settings.ca_file, settings.verify) if settings.tls != "none" else None

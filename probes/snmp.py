@@ -75,6 +75,8 @@ def ipsla_figures(row: dict) -> dict:
 
 
 class SnmpProbeConfig(ProbeSettings):
+    """An SNMP poll: version and credentials, profiles, the interfaces whose state is the circuit's."""
+
     version: Annotated[Literal["1", "2c", "3"], BeforeValidator(as_text)] = "2c"
     port: int = Field(161, ge=1, le=65535)
     timeout: PositiveDuration = 1.0
@@ -342,6 +344,7 @@ async def _walk(session: _Session, columns: dict[str, str]) -> dict[str, dict[st
 
 
 async def snmp_probe(target_id: str, address: str, settings: SnmpProbeConfig, *, context: Any = None) -> SnmpResult:
+    """The registered ``snmp`` probe: the profiles' scalars and tables from the agent."""
     holder = getattr(context, "snmp_engine", None)
     own = holder is None
     if own:

@@ -30,6 +30,8 @@ class DialogueStep(ProbeSettings):
 
 
 class TcpProbeConfig(ProbeSettings):
+    """A TCP check: port, optional TLS, optional send/expect dialogue."""
+
     port: Port
     tls: TlsSettings | None = None
     dialogue: list[DialogueStep] = Field(default_factory=list)
@@ -76,6 +78,7 @@ async def converse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, s
 
 
 async def tcp_probe(target_id: str, address: str, settings: TcpProbeConfig, *, context: Any = None) -> ServiceResult:
+    """The registered ``tcp`` probe: connect (and handshake), then the dialogue."""
     started, phases = time.time(), Phases()
     deadline = asyncio.get_running_loop().time() + settings.timeout
     tls = settings.tls

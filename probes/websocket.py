@@ -20,6 +20,8 @@ __all__ = ["WebSocketProbeConfig", "websocket_probe"]
 
 
 class WebSocketProbeConfig(ProbeSettings):
+    """A WebSocket check: URL, headers, subprotocols, a message and its answer, a ping."""
+
     url: str
     headers: dict[str, str] = Field(default_factory=dict)
     subprotocols: list[str] = Field(default_factory=list)
@@ -42,6 +44,7 @@ class WebSocketProbeConfig(ProbeSettings):
 
 async def websocket_probe(target_id: str, address: str, settings: WebSocketProbeConfig, *,
                           context: Any = None) -> ServiceResult:
+    """The registered ``websocket`` probe: handshake, optional send/expect, ping/pong RTT."""
     from websockets.asyncio.client import connect
     from websockets.exceptions import InvalidHandshake, InvalidStatus, WebSocketException
 

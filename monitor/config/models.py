@@ -74,6 +74,8 @@ SERVICE_PROBES = ("sip", "http", "tcp", "dns", "smtp", "websocket")
 
 
 class ProbesConfig(_Model):
+    """A target's probes, each kind's settings model from probes/ (ICMP on by default)."""
+
     icmp: IcmpProbeConfig | None = Field(default_factory=IcmpProbeConfig)
     snmp: SnmpProbeConfig | None = None
     sip: SipProbeConfig | None = None
@@ -175,11 +177,16 @@ class MaintenanceWindow(_Model):
 
 
 class LatencyObjective(_Model):
+    """A percentile objective: the month's ``percentile`` of the samples at most ``max`` seconds."""
+
     percentile: float = Field(95.0, gt=0, lt=100)
     max: PositiveDuration
 
 
 class Objectives(_Model):
+    """A contract's service levels: availability (required), latency, loss, jitter, MOS, one-way delay, response time
+    and certificate expiry."""
+
     availability: Percent
 
     @field_validator("availability")
@@ -201,12 +208,16 @@ class Objectives(_Model):
 
 
 class CreditTier(_Model):
+    """A billing credit: ``credit`` % of the fee when ``objective`` is below ``below`` % this month."""
+
     below: Percent
     credit: Percent
     objective: Literal["availability", "latency", "loss", "jitter", "mos", "response_time"] = "availability"
 
 
 class EscalationTier(_Model):
+    """Who is told, through which sinks, ``after`` a ticket opened while nobody acknowledged it."""
+
     tier: int = Field(ge=1, le=10)
     after: Duration = 0.0
     sinks: list[str] = Field(min_length=1)
@@ -214,6 +225,8 @@ class EscalationTier(_Model):
 
 
 class ResponseTarget(_Model):
+    """The agreed time to acknowledge and to resolve a ticket of one severity."""
+
     acknowledge: PositiveDuration
     resolve: PositiveDuration
 
@@ -241,6 +254,8 @@ class VoiceSettings(_Model):
 
 
 class Contract(_Model):
+    """A customer service agreement: objectives, credits, maintenance, escalation, time zone and currency."""
+
     id: Identifier
     customer: str
     provider: str
@@ -310,6 +325,7 @@ class Contract(_Model):
 
 
 def is_ip(value: str) -> bool:
+    """Whether ``value`` is an IPv4 or IPv6 literal (a scope such as ``%eth0`` allowed)."""
     import ipaddress
 
     try:
@@ -378,6 +394,8 @@ class VantageConfig(_Model):
 
 
 class Target(_Model):
+    """A monitored circuit or service: its address, contract, kind, probes and thresholds."""
+
     id: Identifier
     contract: str
     #: internet and voice circuits; support channels (portal, email, chat) probed as services
@@ -493,6 +511,8 @@ class PerTargetMetrics(_Model):
 
 
 class ExporterConfig(_Model):
+    """The Prometheus exporter's listener, TLS, basic auth, reload token and per-target series."""
+
     enabled: bool = True
     per_target: PerTargetMetrics = Field(default_factory=PerTargetMetrics)
     tls: ExporterTls | None = None
@@ -562,6 +582,8 @@ class ClusterConfig(_Model):
 
 
 class Config(_Model):
+    """The whole configuration, validated: every error reported at once with its YAML path."""
+
     version: Literal[1] = 1
     #: a link to a target's dashboard in ticket texts; {target} and {contract} are filled in
     dashboard_url: str | None = None

@@ -11,6 +11,8 @@ __all__ = ["ClusterCollector"]
 
 
 class ClusterCollector(Collector):
+    """The cluster member's figures: node, leadership, owned targets, members, epoch, rejoins."""
+
     def __init__(self, live: LiveState):
         self.live = live
 

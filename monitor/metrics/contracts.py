@@ -12,6 +12,8 @@ __all__ = ["ContractCollector"]
 
 
 class ContractCollector(Collector):
+    """Per-contract series: objectives, thresholds and contract info."""
+
     def __init__(self, live: LiveState):
         self.live = live
 

@@ -13,6 +13,8 @@ __all__ = ["SelfCollector"]
 
 
 class SelfCollector(Collector):
+    """Self-monitoring: scheduler lag, store writes and backlog, reloads, scrapes, build info."""
+
     def __init__(self, live: LiveState):
         self.live = live
 

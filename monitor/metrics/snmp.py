@@ -14,6 +14,8 @@ _LABELS = ["contract", "target", "kind"]
 
 
 class SnmpCollector(Collector):
+    """SNMP series: agents, interfaces, IP SLA entries and the wire's dropped datagrams and reports."""
+
     def __init__(self, live: LiveState):
         self.live = live
 

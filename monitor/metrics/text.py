@@ -24,6 +24,7 @@ def label_text(names: tuple[str, ...], values: tuple[str, ...]) -> str:
 
 
 def value_text(value: float) -> str:
+    """A sample value as the Prometheus text format writes it."""
     if value == 0:
         return "0.0"
     if value == 1:

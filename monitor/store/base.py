@@ -43,6 +43,8 @@ class CycleRecord:
 
 @dataclass(frozen=True, slots=True)
 class StateRecord:
+    """A target's persisted state: the tracker's snapshot and when it was last seen."""
+
     target: str
     state: str
     since: float | None
@@ -130,6 +132,8 @@ TABLES: dict[str, tuple[tuple[str, str], ...]] = {
 
 @dataclass(frozen=True, slots=True)
 class RunRecord:
+    """One run of the daemon: when it started and stopped, and its version."""
+
     id: int
     started: float
     stopped: float | None

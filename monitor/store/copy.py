@@ -30,6 +30,7 @@ class CopyResult:
 
 def copy_store(src: Store, dst: Store, *, overwrite: bool = False,
                progress: Callable[[int, int, str], None] | None = None, chunk: int = 5000) -> CopyResult:
+    """Copy every table from one store to another (SQLite to PostgreSQL and back), with progress."""
     result = CopyResult()
     result.source = src.info().rows
     if not result.source:

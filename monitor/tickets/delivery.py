@@ -37,11 +37,14 @@ def scrub(text: str, secrets: list[str]) -> str:
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
+    """Seconds before the next delivery attempt: exponential with jitter, capped."""
     delay = min(MAX_BACKOFF, BASE_BACKOFF * 2 ** max(attempts - 1, 0))
     return delay * (0.8 + 0.4 * (rng or random).random())
 
 
 class Deliverer:
+    """Delivers the outbox to the sinks, retries failures, polls acknowledgements and refreshes alerts."""
+
     def __init__(self, store: Store, ledger: Ledger, sinks: dict[str, Sink], clock: Callable[[], float] = time.time,
                  concurrency: int = 8):
         self.store = store

@@ -59,6 +59,8 @@ def _stamp(ts: float) -> str:
 
 
 class Ledger:
+    """Turns breach events into tickets: deduplicated, grouped, escalated, resolved on recovery."""
+
     def __init__(self, config: Config, clock: Callable[[], float] = time.time):
         self.config = config
         self.clock = clock
@@ -315,6 +317,7 @@ class Ledger:
 
 
 def load_ticket(store: Store, ticket_id: int) -> Ticket:
+    """The ticket ``ticket_id``; an error naming it when it does not exist."""
     ticket = store.ticket(ticket_id)
     if ticket is None:
         raise TicketError(f"no ticket {ticket_id}")
@@ -323,14 +326,17 @@ def load_ticket(store: Store, ticket_id: int) -> Ticket:
 
 def list_tickets(store: Store, *, contract: str | None = None, state: str | None = None, since: float | None = None,
                  until: float | None = None) -> list[Ticket]:
+    """Tickets, newest first, by contract, state and opening time."""
     return store.tickets(contract=contract, state=state, since=since, until=until)
 
 
 def ticket_timeline(store: Store, ticket_id: int) -> list[tuple[float, str, str]]:
+    """A ticket's notes in time order: (at, kind, text)."""
     return store.ticket_timeline(ticket_id)
 
 
 def ticket_refs(store: Store, ticket_id: int) -> dict[str, str]:
+    """A ticket's external ids, by sink."""
     return store.ticket_refs(ticket_id)
 
 

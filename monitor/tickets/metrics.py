@@ -11,6 +11,8 @@ __all__ = ["TicketCollector"]
 
 
 class TicketCollector(Collector):
+    """Ticket series: counts by state and severity, outbox, delivery failures, response targets met."""
+
     def __init__(self, live: LiveState):
         self.live = live
 

@@ -48,5 +48,6 @@ TicketSink = Annotated[
 
 
 def make_sink(cfg: Any) -> Sink:
+    """The sink for a ``ticket_sinks`` entry (its settings model picks the class)."""
     sink: Sink = SINKS[type(cfg)](cfg)
     return sink

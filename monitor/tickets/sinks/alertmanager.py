@@ -16,6 +16,8 @@ __all__ = ["AlertmanagerSink", "AlertmanagerTicketSink"]
 
 
 class AlertmanagerSink(SinkSettings):
+    """Settings of an Alertmanager sink: its URL."""
+
     type: Literal["alertmanager"]
     url: HttpUrl
 

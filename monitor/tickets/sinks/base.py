@@ -37,6 +37,8 @@ class SinkError(SlawatchError):
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
+    """One action of a ticket (open, update, reopen, resolve) for one sink, with its idempotency key."""
+
     ticket: "Ticket"
     action: str  # open | update | reopen | resolve
     text: str
@@ -47,6 +49,8 @@ class Delivery:
 
 
 class Sink(Protocol):
+    """Delivers a ticket's actions to an external system; returns the external id."""
+
     name: str
 
     async def deliver(self, d: Delivery) -> str: ...
@@ -79,6 +83,7 @@ class SinkSettings(BaseModel):
 
 
 def iso_time(ts: float | None) -> str:
+    """Unix seconds as RFC 3339 UTC (Alertmanager's zero time for None)."""
     if ts is None:
         return "0001-01-01T00:00:00Z"
     return datetime.fromtimestamp(ts, timezone.utc).isoformat().replace("+00:00", "Z")

@@ -22,6 +22,8 @@ __all__ = ["EmailSink", "EmailTicketSink", "send_mail", "tls_context"]
 
 
 class EmailSink(SinkSettings):
+    """Settings of an email sink: SMTP server, STARTTLS, credentials, sender and recipients."""
+
     type: Literal["email"]
     host: str
     port: int = Field(587, ge=1, le=65535)

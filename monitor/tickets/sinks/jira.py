@@ -13,6 +13,8 @@ __all__ = ["JiraSink", "JiraTicketSink"]
 
 
 class JiraSink(SinkSettings):
+    """Settings of a Jira sink: URL, user, token, project and issue type."""
+
     type: Literal["jira"]
     url: HttpUrl
     user: str

@@ -16,6 +16,8 @@ __all__ = ["RtSink", "RtTicketSink", "RT_PRIORITY"]
 
 
 class RtSink(SinkSettings):
+    """Settings of a Request Tracker sink: URL, token and queue."""
+
     type: Literal["rt"]
     url: HttpUrl
     token: SecretStr

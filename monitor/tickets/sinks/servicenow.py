@@ -13,6 +13,8 @@ __all__ = ["ServiceNowSink", "ServiceNowTicketSink"]
 
 
 class ServiceNowSink(SinkSettings):
+    """Settings of a ServiceNow sink: instance URL, user, password and assignment group."""
+
     type: Literal["servicenow"]
     url: HttpUrl
     user: str

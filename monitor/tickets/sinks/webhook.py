@@ -17,6 +17,8 @@ __all__ = ["WebhookSink", "WebhookTicketSink"]
 
 
 class WebhookSink(SinkSettings):
+    """Settings of a webhook sink: URL and an optional HMAC secret."""
+
     type: Literal["webhook"]
     url: HttpUrl
     hmac_secret: SecretStr | None = None
