@@ -92,13 +92,15 @@ def _split(period: Interval, down: list[Interval], unknown: list[Interval],
 def availability(period: Interval, down: list[Interval], unknown: list[Interval], maintenance: list[Interval],
                  unknown_policy: str = "exclude") -> Availability:
     """Availability of one target over ``period`` (ms, half open)."""
+    if unknown_policy not in ("exclude", "downtime"):
+        raise ValueError(f"unknown_policy must be exclude or downtime (got {unknown_policy!r})")
+    if not down and not unknown and not maintenance:  # most targets most of the time: all of the period counts
+        return Availability(period[0], period[1], 0, 0, 0, 0, unknown_policy, ())
     m, u, d = _split(period, down, unknown, maintenance)
     if unknown_policy == "exclude":
         excluded, downtime = total(m) + total(u), d
-    elif unknown_policy == "downtime":
-        excluded, downtime = total(m), union(d, u)
     else:
-        raise ValueError(f"unknown_policy must be exclude or downtime (got {unknown_policy!r})")
+        excluded, downtime = total(m), union(d, u)
     return Availability(period[0], period[1], total(m), total(u), excluded, total(downtime), unknown_policy,
                         tuple(downtime))
 

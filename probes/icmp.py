@@ -44,7 +44,7 @@ from pydantic import Field
 from monitor.errors import ProbeSetupError
 
 from .base import Evidence, ProbeResult, Samples, fmt_ms
-from .settings import PositiveDuration, ProbeSettings
+from .settings import PositiveDuration, ProbeSettings, is_ip_literal
 
 __all__ = [
     "IcmpResult",
@@ -106,9 +106,7 @@ class IcmpProbeConfig(ProbeSettings):
     def worst_case(self, address: str) -> tuple[float, str]:
         seconds = (self.count - 1) * self.spacing + self.timeout
         how = f"{self.count} x {self.spacing:g} s spacing + {self.timeout:g} s timeout"
-        try:
-            ipaddress.ip_address(address.split("%")[0])
-        except ValueError:  # a name: the probe's own bounded lookup comes first
+        if not is_ip_literal(address):  # a name: the probe's own bounded lookup comes first
             lookup = IcmpSettings().dns_timeout
             seconds += lookup
             how += f", {lookup:g} s to resolve the name"

@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from cryptography import x509
-
 from .base import Evidence, ProbeResult, Samples, fmt_ms
 
 __all__ = ["ServiceResult", "Phases", "TlsInfo", "tls_info", "client_context", "resolve", "ServiceFailure",
@@ -149,6 +147,11 @@ class Phases:
     def elapsed(self) -> float:
         return time.perf_counter() - self.t0
 
+    def exclude(self, seconds: float) -> None:
+        """Leave out time the probe spent on itself (parsing a certificate), not waiting on the peer."""
+        self.t0 += seconds
+        self.mark += seconds
+
 
 async def resolve(host: str, port: int, family: int = 0, kind: int = socket.SOCK_STREAM) -> tuple[int, tuple]:
     """The first address of ``host`` (literal addresses need no lookup); a failure is no evidence."""
@@ -189,6 +192,8 @@ def _name(name: Any) -> str:
 def tls_info(ssl_object: Any, verified: bool, verify_error: str | None = None) -> TlsInfo:
     """The session's version and cipher and the leaf certificate's subject, issuer and notAfter (from its DER, so
     also when it was not verified)."""
+    from cryptography import x509  # here, not at import: the config loads without it
+
     der = ssl_object.getpeercert(binary_form=True)
     cipher = ssl_object.cipher()
     subject = issuer = None
@@ -241,8 +246,10 @@ async def open_tcp(host: str, port: int, timeout: float, phases: Phases, *, fami
         writer.transport.abort()
         raise ServiceFailure(f"TLS handshake with {name}: {getattr(exc, 'reason', None) or exc}") from None
     phases.done("tls")
-    ssl_object = writer.get_extra_info("ssl_object")
-    return reader, writer, tls_info(ssl_object, tls.verify_mode != ssl.CERT_NONE)
+    t0 = time.perf_counter()
+    info = tls_info(writer.get_extra_info("ssl_object"), tls.verify_mode != ssl.CERT_NONE)
+    phases.exclude(time.perf_counter() - t0)
+    return reader, writer, info
 
 
 async def _unverified_info(sockaddr: tuple, family: int, name: str, timeout: float) -> TlsInfo:

@@ -16,6 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from ..tickets.sinks import TicketSink  # each sink's settings live beside it
 from probes.dns import DnsProbeConfig
+from probes.settings import is_ip_literal
 from probes.http import HttpProbeConfig
 from probes.icmp import IcmpProbeConfig
 from probes.sip import SipProbeConfig
@@ -326,13 +327,7 @@ class Contract(_Model):
 
 def is_ip(value: str) -> bool:
     """Whether ``value`` is an IPv4 or IPv6 literal (a scope such as ``%eth0`` allowed)."""
-    import ipaddress
-
-    try:
-        ipaddress.ip_address(value.partition("%")[0])
-        return True
-    except ValueError:
-        return False
+    return is_ip_literal(value)
 
 
 _LABEL = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$")

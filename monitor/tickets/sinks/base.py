@@ -18,13 +18,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-import httpx
 from pydantic import BaseModel, ConfigDict
 
 from ...config.types import Identifier, PositiveDuration
 from ...errors import SlawatchError
 
 if TYPE_CHECKING:
+    import httpx
+
     from ...store.base import Ticket
 
 __all__ = ["SinkError", "Delivery", "Sink", "Acknowledging", "Refreshing", "SinkSettings", "HttpSink", "alert_labels",
@@ -103,11 +104,15 @@ class HttpSink:
     """A sink over HTTP (httpx): a failed request or a 4xx/5xx answer is a :class:`SinkError`."""
 
     def __init__(self, name: str, base: str, timeout: float, **client: Any):
+        import httpx  # here, not at import: the config loads without it
+
         self.name = name
         self.base = base.rstrip("/")
         self.client = httpx.AsyncClient(timeout=timeout, **client)
 
-    async def _request(self, method: str, path: str, **kw: Any) -> httpx.Response:
+    async def _request(self, method: str, path: str, **kw: Any) -> "httpx.Response":
+        import httpx
+
         try:
             resp = await self.client.request(method, self.base + path, **kw)
         except httpx.HTTPError as exc:

@@ -8,7 +8,6 @@ import hmac
 import json
 from typing import Literal
 
-import httpx
 from pydantic import HttpUrl, SecretStr
 
 from .base import Delivery, HttpSink, SinkError, SinkSettings, alert_labels, iso_time
@@ -61,6 +60,8 @@ class WebhookTicketSink(HttpSink):
         headers = {"Content-Type": "application/json", "Idempotency-Key": d.idempotency_key}
         if self.secret:
             headers["X-Slawatch-Signature"] = "sha256=" + hmac.new(self.secret, body, hashlib.sha256).hexdigest()
+        import httpx
+
         try:
             resp = await self.client.post(self.url, content=body, headers=headers)
         except httpx.HTTPError as exc:
