@@ -22,9 +22,9 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "tests"))
 
 from monitor.config import parse_config  # noqa: E402
-from monitor.consensus import unit_id  # noqa: E402
+from monitor.cluster.consensus import unit_id  # noqa: E402
 from monitor.store import Batch, StateRecord  # noqa: E402
-from monitor.vantage import ConsensusKeeper  # noqa: E402
+from monitor.cluster.vantage import ConsensusKeeper  # noqa: E402
 
 
 def main() -> int:

@@ -42,10 +42,10 @@ SLAWATCH = [sys.executable, "-m", "monitor.cli"]
 def synthetic_live(n: int):
     from decimal import Decimal
 
-    from monitor.evaluator import TargetSla
-    from monitor.live import LiveState, TargetLive
-    from monitor.sla import month_to_date
-    from monitor.state import TargetTracker
+    from monitor.sla.evaluator import TargetSla
+    from monitor.measure.live import LiveState, TargetLive
+    from monitor.sla.availability import month_to_date
+    from monitor.measure.state import TargetTracker
 
     rng = random.Random(7)
     live = LiveState()

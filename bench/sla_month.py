@@ -48,12 +48,12 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from monitor.config import parse_config  # noqa: E402
-from monitor.cycle import CycleOutcome, verdict_of  # noqa: E402
-from monitor.ingest import Ingestor  # noqa: E402
-from monitor.live import TargetLive  # noqa: E402
-from monitor.monthly import compute_month, load_month  # noqa: E402
-from monitor.rollup import Rollup  # noqa: E402
-from monitor.state import TargetTracker  # noqa: E402
+from monitor.measure.cycle import CycleOutcome, verdict_of  # noqa: E402
+from monitor.measure.ingest import Ingestor  # noqa: E402
+from monitor.measure.live import TargetLive  # noqa: E402
+from monitor.sla.monthly import compute_month, load_month  # noqa: E402
+from monitor.sla.rollup import Rollup  # noqa: E402
+from monitor.measure.state import TargetTracker  # noqa: E402
 from monitor.store import Batch, OutageRecord, SqliteStore, StateRecord, Store, UnknownRecord  # noqa: E402
 from probes.icmp import IcmpResult  # noqa: E402
 

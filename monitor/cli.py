@@ -15,11 +15,11 @@ import sys
 import time
 from datetime import datetime, timezone
 
-from . import __version__
-from .config import load_config
-from .errors import ConfigError, SlawatchError, StoreError, TargetNotFound
-from .logs import setup_logging
-from .units import format_duration
+from monitor import __version__
+from monitor.config import load_config
+from monitor.errors import ConfigError, SlawatchError, StoreError, TargetNotFound
+from monitor.logs import setup_logging
+from monitor.units import format_duration
 
 __all__ = ["main", "build_parser"]
 
@@ -123,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def cmd_check_config(args) -> int:
     config = load_config(args.config)
-    from .config import config_warnings
+    from monitor.config import config_warnings
 
     for warning in config_warnings(config):
         print(f"{args.config}: warning: {warning}", file=sys.stderr)
@@ -135,11 +135,11 @@ def cmd_run(args) -> int:
     import faulthandler
     import signal
 
-    from .daemon import run_daemon
+    from monitor.daemon import run_daemon
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack to the log
 
-    from .logs import config_secrets
+    from monitor.logs import config_secrets
 
     config = load_config(args.config)
     setup_logging(config.logging.level, config.logging.format, config.logging.levels, config_secrets(config))
@@ -151,8 +151,8 @@ def _ms(value: float | None) -> str:
 
 
 def cmd_probe(args) -> int:
-    from .cycle import run_probes
-    from .daemon import check_runnable
+    from monitor.measure.cycle import run_probes
+    from monitor.daemon import check_runnable
 
     config = load_config(args.config)
     target = config.target(args.target)
@@ -174,8 +174,8 @@ def cmd_probe(args) -> int:
 
 
 def cmd_status(args) -> int:
-    from .evaluator import SlaEvaluator
-    from .store import open_store
+    from monitor.sla.evaluator import SlaEvaluator
+    from monitor.store import open_store
 
     config = load_config(args.config)
     store = open_store(config.storage, readonly=True)
@@ -228,9 +228,9 @@ def cmd_status(args) -> int:
 def cmd_report(args) -> int:
     import re
 
-    from .report import build_report, progress_bar, render_csv, to_json
-    from .report_html import render_html, render_pdf
-    from .store import open_store
+    from monitor.reports.report import build_report, progress_bar, render_csv, to_json
+    from monitor.reports.html import render_html, render_pdf
+    from monitor.store import open_store
 
     config = load_config(args.config)
     if not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", args.month):
@@ -289,8 +289,8 @@ def _stamp(ts: float | None) -> str:
 
 
 def cmd_tickets(args) -> int:
-    from .store import open_store
-    from .tickets.ledger import Ledger, list_tickets, load_ticket, response_times, ticket_refs, ticket_timeline
+    from monitor.store import open_store
+    from monitor.tickets.ledger import Ledger, list_tickets, load_ticket, response_times, ticket_refs, ticket_timeline
 
     config = load_config(args.config)
     store = open_store(config.storage)
@@ -321,8 +321,8 @@ def cmd_tickets(args) -> int:
             data["refs"] = ticket_refs(store, t.id)
             data["response"] = response_times(t, contract) if contract else None
             data["timeline"] = [{"at": _stamp(a), "kind": k, "text": x} for a, k, x in ticket_timeline(store, t.id)]
-            from .logs import config_secrets
-            from .tickets.delivery import scrub
+            from monitor.logs import config_secrets
+            from monitor.tickets.delivery import scrub
 
             secrets = config_secrets(config)  # errors stored before they were scrubbed, or echoing a rotated one
             data["deliveries"] = [{"sink": o.sink, "action": o.action, "delivered": o.delivered, "attempts": o.attempts,
@@ -363,8 +363,8 @@ def cmd_tickets(args) -> int:
 
 
 def cmd_cluster(args) -> int:
-    from .errors import ClusterError
-    from .store import open_store
+    from monitor.errors import ClusterError
+    from monitor.store import open_store
 
     config = load_config(args.config)
     if config.cluster is None or config.storage.backend != "postgresql":
@@ -374,10 +374,10 @@ def cmd_cluster(args) -> int:
     try:
         nodes = store.cluster_nodes()
         leader = store.cluster_leader()
-        from .vantage import open_site_outages
+        from monitor.cluster.vantage import open_site_outages
 
         site_outages = open_site_outages(store.events(time.time() - 31 * 86400, time.time() + 60))
-        from .consensus import probe_units
+        from monitor.cluster.consensus import probe_units
 
         units = probe_units(config.targets)
         states = store.load_states(list(units))
@@ -424,7 +424,7 @@ def cmd_cluster(args) -> int:
 
 
 def cmd_store(args) -> int:
-    from .store import open_store, open_url
+    from monitor.store import open_store, open_url
 
     if args.action == "copy":
         return _store_copy(args, open_url)
@@ -456,8 +456,8 @@ def cmd_store(args) -> int:
 
 
 def _store_copy(args, open_url) -> int:
-    from .report import build_report, progress_bar, to_json
-    from .store.copy import copy_store
+    from monitor.reports.report import build_report, progress_bar, to_json
+    from monitor.store.copy import copy_store
 
     src = open_url(args.source)
     try:

@@ -14,25 +14,25 @@ from typing import Any
 from probes.base import ProbeContext
 from probes.icmp import IcmpEngine, check_icmp_permission
 
-from . import __version__
-from .config import Config, Target, config_warnings, load_config
-from .errors import ConfigError, SlawatchError, StoreError
-from .sdnotify import notify, watchdog_interval
-from .consensus import multi_site, probe_units
-from .cycle import run_cycle
-from .exporter import ExporterServer, make_registry
-from .metrics import TargetSeries
-from .evaluator import SlaEvaluator
-from .ingest import Ingestor
-from .live import LiveState, TargetLive
-from .scheduler import ProbeScheduler
-from .state import TargetTracker
-from .tickets.delivery import Deliverer
-from .tickets.ledger import Ledger
-from .tickets.sinks import Sink, make_sink
-from .store import Batch, Store, open_store
-from .vantage import ConsensusKeeper, open_site_outages
-from .writer import BatchWriter, RateLimited
+from monitor import __version__
+from monitor.config import Config, Target, config_warnings, load_config
+from monitor.errors import ConfigError, SlawatchError, StoreError
+from monitor.sdnotify import notify, watchdog_interval
+from monitor.cluster.consensus import multi_site, probe_units
+from monitor.measure.cycle import run_cycle
+from monitor.metrics.exporter import ExporterServer, make_registry
+from monitor.metrics import TargetSeries
+from monitor.sla.evaluator import SlaEvaluator
+from monitor.measure.ingest import Ingestor
+from monitor.measure.live import LiveState, TargetLive
+from monitor.measure.scheduler import ProbeScheduler
+from monitor.measure.state import TargetTracker
+from monitor.tickets.delivery import Deliverer
+from monitor.tickets.ledger import Ledger
+from monitor.tickets.sinks import Sink, make_sink
+from monitor.store import Batch, Store, open_store
+from monitor.cluster.vantage import ConsensusKeeper, open_site_outages
+from monitor.measure.writer import BatchWriter, RateLimited
 
 __all__ = ["Daemon", "run_daemon", "check_runnable"]
 
@@ -110,22 +110,22 @@ class Daemon:
         #: store failures in the periodic jobs are said once a minute, not once per round
         self._store_down = RateLimited(60.0)
         self.deliverer = Deliverer(store, self.ledger, {s.name: make_sink(s) for s in config.ticket_sinks if s.enabled})
-        from .report_schedule import ReportSchedule
+        from monitor.reports.schedule import ReportSchedule
 
         self.reports = ReportSchedule(config, store, time.time)
         self.deliverer.sinks_config = list(config.ticket_sinks)
         self._delivery_task: asyncio.Task | None = None
         self.scheduler = ProbeScheduler(self.stats)
         self.ingestor = Ingestor(config)
-        #: what this node may probe: targets, and one unit per site of a multi-site target (monitor.consensus)
+        #: what this node may probe: targets, and one unit per site of a multi-site target (monitor.cluster.consensus)
         self._use_units(probe_units(config.targets))
         self.consensus = ConsensusKeeper(config.cluster.failover_delay if config.cluster else 10.0)
         self.live.vantage = self.consensus
         self._was_leader = False
         self._drift: float | None = None  # wall minus monotonic clock, for _clock_watch
-        #: the cluster config version this node runs or has seen (monitor.shared_config)
+        #: the cluster config version this node runs or has seen (monitor.cluster.shared_config)
         self._config_version = 0
-        from .canary import CanaryWatch
+        from monitor.measure.canary import CanaryWatch
 
         self.canary = CanaryWatch({t.id: t.contract for t in config.targets if t.reference},
                                   config.self_monitoring.reference_failure_ratio)
@@ -163,7 +163,7 @@ class Daemon:
         return fresh
 
     def _join_cluster(self) -> None:
-        from .cluster import ClusterMember, config_hash
+        from monitor.cluster.member import ClusterMember, config_hash
 
         cfg = self.config.cluster
         assert cfg is not None
@@ -370,7 +370,7 @@ class Daemon:
                         "stamped with the new wall time", "forward" if step > 0 else "backward", abs(step))
 
     async def _consensus_round(self) -> None:
-        """The leader combines the sites' views of each multi-site target (monitor.consensus)."""
+        """The leader combines the sites' views of each multi-site target (monitor.cluster.consensus)."""
         leads = self._leads()
         if leads != self._was_leader:
             self.consensus.forget()  # a new leader starts from the store; a former one forgets
@@ -429,7 +429,7 @@ class Daemon:
         self.traps = None
         if cfg is None:
             return
-        from .traps import TrapReceiver
+        from monitor.measure.traps import TrapReceiver
 
         host, _, port = cfg.listen.rpartition(":")
         users = [{"user": u.user, "engine_id": u.engine_id.removeprefix("0x"), "auth_protocol": u.auth_protocol,
@@ -447,7 +447,7 @@ class Daemon:
         target = self.config.target(target_id)
         if live is None or target is None or kind != "linkDown":
             return
-        from .cycle import transition_records
+        from monitor.measure.cycle import transition_records
 
         now = time.time()
         transitions = live.tracker.force_down(now)
@@ -490,8 +490,8 @@ class Daemon:
 
     def _response_met(self) -> dict:
         """(severity, acknowledge|resolve) -> (met, measured) over tickets opened this UTC month."""
-        from .periods import month_of, to_ms
-        from .tickets.ledger import list_tickets, response_times
+        from monitor.sla.periods import month_of, to_ms
+        from monitor.tickets.ledger import list_tickets, response_times
 
         start = month_of(to_ms(time.time()), "UTC").start_ms / 1000
         contracts = {c.id: c for c in self.config.contracts}
@@ -579,11 +579,11 @@ class Daemon:
         """Parse, validate and *build* the new world fully, then swap it in with plain assignments; any failure
         before the swap keeps the old config running intact (counted, logged, answered with its problems). In a
         cluster a reload of this node's file is published for the others; ``published`` (version, hash, body,
-        node) is one another node published (monitor.shared_config)."""
+        node) is one another node published (monitor.cluster.shared_config)."""
         notify("RELOADING=1")
         try:
             text, new = await asyncio.to_thread(self._read_config, published)
-            from .logs import add_secrets, config_secrets
+            from monitor.logs import add_secrets, config_secrets
 
             add_secrets(config_secrets(new))  # the new config's secrets are masked before anything is logged
             check_runnable(new)
@@ -638,7 +638,7 @@ class Daemon:
                  for tid, t in fresh.items() if tid not in old}
         config_hash = None
         if self.cluster is not None:
-            from .cluster import config_hash as hash_of
+            from monitor.cluster.member import config_hash as hash_of
 
             config_hash = hash_of(new)
         return _World(new, units, old, fresh, evaluator, sinks, objectives, added, config_hash)
@@ -684,8 +684,8 @@ class Daemon:
         self.stats.config_reload_time = time.time()
 
     def _read_config(self, published: tuple[int, str, str, str] | None) -> tuple[str, Config]:
-        from .config.loader import load_config_text, read_config_text
-        from .shared_config import merged_text
+        from monitor.config.loader import load_config_text, read_config_text
+        from monitor.cluster.shared_config import merged_text
 
         own = read_config_text(self.config_path)
         if published is None:
@@ -696,8 +696,8 @@ class Daemon:
 
     async def _publish_config(self, text: str, published: tuple[int, str, str, str] | None) -> None:
         """After a reload: tell the other nodes (a reload of this node's file), or note the version adopted."""
-        from .cluster import config_hash
-        from .shared_config import publishable, shared_text
+        from monitor.cluster.member import config_hash
+        from monitor.cluster.shared_config import publishable, shared_text
 
         assert self.cluster is not None
         if published is not None:

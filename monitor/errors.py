@@ -11,7 +11,7 @@ Catching it is enough to handle any expected failure; anything else is a bug.
     ├── ProbeSetupError      a probe cannot run at all on this host (privileges, sockets)
     ├── NotYetImplemented    a capability that is planned but not built yet
     ├── TargetNotFound       a command named a target id that is not in the config
-    ├── MibError             (monitor.mibnames) a MIB::name that cannot be resolved
+    ├── MibError             (monitor.config.mibnames) a MIB::name that cannot be resolved
     └── WireError            (probes.snmp_wire) a datagram that is not an SNMP message;
                              caught inside the SNMP client, never raised to callers
 

@@ -19,7 +19,7 @@ All versions go through :mod:`probes.snmp_wire` (one shared socket, a direct BER
 codec: pysnmp costs 25x more CPU per response, measured in bench/snmp_scale.py);
 SNMPv3's User-based Security Model is :mod:`probes.snmp_usm` (keys cached per user
 and engine, digests by hmac, ciphers by ``cryptography``). pysnmp remains only in
-the trap receiver (monitor/traps.py), which accepts v3 traps from many senders.
+the trap receiver (monitor/measure/traps.py), which accepts v3 traps from many senders.
 """
 
 from __future__ import annotations

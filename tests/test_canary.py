@@ -8,7 +8,7 @@ import subprocess
 import time
 
 from conftest import REPO, SLAWATCH, free_port, wait_for
-from monitor.canary import CanaryWatch
+from monitor.measure.canary import CanaryWatch
 
 
 

@@ -11,7 +11,7 @@ from collections import Counter
 import pytest
 
 from conftest import REPO, SLAWATCH, free_port, wait_for
-from monitor.cluster import owner_of
+from monitor.cluster.member import owner_of
 from monitor.config import parse_config
 from monitor.errors import ClusterError, ConfigError
 
@@ -21,7 +21,7 @@ N_TARGETS = 48
 
 # --------------------------------------------------------------------------- pure parts
 def test_config_hash_ignores_only_the_nodes_own_name_and_site():
-    from monitor.cluster import config_hash
+    from monitor.cluster.member import config_hash
 
     base = {"contracts": [{"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}],
             "targets": [{"id": "t", "contract": "c1", "kind": "internet", "address": "127.0.0.1"}],

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from monitor.consensus import Combined, SiteView, dark_sites, decide, probe_units, views_from
+from monitor.cluster.consensus import Combined, SiteView, dark_sites, decide, probe_units, views_from
 from monitor.store import StateRecord
 
 

@@ -305,7 +305,7 @@ def test_recording_rules_produce_series(live_stack):
 def test_exported_month_to_date_matches_the_engine(live_stack):
     """The figure in Prometheus equals the engine's for the same instant, to within one probe interval."""
     from monitor.config import load_config
-    from monitor.evaluator import SlaEvaluator
+    from monitor.sla.evaluator import SlaEvaluator
     from monitor.store import open_store
 
     prom_port, db, path, _ = live_stack

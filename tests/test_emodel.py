@@ -4,7 +4,7 @@ Expected numbers are computed by hand from the published formulas and constants.
 
 import pytest
 
-from monitor.emodel import delay_impairment, ie_eff, mos_from_r, r_factor, voice_quality
+from monitor.sla.emodel import delay_impairment, ie_eff, mos_from_r, r_factor, voice_quality
 
 
 def test_default_parameters_give_r_93_2_and_mos_4_41():

@@ -7,9 +7,9 @@ from datetime import datetime, timezone
 import pytest
 
 from monitor.config import parse_config
-from monitor.emodel import mos_from_r, r_factor
-from monitor.evaluator import evaluate_target
-from monitor.ingest import voice_sample
+from monitor.sla.emodel import mos_from_r, r_factor
+from monitor.sla.evaluator import evaluate_target
+from monitor.measure.ingest import voice_sample
 from monitor.store import CycleRecord
 from probes.icmp import IcmpResult
 

@@ -12,11 +12,11 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config.models import PerTargetMetrics
-from monitor.evaluator import TargetSla
-from monitor.live import RTT_BUCKETS, LiveState, TargetLive
+from monitor.sla.evaluator import TargetSla
+from monitor.measure.live import RTT_BUCKETS, LiveState, TargetLive
 from monitor.metrics import DEFAULT_SERIES, TargetSeries, escape
-from monitor.sla import month_to_date
-from monitor.state import TargetTracker
+from monitor.sla.availability import month_to_date
+from monitor.measure.state import TargetTracker
 
 
 def live_state() -> LiveState:
@@ -34,7 +34,7 @@ def live_state() -> LiveState:
         t.last_rtt, t.last_loss, t.last_jitter, t.last_cycle = 0.0021, 0.025, 0.00031, 1_795_000_100.5
         if kind == "voice":
             from monitor.config.models import VoiceSettings
-            from monitor.voice_window import VoiceWindow
+            from monitor.sla.voice_window import VoiceWindow
 
             t.last_mos, t.last_r = 4.31, 92.25
             t.voice_window, t.voice_settings = VoiceWindow(), VoiceSettings()

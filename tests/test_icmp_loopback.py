@@ -77,8 +77,8 @@ def test_rfc3550_estimator():
 
 
 def test_rfc3550_jitter_carries_across_cycles():
-    from monitor.live import TargetLive
-    from monitor.state import TargetTracker
+    from monitor.measure.live import TargetLive
+    from monitor.measure.state import TargetTracker
 
     live = TargetLive("t", "c", "internet", TargetTracker("t"))
     live.observe_rtts([0.010, 0.026])  # D = 16 ms -> J = 1 ms

@@ -9,12 +9,12 @@ from fractions import Fraction
 import pytest
 
 from monitor.config import parse_config
-from monitor.cycle import CycleOutcome, verdict_of
-from monitor.ingest import Ingestor
-from monitor.sketch import RELATIVE_ACCURACY
-from monitor.live import TargetLive
-from monitor.monthly import compute_month, load_month
-from monitor.state import TargetTracker
+from monitor.measure.cycle import CycleOutcome, verdict_of
+from monitor.measure.ingest import Ingestor
+from monitor.sla.sketch import RELATIVE_ACCURACY
+from monitor.measure.live import TargetLive
+from monitor.sla.monthly import compute_month, load_month
+from monitor.measure.state import TargetTracker
 from monitor.store import Batch
 from probes.icmp import IcmpResult
 
@@ -117,10 +117,10 @@ def test_quality_objectives(month):
 def test_loss_has_one_definition_for_figure_met_credit_and_termination():
     """Defect: a 5 h outage in a 99 % month marked loss as missed (and reached the termination right) while the
     loss credit said 100 % compliance. Now the figure, met and the credit count the same cycles."""
-    from monitor.credits import compliance
-    from monitor.monthly import _objective_figures
-    from monitor.rollup import Rollup, VoiceSample
-    from monitor.sla import Availability
+    from monitor.sla.credits import compliance
+    from monitor.sla.monthly import _objective_figures
+    from monitor.sla.rollup import Rollup, VoiceSample
+    from monitor.sla.availability import Availability
 
     config = parse_config({**CONFIG, "contracts": [{**CONFIG["contracts"][0],
                                                     "objectives": {"availability": "99%", "loss": "1%"}}]})
@@ -227,7 +227,7 @@ def test_maintenance_changed_after_the_fact_rebuilds_the_month(every_store, inge
 
 def test_maintenance_added_after_raw_cycles_were_purged_is_reported(every_store):
     """Past raw retention a changed hour keeps what ingestion judged, and the report says how many hours."""
-    from monitor.report import build_report
+    from monitor.reports.report import build_report
 
     store = _fed(every_store, _config())
     store.purge(ts(2026, 11, 5), 0)  # every raw cycle gone; rollups kept
@@ -243,7 +243,7 @@ def test_maintenance_added_after_raw_cycles_were_purged_is_reported(every_store)
 
 
 def test_rollup_keeps_its_span_and_windows_through_encoding():
-    from monitor.rollup import Rollup
+    from monitor.sla.rollup import Rollup
 
     r = Rollup()
     r.add_cycle("good", True, 3, 3, [0.01], 0.001, None, at_ms=1_000_000, window=(900_000, 1_200_000))

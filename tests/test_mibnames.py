@@ -13,7 +13,7 @@ import pytest
 from conftest import free_port
 from monitor.config import parse_config
 from monitor.errors import ConfigError
-from monitor.mibnames import MibError, MibResolver
+from monitor.config.mibnames import MibError, MibResolver
 from peers import Snmpd
 from probes.base import ProbeContext
 from probes.snmp import IF_COLUMNS, SYSTEM, snmp_probe

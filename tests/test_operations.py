@@ -205,7 +205,7 @@ ticket_sinks:
     try:
         # open a ticket through the CLI-visible path: an event from a replayed outage
         from monitor.config import load_config
-        from monitor.events import outage_event
+        from monitor.measure.events import outage_event
         from monitor.store import Batch, open_store
         from monitor.tickets.ledger import Ledger
 
@@ -302,7 +302,7 @@ targets:
 """)
     proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # the first cycle of a 1 min interval starts at the target's phase offset within the minute
-    from monitor.scheduler import phase_offset
+    from monitor.measure.scheduler import phase_offset
 
     offset = phase_offset("slow", 60.0)
     now = time.time()

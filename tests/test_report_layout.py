@@ -11,9 +11,9 @@ from datetime import datetime, timezone
 import pytest
 
 from monitor.config import parse_config
-from monitor.periods import month_period
-from monitor.report import build_report
-from monitor.report_html import hms, local_time, render_html, render_pdf
+from monitor.sla.periods import month_period
+from monitor.reports.report import build_report
+from monitor.reports.html import hms, local_time, render_html, render_pdf
 from monitor.store import Batch, OutageRecord, StateRecord
 
 pytestmark = pytest.mark.skipif(not (shutil.which("chromium") and shutil.which("pdftoppm")),

@@ -18,10 +18,10 @@ import pytest
 
 from conftest import REPO, SLAWATCH, free_port
 from monitor.config import parse_config
-from monitor.periods import month_period
-from monitor.report import build_report, render_csv
-from monitor.report_html import render_html
-from monitor.report_schedule import ReportSchedule
+from monitor.sla.periods import month_period
+from monitor.reports.report import build_report, render_csv
+from monitor.reports.html import render_html
+from monitor.reports.schedule import ReportSchedule
 from monitor.store import Batch, OutageRecord, StateRecord, UnknownRecord
 
 TIERS = [{"below": "99.9%", "credit": "5%"}, {"below": "99.0%", "credit": "10%"}, {"below": "95.0%", "credit": "25%"}]
@@ -210,8 +210,8 @@ def test_maintenance_until_a_local_time_stays_local_across_dst(every_store):
     r = build_report(store, cfg, "2026-11", now=ts(2026, 12, 5))
     # November 2026 has 5 Sundays at 2 h each (no DST change in November)
     assert r["contracts"][0]["targets"][0]["excluded_s"]["maintenance"] == 5 * 7200
-    from monitor.maintenance import expand_windows
-    from monitor.periods import month_period
+    from monitor.sla.maintenance import expand_windows
+    from monitor.sla.periods import month_period
 
     oct_ = month_period(2026, 10, "Europe/Berlin")
     spans = [(e - s) / 3_600_000 for s, e in expand_windows(cfg.contracts[0].maintenance, "Europe/Berlin",
@@ -417,7 +417,7 @@ def _red_columns(png_data_url: str, rows: slice) -> list[int]:
 
 def test_charts_put_each_day_and_outage_where_it_belongs(every_store):
     """Defect: the timeline was empty for circuits with outages, and one day's bar filled the whole month."""
-    from monitor.report_html import chart_png as _chart_png
+    from monitor.reports.html import chart_png as _chart_png
 
     cfg, store = scenario(every_store, first=ts(2026, 11, 29, 12),
                           outages=[("t1", ts(2026, 11, 30, 14), ts(2026, 11, 30, 15))])
@@ -480,7 +480,7 @@ targets:
 def test_service_response_time_figures_and_credit(every_store):
     """A support portal's month: 90 checks answered in 100 ms and 10 in 1 s. p95 is 1 s against an objective of
     p95 <= 500 ms: missed; 90 % of the checks met it, under the 95 % tier: 3 % of 1200.00 = 36.00."""
-    from monitor.rollup import Rollup
+    from monitor.sla.rollup import Rollup
 
     cfg, store = scenario(every_store, contract={
         "objectives": {"availability": "99.9%", "response_time": {"percentile": 95, "max": "500ms"}},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 
-from monitor.live import SelfStats
-from monitor.scheduler import ProbeScheduler, phase_offset
+from monitor.measure.live import SelfStats
+from monitor.measure.scheduler import ProbeScheduler, phase_offset
 
 
 def test_phase_offsets_spread_over_the_interval():

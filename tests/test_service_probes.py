@@ -15,8 +15,8 @@ import pytest
 
 from conftest import free_port
 from monitor.config.models import LatencyObjective, Objectives
-from monitor.cycle import cycle_samples, quality_ok, verdict_of
-from monitor.rollup import Rollup
+from monitor.measure.cycle import cycle_samples, quality_ok, verdict_of
+from monitor.sla.rollup import Rollup
 from peers import Kamailio
 from probes.base import judge
 from probes.dns import DnsProbeConfig, dns_probe

@@ -29,7 +29,7 @@ import pytest
 
 from conftest import free_port
 from monitor.config import parse_config
-from monitor.events import outage_event
+from monitor.measure.events import outage_event
 from monitor.store import Batch
 from monitor.tickets.delivery import Deliverer
 from monitor.tickets.ledger import Ledger, list_tickets, ticket_refs

@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from monitor.sketch import RELATIVE_ACCURACY, RttSketch
+from monitor.sla.sketch import RELATIVE_ACCURACY, RttSketch
 
 
 def heavy_tailed(n: int, seed: int) -> list[float]:

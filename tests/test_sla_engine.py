@@ -11,10 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from monitor.config.models import MaintenanceWindow
-from monitor.intervals import intersect, normalize, subtract, total, union
-from monitor.maintenance import expand_windows
-from monitor.periods import local_to_ms, month_of, month_period, months_overlapping
-from monitor.sla import availability, combine, month_to_date
+from monitor.sla.intervals import intersect, normalize, subtract, total, union
+from monitor.sla.maintenance import expand_windows
+from monitor.sla.periods import local_to_ms, month_of, month_period, months_overlapping
+from monitor.sla.availability import availability, combine, month_to_date
 
 
 def utc(*args) -> int:

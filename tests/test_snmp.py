@@ -12,8 +12,8 @@ import pytest
 
 from conftest import free_port
 from monitor.config.models import SnmpProbeConfig
-from monitor.counters import counter_delta, rebooted, utilization
-from monitor.cycle import verdict_of
+from monitor.measure.counters import counter_delta, rebooted, utilization
+from monitor.measure.cycle import verdict_of
 from peers import Snmpd
 from probes.icmp import IcmpResult
 from probes.snmp import SnmpResult, snmp_probe
@@ -151,7 +151,7 @@ def test_admin_up_oper_down_interface_is_a_circuit_outage():
     # the cause, for the cycle, the outage evidence and the ticket
     assert r.cause(["ge-0/0/1"]) == "ge-0/0/1 (ifIndex 1) administratively up but operationally down (SNMP ifOperStatus)"
     assert r.cause(["ge-0/0/2"]) is None
-    from monitor.events import outage_event
+    from monitor.measure.events import outage_event
     from monitor.tickets.ledger import Ledger
 
     text = Ledger._describe(outage_event("outage_started", "c1", "t", 0.0, None, r.cause(["1"])))

@@ -11,9 +11,9 @@ import pytest
 
 from conftest import free_port
 from monitor.config.loader import parse_config
-from monitor.cycle import run_cycle
-from monitor.live import TargetLive
-from monitor.state import TargetTracker
+from monitor.measure.cycle import run_cycle
+from monitor.measure.live import TargetLive
+from monitor.measure.state import TargetTracker
 from peers import SnmpSim
 from probes.base import ProbeContext
 from probes.snmp import SnmpEngineHolder

@@ -1,6 +1,6 @@
 """The target state machine against hand-worked sequences (interval T = 30 s)."""
 
-from monitor.state import TargetTracker
+from monitor.measure.state import TargetTracker
 
 T = 30.0
 

@@ -54,7 +54,7 @@ def test_copy_sqlite_to_postgresql_and_back_verifies_counts_and_reports(tmp_path
                           outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))],
                           unknown=[("t2", ts(2026, 11, 20), ts(2026, 11, 20, 1))])
     store_a_ticket(store)
-    from monitor.rollup import Rollup
+    from monitor.sla.rollup import Rollup
 
     store.write(Batch(monthly={("t1", "2026-11"): Rollup(), ("t2", "2026-11"): Rollup()}))
     store.close()

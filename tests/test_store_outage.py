@@ -16,7 +16,7 @@ import pytest
 from conftest import REPO, SLAWATCH, free_port, wait_for
 from monitor.errors import StoreError
 from monitor.store.postgres import PostgresStore
-from monitor.writer import LOST_REASON
+from monitor.measure.writer import LOST_REASON
 from test_daemon_e2e import scrape
 
 CONFIG = """\

@@ -1,12 +1,12 @@
-"""Windowed MOS: pooled over the window, against the E-model's own figures (ITU-T G.107 via monitor.emodel)."""
+"""Windowed MOS: pooled over the window, against the E-model's own figures (ITU-T G.107 via monitor.sla.emodel)."""
 
 from __future__ import annotations
 
 import pytest
 
 from monitor.config import parse_config
-from monitor.emodel import voice_quality
-from monitor.voice_window import VoiceWindow
+from monitor.sla.emodel import voice_quality
+from monitor.sla.voice_window import VoiceWindow
 
 
 def contract():

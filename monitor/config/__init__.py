@@ -11,9 +11,9 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .loader import (BUILTIN_SNMP_PROFILES, SECRET_KEYS, config_warnings, inline_secrets, load_config,  # noqa: F401
+    from monitor.config.loader import (BUILTIN_SNMP_PROFILES, SECRET_KEYS, config_warnings, inline_secrets, load_config,  # noqa: F401
                          load_config_text, parse_config)
-    from .models import *  # noqa: F401,F403
+    from monitor.config.models import *  # noqa: F401,F403
 
 _LOADER = ("load_config", "load_config_text", "config_warnings", "inline_secrets", "parse_config", "SECRET_KEYS",
            "BUILTIN_SNMP_PROFILES")

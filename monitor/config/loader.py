@@ -16,9 +16,9 @@ from pydantic import ValidationError
 
 from probes.snmp import SHIPPED_PROFILES
 
-from ..errors import ConfigError
-from ..mibnames import MibError, MibResolver, is_numeric_oid
-from .models import Config
+from monitor.errors import ConfigError
+from monitor.config.mibnames import MibError, MibResolver, is_numeric_oid
+from monitor.config.models import Config
 
 __all__ = ["load_config", "load_config_text", "read_config_text", "parse_yaml", "config_warnings", "inline_secrets",
            "parse_config", "check_names", "RESOLVE_TIMEOUT", "SECRET_KEYS", "BUILTIN_SNMP_PROFILES"]
@@ -567,7 +567,7 @@ def check_names(config: Config, timeout: float = RESOLVE_TIMEOUT) -> list[str]:
     import socket
     from concurrent.futures import ThreadPoolExecutor, wait
 
-    from .models import is_ip
+    from monitor.config.models import is_ip
 
     names: dict[str, list[int]] = {}
     for i, t in enumerate(config.targets):

@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from ..tickets.sinks import TicketSink  # each sink's settings live beside it
+from monitor.tickets.sinks import TicketSink  # each sink's settings live beside it
 from probes.dns import DnsProbeConfig
 from probes.settings import is_ip_literal
 from probes.http import HttpProbeConfig
@@ -25,7 +25,7 @@ from probes.snmp import SnmpProbeConfig
 from probes.tcp import TcpProbeConfig
 from probes.websocket import WebSocketProbeConfig
 
-from .types import (
+from monitor.config.types import (
     ClockTime,
     CurrencyCode,
     Duration,
@@ -373,7 +373,7 @@ def _check_service_dates(start: datetime | None, end: datetime | None) -> None:
 
 class VantageConfig(_Model):
     """Probe a target from several sites; it is down only when ``quorum`` of them see it down
-    (:mod:`monitor.consensus`). One site: the target is probed from that site only."""
+    (:mod:`monitor.cluster.consensus`). One site: the target is probed from that site only."""
 
     sites: list[Identifier] = Field(min_length=1)
     quorum: int = Field(1, ge=1)

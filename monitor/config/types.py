@@ -17,7 +17,7 @@ from pydantic_core import PydanticCustomError
 
 from probes.settings import Duration, PositiveDuration
 
-from ..units import parse_percent
+from monitor.units import parse_percent
 
 __all__ = [
     "Duration",

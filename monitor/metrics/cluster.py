@@ -1,11 +1,11 @@
-"""Cluster metrics: this node, its lease and ownership, and the multi-site consensus (monitor.vantage)."""
+"""Cluster metrics: this node, its lease and ownership, and the multi-site consensus (monitor.cluster.vantage)."""
 
 from __future__ import annotations
 
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily, StateSetMetricFamily
 from prometheus_client.registry import Collector
 
-from ..live import LiveState
+from monitor.measure.live import LiveState
 
 __all__ = ["ClusterCollector"]
 
@@ -43,7 +43,7 @@ class ClusterCollector(Collector):
         yield nodes
 
     def _vantage_metrics(self, targets):
-        """Multi-site targets (monitor.consensus): each owning node exports its sites' views of the units it
+        """Multi-site targets (monitor.cluster.consensus): each owning node exports its sites' views of the units it
         probes; the leader the consensus state and each site's monitoring outage."""
         units = self.live.site_units
         if not units:

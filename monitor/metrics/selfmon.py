@@ -6,8 +6,8 @@ from __future__ import annotations
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.registry import Collector
 
-from .. import __version__
-from ..live import LiveState
+from monitor import __version__
+from monitor.measure.live import LiveState
 
 __all__ = ["SelfCollector"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..live import LiveState
+from monitor.measure.live import LiveState
 
 __all__ = ["SnmpCollector"]
 
@@ -51,7 +51,7 @@ class SnmpCollector(Collector):
                 if cols.get("ifAdminStatus") is not None:
                     admin.add_metric(lab, cols["ifAdminStatus"])
                 for direction in ("in", "out"):
-                    value = cols.get(f"octets_{direction}")  # the cycle chose the counter (monitor.cycle)
+                    value = cols.get(f"octets_{direction}")  # the cycle chose the counter (monitor.measure.cycle)
                     if value is not None:
                         octets.add_metric(lab + [direction], value)
                     ratio = cols.get(f"utilization_{direction}")

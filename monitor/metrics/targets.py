@@ -21,7 +21,7 @@ family                                               series    why per target
 ``slawatch_voice_mos_window{window="5m"}`` (15). Each service probe (SIP, HTTP, TCP, DNS, SMTP, WebSocket)
 adds 2: ``slawatch_probe_success{probe}`` and ``slawatch_probe_response_seconds{probe}``, and one more over
 TLS, ``slawatch_tls_cert_not_after_seconds{probe}`` (days left: ``(x - time()) / 86400``). An SNMP probe adds 3
-(``slawatch_snmp_up``, uptime, reboots) and 6 per selected interface (monitor.exporter). Opt-in
+(``slawatch_snmp_up``, uptime, reboots) and 6 per selected interface (monitor.metrics.exporter). Opt-in
 (``exporter.per_target``):
 
 - ``histograms: true``: ``slawatch_icmp_rtt_seconds`` (15 buckets, sum, count: +17); the p50/p95/p99
@@ -34,7 +34,7 @@ TLS, ``slawatch_tls_cert_not_after_seconds{probe}`` (days left: ``(x - time()) /
   1 h MOS window (+9 internet, +10 voice).
 
 The contract-level objectives (``slawatch_sla_objective_ratio``, ``slawatch_objective_threshold``) are per
-contract, not per target (monitor.exporter). Nothing here reads the store: everything comes from LiveState.
+contract, not per target (monitor.metrics.exporter). Nothing here reads the store: everything comes from LiveState.
 """
 
 from __future__ import annotations
@@ -43,9 +43,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..live import RTT_BUCKETS, LiveState, TargetLive
-from ..voice_window import WINDOWS
-from .text import Family, label_text
+from monitor.measure.live import RTT_BUCKETS, LiveState, TargetLive
+from monitor.sla.voice_window import WINDOWS
+from monitor.metrics.text import Family, label_text
 
 __all__ = ["TargetSeries", "DEFAULT_SERIES"]
 

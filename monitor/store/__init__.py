@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .base import (TABLES, Batch, CycleRecord, Delivered, OutageRecord, OutboxItem, RunRecord, StateRecord, Store,
+from monitor.store.base import (TABLES, Batch, CycleRecord, Delivered, OutageRecord, OutboxItem, RunRecord, StateRecord, Store,
                    StoreInfo, Ticket, TicketTx, UnknownRecord)
-from .sqlite import SCHEMA_VERSION, SqliteStore
+from monitor.store.sqlite import SCHEMA_VERSION, SqliteStore
 
 __all__ = ["Store", "TicketTx", "Batch", "UnknownRecord", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord",
            "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "SqliteStore", "SCHEMA_VERSION", "open_store",
@@ -21,7 +21,7 @@ def open_store(storage_config: Any, *, readonly: bool = False, migrate: bool = T
     """The store a StorageConfig describes; migrated to this version's schema unless ``readonly``."""
     store: Store
     if storage_config.backend == "postgresql":
-        from .postgres import PostgresStore
+        from monitor.store.postgres import PostgresStore
 
         store = PostgresStore(storage_config.dsn.get_secret_value(), pool_size=storage_config.pool_size,
                               connect_timeout=storage_config.connect_timeout, readonly=readonly)
@@ -39,7 +39,7 @@ def open_store(storage_config: Any, *, readonly: bool = False, migrate: bool = T
 def open_url(url: str, *, migrate: bool = False) -> Store:
     """A store named on the command line: ``sqlite:PATH`` (or a plain path) or a ``postgresql://`` URI."""
     if url.startswith(("postgresql://", "postgres://")) or ("=" in url and not url.startswith("sqlite:")):
-        from .postgres import PostgresStore
+        from monitor.store.postgres import PostgresStore
 
         store: Store = PostgresStore(url)
     else:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Collection, Callable, ContextManager, Iterator, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from ..events import BreachEvent
-    from ..rollup import Rollup
+    from monitor.measure.events import BreachEvent
+    from monitor.sla.rollup import Rollup
 
 __all__ = ["Store", "TicketTx", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "UnknownRecord", "Batch",
            "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "NodeInfo", "Fence"]

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..errors import StoreError
-from .base import TABLES, Store
+from monitor.errors import StoreError
+from monitor.store.base import TABLES, Store
 
 __all__ = ["copy_store", "CopyResult"]
 

@@ -30,12 +30,12 @@ from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import ClusterError, FencedError, StoreError
-from ..events import BreachEvent
-from ..rollup import Rollup
-from .base import (TABLES, Batch, CycleRecord, Fence, NodeInfo, OutageRecord, RunRecord, StateRecord, StoreInfo,
+from monitor.errors import ClusterError, FencedError, StoreError
+from monitor.measure.events import BreachEvent
+from monitor.sla.rollup import Rollup
+from monitor.store.base import (TABLES, Batch, CycleRecord, Fence, NodeInfo, OutageRecord, RunRecord, StateRecord, StoreInfo,
                    TicketTx, UnknownRecord)
-from .sql import Epoch, Exec, SqlTickets, SqlTicketTx
+from monitor.store.sql import Epoch, Exec, SqlTickets, SqlTicketTx
 
 __all__ = ["PostgresStore", "MIGRATIONS", "SCHEMA_VERSION", "safe_dsn"]
 

@@ -14,7 +14,7 @@ import json
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
-from .base import Delivered, OutboxItem, Ticket
+from monitor.store.base import Delivered, OutboxItem, Ticket
 
 __all__ = ["Epoch", "Exec", "SqlTicketTx", "SqlTickets", "loads"]
 
@@ -265,7 +265,7 @@ class SqlTickets:
 
     def clear(self) -> None:
         """Delete every row of every table (``store copy --overwrite``), children first."""
-        from .base import TABLES
+        from monitor.store.base import TABLES
 
         with self._tx() as ex:
             for table in reversed(list(TABLES)):

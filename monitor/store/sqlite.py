@@ -14,11 +14,11 @@ from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
 
-from ..errors import StoreError
-from ..events import BreachEvent
-from ..rollup import Rollup
-from .base import TABLES, Batch, CycleRecord, Fence, OutageRecord, RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord
-from .sql import Exec, SqlTickets, SqlTicketTx
+from monitor.errors import StoreError
+from monitor.measure.events import BreachEvent
+from monitor.sla.rollup import Rollup
+from monitor.store.base import TABLES, Batch, CycleRecord, Fence, OutageRecord, RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord
+from monitor.store.sql import Exec, SqlTickets, SqlTicketTx
 
 __all__ = ["SqliteStore", "MIGRATIONS", "SCHEMA_VERSION"]
 

@@ -17,9 +17,9 @@ import time
 from collections import Counter
 from typing import Callable
 
-from ..store.base import Delivered, OutboxItem, Store
-from .ledger import Ledger
-from .sinks import Acknowledging, Delivery, Refreshing, Sink, SinkError
+from monitor.store.base import Delivered, OutboxItem, Store
+from monitor.tickets.ledger import Ledger
+from monitor.tickets.sinks import Acknowledging, Delivery, Refreshing, Sink, SinkError
 
 __all__ = ["Deliverer", "backoff", "scrub"]
 
@@ -68,7 +68,7 @@ class Deliverer:
         return self.store.outbox_pending()
 
     def sink_secrets(self) -> list[str]:
-        from ..logs import config_secrets
+        from monitor.logs import config_secrets
 
         return config_secrets(list(self.sinks_config))
 

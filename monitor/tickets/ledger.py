@@ -28,10 +28,10 @@ import time
 import uuid
 from typing import Callable
 
-from ..config import Config, Contract
-from ..events import BreachEvent
-from ..store.base import Store, Ticket, TicketTx
-from ..units import format_duration
+from monitor.config import Config, Contract
+from monitor.measure.events import BreachEvent
+from monitor.store.base import Store, Ticket, TicketTx
+from monitor.units import format_duration
 
 __all__ = ["Ledger", "Ticket", "SEVERITY_OF", "TicketError", "load_ticket", "list_tickets", "ticket_timeline",
            "ticket_refs", "response_times"]
@@ -45,7 +45,7 @@ SEVERITY_OF = {
     "monitoring_outage_started": ("monitoring", "critical", "monitoring outage"),
 }
 
-from ..errors import SlawatchError  # noqa: E402
+from monitor.errors import SlawatchError  # noqa: E402
 
 
 class TicketError(SlawatchError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from ..live import LiveState
+from monitor.measure.live import LiveState
 
 __all__ = ["TicketCollector"]
 

@@ -22,13 +22,13 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from .alertmanager import AlertmanagerSink, AlertmanagerTicketSink
-from .base import Acknowledging, Delivery, Refreshing, Sink, SinkError, SinkSettings
-from .email import EmailSink, EmailTicketSink, send_mail, tls_context
-from .jira import JiraSink, JiraTicketSink
-from .rt import RtSink, RtTicketSink
-from .servicenow import ServiceNowSink, ServiceNowTicketSink
-from .webhook import WebhookSink, WebhookTicketSink
+from monitor.tickets.sinks.alertmanager import AlertmanagerSink, AlertmanagerTicketSink
+from monitor.tickets.sinks.base import Acknowledging, Delivery, Refreshing, Sink, SinkError, SinkSettings
+from monitor.tickets.sinks.email import EmailSink, EmailTicketSink, send_mail, tls_context
+from monitor.tickets.sinks.jira import JiraSink, JiraTicketSink
+from monitor.tickets.sinks.rt import RtSink, RtTicketSink
+from monitor.tickets.sinks.servicenow import ServiceNowSink, ServiceNowTicketSink
+from monitor.tickets.sinks.webhook import WebhookSink, WebhookTicketSink
 
 __all__ = ["Delivery", "Sink", "Acknowledging", "Refreshing", "SinkError", "SinkSettings", "make_sink", "send_mail",
            "tls_context", "TicketSink", "SINKS", "RtSink", "AlertmanagerSink", "WebhookSink", "EmailSink", "JiraSink",

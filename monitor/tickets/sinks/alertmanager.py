@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import HttpUrl
 
-from .base import Delivery, HttpSink, SinkSettings, alert_labels, iso_time
+from monitor.tickets.sinks.base import Delivery, HttpSink, SinkSettings, alert_labels, iso_time
 
 if TYPE_CHECKING:
-    from ...store.base import Ticket
+    from monitor.store.base import Ticket
 
 __all__ = ["AlertmanagerSink", "AlertmanagerTicketSink"]
 

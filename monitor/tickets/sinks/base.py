@@ -20,13 +20,13 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pydantic import BaseModel, ConfigDict
 
-from ...config.types import Identifier, PositiveDuration
-from ...errors import SlawatchError
+from monitor.config.types import Identifier, PositiveDuration
+from monitor.errors import SlawatchError
 
 if TYPE_CHECKING:
     import httpx
 
-    from ...store.base import Ticket
+    from monitor.store.base import Ticket
 
 __all__ = ["SinkError", "Delivery", "Sink", "Acknowledging", "Refreshing", "SinkSettings", "HttpSink", "alert_labels",
            "iso_time"]

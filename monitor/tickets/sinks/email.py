@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 
-from .base import Delivery, SinkError, SinkSettings
+from monitor.tickets.sinks.base import Delivery, SinkError, SinkSettings
 
 if TYPE_CHECKING:
-    from ...store.base import Ticket
+    from monitor.store.base import Ticket
 
 __all__ = ["EmailSink", "EmailTicketSink", "send_mail", "tls_context"]
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import HttpUrl, SecretStr
 
-from .base import Delivery, HttpSink, SinkError, SinkSettings
+from monitor.tickets.sinks.base import Delivery, HttpSink, SinkError, SinkSettings
 
 __all__ = ["JiraSink", "JiraTicketSink"]
 

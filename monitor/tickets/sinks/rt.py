@@ -7,10 +7,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import HttpUrl, SecretStr
 
-from .base import Delivery, HttpSink, SinkSettings
+from monitor.tickets.sinks.base import Delivery, HttpSink, SinkSettings
 
 if TYPE_CHECKING:
-    from ...store.base import Ticket
+    from monitor.store.base import Ticket
 
 __all__ = ["RtSink", "RtTicketSink", "RT_PRIORITY"]
 

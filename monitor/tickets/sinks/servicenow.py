@@ -7,7 +7,7 @@ from typing import Literal
 
 from pydantic import HttpUrl, SecretStr
 
-from .base import Delivery, HttpSink, SinkSettings
+from monitor.tickets.sinks.base import Delivery, HttpSink, SinkSettings
 
 __all__ = ["ServiceNowSink", "ServiceNowTicketSink"]
 

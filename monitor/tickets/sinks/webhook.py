@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import HttpUrl, SecretStr
 
-from .base import Delivery, HttpSink, SinkError, SinkSettings, alert_labels, iso_time
+from monitor.tickets.sinks.base import Delivery, HttpSink, SinkError, SinkSettings, alert_labels, iso_time
 
 __all__ = ["WebhookSink", "WebhookTicketSink"]
 

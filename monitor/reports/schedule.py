@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
-from .config import Config
-from .periods import local_to_ms
+from monitor.config import Config
+from monitor.sla.periods import local_to_ms
 
 __all__ = ["ReportSchedule", "write_reports"]
 
@@ -25,8 +25,8 @@ log = logging.getLogger("slawatch.reports")
 def write_reports(store, config: Config, month: str, directory: Path, formats: list[str], now: float,
                   contract: str | None = None, progress=None) -> list[Path]:
     """Write a month's report in each format to ``directory`` atomically; returns the paths."""
-    from .report import build_report, render_csv, to_json
-    from .report_html import render_html, render_pdf
+    from monitor.reports.report import build_report, render_csv, to_json
+    from monitor.reports.html import render_html, render_pdf
 
     report = build_report(store, config, month, now=now, contract_id=contract, progress=progress)
     directory.mkdir(parents=True, exist_ok=True)
@@ -88,7 +88,7 @@ class ReportSchedule:
         return paths
 
     def _mail(self, month: str, paths: list[Path]) -> None:
-        from .tickets.sinks import SinkError, send_mail
+        from monitor.tickets.sinks import SinkError, send_mail
 
         sink = next(s for s in self.config.ticket_sinks if s.name == self.cfg.mail_sink)
         msg = EmailMessage()

@@ -20,7 +20,7 @@ EVENT_KINDS = (
     "monthly_breach",
     "monitoring_outage_started",
     "monitoring_outage_ended",
-    "site_outage_started",  # a vantage site's own uplink (monitor.consensus): reported, no ticket
+    "site_outage_started",  # a vantage site's own uplink (monitor.cluster.consensus): reported, no ticket
     "site_outage_ended",
 )
 

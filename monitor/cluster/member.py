@@ -12,7 +12,7 @@ Several slawatch nodes share one PostgreSQL store; no other coordination service
   over (once the lease *has* expired) never probes them in the same slot. An expired lease is never renewed:
   the node rejoins under a new epoch and waits two heartbeats, so every other node sees it before it probes.
 * **Sharding.** Each probe unit (a target, or one site's view of a target with several vantage sites:
-  :mod:`monitor.consensus`) is owned by one live node among the nodes allowed to probe it (its site, its
+  :mod:`monitor.cluster.consensus`) is owned by one live node among the nodes allowed to probe it (its site, its
   ``vantage.sites``, or every site): the node with the highest rendezvous hash of (node, target). A join
   or a death moves only the targets that node gains or had, about 1/N. The gap while a dead node's targets
   move is unknown time (the new owner's first cycle comes more than 1.5 intervals after the last stored
@@ -33,8 +33,8 @@ import time
 import uuid
 from typing import Any, Callable
 
-from .errors import ClusterError, StoreError
-from .store.base import Fence, NodeInfo
+from monitor.errors import ClusterError, StoreError
+from monitor.store.base import Fence, NodeInfo
 
 __all__ = ["ClusterMember", "owner_of", "config_hash"]
 
@@ -73,7 +73,7 @@ class ClusterMember:
                  version: str):
         self.cfg = cluster_cfg
         self.store = store
-        self._targets = targets  # the probe units (monitor.consensus), read at each heartbeat
+        self._targets = targets  # the probe units (monitor.cluster.consensus), read at each heartbeat
         #: the cluster's latest published config (version, hash, body, node), read at each heartbeat
         self.published: tuple[int, str, str, str] | None = None
         self.config_hash = cfg_hash
@@ -92,7 +92,7 @@ class ClusterMember:
         self.fenced_total = 0
         self.rejoins_total = 0
         self._db_down_since: float | None = None
-        from .writer import RateLimited
+        from monitor.measure.writer import RateLimited
 
         self._said = RateLimited(60.0)
 
@@ -209,7 +209,7 @@ class ClusterMember:
             by_site.setdefault(n.site, []).append(n.node)
         everyone = sorted(n.node for n in live)
         mine = set()
-        for unit in self._targets():  # probe units (monitor.consensus): a target, or one site's view of one
+        for unit in self._targets():  # probe units (monitor.cluster.consensus): a target, or one site's view of one
             sites = unit.sites
             candidates = everyone if sites is None else sorted(node for site in sites for node in by_site.get(site, []))
             if owner_of(unit.id, candidates) == self.cfg.node:

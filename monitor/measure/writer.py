@@ -21,9 +21,9 @@ import logging
 import time
 from collections import defaultdict
 
-from .errors import FencedError, StoreError
-from .live import SelfStats
-from .store import Batch, CycleRecord, Store, UnknownRecord
+from monitor.errors import FencedError, StoreError
+from monitor.measure.live import SelfStats
+from monitor.store import Batch, CycleRecord, Store, UnknownRecord
 
 __all__ = ["BatchWriter", "RateLimited", "LOST_REASON"]
 

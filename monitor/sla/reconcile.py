@@ -10,7 +10,7 @@ the new. :func:`reconcile` finds the target-months whose rollup was judged by ot
 * an hour whose windows are unchanged keeps its hourly rollup;
 * an hour now wholly inside maintenance keeps only its cycle count, all as maintenance;
 * any other changed hour is rebuilt from its raw cycles, judged like ingestion does
-  (:func:`monitor.ingest.rollup_args`);
+  (:func:`monitor.measure.ingest.rollup_args`);
 * an hour whose raw cycles are gone (past ``raw_retention``) keeps its hourly rollup, and the month says how
   many such hours remain judged by the old windows (``unreconciled_hours``).
 
@@ -26,14 +26,14 @@ from probes.base import ProbeResult
 from probes.icmp import IcmpResult
 from probes.service import ServiceResult
 
-from .config import Contract, Target
-from .cycle import cycle_samples
-from .ingest import rollup_args
-from .intervals import Interval, clip
-from .rollup import Rollup
+from monitor.config import Contract, Target
+from monitor.measure.cycle import cycle_samples
+from monitor.measure.ingest import rollup_args
+from monitor.sla.intervals import Interval, clip
+from monitor.sla.rollup import Rollup
 
 if TYPE_CHECKING:
-    from .store import CycleRecord
+    from monitor.store import CycleRecord
 
 __all__ = ["Reconciled", "needs_rebuild", "rebuild"]
 

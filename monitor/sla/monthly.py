@@ -5,7 +5,7 @@ unknown intervals, monthly rollups, target state). :func:`compute_month` is
 pure: config + those inputs + an explicit ``now`` -> figures. Raw cycles are
 never read.
 
-Rules beyond :mod:`monitor.sla`:
+Rules beyond :mod:`monitor.sla.availability`:
 
 * Time before a target's first cycle, and after its last cycle (up to
   ``now``), is unknown: no evidence is no evidence.
@@ -19,14 +19,14 @@ Rules beyond :mod:`monitor.sla`:
   their eligible time and of their downtime.
 * Latency: the objective's percentile of every RTT of the month (from the
   sketch, within 0.5 %). Loss: packets lost / sent in the cycles that got a reply (an outage is
-  availability's business; see :mod:`monitor.rollup`). Jitter: the mean of the
+  availability's business; see :mod:`monitor.sla.rollup`). Jitter: the mean of the
   per-cycle IPDV jitter. MOS: the mean of the per-cycle E-model MOS. Cycles
   inside maintenance windows are left out of all four.
 * A target probed from several sites (``vantage``) takes its outages and unknown time from the sites'
-  consensus (:mod:`monitor.consensus`) and its cycle and quality figures from every site's cycles.
+  consensus (:mod:`monitor.cluster.consensus`) and its cycle and quality figures from every site's cycles.
 * Maintenance is the windows configured at report time, for availability and for the cycle figures alike:
   a month whose rollup was judged by other windows (a window added or removed after the fact) is rebuilt
-  (:mod:`monitor.reconcile`).
+  (:mod:`monitor.sla.reconcile`).
 """
 
 from __future__ import annotations
@@ -36,15 +36,15 @@ from decimal import Decimal
 from fractions import Fraction
 from typing import Any
 
-from .config import Config, Contract, Target
-from .intervals import Interval, clip, intersect, normalize, total
-from .maintenance import expand_windows
-from .periods import Period, local_to_ms, parse_month, to_ms
-from .consensus import multi_site, unit_id
-from .reconcile import Reconciled, needs_rebuild, rebuild
-from .rollup import Rollup
-from .store.base import OutageRecord
-from .sla import Availability, availability
+from monitor.config import Config, Contract, Target
+from monitor.sla.intervals import Interval, clip, intersect, normalize, total
+from monitor.sla.maintenance import expand_windows
+from monitor.sla.periods import Period, local_to_ms, parse_month, to_ms
+from monitor.cluster.consensus import multi_site, unit_id
+from monitor.sla.reconcile import Reconciled, needs_rebuild, rebuild
+from monitor.sla.rollup import Rollup
+from monitor.store.base import OutageRecord
+from monitor.sla.availability import Availability, availability
 
 __all__ = ["MonthInputs", "TargetMonth", "ContractMonth", "load_month", "compute_month", "maintenance_of"]
 
@@ -60,7 +60,7 @@ class MonthInputs:
     rollups: dict[str, Rollup] = field(default_factory=dict)
     first_cycle: dict[str, float] = field(default_factory=dict)
     last_cycle: dict[str, float] = field(default_factory=dict)
-    #: target-months rebuilt because their maintenance windows changed after ingestion (monitor.reconcile)
+    #: target-months rebuilt because their maintenance windows changed after ingestion (monitor.sla.reconcile)
     reconciled: dict[str, Reconciled] = field(default_factory=dict)
     #: the outage records read (the widest period over all zones), for the report's evidence
     records: list[OutageRecord] = field(default_factory=list)
@@ -181,7 +181,7 @@ def load_month(store, config: Config, month: str) -> MonthInputs:
             if needs_rebuild(rollup, windows):
                 inputs.rollups[target.id], inputs.reconciled[target.id] = rebuild(
                     store, contract, target, period.start_ms, period.end_ms, windows)
-    for target in multi_site(config.targets):  # the cycles of every site's view (monitor.consensus)
+    for target in multi_site(config.targets):  # the cycles of every site's view (monitor.cluster.consensus)
         merged = None
         for site in target.vantage.sites:
             part = inputs.rollups.get(unit_id(target.id, site))
@@ -230,7 +230,7 @@ def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Ava
                                 "value_s": value, "samples": r.response.count,
                                 "met": None if value is None or rt is None else value <= rt.max}
     if obj.loss is not None:
-        value = r.loss_fraction  # packets of the cycles that got a reply: the one definition (monitor.rollup)
+        value = r.loss_fraction  # packets of the cycles that got a reply: the one definition (monitor.sla.rollup)
         out["loss"] = {"target_pct": obj.loss, "value_pct": None if value is None else float(value * 100),
                        "met": None if value is None else value * 100 <= Fraction(obj.loss), "basis": r.loss_basis}
     if obj.jitter is not None:
@@ -243,7 +243,7 @@ def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Ava
         loss = r.loss_fraction
         median = r.rtt.quantile(0.5)
         if loss is not None and median is not None and r.answered_sent:
-            from .voice_window import pooled_quality
+            from monitor.sla.voice_window import pooled_quality
 
             pooled = pooled_quality(r.answered_sent, r.answered_received or 0, median, r.jitter_mean or 0.0,
                                     contract.voice)

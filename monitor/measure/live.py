@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from probes.icmp import rfc3550_jitter_update
 
-from .state import TargetTracker
+from monitor.measure.state import TargetTracker
 
 __all__ = ["LiveState", "TargetLive", "RTT_BUCKETS", "SelfStats"]
 
@@ -65,7 +65,7 @@ class TargetLive:
     owned: bool = False
     #: time.monotonic() when this process started the target's last cycle (gaps are judged on it)
     last_mono: float | None = None
-    #: voice targets: the last hour of answered cycles, for the windowed MOS (monitor.voice_window)
+    #: voice targets: the last hour of answered cycles, for the windowed MOS (monitor.sla.voice_window)
     voice_window: Any = None
     #: voice targets: the contract's voice settings (codec, delays), for the windowed MOS
     voice_settings: Any = None
@@ -75,7 +75,7 @@ class TargetLive:
 
     # -- the writers: each producer publishes through one of these; everyone else reads -------------------
     def observe_cycle(self, started: float, samples: Any, results: Any) -> None:
-        """The probe cycle (monitor.cycle): packets, RTTs and last figures, each service probe's figures."""
+        """The probe cycle (monitor.measure.cycle): packets, RTTs and last figures, each service probe's figures."""
         if samples.sent is not None:
             self.packets_sent += samples.sent
             self.packets_received += samples.received or 0
@@ -89,7 +89,7 @@ class TargetLive:
 
     def observe_evidence(self, started: float, verdict: str, rtt: float | None, bad_reason: str | None,
                          transitions: Any) -> None:
-        """The outage evidence (monitor.cycle): the last good sample, the first bad one of the current failure run,
+        """The outage evidence (monitor.measure.cycle): the last good sample, the first bad one of the current failure run,
         the failed cycles since the outage started."""
         if verdict == "good":
             self.last_good = {"at": started, "rtt_ms": None if rtt is None else round(rtt * 1000, 3)}
@@ -107,9 +107,9 @@ class TargetLive:
         self.first_bad = {"at": at, "reason": f"SNMP {kind} trap"}
 
     def observe_snmp(self, snmp: Any, selectors: list[str]) -> None:
-        """An SNMP poll (monitor.cycle): the agent, its reboots, the selected interfaces with their chosen octet
+        """An SNMP poll (monitor.measure.cycle): the agent, its reboots, the selected interfaces with their chosen octet
         counters and utilization since the previous poll, the IP SLA entries."""
-        from .counters import interface_speed_mbps, octet_counter, rebooted, utilization
+        from monitor.measure.counters import interface_speed_mbps, octet_counter, rebooted, utilization
 
         self.snmp_up = snmp.answered
         if not snmp.answered:
@@ -139,7 +139,7 @@ class TargetLive:
             self.ipsla = {entry: ipsla_figures(row) for entry, row in snmp.tables["cisco-ipsla"].items()}
 
     def observe_voice(self, voice: Any, in_maintenance: bool, started: float, samples: Any, settings: Any) -> None:
-        """Ingestion's judgement of the cycle (monitor.ingest): maintenance now, the E-model figures, the voice
+        """Ingestion's judgement of the cycle (monitor.measure.ingest): maintenance now, the E-model figures, the voice
         window of answered cycles outside maintenance."""
         self.in_maintenance = in_maintenance
         if voice is None or voice.mos is None:
@@ -147,7 +147,7 @@ class TargetLive:
         self.last_mos, self.last_r = voice.mos, voice.r
         if not in_maintenance and samples.rtt is not None and samples.sent is not None:
             if self.voice_window is None:
-                from .voice_window import VoiceWindow
+                from monitor.sla.voice_window import VoiceWindow
 
                 self.voice_window = VoiceWindow()
             self.voice_settings = settings
@@ -216,11 +216,11 @@ class LiveState:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.targets: dict[str, TargetLive] = {}
-        self.sla: dict = {}  # target -> monitor.evaluator.TargetSla
+        self.sla: dict = {}  # target -> monitor.sla.evaluator.TargetSla
         self.sla_time: float | None = None  # the instant the SLA figures are for
         #: contract -> (customer, provider), for slawatch_contract_info
         self.contracts: dict[str, tuple[str, str]] = {}
-        self.traps = None  # monitor.traps.TrapReceiver when configured
+        self.traps = None  # monitor.measure.traps.TrapReceiver when configured
         self.snmp_wire = None  # probes.snmp_wire.WireClient: its count of dropped datagrams
         #: (state, severity) -> count, refreshed by the delivery loop
         self.ticket_counts: dict[tuple[str, str], int] = {}
@@ -232,11 +232,11 @@ class LiveState:
         self.response_met: dict[tuple[str, str], tuple[int, int]] = {}
         #: in a cluster: the targets this node probes now (None: every target); only those are exported
         self.owned: frozenset[str] | None = None
-        #: monitor.cluster.ClusterMember, for its metrics
+        #: monitor.cluster.member.ClusterMember, for its metrics
         self.cluster = None
-        #: probe units of multi-site targets: unit id -> (target, site) (monitor.consensus)
+        #: probe units of multi-site targets: unit id -> (target, site) (monitor.cluster.consensus)
         self.site_units: dict[str, tuple[str, str]] = {}
-        #: monitor.vantage.ConsensusKeeper: the leader's consensus states and dark sites, for their metrics
+        #: monitor.cluster.vantage.ConsensusKeeper: the leader's consensus states and dark sites, for their metrics
         self.vantage = None
         self.stats = SelfStats()
 

@@ -26,7 +26,7 @@ from typing import Awaitable, Callable
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from .live import SelfStats
+from monitor.measure.live import SelfStats
 
 __all__ = ["ProbeScheduler", "phase_offset", "first_slot"]
 

@@ -21,11 +21,11 @@ import re
 import tempfile
 from pathlib import Path
 
-from .errors import SlawatchError
+from monitor.errors import SlawatchError
 
 __all__ = ["MibError", "MibResolver", "SHIPPED_MIBS", "is_numeric_oid"]
 
-SHIPPED_MIBS = Path(__file__).with_name("mibs")
+SHIPPED_MIBS = Path(__file__).resolve().parent.parent / "mibs"
 _NUMERIC = re.compile(r"^\.?[0-2](\.(0|[1-9][0-9]*))+$")
 _NAMED = re.compile(r"^(?P<module>[A-Za-z][A-Za-z0-9-]*)::(?P<name>[A-Za-z][A-Za-z0-9-]*)(?P<suffix>(\.[0-9]+)*)$")
 

@@ -39,9 +39,9 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from fractions import Fraction
 from typing import Any
 
-from .config import Contract, CreditTier
-from .rollup import Rollup
-from .sketch import RttSketch
+from monitor.config import Contract, CreditTier
+from monitor.sla.rollup import Rollup
+from monitor.sla.sketch import RttSketch
 
 __all__ = ["CreditLine", "ContractCredit", "compliance", "tier_for", "contract_credit", "money", "minor_unit",
            "display_pct"]
@@ -99,7 +99,7 @@ def compliance(objective: str, contract: Contract, availability: Fraction | None
 
 def share_at_most(sketch: RttSketch, limit: float) -> int:
     """How many sketched values are at most ``limit`` (bucket resolution)."""
-    from .sketch import _MAPPING
+    from monitor.sla.sketch import _MAPPING
 
     key_limit = _MAPPING.key(limit)
     return sum(n for key, n in sketch.items() if key <= key_limit)
@@ -184,7 +184,7 @@ def _low_coverage(scope: str, coverage: Fraction | None, minimum: Decimal) -> st
 def contract_credit(contract: Contract, targets: list[Any], combined_availability: Fraction | None,
                     combined_rollup: Rollup, target_fees: dict[str, Decimal | None],
                     evidence: dict[str, list[dict[str, Any]]], combined_coverage: Fraction | None = None) -> ContractCredit:
-    """``targets``: the contract's TargetMonth figures (monitor.monthly)."""
+    """``targets``: the contract's TargetMonth figures (monitor.sla.monthly)."""
     lines: list[CreditLine] = []
     uncapped = money(Decimal(0), contract.currency)
     notes: list[str] = []

@@ -15,9 +15,9 @@ from datetime import datetime, timedelta
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from .config.models import MaintenanceWindow
-from .intervals import Interval, normalize
-from .periods import local_to_ms, to_ms
+from monitor.config.models import MaintenanceWindow
+from monitor.sla.intervals import Interval, normalize
+from monitor.sla.periods import local_to_ms, to_ms
 
 __all__ = ["expand_window", "expand_windows"]
 

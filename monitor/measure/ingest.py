@@ -17,15 +17,15 @@ import logging
 
 from probes.base import Samples, judge
 
-from .config import Config, Contract, Target
-from .cycle import CycleOutcome, cycle_records, cycle_samples, transition_records
-from .emodel import voice_quality
-from .live import TargetLive
-from .maintenance import expand_windows
-from .periods import month_of, to_ms
-from .rollup import Rollup, VoiceSample
-from .state import GAP_FACTOR
-from .store import Batch, UnknownRecord
+from monitor.config import Config, Contract, Target
+from monitor.measure.cycle import CycleOutcome, cycle_records, cycle_samples, transition_records
+from monitor.sla.emodel import voice_quality
+from monitor.measure.live import TargetLive
+from monitor.sla.maintenance import expand_windows
+from monitor.sla.periods import month_of, to_ms
+from monitor.sla.rollup import Rollup, VoiceSample
+from monitor.measure.state import GAP_FACTOR
+from monitor.store import Batch, UnknownRecord
 
 __all__ = ["Ingestor", "GAP_FACTOR", "voice_sample", "rollup_args"]
 
@@ -63,7 +63,7 @@ def voice_sample(samples: Samples, contract: Contract, voice: bool = True) -> Vo
 def rollup_args(contract: Contract, target: Target, verdict: str, samples: Samples, started: float,
                 window: tuple[int, int] | None) -> tuple:
     """What :meth:`Rollup.add_cycle` takes for one cycle: at ingestion, and when a month is rebuilt from raw
-    cycles because its maintenance changed (:mod:`monitor.reconcile`), so both judge a cycle alike."""
+    cycles because its maintenance changed (:mod:`monitor.sla.reconcile`), so both judge a cycle alike."""
     voice = voice_sample(samples, contract, target.kind == "voice")
     return (verdict, window is not None, samples.sent, samples.received, list(samples.rtts), samples.jitter, voice,
             to_ms(started), window, samples.response)
@@ -76,7 +76,7 @@ class Ingestor:
         self.config = config
         self._contracts = {c.id: c for c in config.contracts}
         #: what this node may probe: the config's targets, and one unit per site of a multi-site target
-        #: (monitor.consensus), whose outages are that site's evidence and open no ticket
+        #: (monitor.cluster.consensus), whose outages are that site's evidence and open no ticket
         self.units = {t.id: t for t in config.targets}
         self.site_units: set[str] = set()
         #: target -> (its current hour / month, the rollup being accumulated); one each, so a new hour drops the
@@ -95,7 +95,7 @@ class Ingestor:
         self.site_units = set()
 
     def set_units(self, units: dict) -> None:
-        """The probe units (monitor.consensus.probe_units) in place of the config's targets."""
+        """The probe units (monitor.cluster.consensus.probe_units) in place of the config's targets."""
         self.units = {uid: u.target for uid, u in units.items()}
         self.site_units = {uid for uid, u in units.items() if u.site is not None}
 
@@ -150,7 +150,7 @@ class Ingestor:
         contract = self._contracts[target.contract]
         cluster = self.config.cluster
         cycles = cycle_records(target, outcome, cluster.node if cluster else None, cluster.site if cluster else None)
-        # a site's view of a multi-site target (monitor.consensus) opens no ticket
+        # a site's view of a multi-site target (monitor.cluster.consensus) opens no ticket
         state, outages, events = transition_records(target, outcome.transitions, live, outcome.started,
                                                     tickets=target.id not in self.site_units)
         batch.cycles.extend(cycles)

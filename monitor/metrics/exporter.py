@@ -3,7 +3,7 @@
 objectives, SNMP, tickets, self-monitoring, cluster). A scrape reads only memory, never the store,
 and is gzip-compressed when the client asks (Prometheus does).
 
-Served by :mod:`monitor.http_server` (threads, TLS handshakes off the accept path, read timeouts, a
+Served by :mod:`monitor.metrics.http_server` (threads, TLS handshakes off the accept path, read timeouts, a
 bounded pool), bound to loopback unless the config says otherwise. Paths: ``/metrics``, ``/-/healthy``,
 ``/-/ready``, ``/-/reload``.
 """
@@ -19,10 +19,10 @@ import time
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from .http_server import HttpServer
-from .live import LiveState
-from .metrics import TargetSeries
-from .writer import RateLimited
+from monitor.metrics.http_server import HttpServer
+from monitor.measure.live import LiveState
+from monitor.metrics import TargetSeries
+from monitor.measure.writer import RateLimited
 
 __all__ = ["make_registry", "ExporterServer"]
 
@@ -33,11 +33,11 @@ log = logging.getLogger("slawatch.exporter")
 def make_registry(live: LiveState) -> CollectorRegistry:
     """The registry for everything but the per-target families (monitor.metrics.targets): one collector per
     subsystem, each reading the data its subsystem publishes in LiveState."""
-    from .metrics.cluster import ClusterCollector
-    from .metrics.contracts import ContractCollector
-    from .metrics.selfmon import SelfCollector
-    from .metrics.snmp import SnmpCollector
-    from .tickets.metrics import TicketCollector
+    from monitor.metrics.cluster import ClusterCollector
+    from monitor.metrics.contracts import ContractCollector
+    from monitor.metrics.selfmon import SelfCollector
+    from monitor.metrics.snmp import SnmpCollector
+    from monitor.tickets.metrics import TicketCollector
 
     registry = CollectorRegistry(auto_describe=False)
     for collector in (ContractCollector, SnmpCollector, SelfCollector, ClusterCollector, TicketCollector):

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .config import Config, Contract, Target
-from .events import BreachEvent, budget_burn_event, monthly_breach_event
-from .intervals import Interval, normalize
-from .maintenance import expand_windows
-from .periods import ROLLING_WINDOWS, month_of, to_ms
-from .units import format_duration
-from .state import GAP_FACTOR
-from .sla import BURN_WINDOWS, MonthToDate, availability, burn_rate, month_to_date
+from monitor.config import Config, Contract, Target
+from monitor.measure.events import BreachEvent, budget_burn_event, monthly_breach_event
+from monitor.sla.intervals import Interval, normalize
+from monitor.sla.maintenance import expand_windows
+from monitor.sla.periods import ROLLING_WINDOWS, month_of, to_ms
+from monitor.units import format_duration
+from monitor.measure.state import GAP_FACTOR
+from monitor.sla.availability import BURN_WINDOWS, MonthToDate, availability, burn_rate, month_to_date
 
 __all__ = ["TargetSla", "evaluate_target", "SlaEvaluator"]
 

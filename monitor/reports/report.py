@@ -17,16 +17,16 @@ from fractions import Fraction
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from . import __version__
-from .config import Config
-from .consensus import multi_site, unit_id
-from .credits import contract_credit, display_pct, minor_unit
-from .intervals import clip, normalize
-from .monthly import ContractMonth, compute_month, load_month
-from .periods import local_to_ms, parse_month, to_ms
-from .rollup import Rollup
-from .sla import availability
-from .store.base import Store, Ticket
+from monitor import __version__
+from monitor.config import Config
+from monitor.cluster.consensus import multi_site, unit_id
+from monitor.sla.credits import contract_credit, display_pct, minor_unit
+from monitor.sla.intervals import clip, normalize
+from monitor.sla.monthly import ContractMonth, compute_month, load_month
+from monitor.sla.periods import local_to_ms, parse_month, to_ms
+from monitor.sla.rollup import Rollup
+from monitor.sla.availability import availability
+from monitor.store.base import Store, Ticket
 
 __all__ = ["build_report", "render_csv", "SCHEMA", "previous_months", "paper_for"]
 
@@ -157,7 +157,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
     computed = {month: compute_month(config, inputs, to_ms(now))}
     months = {cm.contract: cm for cm in computed[month]}
     targets_of = config.by_contract()
-    #: multi-site targets (monitor.consensus): their units by site, whose own outages are each site's evidence
+    #: multi-site targets (monitor.cluster.consensus): their units by site, whose own outages are each site's evidence
     several = {t.id: t for t in multi_site(config.targets)}
     units_of = {tid: [(site, unit_id(tid, site)) for site in t.vantage.sites] for tid, t in several.items()}
     down_by_target: dict[str, list] = {}
@@ -229,7 +229,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
                            "target_s": contract.objectives.jitter, "met": obj.get("jitter", {}).get("met")},
                 "voice": obj.get("voice"),
                 "cycles": {"total": r.cycles, "good": r.good, "bad": r.bad, "unknown": r.unknown, "maintenance": r.maintenance,
-                           # maintenance changed after ingestion: how the month was rebuilt (monitor.reconcile)
+                           # maintenance changed after ingestion: how the month was rebuilt (monitor.sla.reconcile)
                            "maintenance_reconciled": tm.reconciled.as_dict() if tm.reconciled else None},
                 # from the month's own intervals, so the days add up to the month figure
                 "daily": _daily(days, normalize(tm.down), normalize(tm.unknown), tm.maintenance, contract.unknown_time),

@@ -9,12 +9,12 @@ from dataclasses import dataclass
 from probes import PROBES
 from probes.base import QUALITY_OBJECTIVES, ProbeContext, ProbeResult, Samples, judge
 
-from .config import Contract, Target
-from .errors import ProbeSetupError
-from .events import BreachEvent, outage_event
-from .live import TargetLive
-from .state import Transition, Verdict
-from .store import CycleRecord, OutageRecord, StateRecord
+from monitor.config import Contract, Target
+from monitor.errors import ProbeSetupError
+from monitor.measure.events import BreachEvent, outage_event
+from monitor.measure.live import TargetLive
+from monitor.measure.state import Transition, Verdict
+from monitor.store import CycleRecord, OutageRecord, StateRecord
 
 __all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_ok", "records_for", "cycle_records", "cycle_samples",
            "transition_records"]
@@ -35,7 +35,7 @@ class CycleOutcome:
 
 
 def verdict_of(results: list[ProbeResult]) -> Verdict:
-    """The evidence rule of :mod:`monitor.state`, over each result's own :meth:`~ProbeResult.evidence`:
+    """The evidence rule of :mod:`monitor.measure.state`, over each result's own :meth:`~ProbeResult.evidence`:
 
     * any probe's bad evidence is ``bad`` (no reply to what ICMP sent, a selected interface administratively up
       and operationally down, a SIP stack or portal that does not answer as it must);
@@ -127,7 +127,7 @@ def transition_records(target: Target, transitions: tuple[Transition, ...] | lis
     """The one conversion of a target's transitions into what is stored: its state, its outage and degradation
     records (with their evidence) and their breach events. Used by the probe cycle, the trap receiver and the
     canary alike. ``evidence``: more to keep on a started outage (a trap's varbinds); ``tickets=False``: a
-    site's view of a multi-site target (monitor.consensus), whose transitions open no ticket."""
+    site's view of a multi-site target (monitor.cluster.consensus), whose transitions open no ticket."""
     tracker = live.tracker
     state = StateRecord(target.id, tracker.state, tracker.since, at, tracker.snapshot())
     outages: list[OutageRecord] = []
@@ -166,7 +166,7 @@ async def run_cycle(target: Target, contract: Contract, live: TargetLive,
         if canary_events:
             live.add_events(canary_events)
         if verdict != "good" and canary.is_down():
-            from .canary import MONITORING_REASON
+            from monitor.measure.canary import MONITORING_REASON
 
             # not evidence about the target: the monitoring host is cut off
             verdict = "unknown"

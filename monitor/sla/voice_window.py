@@ -2,9 +2,9 @@
 
 A 50-packet train can only show 0, 2, 4 or 6 % loss, so the MOS of a single cycle on a line with 1 % loss
 swings between about 1.9 and 4.4. Over a window, the loss is pooled (packets lost over packets sent, in the
-cycles that got a reply: the one loss definition of :mod:`monitor.rollup`), the delay is the mean of the
+cycles that got a reply: the one loss definition of :mod:`monitor.sla.rollup`), the delay is the mean of the
 cycles' median RTT and the jitter the mean of their jitter; one R-factor and MOS come from those (ITU-T G.107
-through :func:`monitor.emodel.voice_quality`, with the contract's codec settings).
+through :func:`monitor.sla.emodel.voice_quality`, with the contract's codec settings).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import bisect
 from array import array
 from typing import Any
 
-from .emodel import voice_quality
+from monitor.sla.emodel import voice_quality
 
 __all__ = ["VoiceWindow", "WINDOWS", "pooled_quality"]
 

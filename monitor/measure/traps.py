@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from probes.snmp import AUTH_PROTOCOLS, PRIV_PROTOCOLS
 
-from .writer import RateLimited
+from monitor.measure.writer import RateLimited
 
 __all__ = ["TrapReceiver", "TRAP_KINDS"]
 

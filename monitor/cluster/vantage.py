@@ -1,6 +1,6 @@
 """The leader's consensus round: the units' stored states in, the targets' outages, events and unknown time out.
 
-:mod:`monitor.consensus` decides (pure); this module reads the view of the store the leader has, keeps the
+:mod:`monitor.cluster.consensus` decides (pure); this module reads the view of the store the leader has, keeps the
 round's memory (the last decision per target, the dark sites), and fills a :class:`~monitor.store.Batch`
 that the daemon's writer commits under the leader's lease (fenced, like every write).
 """
@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from .consensus import Combined, dark_sites, decide, unit_id, views_from
-from .events import BreachEvent, outage_event
-from .store import Batch, OutageRecord, StateRecord, UnknownRecord
+from monitor.cluster.consensus import Combined, dark_sites, decide, unit_id, views_from
+from monitor.measure.events import BreachEvent, outage_event
+from monitor.store import Batch, OutageRecord, StateRecord, UnknownRecord
 
 __all__ = ["ConsensusKeeper", "open_site_outages"]
 

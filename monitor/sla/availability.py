@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
-from .intervals import Interval, clip, normalize, subtract, total, union
+from monitor.sla.intervals import Interval, clip, normalize, subtract, total, union
 
 __all__ = [
     "Availability",

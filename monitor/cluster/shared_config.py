@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import yaml
 
-from .cluster import NODE_LOCAL
-from .config.loader import inline_secrets, parse_yaml
+from monitor.cluster.member import NODE_LOCAL
+from monitor.config.loader import inline_secrets, parse_yaml
 
 __all__ = ["OWN_SECTIONS", "shared_text", "merged_text", "publishable"]
 

@@ -1,6 +1,6 @@
 """The monthly report as a document people can send: HTML for a browser, PDF through headless Chromium.
 
-Rendered from the JSON report (:func:`monitor.report.build_report`), which stays the exact record:
+Rendered from the JSON report (:func:`monitor.reports.report.build_report`), which stays the exact record:
 
 * a summary page first (per contract: availability against its objective, credit and its status,
   coverage, termination status), then one section per contract and one block per circuit;
@@ -25,7 +25,7 @@ from datetime import datetime
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
-from .errors import SlawatchError
+from monitor.errors import SlawatchError
 
 __all__ = ["render_html", "render_pdf", "chart_png", "local_time", "hms", "PAPER_SIZES"]
 

@@ -15,7 +15,7 @@ is not hundreds of customer outages: it is one monitoring outage. The rule:
 
 from __future__ import annotations
 
-from .events import BreachEvent
+from monitor.measure.events import BreachEvent
 
 __all__ = ["CanaryWatch", "MONITORING_REASON"]
 

@@ -30,7 +30,7 @@ from socketserver import ThreadingMixIn
 from typing import Callable
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer
 
-from .writer import RateLimited
+from monitor.measure.writer import RateLimited
 
 __all__ = ["HttpServer", "READ_TIMEOUT", "MAX_CONNECTIONS", "BACKLOG"]
 

@@ -20,7 +20,7 @@ to every packet, and says so (``loss_basis``).
 Each rollup also keeps the maintenance windows its cycles were judged by (``maint_windows``, the windows
 in force at ingestion) and the span of its cycles (``first_ms``..``last_ms``). A report compares them with
 the windows configured now: when maintenance was added or removed after the fact, the month is rebuilt
-(see :mod:`monitor.reconcile`), so cycle counts, quality figures and availability use the same windows.
+(see :mod:`monitor.sla.reconcile`), so cycle counts, quality figures and availability use the same windows.
 
 The in-memory accumulator of the current hour and month is the state; each
 flush writes a snapshot of it (overwrite, no read-modify-write). On restart
@@ -34,8 +34,8 @@ import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
 
-from .intervals import normalize
-from .sketch import RttSketch, read_varint, write_varint
+from monitor.sla.intervals import normalize
+from monitor.sla.sketch import RttSketch, read_varint, write_varint
 
 __all__ = ["Rollup", "VoiceSample"]
 

@@ -1,0 +1,6 @@
+"""Cluster: active-active nodes sharing one PostgreSQL store.
+
+Owns: membership, leases and fencing (``member``), the probe units of multi-site targets and their N-of-M
+consensus (``consensus``, ``vantage``), and the config the nodes share (``shared_config``).
+May import: ``monitor.config``, ``monitor.store``, ``monitor.measure`` (events, state), ``monitor.errors``.
+"""
