@@ -1,4 +1,9 @@
-"""Typed configuration: models and the YAML loader.
+"""Typed configuration: models, the YAML loader, MIB names.
+
+Owns: the models (``models``; each probe's and sink's settings live beside the probe and the sink), the field
+types (``types``), the loader (every error at once with its YAML path: ``loader``), MIB names (``mibnames``).
+May import: ``probes`` (the probes' settings), ``monitor.tickets.sinks`` (the sinks' settings), ``monitor.units``,
+``monitor.errors``.
 
 The names are loaded on first use (PEP 562), so that the modules whose settings models live beside them
 (``probes/``, ``monitor/tickets/sinks/``) can use :mod:`monitor.config.types` without loading the whole config
