@@ -31,7 +31,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from procstat import address, cpu_seconds, rss_mb  # noqa: E402  (bench/, the script's own directory)
+from procstat import cpu_seconds, loopback_config, rss_mb  # noqa: E402  (bench/, the script's own directory)
 
 SLAWATCH = [sys.executable, "-m", "monitor.cli"]
 
@@ -157,21 +157,7 @@ def bench_render(sizes: list[int]) -> None:
 
 class Daemon:
     def __init__(self, n: int, tmp: Path, port: int):
-        targets = "\n".join(f"  - {{id: t{i:06d}, contract: c{i % 100:03d}, kind: {'voice' if i % 10 == 0 else 'internet'}, "
-                            f"address: {address(i)}}}" for i in range(n))
-        contracts = "\n".join(f"  - {{id: c{i:03d}, customer: C{i}, provider: P, objectives: {{availability: 99.9%}}}}"
-                              for i in range(100))
-        self.config = tmp / "slawatch.yaml"
-        self.config.write_text(f"""storage: {{path: {tmp / 's.db'}}}
-exporter: {{listen: "127.0.0.1:{port}"}}
-logging: {{format: json, level: warning}}
-contracts:
-{contracts}
-defaults:
-  targets: {{interval: 30s, probes: {{icmp: {{count: 3, spacing: 20ms, timeout: 1s}}}}}}
-targets:
-{targets}
-""")
+        self.config = loopback_config(n, tmp, port)
         self.port = port
         self.proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(self.config)], cwd=REPO, stdout=subprocess.DEVNULL,
                                      stderr=open(tmp / "daemon.log", "w"))

@@ -26,26 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from procstat import address  # noqa: E402
-
-
-def write_config(n: int, tmp: Path, port: int) -> Path:
-    targets = "\n".join(f"  - {{id: t{i:06d}, contract: c{i % 100:03d}, kind: {'voice' if i % 10 == 0 else 'internet'}, "
-                        f"address: {address(i)}}}" for i in range(n))
-    contracts = "\n".join(f"  - {{id: c{i:03d}, customer: C{i}, provider: P, objectives: {{availability: 99.9%}}}}"
-                          for i in range(100))
-    path = tmp / "slawatch.yaml"
-    path.write_text(f"""storage: {{path: {tmp / 's.db'}}}
-exporter: {{listen: "127.0.0.1:{port}"}}
-logging: {{format: json, level: warning}}
-contracts:
-{contracts}
-defaults:
-  targets: {{interval: 30s, probes: {{icmp: {{count: 3, spacing: 20ms, timeout: 1s}}}}}}
-targets:
-{targets}
-""")
-    return path
+from procstat import loopback_config  # noqa: E402
 
 
 def rss_mb() -> float:
@@ -70,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
 
     tmp = Path(tempfile.mkdtemp(prefix="slawatch-memgrowth-"))
     port = _free_port()
-    path = write_config(args.targets, tmp, port)
+    path = loopback_config(args.targets, tmp, port)
     tracemalloc.start(args.frames)
     config = load_config(path)
     check_runnable(config)

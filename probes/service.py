@@ -19,7 +19,7 @@ from typing import Any
 from .base import Evidence, ProbeResult, Samples, fmt_ms
 
 __all__ = ["ServiceResult", "Phases", "TlsInfo", "tls_info", "client_context", "resolve", "ServiceFailure",
-           "open_tcp", "describe_oserror"]
+           "open_tcp", "describe_oserror", "read_line"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +164,24 @@ async def resolve(host: str, port: int, family: int = 0, kind: int = socket.SOCK
         raise ServiceFailure(f"cannot resolve {host}: no address", attempted=False)
     fam, _, _, _, sockaddr = infos[0]
     return fam, sockaddr
+
+
+async def read_line(reader: asyncio.StreamReader, deadline: float, step: str, waiting_for: str,
+                    closed: str = "connection closed") -> str:
+    """One line (without its end) before ``deadline`` (the loop's clock); a ServiceFailure naming ``step`` and
+    what it waited for otherwise."""
+    left = deadline - asyncio.get_running_loop().time()
+    if left <= 0:
+        raise ServiceFailure(f"{step}: {waiting_for} in time")
+    try:
+        raw = await asyncio.wait_for(reader.readline(), left)
+    except asyncio.TimeoutError:
+        raise ServiceFailure(f"{step}: {waiting_for} in time") from None
+    except (OSError, ValueError) as exc:
+        raise ServiceFailure(f"{step}: {exc}") from None
+    if not raw:
+        raise ServiceFailure(f"{step}: {closed}")
+    return raw.decode("utf-8", "replace").rstrip("\r\n")
 
 
 def describe_oserror(exc: OSError) -> str:

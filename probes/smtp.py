@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from .service import Phases, ServiceFailure, ServiceResult, TlsInfo, client_context, open_tcp, tls_info
+from .service import Phases, ServiceFailure, ServiceResult, TlsInfo, client_context, open_tcp, read_line, tls_info
 from .settings import CaFile, Port, ProbeSettings, Regex
 
 __all__ = ["SmtpProbeConfig", "smtp_probe"]
@@ -32,21 +32,9 @@ class SmtpProbeConfig(ProbeSettings):
 
 async def _reply(reader: asyncio.StreamReader, deadline: float, step: str) -> tuple[int, list[str]]:
     """One (multi-line) SMTP reply: its code and text lines."""
-    loop = asyncio.get_running_loop()
     lines: list[str] = []
     while True:
-        left = deadline - loop.time()
-        if left <= 0:
-            raise ServiceFailure(f"{step}: no reply in time")
-        try:
-            raw = await asyncio.wait_for(reader.readline(), left)
-        except asyncio.TimeoutError:
-            raise ServiceFailure(f"{step}: no reply in time") from None
-        except (OSError, ValueError) as exc:
-            raise ServiceFailure(f"{step}: {exc}") from None
-        if not raw:
-            raise ServiceFailure(f"{step}: connection closed")
-        text = raw.decode("utf-8", "replace").rstrip("\r\n")
+        text = await read_line(reader, deadline, step, "no reply")
         m = re.match(r"(\d{3})([ -])(.*)", text)
         if not m:
             raise ServiceFailure(f"{step}: not an SMTP reply: {text[:60]!r}")

@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
-from .service import Phases, ServiceFailure, ServiceResult, client_context, open_tcp
+from .service import Phases, ServiceFailure, ServiceResult, client_context, open_tcp, read_line
 from .settings import Port, ProbeSettings, Regex, TlsSettings
 
 __all__ = ["TcpProbeConfig", "DialogueStep", "tcp_probe", "converse"]
@@ -46,7 +46,6 @@ def _unescape(text: str) -> bytes:
 async def converse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, steps: list[DialogueStep],
                    deadline: float, max_read: int) -> list[str]:
     """Run the dialogue; each expect reads lines until one matches. Returns the matched lines."""
-    loop = asyncio.get_running_loop()
     matched = []
     for i, step in enumerate(steps):
         if step.send is not None:
@@ -56,19 +55,9 @@ async def converse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, s
             continue
         pattern, seen = re.compile(step.expect), 0
         while True:
-            left = deadline - loop.time()
-            if left <= 0:
-                raise ServiceFailure(f"dialogue step {i + 1}: nothing matching /{step.expect}/ in time")
-            try:
-                line = await asyncio.wait_for(reader.readline(), left)
-            except asyncio.TimeoutError:
-                raise ServiceFailure(f"dialogue step {i + 1}: nothing matching /{step.expect}/ in time") from None
-            except (OSError, ValueError) as exc:
-                raise ServiceFailure(f"dialogue step {i + 1}: {exc}") from None
-            if not line:
-                raise ServiceFailure(f"dialogue step {i + 1}: connection closed before /{step.expect}/")
-            seen += len(line)
-            text = line.decode("utf-8", "replace").rstrip("\r\n")
+            text = await read_line(reader, deadline, f"dialogue step {i + 1}", f"nothing matching /{step.expect}/",
+                                   f"connection closed before /{step.expect}/")
+            seen += len(text) + 1
             if pattern.search(text):
                 matched.append(text)
                 break

@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import email
 import http.server
-import json
 import threading
 import time
 import urllib.request
@@ -28,6 +27,7 @@ from typing import Any
 import pytest
 
 from conftest import free_port
+from fakehttp import FakeHttp
 from monitor.config import parse_config
 from monitor.measure.events import outage_event
 from monitor.store import Batch
@@ -95,39 +95,14 @@ class FaultProxy:
         self.server.server_close()
 
 
-class JsonServer:
-    """A threaded JSON server whose ``handle(method, path, query, body, headers) -> (status, body)`` is stateful."""
+def json_server(handle) -> FakeHttp:
+    """A JSON server (tests/fakehttp.py) whose ``handle(method, path, query, body, headers) -> (status, body)``
+    answers every path, keeping its own state."""
 
-    def __init__(self, handle):
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def route(req: dict) -> tuple[int, object]:
+        return handle(req["method"], req["path"], urllib.parse.parse_qs(req["query"]), req["json"], req["headers"])
 
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                path, _, query = self.path.partition("?")
-                body = json.loads(raw) if raw else None
-                status, out = handle(self.command, path, urllib.parse.parse_qs(query), body, dict(self.headers))
-                data = json.dumps(out).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_PATCH = _handle
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    return FakeHttp({(method, "/*"): route for method in ("GET", "POST", "PUT", "PATCH")})
 
 
 import urllib.error  # noqa: E402
@@ -209,7 +184,7 @@ class WebhookPeer(Peer):
                 self.posts.append(body)
             return 200, {}
 
-        self.server = JsonServer(handle)
+        self.server = json_server(handle)
         self.proxy = FaultProxy(self.server.url)
         self.cfg = {"name": "sink", "type": "webhook", "url": self.proxy.url + "hook", "timeout": "1s"}
 
@@ -295,7 +270,7 @@ class JiraPeer(Peer):
                 return 204, None
             return 404, {"errorMessages": ["no such resource"]}
 
-        self.server = JsonServer(handle)
+        self.server = json_server(handle)
         self.proxy = FaultProxy(self.server.url)
         self.cfg = {"name": "sink", "type": "jira", "url": self.proxy.url, "user": "noc", "token": "t0ken",
                     "project": "NOC", "timeout": "1s"}
@@ -333,7 +308,7 @@ class ServiceNowPeer(Peer):
                 return 200, {"result": {"sys_id": sys_id, **self.incidents[sys_id]}}
             return 404, {"error": {"message": "No Record found"}}
 
-        self.server = JsonServer(handle)
+        self.server = json_server(handle)
         self.proxy = FaultProxy(self.server.url)
         self.cfg = {"name": "sink", "type": "servicenow", "url": self.proxy.url, "user": "noc", "password": "pw",
                     "timeout": "1s"}
