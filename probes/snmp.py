@@ -345,10 +345,9 @@ async def _walk(session: _Session, columns: dict[str, str]) -> dict[str, dict[st
 
 async def snmp_probe(target_id: str, address: str, settings: SnmpProbeConfig, *, context: Any = None) -> SnmpResult:
     """The registered ``snmp`` probe: the profiles' scalars and tables from the agent."""
-    holder = getattr(context, "snmp_engine", None)
-    own = holder is None
-    if own:
-        holder = SnmpEngineHolder()
+    shared = getattr(context, "snmp_engine", None)
+    own = shared is None
+    holder: SnmpEngineHolder = SnmpEngineHolder() if shared is None else shared
     started, t0 = time.time(), time.perf_counter()
     scalars: dict[str, Any] = {}
     interfaces: dict[int, dict[str, Any]] = {}

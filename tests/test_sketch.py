@@ -78,3 +78,25 @@ def test_dense_store_grows_both_ways_and_stays_small():
     for x in heavy_tailed(50_000, 5):
         wide.add(x)
     assert sys.getsizeof(wide._counts) < 8 * 1024  # a dict of its buckets was ~5x that
+
+
+def test_counts_are_four_bytes_until_a_bucket_passes_two_to_the_32():
+    """A target's month fits 4-byte counts; a merged contract-wide month can pass 2**32 - 1 in one bucket, and then
+    the counts become 8 bytes without losing any."""
+    one = RttSketch()
+    one.add(0.001)
+    assert one._counts.itemsize == 4
+    big = RttSketch.from_bytes(one.to_bytes())
+    for _ in range(3):
+        big.merge(RttSketch.from_bytes(_scaled(one, 2**31)))
+    assert big.count == 1 + 3 * 2**31 and big._counts.typecode == "Q"
+    assert big.quantile(0.5) == pytest.approx(0.001, rel=0.02)
+
+
+def _scaled(sketch, n):
+    s = RttSketch()
+    for key, _count in sketch.items():
+        s._bump(s._slot(key), n)
+        s.count += n
+    s.min, s.max, s.sum = sketch.min, sketch.max, sketch.sum * n
+    return s.to_bytes()

@@ -40,6 +40,7 @@ def expand_window(window: MaintenanceWindow, tz: str, lo_ms: int, hi_ms: int) ->
             end = window.end
             end_ms = to_ms(end.timestamp()) if end.tzinfo else local_to_ms(end, tz)
         else:
+            assert window.duration is not None  # the model requires end or duration
             end_ms = start_ms + int(round(window.duration * 1000))
         out.append((start_ms, end_ms))
     else:
@@ -50,7 +51,7 @@ def expand_window(window: MaintenanceWindow, tz: str, lo_ms: int, hi_ms: int) ->
 
         def occurrence(day: datetime, at: str) -> Interval:
             start_ms = local_to_ms(_at(day, at), tz)
-            if until is None:
+            if until is None or recurrence is None:
                 return start_ms, start_ms + dur_ms
             end_day = day + timedelta(days=1) if recurrence.overnight else day
             return start_ms, local_to_ms(_at(end_day, until), tz)  # local end: 02:00-04:00 stays so across DST

@@ -47,8 +47,9 @@ def read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 class RttSketch:
-    """Counts per logarithmic bucket, held densely: one 8-byte count per bucket between the lowest and the
-    highest key seen, from an offset. A month of one target's RTTs spans a few hundred buckets at most (the
+    """Counts per logarithmic bucket, held densely: one 4-byte count per bucket between the lowest and the
+    highest key seen, from an offset (8 bytes from the first count that would pass 2**32 - 1, which a merged
+    contract-wide month can reach). A month of one target's RTTs spans a few hundred buckets at most (the
     mapping's whole range from 100 ns to a minute is about 1,300), so a sketch stays a few KB where the
     sparse dict it replaced cost about 70 bytes per bucket and grew over the month with the spread of the RTTs
     (80 buckets, 5.6 KB, per target after 40 minutes at 10,000 targets; bench/exporter_scale.py)."""
@@ -57,7 +58,7 @@ class RttSketch:
 
     def __init__(self) -> None:
         self._offset = 0
-        self._counts = array("Q")
+        self._counts = array("I")
         self.count = 0
         self.min = math.inf
         self.max = -math.inf
@@ -71,15 +72,22 @@ class RttSketch:
             counts.append(0)
             return 0
         if key < self._offset:
-            grown = array("Q", bytes(8 * (self._offset - key)))
+            grown = array(counts.typecode, bytes(counts.itemsize * (self._offset - key)))
             grown.extend(counts)
             self._counts = grown
             self._offset = key
             return 0
         index = key - self._offset
         if index >= len(counts):
-            counts.frombytes(bytes(8 * (index + 1 - len(counts))))
+            counts.frombytes(bytes(counts.itemsize * (index + 1 - len(counts))))
         return index
+
+    def _bump(self, index: int, n: int) -> None:
+        try:
+            self._counts[index] += n
+        except OverflowError:  # past 2**32 - 1 in one bucket: 8-byte counts from now on
+            self._counts = array("Q", self._counts)
+            self._counts[index] += n
 
     @property
     def bins(self) -> dict[int, int]:
@@ -93,8 +101,7 @@ class RttSketch:
         return ((offset + i, n) for i, n in enumerate(self._counts) if n)
 
     def add(self, value: float) -> None:
-        index = self._slot(_MAPPING.key(max(value, _MIN_VALUE)))  # first: it may replace the array
-        self._counts[index] += 1
+        self._bump(self._slot(_MAPPING.key(max(value, _MIN_VALUE))), 1)  # the slot first: it may replace the array
         self.count += 1
         self.sum += value
         if value < self.min:
@@ -104,8 +111,7 @@ class RttSketch:
 
     def merge(self, other: "RttSketch") -> None:
         for key, n in other.items():
-            index = self._slot(key)
-            self._counts[index] += n
+            self._bump(self._slot(key), n)
         self.count += other.count
         self.sum += other.sum
         self.min = min(self.min, other.min)
@@ -155,8 +161,7 @@ class RttSketch:
             z, pos = read_varint(data, pos)
             key += (z >> 1) ^ -(z & 1)
             count, pos = read_varint(data, pos)
-            index = sketch._slot(key)
-            sketch._counts[index] += count
+            sketch._bump(sketch._slot(key), count)
             sketch.count += count
         if sketch.count:
             sketch.min, sketch.max = mn, mx

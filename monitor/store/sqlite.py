@@ -12,7 +12,7 @@ import sqlite3
 import threading
 from pathlib import Path
 from contextlib import contextmanager
-from typing import Any, Callable, Collection, Iterable, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 from monitor.errors import StoreError
 from monitor.measure.events import BreachEvent
@@ -179,7 +179,7 @@ class _SqliteExec(Exec):
     def __init__(self, db: sqlite3.Connection):
         self.db = db
 
-    def all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
         cur = self.db.execute(sql, tuple(args))
         if cur.description is None:
             return []
