@@ -139,11 +139,12 @@ class MonthToDate:
 
 def month_to_date(period: Interval, now_ms: int, down: list[Interval], unknown: list[Interval],
                   maintenance: list[Interval], objective_pct: Decimal, unknown_policy: str = "exclude",
-                  projection_window_s: int = 86400) -> MonthToDate:
+                  projection_window_s: int = 86400, projection: bool = True) -> MonthToDate:
     """Live figures at ``now_ms`` inside ``period``. Scheduled maintenance of the rest of the
     period is known in advance and is excluded from the budget; unknown time only as it happened.
     The projection assumes the rest of the period runs at the error ratio of the last
-    ``projection_window_s`` (one day by default)."""
+    ``projection_window_s`` (one day by default). Without ``projection`` (``slawatch status``), the projection
+    and the last hour's burn rate are left out (None), as they cost two more passes over the intervals."""
     lo, hi = period
     now_ms = min(max(now_ms, lo), hi)
     so_far = availability((lo, now_ms), down, unknown, maintenance, unknown_policy)
@@ -153,11 +154,12 @@ def month_to_date(period: Interval, now_ms: int, down: list[Interval], unknown: 
     budget_ms = int(budget_fraction * eligible_full)
     used = so_far.downtime_ms
     remaining = budget_ms - used
-    recent = availability((max(lo, now_ms - projection_window_s * 1000), now_ms), down, unknown, maintenance, unknown_policy)
-    recent_ratio = recent.downtime_ms / recent.eligible_ms if recent.eligible_ms > 0 else 0.0
-    remaining_eligible = (hi - now_ms) - future_maintenance
     projected = None
-    if eligible_full > 0:
+    if projection and eligible_full > 0:
+        recent = availability((max(lo, now_ms - projection_window_s * 1000), now_ms), down, unknown, maintenance,
+                              unknown_policy)
+        recent_ratio = recent.downtime_ms / recent.eligible_ms if recent.eligible_ms > 0 else 0.0
+        remaining_eligible = (hi - now_ms) - future_maintenance
         projected = 1 - (used + recent_ratio * remaining_eligible) / eligible_full
     return MonthToDate(
         so_far=so_far,
@@ -166,7 +168,8 @@ def month_to_date(period: Interval, now_ms: int, down: list[Interval], unknown: 
         used_ms=used,
         remaining_ms=remaining,
         remaining_ratio=(remaining / budget_ms) if budget_ms > 0 else None,
-        burn_rate_1h=burn_rate(now_ms, 3600, down, unknown, maintenance, objective_pct, unknown_policy),
+        burn_rate_1h=burn_rate(now_ms, 3600, down, unknown, maintenance, objective_pct, unknown_policy)
+        if projection else None,
         projected_ratio=projected,
         at_risk=projected is not None and projected * 100 < float(objective_pct),
         breached=used > budget_ms,

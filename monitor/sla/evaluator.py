@@ -45,7 +45,8 @@ def evaluate_target(target: Target, contract: Contract, now_ms: int, down: list[
     period = month_of(now_ms, contract.timezone)
     objective = contract.objectives.availability
     policy = contract.unknown_time
-    mtd = month_to_date((period.start_ms, period.end_ms), now_ms, down, unknown, maintenance, objective, policy)
+    mtd = month_to_date((period.start_ms, period.end_ms), now_ms, down, unknown, maintenance, objective, policy,
+                        projection=windows)
     if not windows:
         return TargetSla(target.id, contract.id, period.label, float(objective / 100), mtd), []
     rolling = {}
