@@ -16,7 +16,7 @@ from monitor.measure.live import TargetLive
 from monitor.measure.state import Transition, Verdict
 from monitor.store import CycleRecord, OutageRecord, StateRecord
 
-__all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_ok", "records_for", "cycle_records", "cycle_samples",
+__all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_ok", "cycle_records", "cycle_samples",
            "transition_records"]
 
 log = logging.getLogger("slawatch.cycle")
@@ -85,13 +85,6 @@ async def run_probes(target: Target, context: ProbeContext | None = None) -> lis
         except ProbeSetupError as exc:
             results.append(ProbeResult(name, target.id, target.address, time.time(), 0.0, False, str(exc)))
     return results
-
-
-def records_for(target: Target, outcome: CycleOutcome, live: TargetLive, node: str | None = None,
-                site: str | None = None) -> tuple[list[CycleRecord], StateRecord, list[OutageRecord]]:
-    """A cycle's raw records, the target's state and its outage records."""
-    state, outages, _events = transition_records(target, outcome.transitions, live, outcome.started)
-    return cycle_records(target, outcome, node, site), state, outages
 
 
 def cycle_records(target: Target, outcome: CycleOutcome, node: str | None = None,
