@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from .service import Phases, ServiceFailure, ServiceResult, TlsInfo, client_context, open_tcp
-from .settings import CaFile, ProbeSettings, Regex
+from .settings import StrictSettings, CaFile, ProbeSettings, Regex
 
 __all__ = ["HttpProbeConfig", "JsonExpectation", "http_probe", "json_path"]
 
@@ -48,7 +48,7 @@ def _status(value: object) -> str:
     return text
 
 
-class JsonExpectation(ProbeSettings):
+class JsonExpectation(StrictSettings):
     """The body is JSON and the value at ``path`` (``status``, ``checks[0].ok``) equals ``equals``."""
 
     path: str = Field(min_length=1)

@@ -13,7 +13,7 @@ from pydantic_core import PydanticCustomError
 
 from monitor.units import parse_duration
 
-__all__ = ["ProbeSettings", "Regex", "CaFile", "Duration", "PositiveDuration", "Port", "TlsSettings", "as_text", "is_ip_literal"]
+__all__ = ["ProbeSettings", "StrictSettings", "Regex", "CaFile", "Duration", "PositiveDuration", "Port", "TlsSettings", "as_text", "is_ip_literal"]
 
 
 def _duration(value: object) -> float:
@@ -72,10 +72,14 @@ CaFile = Annotated[str, AfterValidator(_ca_file)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
-class ProbeSettings(BaseModel):
+class StrictSettings(BaseModel):
     """Unknown keys are rejected, values are frozen, no NaN or infinity (as every config model)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class ProbeSettings(StrictSettings):
+    """A probe's settings: with its timeout and the worst case the target's interval must fit."""
 
     timeout: PositiveDuration = 5.0
 
@@ -85,7 +89,7 @@ class ProbeSettings(BaseModel):
         return self.timeout, f"{self.timeout:g} s timeout"
 
 
-class TlsSettings(ProbeSettings):
+class TlsSettings(StrictSettings):
     """TLS on a service: verify the chain (against ``ca_file`` or the system store) and the host name."""
 
     verify: bool = True

@@ -11,12 +11,12 @@ from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from .service import Phases, ServiceFailure, ServiceResult, client_context, open_tcp, read_line
-from .settings import Port, ProbeSettings, Regex, TlsSettings
+from .settings import StrictSettings, Port, ProbeSettings, Regex, TlsSettings
 
 __all__ = ["TcpProbeConfig", "DialogueStep", "tcp_probe", "converse"]
 
 
-class DialogueStep(ProbeSettings):
+class DialogueStep(StrictSettings):
     """Send ``send`` (with escapes such as ``\\r\\n``), then wait for a line matching ``expect``."""
 
     send: str | None = None
