@@ -48,3 +48,25 @@ def test_the_window_forgets_and_ignores_unanswered_cycles():
     q = window.quality(4000.0, 3600, voice)
     assert q.loss_pct == 0 and q.one_way_delay_ms == pytest.approx(10)
     assert window.quality(9000.0, 300, voice) is None
+
+
+def test_the_ring_is_sized_once_wraps_in_order_and_grows_only_when_cycles_come_faster():
+    """Sized for the hour at the interval on the first cycle (flat memory afterwards); after many wraps the
+    window still pools exactly its last hour; a shorter interval than planned grows it without losing a cycle."""
+    voice = contract().voice
+    window = VoiceWindow(interval=30)
+    capacity = window.capacity
+    assert capacity == 3600 // 30 + 2
+    for i in range(1000):  # about eight times round the ring; the last hour has 1 % loss, older cycles 20 %
+        lost = (1 if i % 2 else 0) if i >= 1000 - 120 else 10
+        window.add(30.0 * i, 50, 50 - lost, 0.040, 0.002)
+    assert window.capacity == capacity and len(window) == 121  # 3600 s back from the newest, both ends in
+    now = 30.0 * 999
+    hour = window.quality(now, 3600, voice)  # (now - 3600, now]: the last 120 cycles, 60 of 6,000 lost
+    assert hour.loss_pct == pytest.approx(1.0)
+    five = window.quality(now, 300, voice)  # the last 10 cycles: 5 of 500
+    assert five.loss_pct == pytest.approx(1.0)
+    for i in range(1000, 1000 + 400):  # the interval is now 10 s: the hour holds 360 cycles
+        window.add(30.0 * 999 + 10.0 * (i - 999), 50, 50, 0.040, 0.002)
+    assert window.capacity > capacity and len(window) == 361
+    assert window.quality(30.0 * 999 + 4000, 3600, voice).loss_pct == 0

@@ -178,7 +178,7 @@ class Ingestor:
         in_maint = window is not None
         samples = cycle_samples(outcome.results)
         args = rollup_args(contract, target, outcome.verdict, samples, started, window)
-        live.observe_voice(args[6], in_maint, started, samples, contract.voice)
+        live.observe_voice(args[6], in_maint, started, samples, contract.voice, target.interval)
 
         hour = int(started // 3600 * 3600)
         batch.hourly[(target.id, hour)] = self._accumulate(self._hourly, target.id, hour, args)

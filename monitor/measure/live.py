@@ -138,9 +138,10 @@ class TargetLive:
 
             self.ipsla = {entry: ipsla_figures(row) for entry, row in snmp.tables["cisco-ipsla"].items()}
 
-    def observe_voice(self, voice: Any, in_maintenance: bool, started: float, samples: Any, settings: Any) -> None:
+    def observe_voice(self, voice: Any, in_maintenance: bool, started: float, samples: Any, settings: Any,
+                      interval: float) -> None:
         """Ingestion's judgement of the cycle (monitor.measure.ingest): maintenance now, the E-model figures, the voice
-        window of answered cycles outside maintenance."""
+        window of answered cycles outside maintenance (sized for the target's ``interval``)."""
         self.in_maintenance = in_maintenance
         if voice is None or voice.mos is None:
             return
@@ -149,7 +150,7 @@ class TargetLive:
             if self.voice_window is None:
                 from monitor.sla.voice_window import VoiceWindow
 
-                self.voice_window = VoiceWindow()
+                self.voice_window = VoiceWindow(interval=interval)
             self.voice_settings = settings
             self.voice_window.add(started, samples.sent, samples.received or 0, samples.rtt, samples.jitter)
 

@@ -9,7 +9,6 @@ through :func:`monitor.sla.emodel.voice_quality`, with the contract's codec sett
 
 from __future__ import annotations
 
-import bisect
 from array import array
 from typing import Any
 
@@ -31,45 +30,93 @@ def pooled_quality(sent: int, received: int, rtt_mean: float, jitter_mean: float
 
 
 class VoiceWindow:
-    """The last hour of a voice target's answered cycles (outside maintenance), held in parallel arrays: 44 bytes a
-    cycle where an object per cycle took 153 (measured with tracemalloc). A window fills for its first hour by
-    design: at 1,000 voice targets and 30 s, 5.3 MB for the hour, not 18 MB."""
+    """The last hour of a voice target's answered cycles (outside maintenance), in parallel arrays used as a ring:
+    44 bytes a cycle where an object per cycle took 153 (measured with tracemalloc). The ring is sized for the
+    window at the target's interval when the first cycle arrives, so a window costs its full hour at once and then
+    stays flat (issue #15: growth between minute 10 and 60 of a run); it doubles only when cycles arrive faster
+    than the interval it was sized for (a reload that shortened the interval), never dropping a cycle still in the
+    window."""
 
-    __slots__ = ("span", "_at", "_sent", "_received", "_rtt", "_jitter", "_start")
+    __slots__ = ("span", "_at", "_sent", "_received", "_rtt", "_jitter", "_head", "_n")
 
-    def __init__(self, span: float = max(WINDOWS.values())):
+    def __init__(self, span: float = max(WINDOWS.values()), interval: float = 30.0):
         self.span = span
-        self._at, self._rtt, self._jitter = array("d"), array("d"), array("d")
-        self._sent, self._received = array("l"), array("l")
-        self._start = 0  # the first cycle still in the window (the arrays are compacted when half is stale)
+        self._alloc(int(span // max(interval, 1e-3)) + 2)
+        self._head = 0  # the physical slot of the oldest cycle
+        self._n = 0
+
+    def _alloc(self, capacity: int) -> None:
+        zeros = bytes(8 * capacity)
+        self._at, self._rtt, self._jitter = array("d", zeros), array("d", zeros), array("d", zeros)
+        self._sent, self._received = array("q", zeros), array("q", zeros)
+
+    @property
+    def capacity(self) -> int:
+        return len(self._at)
+
+    def _columns(self) -> tuple[array, ...]:
+        return self._at, self._sent, self._received, self._rtt, self._jitter
+
+    def _slot(self, i: int) -> int:
+        """The physical slot of the i-th oldest cycle."""
+        return (self._head + i) % len(self._at)
+
+    def _grow(self) -> None:
+        old = [self._ordered(column, 0) for column in self._columns()]
+        self._alloc(2 * len(self._at))
+        for column, values in zip(self._columns(), old):
+            column[: len(values)] = values
+        self._head = 0
+
+    def _ordered(self, column: array, first: int) -> array:
+        """The column's cycles from the ``first``-th oldest on, oldest first."""
+        start, end = self._head + first, self._head + self._n
+        cap = len(column)
+        if end <= cap:
+            return column[start:end]
+        if start >= cap:
+            return column[start - cap: end - cap]
+        return column[start:] + column[: end - cap]
 
     def add(self, at: float, sent: int, received: int, rtt_median: float, jitter: float | None) -> None:
         if sent <= 0 or received <= 0:
             return  # an unanswered cycle is availability's business, not quality's
-        if self._at and at < self._at[-1]:
-            at = self._at[-1]  # the wall clock stepped back: the window stays in time order
-        self._at.append(at)
-        self._sent.append(sent)
-        self._received.append(received)
-        self._rtt.append(rtt_median)
-        self._jitter.append(jitter or 0.0)
+        if self._n:
+            newest = self._at[self._slot(self._n - 1)]
+            if at < newest:
+                at = newest  # the wall clock stepped back: the window stays in time order
         oldest = at - self.span
-        while self._start < len(self._at) and self._at[self._start] < oldest:
-            self._start += 1
-        if self._start and self._start * 2 >= len(self._at):
-            for column in (self._at, self._sent, self._received, self._rtt, self._jitter):
-                del column[: self._start]
-            self._start = 0
+        while self._n and self._at[self._head] < oldest:
+            self._head = (self._head + 1) % len(self._at)
+            self._n -= 1
+        if self._n == len(self._at):
+            self._grow()
+        slot = self._slot(self._n)
+        self._at[slot], self._sent[slot], self._received[slot] = at, sent, received
+        self._rtt[slot], self._jitter[slot] = rtt_median, jitter or 0.0
+        self._n += 1
 
     def __len__(self) -> int:
-        return len(self._at) - self._start
+        return self._n
+
+    def _first_after(self, since: float) -> int:
+        """The logical index of the oldest cycle later than ``since``."""
+        lo, hi = 0, self._n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self._at[self._slot(mid)] <= since:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo
 
     def quality(self, now: float, window: float, voice: Any):
         """The pooled E-model over the cycles of the last ``window`` seconds (None when there are none)."""
-        first = bisect.bisect_right(self._at, now - window, self._start)
-        n = len(self._at) - first
+        first = self._first_after(now - window)
+        n = self._n - first
         if n <= 0:
             return None
-        sent = sum(self._sent[first:])
-        received = sum(self._received[first:])
-        return pooled_quality(sent, received, sum(self._rtt[first:]) / n, sum(self._jitter[first:]) / n, voice)
+        sent = sum(self._ordered(self._sent, first))
+        received = sum(self._ordered(self._received, first))
+        return pooled_quality(sent, received, sum(self._ordered(self._rtt, first)) / n,
+                              sum(self._ordered(self._jitter, first)) / n, voice)
