@@ -13,6 +13,12 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 SLAWATCH = [sys.executable, "-m", "monitor.cli"]
+# large configs' parsed YAML is cached per user (monitor.config.parse_cache): the tests and the daemons they start
+# keep theirs in a directory of this run, never in the home directory
+if "SLAWATCH_CACHE_DIR" not in os.environ:
+    import tempfile
+
+    os.environ["SLAWATCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="slawatch-test-cache-")
 
 
 def wait_for(what: str, fn, timeout: float = 40.0, step: float = 0.3):

@@ -293,3 +293,20 @@ def test_billing_config_errors_name_their_path(patch, expected):
     with pytest.raises(ConfigError) as info:
         parse_config(raw)
     assert any(p.startswith(expected) for p in info.value.problems), info.value.problems
+
+
+@pytest.mark.parametrize("text", ["127.0.0.1", "0.0.0.0", "01.2.3.4", "1.2.3", "1.2.3.04", "256.1.1.1", "1.2.3.4 ",
+                                  "1.2.3.4.5", "0x1.2.3.4", "\u0661.\u0662.\u0663.\u0664", "::1", "::", "fe80::1",
+                                  "::ffff:1.2.3.4", "::FFFF:1.2.3.4", "1::2::3", "1:2:3:4:5:6:7:8",
+                                  "1:2:3:4:5:6:7:8:9", "[::1]", "", "abcd", "a\x00b", "localhost"])
+def test_ip_version_accepts_what_ipaddress_accepts(text):
+    """The config's fast IP-literal check (inet_pton) against the standard library's ipaddress."""
+    import ipaddress
+
+    from probes.settings import ip_version
+
+    try:
+        expected: int | None = ipaddress.ip_address(text).version
+    except ValueError:
+        expected = None
+    assert ip_version(text) == expected

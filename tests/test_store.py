@@ -1,5 +1,6 @@
 """The store contract: one suite run over every backend (SQLite and a real PostgreSQL started by the tests)."""
 
+import dataclasses
 import multiprocessing
 import sqlite3
 
@@ -35,7 +36,7 @@ def test_round_trip(every_store):
     got = again.cycles("t1", T0, T0 + 100)
     assert len(got) == 100 and got[0] == cycles[0]
     assert got[0].samples == {"rtts": [0.001, 0.0012, None], "dup": 0, "late": 1}
-    assert again.last_cycles()["t1"].started == T0 + 999
+    assert again.last_cycles()["t1"].started == T0 + 999 and again.last_cycles()["t1"].rtt_median == 0.0012
     assert again.load_states()["t1"].tracker == {"fail_run": 0}
     assert set(again.load_states(["t1", "absent"])) == {"t1"} and again.load_states([]) == {}
     # closing updates in place, and the evidence merges (a null removes a key, as JSON merge patch does)
@@ -43,6 +44,18 @@ def test_round_trip(every_store):
                                             {"last_good": {"at": 40.0}, "failed_cycles": 3})]
     assert again.count_cycles() == 1000
     assert again.integrity_ok()
+
+
+def test_last_cycles_is_each_targets_latest(every_store):
+    """One per target that has cycles, the latest of each, whatever order they were written in (the skip scan
+    visits every target of the index, the first and the last included)."""
+    store = every_store()
+    assert store.last_cycles() == {}
+    store.write_batch(_cycles(5, "t2", T0 + 100) + _cycles(3, "a", T0) + _cycles(4, "zz", T0 + 7))
+    store.write_batch(_cycles(2, "a", T0 - 50))  # older ones written later
+    last = store.last_cycles()
+    assert {t: c.started for t, c in last.items()} == {"a": T0 + 2, "t2": T0 + 104, "zz": T0 + 10}
+    assert last["t2"] == dataclasses.replace(_cycles(5, "t2", T0 + 100)[-1], samples=None)  # the figures, not the echoes
 
 
 def test_batch_is_atomic(every_store):

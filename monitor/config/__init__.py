@@ -1,7 +1,8 @@
 """Typed configuration: models, the YAML loader, MIB names.
 
 Owns: the models (``models``; each probe's and sink's settings live beside the probe and the sink), the field
-types (``types``), the loader (every error at once with its YAML path: ``loader``), MIB names (``mibnames``).
+types (``types``), the loader (every error at once with its YAML path: ``loader``), MIB names (``mibnames``), the
+cache of large configs' parsed YAML (``parse_cache``).
 May import: ``probes`` (the probes' settings), ``monitor.tickets.sinks`` (the sinks' settings), ``monitor.units``,
 ``monitor.errors``.
 

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from probes.snmp import SHIPPED_PROFILES
 
+from monitor.config import parse_cache
 from monitor.errors import ConfigError
 from monitor.config.mibnames import MibError, MibResolver, is_numeric_oid
 from monitor.config.models import Config
@@ -527,7 +528,11 @@ def _bounded(value: Any, source: str) -> None:
 
 
 def parse_yaml(text: str, source: str) -> Any:
-    """YAML text with the strict, bounded loader (duplicate keys, alias expansion and depth refused)."""
+    """YAML text with the strict, bounded loader (duplicate keys, alias expansion and depth refused); a large
+    config's tree comes from :mod:`monitor.config.parse_cache` when it was parsed before."""
+    cached = parse_cache.load(text)
+    if cached is not None:
+        return cached
     try:
         value = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a safe loader)
     except yaml.YAMLError as exc:
@@ -540,6 +545,7 @@ def parse_yaml(text: str, source: str) -> Any:
         raise ConfigError(source, [f"(file): nested deeper than {MAX_DEPTH} levels; not a config"]) from None
     if isinstance(value, (dict, list)):
         _bounded(value, source)
+        parse_cache.store(text, value)
     return value
 
 

@@ -16,7 +16,7 @@ from pydantic_core import PydanticCustomError
 
 from monitor.tickets.sinks import TicketSink  # each sink's settings live beside it
 from probes.dns import DnsProbeConfig
-from probes.settings import is_ip_literal
+from probes.settings import ip_version, is_ip_literal
 from probes.http import HttpProbeConfig
 from probes.icmp import IcmpProbeConfig
 from probes.sip import SipProbeConfig
@@ -338,18 +338,14 @@ def check_address(value: str) -> str:
     host name of RFC 1123 labels. Names must also resolve when the config is loaded (``resolve: at_load``, the
     loader's :func:`monitor.config.loader.check_names`) and are resolved again at each cycle (a name that
     does not resolve then is that cycle's unknown time, with the resolver's reason)."""
-    import ipaddress
     import socket
 
     text = value.strip()
     address, _, scope = text.partition("%")
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        ip = None
-    if ip is not None:
+    version = ip_version(address)
+    if version is not None:
         if scope:
-            if ip.version != 6:
+            if version != 6:
                 raise PydanticCustomError("slawatch", "an IPv4 address takes no %interface")
             try:
                 socket.if_nametoindex(scope)

@@ -16,6 +16,8 @@ These are exact fractions: a report's numbers can be redone by hand.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
@@ -137,6 +139,12 @@ class MonthToDate:
     breached: bool  # the budget is spent: the objective cannot be met this period
 
 
+@functools.lru_cache(maxsize=256)
+def _budget_fraction(objective_pct: Decimal) -> Fraction:
+    """The share of the period the objective allows down, exactly (the same few objectives for every target)."""
+    return 1 - Fraction(objective_pct) / 100
+
+
 def month_to_date(period: Interval, now_ms: int, down: list[Interval], unknown: list[Interval],
                   maintenance: list[Interval], objective_pct: Decimal, unknown_policy: str = "exclude",
                   projection_window_s: int = 86400, projection: bool = True) -> MonthToDate:
@@ -150,7 +158,7 @@ def month_to_date(period: Interval, now_ms: int, down: list[Interval], unknown: 
     so_far = availability((lo, now_ms), down, unknown, maintenance, unknown_policy)
     future_maintenance = total(clip(normalize(maintenance), now_ms, hi))
     eligible_full = so_far.eligible_ms + (hi - now_ms) - future_maintenance
-    budget_fraction = 1 - Fraction(objective_pct) / 100
+    budget_fraction = _budget_fraction(objective_pct)
     budget_ms = int(budget_fraction * eligible_full)
     used = so_far.downtime_ms
     remaining = budget_ms - used
