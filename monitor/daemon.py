@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import signal
 import threading
@@ -19,10 +20,12 @@ from monitor.config import Config, Target, config_warnings, load_config
 from monitor.errors import ConfigError, SlawatchError, StoreError
 from monitor.sdnotify import notify, watchdog_interval
 from monitor.cluster.consensus import multi_site, probe_units
+from monitor.measure.canary import CanaryWatch
 from monitor.measure.cycle import run_cycle
 from monitor.metrics.exporter import ExporterServer, make_registry
 from monitor.metrics import TargetSeries
 from monitor.sla.evaluator import SlaEvaluator
+from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.measure.ingest import Ingestor
 from monitor.measure.live import LiveState, TargetLive
 from monitor.measure.scheduler import ProbeScheduler
@@ -116,7 +119,9 @@ class Daemon:
         self.deliverer.sinks_config = list(config.ticket_sinks)
         self._delivery_task: asyncio.Task | None = None
         self.scheduler = ProbeScheduler(self.stats)
-        self.ingestor = Ingestor(config)
+        #: the config's maintenance, expanded once per month and shared by ingestion and the evaluator
+        calendar = MaintenanceCalendar(config)
+        self.ingestor = Ingestor(config, calendar)
         #: what this node may probe: targets, and one unit per site of a multi-site target (monitor.cluster.consensus)
         self._use_units(probe_units(config.targets))
         self.consensus = ConsensusKeeper(config.cluster.failover_delay if config.cluster else 10.0)
@@ -125,16 +130,13 @@ class Daemon:
         self._drift: float | None = None  # wall minus monotonic clock, for _clock_watch
         #: the cluster config version this node runs or has seen (monitor.cluster.shared_config)
         self._config_version = 0
-        from monitor.measure.canary import CanaryWatch
-
-        self.canary = CanaryWatch({t.id: t.contract for t in config.targets if t.reference},
-                                  config.self_monitoring.reference_failure_ratio)
-        self.evaluator = SlaEvaluator(config, store)
+        self.canary = CanaryWatch.for_config(config)
+        self.evaluator = SlaEvaluator(config, store, calendar)
         self.exporter: ExporterServer | None = None
         self.inflight: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
         self.run_id: int | None = None
-        self.probe_context = ProbeContext()
+        self.probe_context = ProbeContext(snmp_profiles=config.snmp_profiles)  # its engines open in run()
         #: cluster membership (None: a single node, which owns every target and leads)
         self.cluster = None
         self._epoch_seen: int | None = None
@@ -301,7 +303,6 @@ class Daemon:
         # always: a reload may add the first SNMP target; its sockets open on first use
         self.probe_context.snmp_engine = SnmpEngineHolder()
         self.live.snmp_wire = self.probe_context.snmp_engine.wire
-        self.probe_context.snmp_profiles = self.config.snmp_profiles
         if self.config.cluster is not None:
             await asyncio.to_thread(self._join_cluster)
         self.run_id = await asyncio.to_thread(self.store.begin_run, time.time(), __version__)
@@ -627,7 +628,13 @@ class Daemon:
         old = {uid: u.target for uid, u in self.units.items()}
         units = probe_units(new.targets)
         fresh = {uid: u.target for uid, u in units.items()}
-        evaluator = SlaEvaluator(new, self.store)
+        calendar = MaintenanceCalendar(new)
+        evaluator = SlaEvaluator(new, self.store, calendar)
+        from monitor.reports.schedule import ReportSchedule
+
+        reports = ReportSchedule(new, self.store, time.time)
+        canary = CanaryWatch.for_config(new, self.canary)
+        context = dataclasses.replace(self.probe_context, snmp_profiles=new.snmp_profiles)  # the same engines
         sinks = None
         if list(new.ticket_sinks) != list(self.deliverer.sinks_config):
             sinks = {s.name: make_sink(s) for s in new.ticket_sinks if s.enabled}
@@ -641,7 +648,8 @@ class Daemon:
             from monitor.cluster.member import config_hash as hash_of
 
             config_hash = hash_of(new)
-        return _World(new, units, old, fresh, evaluator, sinks, objectives, added, config_hash)
+        return _World(new, units, old, fresh, calendar, evaluator, reports, canary, context, sinks, objectives, added,
+                      config_hash)
 
     async def _apply_world(self, world: _World) -> None:
         """The swap: assignments and (re)scheduling only."""
@@ -649,16 +657,13 @@ class Daemon:
         self.config = new
         if world.config_hash is not None and self.cluster is not None:
             self.cluster.config_hash = world.config_hash  # told to the others at the next heartbeat
-        self.ingestor.reconfigure(new)
+        self.ingestor.reconfigure(new, world.calendar)
         self._use_units(world.units)
-        self.evaluator = world.evaluator
+        self.evaluator, self.reports, self.canary = world.evaluator, world.reports, world.canary
+        self.probe_context = world.probe_context
         self.ledger.reconfigure(new)
         if world.sinks is not None:
             await self.deliverer.replace_sinks(world.sinks, list(new.ticket_sinks))
-        self.reports.config, self.reports.cfg = new, new.reports
-        self.probe_context.snmp_profiles = new.snmp_profiles
-        self.canary.references = {t.id: t.contract for t in new.targets if t.reference}
-        self.canary.ratio = new.self_monitoring.reference_failure_ratio
         entries = dict(self.live.targets)
         for tid in set(old) - set(fresh):
             self.scheduler.remove(tid)
@@ -784,7 +789,11 @@ class _World:
     units: dict
     old: dict[str, Target]
     fresh: dict[str, Target]
+    calendar: MaintenanceCalendar
     evaluator: SlaEvaluator
+    reports: Any  # monitor.reports.schedule.ReportSchedule
+    canary: CanaryWatch
+    probe_context: ProbeContext
     sinks: dict[str, Sink] | None
     objectives: dict[str, Any]
     added: dict[str, TargetLive]

@@ -80,3 +80,25 @@ targets:
         assert seconds >= 5, (i, seconds)  # recorded as unknown, not up, not down
     reasons = {u.reason for u in unknown}
     assert any("monitoring outage" in r or "Network is unreachable" in r for r in reasons), reasons
+
+
+def test_a_reload_builds_the_canary_anew_and_keeps_what_it_saw_of_remaining_references():
+    from monitor.config import parse_config
+
+    def config(refs, ratio):
+        return parse_config({
+            "self_monitoring": {"reference_failure_ratio": ratio},
+            "contracts": [{"id": "core", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}],
+            "targets": [{"id": t, "contract": "core", "kind": "internet", "address": f"127.0.0.{i + 1}",
+                         "reference": t in refs} for i, t in enumerate(["r1", "r2", "r3", "x"])]})
+
+    old = CanaryWatch.for_config(config({"r1", "r2"}, 1.0))
+    old.observe("r1", "bad", 10.0)
+    old.observe("r2", "bad", 11.0)
+    assert old.is_down() and old.down_since == 11.0
+    new = CanaryWatch.for_config(config({"r1", "r2", "r3"}, 0.5), old)
+    assert new is not old and set(new.references) == {"r1", "r2", "r3"} and new.ratio == 0.5
+    assert new.is_down() and new.down_since == 11.0  # the outage in progress stays one
+    assert new.observe("r3", "good", 12.0) == []  # 2 of 3 failing is still at least half
+    narrowed = CanaryWatch.for_config(config({"r3"}, 0.5), new)
+    assert not narrowed.is_down() and narrowed.down_since is None and narrowed.failing == {"r3": False}

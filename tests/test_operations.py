@@ -319,3 +319,58 @@ targets:
     cycles = stores.peek(db, lambda s: s.cycles("slow", 0, float("inf")))
     rows = [(c.verdict, c.reason) for c in cycles if abs(c.started - start) < 1.5]
     assert len(rows) == 1 and rows[0][0] == "unknown" and "No SNMP response" in rows[0][1], (start, cycles)
+
+
+def test_a_reload_rebuilds_every_config_built_part_and_a_failed_one_touches_none(tmp_path):
+    """Reload by rebuilding (#20): the evaluator, the maintenance calendar (shared with ingestion), the report
+    schedule, the canary and the probe context are built from the new config and swapped in; none is patched.
+    The probe engines (sockets) are shared, not rebuilt. A config that fails leaves every part as it was."""
+    import asyncio
+
+    from monitor.config import load_config
+    from monitor.daemon import Daemon
+    from monitor.sla.periods import to_ms
+    from monitor.store import SqliteStore
+
+    path = tmp_path / "c.yaml"
+
+    def write(maintenance: str, ratio: float, day: int, interval: str = "30s") -> None:
+        path.write_text(f"""storage: {{path: {tmp_path / 's.db'}}}
+exporter: {{listen: "127.0.0.1:{free_port()}"}}
+self_monitoring: {{reference_failure_ratio: {ratio}}}
+reports: {{enabled: true, day: {day}, directory: {tmp_path / 'reports'}}}
+contracts:
+  - {{id: c, customer: A, provider: B, objectives: {{availability: 99.9%}}, maintenance: {maintenance}}}
+targets:
+  - {{id: a, contract: c, kind: internet, address: 127.0.0.1, reference: true, interval: {interval}}}
+  - {{id: b, contract: c, kind: internet, address: 127.0.0.2}}
+""")
+
+    write("[]", 0.5, 2)
+    store = SqliteStore(tmp_path / "s.db")
+    store.migrate()
+    daemon = Daemon(load_config(path), path, store)
+    engines = (daemon.probe_context.icmp_engine, daemon.probe_context.snmp_engine) = (object(), object())
+    before = (daemon.evaluator, daemon.ingestor.calendar, daemon.reports, daemon.canary, daemon.probe_context)
+    daemon.canary.observe("a", "bad", 100.0)
+    assert daemon.ingestor.calendar is daemon.evaluator.calendar
+    now = time.time()
+    assert daemon.ingestor.calendar.window_at(daemon.config.targets[0], to_ms(now)) is None
+
+    write('[{name: w, weekly: {days: [mon, tue, wed, thu, fri, sat, sun], at: "00:00"}, duration: 1d}]', 1.0, 3)
+    assert asyncio.run(daemon.reload()) == (True, [])
+    after = (daemon.evaluator, daemon.ingestor.calendar, daemon.reports, daemon.canary, daemon.probe_context)
+    assert all(a is not b for a, b in zip(after, before))
+    assert daemon.ingestor.calendar is daemon.evaluator.calendar
+    assert daemon.ingestor.calendar.window_at(daemon.config.targets[0], to_ms(now)) is not None  # all day, every day
+    assert daemon.reports.cfg.day == 3 and daemon.reports.config is daemon.config
+    assert daemon.canary.ratio == 1.0 and daemon.canary.failing == {"a": True}  # what it saw is kept
+    assert (daemon.probe_context.icmp_engine, daemon.probe_context.snmp_engine) == engines
+
+    write("[]", 0.5, 4, interval="often")
+    ok, problems = asyncio.run(daemon.reload())
+    assert not ok and problems == ["targets[0].interval: must be a duration like 30s (got 'often')"]
+    assert all(a is b for a, b in zip((daemon.evaluator, daemon.ingestor.calendar, daemon.reports, daemon.canary,
+                                       daemon.probe_context), after))
+    assert daemon.reports.cfg.day == 3
+    store.close()

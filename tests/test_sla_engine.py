@@ -162,6 +162,57 @@ def test_cron_and_one_off_windows():
     assert got[4] == (utc(2026, 11, 30, 23), p.end_ms)  # clipped at the month end
 
 
+def calendar_config(contract_windows, target_windows=()):
+    from monitor.config import parse_config
+
+    return parse_config({
+        "contracts": [{"id": "c", "customer": "A", "provider": "B", "timezone": "Europe/Berlin",
+                       "objectives": {"availability": "99.9%"}, "maintenance": list(contract_windows)},
+                      {"id": "plain", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}],
+        "targets": [{"id": "t1", "contract": "c", "kind": "internet", "address": "127.0.0.1"},
+                    {"id": "t2", "contract": "c", "kind": "internet", "address": "127.0.0.2",
+                     "maintenance": list(target_windows)},
+                    {"id": "t3", "contract": "plain", "kind": "internet", "address": "127.0.0.3"}]})
+
+
+def test_the_maintenance_calendar_equals_expanding_the_span_and_expands_each_month_once(monkeypatch):
+    """The shared calendar (ingestion, evaluator, monthly figures): across months and the DST change, a window
+    over a month boundary is one interval; each month of the contract (and of a target with its own windows) is
+    expanded once however often it is asked; the instant lookup ingestion uses agrees with the intervals."""
+    import monitor.sla.maintenance as maintenance
+
+    contract_windows = [{"name": "weekly", "weekly": {"days": ["sun"], "at": "02:00"}, "duration": "2h"},
+                        {"name": "month-end", "start": "2026-11-30T23:00:00", "duration": "3h"},
+                        {"name": "cron", "cron": "30 4 * * sat", "duration": "15m"}]
+    config = calendar_config(contract_windows, [{"name": "own", "monthly": {"day": 15, "at": "12:00"},
+                                                 "duration": "1h"}])
+    t1, t2, t3 = config.targets
+    contract = config.contracts[0]
+    lo, hi = month_period(2026, 10, "Europe/Berlin").start_ms + 86_400_000, month_period(2026, 12, "Europe/Berlin").end_ms
+    calls = []
+    real = maintenance.expand_windows
+    monkeypatch.setattr(maintenance, "expand_windows", lambda *a: calls.append(a[2]) or real(*a))
+    calendar = maintenance.MaintenanceCalendar(config)
+    got = calendar.intervals(t1, lo, hi)
+    assert got == real(contract.maintenance, "Europe/Berlin", lo, hi)
+    assert (utc(2026, 11, 30, 22), utc(2026, 12, 1, 1)) in got  # 23:00 CET on the 30th for 3 h: one interval
+    assert calendar.intervals(t2, lo, hi) == real([*contract.maintenance, *t2.maintenance], "Europe/Berlin", lo, hi)
+    assert len(calls) == 6  # October, November, December: once for the contract, once for t2
+    for _ in range(3):
+        calendar.intervals(t1, lo, hi)
+        calendar.intervals(t2, lo + 5, hi - 5)
+    assert len(calls) == 6
+    # the instant lookup gives the window as far as its month reaches (the rollups keep it that way)
+    assert calendar.window_at(t1, utc(2026, 11, 30, 22, 30)) == (utc(2026, 11, 30, 22), utc(2026, 11, 30, 23))
+    assert calendar.window_at(t1, utc(2026, 11, 30, 23, 30)) == (utc(2026, 11, 30, 23), utc(2026, 12, 1, 1))
+    assert calendar.window_at(t1, utc(2026, 11, 7, 3, 40)) == (utc(2026, 11, 7, 3, 30), utc(2026, 11, 7, 3, 45))
+    assert calendar.window_at(t1, utc(2026, 11, 7, 3, 45)) is None  # half open
+    assert calendar.window_at(t2, utc(2026, 11, 15, 11, 30)) == (utc(2026, 11, 15, 11), utc(2026, 11, 15, 12))
+    assert calendar.window_at(t1, utc(2026, 11, 15, 11, 30)) is None  # t2's own window is not t1's
+    assert calendar.intervals(t3, lo, hi) == [] and calendar.window_at(t3, lo) is None
+    assert len(calls) == 6
+
+
 # --------------------------------------------------------------------------- month to date
 
 

@@ -15,6 +15,8 @@ is not hundreds of customer outages: it is one monitoring outage. The rule:
 
 from __future__ import annotations
 
+from typing import Any
+
 from monitor.measure.events import BreachEvent
 
 __all__ = ["CanaryWatch", "MONITORING_REASON"]
@@ -31,6 +33,18 @@ class CanaryWatch:
         self.ratio = ratio
         self.failing: dict[str, bool] = {}
         self.down_since: float | None = None
+
+    @classmethod
+    def for_config(cls, config: Any, previous: "CanaryWatch | None" = None) -> "CanaryWatch":
+        """The watch of ``config``'s reference targets; after a reload, what ``previous`` saw of the references
+        that remain is kept (a monitoring outage in progress stays one)."""
+        watch = cls({t.id: t.contract for t in config.targets if t.reference},
+                     config.self_monitoring.reference_failure_ratio)
+        if previous is not None:
+            watch.failing = {t: v for t, v in previous.failing.items() if t in watch.references}
+            if watch.is_down():
+                watch.down_since = previous.down_since
+        return watch
 
     @property
     def enabled(self) -> bool:

@@ -21,7 +21,7 @@ from monitor.config import Config, Contract, Target
 from monitor.measure.cycle import CycleOutcome, cycle_records, cycle_samples, transition_records
 from monitor.sla.emodel import voice_quality
 from monitor.measure.live import TargetLive
-from monitor.sla.maintenance import expand_windows
+from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.sla.periods import month_of, to_ms
 from monitor.sla.rollup import Rollup, VoiceSample
 from monitor.measure.state import GAP_FACTOR
@@ -72,9 +72,11 @@ def rollup_args(contract: Contract, target: Target, verdict: str, samples: Sampl
 class Ingestor:
     """Accumulates one batch's worth of records; the daemon's BatchWriter writes ``batch``."""
 
-    def __init__(self, config: Config):
+    def __init__(self, config: Config, calendar: MaintenanceCalendar | None = None):
         self.config = config
         self._contracts = {c.id: c for c in config.contracts}
+        #: the config's maintenance, expanded once per month and shared with the evaluator (monitor.daemon)
+        self.calendar = calendar or MaintenanceCalendar(config)
         #: what this node may probe: the config's targets, and one unit per site of a multi-site target
         #: (monitor.cluster.consensus), whose outages are that site's evidence and open no ticket
         self.units = {t.id: t for t in config.targets}
@@ -83,14 +85,13 @@ class Ingestor:
         #: previous one in O(1) (a scan of every key per target cost ~10^8 steps at 10,000 targets each hour)
         self._hourly: dict[str, tuple[int, Rollup]] = {}
         self._monthly: dict[str, tuple[str, Rollup]] = {}
-        self._maintenance_days: dict[tuple[str, int], list[tuple[int, int]]] = {}
         self._said_unknown: dict[str, tuple[float, str]] = {}
 
-    def reconfigure(self, config: Config) -> None:
+    def reconfigure(self, config: Config, calendar: MaintenanceCalendar | None = None) -> None:
         """A reload: new targets and windows; the rollups being accumulated stay."""
         self.config = config
         self._contracts = {c.id: c for c in config.contracts}
-        self._maintenance_days.clear()
+        self.calendar = calendar or MaintenanceCalendar(config)
         self.units = {t.id: t for t in config.targets}
         self.site_units = set()
 
@@ -122,24 +123,6 @@ class Ingestor:
             hourly = store.hourly_rollups(target.id, hour, hour + 3600)
             if hour in hourly:
                 self._hourly[target.id] = (hour, hourly[hour])
-
-    # -- maintenance -------------------------------------------------------------------
-    def maintenance_window(self, target: Target, at: float) -> tuple[int, int] | None:
-        """The maintenance window (ms, as expanded over its UTC day) that ``at`` falls in, or None."""
-        contract = self._contracts[target.contract]
-        if not contract.maintenance and not target.maintenance:
-            return None
-        day = int(at // 86400)
-        key = (target.id, day)
-        windows = self._maintenance_days.get(key)
-        if windows is None:
-            if len(self._maintenance_days) > 100_000:
-                self._maintenance_days.clear()
-            windows = expand_windows([*contract.maintenance, *target.maintenance], contract.timezone,
-                                     day * 86_400_000, (day + 1) * 86_400_000)
-            self._maintenance_days[key] = windows
-        ms = to_ms(at)
-        return next(((s, e) for s, e in windows if s <= ms < e), None)
 
     # -- one cycle ---------------------------------------------------------------------
     def ingest(self, batch: Batch, target: Target, outcome: CycleOutcome, live: TargetLive,
@@ -174,7 +157,7 @@ class Ingestor:
         batch.events.extend(live.take_events())
         batch.events.extend(events)
 
-        window = self.maintenance_window(target, started)
+        window = self.calendar.window_at(target, to_ms(started))
         in_maint = window is not None
         samples = cycle_samples(outcome.results)
         args = rollup_args(contract, target, outcome.verdict, samples, started, window)

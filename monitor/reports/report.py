@@ -22,6 +22,7 @@ from monitor.config import Config
 from monitor.cluster.consensus import multi_site, unit_id
 from monitor.sla.credits import contract_credit, display_pct, minor_unit
 from monitor.sla.intervals import clip, normalize
+from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.sla.monthly import ContractMonth, compute_month, load_month
 from monitor.sla.periods import local_to_ms, parse_month, to_ms
 from monitor.sla.rollup import Rollup
@@ -153,8 +154,9 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
     """The monthly report document: per contract and target the figures, credits and the evidence behind each."""
     parse_month(month, "UTC")  # validates the form
     contracts = [c for c in config.contracts if contract_id in (None, c.id)]
-    inputs = load_month(store, config, month)
-    computed = {month: compute_month(config, inputs, to_ms(now))}
+    calendar = MaintenanceCalendar(config)  # each month's maintenance expanded once for every figure of the report
+    inputs = load_month(store, config, month, calendar)
+    computed = {month: compute_month(config, inputs, to_ms(now), calendar)}
     months = {cm.contract: cm for cm in computed[month]}
     targets_of = config.by_contract()
     #: multi-site targets (monitor.cluster.consensus): their units by site, whose own outages are each site's evidence
@@ -241,7 +243,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
             history = []
             for m in previous_months(month, contract.chronic.window_months):
                 if m not in computed:  # each month once for every contract's history
-                    computed[m] = compute_month(config, load_month(store, config, m), to_ms(now))
+                    computed[m] = compute_month(config, load_month(store, config, m, calendar), to_ms(now), calendar)
                 cm_m = cm if m == month else next(c for c in computed[m] if c.contract == contract.id)
                 history.append({"month": m, "availability_pct": _pct(cm_m.ratio), "missed": _month_missed(cm_m)})
             missed = sum(1 for h in history if h["missed"])

@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 
 from monitor.config import Config, Contract, Target
 from monitor.measure.events import BreachEvent, budget_burn_event, monthly_breach_event
-from monitor.sla.intervals import Interval, normalize
-from monitor.sla.maintenance import expand_windows
+from monitor.sla.intervals import Interval
+from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.sla.periods import ROLLING_WINDOWS, month_of, to_ms
 from monitor.units import format_duration
-from monitor.measure.state import GAP_FACTOR
+from monitor.sla.timeline import coverage_gaps, outage_intervals, unknown_intervals
 from monitor.sla.availability import BURN_WINDOWS, MonthToDate, availability, burn_rate, month_to_date
 
 __all__ = ["TargetSla", "evaluate_target", "SlaEvaluator"]
@@ -77,10 +77,12 @@ def evaluate_target(target: Target, contract: Contract, now_ms: int, down: list[
 class SlaEvaluator:
     """Loads a target's recent intervals from the store and evaluates every target."""
 
-    def __init__(self, config: Config, store):
+    def __init__(self, config: Config, store, calendar: MaintenanceCalendar | None = None):
         self.config = config
         self.store = store
         self.contracts = {c.id: c for c in config.contracts}
+        #: the config's maintenance, expanded once per month (shared with ingestion by the daemon)
+        self.calendar = calendar or MaintenanceCalendar(config)
 
     def evaluate(self, now: float, coverage: dict[str, tuple[float | None, float | None]],
                  windows: bool = True) -> tuple[dict[str, TargetSla], list[BreachEvent]]:
@@ -89,32 +91,16 @@ class SlaEvaluator:
         now_ms = to_ms(now)
         lo = now_ms - _LOOKBACK_MS
         lo = min(lo, min((month_of(now_ms, c.timezone).start_ms for c in self.config.contracts), default=lo))
-        down: dict[str, list[Interval]] = {}
-        for o in self.store.outages_between(lo / 1000, now):
-            if o.kind == "down":
-                end = now_ms if o.end is None else to_ms(o.end)
-                down.setdefault(o.target, []).append((to_ms(o.start), end))
-        unknown: dict[str, list[Interval]] = {}
-        for u in self.store.unknown_intervals(None, lo / 1000, now):
-            unknown.setdefault(u.target, []).append((to_ms(u.start), to_ms(u.end)))
-        maint_cache: dict[str, list[Interval]] = {}
+        down, _ = outage_intervals(self.store.outages_between(lo / 1000, now), now_ms)
+        unknown = unknown_intervals(self.store.unknown_intervals(None, lo / 1000, now))
+        ahead = now_ms + 40 * 86_400_000  # the rest of the month: its maintenance is known in advance
         results: dict[str, TargetSla] = {}
         events: list[BreachEvent] = []
         for target in self.config.targets:
             contract = self.contracts[target.contract]
-            if contract.id not in maint_cache:
-                maint_cache[contract.id] = expand_windows(contract.maintenance, contract.timezone, lo, now_ms + 40 * 86_400_000)
-            maint = maint_cache[contract.id]
-            if target.maintenance:
-                maint = normalize(maint + expand_windows(target.maintenance, contract.timezone, lo, now_ms + 40 * 86_400_000))
+            maint = self.calendar.intervals(target, lo, ahead)
             first, last = coverage.get(target.id, (None, None))
-            gaps = list(unknown.get(target.id, ()))
-            if first is None:
-                gaps.append((lo, now_ms))
-            else:
-                gaps.append((lo, to_ms(first)))
-                if last is not None and now - last > GAP_FACTOR * target.interval:
-                    gaps.append((to_ms(last + target.interval), now_ms))
+            gaps = unknown.get(target.id, []) + coverage_gaps(first, last, target.interval, lo, now_ms)
             sla, evs = evaluate_target(target, contract, now_ms, down.get(target.id, []), gaps, maint, windows)
             results[target.id] = sla
             events.extend(evs)

@@ -10,16 +10,18 @@ month's last day.
 
 from __future__ import annotations
 
+import bisect
 import calendar
+from collections import OrderedDict
 from datetime import datetime, timedelta
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from monitor.config.models import MaintenanceWindow
-from monitor.sla.intervals import Interval, normalize
-from monitor.sla.periods import local_to_ms, to_ms
+from monitor.config.models import Config, Contract, MaintenanceWindow, Target
+from monitor.sla.intervals import Interval, clip, normalize
+from monitor.sla.periods import local_to_ms, month_of, months_overlapping, to_ms
 
-__all__ = ["expand_window", "expand_windows"]
+__all__ = ["expand_window", "expand_windows", "MaintenanceCalendar"]
 
 _DAYS = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 
@@ -88,3 +90,54 @@ def expand_window(window: MaintenanceWindow, tz: str, lo_ms: int, hi_ms: int) ->
 def expand_windows(windows: Iterable[MaintenanceWindow], tz: str, lo_ms: int, hi_ms: int) -> list[Interval]:
     """The maintenance windows' occurrences in [lo_ms, hi_ms) as UTC intervals (ms), in the contract's zone."""
     return normalize(i for w in windows for i in expand_window(w, tz, lo_ms, hi_ms))
+
+
+class MaintenanceCalendar:
+    """Every target's maintenance as configured (its contract's windows and its own), expanded once per calendar
+    month of the contract's zone and shared: ingestion asks which window a cycle falls in, the evaluator and the
+    monthly figures ask for a span's windows, and each month of each contract (and of each target with windows of
+    its own) is expanded once, not once per caller, cycle or evaluation. Built from one config; a reload builds a
+    new one. Holds the most recent ``keep`` expansions (a report over two years of months stays bounded)."""
+
+    def __init__(self, config: Config, keep: int = 4096):
+        self._contracts: dict[str, Contract] = {c.id: c for c in config.contracts}
+        self._keep = keep
+        self._months: OrderedDict[tuple[str, str], tuple[list[Interval], list[int]]] = OrderedDict()
+
+    def _month(self, contract: Contract, target: Target, ms: int) -> tuple[list[Interval], list[int]]:
+        """The windows of ``target`` in the month of ``ms`` (clipped to it), with their starts for bisecting."""
+        own = bool(target.maintenance)
+        period = month_of(ms, contract.timezone)
+        key = (f"t:{target.id}" if own else f"c:{contract.id}", period.label)
+        found = self._months.get(key)
+        if found is not None:
+            self._months.move_to_end(key)
+            return found
+        windows = [*contract.maintenance, *target.maintenance] if own else contract.maintenance
+        expanded = expand_windows(windows, contract.timezone, period.start_ms, period.end_ms)
+        found = (expanded, [s for s, _ in expanded])
+        self._months[key] = found
+        if len(self._months) > self._keep:
+            self._months.popitem(last=False)
+        return found
+
+    def intervals(self, target: Target, lo_ms: int, hi_ms: int) -> list[Interval]:
+        """The target's maintenance in [lo_ms, hi_ms), normalized (a window across a month boundary is one)."""
+        contract = self._contracts[target.contract]
+        if (not contract.maintenance and not target.maintenance) or hi_ms <= lo_ms:
+            return []
+        out: list[Interval] = []
+        for period in months_overlapping(lo_ms, hi_ms, contract.timezone):
+            out.extend(self._month(contract, target, period.start_ms)[0])
+        return clip(normalize(out), lo_ms, hi_ms)
+
+    def window_at(self, target: Target, at_ms: int) -> Interval | None:
+        """The window (of its month) that instant ``at_ms`` falls in, or None."""
+        contract = self._contracts[target.contract]
+        if not contract.maintenance and not target.maintenance:
+            return None
+        windows, starts = self._month(contract, target, at_ms)
+        i = bisect.bisect_right(starts, at_ms) - 1
+        if i >= 0 and windows[i][0] <= at_ms < windows[i][1]:
+            return windows[i]
+        return None

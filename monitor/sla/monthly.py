@@ -38,15 +38,16 @@ from typing import Any
 
 from monitor.config import Config, Contract, Target
 from monitor.sla.intervals import Interval, clip, intersect, normalize, total
-from monitor.sla.maintenance import expand_windows
+from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.sla.periods import Period, local_to_ms, parse_month, to_ms
 from monitor.cluster.consensus import multi_site, unit_id
 from monitor.sla.reconcile import Reconciled, needs_rebuild, rebuild
 from monitor.sla.rollup import Rollup
+from monitor.sla.timeline import coverage_gaps, outage_intervals, unknown_intervals
 from monitor.store.base import OutageRecord
 from monitor.sla.availability import Availability, availability
 
-__all__ = ["MonthInputs", "TargetMonth", "ContractMonth", "load_month", "compute_month", "maintenance_of"]
+__all__ = ["MonthInputs", "TargetMonth", "ContractMonth", "load_month", "compute_month"]
 
 
 @dataclass(slots=True)
@@ -153,31 +154,25 @@ class ContractMonth:
         return None if base <= 0 else Fraction(base - unknown, base)
 
 
-def load_month(store, config: Config, month: str) -> MonthInputs:
+def load_month(store, config: Config, month: str, calendar: MaintenanceCalendar | None = None) -> MonthInputs:
     """Read the month's inputs for every target in the config (the widest period over all zones)."""
+    calendar = calendar or MaintenanceCalendar(config)
     periods = [parse_month(month, c.timezone) for c in config.contracts] or [parse_month(month, "UTC")]
     lo = min(p.start_ms for p in periods) / 1000
     hi = max(p.end_ms for p in periods) / 1000
     inputs = MonthInputs(month)
     inputs.records = store.outages_between(lo, hi)
-    for o in inputs.records:
-        end = o.end if o.end is not None else float("inf")
-        target = inputs.down if o.kind == "down" else inputs.degraded
-        target.setdefault(o.target, []).append((to_ms(o.start), to_ms(end) if end != float("inf") else 2**62))
-    for u in store.unknown_intervals(None, lo, hi):
-        inputs.unknown.setdefault(u.target, []).append((to_ms(u.start), to_ms(u.end)))
+    inputs.down, inputs.degraded = outage_intervals(inputs.records, 2**62)  # open: clipped to the period later
+    inputs.unknown = unknown_intervals(store.unknown_intervals(None, lo, hi))
     inputs.rollups = store.monthly_rollups(month)
     by_contract = config.by_contract()
     for contract in config.contracts:  # maintenance changed after the fact: rebuild those months
         period = parse_month(month, contract.timezone)
-        contract_maint = None
         for target in by_contract.get(contract.id, ()):
             rollup = inputs.rollups.get(target.id)
             if rollup is None:
                 continue
-            if contract_maint is None:
-                contract_maint = expand_windows(contract.maintenance, contract.timezone, period.start_ms, period.end_ms)
-            windows = maintenance_of(contract, target, period.start_ms, period.end_ms, contract_maint)
+            windows = calendar.intervals(target, period.start_ms, period.end_ms)
             if needs_rebuild(rollup, windows):
                 inputs.rollups[target.id], inputs.reconciled[target.id] = rebuild(
                     store, contract, target, period.start_ms, period.end_ms, windows)
@@ -202,16 +197,6 @@ def _merged(a: Rollup, b: Rollup) -> Rollup:
     out.merge(a)
     out.merge(b)
     return out
-
-
-def maintenance_of(contract: Contract, target: Target, lo: int, hi: int,
-                   contract_maint: list[Interval] | None = None) -> list[Interval]:
-    """The maintenance windows (ms) of ``target`` in [lo, hi) as configured now: its contract's and its own."""
-    if contract_maint is None:
-        contract_maint = expand_windows(contract.maintenance, contract.timezone, lo, hi)
-    if not target.maintenance:
-        return contract_maint
-    return normalize(contract_maint + expand_windows(target.maintenance, contract.timezone, lo, hi))
 
 
 def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Availability) -> dict[str, dict[str, Any]]:
@@ -277,30 +262,25 @@ def out_of_service(contract: Contract, target: Target, lo: int, hi: int) -> list
     return normalize([(s, e) for s, e in out if e > s])
 
 
-def compute_month(config: Config, inputs: MonthInputs, now_ms: int) -> list[ContractMonth]:
+def compute_month(config: Config, inputs: MonthInputs, now_ms: int,
+                  calendar: MaintenanceCalendar | None = None) -> list[ContractMonth]:
     """Figures for every contract of ``config`` for ``inputs.month``, as known at ``now_ms``."""
+    calendar = calendar or MaintenanceCalendar(config)
     out: list[ContractMonth] = []
     by_contract = config.by_contract()
     for contract in config.contracts:
         period = parse_month(inputs.month, contract.timezone)
         lo, hi = period.start_ms, period.end_ms
         horizon = min(hi, now_ms)
-        contract_maint = expand_windows(contract.maintenance, contract.timezone, lo, hi)
         months: list[TargetMonth] = []
         eligible = downtime = 0
         for target in by_contract.get(contract.id, []):
-            maint = maintenance_of(contract, target, lo, hi, contract_maint)
+            maint = calendar.intervals(target, lo, hi)
             off = out_of_service(contract, target, lo, hi)
             if off:  # outside the service dates: neither unknown nor downtime, taken out of the period
                 maint = normalize(maint + off)
-            unknown = list(inputs.unknown.get(target.id, ()))
-            first = inputs.first_cycle.get(target.id)
-            last = inputs.last_cycle.get(target.id)
-            if first is None:
-                unknown.append((lo, horizon))
-            else:
-                unknown.append((lo, to_ms(first)))
-                unknown.append((to_ms(last + target.interval), horizon))
+            unknown = inputs.unknown.get(target.id, []) + coverage_gaps(
+                inputs.first_cycle.get(target.id), inputs.last_cycle.get(target.id), target.interval, lo, horizon)
             if horizon < hi:
                 unknown.append((horizon, hi))  # the future is not known yet
             down = inputs.down.get(target.id, [])

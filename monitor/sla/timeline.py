@@ -1,0 +1,52 @@
+"""From the store's records to the SLA engine's intervals: the one conversion between them.
+
+The store keeps instants as UTC seconds (floats, as probes and the wall clock give them); the engine computes in
+integer UTC milliseconds, so every sum is exact (:mod:`monitor.sla.availability`). The live evaluator
+(:mod:`monitor.sla.evaluator`) and the monthly figures (:mod:`monitor.sla.monthly`) both read outages, unknown
+intervals and each target's first and last cycle, and both turn them into intervals here, the same way: an open
+outage runs to ``open_end_ms``, and the time before a target's first cycle and after its overdue last one is
+unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from monitor.measure.state import GAP_FACTOR
+from monitor.sla.intervals import Interval
+from monitor.sla.periods import to_ms
+from monitor.store.base import OutageRecord, UnknownRecord
+
+__all__ = ["outage_intervals", "unknown_intervals", "coverage_gaps"]
+
+
+def outage_intervals(records: Iterable[OutageRecord], open_end_ms: int
+                     ) -> tuple[dict[str, list[Interval]], dict[str, list[Interval]]]:
+    """Each target's down and degraded intervals (ms); an outage still open ends at ``open_end_ms``."""
+    down: dict[str, list[Interval]] = {}
+    degraded: dict[str, list[Interval]] = {}
+    for o in records:
+        end = open_end_ms if o.end is None else to_ms(o.end)
+        (down if o.kind == "down" else degraded).setdefault(o.target, []).append((to_ms(o.start), end))
+    return down, degraded
+
+
+def unknown_intervals(records: Iterable[UnknownRecord]) -> dict[str, list[Interval]]:
+    """Each target's recorded unknown intervals (ms)."""
+    out: dict[str, list[Interval]] = {}
+    for u in records:
+        out.setdefault(u.target, []).append((to_ms(u.start), to_ms(u.end)))
+    return out
+
+
+def coverage_gaps(first: float | None, last: float | None, interval: float, lo_ms: int, now_ms: int
+                  ) -> list[Interval]:
+    """The unknown time around a target's cycles in [lo_ms, now_ms): all of it before its first cycle (or all
+    of it without one), and after its last cycle from one interval on, once that cycle is overdue (more than
+    ``GAP_FACTOR`` intervals old, as ingestion judges a gap: a cycle in flight is not unknown time)."""
+    if first is None:
+        return [(lo_ms, now_ms)]
+    gaps = [(lo_ms, to_ms(first))]
+    if last is not None and now_ms - to_ms(last) > GAP_FACTOR * interval * 1000:
+        gaps.append((to_ms(last + interval), now_ms))
+    return gaps
