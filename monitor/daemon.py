@@ -292,6 +292,8 @@ class Daemon:
         return job
 
     async def run(self) -> int:
+        """Run until SIGTERM or SIGINT: open the probe engines, join the cluster if configured, start the exporter,
+        the scheduler and the background loops; returns the exit code."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)

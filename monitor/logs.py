@@ -44,12 +44,14 @@ class Redactor(logging.Filter):
         self.secrets = secrets
 
     def scrub(self, text: str) -> str:
+        """``text`` with every registered secret replaced by ``***``."""
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, "***")
         return text
 
     def filter(self, record: logging.LogRecord) -> bool:
+        """Scrub the record's message and arguments of secrets; never drops a record."""
         if self.secrets:
             record.msg = self.scrub(record.getMessage())
             record.args = None
@@ -71,6 +73,7 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per log line (ts, level, logger, msg), secrets redacted."""
 
     def format(self, record: logging.LogRecord) -> str:
+        """The record as one JSON object per line (time in UTC, level, logger, message, exception)."""
         out = {
             "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
             "level": record.levelname.lower(),

@@ -101,6 +101,7 @@ class ProbeResult:
         return Evidence("good" if self.ok else "none", self.reason)
 
     def samples(self) -> Samples:
+        """The figures the objectives are judged on (packets, RTTs, jitter, response time)."""
         return Samples()
 
     def lines(self) -> list[str]:
@@ -120,6 +121,7 @@ class ProbeResult:
         return replace(self, ok=False, reason=reason)
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a plain dict (for JSON output)."""
         return asdict(self)
 
 
@@ -138,4 +140,7 @@ class Probe(Protocol):
     ``settings`` is the probe's own config model (``probes.<kind>.<Kind>ProbeConfig``, a
     :class:`probes.settings.ProbeSettings`), typed in each probe's signature."""
 
-    async def __call__(self, target_id: str, address: str, settings: Any, *, context: ProbeContext | None = None) -> ProbeResult: ...
+    async def __call__(self, target_id: str, address: str, settings: Any, *, context: ProbeContext | None = None) -> ProbeResult:
+        """Probe ``address`` for ``target_id`` with the probe's settings; a failing target is a result, never an
+        exception."""
+        ...

@@ -104,6 +104,7 @@ class IcmpProbeConfig(ProbeSettings):
     dont_fragment: bool = False
 
     def worst_case(self, address: str) -> tuple[float, str]:
+        """The longest a cycle can take with these settings at ``address``, and how that figure is made up."""
         seconds = (self.count - 1) * self.spacing + self.timeout
         how = f"{self.count} x {self.spacing:g} s spacing + {self.timeout:g} s timeout"
         if not is_ip_literal(address):  # a name: the probe's own bounded lookup comes first
@@ -129,6 +130,7 @@ class IcmpResult(ProbeResult):
 
     @property
     def good_rtts(self) -> list[float]:
+        """The RTTs of the echoes that were answered."""
         return [r for r in self.rtts if r is not None]
 
     @property
@@ -138,21 +140,25 @@ class IcmpResult(ProbeResult):
 
     @property
     def rtt_min(self) -> float | None:
+        """The lowest RTT, or None without replies."""
         good = self.good_rtts
         return min(good) if good else None
 
     @property
     def rtt_max(self) -> float | None:
+        """The highest RTT, or None without replies."""
         good = self.good_rtts
         return max(good) if good else None
 
     @property
     def rtt_avg(self) -> float | None:
+        """The mean RTT, or None without replies."""
         good = self.good_rtts
         return statistics.fmean(good) if good else None
 
     @property
     def rtt_median(self) -> float | None:
+        """The median RTT, or None without replies."""
         good = self.good_rtts
         return statistics.median(good) if good else None
 
@@ -171,6 +177,7 @@ class IcmpResult(ProbeResult):
         return ipdv_jitter(self.rtts)
 
     def summary(self) -> dict[str, Any]:
+        """Packets, loss and RTT figures as a dict (``slawatch probe``)."""
         return {
             "sent": self.sent,
             "received": self.received,
@@ -193,14 +200,17 @@ class IcmpResult(ProbeResult):
         return Evidence("bad" if self.sent > 0 else "none", self.reason)
 
     def samples(self) -> Samples:
+        """Packets sent and received, RTTs and jitter."""
         return Samples(sent=self.sent, received=self.received, rtts=tuple(self.good_rtts), rtt=self.rtt_median,
                        loss=self.loss, jitter=self.jitter)
 
     def record_samples(self) -> dict[str, Any]:
+        """What the stored cycle keeps: each echo's RTT (None when lost), duplicates and late replies."""
         return {"rtts": [None if x is None else round(x, 7) for x in self.rtts], "dup": self.duplicates,
                 "late": self.late}
 
     def lines(self) -> list[str]:
+        """The evidence in words, for ``slawatch probe``."""
         s = self.summary()
         loss = "undefined" if s["loss"] is None else f"{s['loss'] * 100:.1f}%"
         return [f"sent {s['sent']}, received {s['received']}, loss {loss}, duplicates {s['duplicates']}, "
@@ -210,6 +220,7 @@ class IcmpResult(ProbeResult):
                 f"jitter {fmt_ms(s['jitter'])}"]
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a plain dict (for JSON output)."""
         out = ProbeResult.to_dict(self)
         out["family"] = "ipv6" if self.family == socket.AF_INET6 else "ipv4"
         out["rtts"] = list(self.rtts)
@@ -482,10 +493,12 @@ class IcmpEngine:
         return channel, seq
 
     def mode(self, family: int = socket.AF_INET) -> str:
+        """The socket kind in use for ``family``: raw or dgram (unprivileged ICMP)."""
         channels = self._channels.get(family)
         return channels[0].mode if channels else socket_mode(family)
 
     def close(self) -> None:
+        """Close the sockets and stop the timer."""
         if self._timer:
             self._timer.cancel()
         for channels in self._channels.values():

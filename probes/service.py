@@ -35,6 +35,7 @@ class TlsInfo:
     verify_error: str | None = None
 
     def days_left(self, now: float) -> float | None:
+        """Days until the certificate expires at ``now`` (negative once expired), or None."""
         return None if self.not_after is None else (self.not_after - now) / 86400
 
 
@@ -64,15 +65,18 @@ class ServiceResult(ProbeResult):
 
     # -- the result interface ------------------------------------------------------------------
     def evidence(self) -> Evidence:
+        """Good, bad or no evidence, with the reason."""
         if self.ok:
             return Evidence("good")
         return Evidence("bad" if self.attempted else "none", self.reason)
 
     @property
     def tls_days_left(self) -> float | None:
+        """Days until the peer's certificate expires, or None without TLS."""
         return None if self.tls is None else self.tls.days_left(self.started)
 
     def samples(self) -> Samples:
+        """The response time (the service probes send no packet trains)."""
         return Samples(response=self.response if self.ok else None, tls_days_left=self.tls_days_left)
 
     def record_samples(self) -> dict[str, Any]:
@@ -90,6 +94,7 @@ class ServiceResult(ProbeResult):
         return out
 
     def metrics(self) -> dict[str, float]:
+        """The probe's figures for the exporter: response time, phases, certificate expiry."""
         out = {"duration_seconds": self.duration}
         if self.response is not None and self.ok:
             out["response_seconds"] = self.response
@@ -98,6 +103,7 @@ class ServiceResult(ProbeResult):
         return out
 
     def lines(self) -> list[str]:
+        """The evidence in words, for ``slawatch probe``."""
         out = []
         if self.status:
             out.append(f"answer: {self.status}")
@@ -118,6 +124,7 @@ class ServiceResult(ProbeResult):
         return out
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a plain dict (for JSON output)."""
         out = ProbeResult.to_dict(self)
         out["tls_days_left"] = self.tls_days_left
         return out
@@ -139,12 +146,14 @@ class Phases:
         self.values: dict[str, float] = {}
 
     def done(self, name: str) -> float:
+        """End the phase ``name`` now; returns the time since the start."""
         now = time.perf_counter()
         self.values[name] = self.values.get(name, 0.0) + now - self.mark
         self.mark = now
         return now - self.t0
 
     def elapsed(self) -> float:
+        """Seconds since the start."""
         return time.perf_counter() - self.t0
 
     def exclude(self, seconds: float) -> None:

@@ -61,6 +61,7 @@ class SipProbeConfig(ProbeSettings):
 
     @property
     def effective_port(self) -> int:
+        """The port to use: the configured one, or 5060 (5061 over TLS)."""
         return self.port or (5061 if self.transport == "tls" else 5060)
 
 
@@ -71,6 +72,7 @@ class SipResponse:
         self.code, self.phrase, self.headers = code, phrase, headers
 
     def header(self, name: str) -> str | None:
+        """The first value of header ``name``, or None."""
         values = self.headers.get(name)
         return values[0] if values else None
 

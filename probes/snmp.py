@@ -112,6 +112,7 @@ class SnmpProbeConfig(ProbeSettings):
         return self
 
     def worst_case(self, address: str) -> tuple[float, str]:
+        """The longest a poll can take with these settings at ``address``, and how that figure is made up."""
         seconds = self.timeout * (self.retries + 1)
         how = f"{self.timeout:g} s timeout x {self.retries + 1} tries"
         if self.version == "3" and self.priv_protocol:  # a silent authPriv answer is checked once without priv
@@ -145,6 +146,7 @@ class SnmpResult(ProbeResult):
         return Evidence("good" if self.ok else "none", self.reason, primary=False)
 
     def lines(self) -> list[str]:
+        """The evidence in words, for ``slawatch probe``."""
         out = [f"{key} = {value}" for key, value in sorted(self.scalars.items())]
         for index, cols in sorted(self.selected(list(self.selectors)).items()):
             name = cols.get("ifName") or cols.get("ifDescr") or index
@@ -181,6 +183,7 @@ class SnmpResult(ProbeResult):
         return f"{', '.join(down)} administratively up but operationally down (SNMP ifOperStatus)"
 
     def to_dict(self) -> dict[str, Any]:
+        """The result as a plain dict (for JSON output)."""
         out = ProbeResult.to_dict(self)
         out["interfaces"] = {str(k): v for k, v in self.interfaces.items()}
         return out
@@ -210,6 +213,7 @@ class SnmpEngineHolder:
         self.table_rows: dict[tuple[str, int, str], int] = {}
 
     def close(self) -> None:
+        """Close the SNMP engine's sockets."""
         self.wire.close()
 
 

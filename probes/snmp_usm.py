@@ -130,21 +130,26 @@ class UsmUser:
 
     @property
     def flags(self) -> int:
+        """The msgFlags bits for this user's security level."""
         return (FLAG_AUTH if self.auth else 0) | (FLAG_PRIV if self.priv else 0)
 
     @property
     def level(self) -> str:
+        """The security level: noAuthNoPriv, authNoPriv or authPriv."""
         return "authPriv" if self.priv else "authNoPriv" if self.auth else "noAuthNoPriv"
 
     def auth_key(self, engine_id: bytes) -> bytes:
+        """The authentication key localized to ``engine_id`` (RFC 3414 A.2)."""
         hash_name = AUTH[self.auth][0]  # type: ignore[index]
         return localize_key(password_to_key(self.auth_password, hash_name), engine_id, hash_name)
 
     def priv_key(self, engine_id: bytes) -> bytes:
+        """The privacy key localized to ``engine_id`` (extended for AES-192/256 and 3DES as the agent expects)."""
         return priv_key(self.priv_password, engine_id, AUTH[self.auth][0], PRIV[self.priv],  # type: ignore[index]
                         reeder=self.priv.endswith("c"))  # type: ignore[union-attr]
 
     def mac_length(self) -> int:
+        """The length of the truncated HMAC for this user's protocol, 0 without authentication."""
         return AUTH[self.auth][1] if self.auth else 0
 
 

@@ -513,6 +513,7 @@ class WireClient:
         return timeout_reply
 
     def close(self) -> None:
+        """Close the transport's sockets."""
         for transport in self._transports.values():
             transport.close()
         self._transports.clear()

@@ -52,6 +52,7 @@ class Unit:
 
     @property
     def id(self) -> str:
+        """The probe unit's id: the target's id, or ``target@site`` for one site's view of a multi-site target."""
         return self.target.id
 
 
@@ -99,11 +100,13 @@ class Combined:
     unknown_since: float | None = None
 
     def snapshot(self) -> dict[str, Any]:
+        """The combined state as stored in the target's tracker (restored after a restart or takeover)."""
         return {"state": self.state, "since": self.since, "outage_start": self.outage_start,
                 "unknown_since": self.unknown_since, "consensus": True}
 
     @classmethod
     def restore(cls, data: dict | None) -> "Combined":
+        """The combined state from a stored tracker; a fresh one when the tracker holds none."""
         if not data or not data.get("consensus"):
             return cls()
         return cls(data.get("state", "unknown"), data.get("since"), data.get("outage_start"), data.get("unknown_since"))

@@ -99,6 +99,7 @@ class ClusterMember:
     # -- the lease --------------------------------------------------------------------------
     @property
     def fence(self) -> Fence | None:
+        """The fencing token this node's writes carry (None before it has joined)."""
         return None if self.epoch is None else Fence(self.cfg.node, self.instance, self.epoch, self.cfg.failover_delay)
 
     def _join(self, takeover: bool = False) -> int:
@@ -149,14 +150,17 @@ class ClusterMember:
         log.info("joined the cluster as %s (site %s, epoch %d)", self.cfg.node, self.cfg.site, epoch)
 
     def may_probe(self) -> bool:
+        """Whether this node may probe now: joined, past its start delay, and within its lease."""
         now = time.monotonic()
         return self.epoch is not None and self._probe_from <= now < self._lease_ok_until
 
     def owns(self, target_id: str) -> bool:
+        """Whether this node probes ``target_id`` now (it may probe and the target is assigned to it)."""
         return self.may_probe() and target_id in self._owned
 
     @property
     def owned(self) -> frozenset[str]:
+        """The ids of the targets assigned to this node."""
         return self._owned
 
     # -- the heartbeat ------------------------------------------------------------------------
@@ -251,6 +255,8 @@ class ClusterMember:
         self._thread.start()
 
     def stop(self) -> None:
+        """Leave the cluster: mark this node as gone, so the others take its targets without waiting for the
+        failover delay."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.cfg.heartbeat + 5)

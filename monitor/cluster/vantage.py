@@ -65,6 +65,8 @@ class ConsensusKeeper:
 
     def round(self, targets: list, states: dict[str, Any], now: float, batch: Batch,
               stored_dark: dict[str, float] | None = None) -> None:
+        """One consensus round of the leader: combine the sites' views of each multi-site target, decide its state
+        and add what changed (states, outages, events) to ``batch``."""
         if stored_dark is not None and not self.loaded:
             self.dark = dict(stored_dark)
         self.loaded = True

@@ -124,6 +124,7 @@ class MibResolver:
         return symbol["oid"] + suffix
 
     def close(self) -> None:
+        """Remove the temporary files of compiled MIBs."""
         if self._out is not None:
             self._out.cleanup()
             self._out = None

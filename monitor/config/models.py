@@ -87,6 +87,7 @@ class ProbesConfig(_Model):
     websocket: WebSocketProbeConfig | None = None
 
     def enabled(self) -> list[str]:
+        """The probe kinds configured for the target, in the order they run."""
         return [name for name in ("icmp", "snmp", *SERVICE_PROBES) if getattr(self, name) is not None]
 
 
@@ -594,9 +595,11 @@ class Config(_Model):
     mib_dirs: list[str] = Field(default_factory=list)
 
     def contract(self, contract_id: str) -> Contract:
+        """The contract ``contract_id`` (KeyError when there is none)."""
         return next(c for c in self.contracts if c.id == contract_id)
 
     def target(self, target_id: str) -> Target | None:
+        """The target ``target_id``, or None."""
         return next((t for t in self.targets if t.id == target_id), None)
 
     def by_contract(self) -> dict[str, list[Target]]:
@@ -607,6 +610,7 @@ class Config(_Model):
         return out
 
     def summary(self) -> str:
+        """A one-line summary (contracts, targets, sinks) for logs and systemd's status line."""
         probes = sum(len(t.probes.enabled()) for t in self.targets)
         return (
             f"{len(self.contracts)} contracts, {len(self.targets)} targets, {probes} probes, "

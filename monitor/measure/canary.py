@@ -48,9 +48,11 @@ class CanaryWatch:
 
     @property
     def enabled(self) -> bool:
+        """Whether any reference target is configured."""
         return bool(self.references)
 
     def is_down(self) -> bool:
+        """Whether at least ``ratio`` of the reference targets are failing: the monitoring host is cut off."""
         if not self.references:
             return False
         failing = sum(1 for t in self.references if self.failing.get(t, False))

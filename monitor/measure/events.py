@@ -37,9 +37,11 @@ class BreachEvent:
     data: dict
 
     def data_json(self) -> str:
+        """The event's data as compact JSON (as stored)."""
         return json.dumps(self.data, sort_keys=True, separators=(",", ":"))
 
     def to_dict(self) -> dict:
+        """The event as a plain dict (kind, contract, target, at, key, data)."""
         return asdict(self)
 
 

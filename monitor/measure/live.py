@@ -159,6 +159,7 @@ class TargetLive:
         self.pending_events.extend(events)
 
     def take_events(self) -> list:
+        """The events raised by the canary since the last call, for ingestion to store (and forgets them)."""
         out, self.pending_events = self.pending_events, []
         return out
 
@@ -171,6 +172,7 @@ class TargetLive:
         self.owned = owned
 
     def cycle_started(self, mono: float) -> None:
+        """The probe cycle started at monotonic time ``mono`` (gaps are judged on it)."""
         self.last_mono = mono
 
     def observe_rtts(self, rtts: list[float]) -> None:
@@ -242,6 +244,7 @@ class LiveState:
         self.stats = SelfStats()
 
     def set_sla(self, results: dict) -> None:
+        """Publish the evaluator's latest figures (target -> TargetSla); the evaluator is their one writer."""
         with self.lock:
             self.sla = dict(results)
 
@@ -258,5 +261,6 @@ class LiveState:
             return [t for name, t in self.targets.items() if name in self.owned]
 
     def sla_snapshot(self) -> dict:
+        """The latest SLA figures of the targets still configured."""
         with self.lock:
             return {k: v for k, v in self.sla.items() if k in self.targets}

@@ -121,6 +121,7 @@ class ProbeScheduler:
         job.task.add_done_callback(_report)
 
     def remove(self, job_id: str) -> None:
+        """Stop scheduling ``job_id`` (a removed target); a cycle in flight finishes."""
         job = self._jobs.pop(job_id, None)
         if job is not None and job.handle is not None:
             job.handle.cancel()
@@ -131,6 +132,7 @@ class ProbeScheduler:
 
     # -- lifecycle ----------------------------------------------------------------------
     def start(self) -> None:
+        """Start running the jobs on the event loop."""
         self._loop = asyncio.get_running_loop()
         for job in self._jobs.values():
             if job.handle is None:
@@ -147,6 +149,7 @@ class ProbeScheduler:
             self.scheduler.pause()
 
     def shutdown(self) -> None:
+        """Stop scheduling; cycles in flight are left to finish or be cancelled by the daemon."""
         self.pause()
         if self.scheduler.running:
             self.scheduler.shutdown(wait=False)

@@ -96,6 +96,8 @@ class TargetTracker:
 
     @classmethod
     def restore(cls, data: dict[str, Any], *, failure_threshold: int, recovery_threshold: int, degraded_threshold: int) -> "TargetTracker":
+        """A tracker from its stored form, with the thresholds of the config now in force (a reload may have changed
+        them)."""
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__ and not k.startswith("_")}
         tracker = cls(**known)
         tracker.failure_threshold = failure_threshold

@@ -47,6 +47,7 @@ class TrapReceiver:
         self._said = RateLimited(60.0)
 
     def start(self) -> None:
+        """Bind the trap socket and start receiving on the event loop."""
         from pysnmp.carrier.asyncio.dgram import udp
         from pysnmp.entity import config, engine
         from pysnmp.entity.rfc3413 import ntfrcv
@@ -134,6 +135,7 @@ class TrapReceiver:
             log.exception("trap handling failed")
 
     def close(self) -> None:
+        """Close the trap socket."""
         if self.engine is not None:
             self.engine.close_dispatcher()
 

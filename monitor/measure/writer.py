@@ -43,6 +43,7 @@ class RateLimited:
         self._last: dict[str, float] = {}
 
     def due(self, key: str) -> bool:
+        """Whether ``key`` may be logged now (once per ``every`` seconds)."""
         now = time.monotonic()
         last = self._last.get(key)
         if last is None or now - last >= self.every:
@@ -110,6 +111,8 @@ class BatchWriter:
         self._batch_fence = None
 
     def added(self) -> None:
+        """Records were added to the batch: flush early when it is full, shed the oldest cycles past the backlog
+        limit while the store is failing."""
         if self._batch_fence is None:
             self._batch_fence = self.fence()  # the lease these records were measured under
         if self._failing_since is not None:
@@ -120,13 +123,16 @@ class BatchWriter:
             self._shed()
 
     def pending(self) -> int:
+        """Records waiting for the next write."""
         return len(self.batch)
 
     def backlog_cycles(self) -> int:
+        """Cycles waiting for the next write."""
         return len(self.batch.cycles)
 
     @property
     def failing(self) -> bool:
+        """Whether the store is failing (writes are retried; the batch grows up to the backlog limit)."""
         return self._failing_since is not None
 
     def _shed(self) -> None:
@@ -220,6 +226,7 @@ class BatchWriter:
             await self.flush()
 
     def start(self) -> None:
+        """Start the writer thread."""
         self._task = asyncio.create_task(self._loop(), name="store-writer")
 
     async def stop(self, grace: float = 10.0) -> int:

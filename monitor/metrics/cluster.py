@@ -17,6 +17,7 @@ class ClusterCollector(Collector):
         self.live = live
 
     def collect(self):
+        """The cluster's families: membership, leadership, ownership, heartbeats."""
         yield from self._cluster_metrics()
         yield from self._vantage_metrics(self.live.snapshot())
 

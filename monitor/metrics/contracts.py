@@ -18,6 +18,7 @@ class ContractCollector(Collector):
         self.live = live
 
     def collect(self):
+        """The per-contract families: month-to-date availability, error budget and credits at risk."""
         yield from self._contract_metrics(self.live.snapshot())
 
     def _contract_metrics(self, targets):

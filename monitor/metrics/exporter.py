@@ -160,7 +160,9 @@ class ExporterServer:
         return [("config reload rejected; the previous config keeps running:\n" + "\n".join(problems) + "\n").encode()]
 
     def start(self) -> None:
+        """Start serving in a background thread."""
         self.server.start()
 
     def stop(self) -> None:
+        """Stop serving and close the listening socket."""
         self.server.stop()

@@ -156,8 +156,10 @@ class HttpServer:
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="exporter", daemon=True)
 
     def start(self) -> None:
+        """Start serving in a background thread."""
         self.thread.start()
 
     def stop(self) -> None:
+        """Stop accepting, close idle connections and wait for the serving thread."""
         self.httpd.shutdown()
         self.httpd.server_close()

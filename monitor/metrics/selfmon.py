@@ -19,6 +19,7 @@ class SelfCollector(Collector):
         self.live = live
 
     def collect(self):
+        """The daemon's own health: scheduler lag, store writes and backlog, outbox, reloads, probe errors."""
         stats = self.live.stats
         yield CounterMetricFamily("slawatch_probe_cycles", "Probe cycles run.", value=stats.cycles_total)
         yield CounterMetricFamily(

@@ -20,6 +20,7 @@ class SnmpCollector(Collector):
         self.live = live
 
     def collect(self):
+        """The SNMP families: agent up, uptime, reboots, interface status, octets and utilization, IP SLA figures."""
         targets = self.live.snapshot()
         yield from self._snmp_metrics(targets)
         yield from self._ipsla_metrics(targets)

@@ -152,6 +152,7 @@ class TargetSeries:
         return q
 
     def render(self, now: float | None = None) -> str:
+        """The per-target exposition text at ``now``, from each target's lines rendered when its data changed."""
         now = time.time() if now is None else now
         cfg = self.cfg
         opts = _Options(histograms=bool(getattr(cfg, "histograms", False)),

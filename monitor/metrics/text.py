@@ -43,9 +43,11 @@ class Family:
         self.lines: list[str] = []
 
     def add(self, labels: str, value: float, suffix: str = "") -> None:
+        """Add one sample: ``labels`` already rendered, ``suffix`` for _bucket, _sum or _count."""
         self.lines.append(f"{self.name}{suffix}{{{labels}}} {value_text(value)}\n")
 
     def text(self) -> str:
+        """The family in the text exposition format (HELP, TYPE and its samples)."""
         if not self.lines:
             return ""
         help_text = self.help.replace("\\", r"\\").replace("\n", r"\n")

@@ -77,6 +77,8 @@ class ReportSchedule:
         return label
 
     def run_pending(self, now: float | None = None) -> list[Path]:
+        """Write (and mail) the previous month's reports if they are due and not written yet; returns the files
+        written."""
         now = self.clock() if now is None else now
         month = self.due_month(now)
         if month is None:

@@ -57,6 +57,7 @@ class Availability:
 
     @property
     def period_ms(self) -> int:
+        """P: the period's length."""
         return self.end_ms - self.start_ms
 
     @property
@@ -72,12 +73,14 @@ class Availability:
         return Fraction(self.eligible_ms - self.downtime_ms, self.eligible_ms)
 
     def percent(self, places: int = 6) -> Decimal | None:
+        """Availability in percent, rounded to ``places`` decimals for display (None when nothing counts)."""
         r = self.ratio
         if r is None:
             return None
         return (Decimal(r.numerator) * 100 / Decimal(r.denominator)).quantize(Decimal(1).scaleb(-places))
 
     def met(self, objective_pct: Decimal) -> bool | None:
+        """Whether the availability meets ``objective_pct``, compared exactly (None when nothing counts)."""
         r = self.ratio
         return None if r is None else r * 100 >= Fraction(objective_pct)
 

@@ -147,6 +147,7 @@ class ContractCredit:
 
     @property
     def capped(self) -> bool:
+        """Whether the contract's cap reduced the credit."""
         return self.total < self.uncapped
 
 

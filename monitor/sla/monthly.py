@@ -89,6 +89,7 @@ class TargetMonth:
 
     @property
     def maintenance_only_ms(self) -> int:
+        """Scheduled maintenance alone, without the time outside the service dates."""
         return self.availability.maintenance_ms - self.out_of_service_ms
 
     @property
@@ -113,15 +114,18 @@ class TargetMonth:
 
     @property
     def outage_count(self) -> int:
+        """How many outages had downtime that counts."""
         return len(self.counted_outages)
 
     @property
     def mttr_s(self) -> float | None:
+        """Mean time to repair: the mean counted downtime per outage, in seconds (None without outages)."""
         counted = self.counted_outages
         return sum(counted) / len(counted) / 1000 if counted else None
 
     @property
     def longest_outage_s(self) -> float | None:
+        """The longest counted downtime of one outage, in seconds (None without outages)."""
         counted = self.counted_outages
         return max(counted) / 1000 if counted else None
 
@@ -139,10 +143,12 @@ class ContractMonth:
 
     @property
     def ratio(self) -> Fraction | None:
+        """The contract's availability over its targets, time-weighted and exact (None when nothing counts)."""
         return None if self.eligible_ms <= 0 else Fraction(self.eligible_ms - self.downtime_ms, self.eligible_ms)
 
     @property
     def met(self) -> bool | None:
+        """Whether the contract's availability meets its objective, compared exactly (None when nothing counts)."""
         r = self.ratio
         return None if r is None else r * 100 >= Fraction(self.objective_pct)
 

@@ -32,10 +32,12 @@ class Period:
 
     @property
     def seconds(self) -> float:
+        """The period's length in seconds."""
         return (self.end_ms - self.start_ms) / 1000
 
     @property
     def ms(self) -> int:
+        """The period's length in milliseconds."""
         return self.end_ms - self.start_ms
 
 

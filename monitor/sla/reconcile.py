@@ -50,6 +50,7 @@ class Reconciled:
     unreconciled_hours: int
 
     def as_dict(self) -> dict[str, int]:
+        """The counts as the report shows them."""
         return {"hours_kept": self.hours_kept, "hours_now_maintenance": self.hours_maintenance,
                 "hours_rebuilt_from_cycles": self.hours_rebuilt, "unreconciled_hours": self.unreconciled_hours}
 

@@ -99,6 +99,8 @@ class Rollup:
                   rtts: list[float], jitter: float | None, voice: VoiceSample | None,
                   at_ms: int | None = None, window: tuple[int, int] | None = None,
                   response: float | None = None) -> None:
+        """Add one cycle: its verdict, whether it fell in maintenance, its packets, RTTs, jitter, voice figures,
+        start, maintenance window and response time."""
         self.cycles += 1
         if at_ms is not None:
             self.first_ms = at_ms if self.first_ms is None else min(self.first_ms, at_ms)
@@ -141,6 +143,7 @@ class Rollup:
                 self.mos_below += voice.below_mos
 
     def merge(self, other: "Rollup") -> None:
+        """Add another rollup of the same target (hours into a month, sites into a target)."""
         for name in (*_INTS, "mos_sum", "jitter_sum"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         if self.answered_sent is None or other.answered_sent is None:
@@ -168,24 +171,29 @@ class Rollup:
 
     @property
     def loss(self) -> float | None:
+        """The loss ratio (the one definition: packets of answered cycles outside maintenance), or None."""
         value = self.loss_fraction
         return None if value is None else float(value)
 
     @property
     def loss_basis(self) -> str:
+        """Which packets the loss is computed over, in words, for the report."""
         return "every packet (rolled up before the one-definition rule)" if self.answered_sent is None else \
             "packets of cycles that got a reply, outside maintenance"
 
     @property
     def mos_mean(self) -> float | None:
+        """The mean MOS of the voice cycles, or None."""
         return self.mos_sum / self.mos_count if self.mos_count else None
 
     @property
     def jitter_mean(self) -> float | None:
+        """The mean jitter in seconds, or None."""
         return self.jitter_sum / self.jitter_count if self.jitter_count else None
 
     # -- encoding: counts as varints, sums only where present, the sketch apart ------------
     def counts_blob(self) -> bytes:
+        """The counts and sums as stored: a flags byte, then varints and doubles (the RTT sketch is stored apart)."""
         out = bytearray()
         flags = (_HAS_JITTER if self.jitter_count else 0) | (_HAS_VOICE if self.mos_count else 0) | \
             (_HAS_ANSWERED if self.answered_sent is not None else 0) | \
@@ -217,6 +225,8 @@ class Rollup:
 
     @classmethod
     def decode(cls, counts: bytes, rtt: bytes) -> "Rollup":
+        """A rollup from its stored counts and RTT sketch (the inverse of :meth:`counts_blob` and the sketch's
+        bytes)."""
         r = cls()
         flags, pos = counts[0], 1
         for name in _INTS:

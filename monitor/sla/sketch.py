@@ -101,6 +101,7 @@ class RttSketch:
         return ((offset + i, n) for i, n in enumerate(self._counts) if n)
 
     def add(self, value: float) -> None:
+        """Count one RTT (seconds)."""
         self._bump(self._slot(_MAPPING.key(max(value, _MIN_VALUE))), 1)  # the slot first: it may replace the array
         self.count += 1
         self.sum += value
@@ -110,6 +111,7 @@ class RttSketch:
             self.max = value
 
     def merge(self, other: "RttSketch") -> None:
+        """Add another sketch's counts (sketches merge exactly: the same buckets)."""
         for key, n in other.items():
             self._bump(self._slot(key), n)
         self.count += other.count
@@ -135,9 +137,12 @@ class RttSketch:
 
     @property
     def mean(self) -> float | None:
+        """The exact mean of the values added, or None when empty."""
         return self.sum / self.count if self.count else None
 
     def to_bytes(self) -> bytes:
+        """The stored form: a header (version, min, max, sum), then the non-empty buckets as zigzag varint deltas
+        and counts."""
         out = bytearray(_HEADER.pack(1, self.min if self.count else 0.0, self.max if self.count else 0.0, self.sum))
         bins = list(self.items())
         write_varint(len(bins), out)
@@ -151,6 +156,7 @@ class RttSketch:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> "RttSketch":
+        """The sketch from its stored form (ValueError for an unknown version)."""
         sketch = cls()
         version, mn, mx, total = _HEADER.unpack_from(data)
         if version != 1:

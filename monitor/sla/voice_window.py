@@ -52,6 +52,7 @@ class VoiceWindow:
 
     @property
     def capacity(self) -> int:
+        """How many cycles the ring holds before it grows."""
         return len(self._at)
 
     def _columns(self) -> tuple[array, ...]:
@@ -79,6 +80,7 @@ class VoiceWindow:
         return column[start:] + column[: end - cap]
 
     def add(self, at: float, sent: int, received: int, rtt_median: float, jitter: float | None) -> None:
+        """Add an answered cycle (an unanswered one is ignored) and forget the cycles older than the window."""
         if sent <= 0 or received <= 0:
             return  # an unanswered cycle is availability's business, not quality's
         if self._n:

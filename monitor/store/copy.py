@@ -25,6 +25,7 @@ class CopyResult:
 
     @property
     def counts_match(self) -> bool:
+        """Whether every table has as many rows at the destination as at the source."""
         return self.source == self.target
 
 

@@ -57,6 +57,7 @@ class Deliverer:
         self.sinks_config: list = []
 
     async def replace_sinks(self, sinks: dict[str, Sink], configs: list) -> None:
+        """Swap in the sinks of a new config and close the old ones (a reload)."""
         old, self.sinks, self.sinks_config = self.sinks, sinks, configs
         for sink in old.values():
             await sink.aclose()
@@ -65,9 +66,11 @@ class Deliverer:
         return self.store.outbox_due(now, limit)
 
     def pending(self) -> dict[str, int]:
+        """sink -> undelivered outbox rows."""
         return self.store.outbox_pending()
 
     def sink_secrets(self) -> list[str]:
+        """The configured sinks' secrets, for masking in logs."""
         from monitor.logs import config_secrets
 
         return config_secrets(list(self.sinks_config))
@@ -142,5 +145,6 @@ class Deliverer:
         return sent
 
     async def aclose(self) -> None:
+        """Close every sink's connections."""
         for sink in self.sinks.values():
             await sink.aclose()

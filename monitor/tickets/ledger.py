@@ -68,6 +68,7 @@ class Ledger:
         self.sinks = {s.name: s for s in config.ticket_sinks if s.enabled}
 
     def reconfigure(self, config: Config) -> None:
+        """Use a new config's contracts and sinks from the next event on (a reload)."""
         self.config = config
         self.contracts = {c.id: c for c in config.contracts}
         self.sinks = {s.name: s for s in config.ticket_sinks if s.enabled}
@@ -242,6 +243,7 @@ class Ledger:
         return ticket
 
     def acknowledge(self, store: Store, ticket_id: int, by: str, now: float | None = None) -> Ticket:
+        """Acknowledge the ticket (stops its escalation), noting who did; returns the ticket as stored."""
         now = self.clock() if now is None else now
         with store.tickets_tx() as tx:
             ticket = self._for_update(tx, ticket_id)
@@ -254,6 +256,7 @@ class Ledger:
         return load_ticket(store, ticket_id)
 
     def resolve(self, store: Store, ticket_id: int, by: str, now: float | None = None) -> Ticket:
+        """Resolve the ticket by hand, noting who did; returns the ticket as stored."""
         now = self.clock() if now is None else now
         with store.tickets_tx() as tx:
             ticket = self._for_update(tx, ticket_id)

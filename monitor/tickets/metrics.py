@@ -17,6 +17,7 @@ class TicketCollector(Collector):
         self.live = live
 
     def collect(self):
+        """The ticket families: tickets by state and severity, outbox pending per sink."""
         open_ticket = GaugeMetricFamily("slawatch_target_open_ticket", "The open outage ticket's id, for circuits "
                                         "that have one (none for the others).", labels=["contract", "target"])
         for key, ticket_id in sorted(self.live.open_outage_tickets.items()):

@@ -29,6 +29,7 @@ class AlertmanagerTicketSink(HttpSink):
         super().__init__(cfg.name, str(cfg.url), cfg.timeout)
 
     def alert(self, t: Ticket, text: str, resolved_at: float | None) -> dict:
+        """The ticket as one Alertmanager alert (labels, annotations, start and, when resolved, end)."""
         alert = {"labels": alert_labels(t), "annotations": {"summary": t.title, "description": text},
                  "startsAt": iso_time(t.opened), "generatorURL": ""}
         if resolved_at is not None:
@@ -36,6 +37,7 @@ class AlertmanagerTicketSink(HttpSink):
         return alert
 
     async def deliver(self, d: Delivery) -> str:
+        """Post the ticket's alert (firing, or resolved with its end); returns the ticket's uid, which labels the alert."""
         resolved = d.ticket.resolved or d.extra.get("now") if d.action == "resolve" else None
         await self._request("POST", "/api/v2/alerts", json=[self.alert(d.ticket, d.text, resolved)])
         return d.ticket.uid

@@ -54,23 +54,33 @@ class Sink(Protocol):
 
     name: str
 
-    async def deliver(self, d: Delivery) -> str: ...
+    async def deliver(self, d: Delivery) -> str:
+        """Deliver one outbox row (open, update, escalate, resolve, ...) to the external system; returns the
+        ticket's id there. Raises SinkError (retried later) on failure."""
+        ...
 
-    async def aclose(self) -> None: ...
+    async def aclose(self) -> None:
+        """Close the sink's connections."""
+        ...
 
 
 @runtime_checkable
 class Acknowledging(Protocol):
     """A sink that can tell whether someone acknowledged a ticket in the external system."""
 
-    async def poll(self, external_id: str, last_action: str) -> str | None: ...
+    async def poll(self, external_id: str, last_action: str) -> str | None:
+        """Whether someone acknowledged the ticket in the external system since ``last_action``: the reason in
+        words, or None."""
+        ...
 
 
 @runtime_checkable
 class Refreshing(Protocol):
     """A sink whose open tickets must be re-sent to stay open (alerts)."""
 
-    async def refresh(self, ticket: "Ticket") -> None: ...
+    async def refresh(self, ticket: "Ticket") -> None:
+        """Re-send an open ticket so the external system keeps it open."""
+        ...
 
 
 class SinkSettings(BaseModel):
@@ -122,4 +132,5 @@ class HttpSink:
         return resp
 
     async def aclose(self) -> None:
+        """Close the HTTP client."""
         await self.client.aclose()

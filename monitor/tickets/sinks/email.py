@@ -72,9 +72,11 @@ class EmailTicketSink:
 
     @staticmethod
     def root_id(t: Ticket) -> str:
+        """The Message-ID of the ticket's first mail; later mails refer to it, so a mail client threads them."""
         return f"<slawatch.{t.uid}@slawatch.invalid>"
 
     def message(self, d: Delivery) -> EmailMessage:
+        """The mail for one delivery: subject with severity and state, the text, threading headers."""
         t = d.ticket
         msg = EmailMessage()
         msg["From"] = self.cfg.sender
@@ -97,8 +99,10 @@ class EmailTicketSink:
         return msg
 
     async def deliver(self, d: Delivery) -> str:
+        """Send the delivery's mail; returns the root Message-ID as the external id."""
         await asyncio.to_thread(send_mail, self.cfg, self.message(d), self.context)
         return self.root_id(d.ticket)
 
     async def aclose(self) -> None:
+        """Nothing to close: each mail uses its own SMTP session."""
         return None

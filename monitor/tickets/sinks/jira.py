@@ -31,6 +31,8 @@ class JiraTicketSink(HttpSink):
         self.cfg = cfg
 
     async def deliver(self, d: Delivery) -> str:
+        """Create the Jira issue (found again by its slawatch label after a crash), comment on it, or transition it;
+        returns the issue key."""
         t = d.ticket
         key = d.external_id
         label = f"slawatch-{t.uid}"

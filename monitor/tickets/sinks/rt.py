@@ -47,6 +47,8 @@ class RtTicketSink(HttpSink):
         return str(items[0]["id"]) if items else None
 
     async def deliver(self, d: Delivery) -> str:
+        """Create the RT ticket (found again by its slawatch id after a crash), correspond on it, or resolve it;
+        returns the ticket number."""
         t = d.ticket
         ticket_id = d.external_id
         if ticket_id is None:

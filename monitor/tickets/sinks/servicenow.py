@@ -33,6 +33,8 @@ class ServiceNowTicketSink(HttpSink):
         self.cfg = cfg
 
     async def deliver(self, d: Delivery) -> str:
+        """Create the ServiceNow incident (found again by its correlation id after a crash), add work notes, or
+        resolve it; returns its sys_id."""
         t = d.ticket
         sys_id = d.external_id
         if sys_id is None:

@@ -32,6 +32,7 @@ class WebhookTicketSink(HttpSink):
         self.url = str(cfg.url)
 
     def payload(self, d: Delivery) -> dict:
+        """The JSON body for one delivery (ticket, action, text), signed separately."""
         t = d.ticket
         labels = alert_labels(t)
         status = "resolved" if d.action == "resolve" else "firing"
@@ -56,6 +57,7 @@ class WebhookTicketSink(HttpSink):
         }
 
     async def deliver(self, d: Delivery) -> str:
+        """POST the delivery's payload with its HMAC signature; returns ``slawatch/<ticket uid>`` as the external id."""
         body = json.dumps(self.payload(d), separators=(",", ":")).encode()
         headers = {"Content-Type": "application/json", "Idempotency-Key": d.idempotency_key}
         if self.secret:
