@@ -14,6 +14,7 @@ import os
 import sys
 import time
 from datetime import datetime, timezone
+from typing import Any
 
 from monitor import __version__
 from monitor.config import load_config
@@ -191,7 +192,7 @@ def cmd_status(args) -> int:
     finally:
         store.close()
     now = time.time()
-    rows = []
+    rows: list[dict[str, Any]] = []
     for t in config.targets:
         st = states.get(t.id)
         cy = last.get(t.id)
@@ -365,6 +366,7 @@ def cmd_tickets(args) -> int:
 def cmd_cluster(args) -> int:
     from monitor.errors import ClusterError
     from monitor.store import open_store
+    from monitor.store.base import ClusterStore
 
     config = load_config(args.config)
     if config.cluster is None or config.storage.backend != "postgresql":
@@ -372,6 +374,8 @@ def cmd_cluster(args) -> int:
     delay, beat = config.cluster.failover_delay, config.cluster.heartbeat
     store = open_store(config.storage, readonly=True)
     try:
+        if not isinstance(store, ClusterStore):
+            raise ClusterError(f"{args.config}: the {store.backend} store cannot hold a cluster")
         nodes = store.cluster_nodes()
         leader = store.cluster_leader()
         from monitor.cluster.vantage import open_site_outages

@@ -10,7 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from probes.base import ProbeContext
 from probes.icmp import IcmpEngine, check_icmp_permission
@@ -34,8 +34,13 @@ from monitor.tickets.delivery import Deliverer
 from monitor.tickets.ledger import Ledger
 from monitor.tickets.sinks import Sink, make_sink
 from monitor.store import Batch, Store, open_store
+from monitor.store.base import ClusterStore
 from monitor.cluster.vantage import ConsensusKeeper, open_site_outages
 from monitor.measure.writer import BatchWriter, RateLimited
+
+if TYPE_CHECKING:
+    from monitor.cluster.member import ClusterMember
+    from monitor.measure.traps import TrapReceiver
 
 __all__ = ["Daemon", "run_daemon", "check_runnable"]
 
@@ -81,14 +86,12 @@ def objective_thresholds(contract) -> dict[str, float]:
 
 
 def _tracker_for(target: Target, saved: dict | None) -> TargetTracker:
-    thresholds = dict(
-        failure_threshold=target.failure_threshold,
-        recovery_threshold=target.recovery_threshold,
-        degraded_threshold=target.degraded_threshold,
-    )
     if saved:
-        return TargetTracker.restore(saved, **thresholds)
-    return TargetTracker(target.id, **thresholds)
+        return TargetTracker.restore(saved, failure_threshold=target.failure_threshold,
+                                     recovery_threshold=target.recovery_threshold,
+                                     degraded_threshold=target.degraded_threshold)
+    return TargetTracker(target.id, failure_threshold=target.failure_threshold,
+                         recovery_threshold=target.recovery_threshold, degraded_threshold=target.degraded_threshold)
 
 
 class Daemon:
@@ -138,7 +141,8 @@ class Daemon:
         self.run_id: int | None = None
         self.probe_context = ProbeContext(snmp_profiles=config.snmp_profiles)  # its engines open in run()
         #: cluster membership (None: a single node, which owns every target and leads)
-        self.cluster = None
+        self.cluster: ClusterMember | None = None
+        self.traps: TrapReceiver | None = None
         self._epoch_seen: int | None = None
         self._cluster_jobs: set[str] = set()
         self._sync_task: asyncio.Task | None = None
@@ -169,13 +173,14 @@ class Daemon:
 
         cfg = self.config.cluster
         assert cfg is not None
-        self.cluster = ClusterMember(cfg, self.store, lambda: list(self.units.values()), config_hash(self.config),
-                                     __version__)
-        self.cluster.start()
-        published = self.cluster.published
+        member = ClusterMember(cfg, self.store, lambda: list(self.units.values()), config_hash(self.config),
+                               __version__)
+        self.cluster = member
+        member.start()
+        published = member.published
         if published is not None:
             self._config_version = published[0]  # this node runs its file; a newer version is adopted
-            if published[1] != self.cluster.config_hash:
+            if published[1] != member.config_hash:
                 log.warning("this node's config differs from the cluster's latest published one (version %d from "
                             "node %s); it runs its own file: reload one node to publish one config for all",
                             published[0], published[3])
@@ -259,6 +264,7 @@ class Daemon:
             if self.stopping.is_set():
                 return
             task = asyncio.current_task()
+            assert task is not None  # a job runs as a task of the scheduler
             self.inflight.add(task)
             t0 = time.perf_counter()
             try:
@@ -334,7 +340,7 @@ class Daemon:
         self._delivery_task = asyncio.create_task(self._deliver_loop(), name="ticket-delivery")
         if self.cluster is not None:
             self._sync_task = asyncio.create_task(self._cluster_sync(), name="cluster-sync")
-            self.scheduler.every("vantage-consensus", self.config.cluster.heartbeat, self._consensus_round)
+            self.scheduler.every("vantage-consensus", self.cluster.cfg.heartbeat, self._consensus_round)
         if self.config.reports is not None and self.config.reports.enabled:
             from apscheduler.triggers.cron import CronTrigger
 
@@ -719,8 +725,10 @@ class Daemon:
         if fence is None:
             log.warning("config not published to the other nodes: this node holds no lease now")
             return
+        store = self.store
+        assert isinstance(store, ClusterStore)  # a cluster runs on a store that holds one (the config's check)
         try:
-            version = await asyncio.to_thread(self.store.cluster_publish_config, fence, config_hash(self.config),
+            version = await asyncio.to_thread(store.cluster_publish_config, fence, config_hash(self.config),
                                               shared_text(text))
         except StoreError as exc:
             log.warning("config not published to the other nodes: %s", exc)
@@ -761,7 +769,7 @@ class Daemon:
         await self.deliverer.aclose()
         if self.cluster is not None:
             await asyncio.to_thread(self.cluster.stop)
-        if getattr(self, "traps", None) is not None:
+        if self.traps is not None:
             self.traps.close()
         if self.probe_context.icmp_engine is not None:
             self.probe_context.icmp_engine.close()

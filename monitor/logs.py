@@ -7,6 +7,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Mapping
 
 __all__ = ["setup_logging", "JsonFormatter", "Redactor", "config_secrets", "add_secrets"]
 
@@ -87,7 +88,7 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
-def setup_logging(level: str = "info", fmt: str = "auto", levels: dict[str, str] | None = None,
+def setup_logging(level: str = "info", fmt: str = "auto", levels: Mapping[str, str] | None = None,
                   secrets: list[str] | None = None) -> None:
     """Configure the root logger: level, text or JSON, per-logger levels, and the secrets to redact."""
     if fmt == "auto":

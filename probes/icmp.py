@@ -61,9 +61,9 @@ __all__ = [
     "socket_mode",
 ]
 
-_ICMP_ECHO = {socket.AF_INET: 8, socket.AF_INET6: 128}
-_ICMP_REPLY = {socket.AF_INET: 0, socket.AF_INET6: 129}
-_PROTO = {socket.AF_INET: socket.IPPROTO_ICMP, socket.AF_INET6: socket.IPPROTO_ICMPV6}
+_ICMP_ECHO: dict[int, int] = {socket.AF_INET: 8, socket.AF_INET6: 128}
+_ICMP_REPLY: dict[int, int] = {socket.AF_INET: 0, socket.AF_INET6: 129}
+_PROTO: dict[int, int] = {socket.AF_INET: socket.IPPROTO_ICMP, socket.AF_INET6: socket.IPPROTO_ICMPV6}
 _SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 _SCM_TIMESTAMPNS = _SO_TIMESTAMPNS
 _IP_MTU_DISCOVER = getattr(socket, "IP_MTU_DISCOVER", 10)
@@ -247,7 +247,7 @@ _mode_cache: dict[int, str] = {}
 
 def _open_socket(family: int) -> tuple[socket.socket, str]:
     """An ICMP socket for ``family``: datagram (unprivileged) first, raw as fallback."""
-    errors = []
+    errors: list[OSError] = []
     order = ("dgram", "raw") if _mode_cache.get(family) != "raw" else ("raw",)
     for mode in order:
         kind = socket.SOCK_DGRAM if mode == "dgram" else socket.SOCK_RAW
@@ -486,11 +486,16 @@ class IcmpEngine:
             seq = channel.allocate()
             if seq is not None:
                 return channel, seq
-        channel = _Channel(family, self._loop, self.stats)
+        channel = _Channel(family, self._running_loop(), self.stats)
         channels.append(channel)
         seq = channel.allocate()
         assert seq is not None
         return channel, seq
+
+    def _running_loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop of the engine's first burst (the engine is used from that loop only)."""
+        assert self._loop is not None, "the engine's loop is set by its first burst"
+        return self._loop
 
     def mode(self, family: int = socket.AF_INET) -> str:
         """The socket kind in use for ``family``: raw or dgram (unprivileged ICMP)."""
@@ -518,11 +523,11 @@ class IcmpEngine:
                 return
             self._timer.cancel()
         self._timer_at = when
-        self._timer = self._loop.call_at(when, self._send_due)
+        self._timer = self._running_loop().call_at(when, self._send_due)
 
     def _send_due(self) -> None:
         self._timer = None
-        loop, queue, gap = self._loop, self._queue, self.gap
+        loop, queue, gap = self._running_loop(), self._queue, self.gap
         now = loop.time()
         since_drain = 0
         touched: set[_Channel] = set()
@@ -575,7 +580,7 @@ class IcmpEngine:
             if burst.waiting == 0:
                 burst.finish()
             else:
-                burst.deadline = self._loop.call_later(burst.timeout, burst.finish)
+                burst.deadline = self._running_loop().call_later(burst.timeout, burst.finish)
         return channel
 
     # -- one burst ------------------------------------------------------------------------
@@ -615,7 +620,7 @@ class IcmpEngine:
                 resolve_time = time.perf_counter() - r0
                 return result(False, f"DNS resolution of {address} failed: {exc}")
             resolve_time = time.perf_counter() - r0
-            family, ip_text = infos[0][0], infos[0][4][0]
+            family, ip_text = infos[0][0], str(infos[0][4][0])
         if is_ipv6_address(ip_text):
             family = socket.AF_INET6
         # open the socket now, so that a missing privilege is raised here, not in the timer callback

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -218,7 +219,7 @@ _MESSAGES: dict[str, tuple[Any, bool]] = {
 }
 
 
-def _message(err: dict) -> tuple[str, bool]:
+def _message(err: Mapping[str, Any]) -> tuple[str, bool]:
     """The user's message for one pydantic error, and whether to show the input."""
     kind = err["type"]
     ctx = err.get("ctx") or {}
@@ -344,7 +345,9 @@ def _check_cluster(raw: dict, problems: _Problems) -> None:
             if isinstance(target, dict) and isinstance(target.get("vantage"), dict):
                 problems.add(("targets", i, "vantage"), "vantage sites need a cluster section (cluster: {node, site})")
         return
-    storage = raw.get("storage") if isinstance(raw.get("storage"), dict) else {}
+    storage = raw.get("storage")
+    if not isinstance(storage, dict):
+        storage = {}
     if storage.get("backend", "sqlite") != "postgresql":
         problems.add(("cluster",), "a cluster needs the postgresql store (storage.backend: postgresql; got "
                      f"{storage.get('backend', 'sqlite')!r})")
@@ -371,7 +374,7 @@ def _check_sink_refs(raw: dict, sinks: set, problems: _Problems) -> None:
 
 def _resolve_oids(raw: dict, problems: _Problems, base_dir: Path) -> None:
     """Every OID a profile or the trap receiver names: numeric as written, or ``MIB::name`` resolved to numeric."""
-    places = []  # (YAML path, the mapping holding the OID)
+    places: list[tuple[tuple[Any, ...], dict[str, Any]]] = []  # (YAML path, the mapping holding the OID)
     profiles = raw.get("snmp_profiles")
     for name, profile in profiles.items() if isinstance(profiles, dict) else ():
         for part in ("scalars", "tables"):
@@ -380,7 +383,9 @@ def _resolve_oids(raw: dict, problems: _Problems, base_dir: Path) -> None:
     traps = raw.get("traps")
     if isinstance(traps, dict) and isinstance(traps.get("oids"), dict):
         places += [(("traps", "oids", key), traps["oids"]) for key in traps["oids"]]
-    dirs = raw.get("mib_dirs") if isinstance(raw.get("mib_dirs"), list) else []
+    dirs = raw.get("mib_dirs")
+    if not isinstance(dirs, list):
+        dirs = []
     for i, d in enumerate(dirs):
         if isinstance(d, str) and not (base_dir / d).is_dir():
             problems.add(("mib_dirs", i), "not a directory", d)

@@ -155,7 +155,7 @@ class MaintenanceWindow(_Model):
         if kinds[0] == "start":
             if (self.end is None) == (self.duration is None):
                 raise PydanticCustomError("slawatch", "a one-off window needs end or duration (one of them)")
-            if self.end is not None and self.end <= self.start:
+            if self.end is not None and self.start is not None and self.end <= self.start:
                 raise PydanticCustomError("slawatch", "end must be after start")
         else:
             local_end = self.weekly or self.monthly
@@ -487,6 +487,12 @@ class ExporterTls(_Model):
     key_file: str
 
 
+#: an availability window the exporter can give per target
+Window = Literal["month", "1h", "24h", "7d", "30d"]
+#: a monthly report's file format
+ReportFormat = Literal["json", "csv", "html", "pdf"]
+
+
 class PerTargetMetrics(_Model):
     """Which per-target families the exporter writes beyond the default budget (monitor/metrics/targets.py):
     10 series an internet target, 15 a voice target by default."""
@@ -494,7 +500,7 @@ class PerTargetMetrics(_Model):
     #: slawatch_icmp_rtt_seconds (15 buckets, sum, count: +17 a target); the RTT quantile rules need it
     histograms: bool = False
     #: availability windows: month (the default) and the rolling 1h, 24h, 7d, 30d (+1 a target each)
-    windows: list[Literal["month", "1h", "24h", "7d", "30d"]] = Field(default_factory=lambda: ["month"])
+    windows: list[Window] = Field(default_factory=lambda: list[Window](["month"]))
     #: slawatch_sla_burn_rate for the six burn windows (+6); the shipped rules compute them from slawatch_target_up
     burn_rates: bool = False
     #: budget seconds, excluded time by reason, at-risk, breached, last cycle time, RFC 3550 jitter, internet
@@ -521,7 +527,7 @@ class ReportsConfig(_Model):
     day: int = Field(1, ge=1, le=28)
     at: ClockTime = "06:00"
     timezone: TimeZoneName = "UTC"
-    formats: list[Literal["json", "csv", "html", "pdf"]] = Field(default_factory=lambda: ["json", "csv", "html"], min_length=1)
+    formats: list[ReportFormat] = Field(default_factory=lambda: list[ReportFormat](["json", "csv", "html"]), min_length=1)
     mail_sink: str | None = None  # an email ticket sink to mail the reports through
 
 

@@ -223,7 +223,7 @@ class LiveState:
         self.sla_time: float | None = None  # the instant the SLA figures are for
         #: contract -> (customer, provider), for slawatch_contract_info
         self.contracts: dict[str, tuple[str, str]] = {}
-        self.traps = None  # monitor.measure.traps.TrapReceiver when configured
+        self.traps: Any = None  # monitor.measure.traps.TrapReceiver when configured
         self.snmp_wire = None  # probes.snmp_wire.WireClient: its count of dropped datagrams
         #: (state, severity) -> count, refreshed by the delivery loop
         self.ticket_counts: dict[tuple[str, str], int] = {}
@@ -236,11 +236,11 @@ class LiveState:
         #: in a cluster: the targets this node probes now (None: every target); only those are exported
         self.owned: frozenset[str] | None = None
         #: monitor.cluster.member.ClusterMember, for its metrics
-        self.cluster = None
+        self.cluster: Any = None
         #: probe units of multi-site targets: unit id -> (target, site) (monitor.cluster.consensus)
         self.site_units: dict[str, tuple[str, str]] = {}
         #: monitor.cluster.vantage.ConsensusKeeper: the leader's consensus states and dark sites, for their metrics
-        self.vantage = None
+        self.vantage: Any = None
         self.stats = SelfStats()
 
     def set_sla(self, results: dict) -> None:

@@ -20,10 +20,12 @@ import asyncio
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Callable
 
 from monitor.errors import FencedError, StoreError
 from monitor.measure.live import SelfStats
 from monitor.store import Batch, CycleRecord, Store, UnknownRecord
+from monitor.store.base import Fence
 
 __all__ = ["BatchWriter", "RateLimited", "LOST_REASON"]
 
@@ -105,10 +107,11 @@ class BatchWriter:
         self._said = RateLimited(60.0)
         self._inflight = 0  # cycles of the batch being written right now
         #: in a cluster: the node's current lease, checked inside every write transaction
-        self.fence = lambda: None
+        #: the lease the node holds now (monitor.cluster.member), stamped on each batch; None outside a cluster
+        self.fence: Callable[[], Fence | None] = lambda: None
         self.fenced_dropped = 0
         #: the lease the pending records were measured under: a backlog is never written under a newer epoch
-        self._batch_fence = None
+        self._batch_fence: Fence | None = None
 
     def added(self) -> None:
         """Records were added to the batch: flush early when it is full, shed the oldest cycles past the backlog

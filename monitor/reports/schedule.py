@@ -81,18 +81,23 @@ class ReportSchedule:
         written."""
         now = self.clock() if now is None else now
         month = self.due_month(now)
-        if month is None:
+        cfg = self.cfg
+        if month is None or cfg is None:
             return []
-        paths = write_reports(self.store, self.config, month, Path(self.cfg.directory) / month, self.cfg.formats, now)
+        paths = write_reports(self.store, self.config, month, Path(cfg.directory) / month, list(cfg.formats), now)
         log.info("monthly reports for %s written: %s", month, ", ".join(p.name for p in paths))
-        if self.cfg.mail_sink:
-            self._mail(month, paths)
+        if cfg.mail_sink:
+            self._mail(month, paths, cfg.mail_sink)
         return paths
 
-    def _mail(self, month: str, paths: list[Path]) -> None:
+    def _mail(self, month: str, paths: list[Path], sink_name: str) -> None:
         from monitor.tickets.sinks import SinkError, send_mail
+        from monitor.tickets.sinks.email import EmailSink
 
-        sink = next(s for s in self.config.ticket_sinks if s.name == self.cfg.mail_sink)
+        sink = next(s for s in self.config.ticket_sinks if s.name == sink_name)
+        if not isinstance(sink, EmailSink):  # the config's check: mail_sink names an email sink
+            log.error("mailing the %s reports: sink %s is not an email sink", month, sink_name)
+            return
         msg = EmailMessage()
         msg["From"], msg["To"] = sink.sender, ", ".join(sink.to)
         msg["Subject"] = f"[slawatch] SLA and credit reports for {month}"

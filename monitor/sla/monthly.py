@@ -221,9 +221,9 @@ def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Ava
                                 "value_s": value, "samples": r.response.count,
                                 "met": None if value is None or rt is None else value <= rt.max}
     if obj.loss is not None:
-        value = r.loss_fraction  # packets of the cycles that got a reply: the one definition (monitor.sla.rollup)
-        out["loss"] = {"target_pct": obj.loss, "value_pct": None if value is None else float(value * 100),
-                       "met": None if value is None else value * 100 <= Fraction(obj.loss), "basis": r.loss_basis}
+        loss = r.loss_fraction  # packets of the cycles that got a reply: the one definition (monitor.sla.rollup)
+        out["loss"] = {"target_pct": obj.loss, "value_pct": None if loss is None else float(loss * 100),
+                       "met": None if loss is None else loss * 100 <= Fraction(obj.loss), "basis": r.loss_basis}
     if obj.jitter is not None:
         value = r.jitter_mean
         out["jitter"] = {"target_s": obj.jitter, "value_s": value, "met": None if value is None else value <= obj.jitter}

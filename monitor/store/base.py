@@ -10,14 +10,15 @@ them. Times are unix seconds (floats) on both sides of the boundary.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Collection, Callable, ContextManager, Iterator, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Collection, Callable, ContextManager, Iterator, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:
     from monitor.measure.events import BreachEvent
     from monitor.sla.rollup import Rollup
 
 __all__ = ["Store", "TicketTx", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "UnknownRecord", "Batch",
-           "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "NodeInfo", "Fence"]
+           "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "NodeInfo", "Fence",
+           "ClusterStore"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -333,9 +334,11 @@ class Store(Protocol):
         ...
 
     # evidence: writes
-    def write(self, batch: Batch, on_new_event: "Callable[[TicketTx, BreachEvent], None] | None" = None) -> None:
+    def write(self, batch: Batch, on_new_event: "Callable[[TicketTx, BreachEvent], None] | None" = None,
+              fence: "Fence | None" = None) -> None:
         """Write one batch of evidence atomically (all or nothing), calling ``on_new_event`` inside the same
-        transaction for each event not stored before, so the tickets it opens commit with it."""
+        transaction for each event not stored before, so the tickets it opens commit with it. With ``fence`` (a
+        cluster node's lease) the batch commits only while that lease is still the node's (FencedError else)."""
         ...
 
     def purge(self, raw_before: float, rollups_before: float) -> tuple[int, int]:
@@ -491,4 +494,54 @@ class Store(Protocol):
 
     def clear(self) -> None:
         """Delete every row of every table, children first (``store copy --overwrite``)."""
+        ...
+
+    # checks and conveniences (the contract suite and the tools)
+    def integrity_ok(self) -> bool:
+        """Whether the backend's own integrity check passes (SQLite's integrity_check; PostgreSQL: a query)."""
+        ...
+
+    def write_batch(self, cycles: Sequence[CycleRecord] = (), states: Sequence[StateRecord] = (),
+                    outages: Sequence[OutageRecord] = ()) -> None:
+        """:meth:`write` of a batch of just these cycles, states and outages."""
+        ...
+
+
+@runtime_checkable
+class ClusterStore(Store, Protocol):
+    """A store that can hold a cluster (PostgreSQL): membership with leases and fencing epochs, the leader's
+    advisory lock, and the published config (:mod:`monitor.cluster`)."""
+
+    def cluster_join(self, node: str, site: str, instance: str, config_hash: str, version: str, host: str, pid: int,
+                     failover_delay: float, takeover: bool = False) -> int:
+        """Register this instance under ``node`` with a new epoch (returned); refuses a name another live instance
+        holds unless ``takeover``."""
+        ...
+
+    def cluster_heartbeat(self, fence: Fence, owned: int, config_hash: str) -> bool:
+        """Renew the lease; False when it is no longer this instance's."""
+        ...
+
+    def cluster_leave(self, fence: Fence) -> None:
+        """Mark this instance as gone, so the others take its targets at once."""
+        ...
+
+    def cluster_nodes(self) -> list[NodeInfo]:
+        """Every node registered, live or not, with its lease's age."""
+        ...
+
+    def cluster_publish_config(self, fence: Fence, config_hash: str, body: str) -> int:
+        """Publish a config for every node under a live lease; returns its version."""
+        ...
+
+    def cluster_config(self) -> tuple[int, str, str, str] | None:
+        """The latest published config: (version, hash, body, node), or None."""
+        ...
+
+    def leader_session(self, node: str = "") -> Any:
+        """A dedicated session for the leader's advisory lock (held as long as that session lives)."""
+        ...
+
+    def cluster_leader(self) -> str | None:
+        """The node whose session holds the leader lock now (None: no leader)."""
         ...

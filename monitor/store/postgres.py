@@ -20,7 +20,7 @@ import logging
 import math
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Any, Callable, Collection, Iterator, Sequence
+from typing import Any, Callable, Collection, Iterator, Mapping, Sequence
 
 import psycopg
 from psycopg import conninfo as _conninfo
@@ -283,7 +283,7 @@ class _PgExec(Exec):
 
     _cache: dict[str, str] = {}
 
-    def __init__(self, cur: psycopg.Cursor):
+    def __init__(self, cur: "psycopg.Cursor[dict[str, Any]]"):
         self.cur = cur
 
     def _sql(self, sql: str) -> str:
@@ -292,12 +292,12 @@ class _PgExec(Exec):
             out = self._cache[sql] = sql.replace("%", "%%").replace("?", "%s")
         return out
 
-    def all(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
-        self.cur.execute(self._sql(sql), tuple(args))  # type: ignore[arg-type]
+    def all(self, sql: str, args: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
+        self.cur.execute(self._sql(sql), tuple(args))
         return list(self.cur.fetchall()) if self.cur.description else []
 
     def run(self, sql: str, args: Sequence[Any] = ()) -> int:
-        self.cur.execute(self._sql(sql), tuple(args))  # type: ignore[arg-type]
+        self.cur.execute(self._sql(sql), tuple(args))
         return self.cur.rowcount
 
 
@@ -363,7 +363,7 @@ class PostgresStore(SqlTickets):
         with self._conn() as conn, conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             yield _PgExec(cur)
 
-    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
         with self._read() as ex:
             return ex.all(sql, args)
 
@@ -393,7 +393,7 @@ class PostgresStore(SqlTickets):
                 for version in range(current + 1, SCHEMA_VERSION + 1):
                     try:
                         with conn.transaction():
-                            conn.execute(MIGRATIONS[version - 1])  # type: ignore[arg-type]
+                            conn.execute(MIGRATIONS[version - 1])
                             conn.execute("INSERT INTO slawatch_schema (version) VALUES (%s)", (version,))
                     except psycopg.Error as exc:
                         raise StoreError(f"migration of PostgreSQL store ({self.location}) to schema version "
@@ -424,7 +424,7 @@ class PostgresStore(SqlTickets):
             lo, hi = (datetime.fromtimestamp(d * _DAY, timezone.utc) for d in (day, day + 1))
             cur.execute("SELECT pg_advisory_xact_lock(%s, %s)", (MIGRATION_LOCK, day))
             # DDL takes no parameters; the name and bounds are generated from an integer day
-            cur.execute(f"CREATE TABLE IF NOT EXISTS cycles_{lo:%Y%m%d} PARTITION OF cycles"  # type: ignore[arg-type]
+            cur.execute(f"CREATE TABLE IF NOT EXISTS cycles_{lo:%Y%m%d} PARTITION OF cycles"
                         f" FOR VALUES FROM ('{lo.isoformat()}') TO ('{hi.isoformat()}')")
         self._new_partitions |= days
 
@@ -544,12 +544,12 @@ class PostgresStore(SqlTickets):
 
     # -- reads ---------------------------------------------------------------------------------
     @staticmethod
-    def _cycle(r: dict[str, Any]) -> CycleRecord:
+    def _cycle(r: Mapping[str, Any]) -> CycleRecord:
         return CycleRecord(r["target"], r["probe"], r["started"], r["duration"], r["ok"], r["verdict"], r["reason"],
                            r["sent"], r["received"], r["rtt_median"], r["jitter"], r["samples"], r["node"], r["site"])
 
     @staticmethod
-    def _outage(r: dict[str, Any]) -> OutageRecord:
+    def _outage(r: Mapping[str, Any]) -> OutageRecord:
         return OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"], r["evidence"] or None)
 
     def load_states(self, names: "Collection[str] | None" = None) -> dict[str, StateRecord]:
@@ -635,7 +635,7 @@ class PostgresStore(SqlTickets):
                  "rollups_monthly": "target_id, month", "ticket_refs": "ticket_id, sink"}.get(table, "id")
         with self._conn() as conn, conn.transaction(), conn.cursor(name=f"dump_{table}") as cur:
             cur.itersize = chunk
-            cur.execute(f"SELECT {cols} FROM {table} ORDER BY {order}")  # type: ignore[arg-type]
+            cur.execute(f"SELECT {cols} FROM {table} ORDER BY {order}")
             while rows := cur.fetchmany(chunk):
                 yield [tuple(bytes(v) if isinstance(v, memoryview) else v for v in row) for row in rows]
 
@@ -656,7 +656,7 @@ class PostgresStore(SqlTickets):
                 self._new_partitions = set()
                 self._ensure_partitions(cur, [r[2] for r in rows])
                 self._partitions |= self._new_partitions
-            with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:  # type: ignore[arg-type]
+            with cur.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(tuple(conv(v, kind) for v, (_, kind) in zip(row, spec)))
 

@@ -40,9 +40,11 @@ class Exec:
     """Runs shared statements on one backend's connection. Rows are mappings by column name."""
 
     def all(self, sql: str, args: Sequence[Any] = ()) -> list[Mapping[str, Any]]:
+        """Execute; every row."""
         raise NotImplementedError
 
     def one(self, sql: str, args: Sequence[Any] = ()) -> Mapping[str, Any] | None:
+        """Execute; the first row, or None."""
         rows = self.all(sql, args)
         return rows[0] if rows else None
 
@@ -51,6 +53,7 @@ class Exec:
         raise NotImplementedError
 
     def value(self, sql: str, args: Sequence[Any] = ()) -> Any:
+        """Execute; the first column of the first row, or None."""
         row = self.one(sql, args)
         return None if row is None else next(iter(row.values()))
 
