@@ -80,12 +80,26 @@ def test_dense_store_grows_both_ways_and_stays_small():
     assert sys.getsizeof(wide._counts) < 8 * 1024  # a dict of its buckets was ~5x that
 
 
-def test_counts_are_four_bytes_until_a_bucket_passes_two_to_the_32():
-    """A target's month fits 4-byte counts; a merged contract-wide month can pass 2**32 - 1 in one bucket, and then
-    the counts become 8 bytes without losing any."""
+def test_counts_widen_from_one_byte_as_buckets_fill_without_losing_any():
+    """An hour of a target's echoes fits 1-byte counts; a bucket past 255 widens them to 2 bytes, past 65,535 to 4;
+    a merged contract-wide month can pass 2**32 - 1 in one bucket, and then the counts become 8 bytes."""
+    one = RttSketch()
+    for i in range(255):
+        one.add(0.001 + i * 1e-9)  # one bucket
+    one.add(0.002)
+    assert one._counts.itemsize == 1 and max(one._counts) == 255
+    one.add(0.001)
+    assert one._counts.itemsize == 2 and sorted(n for _, n in one.items()) == [1, 256]
+    one.merge(RttSketch.from_bytes(_scaled(one, 70_000)))
+    assert one._counts.itemsize == 4 and sorted(n for _, n in one.items()) == [70_001, 70_256]
+    assert one.count == 257 + 2 * 70_000 and one.quantile(0.5) == pytest.approx(0.001, rel=0.02)
+    direct = RttSketch()
+    direct.add(0.003)
+    direct._bump(0, 2**40)  # one bump past three widths at once
+    assert direct._counts.typecode == "Q" and direct._counts[0] == 2**40 + 1
     one = RttSketch()
     one.add(0.001)
-    assert one._counts.itemsize == 4
+    assert one._counts.itemsize == 1
     big = RttSketch.from_bytes(one.to_bytes())
     for _ in range(3):
         big.merge(RttSketch.from_bytes(_scaled(one, 2**31)))

@@ -24,6 +24,9 @@ RELATIVE_ACCURACY = 0.008  # within the 1 % the SLA objectives need, and half th
 _MAPPING = LogarithmicMapping(RELATIVE_ACCURACY)
 _HEADER = struct.Struct("<Bddd")  # version, min, max, sum
 _MIN_VALUE = 1e-7  # RTTs below 100 ns are stored as 100 ns
+#: the widths of the counts, narrowest first: a sketch starts with 1-byte counts and widens all of them when one
+#: bucket passes what they hold (255, 65,535, 2**32 - 1)
+_WIDTHS = ("B", "H", "I", "Q")
 
 
 def write_varint(n: int, out: bytearray) -> None:
@@ -47,18 +50,19 @@ def read_varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 class RttSketch:
-    """Counts per logarithmic bucket, held densely: one 4-byte count per bucket between the lowest and the
-    highest key seen, from an offset (8 bytes from the first count that would pass 2**32 - 1, which a merged
-    contract-wide month can reach). A month of one target's RTTs spans a few hundred buckets at most (the
-    mapping's whole range from 100 ns to a minute is about 1,300), so a sketch stays a few KB where the
-    sparse dict it replaced cost about 70 bytes per bucket and grew over the month with the spread of the RTTs
-    (80 buckets, 5.6 KB, per target after 40 minutes at 10,000 targets; bench/exporter_scale.py)."""
+    """Counts per logarithmic bucket, held densely: one count per bucket between the lowest and the highest key
+    seen, from an offset. The counts are as narrow as the largest needs: 1 byte, then 2, 4 or 8 bytes once a
+    bucket passes 255, 65,535 or 2**32 - 1 (an hour of a 30 s target's echoes fits 1 or 2 bytes, a month 2 or 4,
+    a merged contract-wide month may need 8). A month of one target's RTTs spans a few hundred buckets at most
+    (the mapping's whole range from 100 ns to a minute is about 1,300: the bound of a sketch's memory), so a
+    sketch stays well under a few KB where the sparse dict it replaced cost about 70 bytes per bucket (80
+    buckets, 5.6 KB, per target after 40 minutes at 10,000 targets; bench/exporter_scale.py)."""
 
     __slots__ = ("_offset", "_counts", "count", "min", "max", "sum")
 
     def __init__(self) -> None:
         self._offset = 0
-        self._counts = array("I")
+        self._counts = array(_WIDTHS[0])
         self.count = 0
         self.min = math.inf
         self.max = -math.inf
@@ -85,9 +89,17 @@ class RttSketch:
     def _bump(self, index: int, n: int) -> None:
         try:
             self._counts[index] += n
-        except OverflowError:  # past 2**32 - 1 in one bucket: 8-byte counts from now on
-            self._counts = array("Q", self._counts)
-            self._counts[index] += n
+        except OverflowError:  # a bucket passed what its width holds: the next width from now on, as often as needed
+            counts = self._counts
+            for code in _WIDTHS[_WIDTHS.index(counts.typecode) + 1:]:
+                counts = array(code, counts)
+                try:
+                    counts[index] += n
+                except OverflowError:
+                    continue
+                self._counts = counts
+                return
+            raise
 
     @property
     def bins(self) -> dict[int, int]:
