@@ -24,6 +24,7 @@ from monitor.sla.credits import contract_credit, display_pct, minor_unit
 from monitor.sla.intervals import clip, normalize
 from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.sla.monthly import ContractMonth, compute_month, load_month
+from monitor.sla.timeline import outage_span
 from monitor.sla.periods import local_to_ms, parse_month, to_ms
 from monitor.sla.rollup import Rollup
 from monitor.sla.availability import availability
@@ -188,7 +189,8 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
             items = []
             for o in own:
                 end = o.end if o.end is not None else min(now, end_s)
-                s_ms, e_ms = max(to_ms(o.start), period.start_ms), min(to_ms(end), period.end_ms)
+                span = outage_span(o, to_ms(end))
+                s_ms, e_ms = max(span[0], period.start_ms), min(span[1], period.end_ms)
                 ids = [t.id for t in tickets if t.incident_key == f"outage:{contract.id}:{tm.target}"
                        and t.opened <= end + 60 and (t.resolved is None or t.resolved >= o.start - 60)]
                 parents = sorted({t.parent_id for t in tickets if t.id in ids and t.parent_id is not None})

@@ -17,7 +17,7 @@ from monitor.sla.intervals import Interval
 from monitor.sla.periods import to_ms
 from monitor.store.base import OutageRecord, UnknownRecord
 
-__all__ = ["outage_intervals", "unknown_intervals", "coverage_gaps"]
+__all__ = ["outage_intervals", "outage_span", "unknown_intervals", "coverage_gaps"]
 
 
 def outage_intervals(records: Iterable[OutageRecord], open_end_ms: int
@@ -26,9 +26,13 @@ def outage_intervals(records: Iterable[OutageRecord], open_end_ms: int
     down: dict[str, list[Interval]] = {}
     degraded: dict[str, list[Interval]] = {}
     for o in records:
-        end = open_end_ms if o.end is None else to_ms(o.end)
-        (down if o.kind == "down" else degraded).setdefault(o.target, []).append((to_ms(o.start), end))
+        (down if o.kind == "down" else degraded).setdefault(o.target, []).append(outage_span(o, open_end_ms))
     return down, degraded
+
+
+def outage_span(record: OutageRecord, open_end_ms: int) -> Interval:
+    """One outage as an interval (ms); still open, it ends at ``open_end_ms``."""
+    return to_ms(record.start), open_end_ms if record.end is None else to_ms(record.end)
 
 
 def unknown_intervals(records: Iterable[UnknownRecord]) -> dict[str, list[Interval]]:
