@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.config.models import Config, Contract, MaintenanceWindow, Target
 from monitor.sla.intervals import Interval, clip, normalize
-from monitor.sla.periods import local_to_ms, month_of, months_overlapping, to_ms
+from monitor.sla.periods import Period, local_to_ms, month_of, months_overlapping, to_ms
 
 __all__ = ["expand_window", "expand_windows", "MaintenanceCalendar"]
 
@@ -104,10 +104,9 @@ class MaintenanceCalendar:
         self._keep = keep
         self._months: OrderedDict[tuple[str, str], tuple[list[Interval], list[int]]] = OrderedDict()
 
-    def _month(self, contract: Contract, target: Target, ms: int) -> tuple[list[Interval], list[int]]:
-        """The windows of ``target`` in the month of ``ms`` (clipped to it), with their starts for bisecting."""
+    def _month(self, contract: Contract, target: Target, period: Period) -> tuple[list[Interval], list[int]]:
+        """The windows of ``target`` in ``period`` (clipped to it), with their starts for bisecting."""
         own = bool(target.maintenance)
-        period = month_of(ms, contract.timezone)
         key = (f"t:{target.id}" if own else f"c:{contract.id}", period.label)
         found = self._months.get(key)
         if found is not None:
@@ -128,7 +127,7 @@ class MaintenanceCalendar:
             return []
         out: list[Interval] = []
         for period in months_overlapping(lo_ms, hi_ms, contract.timezone):
-            out.extend(self._month(contract, target, period.start_ms)[0])
+            out.extend(self._month(contract, target, period)[0])
         return clip(normalize(out), lo_ms, hi_ms)
 
     def window_at(self, target: Target, at_ms: int) -> Interval | None:
@@ -136,7 +135,7 @@ class MaintenanceCalendar:
         contract = self._contracts[target.contract]
         if not contract.maintenance and not target.maintenance:
             return None
-        windows, starts = self._month(contract, target, at_ms)
+        windows, starts = self._month(contract, target, month_of(at_ms, contract.timezone))
         i = bisect.bisect_right(starts, at_ms) - 1
         if i >= 0 and windows[i][0] <= at_ms < windows[i][1]:
             return windows[i]
