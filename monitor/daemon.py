@@ -641,7 +641,7 @@ class Daemon:
         from monitor.reports.schedule import ReportSchedule
 
         reports = ReportSchedule(new, self.store, time.time)
-        canary = CanaryWatch.for_config(new, self.canary)
+        canary = CanaryWatch.for_config(new)  # what the running one saw is carried over at the swap
         context = dataclasses.replace(self.probe_context, snmp_profiles=new.snmp_profiles)  # the same engines
         sinks = None
         if list(new.ticket_sinks) != list(self.deliverer.sinks_config):
@@ -667,6 +667,7 @@ class Daemon:
             self.cluster.config_hash = world.config_hash  # told to the others at the next heartbeat
         self.ingestor.reconfigure(new, world.calendar)
         self._use_units(world.units)
+        world.canary.carry_over(self.canary)  # at the swap: no verdict observed while the world was built is lost
         self.evaluator, self.reports, self.canary = world.evaluator, world.reports, world.canary
         self.probe_context = world.probe_context
         self.ledger.reconfigure(new)

@@ -41,10 +41,13 @@ class CanaryWatch:
         watch = cls({t.id: t.contract for t in config.targets if t.reference},
                      config.self_monitoring.reference_failure_ratio)
         if previous is not None:
-            watch.failing = {t: v for t, v in previous.failing.items() if t in watch.references}
-            if watch.is_down():
-                watch.down_since = previous.down_since
+            watch.carry_over(previous)
         return watch
+
+    def carry_over(self, previous: "CanaryWatch") -> None:
+        """Take what ``previous`` saw of the references this watch still has (a reload's swap)."""
+        self.failing = {t: v for t, v in previous.failing.items() if t in self.references}
+        self.down_since = previous.down_since if self.is_down() else None
 
     @property
     def enabled(self) -> bool:
