@@ -17,8 +17,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Literal, Protocol, runtime_checkable
 
-__all__ = ["Probe", "ProbeResult", "ProbeContext", "Evidence", "Samples", "judge", "QUALITY_OBJECTIVES",
-           "fmt_ms"]
+__all__ = ["Probe", "ProbeResult", "ProbeContext", "Evidence", "Samples", "judge", "shortfalls",
+           "QUALITY_OBJECTIVES", "fmt_ms"]
 
 EvidenceVerdict = Literal["good", "bad", "none"]
 
@@ -75,6 +75,33 @@ def judge(samples: Samples, objectives: Any) -> dict[str, bool]:
     expiry = getattr(objectives, "tls_expiry_min", None)
     if expiry is not None and samples.tls_days_left is not None:
         out["tls_expiry"] = samples.tls_days_left * 86400 >= expiry
+    return out
+
+
+def shortfalls(samples: Samples, objectives: Any, only: tuple[str, ...] = QUALITY_OBJECTIVES) -> list[str]:
+    """The objectives of :func:`judge` the samples miss (among ``only``), each in words with the figure and the
+    limit, as a NOC engineer reads them in a degradation ticket (``TLS certificate expires in 3.0 days, under
+    the 14-day minimum``)."""
+    out = []
+    for name, met in judge(samples, objectives).items():
+        if met or name not in only:
+            continue
+        if name == "loss":
+            out.append(f"loss {samples.loss * 100:.2f} % above {objectives.loss} %")  # type: ignore[operator]
+        elif name == "latency":
+            out.append(f"RTT {fmt_ms(samples.rtt)} above {fmt_ms(objectives.latency.max)}")
+        elif name == "jitter":
+            out.append(f"jitter {fmt_ms(samples.jitter)} above {fmt_ms(objectives.jitter)}")
+        elif name == "one_way_delay":
+            out.append(f"one-way delay {fmt_ms(samples.rtt / 2)} above "  # type: ignore[operator]
+                       f"{fmt_ms(objectives.one_way_delay)}")
+        elif name == "response_time":
+            out.append(f"response time {fmt_ms(samples.response)} above {fmt_ms(objectives.response_time.max)}")
+        elif name == "tls_expiry":
+            days = samples.tls_days_left
+            out.append(("TLS certificate expired " + f"{-days:.1f} days ago" if days < 0  # type: ignore[operator]
+                        else f"TLS certificate expires in {days:.1f} days")
+                       + f", under the {objectives.tls_expiry_min / 86400:g}-day minimum")
     return out
 
 

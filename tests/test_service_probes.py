@@ -183,6 +183,21 @@ def test_certificate_expiring_in_three_days_degrades_against_tls_expiry_min(http
     assert not quality_ok([r], c)  # degraded: the ticket opens before the certificate expires
 
 
+def test_shortfalls_name_each_missed_objective_with_its_figure():
+    """What a degradation ticket says: each missed objective with the cycle's figure and the contract's limit;
+    met objectives and objectives without a figure say nothing."""
+    from probes.base import Samples, shortfalls
+
+    o = Objectives(availability=Decimal("99.9"), loss=Decimal("1"), latency=LatencyObjective(max="50ms"),
+                   jitter="10ms", response_time=LatencyObjective(max="500ms"), tls_expiry_min="14d")
+    s = Samples(loss=0.125, rtt=0.0612, jitter=0.004, response=0.612, tls_days_left=-2.5)
+    assert shortfalls(s, o) == ["loss 12.50 % above 1 %", "RTT 61.200 ms above 50.000 ms",
+                                "response time 612.000 ms above 500.000 ms",
+                                "TLS certificate expired 2.5 days ago, under the 14-day minimum"]
+    assert shortfalls(Samples(loss=0.01, rtt=0.05, response=0.5, tls_days_left=14.0), o) == []
+    assert shortfalls(Samples(), o) == []
+
+
 @pytest.mark.parametrize("name, words", [
     ("expired", "certificate has expired"),
     ("wronghost", "IP address mismatch, certificate is not valid for '127.0.0.1'"),
@@ -641,3 +656,77 @@ def test_dns_over_udp_through_a_namespace_host(tmp_path):
             assert tcp.ok, tcp.reason
         finally:
             server.stop()
+
+
+def test_daemon_opens_a_ticket_before_the_certificate_expires(tmp_path, pki, https):
+    """`slawatch run` with a portal whose certificate expires in 3 days under `tls_expiry_min: 14d`: the portal
+    answers (up), goes degraded, and a ticket is delivered to the webhook naming the certificate's days left; the
+    degradation record keeps that evidence. A portal on a year-long certificate opens nothing."""
+    import signal
+    import time
+
+    from conftest import REPO, SLAWATCH
+    from fakehttp import FakeHttp
+
+    hook = FakeHttp({("POST", "/hook"): lambda req: (200, {"ok": True})})
+    hook_url = hook.url + "hook"
+    config = tmp_path / "c.yaml"
+    config.write_text(f"""
+storage: {{path: "{tmp_path / 'db.sqlite'}", flush_interval: 200ms}}
+exporter: {{listen: "127.0.0.1:{free_port()}"}}
+contracts:
+  - id: c1
+    customer: Alliance
+    provider: Telco
+    objectives: {{availability: 99.9%, tls_expiry_min: 14d}}
+    escalation: [{{tier: 1, after: 0s, sinks: [noc]}}]
+targets:
+  - id: portal
+    contract: c1
+    kind: support
+    address: 127.0.0.1
+    interval: 1s
+    degraded_threshold: 2
+    probes:
+      icmp: null
+      http: {{url: "https://127.0.0.1:{https['expiring']}/ok", ca_file: "{pki.ca}", timeout: 1s}}
+  - id: billing
+    contract: c1
+    kind: support
+    address: 127.0.0.1
+    interval: 1s
+    degraded_threshold: 2
+    probes:
+      icmp: null
+      http: {{url: "https://127.0.0.1:{https['valid']}/ok", ca_file: "{pki.ca}", timeout: 1s}}
+ticket_sinks:
+  - {{name: noc, type: webhook, url: "{hook_url}"}}
+""")
+    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(config)], cwd=REPO, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and not hook.requests:
+            time.sleep(0.2)
+        time.sleep(3)  # the valid portal has had as many cycles: it must open nothing
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+        hook.close()
+    assert hook.requests, err[-3000:]
+    alerts = [a for req in hook.requests for a in req["json"]["alerts"]]
+    assert {a["labels"].get("target") for a in alerts} == {"portal"}, alerts
+    first = alerts[0]["annotations"]
+    assert first["summary"] == "portal is degraded"
+    assert "cause: http: TLS certificate expires in 3.0 days, under the 14-day minimum" in first["description"], first
+
+    from monitor.config import load_config
+    from monitor.store import open_store
+
+    store = open_store(load_config(str(config)).storage, readonly=True)
+    try:
+        degraded = store.outages("portal")
+        assert [o.kind for o in degraded] == ["degraded"] and not store.outages("billing")
+        assert degraded[0].evidence["first_breach"]["reason"].startswith("http: TLS certificate expires in 3.0 days")
+    finally:
+        store.close()

@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from probes import PROBES
-from probes.base import QUALITY_OBJECTIVES, ProbeContext, ProbeResult, Samples, judge
+from probes.base import QUALITY_OBJECTIVES, ProbeContext, ProbeResult, Samples, shortfalls
 
 from monitor.config import Contract, Target
 from monitor.errors import ProbeSetupError
@@ -16,7 +16,7 @@ from monitor.measure.live import TargetLive
 from monitor.measure.state import Transition, Verdict
 from monitor.store import CycleRecord, OutageRecord, StateRecord
 
-__all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_ok", "cycle_records", "cycle_samples",
+__all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_ok", "quality_breach", "cycle_records", "cycle_samples",
            "transition_records"]
 
 log = logging.getLogger("slawatch.cycle")
@@ -65,15 +65,17 @@ def cycle_samples(results: list[ProbeResult] | tuple[ProbeResult, ...]) -> Sampl
     return Samples(**merged)  # type: ignore[arg-type]
 
 
-def quality_ok(results: list[ProbeResult], contract: Contract) -> bool:
-    """Whether the reachable results of a cycle meet the per-cycle quality objectives (:func:`probes.base.judge`)."""
-    for r in results:
-        if not r.ok:
-            continue
-        verdicts = judge(r.samples(), contract.objectives)
-        if not all(met for name, met in verdicts.items() if name in QUALITY_OBJECTIVES):
-            return False
-    return True
+def quality_breach(results: list[ProbeResult] | tuple[ProbeResult, ...], contract: Contract) -> str | None:
+    """Which per-cycle quality objectives the reachable results of a cycle miss, in words (``http: TLS certificate
+    expires in 3.0 days, under the 14-day minimum``), or None when they meet them all (:func:`probes.base.judge`)."""
+    missed = [f"{r.probe}: {words}" for r in results if r.ok
+              for words in shortfalls(r.samples(), contract.objectives, QUALITY_OBJECTIVES)]
+    return "; ".join(missed) if missed else None
+
+
+def quality_ok(results: list[ProbeResult] | tuple[ProbeResult, ...], contract: Contract) -> bool:
+    """Whether the reachable results of a cycle meet the per-cycle quality objectives."""
+    return quality_breach(results, contract) is None
 
 
 async def run_probes(target: Target, context: ProbeContext | None = None) -> list[ProbeResult]:
@@ -129,13 +131,14 @@ def transition_records(target: Target, transitions: tuple[Transition, ...] | lis
     for tr in transitions:
         what, _, edge = tr.event.partition("_")
         if tickets and tr.event != "state_changed":
-            cause = (live.first_bad or {}).get("reason") if tr.event == "outage_started" else None
+            cause = (live.first_bad or {}).get("reason") if tr.event == "outage_started" else \
+                (live.first_breach or {}).get("reason") if tr.event == "degradation_started" else None
             events.append(outage_event(tr.event, target.contract, target.id, tr.at, tr.interval_start, cause))
         if what not in kinds:
             continue
         if edge == "started":
             kept = {"last_good": live.last_good, "first_bad": live.first_bad, **(evidence or {})} \
-                if what == "outage" else None
+                if what == "outage" else {"first_breach": live.first_breach} if live.first_breach else None
             outages.append(OutageRecord(target.id, target.contract, kinds[what], tr.at, None, kept))
         elif tr.interval_start is not None:
             kept = {"failed_cycles": live.failed_cycles} if what == "outage" else None
@@ -153,7 +156,8 @@ async def run_cycle(target: Target, contract: Contract, live: TargetLive,
     snmp = next((r for r in results if r.probe == "snmp"), None)
     if snmp is not None:
         live.observe_snmp(snmp, list(snmp_cfg.interfaces) if snmp_cfg else [])
-    q_ok = quality_ok(results, contract)
+    breach = quality_breach(results, contract)
+    q_ok = breach is None
     if canary is not None and canary.enabled:
         canary_events = canary.observe(target.id, verdict, started)
         if canary_events:
@@ -170,7 +174,7 @@ async def run_cycle(target: Target, contract: Contract, live: TargetLive,
     live.observe_cycle(started, samples, results)
     bad = [e.reason for e in (r.evidence() for r in results) if e.verdict == "bad" and e.reason]
     bad_reason = next(iter(bad), None) or next((r.reason for r in results if r.reason), None)
-    live.observe_evidence(started, verdict, samples.rtt, bad_reason, transitions)
+    live.observe_evidence(started, verdict, samples.rtt, bad_reason, transitions, breach)
     for tr in transitions:
         level = logging.WARNING if tr.event.startswith(("outage", "degradation")) else logging.INFO
         log.log(level, "target %s: %s -> %s (%s, dated %s)", target.id, tr.old, tr.new, tr.event,

@@ -47,6 +47,8 @@ class TargetLive:
     last_good: dict | None = None
     first_bad: dict | None = None
     failed_cycles: int = 0
+    #: degradation evidence: the first answered cycle of the current run outside the quality objectives, and why
+    first_breach: dict | None = None
     #: SNMP: agent answering, sysUpTime, reboots seen, the selected interfaces' last sample
     snmp_up: bool | None = None
     snmp_uptime: int | None = None
@@ -88,12 +90,16 @@ class TargetLive:
         self.last_cycle = started
 
     def observe_evidence(self, started: float, verdict: str, rtt: float | None, bad_reason: str | None,
-                         transitions: Any) -> None:
+                         transitions: Any, quality_breach: str | None = None) -> None:
         """The outage evidence (monitor.measure.cycle): the last good sample, the first bad one of the current failure run,
-        the failed cycles since the outage started."""
+        the failed cycles since the outage started; and the first cycle of a run outside the quality objectives."""
         if verdict == "good":
             self.last_good = {"at": started, "rtt_ms": None if rtt is None else round(rtt * 1000, 3)}
             self.first_bad = None
+            if quality_breach is None:
+                self.first_breach = None
+            elif self.first_breach is None:
+                self.first_breach = {"at": started, "reason": quality_breach}
         elif verdict == "bad":
             if self.first_bad is None:
                 self.first_bad = {"at": started, "reason": bad_reason}

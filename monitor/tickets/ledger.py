@@ -300,7 +300,9 @@ class Ledger:
             return (f"{event.target} down since {_stamp(event.at)} (dated from the first failed probe cycle)"
                     + (f"; cause: {cause}" if cause else ""))
         if event.kind == "degradation_started":
-            return f"{event.target} outside its quality objective since {_stamp(event.at)}"
+            cause = event.data.get("cause")
+            return (f"{event.target} outside its quality objective since {_stamp(event.at)}"
+                    + (f"; cause: {cause}" if cause else ""))
         if event.kind == "budget_burn":
             d = event.data
             return (f"error budget of {event.target} for {d['month']} burning at {d['burn_rate']}x over "
