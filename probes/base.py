@@ -140,7 +140,8 @@ class ProbeResult:
         return {}
 
     def metrics(self) -> dict[str, float]:
-        """The result's own figures for the exporter (name suffix -> value, base units)."""
+        """The result's own figures for the exporter (name suffix -> value, base units); ``name:value`` keys carry
+        a label's value (``phase_seconds:connect``)."""
         return {}
 
     def as_failed(self, reason: str) -> "ProbeResult":

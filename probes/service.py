@@ -94,12 +94,18 @@ class ServiceResult(ProbeResult):
         return out
 
     def metrics(self) -> dict[str, float]:
-        """The probe's figures for the exporter: response time, phases, certificate expiry."""
+        """The probe's figures for the exporter: response time, certificate expiry, each phase's duration
+        (``phase_seconds:connect``) and the negotiated TLS version (``tls_version:TLSv1.3``, value 1)."""
         out = {"duration_seconds": self.duration}
         if self.response is not None and self.ok:
             out["response_seconds"] = self.response
-        if self.tls is not None and self.tls.not_after is not None:
-            out["tls_cert_not_after_seconds"] = self.tls.not_after
+        for name, value in self.phases.items():
+            out[f"phase_seconds:{name}"] = value
+        if self.tls is not None:
+            if self.tls.not_after is not None:
+                out["tls_cert_not_after_seconds"] = self.tls.not_after
+            if self.tls.version:
+                out[f"tls_version:{self.tls.version}"] = 1.0
         return out
 
     def lines(self) -> list[str]:

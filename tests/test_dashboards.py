@@ -41,7 +41,8 @@ def panel_queries(d: dict) -> list[tuple[str, str]]:
 OPT_IN = {"slawatch_icmp_rtt_seconds": "histograms", "slawatch_sla_excluded_seconds": "detail",
           "slawatch_sla_at_risk": "detail", "slawatch_sla_breached": "detail", "slawatch_jitter_rfc3550": "detail",
           "slawatch_sla_error_budget_remaining_seconds": "detail", "slawatch_target_last_cycle": "detail",
-          "slawatch_voice_r_factor_window": "detail", "slawatch_sla_burn_rate": "burn_rates"}
+          "slawatch_voice_r_factor_window": "detail", "slawatch_sla_burn_rate": "burn_rates",
+          "slawatch_probe_phase_seconds": "phases"}
 
 
 def test_panels_on_opt_in_families_say_which_option_they_need():
@@ -154,7 +155,7 @@ def live_stack(tmp_path_factory, request):
     port, prom_port, db = free_port(), free_port(), stores.location("store")
     (tmp / "slawatch.yaml").write_text(f"""
 storage: {stores.yaml(db, flush_interval="200ms")}
-exporter: {{listen: "127.0.0.1:{port}", per_target: {{histograms: true, detail: true}}}}
+exporter: {{listen: "127.0.0.1:{port}", per_target: {{histograms: true, detail: true, phases: true}}}}
 logging: {{format: json}}
 contracts:
   - {{id: internet, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.9%, latency: {{percentile: 95, max: 80ms}}, loss: 0.5%}}}}

@@ -124,3 +124,56 @@ def test_the_state_is_one_series_that_moves_and_label_values_are_escaped():
     live.set_targets({"sip-gw": live.targets["sip-gw"]})
     text = series.render()
     assert "edge-1" not in text and set(series._labels) == {"sip-gw"}
+
+
+def test_service_probe_series_and_the_phase_opt_in():
+    """A support target checked over HTTPS: 3 series by default (success, response time, certificate expiry); the
+    ``phases`` opt-in adds one per phase, ``detail`` the TLS version; the lines are prometheus_client's."""
+    from probes.service import ServiceResult, TlsInfo
+
+    live = LiveState()
+    tracker = TargetTracker("portal")
+    tracker.state, tracker.since = "up", 1_795_000_000.0
+    t = TargetLive("portal", "acme-2026", "support", tracker)
+    phases = {"resolve": 0.00001, "connect": 0.0002, "tls": 0.0031, "first_byte": 0.0105, "transfer": 0.0004}
+    tls = TlsInfo("TLSv1.3", "TLS_AES_256_GCM_SHA384", "CN=portal", "CN=ca", 1_800_000_000.0, True)
+    result = ServiceResult("http", "portal", "127.0.0.1", 1_795_000_100.0, 0.0142, True, None, response=0.0142,
+                           phases=phases, tls=tls, status="HTTP/1.1 200")
+    t.observe_cycle(1_795_000_100.0, result.samples(), [result])
+    live.set_targets({"portal": t})
+
+    def series(opts: PerTargetMetrics) -> dict[str, list]:
+        out: dict[str, list] = {}
+        for family in text_string_to_metric_families(TargetSeries(live, opts).render()):
+            for s in family.samples:
+                out.setdefault(s.name, []).append((s.labels, s.value))
+        return out
+
+    default = series(PerTargetMetrics())
+    # up, state, since; success, response, expiry (no ICMP counters: the target sends no echo)
+    assert sum(map(len, default.values())) == 3 + 3
+    assert default["slawatch_probe_response_seconds"][0][1] == 0.0142
+    assert default["slawatch_tls_cert_not_after_seconds"][0][1] == 1_800_000_000.0
+    assert "slawatch_probe_phase_seconds" not in default and "slawatch_probe_tls_version_info" not in default
+    with_phases = series(PerTargetMetrics(phases=True))
+    assert {lab["phase"]: v for lab, v in with_phases["slawatch_probe_phase_seconds"]} == phases
+    assert sum(map(len, with_phases.values())) == 6 + 5
+    detail = series(PerTargetMetrics(detail=True))
+    assert [lab["version"] for lab, _ in detail["slawatch_probe_tls_version_info"]] == ["TLSv1.3"]
+
+    class Reference:
+        def collect(self):
+            g = GaugeMetricFamily("slawatch_probe_phase_seconds", "x",
+                                  labels=["contract", "target", "kind", "probe", "phase"])
+            for name, value in phases.items():
+                g.add_metric(["acme-2026", "portal", "support", "http", name], value)
+            v = GaugeMetricFamily("slawatch_probe_tls_version_info", "x",
+                                  labels=["contract", "target", "kind", "probe", "version"])
+            v.add_metric(["acme-2026", "portal", "support", "http", "TLSv1.3"], 1.0)
+            yield from (g, v)
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(Reference())
+    reference = [line for line in generate_latest(registry).decode().splitlines() if not line.startswith("#")]
+    ours = set(TargetSeries(live, PerTargetMetrics(phases=True, detail=True)).render().splitlines())
+    assert reference and not [line for line in reference if line not in ours]

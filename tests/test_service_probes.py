@@ -539,9 +539,10 @@ targets:
         assert value(metrics, "slawatch_target_up", target="gw1") == 0.0
         assert value(metrics, "slawatch_probe_success", target="gw1", probe="sip") == 0.0
         assert value(metrics, "slawatch_probe_success", target="portal", probe="http") == 1.0
-        # the series budget: a support target probed by HTTPS only costs 10 + 3 (success, response, expiry)
+        # the series budget: a support target probed by HTTPS only costs 7 + 3 (success, response, expiry)
         portal_series = [n for (n, lab) in metrics if dict(lab).get("target") == "portal"]
-        assert len(portal_series) <= 13, sorted(portal_series)
+        assert len(portal_series) <= 10, sorted(portal_series)
+        assert "slawatch_icmp_packets_sent_total" not in portal_series
     finally:
         k.stop()
         proc.send_signal(signal.SIGTERM)

@@ -504,8 +504,12 @@ class PerTargetMetrics(_Model):
     #: slawatch_sla_burn_rate for the six burn windows (+6); the shipped rules compute them from slawatch_target_up
     burn_rates: bool = False
     #: budget seconds, excluded time by reason, at-risk, breached, last cycle time, RFC 3550 jitter, internet
-    #: targets' last-burst loss and IPDV jitter, voice R-factor windows and the 1 h MOS window
+    #: targets' last-burst loss and IPDV jitter, voice R-factor windows and the 1 h MOS window, the service
+    #: probes' negotiated TLS version
     detail: bool = False
+    #: slawatch_probe_phase_seconds{probe,phase}: each service probe's phases (HTTP: resolve, connect, tls,
+    #: first_byte, transfer: +5 a probe), as blackbox_exporter's probe_http_duration_seconds
+    phases: bool = False
 
 
 class ExporterConfig(_Model):

@@ -31,7 +31,10 @@ TLS, ``slawatch_tls_cert_not_after_seconds{probe}`` (days left: ``(x - time()) /
   rules compute the same from ``slawatch_target_up``, as Sloth and Pyrra do.
 - ``detail: true``: budget seconds, excluded time by reason, at-risk, breached, the last cycle's time,
   RFC 3550 jitter, an internet target's last-burst loss and IPDV jitter, the voice R-factor windows and
-  1 h MOS window (+9 internet, +10 voice).
+  1 h MOS window (+9 internet, +10 voice), a service probe's negotiated TLS version
+  (``slawatch_probe_tls_version_info``, +1 over TLS).
+- ``phases: true``: ``slawatch_probe_phase_seconds{probe,phase}``, each service probe's phases (HTTP: resolve,
+  connect, tls, first_byte, transfer: +5), as blackbox_exporter's ``probe_http_duration_seconds``.
 
 The contract-level objectives (``slawatch_sla_objective_ratio``, ``slawatch_objective_threshold``) are per
 contract, not per target (monitor.metrics.exporter). Nothing here reads the store: everything comes from LiveState.
@@ -45,7 +48,7 @@ from typing import Any
 
 from monitor.measure.live import RTT_BUCKETS, LiveState, TargetLive
 from monitor.sla.voice_window import WINDOWS
-from monitor.metrics.text import Family, label_text
+from monitor.metrics.text import Family, escape, label_text
 
 __all__ = ["TargetSeries", "DEFAULT_SERIES"]
 
@@ -63,6 +66,7 @@ class _Options:
     windows: set[str]
     burn_rates: bool
     detail: bool
+    phases: bool
 
 
 class _Families:
@@ -102,6 +106,10 @@ class _Families:
             "The service probe's last response time (SIP final response, HTTP body, DNS answer, ...).")
         fam("tls_expiry", "slawatch_tls_cert_not_after_seconds", "gauge",
             "Unix time the service's TLS certificate expires (its notAfter), from the last check.")
+        fam("pphase", "slawatch_probe_phase_seconds", "gauge",
+            "Duration of each phase of the service probe's last check (resolve, connect, tls, first_byte, ...).")
+        fam("ptls", "slawatch_probe_tls_version_info", "gauge",
+            "The TLS version the service probe's last check negotiated, as the label version; value 1.")
         fam("avail", "slawatch_sla_availability_ratio", "gauge",
             "Availability over the window (month = calendar month to date).")
         fam("remaining", "slawatch_sla_error_budget_remaining_ratio", "gauge", "Share of this month's error budget left.")
@@ -157,7 +165,8 @@ class TargetSeries:
         cfg = self.cfg
         opts = _Options(histograms=bool(getattr(cfg, "histograms", False)),
                         windows=set(getattr(cfg, "windows", None) or ["month"]),
-                        burn_rates=bool(getattr(cfg, "burn_rates", False)), detail=bool(getattr(cfg, "detail", False)))
+                        burn_rates=bool(getattr(cfg, "burn_rates", False)), detail=bool(getattr(cfg, "detail", False)),
+                        phases=bool(getattr(cfg, "phases", False)))
         fams = _Families(cfg)
         f = fams.f
         targets = self.live.snapshot()
@@ -169,13 +178,8 @@ class TargetSeries:
             self._state_lines(f, t, head, tail, lab, opts)
             self._icmp_lines(f, t, head, tail, lab, opts)
             self._voice_lines(f, t, lab, opts, now)
-            for probe, figures in t.service.items():  # service probes
-                plab = f'{head},probe="{probe}",{tail}'
-                f["psuccess"].add(plab, figures["up"])
-                if "response_seconds" in figures:
-                    f["presponse"].add(plab, figures["response_seconds"])
-                if "tls_cert_not_after_seconds" in figures:
-                    f["tls_expiry"].add(plab, figures["tls_cert_not_after_seconds"])
+            for probe, figures in t.service.items():
+                self._service_lines(f, probe, figures, head, tail, opts)
             s = sla.get(t.target)
             if s is not None:
                 self._sla_lines(f, s, head, tail, lab, opts)
@@ -184,6 +188,25 @@ class TargetSeries:
                 del self._labels[gone]
             self._voice = {k: v for k, v in self._voice.items() if k[0] in live_ids}
         return fams.text()
+
+    @staticmethod
+    def _service_lines(f: dict[str, Family], probe: str, figures: dict[str, float], head: str, tail: str,
+                       opts: "_Options") -> None:
+        """A service probe's success, response time and certificate expiry; its phases and TLS version opt-in."""
+        plab = f'{head},probe="{probe}",{tail}'
+        f["psuccess"].add(plab, figures["up"])
+        if "response_seconds" in figures:
+            f["presponse"].add(plab, figures["response_seconds"])
+        if "tls_cert_not_after_seconds" in figures:
+            f["tls_expiry"].add(plab, figures["tls_cert_not_after_seconds"])
+        if not (opts.phases or opts.detail):
+            return
+        for key, value in figures.items():
+            name, _, label = key.partition(":")
+            if name == "phase_seconds" and opts.phases:
+                f["pphase"].add(f'{head},phase="{label}",probe="{probe}",{tail}', value)
+            elif name == "tls_version" and opts.detail:
+                f["ptls"].add(f'{plab},version="{escape(label)}"', value)
 
     @staticmethod
     def _state_lines(f: dict[str, Family], t: TargetLive, head: str, tail: str, lab: str, opts: "_Options") -> None:
@@ -213,8 +236,9 @@ class TargetSeries:
                                  f'{float(cumulative)!r}\n')
             rtt.lines.append(f"slawatch_icmp_rtt_seconds_count{{{lab}}} {float(cumulative)!r}\n")
             rtt.add(lab, t.rtt_sum, "_sum")
-        f["sent"].add(lab, t.packets_sent)
-        f["received"].add(lab, t.packets_received)
+        if t.packets_sent or not t.service:  # a target checked only by service probes sends no echo
+            f["sent"].add(lab, t.packets_sent)
+            f["received"].add(lab, t.packets_received)
         if t.last_rtt is not None:
             f["rtt_median"].add(lab, t.last_rtt)
         if t.last_jitter is not None and (detail or t.kind == "voice"):
