@@ -154,6 +154,7 @@ def _ms(value: float | None) -> str:
 def cmd_probe(args) -> int:
     from monitor.measure.cycle import run_probes
     from monitor.daemon import check_runnable
+    from probes.base import judge, shortfalls
 
     config = load_config(args.config)
     target = config.target(args.target)
@@ -163,14 +164,22 @@ def cmd_probe(args) -> int:
     single = config.model_copy(update={"targets": [target]})
     check_runnable(single)
     results = asyncio.run(run_probes(target))
+    objectives = config.contract(target.contract).objectives
+    # each answered check judged against the contract's objectives, as the daemon judges its cycles
+    judged = [judge(r.samples(), objectives) if r.ok else {} for r in results]
     if args.json:
-        print(json.dumps({"target": target.id, "results": [r.to_dict() for r in results]}, indent=2))
+        print(json.dumps({"target": target.id, "results": [{**r.to_dict(), "objectives": j}
+                                                          for r, j in zip(results, judged)]}, indent=2))
     else:
-        for r in results:
+        for r, verdicts in zip(results, judged):
             status = "OK" if r.ok else "FAILED"
             print(f"{target.id} {r.probe} {r.address}: {status}" + (f" ({r.reason})" if r.reason else ""))
             for line in r.lines():
                 print(f"  {line}")
+            if verdicts:
+                missed = shortfalls(r.samples(), objectives, tuple(verdicts))
+                print("  objectives: " + "; ".join(f"{name} MISSED ({missed[name]})" if name in missed
+                                                   else f"{name} met" for name in verdicts))
     return 0 if all(r.ok for r in results) else 1
 
 

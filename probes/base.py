@@ -78,30 +78,30 @@ def judge(samples: Samples, objectives: Any) -> dict[str, bool]:
     return out
 
 
-def shortfalls(samples: Samples, objectives: Any, only: tuple[str, ...] = QUALITY_OBJECTIVES) -> list[str]:
+def shortfalls(samples: Samples, objectives: Any, only: tuple[str, ...] = QUALITY_OBJECTIVES) -> dict[str, str]:
     """The objectives of :func:`judge` the samples miss (among ``only``), each in words with the figure and the
-    limit, as a NOC engineer reads them in a degradation ticket (``TLS certificate expires in 3.0 days, under
-    the 14-day minimum``)."""
-    out = []
+    limit, as a NOC engineer reads them in a degradation ticket (``tls_expiry`` -> ``TLS certificate expires in
+    3.0 days, under the 14-day minimum``)."""
+    out: dict[str, str] = {}
     for name, met in judge(samples, objectives).items():
         if met or name not in only:
             continue
         if name == "loss":
-            out.append(f"loss {samples.loss * 100:.2f} % above {objectives.loss} %")  # type: ignore[operator]
+            words = f"loss {samples.loss * 100:.2f} % above {objectives.loss} %"  # type: ignore[operator]
         elif name == "latency":
-            out.append(f"RTT {fmt_ms(samples.rtt)} above {fmt_ms(objectives.latency.max)}")
+            words = f"RTT {fmt_ms(samples.rtt)} above {fmt_ms(objectives.latency.max)}"
         elif name == "jitter":
-            out.append(f"jitter {fmt_ms(samples.jitter)} above {fmt_ms(objectives.jitter)}")
+            words = f"jitter {fmt_ms(samples.jitter)} above {fmt_ms(objectives.jitter)}"
         elif name == "one_way_delay":
-            out.append(f"one-way delay {fmt_ms(samples.rtt / 2)} above "  # type: ignore[operator]
-                       f"{fmt_ms(objectives.one_way_delay)}")
+            words = f"one-way delay {fmt_ms(samples.rtt / 2)} above {fmt_ms(objectives.one_way_delay)}"  # type: ignore[operator]
         elif name == "response_time":
-            out.append(f"response time {fmt_ms(samples.response)} above {fmt_ms(objectives.response_time.max)}")
-        elif name == "tls_expiry":
-            days = samples.tls_days_left
-            out.append(("TLS certificate expired " + f"{-days:.1f} days ago" if days < 0  # type: ignore[operator]
-                        else f"TLS certificate expires in {days:.1f} days")
-                       + f", under the {objectives.tls_expiry_min / 86400:g}-day minimum")
+            words = f"response time {fmt_ms(samples.response)} above {fmt_ms(objectives.response_time.max)}"
+        else:  # tls_expiry
+            days: float = samples.tls_days_left  # type: ignore[assignment]
+            words = (f"TLS certificate expired {-days:.1f} days ago" if days < 0
+                     else f"TLS certificate expires in {days:.1f} days") \
+                + f", under the {objectives.tls_expiry_min / 86400:g}-day minimum"
+        out[name] = words
     return out
 
 

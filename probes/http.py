@@ -149,7 +149,7 @@ async def _exchange(url: str, cfg: HttpProbeConfig, phases: Phases, deadline: fl
     port = parts.port or (443 if https else 80)
     family = {4: socket.AF_INET, 6: socket.AF_INET6}.get(cfg.ip_version or 0, 0)
     loop = asyncio.get_running_loop()
-    ctx = client_context(cfg.ca_file, cfg.verify) if https else None
+    ctx = phases.untimed(client_context, cfg.ca_file, cfg.verify) if https else None
     reader, writer, info = await open_tcp(host, port, max(deadline - loop.time(), 0.001), phases, family=family,
                                           tls=ctx, server_name=cfg.server_name)
     try:

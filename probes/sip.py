@@ -198,7 +198,7 @@ async def _over_udp(sockaddr: tuple, family: int, cfg: SipProbeConfig, ids: tupl
 async def _over_stream(host: str, cfg: SipProbeConfig, ids: tuple[str, str, str], uri: str, phases: Phases,
                        tls: bool) -> tuple[SipResponse, TlsInfo | None]:
     loop = asyncio.get_running_loop()
-    ctx = client_context(cfg.ca_file, cfg.verify) if tls else None
+    ctx = phases.untimed(client_context, cfg.ca_file, cfg.verify) if tls else None
     reader, writer, info = await open_tcp(host, cfg.effective_port, cfg.timeout, phases, tls=ctx,
                                           server_name=cfg.server_name)
     deadline = loop.time() + max(cfg.timeout - phases.elapsed(), 0.001)

@@ -47,7 +47,7 @@ async def smtp_probe(target_id: str, address: str, settings: SmtpProbeConfig, *,
     """The registered ``smtp`` probe: banner, EHLO, optional STARTTLS, QUIT; no mail is sent."""
     started, phases = time.time(), Phases()
     deadline = asyncio.get_running_loop().time() + settings.timeout
-    ctx = client_context(settings.ca_file, settings.verify) if settings.tls != "none" else None
+    ctx = phases.untimed(client_context, settings.ca_file, settings.verify) if settings.tls != "none" else None
     name = settings.server_name or address
     writer = None
     info: TlsInfo | None = None

@@ -71,7 +71,7 @@ async def tcp_probe(target_id: str, address: str, settings: TcpProbeConfig, *, c
     started, phases = time.time(), Phases()
     deadline = asyncio.get_running_loop().time() + settings.timeout
     tls = settings.tls
-    ctx = None if tls is None else client_context(tls.ca_file, tls.verify)
+    ctx = None if tls is None else phases.untimed(client_context, tls.ca_file, tls.verify)
     writer = None
     info = None
     try:

@@ -50,7 +50,7 @@ async def websocket_probe(target_id: str, address: str, settings: WebSocketProbe
 
     started, phases = time.time(), Phases()
     secure = settings.url.startswith("wss:")
-    ctx = client_context(settings.ca_file, settings.verify) if secure else None
+    ctx = phases.untimed(client_context, settings.ca_file, settings.verify) if secure else None
     info: TlsInfo | None = None
     details: dict[str, Any] = {}
 

@@ -5,6 +5,7 @@ websockets server. Each asserts the verdict, the reason a NOC reads and the evid
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import subprocess
 import sys
@@ -183,6 +184,20 @@ def test_certificate_expiring_in_three_days_degrades_against_tls_expiry_min(http
     assert not quality_ok([r], c)  # degraded: the ticket opens before the certificate expires
 
 
+def test_resolve_takes_ip_literals_as_they_are_and_looks_names_up():
+    """No lookup thread for a literal (it cost about 3 ms of every check's response time); names and a literal of
+    the wrong family still go through getaddrinfo, whose failure is no evidence."""
+    from probes.service import ServiceFailure, resolve
+
+    assert run(resolve("127.0.0.1", 80)) == (socket.AF_INET, ("127.0.0.1", 80))
+    assert run(resolve("::1", 443)) == (socket.AF_INET6, ("::1", 443, 0, 0))
+    fam, sockaddr = run(resolve("localhost", 80, socket.AF_INET))
+    assert fam == socket.AF_INET and sockaddr == ("127.0.0.1", 80)
+    with pytest.raises(ServiceFailure) as err:
+        run(resolve("127.0.0.1", 80, socket.AF_INET6))
+    assert not err.value.attempted and err.value.reason.startswith("cannot resolve 127.0.0.1")
+
+
 def test_shortfalls_name_each_missed_objective_with_its_figure():
     """What a degradation ticket says: each missed objective with the cycle's figure and the contract's limit;
     met objectives and objectives without a figure say nothing."""
@@ -191,11 +206,13 @@ def test_shortfalls_name_each_missed_objective_with_its_figure():
     o = Objectives(availability=Decimal("99.9"), loss=Decimal("1"), latency=LatencyObjective(max="50ms"),
                    jitter="10ms", response_time=LatencyObjective(max="500ms"), tls_expiry_min="14d")
     s = Samples(loss=0.125, rtt=0.0612, jitter=0.004, response=0.612, tls_days_left=-2.5)
-    assert shortfalls(s, o) == ["loss 12.50 % above 1 %", "RTT 61.200 ms above 50.000 ms",
-                                "response time 612.000 ms above 500.000 ms",
-                                "TLS certificate expired 2.5 days ago, under the 14-day minimum"]
-    assert shortfalls(Samples(loss=0.01, rtt=0.05, response=0.5, tls_days_left=14.0), o) == []
-    assert shortfalls(Samples(), o) == []
+    assert shortfalls(s, o) == {"loss": "loss 12.50 % above 1 %", "latency": "RTT 61.200 ms above 50.000 ms",
+                                "response_time": "response time 612.000 ms above 500.000 ms",
+                                "tls_expiry": "TLS certificate expired 2.5 days ago, under the 14-day minimum"}
+    assert shortfalls(Samples(tls_days_left=3.04), o) == {
+        "tls_expiry": "TLS certificate expires in 3.0 days, under the 14-day minimum"}
+    assert shortfalls(Samples(loss=0.01, rtt=0.05, response=0.5, tls_days_left=14.0), o) == {}
+    assert shortfalls(Samples(), o) == {}
 
 
 @pytest.mark.parametrize("name, words", [
@@ -417,6 +434,17 @@ storage: {{path: "{tmp_path / 'db.sqlite'}"}}
     assert out.stdout.startswith("portal http 127.0.0.1: OK\n")
     assert "  answer: HTTP/1." in out.stdout and "phases: resolve" in out.stdout
     assert "certificate CN=valid issued by CN=slawatch test CA" in out.stdout and "verified" in out.stdout
+    assert "  objectives: response_time met; tls_expiry met\n" in out.stdout, out.stdout
+    expiring = config.read_text().replace(f"127.0.0.1:{https['valid']}/ok", f"127.0.0.1:{https['expiring']}/ok")
+    config.write_text(expiring)
+    out = subprocess.run([sys.executable, "-m", "monitor.cli", "probe", "portal", "-c", str(config), "--json"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["results"][0]["objectives"] == {"response_time": True, "tls_expiry": False}
+    out = subprocess.run([sys.executable, "-m", "monitor.cli", "probe", "portal", "-c", str(config)],
+                         capture_output=True, text=True, timeout=60)
+    assert "  objectives: response_time met; tls_expiry MISSED (TLS certificate expires in 3.0 days, under the " \
+           "14-day minimum)\n" in out.stdout, out.stdout
 
 
 @pytest.mark.parametrize("probe, value, message", [

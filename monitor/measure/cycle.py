@@ -69,7 +69,7 @@ def quality_breach(results: list[ProbeResult] | tuple[ProbeResult, ...], contrac
     """Which per-cycle quality objectives the reachable results of a cycle miss, in words (``http: TLS certificate
     expires in 3.0 days, under the 14-day minimum``), or None when they meet them all (:func:`probes.base.judge`)."""
     missed = [f"{r.probe}: {words}" for r in results if r.ok
-              for words in shortfalls(r.samples(), contract.objectives, QUALITY_OBJECTIVES)]
+              for words in shortfalls(r.samples(), contract.objectives, QUALITY_OBJECTIVES).values()]
     return "; ".join(missed) if missed else None
 
 
