@@ -138,7 +138,13 @@ async def _read_body(reader: asyncio.StreamReader, headers: dict[str, str], limi
         data = await asyncio.wait_for(reader.readexactly(n), left()) if n <= limit else \
             (await asyncio.wait_for(reader.readexactly(limit), left()))
         return data
-    return await asyncio.wait_for(reader.read(limit), left())
+    out = bytearray()  # no length and no chunks: the body ends when the server closes the connection
+    while len(out) < limit:
+        chunk = await asyncio.wait_for(reader.read(limit - len(out)), left())
+        if not chunk:
+            break
+        out += chunk
+    return bytes(out)
 
 
 async def _exchange(url: str, cfg: HttpProbeConfig, phases: Phases, deadline: float, method: str,

@@ -103,6 +103,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             for part in (b"portal ", b"healthy", b"\n"):
                 self.wfile.write(f"{len(part):x}\r\n".encode() + part + b"\r\n")
             self.wfile.write(b"0\r\n\r\n")
+        elif path == "/unsized":  # no length, no chunks: the body ends when the server closes
+            self.send_response(200)
+            self.send_header("Connection", "close")
+            self.end_headers()
+            self.wfile.write(b"portal ")
+            self.wfile.flush()
+            time.sleep(0.1)
+            self.wfile.write(b"healthy\n")
+            self.close_connection = True
         else:
             self._send(404, b"not found\n")
 

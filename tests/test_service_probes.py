@@ -253,6 +253,8 @@ def test_http_checks(https):
     assert loop.reason.startswith("more than 3 redirects")
     chunked = run(http_probe("p", "127.0.0.1", http(port, "/chunked", "http", body_regex="portal healthy")))
     assert chunked.ok, chunked.reason
+    unsized = run(http_probe("p", "127.0.0.1", http(port, "/unsized", "http", body_regex="portal healthy")))
+    assert unsized.ok and unsized.details["body_bytes"] == 15, unsized.reason  # read to the close, not one read
     slow = run(http_probe("p", "127.0.0.1", http(port, "/slow", "http", timeout="700ms")))
     assert not slow.ok and slow.reason == f"no response from 127.0.0.1 port {port} within 0.7 s"
     assert "first_byte" not in slow.phases and "connect" in slow.phases
