@@ -19,6 +19,7 @@ from typing import Any
 from .base import Evidence, ProbeResult, Samples, fmt_ms
 
 __all__ = ["ServiceResult", "Phases", "TlsInfo", "tls_info", "client_context", "resolve", "ServiceFailure",
+           "unverified_tls_info",
            "open_tcp", "describe_oserror", "read_line"]
 
 
@@ -317,3 +318,14 @@ async def _unverified_info(sockaddr: tuple, family: int, name: str, timeout: flo
         return tls_info(writer.get_extra_info("ssl_object"), False)
     finally:
         writer.transport.abort()
+
+
+async def unverified_tls_info(host: str, port: int, name: str, timeout: float, verify_error: str) -> TlsInfo | None:
+    """The certificate of a peer that failed verification, fetched once more without it, so its expiry is still
+    evidence; None when that fails too."""
+    try:
+        family, sockaddr = await resolve(host, port)
+        info = await _unverified_info(sockaddr, family, name, timeout)
+    except (ServiceFailure, OSError, asyncio.TimeoutError, ssl.SSLError):
+        return None
+    return TlsInfo(info.version, info.cipher, info.subject, info.issuer, info.not_after, False, verify_error)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import ssl
 import time
 from typing import Any
@@ -13,7 +14,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
-from .service import Phases, describe_oserror, ServiceResult, TlsInfo, client_context, tls_info
+from .service import Phases, describe_oserror, ServiceResult, TlsInfo, client_context, tls_info, unverified_tls_info
 from .settings import CaFile, ProbeSettings, Regex
 
 __all__ = ["WebSocketProbeConfig", "websocket_probe"]
@@ -54,9 +55,9 @@ async def websocket_probe(target_id: str, address: str, settings: WebSocketProbe
     info: TlsInfo | None = None
     details: dict[str, Any] = {}
 
-    def fail(reason: str) -> ServiceResult:
+    def fail(reason: str, attempted: bool = True) -> ServiceResult:
         return ServiceResult("websocket", target_id, address, started, phases.elapsed(), False, reason,
-                             phases=dict(phases.values), tls=info, details=details)
+                             phases=dict(phases.values), attempted=attempted, tls=info, details=details)
 
     try:
         async with asyncio.timeout(settings.timeout):
@@ -89,16 +90,22 @@ async def websocket_probe(target_id: str, address: str, settings: WebSocketProbe
                     details["ping_rtt"] = f"{latency * 1000:.3f} ms"
                 response = phases.elapsed()
     except TimeoutError:
-        step = "the handshake" if "handshake" not in phases.values else \
-            ("a message matching /%s/" % settings.expect if settings.expect and "dialogue" not in phases.values
-             else "the pong")
+        step = "handshake" if "handshake" not in phases.values else \
+            (f"message matching /{settings.expect}/" if settings.expect and "dialogue" not in phases.values
+             else "pong")
         return fail(f"no {step} within {settings.timeout:g} s")
     except InvalidStatus as exc:
         return fail(f"handshake refused: HTTP {exc.response.status_code}")
     except ssl.SSLCertVerificationError as exc:
+        parts = urlsplit(settings.url)
+        host = parts.hostname or ""
+        info = await unverified_tls_info(host, parts.port or 443, settings.server_name or host, settings.timeout,
+                                         exc.verify_message)
         return fail(f"TLS certificate not valid: {exc.verify_message}")
     except (InvalidHandshake, WebSocketException) as exc:
         return fail(f"websocket: {exc}")
+    except socket.gaierror as exc:  # our resolver failed: nothing was asked of the chat service
+        return fail(f"cannot resolve {urlsplit(settings.url).hostname}: {exc.strerror}", attempted=False)
     except OSError as exc:
         parts = urlsplit(settings.url)
         return fail(f"connect to {parts.hostname} port {parts.port or (443 if secure else 80)}: "

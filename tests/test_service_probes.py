@@ -374,6 +374,7 @@ def test_smtp_without_starttls_fails_when_required():
 def test_websocket_dialogue_and_ping(pki):
     plain = WebSocketServer()
     secure = WebSocketServer(Pki.context(*pki.certs["valid"]))
+    expired = WebSocketServer(Pki.context(*pki.certs["expired"]))
     try:
         r = run(websocket_probe("chat", "127.0.0.1", WebSocketProbeConfig(
             url=f"ws://127.0.0.1:{plain.port}/chat", send="hello", expect="^echo: hello$")))
@@ -384,13 +385,20 @@ def test_websocket_dialogue_and_ping(pki):
         assert not missing.ok and missing.reason == "handshake refused: HTTP 404"
         silent = run(websocket_probe("chat", "127.0.0.1", WebSocketProbeConfig(
             url=f"ws://127.0.0.1:{plain.port}/chat", expect="^never", ping=False, timeout="700ms")))
-        assert not silent.ok and silent.reason == "no a message matching /^never/ within 0.7 s"
+        assert not silent.ok and silent.reason == "no message matching /^never/ within 0.7 s"
         tls = run(websocket_probe("chat", "127.0.0.1", WebSocketProbeConfig(
             url=f"wss://127.0.0.1:{secure.port}/chat", ca_file=str(pki.ca))))
         assert tls.ok and tls.tls.verified and 364 < tls.tls_days_left < 366, tls.reason
+        bad = run(websocket_probe("chat", "127.0.0.1", WebSocketProbeConfig(
+            url=f"wss://127.0.0.1:{expired.port}/chat", ca_file=str(pki.ca))))
+        assert not bad.ok and bad.evidence().verdict == "bad" and "certificate has expired" in bad.reason
+        assert not bad.tls.verified and -7.01 < bad.tls_days_left < -6.9  # the expiry is still evidence
+        nowhere = run(websocket_probe("chat", "127.0.0.1", WebSocketProbeConfig(url="ws://no-such-host.invalid/")))
+        assert nowhere.evidence().verdict == "none" and "cannot resolve no-such-host.invalid" in nowhere.reason
     finally:
         plain.stop()
         secure.stop()
+        expired.stop()
 
 
 # --------------------------------------------------------------------------- the core's view
