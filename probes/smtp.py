@@ -43,6 +43,18 @@ async def _reply(reader: asyncio.StreamReader, deadline: float, step: str) -> tu
             return int(m.group(1)), lines
 
 
+async def _unverified(target_id: str, address: str, settings: SmtpProbeConfig, deadline: float,
+                      verify_error: str) -> TlsInfo | None:
+    """The certificate of a server that failed verification after STARTTLS: one more session without
+    verification (within what is left of the check's time), so its expiry is still evidence."""
+    left = deadline - asyncio.get_running_loop().time()
+    if left <= 0:
+        return None
+    again = await smtp_probe(target_id, address, settings.model_copy(update={"verify": False, "timeout": left}))
+    t = again.tls
+    return None if t is None else TlsInfo(t.version, t.cipher, t.subject, t.issuer, t.not_after, False, verify_error)
+
+
 async def smtp_probe(target_id: str, address: str, settings: SmtpProbeConfig, *, context: Any = None) -> ServiceResult:
     """The registered ``smtp`` probe: banner, EHLO, optional STARTTLS, QUIT; no mail is sent."""
     started, phases = time.time(), Phases()
@@ -81,7 +93,9 @@ async def smtp_probe(target_id: str, address: str, settings: SmtpProbeConfig, *,
                 await asyncio.wait_for(writer.start_tls(ctx, server_hostname=name),
                                        max(deadline - asyncio.get_running_loop().time(), 0.001))
             except ssl.SSLCertVerificationError as exc:
-                raise ServiceFailure(f"TLS certificate not valid for {name}: {exc.verify_message}") from None
+                raise ServiceFailure(f"TLS certificate not valid for {name}: {exc.verify_message}",
+                                     tls=await _unverified(target_id, address, settings, deadline,
+                                                           exc.verify_message)) from None
             except asyncio.TimeoutError:
                 raise ServiceFailure("STARTTLS handshake: no answer in time") from None
             except (ssl.SSLError, OSError) as exc:

@@ -347,6 +347,11 @@ def test_smtp_starttls_and_plain(smtp_server, pki):
     assert "STARTTLS" in r.details["extensions"] and list(r.phases)[:4] == ["resolve", "connect", "banner", "ehlo"]
     plain = run(smtp_probe("mx", "127.0.0.1", SmtpProbeConfig(port=port, expect_banner="Python SMTP")))
     assert plain.ok and plain.tls is None
+    # its certificate is self-signed: against the system's CAs the check is bad, and the expiry still evidence
+    untrusted = run(smtp_probe("mx", "127.0.0.1", SmtpProbeConfig(port=port, tls="starttls")))
+    assert not untrusted.ok and untrusted.evidence().verdict == "bad"
+    assert untrusted.reason == "TLS certificate not valid for 127.0.0.1: self-signed certificate", untrusted.reason
+    assert not untrusted.tls.verified and 0 < untrusted.tls_days_left <= 1.01
 
 
 def test_smtp_without_starttls_fails_when_required():
