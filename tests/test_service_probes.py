@@ -714,6 +714,11 @@ def test_daemon_opens_a_ticket_before_the_certificate_expires(tmp_path, pki, htt
 
     hook = FakeHttp({("POST", "/hook"): lambda req: (200, {"ok": True})})
     hook_url = hook.url + "hook"
+
+    def portal(name: str, cert: str) -> str:
+        return (f"  - {{id: {name}, contract: c1, kind: support, address: 127.0.0.1, interval: 1s, "
+                f"degraded_threshold: 2, probes: {{icmp: null, http: {{url: 'https://127.0.0.1:{https[cert]}/ok', "
+                f"ca_file: '{pki.ca}', timeout: 1s}}}}}}")
     config = tmp_path / "c.yaml"
     config.write_text(f"""
 storage: {{path: "{tmp_path / 'db.sqlite'}", flush_interval: 200ms}}
@@ -725,24 +730,8 @@ contracts:
     objectives: {{availability: 99.9%, tls_expiry_min: 14d}}
     escalation: [{{tier: 1, after: 0s, sinks: [noc]}}]
 targets:
-  - id: portal
-    contract: c1
-    kind: support
-    address: 127.0.0.1
-    interval: 1s
-    degraded_threshold: 2
-    probes:
-      icmp: null
-      http: {{url: "https://127.0.0.1:{https['expiring']}/ok", ca_file: "{pki.ca}", timeout: 1s}}
-  - id: billing
-    contract: c1
-    kind: support
-    address: 127.0.0.1
-    interval: 1s
-    degraded_threshold: 2
-    probes:
-      icmp: null
-      http: {{url: "https://127.0.0.1:{https['valid']}/ok", ca_file: "{pki.ca}", timeout: 1s}}
+{portal("portal", "expiring")}
+{portal("billing", "valid")}
 ticket_sinks:
   - {{name: noc, type: webhook, url: "{hook_url}"}}
 """)
