@@ -27,6 +27,18 @@ PROBES: dict[str, Probe] = {
     "websocket": websocket_probe,
 }
 
-__all__ = ["PROBES", "Probe", "ProbeContext", "ProbeResult", "Evidence", "Samples", "IcmpResult",
+#: probe kind -> its result class (a stored cycle is rebuilt by the kind's ``from_record``)
+RESULTS: dict[str, type[ProbeResult]] = {"icmp": IcmpResult, **{kind: ServiceResult for kind in
+                                                               ("sip", "http", "tcp", "dns", "smtp", "websocket")}}
+
+
+def result_from_record(probe: str, target: str, started: float, duration: float, ok: bool, reason: str | None,
+                       sent: int | None, received: int | None, samples: dict | None) -> ProbeResult | None:
+    """A stored cycle back as its kind's result (:meth:`ProbeResult.from_record`), or None."""
+    return RESULTS.get(probe, ProbeResult).from_record(probe, target, started, duration, ok, reason, sent, received,
+                                                       samples or {})
+
+
+__all__ = ["PROBES", "RESULTS", "result_from_record", "Probe", "ProbeContext", "ProbeResult", "Evidence", "Samples", "IcmpResult",
            "ServiceResult", "icmp_probe", "snmp_probe", "sip_probe", "http_probe", "tcp_probe", "dns_probe",
            "smtp_probe", "websocket_probe"]

@@ -144,6 +144,13 @@ class ProbeResult:
         a label's value (``phase_seconds:connect``)."""
         return {}
 
+    @classmethod
+    def from_record(cls, probe: str, target: str, started: float, duration: float, ok: bool, reason: str | None,
+                    sent: int | None, received: int | None, samples: dict[str, Any]) -> "ProbeResult | None":
+        """A stored cycle (:meth:`record_samples` and the packet counts) back as a result of this kind, to rebuild
+        a rollup from raw cycles; None where the record holds no samples for the rollups (SNMP)."""
+        return None
+
     def as_failed(self, reason: str) -> "ProbeResult":
         """This result stripped of its evidence (the canary's: the monitoring host is cut off)."""
         return replace(self, ok=False, reason=reason)

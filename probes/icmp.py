@@ -128,6 +128,15 @@ class IcmpResult(ProbeResult):
     resolved_address: str | None = None
     socket_mode: str | None = None
 
+    @classmethod
+    def from_record(cls, probe: str, target: str, started: float, duration: float, ok: bool, reason: str | None,
+                    sent: int | None, received: int | None, samples: dict[str, Any]) -> "IcmpResult | None":
+        """A stored burst back as a result: its packet counts and answered RTTs (None when nothing was sent)."""
+        if sent is None:
+            return None
+        return cls(probe=probe, target=target, address="", started=started, duration=duration, ok=ok, reason=reason,
+                   sent=sent, received=received or 0, rtts=tuple(samples.get("rtts") or ()))
+
     @property
     def good_rtts(self) -> list[float]:
         """The RTTs of the echoes that were answered."""

@@ -57,8 +57,10 @@ class ServiceResult(ProbeResult):
 
     @classmethod
     def from_record(cls, probe: str, target: str, started: float, duration: float, ok: bool, reason: str | None,
-                    samples: dict[str, Any]) -> "ServiceResult":
-        """A stored cycle (its ``samples`` JSON) back as a result, to rebuild a rollup from raw cycles."""
+                    sent: int | None, received: int | None, samples: dict[str, Any]) -> "ServiceResult | None":
+        """A stored check back as a result: its response time and certificate (None without a response time)."""
+        if "response" not in samples:
+            return None
         days = samples.get("tls_days_left")
         not_after = None if days is None else started + days * 86400
         tls = None if days is None else TlsInfo(None, None, None, None, not_after, True)

@@ -198,6 +198,31 @@ def test_resolve_takes_ip_literals_as_they_are_and_looks_names_up():
     assert not err.value.attempted and err.value.reason.startswith("cannot resolve 127.0.0.1")
 
 
+def test_stored_cycles_come_back_as_their_kinds_results():
+    """A rollup rebuilt from raw cycles (maintenance changed after the fact) sees the samples the live cycle had:
+    each kind rebuilds its own result from what it stored; SNMP stores none for the rollups."""
+    from probes import result_from_record
+    from probes.service import ServiceResult, TlsInfo
+
+    http_result = ServiceResult("http", "portal", "127.0.0.1", 1_795_000_000.0, 0.02, True, None, response=0.0123,
+                                tls=TlsInfo("TLSv1.3", None, None, None, 1_795_000_000.0 + 3 * 86400, True))
+    icmp_result = IcmpResult("icmp", "edge", "127.0.0.1", 1_795_000_000.0, 0.2, True, None, sent=5, received=4,
+                             rtts=(0.001, None, 0.003, 0.002, 0.006))
+    for live in (http_result, icmp_result):
+        s = live.samples()
+        back = result_from_record(live.probe, live.target, live.started, live.duration, live.ok, live.reason,
+                                  s.sent, s.received, live.record_samples())
+        assert back is not None and type(back) is type(live)
+        b = back.samples()
+        assert (b.sent, b.received, b.rtt, b.loss, b.jitter, b.response) == \
+            (s.sent, s.received, s.rtt, s.loss, s.jitter, s.response)
+        assert b.tls_days_left == pytest.approx(s.tls_days_left) if s.tls_days_left else b.tls_days_left is None
+    failed = ServiceResult("sip", "gw", "127.0.0.1", 1_795_000_000.0, 0.5, False, "no final response")
+    assert result_from_record("sip", "gw", 1.0, 0.5, False, "x", None, None, failed.record_samples()) is None
+    assert result_from_record("snmp", "r1", 1.0, 0.1, True, None, None, None, {}) is None
+    assert result_from_record("icmp", "e", 1.0, 0.1, False, "cannot resolve", None, None, None) is None
+
+
 def test_shortfalls_name_each_missed_objective_with_its_figure():
     """What a degradation ticket says: each missed objective with the cycle's figure and the contract's limit;
     met objectives and objectives without a figure say nothing."""

@@ -22,9 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from probes import result_from_record
 from probes.base import ProbeResult
-from probes.icmp import IcmpResult
-from probes.service import ServiceResult
 
 from monitor.config import Contract, Target
 from monitor.measure.cycle import cycle_samples
@@ -72,14 +71,10 @@ def _cycle_args(contract: Contract, target: Target, records: list["CycleRecord"]
     first = records[0]
     results: list[ProbeResult] = []
     for rec in records:
-        if rec.probe == "icmp" and rec.sent is not None:
-            rtts = tuple((rec.samples or {}).get("rtts") or ())
-            results.append(IcmpResult(probe="icmp", target=target.id, address="", started=rec.started,
-                                      duration=rec.duration, ok=rec.ok, reason=rec.reason, sent=rec.sent,
-                                      received=rec.received or 0, rtts=rtts))
-        elif rec.samples and "response" in rec.samples:
-            results.append(ServiceResult.from_record(rec.probe, target.id, rec.started, rec.duration, rec.ok,
-                                                     rec.reason, rec.samples))
+        result = result_from_record(rec.probe, target.id, rec.started, rec.duration, rec.ok, rec.reason, rec.sent,
+                                    rec.received, rec.samples)
+        if result is not None:
+            results.append(result)
     at = round(first.started * 1000)
     window = next(((s, e) for s, e in windows if s <= at < e), None)
     return rollup_args(contract, target, first.verdict, cycle_samples(results), first.started, window)
