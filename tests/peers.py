@@ -324,6 +324,7 @@ class Kamailio:
     def start(self) -> "Kamailio":
         self.dir.mkdir(parents=True, exist_ok=True)
         code, _, phrase = self.status.partition(" ")
+        host = f"[{self.address}]" if ":" in self.address else self.address
         (self.dir / "tls.cfg").write_text(f"[server:default]\nmethod = TLSv1.2+\ncertificate = {self.cert}\n"
                                           f"private_key = {self.key}\n")
         (self.dir / "kamailio.cfg").write_text(f"""#!KAMAILIO
@@ -335,10 +336,10 @@ rev_dns=no
 use_dns_cache=off
 auto_aliases=no
 tcp_children=2
-listen=udp:{self.address}:{self.port}
-listen=tcp:{self.address}:{self.port}
+listen=udp:{host}:{self.port}
+listen=tcp:{host}:{self.port}
 enable_tls=yes
-listen=tls:{self.address}:{self.port + 1}
+listen=tls:{host}:{self.port + 1}
 server_header="Server: slawatch-test-kamailio"
 loadmodule "sl.so"
 loadmodule "textops.so"

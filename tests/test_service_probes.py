@@ -92,6 +92,21 @@ def test_sip_options_over_each_transport(kamailio, pki, transport):
     assert "SIP/2.0 200 Keepalive" in text and "slawatch-test-kamailio" in text
 
 
+@pytest.mark.parametrize("transport", ["udp", "tcp"])
+def test_sip_options_over_ipv6(tmp_path, pki, transport):
+    """A gateway on an IPv6 address: the Via, From and Contact carry the bracketed address and Kamailio answers."""
+    ok, why = Kamailio.available()
+    if not ok:
+        pytest.skip(why)
+    cert, key = pki.certs["valid"]
+    k = Kamailio(tmp_path / "k6", free_port(), cert, key, address="::1").start()
+    try:
+        r = run(sip_probe("gw6", "::1", SipProbeConfig(transport=transport, port=k.port, timeout="3s")))
+        assert r.ok and r.status == "SIP/2.0 200 Keepalive", r.reason
+    finally:
+        k.stop()
+
+
 def test_sip_503_is_an_answering_stack_unless_configured_bad(kamailio):
     _, refusing = kamailio
     alive = run(sip_probe("gw1", "127.0.0.1", SipProbeConfig(port=refusing.port, timeout="3s")))
