@@ -505,3 +505,42 @@ def test_service_response_time_figures_and_credit(every_store):
     assert float(row["response_p95_ms"]) == pytest.approx(1000, rel=0.02) and row["response_met"] == "False"
     html = render_html(r)
     assert "Service response time: p50 " in html and "(100 answered checks)" in html
+
+
+def test_ticket_response_times_against_the_contract_targets(every_store):
+    """The report's ticket section: per severity, tickets opened in the month (children and tickets opened
+    before it left out) acknowledged and resolved within the contract's response targets, counted by hand."""
+    cfg, store = scenario(every_store, contract={"response_targets": {
+        "critical": {"acknowledge": "15m", "resolve": "4h"}, "major": {"acknowledge": "1h", "resolve": "1d"}}},
+        outages=[("t1", ts(2026, 11, 3, 10), ts(2026, 11, 3, 11))])
+    opened = ts(2026, 11, 3, 10, 0, 30)
+    rows = [  # severity, opened, acknowledged after (s), resolved after (s), child of the previous
+        ("critical", opened, 600, 3 * 3600, False),          # both within 15 min / 4 h
+        ("critical", opened + 3600, 1200, 5 * 3600, False),  # both late
+        ("critical", opened + 7200, None, None, False),      # still open: counted, not measured
+        ("critical", opened + 7260, 60, 60, True),           # a child: not counted
+        ("major", opened, 3599, None, False),                # acknowledged within the hour, open
+        ("major", ts(2026, 10, 31, 23), 60, 2 * 86400, False),  # opened in October, open into November: listed,
+                                                                 # not this month's response
+        ("minor", opened, 60, 60, False),                    # no target for minor: counted, not measured
+    ]
+    with store.tickets_tx() as tx:
+        parent = None
+        for i, (severity, at, ack, res, child) in enumerate(rows):
+            tid = tx.insert_ticket(f"u{i}", f"outage:c1:t1:{i}", "c1", ["t1"], severity, "outage", "t1 is down", at,
+                                   parent if child else None)
+            parent = tid
+            if res is not None:
+                tx.set_state(tid, "resolved", acknowledged=at + ack, resolved=at + res)
+            elif ack is not None:
+                tx.set_state(tid, "acknowledged", acknowledged=at + ack)
+    doc = report(cfg, store)["contracts"][0]["tickets"]
+    assert len(doc["ids"]) == 7
+    assert doc["response"] == {
+        "critical": {"tickets": 3, "acknowledge": {"met": 1, "measured": 2, "target_s": 900.0},
+                     "resolve": {"met": 1, "measured": 2, "target_s": 14400.0}},
+        "major": {"tickets": 1, "acknowledge": {"met": 1, "measured": 1, "target_s": 3600.0},
+                  "resolve": {"met": 0, "measured": 0, "target_s": 86400.0}},
+        "minor": {"tickets": 1, "acknowledge": {"met": 0, "measured": 0, "target_s": None},
+                  "resolve": {"met": 0, "measured": 0, "target_s": None}},
+    }

@@ -150,14 +150,156 @@ def _daily(days: list[tuple[str, int, int]], down, unknown, maint, policy: str) 
     return out
 
 
+def _outage_items(tm, contract, period, own: list, tickets: list[Ticket], now: float, down_by_target: dict,
+                  units) -> list[dict]:
+    """A target's outages in the period: each clipped to it (engine ms, from :func:`outage_span`), its counted
+    downtime, the probe evidence (each site's, for a multi-site target) and the tickets opened for it (matched in
+    the store's seconds, with a minute's slack either side)."""
+    items = []
+    end_s = period.end_ms / 1000
+    for o in own:
+        end = o.end if o.end is not None else min(now, end_s)
+        span = outage_span(o, to_ms(end))
+        s_ms, e_ms = max(span[0], period.start_ms), min(span[1], period.end_ms)
+        ids = [t.id for t in tickets if t.incident_key == f"outage:{contract.id}:{tm.target}"
+               and t.opened <= end + 60 and (t.resolved is None or t.resolved >= o.start - 60)]
+        parents = sorted({t.parent_id for t in tickets if t.id in ids and t.parent_id is not None})
+        items.append({
+            "start": _iso(s_ms, contract.timezone, ms=True), "end": _iso(e_ms, contract.timezone, ms=True),
+            "duration_s": (e_ms - s_ms) / 1000, "ongoing": o.end is None, "targets": [tm.target],
+            "counted_downtime_s": sum(e - s for s, e in clip(list(tm.availability.downtime), s_ms, e_ms)) / 1000,
+            "probe_evidence": _ordered(_with_sites(o, down_by_target, units)),
+            "tickets": ids + parents,
+        })
+    return items
+
+
+def _target_doc(tm, contract, period, items: list[dict], days, vantage) -> dict:
+    """One target's month: coverage, excluded time, downtime, availability, outages, latency, response time,
+    loss, jitter, voice, cycles and the daily figures (each figure from the engine's ms, in seconds)."""
+    a, r, obj = tm.availability, tm.rollup, tm.objectives
+    return {
+        "id": tm.target, "kind": tm.kind,
+        "period": {"start": _iso(period.start_ms, contract.timezone, ms=True),
+                   "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds},
+        "coverage_pct": _pct(tm.coverage),
+        **({"vantage": {"sites": list(vantage.sites), "quorum": vantage.quorum}} if vantage is not None else {}),
+        "excluded_s": {"maintenance": tm.maintenance_only_ms / 1000, "out_of_service": tm.out_of_service_ms / 1000,
+                       "unknown": a.unknown_ms / 1000,
+                       "total": a.excluded_ms / 1000, "unknown_policy": a.unknown_policy},
+        "downtime_s": a.downtime_ms / 1000,
+        "availability": {"objective_pct": str(contract.objectives.availability), "value_pct": _pct(a.ratio),
+                         "met": a.met(contract.objectives.availability),
+                         "exact": None if a.ratio is None else f"{a.ratio.numerator}/{a.ratio.denominator}"},
+        "outages": {"count": tm.outage_count, "mttr_s": tm.mttr_s, "longest_s": tm.longest_outage_s, "items": items},
+        "latency": {**({k: v for k, v in obj["latency"].items() if k != "met"} if "latency" in obj else {}),
+                    "p50_s": r.rtt.quantile(0.5), "p95_s": r.rtt.quantile(0.95), "p99_s": r.rtt.quantile(0.99),
+                    "met": obj.get("latency", {}).get("met")},
+        "response_time": {**{k: v for k, v in obj.get("response_time", {}).items() if k != "met"},
+                          "p50_s": r.response.quantile(0.5), "p95_s": r.response.quantile(0.95),
+                          "p99_s": r.response.quantile(0.99), "met": obj.get("response_time", {}).get("met")},
+        "loss": {"value_pct": None if r.loss is None else r.loss * 100,
+                 "target_pct": None if contract.objectives.loss is None else str(contract.objectives.loss),
+                 "met": obj.get("loss", {}).get("met"), "basis": r.loss_basis},
+        "jitter": {"mean_s": r.jitter_mean, "max_s": r.jitter_max if r.jitter_count else None,
+                   "target_s": contract.objectives.jitter, "met": obj.get("jitter", {}).get("met")},
+        "voice": obj.get("voice"),
+        "cycles": {"total": r.cycles, "good": r.good, "bad": r.bad, "unknown": r.unknown, "maintenance": r.maintenance,
+                   # maintenance changed after ingestion: how the month was rebuilt (monitor.sla.reconcile)
+                   "maintenance_reconciled": tm.reconciled.as_dict() if tm.reconciled else None},
+        # from the month's own intervals, so the days add up to the month figure
+        "daily": _daily(days, normalize(tm.down), normalize(tm.unknown), tm.maintenance, contract.unknown_time),
+    }
+
+
+def _chronic(contract, month: str, cm: ContractMonth, month_of: Callable[[str], list[ContractMonth]]) -> dict | None:
+    """Chronic failure: the months of the contract's window that missed an objective, and whether the
+    termination right is reached. ``month_of`` computes (once) every contract's figures of a month."""
+    if contract.chronic is None:
+        return None
+    history = []
+    for m in previous_months(month, contract.chronic.window_months):
+        cm_m = cm if m == month else next(c for c in month_of(m) if c.contract == contract.id)
+        history.append({"month": m, "availability_pct": _pct(cm_m.ratio), "missed": _month_missed(cm_m)})
+    missed = sum(1 for h in history if h["missed"])
+    return {"missed_months_required": contract.chronic.missed_months,
+            "window_months": contract.chronic.window_months, "months": history, "missed": missed,
+            "termination_right_reached": missed >= contract.chronic.missed_months}
+
+
+def _ticket_response(contract, tickets: list[Ticket], start_s: float) -> dict[str, dict]:
+    """Per severity: the period's tickets (children left out) that were acknowledged and resolved within the
+    contract's response targets (the store's seconds)."""
+    response: dict[str, dict] = {}
+    for t in tickets:
+        if t.parent_id is not None or t.opened < start_s:
+            continue
+        target = contract.response_targets.get(t.severity)
+        cell = response.setdefault(t.severity, {"tickets": 0, "acknowledge": {"met": 0, "measured": 0, "target_s": None},
+                                                "resolve": {"met": 0, "measured": 0, "target_s": None}})
+        cell["tickets"] += 1
+        for kind, at in (("acknowledge", t.acknowledged), ("resolve", t.resolved)):
+            if target is not None:
+                cell[kind]["target_s"] = getattr(target, kind)
+            if at is not None and target is not None:
+                cell[kind]["measured"] += 1
+                cell[kind]["met"] += int(at - t.opened <= getattr(target, kind))
+    return response
+
+
+def _contract_doc(contract, cm: ContractMonth, credit, chronic: dict | None, tickets: list[Ticket], now: float,
+                  target_docs: list[dict]) -> dict:
+    """One contract's month: its period, availability, credits with their evidence, chronic failure, tickets."""
+    period = cm.period
+    return {
+        "id": contract.id, "customer": contract.customer, "provider": contract.provider,
+        "timezone": contract.timezone, "currency": contract.currency, "locale": contract.locale,
+        "paper": paper_for(contract),
+        "period": {"start": _iso(period.start_ms, contract.timezone, ms=True),
+                   "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds,
+                   "month_to_date": to_ms(now) < period.end_ms,
+                   "up_to": _iso(min(to_ms(now), period.end_ms), contract.timezone, ms=True)},
+        "coverage_pct": _pct(cm.coverage),
+        "availability": {"objective_pct": str(contract.objectives.availability), "value_pct": _pct(cm.ratio),
+                         "met": cm.met, "eligible_s": cm.eligible_ms / 1000, "downtime_s": cm.downtime_ms / 1000,
+                         "exact": None if cm.ratio is None else f"{cm.ratio.numerator}/{cm.ratio.denominator}"},
+        "credits": {
+            "basis": credit.basis, "combine": credit.combine, "fees": str(credit.fees),
+            "cap_pct": None if credit.cap_pct is None else str(credit.cap_pct),
+            "uncapped": str(credit.uncapped), "total": str(credit.total), "capped": credit.capped,
+            "status": credit.status, "min_coverage_pct": str(contract.credit_min_coverage),
+            "coverage_notes": credit.coverage_notes,
+            "lines": [{"scope": line.scope, "objective": line.objective,
+                       "compliance_pct": None if line.compliance_pct is None else str(line.compliance_pct),
+                       "tier_below_pct": str(line.tier_below_pct), "credit_pct": str(line.credit_pct),
+                       "fee": str(line.fee), "amount": str(line.amount), "evidence": line.evidence}
+                      for line in credit.lines],
+        },
+        "chronic": chronic,
+        "tickets": {"ids": [t.id for t in tickets], "response": _ticket_response(contract, tickets,
+                                                                                 period.start_ms / 1000)},
+        "targets": target_docs,
+    }
+
+
 def build_report(store, config: Config, month: str, *, now: float, contract_id: str | None = None,
                  progress: Callable[[int, int, str], None] | None = None) -> dict:
-    """The monthly report document: per contract and target the figures, credits and the evidence behind each."""
+    """The monthly report document: per contract and target the figures, credits and the evidence behind each.
+
+    Units: the engine's figures are integer ms (period, intervals); outages and tickets come from the store in
+    seconds and are converted once, by :mod:`monitor.sla.timeline` (outages) or compared in seconds (ticket
+    matching); every figure leaves in seconds (``*_s``) or as local ISO times."""
     parse_month(month, "UTC")  # validates the form
     contracts = [c for c in config.contracts if contract_id in (None, c.id)]
     calendar = MaintenanceCalendar(config)  # each month's maintenance expanded once for every figure of the report
     inputs = load_month(store, config, month, calendar)
     computed = {month: compute_month(config, inputs, to_ms(now), calendar)}
+
+    def month_of(m: str) -> list[ContractMonth]:  # each month once for every contract's history
+        if m not in computed:
+            computed[m] = compute_month(config, load_month(store, config, m, calendar), to_ms(now), calendar)
+        return computed[m]
+
     months = {cm.contract: cm for cm in computed[month]}
     targets_of = config.by_contract()
     #: multi-site targets (monitor.cluster.consensus): their units by site, whose own outages are each site's evidence
@@ -186,114 +328,14 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
             combined.merge(tm.rollup)
             own = [o for o in down_by_target.get(tm.target, ()) if o.contract == contract.id
                    and o.start < end_s and (o.end is None or o.end > start_s)]
-            items = []
-            for o in own:
-                end = o.end if o.end is not None else min(now, end_s)
-                span = outage_span(o, to_ms(end))
-                s_ms, e_ms = max(span[0], period.start_ms), min(span[1], period.end_ms)
-                ids = [t.id for t in tickets if t.incident_key == f"outage:{contract.id}:{tm.target}"
-                       and t.opened <= end + 60 and (t.resolved is None or t.resolved >= o.start - 60)]
-                parents = sorted({t.parent_id for t in tickets if t.id in ids and t.parent_id is not None})
-                items.append({
-                    "start": _iso(s_ms, contract.timezone, ms=True), "end": _iso(e_ms, contract.timezone, ms=True),
-                    "duration_s": (e_ms - s_ms) / 1000, "ongoing": o.end is None, "targets": [tm.target],
-                    "counted_downtime_s": sum(e - s for s, e in clip(list(tm.availability.downtime), s_ms, e_ms)) / 1000,
-                    "probe_evidence": _ordered(_with_sites(o, down_by_target, units_of.get(tm.target, ()))),
-                    "tickets": ids + parents,
-                })
+            items = _outage_items(tm, contract, period, own, tickets, now, down_by_target, units_of.get(tm.target, ()))
             evidence[tm.target] = items
-            a = tm.availability
-            r = tm.rollup
-            obj = tm.objectives
-            target_docs.append({
-                "id": tm.target, "kind": tm.kind,
-                "period": {"start": _iso(period.start_ms, contract.timezone, ms=True),
-                           "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds},
-                "coverage_pct": _pct(tm.coverage),
-                **({"vantage": {"sites": list(several[tm.target].vantage.sites),
-                                "quorum": several[tm.target].vantage.quorum}} if tm.target in several else {}),
-                "excluded_s": {"maintenance": tm.maintenance_only_ms / 1000, "out_of_service": tm.out_of_service_ms / 1000,
-                               "unknown": a.unknown_ms / 1000,
-                               "total": a.excluded_ms / 1000, "unknown_policy": a.unknown_policy},
-                "downtime_s": a.downtime_ms / 1000,
-                "availability": {"objective_pct": str(contract.objectives.availability), "value_pct": _pct(a.ratio),
-                                 "met": a.met(contract.objectives.availability),
-                                 "exact": None if a.ratio is None else f"{a.ratio.numerator}/{a.ratio.denominator}"},
-                "outages": {"count": tm.outage_count, "mttr_s": tm.mttr_s, "longest_s": tm.longest_outage_s, "items": items},
-                "latency": {**({k: v for k, v in obj["latency"].items() if k != "met"} if "latency" in obj else {}),
-                            "p50_s": r.rtt.quantile(0.5), "p95_s": r.rtt.quantile(0.95), "p99_s": r.rtt.quantile(0.99),
-                            "met": obj.get("latency", {}).get("met")},
-                "response_time": {**{k: v for k, v in obj.get("response_time", {}).items() if k != "met"},
-                                  "p50_s": r.response.quantile(0.5), "p95_s": r.response.quantile(0.95),
-                                  "p99_s": r.response.quantile(0.99), "met": obj.get("response_time", {}).get("met")},
-                "loss": {"value_pct": None if r.loss is None else r.loss * 100,
-                         "target_pct": None if contract.objectives.loss is None else str(contract.objectives.loss),
-                         "met": obj.get("loss", {}).get("met"), "basis": r.loss_basis},
-                "jitter": {"mean_s": r.jitter_mean, "max_s": r.jitter_max if r.jitter_count else None,
-                           "target_s": contract.objectives.jitter, "met": obj.get("jitter", {}).get("met")},
-                "voice": obj.get("voice"),
-                "cycles": {"total": r.cycles, "good": r.good, "bad": r.bad, "unknown": r.unknown, "maintenance": r.maintenance,
-                           # maintenance changed after ingestion: how the month was rebuilt (monitor.sla.reconcile)
-                           "maintenance_reconciled": tm.reconciled.as_dict() if tm.reconciled else None},
-                # from the month's own intervals, so the days add up to the month figure
-                "daily": _daily(days, normalize(tm.down), normalize(tm.unknown), tm.maintenance, contract.unknown_time),
-            })
+            vantage = several[tm.target].vantage if tm.target in several else None
+            target_docs.append(_target_doc(tm, contract, period, items, days, vantage))
         fees = {t.id: t.monthly_fee for t in targets_of.get(contract.id, ())}
         credit = contract_credit(contract, cm.targets, cm.ratio, combined, fees, evidence, cm.coverage)
-        chronic = None
-        if contract.chronic is not None:
-            history = []
-            for m in previous_months(month, contract.chronic.window_months):
-                if m not in computed:  # each month once for every contract's history
-                    computed[m] = compute_month(config, load_month(store, config, m, calendar), to_ms(now), calendar)
-                cm_m = cm if m == month else next(c for c in computed[m] if c.contract == contract.id)
-                history.append({"month": m, "availability_pct": _pct(cm_m.ratio), "missed": _month_missed(cm_m)})
-            missed = sum(1 for h in history if h["missed"])
-            chronic = {"missed_months_required": contract.chronic.missed_months,
-                       "window_months": contract.chronic.window_months, "months": history, "missed": missed,
-                       "termination_right_reached": missed >= contract.chronic.missed_months}
-        response: dict[str, dict] = {}
-        for t in tickets:
-            if t.parent_id is not None or t.opened < start_s:
-                continue
-            target = contract.response_targets.get(t.severity)  # type: ignore[call-overload]  # a str column
-            cell = response.setdefault(t.severity, {"tickets": 0, "acknowledge": {"met": 0, "measured": 0, "target_s": None},
-                                                       "resolve": {"met": 0, "measured": 0, "target_s": None}})
-            cell["tickets"] += 1
-            for kind, at in (("acknowledge", t.acknowledged), ("resolve", t.resolved)):
-                if target is not None:
-                    cell[kind]["target_s"] = getattr(target, kind)
-                if at is not None and target is not None:
-                    cell[kind]["measured"] += 1
-                    cell[kind]["met"] += int(at - t.opened <= getattr(target, kind))
-        out_contracts.append({
-            "id": contract.id, "customer": contract.customer, "provider": contract.provider,
-            "timezone": contract.timezone, "currency": contract.currency, "locale": contract.locale,
-            "paper": paper_for(contract),
-            "period": {"start": _iso(period.start_ms, contract.timezone, ms=True),
-                       "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds,
-                       "month_to_date": to_ms(now) < period.end_ms,
-                       "up_to": _iso(min(to_ms(now), period.end_ms), contract.timezone, ms=True)},
-            "coverage_pct": _pct(cm.coverage),
-            "availability": {"objective_pct": str(contract.objectives.availability), "value_pct": _pct(cm.ratio),
-                             "met": cm.met, "eligible_s": cm.eligible_ms / 1000, "downtime_s": cm.downtime_ms / 1000,
-                             "exact": None if cm.ratio is None else f"{cm.ratio.numerator}/{cm.ratio.denominator}"},
-            "credits": {
-                "basis": credit.basis, "combine": credit.combine, "fees": str(credit.fees),
-                "cap_pct": None if credit.cap_pct is None else str(credit.cap_pct),
-                "uncapped": str(credit.uncapped), "total": str(credit.total), "capped": credit.capped,
-                "status": credit.status, "min_coverage_pct": str(contract.credit_min_coverage),
-                "coverage_notes": credit.coverage_notes,
-                "lines": [{"scope": line.scope, "objective": line.objective,
-                           "compliance_pct": None if line.compliance_pct is None else str(line.compliance_pct),
-                           "tier_below_pct": str(line.tier_below_pct), "credit_pct": str(line.credit_pct),
-                           "fee": str(line.fee), "amount": str(line.amount), "evidence": line.evidence}
-                          for line in credit.lines],
-            },
-            "chronic": chronic,
-            "tickets": {"ids": [t.id for t in tickets], "response": response},
-            "targets": target_docs,
-        })
+        chronic = _chronic(contract, month, cm, month_of)
+        out_contracts.append(_contract_doc(contract, cm, credit, chronic, tickets, now, target_docs))
     return {"schema": SCHEMA, "version": 1, "month": month, "generated_at": _iso(now),
             "slawatch_version": __version__, "contracts": out_contracts}
 
