@@ -12,7 +12,7 @@ import functools
 import socket
 import ssl
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -34,6 +34,10 @@ class TlsInfo:
     not_after: float | None  # unix seconds
     verified: bool
     verify_error: str | None = None
+
+    def unverified(self, verify_error: str) -> "TlsInfo":
+        """This session's facts, marked as failing verification with ``verify_error``."""
+        return replace(self, verified=False, verify_error=verify_error)
 
     def days_left(self, now: float) -> float | None:
         """Days until the certificate expires at ``now`` (negative once expired), or None."""
@@ -289,15 +293,7 @@ async def open_tcp(host: str, port: int, timeout: float, phases: Phases, *, fami
         await asyncio.wait_for(writer.start_tls(tls, server_hostname=name), max(timeout - phases.elapsed(), 0.001))
     except ssl.SSLCertVerificationError as exc:
         writer.transport.abort()
-        info = None
-        if fetch_unverified:
-            try:
-                info = await _unverified_info(sockaddr, fam, name, timeout)
-            except (OSError, asyncio.TimeoutError, ssl.SSLError):
-                info = None
-            if info is not None:
-                info = TlsInfo(info.version, info.cipher, info.subject, info.issuer, info.not_after, False,
-                               exc.verify_message)
+        info = await _unverified_info(sockaddr, fam, name, timeout, exc.verify_message) if fetch_unverified else None
         raise ServiceFailure(f"TLS certificate not valid for {name}: {exc.verify_message}", tls=info) from None
     except asyncio.TimeoutError:
         writer.transport.abort()
@@ -312,12 +308,17 @@ async def open_tcp(host: str, port: int, timeout: float, phases: Phases, *, fami
     return reader, writer, info
 
 
-async def _unverified_info(sockaddr: tuple, family: int, name: str, timeout: float) -> TlsInfo:
+async def _unverified_info(sockaddr: tuple, family: int, name: str, timeout: float,
+                           verify_error: str) -> TlsInfo | None:
+    """The peer's certificate fetched without verification (it failed with ``verify_error``), or None."""
     ctx = client_context(None, verify=False)
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(sockaddr[0], sockaddr[1], family=family, ssl=ctx, server_hostname=name), timeout)
     try:
-        return tls_info(writer.get_extra_info("ssl_object"), False)
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(sockaddr[0], sockaddr[1], family=family, ssl=ctx, server_hostname=name), timeout)
+    except (OSError, asyncio.TimeoutError, ssl.SSLError):
+        return None
+    try:
+        return tls_info(writer.get_extra_info("ssl_object"), False, verify_error)
     finally:
         writer.transport.abort()
 
@@ -327,7 +328,6 @@ async def unverified_tls_info(host: str, port: int, name: str, timeout: float, v
     evidence; None when that fails too."""
     try:
         family, sockaddr = await resolve(host, port)
-        info = await _unverified_info(sockaddr, family, name, timeout)
-    except (ServiceFailure, OSError, asyncio.TimeoutError, ssl.SSLError):
+    except ServiceFailure:
         return None
-    return TlsInfo(info.version, info.cipher, info.subject, info.issuer, info.not_after, False, verify_error)
+    return await _unverified_info(sockaddr, family, name, timeout, verify_error)

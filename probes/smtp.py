@@ -51,8 +51,7 @@ async def _unverified(target_id: str, address: str, settings: SmtpProbeConfig, d
     if left <= 0:
         return None
     again = await smtp_probe(target_id, address, settings.model_copy(update={"verify": False, "timeout": left}))
-    t = again.tls
-    return None if t is None else TlsInfo(t.version, t.cipher, t.subject, t.issuer, t.not_after, False, verify_error)
+    return None if again.tls is None else again.tls.unverified(verify_error)
 
 
 async def smtp_probe(target_id: str, address: str, settings: SmtpProbeConfig, *, context: Any = None) -> ServiceResult:

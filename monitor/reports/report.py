@@ -174,14 +174,19 @@ def _outage_items(tm, contract, period, own: list, tickets: list[Ticket], now: f
     return items
 
 
+def _period(period, tz: str) -> dict:
+    """A period's local start and end and its length in seconds."""
+    return {"start": _iso(period.start_ms, tz, ms=True), "end": _iso(period.end_ms, tz, ms=True),
+            "seconds": period.seconds}
+
+
 def _target_doc(tm, contract, period, items: list[dict], days, vantage) -> dict:
     """One target's month: coverage, excluded time, downtime, availability, outages, latency, response time,
     loss, jitter, voice, cycles and the daily figures (each figure from the engine's ms, in seconds)."""
     a, r, obj = tm.availability, tm.rollup, tm.objectives
     return {
         "id": tm.target, "kind": tm.kind,
-        "period": {"start": _iso(period.start_ms, contract.timezone, ms=True),
-                   "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds},
+        "period": _period(period, contract.timezone),
         "coverage_pct": _pct(tm.coverage),
         **({"vantage": {"sites": list(vantage.sites), "quorum": vantage.quorum}} if vantage is not None else {}),
         "excluded_s": {"maintenance": tm.maintenance_only_ms / 1000, "out_of_service": tm.out_of_service_ms / 1000,
@@ -255,9 +260,7 @@ def _contract_doc(contract, cm: ContractMonth, credit, chronic: dict | None, tic
         "id": contract.id, "customer": contract.customer, "provider": contract.provider,
         "timezone": contract.timezone, "currency": contract.currency, "locale": contract.locale,
         "paper": paper_for(contract),
-        "period": {"start": _iso(period.start_ms, contract.timezone, ms=True),
-                   "end": _iso(period.end_ms, contract.timezone, ms=True), "seconds": period.seconds,
-                   "month_to_date": to_ms(now) < period.end_ms,
+        "period": {**_period(period, contract.timezone), "month_to_date": to_ms(now) < period.end_ms,
                    "up_to": _iso(min(to_ms(now), period.end_ms), contract.timezone, ms=True)},
         "coverage_pct": _pct(cm.coverage),
         "availability": {"objective_pct": str(contract.objectives.availability), "value_pct": _pct(cm.ratio),
