@@ -96,9 +96,11 @@ def test_a_reload_builds_the_canary_anew_and_keeps_what_it_saw_of_remaining_refe
     old.observe("r1", "bad", 10.0)
     old.observe("r2", "bad", 11.0)
     assert old.is_down() and old.down_since == 11.0
-    new = CanaryWatch.for_config(config({"r1", "r2", "r3"}, 0.5), old)
+    new = CanaryWatch.for_config(config({"r1", "r2", "r3"}, 0.5))
+    new.carry_over(old)
     assert new is not old and set(new.references) == {"r1", "r2", "r3"} and new.ratio == 0.5
     assert new.is_down() and new.down_since == 11.0  # the outage in progress stays one
     assert new.observe("r3", "good", 12.0) == []  # 2 of 3 failing is still at least half
-    narrowed = CanaryWatch.for_config(config({"r3"}, 0.5), new)
+    narrowed = CanaryWatch.for_config(config({"r3"}, 0.5))
+    narrowed.carry_over(new)
     assert not narrowed.is_down() and narrowed.down_since is None and narrowed.failing == {"r3": False}

@@ -16,7 +16,7 @@ import pytest
 
 from conftest import free_port
 from monitor.config.models import LatencyObjective, Objectives
-from monitor.measure.cycle import cycle_samples, quality_ok, verdict_of
+from monitor.measure.cycle import cycle_samples, quality_breach, verdict_of
 from monitor.sla.rollup import Rollup
 from peers import Kamailio
 from probes.base import judge
@@ -196,7 +196,9 @@ def test_certificate_expiring_in_three_days_degrades_against_tls_expiry_min(http
 
     c = Contract()
     c.objectives = objectives
-    assert not quality_ok([r], c)  # degraded: the ticket opens before the certificate expires
+    breach = quality_breach([r], c)  # degraded: the ticket opens before the certificate expires
+    assert breach is not None and breach.startswith("http: TLS certificate expires in ") and \
+        breach.endswith(" days, under the 14-day minimum"), breach
 
 
 def test_resolve_takes_ip_literals_as_they_are_and_looks_names_up():

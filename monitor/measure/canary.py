@@ -35,17 +35,14 @@ class CanaryWatch:
         self.down_since: float | None = None
 
     @classmethod
-    def for_config(cls, config: Any, previous: "CanaryWatch | None" = None) -> "CanaryWatch":
-        """The watch of ``config``'s reference targets; after a reload, what ``previous`` saw of the references
-        that remain is kept (a monitoring outage in progress stays one)."""
-        watch = cls({t.id: t.contract for t in config.targets if t.reference},
-                     config.self_monitoring.reference_failure_ratio)
-        if previous is not None:
-            watch.carry_over(previous)
-        return watch
+    def for_config(cls, config: Any) -> "CanaryWatch":
+        """The watch of ``config``'s reference targets (a reload then :meth:`carry_over` the running one)."""
+        return cls({t.id: t.contract for t in config.targets if t.reference},
+                   config.self_monitoring.reference_failure_ratio)
 
     def carry_over(self, previous: "CanaryWatch") -> None:
-        """Take what ``previous`` saw of the references this watch still has (a reload's swap)."""
+        """Take what ``previous`` saw of the references this watch still has (a reload's swap), so a monitoring
+        outage in progress stays one."""
         self.failing = {t: v for t, v in previous.failing.items() if t in self.references}
         self.down_since = previous.down_since if self.is_down() else None
 

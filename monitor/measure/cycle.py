@@ -16,7 +16,7 @@ from monitor.measure.live import TargetLive
 from monitor.measure.state import Transition, Verdict
 from monitor.store import CycleRecord, OutageRecord, StateRecord
 
-__all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_ok", "quality_breach", "cycle_records", "cycle_samples",
+__all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_breach", "cycle_records", "cycle_samples",
            "transition_records"]
 
 log = logging.getLogger("slawatch.cycle")
@@ -71,11 +71,6 @@ def quality_breach(results: list[ProbeResult] | tuple[ProbeResult, ...], contrac
     missed = [f"{r.probe}: {words}" for r in results if r.ok
               for words in shortfalls(r.samples(), contract.objectives, QUALITY_OBJECTIVES).values()]
     return "; ".join(missed) if missed else None
-
-
-def quality_ok(results: list[ProbeResult] | tuple[ProbeResult, ...], contract: Contract) -> bool:
-    """Whether the reachable results of a cycle meet the per-cycle quality objectives."""
-    return quality_breach(results, contract) is None
 
 
 async def run_probes(target: Target, context: ProbeContext | None = None) -> list[ProbeResult]:
