@@ -21,6 +21,57 @@ if "SLAWATCH_CACHE_DIR" not in os.environ:
     os.environ["SLAWATCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="slawatch-test-cache-")
 
 
+# ---------------------------------------------------------------------------- no process left behind
+import procs as _procs  # noqa: E402
+
+_procs.become_subreaper()
+#: what tests left running (killed at once): the run fails at its end if this is not empty
+LEFT_BEHIND: list[str] = []
+#: seconds a test's processes get to exit after its teardown before they count as left behind
+EXIT_GRACE = 15.0
+
+
+def _wait_gone(before: dict, grace: float) -> list:
+    import time
+
+    deadline = time.monotonic() + grace
+    while True:
+        _procs.reap()
+        new = [p for k, p in _procs.descendants().items() if k not in before]
+        if not new or time.monotonic() >= deadline:
+            return new
+        time.sleep(0.1)
+
+
+@pytest.fixture(autouse=True)
+def no_process_left_behind(request):
+    """Every process a test starts (and every worker of it) is gone when the test and its fixtures are done.
+
+    Processes of wider-scoped fixtures (the run's PostgreSQL, a module's Request Tracker) exist before this
+    fixture starts and are not counted. A process left behind is killed with its group and fails the test."""
+    before = _procs.descendants()
+    yield
+    left = _wait_gone(before, EXIT_GRACE)
+    if left:
+        _procs.kill_groups(left)
+        lines = [str(p) for p in left]
+        LEFT_BEHIND.extend(f"{request.node.nodeid}: {line}" for line in lines)
+        pytest.fail("processes left running after the test (killed now):\n  " + "\n  ".join(lines), pytrace=False)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """At the end of the run (every fixture torn down): nothing the run started may still be running."""
+    left = _wait_gone({}, EXIT_GRACE)
+    if left:
+        _procs.kill_groups(left)
+        LEFT_BEHIND.extend(f"(end of run): {p}" for p in left)
+    if LEFT_BEHIND:
+        session.config.pluginmanager.get_plugin("terminalreporter").write_line(
+            "processes left running by the tests (the run fails):\n  " + "\n  ".join(LEFT_BEHIND), red=True)
+        if session.exitstatus == 0:
+            session.exitstatus = 1
+
+
 def wait_for(what: str, fn, timeout: float = 40.0, step: float = 0.3):
     """Poll ``fn`` until it returns something true (OSError counts as not yet); fail after ``timeout``."""
     import time

@@ -30,6 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from procs import spawn, stop
 
 __all__ = ["NetLab", "LabHost", "can_build_netlab"]
 
@@ -160,7 +161,7 @@ class LabHost:
             self._expect("reloaded")
 
     def _start_responder(self) -> None:
-        self.responder = subprocess.Popen(
+        self.responder = spawn(
             ["ip", "netns", "exec", self.netns, sys.executable, str(RESPONDER), "--rules", str(self.rules_file)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -221,13 +222,7 @@ class LabHost:
         _run("ip", "route", "replace", str(self.v4_prefix), "via", f"198.19.{self.index}.2")
 
     def stop(self) -> None:
-        if self.responder is not None and self.responder.poll() is None:
-            self.responder.terminate()
-            try:
-                self.responder.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.responder.kill()
-                self.responder.wait()
+        stop(self.responder, timeout=5)
         self.responder = None
 
 

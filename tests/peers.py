@@ -15,6 +15,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from procs import spawn, stop
 
 __all__ = ["RtServer", "Alertmanager", "Snmpd", "SnmpSim", "Kamailio", "stop_peer", "terminate", "rt_available", "alertmanager_available", "wait_http"]
 
@@ -36,14 +37,8 @@ def alertmanager_available() -> tuple[bool, str]:
 
 
 def terminate(proc: subprocess.Popen | None, timeout: float = 10.0) -> None:
-    """Terminate a peer's process, killing it after ``timeout`` seconds."""
-    if proc and proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    """Terminate a peer's process and every worker of its group, killing them after ``timeout`` seconds."""
+    stop(proc, timeout)
 
 
 def stop_peer(proc: subprocess.Popen | None, directory: Path) -> None:
@@ -120,7 +115,7 @@ Set($RestrictReferrer, 0);
         self.proc = None
 
     def resume(self) -> None:
-        self.proc = subprocess.Popen([RT_SERVER, "--port", str(self.port)], env=self.env, stdout=subprocess.DEVNULL,
+        self.proc = spawn([RT_SERVER, "--port", str(self.port)], env=self.env, stdout=subprocess.DEVNULL,
                                      stderr=open(self.dir / "server.log", "a"))
         wait_http(self.url + "REST/2.0/queues/all", headers={"Authorization": f"token {self.token}"})
 
@@ -152,7 +147,7 @@ class Alertmanager:
 
     def start(self) -> "Alertmanager":
         (self.dir / "am.yml").write_text("route:\n  receiver: 'null'\nreceivers:\n  - name: 'null'\n")
-        self.proc = subprocess.Popen(
+        self.proc = spawn(
             ["prometheus-alertmanager", f"--config.file={self.dir / 'am.yml'}", f"--storage.path={self.dir}",
              f"--web.listen-address=127.0.0.1:{self.port}", f"--cluster.listen-address=127.0.0.1:{self.cluster_port}",
              f"--cluster.advertise-address=127.0.0.1:{self.cluster_port}"],
@@ -222,7 +217,7 @@ sysName slawatch-test-agent
         cmd = ["snmpd", "-f", "-Lf", str(self.dir / "log"), "-C", "-c", str(self.dir / "snmpd.conf"), "-p", str(self.dir / "pid")]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.netns, *cmd]
-        self.proc = subprocess.Popen(cmd, env={**os.environ, "SNMP_PERSISTENT_DIR": str(self.dir / "persist")},
+        self.proc = spawn(cmd, env={**os.environ, "SNMP_PERSISTENT_DIR": str(self.dir / "persist")},
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 15
         while time.monotonic() < deadline:
@@ -269,7 +264,7 @@ class SnmpSim:
             for path in (self.dir, data, cache, *data.iterdir()):
                 path.chmod(0o777 if path.is_dir() else 0o644)
         self.log = open(self.dir / "log", "wb")
-        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = spawn(cmd, stdout=self.log, stderr=subprocess.STDOUT)
         community = next(iter(self.records))
         deadline = time.monotonic() + 60
         pending = list(self.endpoints)
@@ -355,7 +350,7 @@ request_route {{
 """)
         log = open(self.dir / "kamailio.log", "wb")
         prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
-        self.proc = subprocess.Popen([*prefix, "kamailio", "-f", str(self.dir / "kamailio.cfg"), "-DD", "-E", "-Y",
+        self.proc = spawn([*prefix, "kamailio", "-f", str(self.dir / "kamailio.cfg"), "-DD", "-E", "-Y",
                                       str(self.dir), "-P", str(self.dir / "pid"), "-m", "32", "-M", "4"],
                                      stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 20

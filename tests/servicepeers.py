@@ -16,6 +16,7 @@ from pathlib import Path
 
 from conftest import free_port
 from peers import terminate
+from procs import spawn
 
 __all__ = ["Pki", "HttpServer", "Unbound", "WebSocketServer", "unbound_available"]
 
@@ -193,7 +194,7 @@ remote-control:
         for conf in (refuser, main):
             log = open(self.dir / f"{conf.stem}.log", "wb")
             prefix = ["ip", "netns", "exec", self.netns] if self.netns else []
-            self.procs.append(subprocess.Popen([*prefix, "unbound", "-d", "-c", str(conf)], stdout=log,
+            self.procs.append(spawn([*prefix, "unbound", "-d", "-c", str(conf)], stdout=log,
                                                stderr=subprocess.STDOUT))
         self._wait()
         return self

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from conftest import REPO, SLAWATCH, free_port, needs_root, wait_for
+from procs import spawn, stop
 
 pytestmark = [needs_root, pytest.mark.slow]
 SHIPPED = REPO / "dashboards" / "prometheus"
@@ -100,15 +101,15 @@ targets:
 """)
     procs = []
     try:
-        procs.append(subprocess.Popen(
+        procs.append(spawn(
             ["prometheus-alertmanager", f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am'}",
              f"--web.listen-address=127.0.0.1:{am_port}", f"--cluster.listen-address=127.0.0.1:{am_cluster}",
              f"--cluster.advertise-address=127.0.0.1:{am_cluster}"],
             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "am.log", "w")))
         wait_for("Alertmanager", lambda: urllib.request.urlopen(f"http://127.0.0.1:{am_port}/-/ready", timeout=2))
-        procs.append(subprocess.Popen(SLAWATCH + ["run", "-c", str(tmp_path / "slawatch.yaml")], cwd=REPO,
+        procs.append(spawn(SLAWATCH + ["run", "-c", str(tmp_path / "slawatch.yaml")], cwd=REPO,
                                       stdout=subprocess.DEVNULL, stderr=open(tmp_path / "slawatch.log", "w")))
-        procs.append(subprocess.Popen(
+        procs.append(spawn(
             ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{prom_port}"],
             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "prometheus.log", "w")))
@@ -138,11 +139,7 @@ targets:
         assert not [n for _p, n in capture.received if n["groupLabels"].get("target") == "lo1"]
     finally:
         for proc in reversed(procs):
-            proc.terminate()
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc, timeout=20)
         capture.close()
 
 

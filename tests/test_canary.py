@@ -9,6 +9,7 @@ import time
 
 from conftest import REPO, SLAWATCH, free_port, wait_for
 from monitor.measure.canary import CanaryWatch
+from procs import spawn
 
 
 
@@ -50,7 +51,7 @@ targets:
   - {{id: core-b, contract: core, kind: internet, address: "{site.address(2)}", reference: true}}
 {customers}
 """)
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
         wait_for("all targets up", lambda: stores.peek(db, lambda s: sum(st.state == "up" for st in s.load_states().values()))

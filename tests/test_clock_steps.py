@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SLAWATCH, free_port, wait_for
+from procs import spawn
 
 LIB = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1")
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not LIB.exists(), reason="needs libfaketime "
@@ -45,7 +46,7 @@ def test_wall_clock_steps_neither_pause_probing_nor_become_unknown_time(tmp_path
     env = {**os.environ, "LD_PRELOAD": str(LIB), "FAKETIME_TIMESTAMP_FILE": str(offset), "FAKETIME_NO_CACHE": "1",
            "FAKETIME_DONT_FAKE_MONOTONIC": "1", "FAKETIME_DONT_RESET": "1"}
     log = open(tmp_path / "daemon.log", "w+")
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=log)
 
     def count() -> int:

@@ -14,6 +14,7 @@ from conftest import REPO, SLAWATCH, free_port, wait_for
 from monitor.cluster.member import owner_of
 from monitor.config import parse_config
 from monitor.errors import ClusterError, ConfigError
+from procs import spawn, stop
 
 HEARTBEAT, FAILOVER, INTERVAL = 0.5, 3.0, 1.0
 N_TARGETS = 48
@@ -90,7 +91,7 @@ class Node:
         self.write(n_targets)
         self.log = open(tmp_path / f"{name}.log", "w+")
         prefix = ["ip", "netns", "exec", netns] if netns else []
-        self.proc = subprocess.Popen(prefix + SLAWATCH + ["run", "-c", str(self.path)], cwd=REPO,
+        self.proc = spawn(prefix + SLAWATCH + ["run", "-c", str(self.path)], cwd=REPO,
                                      stdout=subprocess.DEVNULL, stderr=self.log)
 
     def write(self, n_targets: int) -> None:
@@ -104,13 +105,7 @@ class Node:
         self.proc.wait(timeout=10)
 
     def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-        return self.proc.returncode
+        return stop(self.proc, timeout=30)
 
     def lines(self) -> list[dict]:
         self.log.seek(0)
@@ -379,7 +374,7 @@ def test_a_restart_after_a_crash_takes_its_name_back_at_once(tmp_path, cluster_d
         wait_for("the node", lambda: any(n.node == "phoenix" for n in store.cluster_nodes()), timeout=30)
         first = next(n.epoch for n in store.cluster_nodes() if n.node == "phoenix")
         node.kill()
-        node.proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(node.path)], cwd=REPO, stdout=subprocess.DEVNULL,
+        node.proc = spawn(SLAWATCH + ["run", "-c", str(node.path)], cwd=REPO, stdout=subprocess.DEVNULL,
                                      stderr=node.log)
         t0 = time.time()
         wait_for("the restart to join", lambda: next(

@@ -12,6 +12,7 @@ import pytest
 
 from conftest import REPO, SLAWATCH, free_port, needs_root, wait_for
 from peers import RtServer, rt_available
+from procs import spawn, stop
 
 pytestmark = [needs_root, pytest.mark.slow]
 
@@ -59,7 +60,7 @@ def test_leader_sigkilled_with_pending_tickets_and_rt_down_every_ticket_reaches_
             paths[name] = tmp_path / f"{name}.yaml"
             paths[name].write_text(CONFIG.format(node=name, heartbeat=HEARTBEAT, failover=FAILOVER, dsn=dsn,
                                                  targets=targets, rt_port=rt_port, token_file=token_file))
-            procs[name] = subprocess.Popen(SLAWATCH + ["run", "-c", str(paths[name])], cwd=REPO,
+            procs[name] = spawn(SLAWATCH + ["run", "-c", str(paths[name])], cwd=REPO,
                                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{name}.log", "w"))
         # every dark circuit opens a ticket; RT is down, so each delivery fails and stays pending
         wait_for("a failed delivery for every ticket", lambda: len({o.ticket_id for o in store.outbox()
@@ -93,10 +94,5 @@ def test_leader_sigkilled_with_pending_tickets_and_rt_down_every_ticket_reaches_
         assert json.loads(status.stdout)["leader"] == successor
     finally:
         for proc in procs.values():
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(timeout=20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
+            stop(proc, timeout=20)
         rt.stop()

@@ -13,6 +13,7 @@ import time
 import pytest
 
 from conftest import REPO, SLAWATCH, TEST_STORE, StoreMaker, free_port
+from procs import spawn
 
 N_LOOPBACK = 100
 INF = math.inf
@@ -74,7 +75,7 @@ targets:
     rng = random.Random(20261125)
     kills = 0
     for round_ in range(20):
-        proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
+        proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
         time.sleep(rng.uniform(0.4, 3.5) if round_ else 5.0)  # the first round lets the outage open
         proc.send_signal(signal.SIGKILL)
@@ -95,7 +96,7 @@ targets:
         assert s["monthly"] == s["cycles"] == s["hourly"], f"round {round_}"
     assert kills == 20
     # a clean last run
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     time.sleep(4)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)

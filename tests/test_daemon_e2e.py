@@ -10,6 +10,7 @@ import urllib.request
 from prometheus_client.parser import text_string_to_metric_families
 
 from conftest import REPO, SLAWATCH, free_port
+from procs import spawn
 
 CONFIG = """\
 storage: {storage}
@@ -45,7 +46,7 @@ def test_run_scrape_sigterm(write_config, stores, icmp_mode):
     port = free_port()
     db = stores.location("store")
     path = write_config(CONFIG.format(storage=stores.yaml(db, flush_interval="200ms"), port=port))
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 30
         ups = {}

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO, SLAWATCH, free_port
+from procs import spawn, stop
 
 DASHBOARDS = sorted((REPO / "dashboards").glob("*.json"))
 #: the sites dashboard needs a cluster (test_sites_dashboard_against_a_real_cluster); the others one node
@@ -168,7 +169,7 @@ targets:
   - {{id: lo2, contract: internet, kind: internet, address: 127.0.0.2}}
   - {{id: v1, contract: voice, kind: voice, address: 127.0.0.3, probes: {{icmp: {{count: 40, spacing: 15ms}}}}}}
 {extra}""")
-    daemon = subprocess.Popen(SLAWATCH + ["run", "-c", str(tmp / "slawatch.yaml")], cwd=REPO,
+    daemon = spawn(SLAWATCH + ["run", "-c", str(tmp / "slawatch.yaml")], cwd=REPO,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     # the rules as shipped, evaluated every second instead of every 30 s for the test
     (tmp / "rules.yml").write_text((RULES / "slawatch-rules.yml").read_text().replace("interval: 30s", "interval: 1s"))
@@ -179,7 +180,7 @@ scrape_configs:
   - job_name: slawatch
     static_configs: [{{targets: ["127.0.0.1:{port}"]}}]
 """)
-    prom = subprocess.Popen(["prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
+    prom = spawn(["prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
                              f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=subprocess.DEVNULL,
                             stderr=open(tmp / "prometheus.log", "w"))
     try:
@@ -254,9 +255,9 @@ defaults:
 targets:
 {targets}
 """)
-            procs.append(subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
+            procs.append(spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
                                           stderr=open(tmp_path / f"{n}.log", "w")))
-        procs.append(subprocess.Popen(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
+        procs.append(spawn(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
                                        f"--storage.tsdb.path={tmp_path / 'tsdb'}",
                                        f"--web.listen-address=127.0.0.1:{prom_port}"], stdout=subprocess.DEVNULL,
                                       stderr=open(tmp_path / "prometheus.log", "w")))
@@ -289,11 +290,7 @@ targets:
                 assert cycles and len({c.node for c in cycles}) == 1 and {c.site for c in cycles} == {site}
     finally:
         for proc in procs:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc, timeout=30)
 
 
 def test_recording_rules_produce_series(live_stack):

@@ -13,6 +13,7 @@ import pytest
 
 from conftest import REPO, SLAWATCH, free_port, needs_root, wait_for
 from test_daemon_e2e import scrape
+from procs import spawn
 
 pytestmark = [needs_root, pytest.mark.slow]
 
@@ -64,7 +65,7 @@ def test_a_full_disk_is_a_fault_with_a_bounded_backlog_and_one_log_line(tmpfs, t
     path = tmp_path / "c.yaml"
     path.write_text(CONFIG.format(db=db, port=port))
     log = open(tmp_path / "daemon.log", "w+")
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
     try:
         wait_for("cycles stored", lambda: (_gauge(port, "slawatch_store_writes_total") or 0) > 3, timeout=30)
         time.sleep(2)
@@ -116,7 +117,7 @@ def test_an_outage_that_starts_on_a_full_disk_keeps_its_start_through_the_backlo
     log = open(tmp_path / "daemon.log", "w+")
 
     def start():
-        return subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
+        return spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
 
     proc = start()
     try:

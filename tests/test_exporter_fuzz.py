@@ -15,6 +15,7 @@ import urllib.request
 import pytest
 
 from conftest import REPO, SLAWATCH, free_port, wait_for
+from procs import spawn
 
 CONFIG = """
 storage: {{path: {db}}}
@@ -92,7 +93,7 @@ def exporter(tmp_path, write_config, icmp_mode):
             extra = f", tls: {{cert_file: {cert}, key_file: {key}}}"
         path = write_config(CONFIG.format(db=tmp_path / "s.db", port=port, tls=extra))
         err = open(tmp_path / "stderr.txt", "w+")
-        proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
+        proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=err)
         procs.append((proc, err))
         if tls:
             context = ssl.create_default_context(cafile=str(tmp_path / "cert.pem"))

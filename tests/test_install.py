@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from procs import spawn
 
 UNIT = REPO / "systemd" / "slawatch.service"
 OPT, ETC, STATE = Path("/opt/slawatch"), Path("/etc/slawatch"), Path("/var/lib/slawatch")
@@ -79,7 +80,7 @@ def test_readme_install_steps_give_a_service_that_starts(tmp_path):
         exec_start = shlex.split(unit_value("ExecStart")[0])
         env = {"PATH": "/usr/bin:/bin", "NOTIFY_SOCKET": str(notify_dir / "sock"), "JOURNAL_STREAM": "8:1",
                "LANG": "C.UTF-8", **dict(e.split("=", 1) for e in unit_value("Environment"))}
-        proc = subprocess.Popen(
+        proc = spawn(
             ["setpriv", "--reuid=slawatch", "--regid=slawatch", "--clear-groups", "--no-new-privs",
              "--inh-caps=-all,+net_raw", "--ambient-caps=-all,+net_raw", "--bounding-set=-all,+net_raw", *exec_start],
             cwd=STATE, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -13,6 +13,7 @@ import urllib.request
 import pytest
 
 from conftest import REPO, SLAWATCH, free_port, wait_for
+from procs import spawn
 
 BASE = """\
 storage: {storage}
@@ -57,7 +58,7 @@ def daemon(write_config, tmp_path, icmp_mode, stores):
 
     path = write(("a", "127.0.0.1", ""), ("b", "127.0.0.2", ""))
     env = {**os.environ, "NOTIFY_SOCKET": notify_path, "WATCHDOG_USEC": "2000000"}
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     messages: list[str] = []
 
@@ -200,7 +201,7 @@ ticket_sinks:
   - {{name: hook, type: webhook, url: "http://127.0.0.1:{dead}/hook", hmac_secret: "${{T_HOOK}}"}}
   - {{name: mail, type: email, host: 127.0.0.1, port: {dead}, username: u, password: "${{T_SMTP}}", from: a@b.c, to: [d@e.f]}}
 """)
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
         # open a ticket through the CLI-visible path: an event from a replayed outage
@@ -274,7 +275,7 @@ exporter: {{listen: "127.0.0.1:{port}", tls: {{cert_file: {cert}, key_file: {key
 contracts: [{{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}}}}]
 targets: [{{id: a, contract: c1, kind: internet, address: 127.0.0.1, interval: 1s, probes: {{icmp: {{timeout: 300ms}}}}}}]
 """)
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         import ssl
 
@@ -300,7 +301,7 @@ targets:
   - {{id: slow, contract: c1, kind: internet, address: 127.0.0.1, interval: 1m,
       probes: {{icmp: null, snmp: {{version: 2c, community: public, port: {free_port()}, timeout: 1s, retries: 2}}}}}}
 """)
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     # the first cycle of a 1 min interval starts at the target's phase offset within the minute
     from monitor.measure.scheduler import phase_offset
 

@@ -23,6 +23,7 @@ from monitor.reports.report import build_report, render_csv
 from monitor.reports.html import render_html
 from monitor.reports.schedule import ReportSchedule
 from monitor.store import Batch, OutageRecord, StateRecord, UnknownRecord
+from procs import spawn
 
 TIERS = [{"below": "99.9%", "credit": "5%"}, {"below": "99.0%", "credit": "10%"}, {"below": "95.0%", "credit": "25%"}]
 
@@ -331,7 +332,7 @@ targets:
   - {{id: lo1, contract: c1, kind: internet, address: 127.0.0.1, interval: 1s, probes: {{icmp: {{timeout: 300ms}}}}}}
   - {{id: lo2, contract: c1, kind: voice, address: "::1", interval: 1s, probes: {{icmp: {{count: 20, spacing: 20ms, timeout: 300ms}}}}}}
 """)
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(5)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0

@@ -28,6 +28,7 @@ from probes.smtp import SmtpProbeConfig, smtp_probe
 from probes.tcp import TcpProbeConfig, tcp_probe
 from probes.websocket import WebSocketProbeConfig, websocket_probe
 from servicepeers import HttpServer, Pki, Unbound, WebSocketServer, unbound_available
+from procs import spawn
 
 
 def run(coro):
@@ -596,7 +597,7 @@ targets:
     def value(metrics, name, **labels):
         return next((v for (n, lab), v in metrics.items() if n == name and labels.items() <= dict(lab).items()), None)
 
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(config)], cwd=REPO, stdout=subprocess.PIPE,
+    proc = spawn(SLAWATCH + ["run", "-c", str(config)], cwd=REPO, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline, metrics = time.time() + 30, {}
@@ -777,7 +778,7 @@ targets:
 ticket_sinks:
   - {{name: noc, type: webhook, url: "{hook_url}"}}
 """)
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(config)], cwd=REPO, stdout=subprocess.DEVNULL,
+    proc = spawn(SLAWATCH + ["run", "-c", str(config)], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 30

@@ -17,6 +17,7 @@ from monitor.measure.cycle import verdict_of
 from peers import Snmpd
 from probes.icmp import IcmpResult
 from probes.snmp import SnmpResult, snmp_probe
+from procs import spawn, stop
 
 
 @pytest.fixture(scope="module")
@@ -193,7 +194,7 @@ targets:
       snmp: {{version: 2c, community: public, port: {agent.port}, profiles: [system, if-mib], interfaces: [lo],
               timeout: 300ms}}
 """)
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline, text = time.time() + 30, ""
         while time.time() < deadline and "slawatch_interface_utilization_ratio{" not in text:
@@ -290,7 +291,7 @@ contracts: [{{id: c1, customer: A, provider: B, objectives: {{availability: 99.9
 targets:
   - {{id: r1, contract: c1, kind: internet, address: 127.0.0.1, interval: 4s, recovery_threshold: 1}}
 """)
-    proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
     def metrics():
         return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
@@ -402,7 +403,7 @@ def test_ipv6_agent_v1_and_v2c(tmp_path):
     port = free_port()
     conf = tmp_path / "snmpd.conf"
     conf.write_text(f"agentAddress udp6:[::1]:{port}\nrocommunity6 public default\nsysName six\n")
-    proc = subprocess.Popen(["snmpd", "-f", "-Lf", str(tmp_path / "log"), "-C", "-c", str(conf), "-p", str(tmp_path / "pid")],
+    proc = spawn(["snmpd", "-f", "-Lf", str(tmp_path / "log"), "-C", "-c", str(conf), "-p", str(tmp_path / "pid")],
                             env={**os.environ, "SNMP_PERSISTENT_DIR": str(tmp_path)}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         for _ in range(50):
@@ -415,5 +416,4 @@ def test_ipv6_agent_v1_and_v2c(tmp_path):
             assert r.ok, r.reason
             assert r.scalars["sysName"] == "six" and any(c.get("ifDescr") == "lo" for c in r.interfaces.values())
     finally:
-        proc.terminate()
-        proc.wait()
+        stop(proc)

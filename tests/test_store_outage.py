@@ -18,6 +18,7 @@ from monitor.errors import StoreError
 from monitor.store.postgres import PostgresStore
 from monitor.measure.writer import LOST_REASON
 from test_daemon_e2e import scrape
+from procs import spawn
 
 CONFIG = """\
 storage: {{backend: postgresql, dsn: '{dsn}', flush_interval: 200ms, backlog_max_cycles: {bound},
@@ -60,7 +61,7 @@ def test_postgresql_stopped_for_60s_loses_nothing_within_the_bound(pg_cluster, t
         conf = tmp_path / f"{name}.yaml"
         conf.write_text(CONFIG.format(dsn=dsn, port=port, bound=bound))
         err = open(tmp_path / f"{name}.log", "w+")
-        proc = subprocess.Popen(SLAWATCH + ["run", "-c", str(conf)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
+        proc = spawn(SLAWATCH + ["run", "-c", str(conf)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
                                 text=True)
         daemons[name] = (proc, dsn, port, err)
     try:

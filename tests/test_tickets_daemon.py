@@ -12,6 +12,7 @@ import pytest
 
 from conftest import REPO, SLAWATCH, free_port, wait_for
 from peers import RtServer, rt_available
+from procs import spawn
 
 CONFIG = """\
 storage: {storage}
@@ -36,7 +37,7 @@ ticket_sinks:
 
 
 def start(path):
-    return subprocess.Popen(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
+    return spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
 
 

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from conftest import REPO, SLAWATCH, needs_root, wait_for
+from procs import spawn, stop
 
 pytestmark = [needs_root, pytest.mark.slow]
 
@@ -45,16 +46,11 @@ class SiteNode:
         self.path.write_text(CONFIG.format(node=self.name, site=site, heartbeat=HEARTBEAT, failover=FAILOVER,
                                            dsn=dsn, interval=INTERVAL, targets=targets))
         self.log = open(tmp_path / f"{self.name}.log", "w+")
-        self.proc = subprocess.Popen(["ip", "netns", "exec", netns, *SLAWATCH, "run", "-c", str(self.path)],
+        self.proc = spawn(["ip", "netns", "exec", netns, *SLAWATCH, "run", "-c", str(self.path)],
                                      cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.log)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+        stop(self.proc, timeout=30)
 
     def lines(self) -> list[dict]:
         self.log.seek(0)
@@ -85,11 +81,23 @@ def test_one_sites_uplink_is_its_own_outage_a_customers_host_is_the_customers(tm
         everything = [*CIRCUITS, OTHER]
         wait_for("every target up by consensus", lambda: all(
             (st := store.state(t)) is not None and st.state == "up" for t in everything), timeout=60)
-        # every site probes every target (one unit per site), each from its own node
+        # every site probes every target (one unit per site), each from its own node. The consensus is up once a
+        # quorum (2 of 3 sites) says so: the third site's node may still be starting, so wait for its cycles too
+        # (a unit left unprobed fails here, naming it), then check who wrote them
+        units = [f"{t}@{site}" for t in everything for site in SITES]
+
+        def unprobed() -> list[str]:
+            return [u for u in units if not store.cycles(u, time.time() - 5 * INTERVAL, float("inf"))]
+
+        try:
+            wait_for("a recent cycle of every unit", lambda: not unprobed(), timeout=30)
+        except AssertionError:
+            raise AssertionError(f"units without a cycle in the last {5 * INTERVAL:g} s: {unprobed()}; nodes' logs: "
+                                 + "; ".join(f"{n.name}: {n.lines()[-5:]}" for n in nodes)) from None
         for t in everything:
             for site in SITES:
-                cs = store.cycles(f"{t}@{site}", time.time() - 5, float("inf"))
-                assert cs and {c.site for c in cs} == {site} and {c.node for c in cs} == {f"n{site}"}
+                cs = store.cycles(f"{t}@{site}", time.time() - 5 * INTERVAL, float("inf"))
+                assert {c.site for c in cs} == {site} and {c.node for c in cs} == {f"n{site}"}, (t, site)
 
         # 1. site a loses its uplink: its own monitoring outage, no customer outage, no ticket
         lab.cut("a")

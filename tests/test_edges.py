@@ -1,0 +1,116 @@
+"""Evidence exact at its edges (issue #31): a figure exactly at an objective meets it, everywhere it is judged.
+
+Each objective is tried at the value exactly at it, just below and just above: the per-cycle judgement, the voice
+sample the rollups keep, the month's figures and the credit. The figures are the contract's own arithmetic."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from fractions import Fraction
+
+import pytest
+
+from monitor.config import parse_config
+from monitor.exact import at_least, at_most, exact
+from monitor.measure.ingest import voice_sample
+from monitor.sla.availability import Availability
+from monitor.sla.credits import compliance
+from monitor.sla.monthly import _objective_figures
+from monitor.sla.rollup import Rollup
+from probes.base import Samples, judge
+
+
+def contract_config(objectives: dict, tiers: list | None = None, kind: str = "internet"):
+    contract = {"id": "c1", "customer": "A", "provider": "B", "timezone": "UTC", "objectives": objectives}
+    if tiers:
+        contract["credit_tiers"] = tiers
+    return parse_config({"contracts": [contract],
+                         "targets": [{"id": "t1", "contract": "c1", "kind": kind, "address": "127.0.0.1"}]})
+
+
+def test_exact_reads_a_float_as_the_decimal_it_prints():
+    assert exact(0.15) == Fraction(3, 20) and exact(Decimal("0.7")) == Fraction(7, 10)
+    assert exact(0.7000000000000001) > Fraction(7, 10)  # a float that is not 0.7 stays above it
+    assert at_most(0.15, 0.15) and not at_most(0.150001, 0.15) and at_most(0.149999, 0.15)
+    assert at_least(4.0, 4.0) and not at_least(3.9999, 4.0)
+    assert not at_most(float("inf"), 1.0) and at_least(float("inf"), 1.0)
+
+
+@pytest.mark.parametrize("lost,met", [(6, True), (7, True), (8, False)])
+def test_loss_at_the_objective_is_met_per_cycle(lost, met):
+    """7 of 1,000 echoes is 0.7000000000000001 % in binary floats: it was judged above ``loss: 0.7%``."""
+    config = contract_config({"availability": "99%", "loss": "0.7%"})
+    samples = Samples(sent=1000, received=1000 - lost, loss=(1000 - lost and lost / 1000), rtt=0.01)
+    assert judge(samples, config.contracts[0].objectives)["loss"] is met
+    assert samples.loss_exact == Fraction(lost, 1000)
+
+
+@pytest.mark.parametrize("name,field,limit,values", [
+    ("latency", "rtt", {"percentile": 95, "max": "150ms"}, (0.149, 0.15, 0.151)),
+    ("jitter", "jitter", "20ms", (0.0199, 0.02, 0.0201)),
+    ("response_time", "response", {"percentile": 95, "max": "300ms"}, (0.299, 0.3, 0.301)),
+    ("one_way_delay", "rtt", "75ms", (0.149, 0.15, 0.151)),  # half the RTT
+])
+def test_each_upper_objective_met_at_and_below_missed_above(name, field, limit, values):
+    config = contract_config({"availability": "99%", name: limit})
+    below, at, above = (judge(Samples(**{field: v}), config.contracts[0].objectives)[name] for v in values)
+    assert (below, at, above) == (True, True, False)
+
+
+def test_certificate_days_at_the_minimum_are_met():
+    config = contract_config({"availability": "99%", "tls_expiry_min": "14d"})
+    obj = config.contracts[0].objectives
+    assert [judge(Samples(tls_days_left=d), obj)["tls_expiry"] for d in (13.999, 14.0, 14.001)] == [False, True, True]
+
+
+def test_mos_at_the_objective_is_not_below_it():
+    """The voice sample's MOS is judged with the same rule: exactly at ``mos`` is not below it."""
+    from monitor.sla.emodel import voice_quality
+
+    config = contract_config({"availability": "99%"}, kind="voice")
+    v = config.contracts[0].voice
+    q = voice_quality(0.02, 0.002, 0.0, codec=v.codec, codec_delay_s=v.codec_delay,
+                      jitter_buffer_factor=v.jitter_buffer_factor, advantage=v.advantage)
+    for objective, below in ((q.mos, False), (q.mos + 1e-9, True), (q.mos - 1e-9, False)):
+        config = contract_config({"availability": "99%", "mos": round(objective, 12)}, kind="voice")
+        sample = voice_sample(Samples(sent=10, received=10, rtt=0.02, jitter=0.002, loss=0.0), config.contracts[0])
+        assert sample is not None
+        assert sample.below_mos is (not at_least(q.mos, round(objective, 12))), objective
+        assert sample.below_mos is below or round(objective, 12) != objective
+
+
+def test_a_month_losing_exactly_the_objective_pays_no_credit():
+    """Every burst of the month loses exactly 7 of 1,000 under ``loss: 0.7%`` with a loss credit tier: the loss
+    is met, compliance is 100 %, no tier applies (it paid 20.00 and counted the month as missed)."""
+    from monitor.sla.credits import tier_for
+
+    config = contract_config({"availability": "99%", "loss": "0.7%"},
+                             tiers=[{"objective": "loss", "below": "99%", "credit": "20%"}])
+    contract, target = config.contracts[0], config.targets[0]
+    r = Rollup()
+    rtts = [0.01] * 993
+    for _ in range(500):
+        sample = voice_sample(Samples(sent=1000, received=993, rtts=tuple(rtts), rtt=0.01, loss=0.007), contract,
+                              voice=False)
+        r.add_cycle("good", False, 1000, 993, rtts, None, sample)
+    figures = _objective_figures(contract, target, r, Availability(0, 1, 0, 0, 0, 0, "exclude", ()))
+    assert figures["loss"]["met"] is True
+    assert compliance("loss", contract, None, r) == 100
+    assert tier_for(compliance("loss", contract, None, r), contract.credit_tiers, "loss") is None
+
+
+@pytest.mark.parametrize("name,limit,value,met", [
+    ("latency", {"percentile": 50, "max": "10ms"}, None, True),
+    ("jitter", "2ms", 0.002, True),
+    ("jitter", "2ms", 0.0020001, False),
+])
+def test_monthly_figures_meet_at_the_objective(name, limit, value, met):
+    config = contract_config({"availability": "99%", name: limit})
+    contract, target = config.contracts[0], config.targets[0]
+    r = Rollup()
+    for _ in range(10):
+        r.add_cycle("good", False, 3, 3, [0.01] * 3, value, voice_sample(Samples(sent=3, received=3, rtts=(0.01,) * 3,
+                                                                                  rtt=0.01, loss=0.0, jitter=value),
+                                                                          contract, voice=False))
+    figures = _objective_figures(contract, target, r, Availability(0, 1, 0, 0, 0, 0, "exclude", ()))
+    assert figures[name]["met"] is met, figures[name]
