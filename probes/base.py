@@ -15,10 +15,14 @@ A result carries its own meaning, so the core never asks what kind it is:
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, replace
+from fractions import Fraction
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from monitor.exact import at_least, at_most, exact
+
 __all__ = ["Probe", "ProbeResult", "ProbeContext", "Evidence", "Samples", "judge", "shortfalls",
-           "QUALITY_OBJECTIVES", "fmt_ms"]
+           "QUALITY_OBJECTIVES", "fmt_ms", "exact", "at_most", "at_least"]
+
 
 EvidenceVerdict = Literal["good", "bad", "none"]
 
@@ -46,6 +50,14 @@ class Samples:
     tls_days_left: float | None = None  # the peer certificate's days until notAfter
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def loss_exact(self) -> Fraction | None:
+        """The loss ratio as an exact fraction: lost over sent where the packets are counted (7 of 1,000 is
+        7/1000, never ``0.007000000000000001``), else the ratio as given."""
+        if self.sent and self.received is not None:
+            return Fraction(self.sent - self.received, self.sent)
+        return None if self.loss is None else exact(self.loss)
+
 
 #: the objectives one cycle is judged on for the state machine's quality flag (degraded)
 QUALITY_OBJECTIVES = ("loss", "latency", "jitter", "response_time", "tls_expiry")
@@ -58,23 +70,24 @@ def judge(samples: Samples, objectives: Any) -> dict[str, bool]:
     if objectives is None:
         return out
     loss = getattr(objectives, "loss", None)
-    if loss is not None and samples.loss is not None:
-        out["loss"] = samples.loss * 100 <= float(loss)
+    loss_exact = samples.loss_exact
+    if loss is not None and loss_exact is not None:
+        out["loss"] = at_most(loss_exact * 100, loss)
     latency = getattr(objectives, "latency", None)
     if latency is not None and samples.rtt is not None:
-        out["latency"] = samples.rtt <= latency.max
+        out["latency"] = at_most(samples.rtt, latency.max)
     jitter = getattr(objectives, "jitter", None)
     if jitter is not None and samples.jitter is not None:
-        out["jitter"] = samples.jitter <= jitter
+        out["jitter"] = at_most(samples.jitter, jitter)
     one_way = getattr(objectives, "one_way_delay", None)
     if one_way is not None and samples.rtt is not None:
-        out["one_way_delay"] = samples.rtt / 2 <= one_way
+        out["one_way_delay"] = at_most(exact(samples.rtt) / 2, one_way)
     response = getattr(objectives, "response_time", None)
     if response is not None and samples.response is not None:
-        out["response_time"] = samples.response <= response.max
+        out["response_time"] = at_most(samples.response, response.max)
     expiry = getattr(objectives, "tls_expiry_min", None)
     if expiry is not None and samples.tls_days_left is not None:
-        out["tls_expiry"] = samples.tls_days_left * 86400 >= expiry
+        out["tls_expiry"] = at_least(exact(samples.tls_days_left) * 86400, expiry)
     return out
 
 
@@ -87,7 +100,7 @@ def shortfalls(samples: Samples, objectives: Any, only: tuple[str, ...] = QUALIT
         if met or name not in only:
             continue
         if name == "loss":
-            words = f"loss {samples.loss * 100:.2f} % above {objectives.loss} %"  # type: ignore[operator]
+            words = f"loss {float(samples.loss_exact * 100):.2f} % above {objectives.loss} %"  # type: ignore[operator]
         elif name == "latency":
             words = f"RTT {fmt_ms(samples.rtt)} above {fmt_ms(objectives.latency.max)}"
         elif name == "jitter":

@@ -15,7 +15,7 @@ from typing import Any
 
 import logging
 
-from probes.base import Samples, judge
+from probes.base import Samples, at_least, judge
 
 from monitor.config import Config, Contract, Target
 from monitor.measure.cycle import CycleOutcome, cycle_records, cycle_samples, transition_records
@@ -51,7 +51,7 @@ def voice_sample(samples: Samples, contract: Contract, voice: bool = True) -> Vo
     return VoiceSample(
         mos=mos,
         one_way_delay_ms=samples.rtt / 2 * 1000,
-        below_mos=mos is not None and obj.mos is not None and mos < obj.mos,
+        below_mos=mos is not None and obj.mos is not None and not at_least(mos, obj.mos),
         delay_ok=met.get("one_way_delay", True),
         jitter_ok=met.get("jitter", True),
         loss_ok=met.get("loss", True),

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
+from monitor.exact import at_least
 from monitor.sla.intervals import Interval, clip, normalize, subtract, total, union
 
 __all__ = [
@@ -82,7 +83,7 @@ class Availability:
     def met(self, objective_pct: Decimal) -> bool | None:
         """Whether the availability meets ``objective_pct``, compared exactly (None when nothing counts)."""
         r = self.ratio
-        return None if r is None else r * 100 >= Fraction(objective_pct)
+        return None if r is None else at_least(r * 100, objective_pct)
 
 
 def _split(period: Interval, down: list[Interval], unknown: list[Interval],

@@ -46,6 +46,7 @@ from monitor.sla.rollup import Rollup
 from monitor.sla.timeline import coverage_gaps, outage_intervals, unknown_intervals
 from monitor.store.base import OutageRecord
 from monitor.sla.availability import Availability, availability
+from monitor.exact import at_least, at_most
 
 __all__ = ["MonthInputs", "TargetMonth", "ContractMonth", "load_month", "compute_month"]
 
@@ -150,7 +151,7 @@ class ContractMonth:
     def met(self) -> bool | None:
         """Whether the contract's availability meets its objective, compared exactly (None when nothing counts)."""
         r = self.ratio
-        return None if r is None else r * 100 >= Fraction(self.objective_pct)
+        return None if r is None else at_least(r * 100, self.objective_pct)
 
     @property
     def coverage(self) -> Fraction | None:
@@ -213,20 +214,20 @@ def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Ava
     if obj.latency is not None:
         value = r.rtt.quantile(obj.latency.percentile / 100)
         out["latency"] = {"percentile": obj.latency.percentile, "target_s": obj.latency.max, "value_s": value,
-                          "met": None if value is None else value <= obj.latency.max}
+                          "met": None if value is None else at_most(value, obj.latency.max)}
     if obj.response_time is not None or r.response.count:
         rt = obj.response_time
         value = r.response.quantile((rt.percentile if rt else 95.0) / 100)
         out["response_time"] = {"percentile": rt.percentile if rt else 95.0, "target_s": rt.max if rt else None,
                                 "value_s": value, "samples": r.response.count,
-                                "met": None if value is None or rt is None else value <= rt.max}
+                                "met": None if value is None or rt is None else at_most(value, rt.max)}
     if obj.loss is not None:
         loss = r.loss_fraction  # packets of the cycles that got a reply: the one definition (monitor.sla.rollup)
         out["loss"] = {"target_pct": obj.loss, "value_pct": None if loss is None else float(loss * 100),
-                       "met": None if loss is None else loss * 100 <= Fraction(obj.loss), "basis": r.loss_basis}
+                       "met": None if loss is None else at_most(loss * 100, obj.loss), "basis": r.loss_basis}
     if obj.jitter is not None:
         value = r.jitter_mean
-        out["jitter"] = {"target_s": obj.jitter, "value_s": value, "met": None if value is None else value <= obj.jitter}
+        out["jitter"] = {"target_s": obj.jitter, "value_s": value, "met": None if value is None else at_most(value, obj.jitter)}
     if target.kind == "voice":
         n = r.mos_count
         value = r.mos_mean
@@ -247,7 +248,7 @@ def _objective_figures(contract: Contract, target: Target, r: Rollup, avail: Ava
             "share_meeting_delay": r.delay_ok / n if n else None,
             "share_meeting_jitter": r.jitter_ok / n if n else None,
             "share_meeting_loss": r.loss_ok / n if n else None,
-            "met": None if value is None or obj.mos is None else value >= obj.mos,
+            "met": None if value is None or obj.mos is None else at_least(value, obj.mos),
         }
     return out
 

@@ -60,6 +60,10 @@ _D2 = struct.Struct("<dd")
 _HAS_JITTER, _HAS_VOICE, _HAS_ANSWERED, _HAS_SPAN, _HAS_RESPONSE = 1, 2, 4, 8, 16
 
 
+#: decimals of a mean figure (seconds: 1 ns, the probes' timestamp resolution)
+MEAN_PLACES = 9
+
+
 @dataclass(slots=True)
 class Rollup:
     """An hour's or a month's accumulated cycles: counts, packets, RTT and response sketches, voice figures."""
@@ -183,13 +187,15 @@ class Rollup:
 
     @property
     def mos_mean(self) -> float | None:
-        """The mean MOS of the voice cycles, or None."""
-        return self.mos_sum / self.mos_count if self.mos_count else None
+        """The mean MOS of the voice cycles, or None; to 9 decimals, far below the E-model's own precision, so
+        the noise of summing binary floats never decides whether the MOS objective is met."""
+        return round(self.mos_sum / self.mos_count, MEAN_PLACES) if self.mos_count else None
 
     @property
     def jitter_mean(self) -> float | None:
-        """The mean jitter in seconds, or None."""
-        return self.jitter_sum / self.jitter_count if self.jitter_count else None
+        """The mean jitter in seconds, or None; at the probes' 1 ns resolution, so the noise of summing binary
+        floats (ten cycles of 2 ms mean 2.0000000000000005 ms) never decides whether the objective is met."""
+        return round(self.jitter_sum / self.jitter_count, MEAN_PLACES) if self.jitter_count else None
 
     # -- encoding: counts as varints, sums only where present, the sketch apart ------------
     def counts_blob(self) -> bytes:
