@@ -114,3 +114,97 @@ def test_monthly_figures_meet_at_the_objective(name, limit, value, met):
                                                                           contract, voice=False))
     figures = _objective_figures(contract, target, r, Availability(0, 1, 0, 0, 0, 0, "exclude", ()))
     assert figures[name]["met"] is met, figures[name]
+
+
+# ------------------------------------------------------------------ the interval rule and the scheduler agree
+SMALLEST = """\
+storage: {{path: {db}, flush_interval: 200ms}}
+exporter: {{enabled: false}}
+logging: {{format: json}}
+contracts:
+  - {{id: c1, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.9%}}}}
+targets:
+  - {{id: t1, contract: c1, kind: internet, address: {address}, interval: {interval}, failure_threshold: 2,
+      recovery_threshold: 2, probes: {{icmp: {{count: 3, spacing: 200ms, timeout: 1s}}}}}}
+"""
+
+
+def test_the_smallest_accepted_interval_is_refused_one_step_below(tmp_path):
+    """3 echoes 200 ms apart with a 1 s timeout take 1.4 s when nothing answers: 1.4 s (accepted before, and it
+    overran in every outage) is refused with the margin in words; 1.5 s is the smallest accepted."""
+    from conftest import REPO, SLAWATCH
+    import subprocess
+
+    for interval, ok in (("1400ms", False), ("1499ms", False), ("1500ms", True)):
+        path = tmp_path / f"{interval}.yaml"
+        path.write_text(SMALLEST.format(db=tmp_path / "s.db", address="127.0.0.1", interval=interval))
+        r = subprocess.run(SLAWATCH + ["check-config", "-c", str(path)], cwd=REPO, capture_output=True, text=True,
+                           timeout=60)
+        assert (r.returncode == 0) is ok, (interval, r.stdout, r.stderr)
+        if not ok:
+            assert "targets[0].interval" in r.stderr + r.stdout and "at least 1.5 s" in r.stderr + r.stdout, r.stderr
+            assert "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_a_blackout_at_the_smallest_accepted_interval_is_all_downtime(tmp_path, netlab, icmp_mode):
+    """A namespace host blacked out for 20 s, probed at the smallest interval check-config accepts: every cycle
+    of the blackout takes the probes' whole worst case, yet no slot is lost to an overrun, the outage covers
+    the blackout, and none of it is unknown time (10.8 s of a 20 s blackout was, at 1.4 s)."""
+    import signal
+    import subprocess
+    import time
+
+    from conftest import REPO, SLAWATCH, wait_for
+    from monitor.store import SqliteStore
+    from procs import spawn, stop
+
+    host = netlab.add_host("smallest")
+    db = tmp_path / "s.db"
+    interval = 1.5
+    path = tmp_path / "c.yaml"
+    path.write_text(SMALLEST.format(db=db, address=host.address(), interval="1500ms"))
+    log = open(tmp_path / "daemon.log", "w+")
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
+    blackout = 20.0
+    try:
+        def store_peek(fn):
+            if not db.exists():
+                return None
+            s = SqliteStore(db, readonly=True)
+            try:
+                return fn(s)
+            except Exception:
+                return None
+            finally:
+                s.close()
+
+        wait_for("up", lambda: store_peek(lambda s: (st := s.state("t1")) is not None and st.state == "up"),
+                 timeout=30)
+        host.cut()
+        cut = time.time()
+        time.sleep(blackout)
+        host.restore()
+        back = time.time()
+        wait_for("the outage ends", lambda: store_peek(
+            lambda s: [o for o in s.outages("t1") if o.kind == "down" and o.end is not None]), timeout=30)
+        assert stop(proc, timeout=30, sig=signal.SIGTERM) == 0
+    finally:
+        stop(proc)
+        host.restore()
+    store = SqliteStore(db)
+    try:
+        [outage] = [o for o in store.outages("t1") if o.kind == "down"]
+        cycles = store.cycles("t1", cut - 5, back + 5)
+        bad = [c for c in cycles if c.verdict == "bad"]
+        assert bad and max(c.duration for c in bad) >= 1.4  # the blackout's cycles took the whole worst case
+        starts = [c.started for c in cycles]
+        gaps = [b - a for a, b in zip(starts, starts[1:])]
+        assert max(gaps) < 1.5 * interval, gaps  # no slot skipped
+        assert not [u for u in store.unknown_intervals("t1", cut - 5, back + 5)], "unknown time in the blackout"
+        # the outage runs from the first bad cycle to the first good one: the blackout within one interval each side
+        assert cut - interval <= outage.start <= cut + interval, (outage.start - cut)
+        assert back - interval <= outage.end <= back + 2 * interval, (outage.end - back)
+        assert outage.end - outage.start >= blackout - 2 * interval
+    finally:
+        store.close()

@@ -45,3 +45,30 @@ def test_overrun_is_counted_not_stacked():
     assert runs >= 2
     assert stats.overruns_total >= 2
     assert stats.scheduler_lag_seconds < 0.5
+
+
+def test_a_late_cycle_is_followed_at_once_never_by_a_skipped_slot():
+    """A cycle that runs past its next slot is followed the moment it ends (#31): the starts are never further
+    apart than the longer of the interval and the late cycle, so the timeline sees no gap to call unknown."""
+    import time
+
+    stats = SelfStats()
+    starts: list[float] = []
+    interval, late = 0.3, 0.33  # every cycle 10 % over its interval, as in an outage at a too-short interval
+
+    async def late_job():
+        starts.append(time.monotonic())
+        await asyncio.sleep(late)
+
+    async def main():
+        sched = ProbeScheduler(stats)
+        sched.add("late", interval, late_job)
+        sched.start()
+        await asyncio.sleep(3.0)
+        sched.shutdown()
+
+    asyncio.run(main())
+    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    assert len(starts) >= 6 and stats.overruns_total >= 4
+    # back to back: each start within the late cycle's length plus scheduling slack of the one before
+    assert max(gaps) < late + interval / 2, gaps

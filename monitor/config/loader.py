@@ -430,7 +430,9 @@ def parse_config(raw: Any, source: str = "<config>", base_dir: Path | None = Non
         config = Config.model_validate(merged)
     except ValidationError as exc:
         for err in exc.errors(include_url=False):
-            loc, _raw_value, secret = _walk(merged, tuple(err["loc"]))
+            # a model's own check names the key it is about in its context (``at``): the error goes there
+            at = (err.get("ctx") or {}).get("at")
+            loc, _raw_value, secret = _walk(merged, tuple(err["loc"]) + ((at,) if at else ()))
             message, show = _message(err)
             value = err.get("input", ...)
             if err["type"] == "union_tag_invalid":

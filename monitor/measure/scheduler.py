@@ -6,8 +6,10 @@ grid; every later one is the previous plus the interval on the monotonic clock).
 therefore neither pauses probing (a backward step used to stop every job for as long as the step, APScheduler
 waiting for its wall-clock slot) nor bunches it; the cycles' evidence stamps stay wall-clock UTC.
 
-A cycle that is still running when the next is due is counted as an overrun and skipped, never stacked; slots
-missed while the loop was blocked are coalesced into one.
+A cycle that is still running when the next is due is counted as an overrun and never stacked: the next cycle
+starts the moment the late one ends (a probe job; house-keeping skips the run), so a late slot never becomes a
+gap in the evidence, which the timeline would count as unknown time. Slots missed while the loop was blocked
+are coalesced into one.
 
 House-keeping jobs (SLA evaluation, escalation, acknowledgement polls, retention, the systemd watchdog, the
 cluster's consensus round) run on the monotonic clock too (:meth:`every`), so a clock step neither starves nor
@@ -47,7 +49,7 @@ def first_slot(job_id: str, interval: float, now: float) -> float:
 
 
 class _Job:
-    __slots__ = ("id", "interval", "func", "due", "handle", "task", "probe", "first")
+    __slots__ = ("id", "interval", "func", "due", "handle", "task", "probe", "first", "late")
 
     def __init__(self, job_id: str, interval: float, func: Callable[[], Awaitable[None]], probe: bool = True):
         self.id, self.interval, self.func, self.probe = job_id, interval, func, probe
@@ -55,6 +57,7 @@ class _Job:
         self.handle: asyncio.TimerHandle | None = None
         self.task: asyncio.Future | None = None
         self.first = interval
+        self.late = False  # a slot came while the cycle ran: the next cycle starts when this one ends
 
 
 class ProbeScheduler:
@@ -115,10 +118,25 @@ class ProbeScheduler:
         if job.task is not None and not job.task.done():
             if job.probe:
                 self.stats.overruns_total += 1
-                log.debug("cycle overrun: %s", job.id)
+                job.late = True
+                log.debug("cycle overrun: %s (the next starts when it ends)", job.id)
             return
+        self._start(job)
+
+    def _start(self, job: _Job) -> None:
         job.task = asyncio.ensure_future(job.func())
         job.task.add_done_callback(_report)
+        if job.probe:
+            job.task.add_done_callback(lambda _t, job=job: self._late_start(job))
+
+    def _late_start(self, job: _Job) -> None:
+        """A probe cycle ended after its next slot: run that slot's cycle now, so the evidence has no gap."""
+        if not job.late:
+            return
+        job.late = False
+        if self._paused or self._jobs.get(job.id) is not job or self._loop is None:
+            return
+        self._start(job)
 
     def remove(self, job_id: str) -> None:
         """Stop scheduling ``job_id`` (a removed target); a cycle in flight finishes."""
