@@ -31,13 +31,14 @@ LEFT_BEHIND: list[str] = []
 EXIT_GRACE = 15.0
 
 
-def _wait_gone(before: dict, grace: float) -> list:
+def _wait_gone(before: dict, grace: float, everything: bool = False) -> list:
     import time
 
     deadline = time.monotonic() + grace
     while True:
         _procs.reap()
-        new = [p for k, p in _procs.descendants().items() if k not in before]
+        now = _procs.descendants()
+        new = [p for k, p in (now if everything else _procs.test_owned(now)).items() if k not in before]
         if not new or time.monotonic() >= deadline:
             return new
         time.sleep(0.1)
@@ -59,9 +60,29 @@ def no_process_left_behind(request):
         pytest.fail("processes left running after the test (killed now):\n  " + "\n  ".join(lines), pytrace=False)
 
 
+class _WiderScopes:
+    """Processes a module- or session-scoped fixture starts (even when a test asks for it lazily) live as long
+    as that fixture: they do not count against the test during which they started. A plugin of its own, not a
+    conftest hook: pytest calls a session fixture's hooks at the root, where this conftest is not consulted."""
+
+    @pytest.hookimpl(wrapper=True)
+    def pytest_fixture_setup(self, fixturedef, request):
+        if fixturedef.scope == "function":
+            return (yield)
+        before = _procs.descendants()
+        try:
+            return (yield)
+        finally:
+            _procs.LONG_LIVED.update(k for k in _procs.descendants() if k not in before)
+
+
+def pytest_configure(config):
+    config.pluginmanager.register(_WiderScopes(), "slawatch-wider-scopes")
+
+
 def pytest_sessionfinish(session, exitstatus):
     """At the end of the run (every fixture torn down): nothing the run started may still be running."""
-    left = _wait_gone({}, EXIT_GRACE)
+    left = _wait_gone({}, EXIT_GRACE, everything=True)
     if left:
         _procs.kill_groups(left)
         LEFT_BEHIND.extend(f"(end of run): {p}" for p in left)

@@ -30,7 +30,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from procs import spawn, stop
+from procs import outlives_test, spawn, stop
 
 __all__ = ["NetLab", "LabHost", "can_build_netlab"]
 
@@ -161,12 +161,13 @@ class LabHost:
             self._expect("reloaded")
 
     def _start_responder(self) -> None:
-        self.responder = spawn(
+        # the responder lives as long as its host, which may belong to a module's lab
+        self.responder = outlives_test(spawn(
             ["ip", "netns", "exec", self.netns, sys.executable, str(RESPONDER), "--rules", str(self.rules_file)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-        )
+        ))
         self._expect("ready")
 
     def _expect(self, word: str, timeout: float = 10.0) -> None:

@@ -19,7 +19,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-__all__ = ["spawn", "stop", "descendants", "become_subreaper", "Proc", "reap", "kill_groups"]
+__all__ = ["spawn", "stop", "descendants", "become_subreaper", "Proc", "reap", "kill_groups", "outlives_test",
+           "LONG_LIVED", "test_owned"]
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -77,6 +78,34 @@ def descendants(root: int | None = None) -> dict[tuple[int, int], Proc]:
                 out[(p.pid, p.start)] = p
             todo.append(p.pid)
     return out
+
+
+#: processes (pid, start) that belong to a fixture wider than one test (the run's PostgreSQL, a module's lab
+#: responder): they and everything under them may outlive the test during which they started
+LONG_LIVED: set[tuple[int, int]] = set()
+
+
+def outlives_test(proc: subprocess.Popen) -> subprocess.Popen:
+    """Mark a process a test started for a wider-scoped fixture (stopped when that fixture ends)."""
+    p = _read(proc.pid)
+    if p is not None:
+        LONG_LIVED.add((p.pid, p.start))
+    return proc
+
+
+def test_owned(procs: dict[tuple[int, int], Proc]) -> dict[tuple[int, int], Proc]:
+    """``procs`` without the long-lived ones and their descendants."""
+    children: dict[int, list[tuple[int, int]]] = {}
+    for k, p in procs.items():
+        children.setdefault(p.ppid, []).append(k)
+    skip = {k for k in LONG_LIVED if k in procs}
+    todo = [k[0] for k in skip]
+    while todo:
+        for k in children.get(todo.pop(), []):
+            if k not in skip:
+                skip.add(k)
+                todo.append(k[0])
+    return {k: p for k, p in procs.items() if k not in skip}
 
 
 def reap() -> None:

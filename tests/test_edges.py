@@ -208,3 +208,45 @@ def test_a_blackout_at_the_smallest_accepted_interval_is_all_downtime(tmp_path, 
         assert outage.end - outage.start >= blackout - 2 * interval
     finally:
         store.close()
+
+
+# ------------------------------------------------------------------ a cycle's evidence covers its own slot
+def test_coverage_after_the_last_cycle_is_unknown_from_the_end_of_its_slot():
+    from monitor.sla.timeline import coverage_gaps
+
+    last = 1_800_000_000.0
+    # a report 2.74 s after the last cycle of a 2 s target: 0.74 s without evidence (it counted as up)
+    assert coverage_gaps(last - 100, last, 2.0, 0, int((last + 2.74) * 1000)) == [
+        (0, int((last - 100) * 1000)), (int((last + 2) * 1000), int((last + 2.74) * 1000))]
+    # within the cycle's own slot nothing is unknown
+    assert coverage_gaps(last - 100, last, 2.0, 0, int((last + 1.9) * 1000)) == [(0, int((last - 100) * 1000))]
+
+
+def test_a_stopped_daemons_month_counts_the_time_after_its_last_slot_as_unknown(tmp_path, request):
+    """A day of 5-minute cycles, then the daemon stops: a report 411 s (1.37 intervals) after the last cycle
+    counts 111 s unknown (it counted them as up: unknown began only at 1.5 intervals)."""
+    import test_ingest_month as m
+
+    from conftest import StoreMaker
+    from monitor.measure.live import TargetLive
+    from monitor.measure.state import TargetTracker
+    from monitor.sla.monthly import compute_month, load_month
+
+    config = parse_config(m.CONFIG)
+    maker = StoreMaker("sqlite", tmp_path, request)
+    try:
+        store = maker()
+        live = TargetLive("t1", "c1", "internet", TargetTracker("t1", failure_threshold=3, recovery_threshold=1))
+        start, end = m.ts(2026, 11, 1), m.ts(2026, 11, 2)
+        m.feed(store, config, start, end, live)
+        last = end - m.STEP
+        now = last + 411
+        [c1] = compute_month(config, load_month(store, config, "2026-11"), int(now * 1000))
+        a = c1.targets[0].availability
+        # before the first cycle: nothing; after the last one's slot (last + 300 s) to now: 111 s; the rest of
+        # the month (less its maintenance hour on the 25th) is not known yet
+        future = int((m.ts(2026, 12, 1) - now) * 1000) - 3_600_000
+        assert a.unknown_ms - future == 111_000, a.unknown_ms - future
+        assert a.downtime_ms == 0
+    finally:
+        maker.close()

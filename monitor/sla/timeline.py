@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from monitor.measure.state import GAP_FACTOR
 from monitor.sla.intervals import Interval
 from monitor.sla.periods import to_ms
 from monitor.store.base import OutageRecord, UnknownRecord
@@ -46,11 +45,12 @@ def unknown_intervals(records: Iterable[UnknownRecord]) -> dict[str, list[Interv
 def coverage_gaps(first: float | None, last: float | None, interval: float, lo_ms: int, now_ms: int
                   ) -> list[Interval]:
     """The unknown time around a target's cycles in [lo_ms, now_ms): all of it before its first cycle (or all
-    of it without one), and after its last cycle from one interval on, once that cycle is overdue (more than
-    ``GAP_FACTOR`` intervals old, as ingestion judges a gap: a cycle in flight is not unknown time)."""
+    of it without one), and after its last cycle from the end of that cycle's slot (its start plus one
+    interval): a cycle's evidence covers its own slot and no more. For a running daemon the next cycle is
+    in flight there and covers that time once stored; for a stopped or dead one, it stays unknown, never up."""
     if first is None:
         return [(lo_ms, now_ms)]
     gaps = [(lo_ms, to_ms(first))]
-    if last is not None and now_ms - to_ms(last) > GAP_FACTOR * interval * 1000:
+    if last is not None and now_ms > to_ms(last + interval):
         gaps.append((to_ms(last + interval), now_ms))
     return gaps
