@@ -20,6 +20,7 @@ contract's zone" is a wall-clock matter by nature.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 import zlib
@@ -127,9 +128,9 @@ class ProbeScheduler:
         job.task = asyncio.ensure_future(job.func())
         job.task.add_done_callback(_report)
         if job.probe:
-            job.task.add_done_callback(lambda _t, job=job: self._late_start(job))
+            job.task.add_done_callback(functools.partial(self._late_start, job))
 
-    def _late_start(self, job: _Job) -> None:
+    def _late_start(self, job: _Job, _task: asyncio.Future | None = None) -> None:
         """A probe cycle ended after its next slot: run that slot's cycle now, so the evidence has no gap."""
         if not job.late:
             return
