@@ -786,7 +786,8 @@ class Daemon:
             self.exporter.stop()
         self.store.close()
         if lost:
-            log.error("stopped, but not cleanly: the store did not take everything (see above)")
+            log.error("stopped, but not cleanly: %d of the %d cycles this run measured were not written (see above)",
+                      self.writer.lost_cycles, self.stats.cycles_total)
         else:
             log.info("stopped cleanly")
         return lost

@@ -106,6 +106,10 @@ class BatchWriter:
         self._backoff = BACKOFF_FIRST
         self._said = RateLimited(60.0)
         self._inflight = 0  # cycles of the batch being written right now
+        self._inflight_records = 0  # and all its records
+        self._stopping = False
+        #: what :meth:`stop` could not write: cycles, and the other records (states, outages, events, rollups)
+        self.lost_cycles = self.lost_records = 0
         #: in a cluster: the node's current lease, checked inside every write transaction
         #: the lease the node holds now (monitor.cluster.member), stamped on each batch; None outside a cluster
         self.fence: Callable[[], Fence | None] = lambda: None
@@ -157,6 +161,7 @@ class BatchWriter:
                 return False
             batch, self.batch = self.batch, Batch()
             cycles = self._inflight = len(batch.cycles)
+            self._inflight_records = len(batch)
             t0 = time.perf_counter()
             fence = self._batch_fence
             try:
@@ -220,12 +225,14 @@ class BatchWriter:
         return n
 
     async def _loop(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await asyncio.wait_for(self._wake.wait(), timeout=self.flush_interval)
             except asyncio.TimeoutError:
                 pass
             self._wake.clear()
+            if self._stopping:
+                return
             await self.flush()
 
     def start(self) -> None:
@@ -235,18 +242,25 @@ class BatchWriter:
     async def stop(self, grace: float = 10.0) -> int:
         """Stop the loop and write what is pending, retrying for up to ``grace`` seconds.
         Returns the number of cycles that could not be written (0 when everything is stored)."""
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
         deadline = time.monotonic() + grace
+        if self._task:
+            # never cancel a write in flight: its batch would be neither stored, nor put back, nor counted (its
+            # thread goes on regardless). The loop ends after it; a failed write puts its batch back first.
+            self._stopping = True
+            self._wake.set()
+            done, _ = await asyncio.wait({self._task}, timeout=grace)
+            if not done:  # a write hangs past the grace: its batch is not known to be stored
+                lost = self.lost_cycles = self._inflight + len(self.batch.cycles)
+                self.lost_records = self._inflight_records + len(self.batch) - lost
+                log.error("stopping with a store write still hanging after %.0f s: %d cycles and %d other records "
+                          "are not known to be written", grace, lost, self.lost_records)
+                return max(lost, 1)
         while not await self.flush(force=True):
             if time.monotonic() >= deadline:
-                lost = len(self.batch.cycles)
+                lost = self.lost_cycles = len(self.batch.cycles)
+                self.lost_records = len(self.batch) - lost
                 log.error("stopping with the store unreachable: %d cycles and %d other records were not written "
-                          "and are lost", lost, len(self.batch) - lost)
+                          "and are lost", lost, self.lost_records)
                 return max(lost, 1)
             await asyncio.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
         return 0
