@@ -133,12 +133,10 @@ def cmd_check_config(args) -> int:
 
 
 def cmd_run(args) -> int:
-    import faulthandler
-    import signal
+    from monitor import diagnostics
 
+    diagnostics.install()  # `kill -USR1 <pid>` dumps every thread's stack to the log, rate-limited, safely
     from monitor.daemon import run_daemon
-
-    faulthandler.register(signal.SIGUSR1)  # `kill -USR1 <pid>` dumps every thread's stack to the log
 
     from monitor.logs import config_secrets
 

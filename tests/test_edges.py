@@ -250,3 +250,74 @@ def test_a_stopped_daemons_month_counts_the_time_after_its_last_slot_as_unknown(
         assert a.downtime_ms == 0
     finally:
         maker.close()
+
+
+# ------------------------------------------------------------------ a diagnostic signal never ends the daemon
+@pytest.mark.slow
+def test_500_sigusr1_while_the_exporter_is_scraped(tmp_path):
+    """A client scrapes ``/-/healthy`` and ``/metrics`` in a loop while the daemon gets 500 SIGUSR1, one every
+    10 ms: it keeps running and answering, dumps its stacks at most once a second, and stops cleanly (it died
+    of SIGSEGV after 8 to 29 signals under faulthandler)."""
+    import json
+    import signal
+    import subprocess
+    import threading
+    import time
+    import urllib.request
+
+    from conftest import REPO, SLAWATCH, free_port, wait_for
+    from procs import spawn, stop
+
+    port = free_port()
+    path = tmp_path / "c.yaml"
+    path.write_text(f"""\
+storage: {{path: {tmp_path / 's.db'}, flush_interval: 200ms}}
+exporter: {{listen: "127.0.0.1:{port}"}}
+logging: {{format: json}}
+contracts:
+  - {{id: c1, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.9%}}}}
+targets:
+  - {{id: lo1, contract: c1, kind: internet, address: 127.0.0.1, interval: 1s,
+      probes: {{icmp: {{count: 2, spacing: 10ms, timeout: 300ms}}}}}}
+""")
+    log = open(tmp_path / "d.log", "w+")
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
+    done = threading.Event()
+    answers = {"ok": 0, "failed": 0}
+
+    def scrape_loop():
+        while not done.is_set():
+            for route in ("/-/healthy", "/metrics"):
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}{route}", timeout=5) as r:
+                        r.read()
+                    answers["ok"] += 1
+                except OSError:
+                    answers["failed"] += 1
+
+    try:
+        wait_for("the exporter", lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/-/healthy", timeout=2))
+        client = threading.Thread(target=scrape_loop, daemon=True)
+        client.start()
+        t0 = time.monotonic()
+        for _ in range(500):
+            proc.send_signal(signal.SIGUSR1)
+            time.sleep(0.01)
+            assert proc.poll() is None, f"the daemon died (exit {proc.returncode})"
+        elapsed = time.monotonic() - t0
+        time.sleep(1.5)
+        done.set()
+        client.join(10)
+        assert proc.poll() is None, f"the daemon died (exit {proc.returncode})"
+        assert answers["ok"] > 50 and answers["failed"] == 0, answers
+        assert stop(proc, timeout=30) == 0
+    finally:
+        done.set()
+        stop(proc)
+    log.seek(0)
+    lines = [json.loads(x) for x in log.read().splitlines() if x.startswith("{")]
+    dumps = [x for x in lines if x["msg"].startswith("stack dump on SIGUSR1")]
+    assert 1 <= len(dumps) <= elapsed + 3, len(dumps)  # at most one a second
+    assert any("not dumped" in x["msg"] for x in dumps)
+    assert "thread MainThread" in dumps[0]["msg"]
+    assert lines[-1]["msg"] == "stopped cleanly"
