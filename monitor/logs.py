@@ -9,6 +9,8 @@ import sys
 import time
 from collections.abc import Mapping
 
+from monitor.secrets import redact
+
 __all__ = ["setup_logging", "JsonFormatter", "Redactor", "config_secrets", "add_secrets"]
 
 
@@ -45,11 +47,8 @@ class Redactor(logging.Filter):
         self.secrets = secrets
 
     def scrub(self, text: str) -> str:
-        """``text`` with every registered secret replaced by ``***``."""
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, "***")
-        return text
+        """``text`` with every registered secret, in every form an upstream may echo it, replaced by ``***``."""
+        return redact(text, self.secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:
         """Scrub the record's message and arguments of secrets; never drops a record."""

@@ -321,3 +321,32 @@ targets:
     assert any("not dumped" in x["msg"] for x in dumps)
     assert "thread MainThread" in dumps[0]["msg"]
     assert lines[-1]["msg"] == "stopped cleanly"
+
+
+# ------------------------------------------------------------------ secrets in every form an upstream echoes
+@pytest.mark.parametrize("form", [
+    lambda s: s,
+    lambda s: "Basic " + __import__("base64").b64encode(f"u:{s}".encode()).decode(),
+    lambda s: "Basic " + __import__("base64").b64encode(f"noc-user:{s}".encode()).decode().rstrip("="),
+    lambda s: __import__("base64").urlsafe_b64encode(f"xx{s}yy".encode()).decode(),
+    lambda s: "Bearer " + s,
+    lambda s: "?token=" + __import__("urllib.parse").parse.quote(s, safe=""),
+    lambda s: "?token=" + "".join(f"%{b:02X}" for b in s.encode()),  # every byte escaped
+    lambda s: __import__("json").dumps({"token": s}),
+    lambda s: s.encode().hex(),
+], ids=["raw", "basic", "basic-unpadded", "b64url-inside", "bearer", "url", "url-all", "json", "hex"])
+def test_redact_finds_every_form(form):
+    from monitor.secrets import redact
+
+    secret = "SEC-JIRATOK-b5c6"
+    text = f"invalid credentials: {form(secret)} (HTTP 401)"
+    out = redact(text, [secret])
+    assert "***" in out and "invalid credentials:" in out and "(HTTP 401)" in out, out
+    assert secret not in out and form(secret) not in out, out
+
+
+def test_redact_leaves_other_text_alone():
+    from monitor.secrets import redact
+
+    text = "GET /rest/api/2/issue?jql=labels%3Dslawatch 100% of 3 echoes; id dGhpcyBpcyBmaW5l"
+    assert redact(text, ["SEC-JIRATOK-b5c6"]) == text

@@ -17,7 +17,9 @@ second ticket:
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
+import json
 import http.server
 import threading
 import time
@@ -45,7 +47,8 @@ SINK_KINDS = ["rt", "alertmanager", "webhook", "email", "jira", "servicenow"]
 
 class FaultProxy:
     """Forwards every request to ``upstream``; ``mode`` "5xx" answers 503 instead, "hang" stalls past any
-    sink timeout first."""
+    sink timeout first, "echo" answers 401 quoting the request's credentials back (as they came, base64 and
+    URL-encoded), as some upstreams do."""
 
     def __init__(self, upstream: str):
         self.upstream = upstream.rstrip("/")
@@ -60,6 +63,20 @@ class FaultProxy:
                 body = self.rfile.read(length) if length else None
                 if proxy.mode == "hang":
                     time.sleep(3)
+                if proxy.mode == "echo":
+                    auth = self.headers.get("Authorization", "")
+                    value = auth.split(" ", 1)[-1]
+                    data = json.dumps({"error": f"invalid credentials: {auth}", "path": self.path,
+                                       "token_b64": base64.b64encode(value.encode()).decode(),
+                                       "token_url": urllib.parse.quote(value, safe=""),
+                                       "decoded": base64.b64decode(value + "==").decode(errors="replace")
+                                       if auth.startswith("Basic ") else value}).encode()
+                    self.send_response(401)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
                 if proxy.mode in ("5xx", "hang"):
                     self.send_response(503)
                     self.send_header("Content-Length", "0")
@@ -310,7 +327,7 @@ class ServiceNowPeer(Peer):
 
         self.server = json_server(handle)
         self.proxy = FaultProxy(self.server.url)
-        self.cfg = {"name": "sink", "type": "servicenow", "url": self.proxy.url, "user": "noc", "password": "pw",
+        self.cfg = {"name": "sink", "type": "servicenow", "url": self.proxy.url, "user": "noc", "password": "sn0w-pw",
                     "timeout": "1s"}
 
     def tickets(self, uid: str) -> list[dict]:
@@ -472,7 +489,54 @@ def test_errors_are_sink_errors_without_secrets(peer, stores):
         finally:
             peer.fault(None)
         text = str(info.value)
-        for secret in ("t0ken", "pw", getattr(getattr(peer, "rt", None), "token", "\0")):
+        for secret in ("t0ken", "sn0w-pw", getattr(getattr(peer, "rt", None), "token", "\0")):
             assert secret not in text
+    finally:
+        env.close()
+
+
+def _leaked(text: str, secret: str, user: str | None) -> list[str]:
+    """The forms of ``secret`` found in ``text``: raw, URL-encoded, base64 alone or as ``user:secret``."""
+    found = []
+    candidates = {"raw": secret, "url": urllib.parse.quote(secret, safe=""),
+                  "b64": base64.b64encode(secret.encode()).decode().rstrip("=")}
+    if user:
+        candidates["basic"] = base64.b64encode(f"{user}:{secret}".encode()).decode().rstrip("=")
+    for name, form in candidates.items():
+        if form in text:
+            found.append(name)
+    return found
+
+
+def test_an_upstream_echoing_the_credentials_never_gets_them_shown(peer, stores, caplog):
+    """#31: a Jira or ServiceNow answering 401 with the Authorization header echoed stored and showed
+    ``Basic dTpT...`` (the user and token in base64). Every sink with credentials, against an upstream that
+    echoes them raw, in base64 and URL-encoded: the error, the outbox row (what ``tickets show`` reads) and the
+    log hold none of them."""
+    if peer.proxy is None:
+        pytest.skip("the email sink's echo is tested against an SMTP server that quotes AUTH back (test_ticket_sinks)")
+    secret = {"rt": getattr(getattr(peer, "rt", None), "token", None), "jira": "t0ken",
+              "servicenow": "sn0w-pw"}.get(peer.kind)
+    user = peer.cfg.get("user")
+    env = Env(stores, peer)
+    try:
+        ticket = _open(env, "t1")
+        peer.fault("echo")
+        caplog.set_level("DEBUG")
+        try:
+            with pytest.raises(SinkError) as info:
+                env.run(env.sink.deliver(Delivery(ticket, "open", "down", [], "k")))
+            assert "401" in str(info.value)
+            env.run(env.deliverer.run_once())
+        finally:
+            peer.fault(None)
+        [row] = [o for o in env.store.outbox() if not o.delivered]
+        assert row.last_error and "401" in row.last_error, row.last_error
+        if secret is None:
+            return  # alertmanager and the webhook send no credential: nothing to leak, the 401 still an error
+        if peer.kind != "rt":
+            assert "***" in str(info.value)  # the echo was there, and was redacted
+        for where, text in (("error", str(info.value)), ("outbox", row.last_error), ("log", caplog.text)):
+            assert _leaked(text, secret, user) == [], (where, text)
     finally:
         env.close()

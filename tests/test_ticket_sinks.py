@@ -200,6 +200,49 @@ def test_email_starttls_auth_and_threading(smtp_server, stores, monkeypatch, cap
     assert "s3cret-smtp" not in caplog.text and "s3cret-smtp" not in repr(env.config)
 
 
+def test_email_server_quoting_the_login_back_never_gets_it_shown(stores, caplog):
+    """#31: an SMTP server whose AUTH refusal quotes the login exchange back (base64 of ``\\0user\\0password``,
+    and the password as it came): the sink's error, the outbox row and the log show neither."""
+    import base64
+
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    password = "m4il-s3cret"
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            return "250 OK"
+
+    def echoing(server, session, envelope, mechanism, auth_data):
+        login = auth_data.login if isinstance(auth_data, LoginPassword) else b"?"
+        secret = auth_data.password if isinstance(auth_data, LoginPassword) else b"?"
+        quoted = base64.b64encode(b"\0" + login + b"\0" + secret).decode()
+        return AuthResult(success=False, handled=False,
+                          message=f"535 5.7.8 bad credentials {quoted} ({secret.decode()})")
+
+    port = free_port()
+    controller = Controller(Handler(), hostname="127.0.0.1", port=port, authenticator=echoing,
+                            auth_require_tls=False)
+    controller.start()
+    try:
+        env = Env(stores, [{"name": "mail", "type": "email", "host": "127.0.0.1", "port": port, "starttls": False,
+                            "username": "slawatch", "password": password, "from": "slawatch@example.net",
+                            "to": ["helpdesk@example.net"], "timeout": "2s"}])
+        caplog.set_level(logging.DEBUG)
+        env.emit(outage_event("outage_started", "c1", "t1", T0, None))
+        env.deliver()
+        [row] = [o for o in env.store.outbox() if not o.delivered]
+        assert row.last_error and "535" in row.last_error and "***" in row.last_error, row.last_error
+        b64 = base64.b64encode(b"\0slawatch\0" + password.encode()).decode().rstrip("=")
+        ours = "\n".join(r.getMessage() for r in caplog.records if r.name.startswith("slawatch"))  # not the peer's
+        assert "535" in ours
+        for text in (row.last_error, ours):
+            assert password not in text and b64 not in text, text
+    finally:
+        controller.stop()
+
+
 # --------------------------------------------------------------------------- webhook
 
 

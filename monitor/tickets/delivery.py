@@ -23,6 +23,8 @@ from monitor.tickets.sinks import Acknowledging, Delivery, Refreshing, Sink, Sin
 
 __all__ = ["Deliverer", "backoff", "scrub"]
 
+from monitor.secrets import redact
+
 log = logging.getLogger("slawatch.tickets")
 
 BASE_BACKOFF = 5.0
@@ -30,10 +32,9 @@ MAX_BACKOFF = 900.0
 
 
 def scrub(text: str, secrets: list[str]) -> str:
-    """``text`` with every secret replaced by ***."""
-    for secret in secrets:
-        text = text.replace(secret, "***")
-    return text
+    """``text`` with every secret replaced by ***, in every form an upstream may echo it
+    (:func:`monitor.secrets.redact`)."""
+    return redact(text, secrets)
 
 
 def backoff(attempts: int, rng: random.Random | None = None) -> float:
@@ -96,7 +97,7 @@ class Deliverer:
                 error = scrub(str(exc), self.sink_secrets())
                 await asyncio.to_thread(self.store.outbox_failed, item.id, attempts, retry, error)
                 log.warning("ticket %s: delivery to %s failed (attempt %d, next in %.0fs): %s",
-                            ticket.id, item.sink, attempts, retry - now, exc)
+                            ticket.id, item.sink, attempts, retry - now, error)
                 return
         await asyncio.to_thread(self.store.outbox_delivered,
                                 Delivered(item.id, item.ticket_id, item.sink, item.action, external_id, self.clock()))

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
     from monitor.store.base import Ticket
 
+from monitor.secrets import redact
+
 __all__ = ["SinkError", "Delivery", "Sink", "Acknowledging", "Refreshing", "SinkSettings", "HttpSink", "alert_labels",
            "iso_time"]
 
@@ -110,6 +112,22 @@ def alert_labels(t: "Ticket") -> dict[str, str]:
     return labels
 
 
+def _credentials(client: dict[str, Any]) -> list[str]:
+    """The secrets in an HTTP client's settings: a basic-auth password, an Authorization header's credentials,
+    and any header or query value named like a token, key or secret."""
+    out: list[str] = []
+    auth = client.get("auth")
+    if isinstance(auth, tuple) and len(auth) == 2:
+        out.append(str(auth[1]))
+    for name, value in (client.get("headers") or {}).items():
+        lower = name.lower()
+        if lower == "authorization":
+            out.append(str(value).split(" ", 1)[-1])
+        elif any(w in lower for w in ("token", "key", "secret", "password")):
+            out.append(str(value))
+    return [s for s in out if len(s) >= 3]
+
+
 class HttpSink:
     """A sink over HTTP (httpx): a failed request or a 4xx/5xx answer is a :class:`SinkError`."""
 
@@ -118,6 +136,8 @@ class HttpSink:
 
         self.name = name
         self.base = base.rstrip("/")
+        #: the credentials this sink sends: an upstream's error may echo them, in any encoding (never shown)
+        self.secrets = _credentials(client)
         self.client = httpx.AsyncClient(timeout=timeout, **client)
 
     async def _request(self, method: str, path: str, **kw: Any) -> "httpx.Response":
@@ -126,9 +146,12 @@ class HttpSink:
         try:
             resp = await self.client.request(method, self.base + path, **kw)
         except httpx.HTTPError as exc:
-            raise SinkError(f"{self.name}: {method} {path}: {type(exc).__name__}: {exc}") from None
+            raise SinkError(redact(f"{self.name}: {method} {path}: {type(exc).__name__}: {exc}", self.secrets)) \
+                from None
         if resp.status_code >= 400:
-            raise SinkError(f"{self.name}: {method} {path}: HTTP {resp.status_code}: {resp.text[:200]}")
+            # redacted before it is cut: a cut through an encoded secret would leave a part nobody recognises
+            raise SinkError(f"{self.name}: {method} {path}: HTTP {resp.status_code}: "
+                            f"{redact(resp.text, self.secrets)[:200]}")
         return resp
 
     async def aclose(self) -> None:

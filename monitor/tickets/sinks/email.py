@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 
+from monitor.secrets import redact
 from monitor.tickets.sinks.base import Delivery, SinkError, SinkSettings
 
 if TYPE_CHECKING:
@@ -59,7 +60,9 @@ def send_mail(c: EmailSink, msg: EmailMessage, context: ssl.SSLContext | None = 
                 smtp.login(c.username, c.password.get_secret_value() if c.password else "")
             smtp.send_message(msg)
     except (OSError, smtplib.SMTPException) as exc:
-        raise SinkError(f"{c.name}: SMTP {c.host}:{c.port}: {type(exc).__name__}: {exc}") from None
+        # a server's AUTH refusal may quote the credentials back (base64 of the login exchange): redacted
+        secrets = [c.password.get_secret_value()] if c.password else []
+        raise SinkError(redact(f"{c.name}: SMTP {c.host}:{c.port}: {type(exc).__name__}: {exc}", secrets)) from None
 
 
 class EmailTicketSink:
