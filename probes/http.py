@@ -21,7 +21,7 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from .service import Phases, ServiceFailure, ServiceResult, TlsInfo, client_context, open_tcp
-from .settings import StrictSettings, CaFile, ProbeSettings, Regex
+from .settings import StrictSettings, CaFile, Headers, NoControl, ProbeSettings, Regex
 
 __all__ = ["HttpProbeConfig", "JsonExpectation", "http_probe", "json_path"]
 
@@ -29,6 +29,8 @@ USER_AGENT = "slawatch-probe/1"
 
 
 def _url(value: str) -> str:
+    if any(ch.isspace() for ch in value):
+        raise PydanticCustomError("slawatch", "URL must not contain spaces (percent-encode them as %20)")
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https"):
         raise PydanticCustomError("slawatch", "URL must start with http:// or https://")
@@ -58,9 +60,9 @@ class JsonExpectation(StrictSettings):
 class HttpProbeConfig(ProbeSettings):
     """An HTTP(S) check: the request, what its answer must be, redirects and TLS verification."""
 
-    url: str
+    url: NoControl
     method: Literal["GET", "HEAD", "POST", "PUT", "OPTIONS"] = "GET"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: Headers = Field(default_factory=dict)
     body: str | None = None
     #: status codes (200) or classes (2xx) that count as an answer; redirects are followed before judging
     valid_status: list[str] = Field(default_factory=lambda: ["2xx"])
@@ -71,7 +73,7 @@ class HttpProbeConfig(ProbeSettings):
     ip_version: Literal[4, 6] | None = None
     verify: bool = True
     ca_file: CaFile | None = None
-    server_name: str | None = None
+    server_name: NoControl | None = None
     max_body: int = Field(1024 * 1024, ge=0, le=64 * 1024 * 1024)
 
     @field_validator("url")

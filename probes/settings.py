@@ -12,7 +12,57 @@ from pydantic_core import PydanticCustomError
 
 from monitor.units import parse_duration
 
-__all__ = ["ProbeSettings", "StrictSettings", "Regex", "CaFile", "Duration", "PositiveDuration", "Port", "TlsSettings", "as_text", "ip_version", "is_ip_literal"]
+__all__ = ["ProbeSettings", "StrictSettings", "Regex", "CaFile", "Duration", "PositiveDuration", "Port", "TlsSettings",
+           "as_text", "ip_version", "is_ip_literal", "HeaderName", "HeaderValue", "Headers", "NoControl", "Token"]
+
+# -- what goes on a wire line: no CR, LF, NUL or other control character (header injection, request smuggling)
+_NAMES = {0: "NUL", 9: "TAB", 10: "LF", 13: "CR", 127: "DEL"}
+
+
+def _control(value: str, allow_tab: bool = False) -> str | None:
+    for ch in value:
+        code = ord(ch)
+        if (code < 32 and not (allow_tab and code == 9)) or code == 127:
+            return _NAMES.get(code, f"0x{code:02x}")
+    return None
+
+
+def _no_control(value: str) -> str:
+    found = _control(value)
+    if found:
+        raise PydanticCustomError("slawatch", "must not contain control characters such as CR, LF or NUL "
+                                  "(found {c}): it would end the line it is sent on", {"c": found})
+    if value != value.strip():
+        raise PydanticCustomError("slawatch", "must not begin or end with spaces")
+    return value
+
+
+def _header_value(value: str) -> str:
+    found = _control(value, allow_tab=True)
+    if found:
+        raise PydanticCustomError("slawatch", "must not contain control characters such as CR, LF or NUL "
+                                  "(found {c}): it would end the header and start another", {"c": found})
+    return value
+
+
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
+
+
+def _token(value: str) -> str:
+    if not _TOKEN.fullmatch(value):
+        raise PydanticCustomError("slawatch", "must be a token: letters, digits and !#$%&'*+.^_`|~- only, no "
+                                  "spaces, colons or control characters")
+    return value
+
+
+#: one line of a protocol (a URL, a SIP URI, an EHLO name): no control characters, no surrounding spaces
+NoControl = Annotated[str, AfterValidator(_no_control)]
+#: an HTTP header name or method (RFC 9110 token)
+Token = Annotated[str, AfterValidator(_token)]
+HeaderName = Token
+#: an HTTP header value: visible characters, spaces and tabs (RFC 9110 field-value)
+HeaderValue = Annotated[str, AfterValidator(_header_value)]
+Headers = dict[HeaderName, HeaderValue]
 
 
 def _duration(value: object) -> float:

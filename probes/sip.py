@@ -22,7 +22,7 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from .service import Phases, ServiceFailure, describe_oserror, ServiceResult, TlsInfo, client_context, open_tcp, resolve
-from .settings import CaFile, Port, PositiveDuration, ProbeSettings
+from .settings import CaFile, NoControl, Port, PositiveDuration, ProbeSettings
 
 __all__ = ["SipProbeConfig", "sip_probe", "build_options", "parse_response", "SipResponse"]
 
@@ -43,7 +43,7 @@ class SipProbeConfig(ProbeSettings):
     transport: Literal["udp", "tcp", "tls"] = "udp"
     port: Port | None = None  # 5060, 5061 for TLS
     #: the Request-URI; ``sip:<address>:<port>`` by default
-    uri: str | None = Field(None, pattern=r"^sips?:[^\s]+$")
+    uri: NoControl | None = Field(None, pattern=r"^sips?:[^\s]+$")
     from_user: str = Field("slawatch", pattern=r"^[A-Za-z0-9._~!$&'()*+,;=-]+$")
     #: final statuses that prove the stack alive: every final response by default
     valid_status: list[str] = Field(default_factory=lambda: ["2xx", "3xx", "4xx", "5xx", "6xx"])
@@ -52,7 +52,7 @@ class SipProbeConfig(ProbeSettings):
     t2: PositiveDuration = 4.0
     verify: bool = True
     ca_file: CaFile | None = None
-    server_name: str | None = None
+    server_name: NoControl | None = None
 
     @field_validator("valid_status", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from .service import Phases, ServiceFailure, ServiceResult, TlsInfo, client_context, open_tcp, read_line, tls_info
-from .settings import CaFile, Port, ProbeSettings, Regex
+from .settings import CaFile, NoControl, Port, ProbeSettings, Regex
 
 __all__ = ["SmtpProbeConfig", "smtp_probe"]
 
@@ -25,8 +25,8 @@ class SmtpProbeConfig(ProbeSettings):
     tls: Literal["none", "starttls", "implicit"] = "none"
     verify: bool = True
     ca_file: CaFile | None = None
-    server_name: str | None = None
-    ehlo_name: str = Field("slawatch.invalid", min_length=1, max_length=255)
+    server_name: NoControl | None = None
+    ehlo_name: NoControl = Field("slawatch.invalid", min_length=1, max_length=255)
     expect_banner: Regex | None = None
 
 

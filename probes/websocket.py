@@ -15,7 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticCustomError
 
 from .service import Phases, describe_oserror, ServiceResult, TlsInfo, client_context, tls_info, unverified_tls_info
-from .settings import CaFile, ProbeSettings, Regex
+from .settings import CaFile, Headers, NoControl, ProbeSettings, Regex, Token
 
 __all__ = ["WebSocketProbeConfig", "websocket_probe"]
 
@@ -23,20 +23,22 @@ __all__ = ["WebSocketProbeConfig", "websocket_probe"]
 class WebSocketProbeConfig(ProbeSettings):
     """A WebSocket check: URL, headers, subprotocols, a message and its answer, a ping."""
 
-    url: str
-    headers: dict[str, str] = Field(default_factory=dict)
-    subprotocols: list[str] = Field(default_factory=list)
+    url: NoControl
+    headers: Headers = Field(default_factory=dict)
+    subprotocols: list[Token] = Field(default_factory=list)
     send: str | None = None
     expect: Regex | None = None
     #: measure a ping/pong round trip after the handshake (and the dialogue)
     ping: bool = True
     verify: bool = True
     ca_file: CaFile | None = None
-    server_name: str | None = None
+    server_name: NoControl | None = None
 
     @field_validator("url")
     @classmethod
     def _url(cls, value: str) -> str:
+        if any(ch.isspace() for ch in value):
+            raise PydanticCustomError("slawatch", "URL must not contain spaces (percent-encode them as %20)")
         parts = urlsplit(value)
         if parts.scheme not in ("ws", "wss") or not parts.hostname:
             raise PydanticCustomError("slawatch", "URL must start with ws:// or wss:// and name a host")

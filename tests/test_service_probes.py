@@ -761,7 +761,7 @@ def test_daemon_opens_a_ticket_before_the_certificate_expires(tmp_path, pki, htt
     def portal(name: str, cert: str) -> str:
         return (f"  - {{id: {name}, contract: c1, kind: support, address: 127.0.0.1, interval: 1s, "
                 f"degraded_threshold: 2, probes: {{icmp: null, http: {{url: 'https://127.0.0.1:{https[cert]}/ok', "
-                f"ca_file: '{pki.ca}', timeout: 1s}}}}}}")
+                f"ca_file: '{pki.ca}', timeout: 800ms}}}}}}")
     config = tmp_path / "c.yaml"
     config.write_text(f"""
 storage: {{path: "{tmp_path / 'db.sqlite'}", flush_interval: 200ms}}

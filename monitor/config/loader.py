@@ -40,8 +40,14 @@ def _path(loc: tuple) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
+        elif part == "[key]":  # pydantic's mark for an error in a mapping's key (the key is the part before)
+            out += " (the key)"
         else:
-            out += ("." if out else "") + str(part)
+            text = str(part)
+            # a key with spaces, dots or control characters is quoted, so the path stays one readable line
+            if not text or not all(c.isalnum() or c in "_-" for c in text):
+                text = repr(text)
+            out += ("." if out else "") + text
     return out or "(top level)"
 
 
