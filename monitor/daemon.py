@@ -17,7 +17,7 @@ from probes.icmp import IcmpEngine, check_icmp_permission
 
 from monitor import __version__
 from monitor.config import Config, Target, config_warnings, load_config
-from monitor.errors import ConfigError, SlawatchError, StoreError
+from monitor.errors import ConfigError, ListenError, SlawatchError, StoreError
 from monitor.sdnotify import notify, watchdog_interval
 from monitor.cluster.consensus import multi_site, probe_units
 from monitor.measure.canary import CanaryWatch
@@ -305,6 +305,10 @@ class Daemon:
             loop.add_signal_handler(sig, self._request_stop, sig)
         loop.add_signal_handler(signal.SIGHUP, lambda: asyncio.ensure_future(self.reload()))
         self.loop = loop
+        # the listeners first: a taken or forbidden address is one line naming its key (exit 2), before this
+        # node joins a cluster or begins a run in the store
+        self._bind_exporter()
+        self._start_traps()
         self.probe_context.icmp_engine = IcmpEngine()
         from probes.snmp import SnmpEngineHolder
 
@@ -317,20 +321,7 @@ class Daemon:
         await asyncio.to_thread(self.ingestor.preload, self.store, time.time())
         self._install_targets()
         self.writer.start()
-        if self.config.exporter.enabled:
-            auth = self.config.exporter.basic_auth
-            token = self.config.exporter.reload_token
-            self.exporter = ExporterServer(
-                make_registry(self.live),
-                self.config.exporter.listen,
-                ready=self.ready,
-                basic_auth=(auth.username, auth.password.get_secret_value()) if auth else None,
-                reload=(token.get_secret_value(), self._reload_from_thread) if token else None,
-                tls=(self.config.exporter.tls.cert_file, self.config.exporter.tls.key_file) if self.config.exporter.tls else None,
-                responses=self.stats.http_responses,
-                targets=TargetSeries(self.live, self.config.exporter.per_target),
-                scrapes=self.stats.scrape,
-            )
+        if self.exporter is not None:
             self.exporter.start()
             log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)
         self.scheduler.every("sla-evaluation", SLA_EVALUATION_INTERVAL, self._evaluate_sla, first=5)
@@ -357,7 +348,6 @@ class Daemon:
 
             self.scheduler.every("watchdog", interval, watchdog)
         self.scheduler.every("clock-watch", 1.0, self._clock_watch)
-        self._start_traps()
         self.scheduler.start()
         self.ready.set()
         notify(f"READY=1\nSTATUS={self.config.summary()}")
@@ -433,6 +423,28 @@ class Daemon:
             self.writer.batch.events.extend(events)
             self.writer.added()
 
+    def _bind_exporter(self) -> None:
+        """Bind the exporter's socket (it serves once started); a taken or forbidden address is a ListenError."""
+        self.exporter = None
+        if not self.config.exporter.enabled:
+            return
+        auth = self.config.exporter.basic_auth
+        token = self.config.exporter.reload_token
+        try:
+            self.exporter = ExporterServer(
+                make_registry(self.live),
+                self.config.exporter.listen,
+                ready=self.ready,
+                basic_auth=(auth.username, auth.password.get_secret_value()) if auth else None,
+                reload=(token.get_secret_value(), self._reload_from_thread) if token else None,
+                tls=(self.config.exporter.tls.cert_file, self.config.exporter.tls.key_file) if self.config.exporter.tls else None,
+                responses=self.stats.http_responses,
+                targets=TargetSeries(self.live, self.config.exporter.per_target),
+                scrapes=self.stats.scrape,
+            )
+        except OSError as exc:
+            raise ListenError("exporter.listen", self.config.exporter.listen, exc) from None
+
     def _start_traps(self) -> None:
         cfg = self.config.traps
         self.traps = None
@@ -446,7 +458,11 @@ class Daemon:
                   "priv_key": u.priv_key.get_secret_value() if u.priv_key else None} for u in cfg.users]
         self.traps = TrapReceiver((host.strip("[]"), int(port)), [cfg.community.get_secret_value()] if cfg.community else [],
                                   users, {t.address: t.id for t in self.config.targets}, self._on_trap, cfg.oids)
-        self.traps.start()
+        try:
+            self.traps.start()
+        except Exception as exc:  # pysnmp wraps the socket's OSError in its own carrier error
+            self.traps = None
+            raise ListenError("traps.listen", cfg.listen, exc) from None
         self.live.traps = self.traps
         log.info("SNMP trap receiver listening on %s", cfg.listen)
 

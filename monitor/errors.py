@@ -21,6 +21,8 @@ A *failing target* is never an exception: probes return a result with
 
 from __future__ import annotations
 
+import errno
+
 __all__ = [
     "SlawatchError",
     "ConfigError",
@@ -28,6 +30,7 @@ __all__ = [
     "FencedError",
     "ClusterError",
     "ProbeSetupError",
+    "ListenError",
     "NotYetImplemented",
     "TargetNotFound",
 ]
@@ -70,6 +73,30 @@ class ClusterError(SlawatchError):
     """The cluster cannot be joined (a live node has the same name, the store is not PostgreSQL)."""
 
     exit_code = 2
+
+
+class ListenError(SlawatchError):
+    """A listener cannot bind its address (taken by another process, or not allowed): one line naming the
+    config key and the address, exit 2."""
+
+    exit_code = 2
+
+    def __init__(self, key: str, address: str, exc: BaseException):
+        cause = exc
+        while cause.__cause__ is not None or cause.__context__ is not None:  # pysnmp wraps the OSError
+            if isinstance(cause, OSError):
+                break
+            cause = cause.__cause__ or cause.__context__  # type: ignore[assignment]
+        if isinstance(cause, OSError) and cause.errno in (errno.EADDRINUSE,):
+            why = "the address is already in use (another slawatch, or another program, listens there)"
+        elif isinstance(cause, OSError) and cause.errno in (errno.EACCES, errno.EPERM):
+            why = "not allowed (a port below 1024 needs CAP_NET_BIND_SERVICE)"
+        elif isinstance(cause, OSError) and cause.errno == errno.EADDRNOTAVAIL:
+            why = "no interface of this host has that address"
+        else:
+            why = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+        super().__init__(f"{key}: cannot listen on {address}: {why}")
+        self.key, self.address = key, address
 
 
 class ProbeSetupError(SlawatchError):

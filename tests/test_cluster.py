@@ -59,7 +59,7 @@ def test_rendezvous_moves_about_one_nth_on_a_join_and_only_to_the_newcomer():
      "targets[0].vantage", "vantage sites need a cluster section"),
     ({"cluster": {"node": "n1", "site": "a", "heartbeat": "2s", "failover_delay": "5s"},
       "storage": {"backend": "postgresql", "dsn": "postgresql://x@127.0.0.1/x"}},
-     "cluster", "failover_delay must be at least 3 heartbeats"),
+     "cluster.failover_delay", "must be at least 3 heartbeats of"),
 ])
 def test_cluster_config_errors_name_the_key(patch, path, message):
     raw = {"contracts": [{"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}],

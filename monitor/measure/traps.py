@@ -73,6 +73,12 @@ class TrapReceiver:
 
                 self.loop.call_soon(guarded)
 
+        # pysnmp binds later, on the loop, and only logs a failure: bind once here, so a taken or forbidden
+        # address is an error at start (OSError) instead of a receiver that never receives
+        import socket
+
+        with socket.socket(socket.AF_INET6 if ":" in self.listen[0] else socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.bind(self.listen)
         self.engine = engine.SnmpEngine()
         config.add_transport(self.engine, udp.DOMAIN_NAME, _Guarded().open_server_mode(self.listen))
         for i, community in enumerate(self.communities):
