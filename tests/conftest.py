@@ -205,7 +205,7 @@ def pg_cluster():
         if os.environ.get("CI"):
             pytest.fail("PostgreSQL server binaries missing in CI (scripts/dev-setup installs postgresql)")
         pytest.skip("PostgreSQL server binaries not installed (scripts/dev-setup installs postgresql)")
-    cluster = PgCluster()
+    cluster = PgCluster(shared=True)
     try:
         yield cluster
     finally:

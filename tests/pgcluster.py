@@ -37,7 +37,7 @@ def _free_port() -> int:
 
 
 class PgCluster:
-    def __init__(self, listen: tuple[str, ...] = ()) -> None:
+    def __init__(self, listen: tuple[str, ...] = (), shared: bool = False) -> None:
         """``listen``: addresses beside 127.0.0.1 to accept clients on (a test namespace's host-side veth)."""
         bindir = pg_bindir()
         if bindir is None:
@@ -49,6 +49,8 @@ class PgCluster:
         self.sock.mkdir()
         self.port = _free_port()
         self.user: str | None = None
+        #: the whole run's cluster (conftest's pg_cluster), not one test's own
+        self.shared = shared
         if os.geteuid() == 0:
             for name in ("postgres", "nobody"):
                 try:
@@ -91,6 +93,10 @@ class PgCluster:
             return
         self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-l", str(self.root / "log"), "-w", "-t", "60",
                    "start"])
+        if self.shared:  # the run's cluster, restarted by a test: it lives on after that test (tests/procs.py)
+            from procs import outlives_test
+
+            outlives_test(int((self.data / "postmaster.pid").read_text().split()[0]))
 
     def stop(self, mode: str = "fast") -> None:
         self._run([str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop"], check=False)

@@ -85,12 +85,18 @@ def descendants(root: int | None = None) -> dict[tuple[int, int], Proc]:
 LONG_LIVED: set[tuple[int, int]] = set()
 
 
-def outlives_test(proc: subprocess.Popen) -> subprocess.Popen:
-    """Mark a process a test started for a wider-scoped fixture (stopped when that fixture ends)."""
-    p = _read(proc.pid)
+def outlives_test(proc: subprocess.Popen | int) -> subprocess.Popen | int:
+    """Mark a process (or a pid) a test started for a wider-scoped fixture (stopped when that fixture ends)."""
+    p = _read(proc if isinstance(proc, int) else proc.pid)
     if p is not None:
         LONG_LIVED.add((p.pid, p.start))
     return proc
+
+
+def _interpreters_own(p: Proc) -> bool:
+    """multiprocessing's resource tracker: started by the first test that uses multiprocessing, it belongs to
+    the test run's interpreter and ends with it."""
+    return p.ppid == os.getpid() and "multiprocessing.resource_tracker" in p.cmdline
 
 
 def test_owned(procs: dict[tuple[int, int], Proc]) -> dict[tuple[int, int], Proc]:
@@ -98,7 +104,7 @@ def test_owned(procs: dict[tuple[int, int], Proc]) -> dict[tuple[int, int], Proc
     children: dict[int, list[tuple[int, int]]] = {}
     for k, p in procs.items():
         children.setdefault(p.ppid, []).append(k)
-    skip = {k for k in LONG_LIVED if k in procs}
+    skip = {k for k in LONG_LIVED if k in procs} | {k for k, p in procs.items() if _interpreters_own(p)}
     todo = [k[0] for k in skip]
     while todo:
         for k in children.get(todo.pop(), []):
