@@ -384,7 +384,7 @@ def cmd_cluster(args) -> int:
         if not isinstance(store, ClusterStore):
             raise ClusterError(f"{args.config}: the {store.backend} store cannot hold a cluster")
         nodes = store.cluster_nodes()
-        leader = store.cluster_leader()
+        leadership = store.cluster_leadership()
         from monitor.cluster.vantage import open_site_outages
 
         site_outages = open_site_outages(store.events(time.time() - 31 * 86400, time.time() + 60))
@@ -395,6 +395,11 @@ def cmd_cluster(args) -> int:
     finally:
         store.close()
     now = time.time()
+    # leadership in the database's time: the lease's holder while it is unexpired, else none since it expired
+    leader = leadership.node if leadership is not None and leadership.remaining > 0 else None
+    lease = None if leadership is None else {
+        "node": leadership.node, "term": leadership.term, "since": _stamp(leadership.since),
+        "expires": _stamp(leadership.expires), "expires_in_s": round(leadership.remaining, 3)}
     lagging = []  # probe units whose last stored cycle is older than three intervals: a shard that lags
     for uid, unit in units.items():
         last = (states[uid].tracker or {}).get("last_cycle") if uid in states else None
@@ -414,10 +419,17 @@ def cmd_cluster(args) -> int:
     live_sites = {r["site"] for r in rows if r["state"] in ("live", "lagging")}
     uncovered = sorted({site for t in targets.values() if t.vantage for site in t.vantage.sites} - live_sites)
     if args.json:
-        print(json.dumps({"leader": leader, "nodes": rows, "sites_without_live_node": uncovered,
+        print(json.dumps({"leader": leader, "leader_lease": lease, "nodes": rows, "sites_without_live_node": uncovered,
                           "site_outages": site_outages, "lagging_targets": lagging}, indent=2))
         return 0
-    print(f"leader: {leader or '-- none --'}")
+    if leader is not None and leadership is not None:
+        print(f"leader: {leader} (term {leadership.term}, since {_stamp(leadership.since)}, lease "
+              f"{leadership.remaining:.1f} s ahead)")
+    elif leadership is not None:
+        print(f"leader: -- none -- since {_stamp(leadership.expires)} ({-leadership.remaining:.0f} s; the last was "
+              f"{leadership.node}, term {leadership.term})")
+    else:
+        print("leader: -- none -- (never elected)")
     print(f"{'NODE':<16} {'SITE':<12} {'STATE':<8} {'HEARTBEAT':>10} {'EPOCH':>6} {'TARGETS':>8}  CONFIG")
     for r in rows:
         print(f"{r['node']:<16} {r['site']:<12} {r['state']:<8} {r['heartbeat_age_s']:>9.1f}s {r['epoch']:>6} "

@@ -280,7 +280,11 @@ class Daemon:
                             self.ingestor.forget(target.id)
                         return  # another node probes it (or this one has no lease)
                     if not live.owned:
-                        live = await asyncio.to_thread(self._acquire, target)
+                        try:
+                            live = await asyncio.to_thread(self._acquire, target)
+                        except StoreError as exc:  # cannot read what the previous owner stored: not ours yet
+                            self._store_failed("taking over a target", exc)
+                            return
                 previous = live.tracker.last_cycle
                 mono, previous_mono = time.monotonic(), live.last_mono
                 live.cycle_started(mono)

@@ -38,7 +38,8 @@ def _wait_gone(before: dict, grace: float, everything: bool = False) -> list:
     while True:
         _procs.reap()
         now = _procs.descendants()
-        new = [p for k, p in (now if everything else _procs.test_owned(now)).items() if k not in before]
+        new = [p for k, p in (now if everything else _procs.test_owned(now)).items()
+               if k not in before and not _procs.interpreters_own(p)]
         if not new or time.monotonic() >= deadline:
             return new
         time.sleep(0.1)

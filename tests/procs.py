@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 
 __all__ = ["spawn", "stop", "descendants", "become_subreaper", "Proc", "reap", "kill_groups", "outlives_test",
-           "LONG_LIVED", "test_owned"]
+           "LONG_LIVED", "test_owned", "interpreters_own"]
 
 PR_SET_CHILD_SUBREAPER = 36
 
@@ -93,7 +93,7 @@ def outlives_test(proc: subprocess.Popen | int) -> subprocess.Popen | int:
     return proc
 
 
-def _interpreters_own(p: Proc) -> bool:
+def interpreters_own(p: Proc) -> bool:
     """multiprocessing's resource tracker: started by the first test that uses multiprocessing, it belongs to
     the test run's interpreter and ends with it."""
     return p.ppid == os.getpid() and "multiprocessing.resource_tracker" in p.cmdline
@@ -104,7 +104,7 @@ def test_owned(procs: dict[tuple[int, int], Proc]) -> dict[tuple[int, int], Proc
     children: dict[int, list[tuple[int, int]]] = {}
     for k, p in procs.items():
         children.setdefault(p.ppid, []).append(k)
-    skip = {k for k in LONG_LIVED if k in procs} | {k for k, p in procs.items() if _interpreters_own(p)}
+    skip = {k for k in LONG_LIVED if k in procs} | {k for k, p in procs.items() if interpreters_own(p)}
     todo = [k[0] for k in skip]
     while todo:
         for k in children.get(todo.pop(), []):

@@ -17,9 +17,14 @@ Several slawatch nodes share one PostgreSQL store; no other coordination service
   or a death moves only the targets that node gains or had, about 1/N. The gap while a dead node's targets
   move is unknown time (the new owner's first cycle comes more than 1.5 intervals after the last stored
   one), never downtime and never up.
-* **Leader.** One node holds a PostgreSQL advisory lock on a session of its own and runs the cluster-wide
-  work: SLA evaluation, ticket escalation and delivery, monthly reports, retention. If its session dies,
-  the lock is released and another node takes it at its next heartbeat.
+* **Leader.** One node holds the leader *lease* and runs the cluster-wide work: SLA evaluation, ticket
+  escalation and delivery, monthly reports, retention. The lease is a row whose expiry is a timestamp in the
+  database's clock (``failover_delay`` ahead), renewed at every heartbeat; a new holder gets a new *term*
+  (a fencing token that only grows). The holder counts its lease from the moment it *sent* the renewal, on
+  its own monotonic clock, and stops leading one heartbeat before that can run out: a leader cut from the
+  database, paused or stuck in a hung call steps down by itself before any other node can take the lease,
+  and takes it back only under a new term. Nothing depends on the server noticing a dead session (an
+  advisory lock held a cut leader's place for the server's TCP keepalive time: 2 h 11 min by default).
 """
 
 from __future__ import annotations
@@ -80,7 +85,10 @@ class ClusterMember:
         self.version = version
         self.instance = uuid.uuid4().hex
         self.epoch: int | None = None
-        self.leader = False
+        #: the leader lease's term while this node holds it (None otherwise)
+        self.term: int | None = None
+        self._leader_until = 0.0  # monotonic: this node leads until then unless the lease is renewed
+        self._was_leader = False
         self.view: list[NodeInfo] = []
         self._owned: frozenset[str] = frozenset()
         self._lease_ok_until = 0.0  # monotonic: probing stops here unless the lease is renewed
@@ -88,7 +96,6 @@ class ClusterMember:
         self._guard = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._leader_session = store.leader_session(cluster_cfg.node)
         self.fenced_total = 0
         self.rejoins_total = 0
         self._db_down_since: float | None = None
@@ -97,6 +104,12 @@ class ClusterMember:
         self._said = RateLimited(60.0)
 
     # -- the lease --------------------------------------------------------------------------
+    @property
+    def leader(self) -> bool:
+        """Whether this node leads now: it holds the leader lease, counted on its own monotonic clock from the
+        last renewal it sent, less one heartbeat (so it has stepped down before the lease can go to another)."""
+        return self.epoch is not None and time.monotonic() < self._leader_until
+
     @property
     def fence(self) -> Fence | None:
         """The fencing token this node's writes carry (None before it has joined)."""
@@ -165,7 +178,8 @@ class ClusterMember:
 
     # -- the heartbeat ------------------------------------------------------------------------
     def tick(self) -> None:
-        """One heartbeat: renew the lease (or rejoin), read the members, recompute the shard, try the leader lock."""
+        """One heartbeat: renew the lease (or rejoin), read the members, recompute the shard, take or renew the
+        leader lease."""
         started = time.monotonic()
         fence = self.fence
         try:
@@ -196,14 +210,35 @@ class ClusterMember:
             log.warning("cluster heartbeat works again after %.0f s", started - self._db_down_since)
             self._db_down_since = None
         self._set_owned(self._shard(view), view)
-        if self.leader != self._leader_session.try_acquire():
-            self.leader = not self.leader
-            log.warning("this node %s the cluster's leader", "is now" if self.leader else "is no longer")
+        self._lead()
+
+    def _lead(self) -> None:
+        """Take or renew the leader lease (the time counts from before the request went out)."""
+        fence = self.fence
+        if fence is None:
+            return
+        sent = time.monotonic()
+        try:
+            lease = self.store.leader_lease(fence, self.cfg.failover_delay)
+        except StoreError as exc:
+            self._leader_lost(f"the leader lease could not be renewed: {exc}")
+            return
+        if lease is None:
+            self._leader_lost("another node holds the leader lease")
+            return
+        with self._guard:
+            self._leader_until = sent + self.cfg.failover_delay - self.cfg.heartbeat
+            term, self.term = self.term, lease.term
+        if not self._was_leader or term != lease.term:
+            self._was_leader = True
+            log.warning("this node is now the cluster's leader (term %d)", lease.term)
 
     def _leader_lost(self, why: str) -> None:
-        self._leader_session.release()
-        if self.leader:
-            self.leader = False
+        with self._guard:
+            self._leader_until = 0.0
+            self.term = None
+        if self._was_leader:
+            self._was_leader = False
             log.warning("this node is no longer the cluster's leader: %s", why)
 
     def _shard(self, view: list[NodeInfo]) -> frozenset[str]:
@@ -260,10 +295,13 @@ class ClusterMember:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=self.cfg.heartbeat + 5)
-        self._leader_session.release()
         fence = self.fence
+        was_leader = self.leader
+        self._leader_lost("this node stops")
         if fence is not None:
             try:
+                if was_leader:
+                    self.store.leader_release(fence)  # the next leader need not wait for the lease to run out
                 self.store.cluster_leave(fence)  # the others take its targets at once
             except StoreError as exc:
                 log.warning("could not leave the cluster cleanly (the others wait for the lease to expire): %s", exc)

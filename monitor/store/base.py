@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from monitor.sla.rollup import Rollup
 
 __all__ = ["Store", "TicketTx", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "UnknownRecord", "Batch",
-           "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "NodeInfo", "Fence",
+           "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "NodeInfo", "Fence", "LeaderLease", "LeaderInfo",
            "ClusterStore"]
 
 
@@ -226,6 +226,27 @@ class Fence:
     instance: str
     epoch: int
     failover_delay: float
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderLease:
+    """A leader lease just taken or renewed: its term (a fencing token that only grows; a renewal keeps it) and
+    since when this holder has led (unix seconds, the database's clock)."""
+
+    term: int
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderInfo:
+    """The leader lease as the database sees it: holder, term, since, expiry (unix seconds, the database's clock)
+    and the seconds it has left (0 or less: expired, no leader since ``expires``)."""
+
+    node: str
+    term: int
+    since: float
+    expires: float
+    remaining: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -510,7 +531,7 @@ class Store(Protocol):
 @runtime_checkable
 class ClusterStore(Store, Protocol):
     """A store that can hold a cluster (PostgreSQL): membership with leases and fencing epochs, the leader's
-    advisory lock, and the published config (:mod:`monitor.cluster`)."""
+    lease, and the published config (:mod:`monitor.cluster`)."""
 
     def cluster_join(self, node: str, site: str, instance: str, config_hash: str, version: str, host: str, pid: int,
                      failover_delay: float, takeover: bool = False) -> int:
@@ -538,10 +559,18 @@ class ClusterStore(Store, Protocol):
         """The latest published config: (version, hash, body, node), or None."""
         ...
 
-    def leader_session(self, node: str = "") -> Any:
-        """A dedicated session for the leader's advisory lock (held as long as that session lives)."""
+    def leader_lease(self, fence: Fence, ttl: float) -> "LeaderLease | None":
+        """Take or renew the leader lease for ``ttl`` seconds of the database's clock (None: another holds it)."""
+        ...
+
+    def leader_release(self, fence: Fence) -> None:
+        """End this instance's leader lease now."""
+        ...
+
+    def cluster_leadership(self) -> "LeaderInfo | None":
+        """The leader lease as the database sees it now (None: never held)."""
         ...
 
     def cluster_leader(self) -> str | None:
-        """The node whose session holds the leader lock now (None: no leader)."""
+        """The node holding an unexpired leader lease now (None: no leader)."""
         ...

@@ -33,8 +33,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from monitor.errors import ClusterError, FencedError, StoreError
 from monitor.measure.events import BreachEvent
 from monitor.sla.rollup import Rollup
-from monitor.store.base import (TABLES, Batch, CycleRecord, Fence, NodeInfo, OutageRecord, RunRecord, StateRecord, StoreInfo,
-                   TicketTx, UnknownRecord)
+from monitor.store.base import (TABLES, Batch, CycleRecord, Fence, LeaderInfo, LeaderLease, NodeInfo, OutageRecord,
+                                RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord)
 from monitor.store.sql import Epoch, Exec, SqlTickets, SqlTicketTx
 
 __all__ = ["PostgresStore", "MIGRATIONS", "SCHEMA_VERSION", "safe_dsn"]
@@ -208,10 +208,22 @@ MIGRATIONS.append(
     );
     """
 )
+MIGRATIONS.append(
+    # 4: leadership as a lease in the database's time (no longer an advisory lock on a session, which a leader cut
+    # from the database kept until the server's TCP keepalives ended it: about 2 h 11 min with the defaults)
+    """
+    CREATE TABLE cluster_leader (
+        id smallint PRIMARY KEY CHECK (id = 1),
+        node text NOT NULL,
+        instance text NOT NULL,
+        epoch bigint NOT NULL,           -- the holder's node epoch (cluster_nodes)
+        term bigint NOT NULL,            -- fencing token of leadership: new for every new holder, only grows
+        since timestamptz NOT NULL,
+        expires timestamptz NOT NULL     -- the database's clock
+    );
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)
-
-#: the advisory lock the cluster's leader holds on its own session
-LEADER_LOCK = 0x736C6178
 
 _DAY = 86400
 #: columns whose canonical form (TABLES) is computed from what PostgreSQL stores
@@ -730,20 +742,56 @@ class PostgresStore(SqlTickets):
         rows = self._rows("SELECT version, hash, body, node FROM cluster_config ORDER BY version DESC LIMIT 1")
         return None if not rows else (int(rows[0]["version"]), rows[0]["hash"], rows[0]["body"], rows[0]["node"])
 
-    def leader_session(self, node: str = "") -> "LeaderSession":
-        """A dedicated connection for the leader's advisory lock (held as long as that session lives)."""
-        return LeaderSession(self.dsn, self.location, node)
+    def leader_lease(self, fence: Fence, ttl: float) -> LeaderLease | None:
+        """Take or renew the cluster's leader lease for ``ttl`` seconds of the database's clock; None when
+        another instance holds an unexpired one, or this node holds no live lease of its own. A renewal keeps
+        the term; taking a lease (free, expired, or this node's own after it expired) starts a new one."""
+        with self._tx() as ex:
+            live = ex.one("SELECT 1 AS ok FROM cluster_nodes WHERE node = ? AND instance = ? AND epoch = ?"
+                          " AND left_at IS NULL AND clock_timestamp() - heartbeat < make_interval(secs => ?)"
+                          " FOR SHARE", (fence.node, fence.instance, fence.epoch, fence.failover_delay))
+            if live is None:
+                return None
+            row = ex.one("UPDATE cluster_leader SET expires = clock_timestamp() + make_interval(secs => ?)"
+                         " WHERE id = 1 AND instance = ? AND epoch = ? AND expires > clock_timestamp()"
+                         " RETURNING term, extract(epoch FROM since)::float8 AS since",
+                         (ttl, fence.instance, fence.epoch))
+            if row is None:  # free or expired: take it under a new term
+                row = ex.one("UPDATE cluster_leader SET node = ?, instance = ?, epoch = ?,"
+                             " term = nextval('cluster_epoch'), since = clock_timestamp(),"
+                             " expires = clock_timestamp() + make_interval(secs => ?)"
+                             " WHERE id = 1 AND expires <= clock_timestamp()"
+                             " RETURNING term, extract(epoch FROM since)::float8 AS since",
+                             (fence.node, fence.instance, fence.epoch, ttl))
+            if row is None:
+                row = ex.one("INSERT INTO cluster_leader (id, node, instance, epoch, term, since, expires)"
+                             " VALUES (1, ?, ?, ?, nextval('cluster_epoch'), clock_timestamp(),"
+                             " clock_timestamp() + make_interval(secs => ?)) ON CONFLICT (id) DO NOTHING"
+                             " RETURNING term, extract(epoch FROM since)::float8 AS since",
+                             (fence.node, fence.instance, fence.epoch, ttl))
+            return None if row is None else LeaderLease(int(row["term"]), float(row["since"]))
+
+    def leader_release(self, fence: Fence) -> None:
+        """End this instance's leader lease now (a clean stop): another node takes it at its next heartbeat."""
+        with self._tx() as ex:
+            ex.run("UPDATE cluster_leader SET expires = clock_timestamp() WHERE id = 1 AND instance = ? AND epoch = ?"
+                   " AND expires > clock_timestamp()", (fence.instance, fence.epoch))
+
+    def cluster_leadership(self) -> LeaderInfo | None:
+        """The leader lease as the database sees it now (None: never held)."""
+        rows = self._rows("SELECT node, term, extract(epoch FROM since)::float8 AS since,"
+                          " extract(epoch FROM expires)::float8 AS expires,"
+                          " extract(epoch FROM expires - clock_timestamp())::float8 AS remaining"
+                          " FROM cluster_leader WHERE id = 1")
+        if not rows:
+            return None
+        r = rows[0]
+        return LeaderInfo(r["node"], int(r["term"]), float(r["since"]), float(r["expires"]), float(r["remaining"]))
 
     def cluster_leader(self) -> str | None:
-        """The node whose session holds the leader lock now (None: no leader)."""
-        rows = self._rows("SELECT a.application_name AS app FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                          " WHERE l.locktype = 'advisory' AND l.granted AND l.classid = 0 AND l.objid = ?"
-                          " AND l.objsubid = 1", (LEADER_LOCK,))
-        for r in rows:
-            app = r["app"] or ""
-            if app.startswith("slawatch-leader:"):
-                return app[len("slawatch-leader:"):]
-        return None
+        """The node holding an unexpired leader lease now, in the database's time (None: no leader)."""
+        info = self.cluster_leadership()
+        return info.node if info is not None and info.remaining > 0 else None
 
     def compact(self) -> None:
         """VACUUM FULL every table, so the size shows what the data needs."""
@@ -767,42 +815,3 @@ class PostgresStore(SqlTickets):
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.location!r})"
-
-
-class LeaderSession:
-    """The leader's own database session: ``pg_try_advisory_lock`` on it makes this node the leader for as long
-    as the session lives. If the connection drops, PostgreSQL releases the lock and another node takes it."""
-
-    def __init__(self, dsn: str, location: str, node: str = ""):
-        self.dsn = dsn
-        self.location = location
-        self.node = node
-        self._conn: psycopg.Connection | None = None
-        self.held = False
-
-    def try_acquire(self) -> bool:
-        """Whether this session holds the leader lock now (taking it if it is free); False on any error."""
-        try:
-            if self._conn is None or self._conn.closed:
-                self.held = False
-                self._conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=3,
-                                             options="-c TimeZone=UTC", **_tcp_timeouts(3),
-                                             application_name=f"slawatch-leader:{self.node}"[:63])
-            if self.held:
-                self._conn.execute("SELECT 1")  # the lock lives as long as the session does
-                return True
-            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (LEADER_LOCK,)).fetchone()
-            self.held = bool(row and row[0])
-            return self.held
-        except psycopg.Error:
-            self.release()
-            return False
-
-    def release(self) -> None:
-        self.held = False
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except psycopg.Error:
-                pass
-            self._conn = None
