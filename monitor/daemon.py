@@ -17,7 +17,7 @@ from probes.icmp import IcmpEngine, check_icmp_permission
 
 from monitor import __version__
 from monitor.config import Config, Target, config_warnings, load_config
-from monitor.errors import ConfigError, ListenError, SlawatchError, StoreError
+from monitor.errors import ConfigError, FencedError, ListenError, SlawatchError, StoreError
 from monitor.sdnotify import notify, watchdog_interval
 from monitor.cluster.consensus import multi_site, probe_units
 from monitor.measure.canary import CanaryWatch
@@ -34,7 +34,7 @@ from monitor.tickets.delivery import Deliverer
 from monitor.tickets.ledger import Ledger
 from monitor.tickets.sinks import Sink, make_sink
 from monitor.store import Batch, Store, open_store
-from monitor.store.base import ClusterStore
+from monitor.store.base import ClusterStore, Fence
 from monitor.cluster.vantage import ConsensusKeeper, open_site_outages
 from monitor.measure.writer import BatchWriter, RateLimited
 
@@ -129,6 +129,9 @@ class Daemon:
         self._use_units(probe_units(config.targets))
         self.consensus = ConsensusKeeper(config.cluster.failover_delay if config.cluster else 10.0)
         self.live.vantage = self.consensus
+        # leader-only writes present the leader's term (a cluster); refused ones are decided again from the store
+        self.deliverer.fence = self._leader_fence
+        self.writer.on_lead_fenced = self.consensus.forget
         self._was_leader = False
         self._drift: float | None = None  # wall minus monotonic clock, for _clock_watch
         #: the cluster config version this node runs or has seen (monitor.cluster.shared_config)
@@ -392,8 +395,7 @@ class Daemon:
             return
         out = Batch()  # decided off the event loop (about 0.2 s for 10,000 targets: bench/consensus_round.py)
         await asyncio.to_thread(self.consensus.round, targets, states, time.time(), out, stored_dark)
-        self.writer.batch.absorb(out)
-        self.writer.added()
+        self._lead_records(out, "vantage consensus")
 
     async def _evaluate_sla(self) -> None:
         """Month-to-date figures for the exporter, and budget-burn / breach events into the store."""
@@ -424,8 +426,26 @@ class Daemon:
         except Exception:
             log.exception("response-time figures failed")
         if events:
-            self.writer.batch.events.extend(events)
-            self.writer.added()
+            self._lead_records(Batch(events=events), "SLA events")
+
+    def _leader_fence(self) -> Fence | None:
+        """The fence leader-only writes present: None without a cluster; FencedError when this node no longer
+        leads (the write must not happen at all, not happen unfenced)."""
+        if self.cluster is None:
+            return None
+        fence = self.cluster.leader_fence
+        if fence is None:
+            raise FencedError("this node no longer leads the cluster")
+        return fence
+
+    def _lead_records(self, records: Batch, what: str) -> None:
+        """Hand records only the leader may write to the writer, under the leader's term."""
+        try:
+            fence = self._leader_fence()
+        except FencedError:
+            log.info("%s not written: this node no longer leads", what)
+            return
+        self.writer.add_lead(records, fence)
 
     def _bind_exporter(self) -> None:
         """Bind the exporter's socket (it serves once started); a taken or forbidden address is a ListenError."""
@@ -542,7 +562,7 @@ class Daemon:
         if not self._leads():
             return
         try:
-            await asyncio.to_thread(self.ledger.escalate, self.store)
+            await asyncio.to_thread(self.ledger.escalate, self.store, None, self._leader_fence())
         except StoreError as exc:
             self._store_failed("escalation", exc)
         except Exception:

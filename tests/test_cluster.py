@@ -305,6 +305,51 @@ def test_fencing_refuses_a_write_under_an_expired_lease(cluster_db):
         store.cluster_join("f1", "core", "inst-2", "h", "v", "host", 2, 1.0)  # a live name: refused
 
 
+def test_a_leader_term_that_is_over_writes_nothing(cluster_db):
+    """#33: the leader lease in the database's time, and the term every leader-only write presents. A lease
+    that ran out goes to another node under a higher term; the old holder's writes under its old term (a
+    batch, the ledger's transaction, an outbox row) are refused, and it cannot take the lease back while the
+    new one is live. A renewal keeps the term."""
+    from dataclasses import replace
+
+    from monitor.errors import FencedError
+    from monitor.measure.events import outage_event
+    from monitor.store import Batch
+    from monitor.store.base import Delivered, Fence
+
+    dsn, store = cluster_db
+    fences = {}
+    for i, name in enumerate(("l1", "l2"), 1):
+        epoch = store.cluster_join(name, "core", f"inst-{i}", "h", "v", "host", i, 30.0)
+        fences[name] = Fence(name, f"inst-{i}", epoch, 30.0)
+    assert store.cluster_leader() is None and store.cluster_leadership() is None
+    first = store.leader_lease(fences["l1"], 0.6)
+    assert first is not None and store.cluster_leader() == "l1"
+    assert store.leader_lease(fences["l2"], 30.0) is None  # held, not expired
+    renewed = store.leader_lease(fences["l1"], 0.6)
+    assert renewed is not None and renewed.term == first.term and renewed.since == first.since
+    old = replace(fences["l1"], term=first.term)
+    store.write(Batch(events=[outage_event("outage_started", "c1", "t1", 1.0, None)]), fence=old)  # its term holds
+    time.sleep(0.8)  # the lease runs out in the database's time
+    info = store.cluster_leadership()
+    assert store.cluster_leader() is None and info is not None and info.node == "l1" and info.remaining < 0
+    second = store.leader_lease(fences["l2"], 30.0)
+    assert second is not None and second.term > first.term and store.cluster_leader() == "l2"
+    with pytest.raises(FencedError, match="term"):
+        store.write(Batch(events=[outage_event("outage_started", "c1", "t2", 2.0, None)]), fence=old)
+    with pytest.raises(FencedError, match="term"):
+        with store.tickets_tx(old) as tx:
+            tx.open_root_ids()
+    with pytest.raises(FencedError, match="term"):
+        store.outbox_delivered(Delivered(1, 1, "s", "open", "x", 3.0), old)
+    assert store.leader_lease(fences["l1"], 30.0) is None  # no way back while l2's lease lives
+    assert [e.key for e in store.events(0, 10)] == ["outage_started:t1:1000"]  # nothing of the stale term
+    store.write(Batch(events=[outage_event("outage_started", "c1", "t3", 3.0, None)]),
+                fence=replace(fences["l2"], term=second.term))
+    store.leader_release(fences["l2"])
+    assert store.cluster_leader() is None
+
+
 @pytest.mark.slow
 def test_a_node_partitioned_from_postgresql_stops_and_its_shard_moves(tmp_path, netlab, icmp_mode):
     """n3 runs in a namespace whose only way to PostgreSQL is its veth; cutting it partitions n3 from the

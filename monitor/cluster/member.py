@@ -105,6 +105,15 @@ class ClusterMember:
 
     # -- the lease --------------------------------------------------------------------------
     @property
+    def leader_fence(self) -> Fence | None:
+        """The fence leader-only writes present (the node's lease and the leader term), or None when this node
+        does not lead now."""
+        fence, term = self.fence, self.term
+        if fence is None or term is None or not self.leader:
+            return None
+        return Fence(fence.node, fence.instance, fence.epoch, fence.failover_delay, term)
+
+    @property
     def leader(self) -> bool:
         """Whether this node leads now: it holds the leader lease, counted on its own monotonic clock from the
         last renewal it sent, less one heartbeat (so it has stepped down before the lease can go to another)."""

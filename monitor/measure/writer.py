@@ -110,6 +110,11 @@ class BatchWriter:
         self._stopping = False
         #: what :meth:`stop` could not write: cycles, and the other records (states, outages, events, rollups)
         self.lost_cycles = self.lost_records = 0
+        #: the leader's records (:meth:`add_lead`) and the fence they were decided under
+        self.lead = Batch()
+        self._lead_fence: Fence | None = None
+        #: called when the leader's records were refused because their term is over
+        self.on_lead_fenced: Callable[[], None] = lambda: None
         #: in a cluster: the node's current lease, checked inside every write transaction
         #: the lease the node holds now (monitor.cluster.member), stamped on each batch; None outside a cluster
         self.fence: Callable[[], Fence | None] = lambda: None
@@ -151,12 +156,46 @@ class BatchWriter:
             log.error("store backlog full (%d cycles): dropped the %d oldest raw cycles; their time is recorded as "
                       "unknown (%d dropped so far)", self.backlog_max, n, self.stats.store_backlog_dropped_total)
 
+    def add_lead(self, records: Batch, fence: Fence | None) -> None:
+        """Records only the cluster's leader may write (the vantage consensus, SLA events), under its ``fence``
+        (lease and term): written in a transaction of their own after the node's batch, refused (and dropped)
+        once that term is over. Without a cluster (no fence) they join the node's batch."""
+        if fence is None:
+            self.batch.absorb(records)
+            self.added()
+            return
+        if self._lead_fence is not None and self._lead_fence.term != fence.term and len(self.lead):
+            log.warning("dropping %d leader records of term %d: this node leads under term %d now",
+                        len(self.lead), self._lead_fence.term, fence.term)
+            self.lead = Batch()
+        self.lead.absorb(records)
+        self._lead_fence = fence
+        self._wake.set()
+
+    async def _flush_lead(self) -> bool:
+        """Write the leader's records under their term; True when written (or refused and dropped)."""
+        if not len(self.lead):
+            return True
+        lead, self.lead = self.lead, Batch()
+        fence = self._lead_fence
+        try:
+            await asyncio.to_thread(self.store.write, lead, self.on_new_event, fence)
+        except FencedError as exc:
+            log.error("%s: %d leader records dropped (the next leader decides them again)", exc, len(lead))
+            self.on_lead_fenced()
+            return True
+        except StoreError:
+            lead.absorb(self.lead)
+            self.lead = lead  # the next flush tries again
+            return False
+        return True
+
     async def flush(self, *, force: bool = False) -> bool:
         """Write what is pending; True when the store has it all. While the store fails, attempts wait for the
         backoff unless ``force``."""
         async with self._flushing:
             if not len(self.batch):
-                return True
+                return await self._flush_lead()
             if self._failing_since is not None and not force and time.monotonic() < self._retry_at:
                 return False
             batch, self.batch = self.batch, Batch()
@@ -210,7 +249,7 @@ class BatchWriter:
                 self._failing_since = None
                 self._said.clear("failing")
                 self._said.clear("dropped")
-            return True
+            return await self._flush_lead()
 
     def drop_backlog(self, why: str) -> int:
         """Forget what is pending (a cluster node whose lease expired: that evidence is no longer its to write;
@@ -258,7 +297,7 @@ class BatchWriter:
         while not await self.flush(force=True):
             if time.monotonic() >= deadline:
                 lost = self.lost_cycles = len(self.batch.cycles)
-                self.lost_records = len(self.batch) - lost
+                self.lost_records = len(self.batch) - lost + len(self.lead)
                 log.error("stopping with the store unreachable: %d cycles and %d other records were not written "
                           "and are lost", lost, self.lost_records)
                 return max(lost, 1)

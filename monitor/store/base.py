@@ -226,6 +226,9 @@ class Fence:
     instance: str
     epoch: int
     failover_delay: float
+    #: the leader lease's term, on writes reserved to the leader: they commit only while that term's lease is
+    #: this instance's and unexpired (a leader that was paused or cut off never writes under a stale term)
+    term: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,8 +436,9 @@ class Store(Protocol):
         ...
 
     # tickets: the unit of work and its reads
-    def tickets_tx(self) -> "ContextManager[TicketTx]":
-        """The ticket ledger's unit of work: one write transaction, committed when the block ends without an error."""
+    def tickets_tx(self, fence: "Fence | None" = None) -> "ContextManager[TicketTx]":
+        """The ticket ledger's unit of work: one write transaction, committed when the block ends without an error.
+        With a ``fence`` (a cluster leader's, with its term), the transaction first checks it (FencedError)."""
         ...
 
     def ticket(self, ticket_id: int) -> Ticket | None:
@@ -488,12 +492,15 @@ class Store(Protocol):
         """ticket id -> (undelivered rows, their sinks, the last error) for tickets with pending deliveries."""
         ...
 
-    def outbox_failed(self, outbox_id: int, attempts: int, next_attempt: float, error: str) -> None:
-        """Record a failed attempt and when to try again (the error text is already free of secrets)."""
+    def outbox_failed(self, outbox_id: int, attempts: int, next_attempt: float, error: str,
+                      fence: "Fence | None" = None) -> None:
+        """Record a failed attempt and when to try again (the error text is already free of secrets); under the
+        leader's ``fence`` in a cluster."""
         ...
 
-    def outbox_delivered(self, done: Delivered) -> None:
-        """Record a delivery and the sink's id for the ticket, in one transaction."""
+    def outbox_delivered(self, done: Delivered, fence: "Fence | None" = None) -> None:
+        """Record a delivery and the sink's id for the ticket, in one transaction; under the leader's ``fence``
+        in a cluster."""
         ...
 
     def outbox_retry(self, ticket_id: int | None) -> int:

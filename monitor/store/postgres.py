@@ -35,7 +35,7 @@ from monitor.measure.events import BreachEvent
 from monitor.sla.rollup import Rollup
 from monitor.store.base import (TABLES, Batch, CycleRecord, Fence, LeaderInfo, LeaderLease, NodeInfo, OutageRecord,
                                 RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord)
-from monitor.store.sql import Epoch, Exec, SqlTickets, SqlTicketTx
+from monitor.store.sql import Epoch, Exec, SqlTickets, SqlTicketTx, check_fence
 
 __all__ = ["PostgresStore", "MIGRATIONS", "SCHEMA_VERSION", "safe_dsn"]
 
@@ -457,14 +457,10 @@ class PostgresStore(SqlTickets):
         self._new_ids = {}
         self._new_partitions = set()
         with self._conn("write to") as conn, conn.transaction():
+            if fence is not None:
+                with conn.cursor(row_factory=dict_row) as check:
+                    check_fence(_PgExec(check), fence)
             with conn.cursor() as cur:
-                if fence is not None:
-                    cur.execute("SELECT 1 FROM cluster_nodes WHERE node = %s AND instance = %s AND epoch = %s"
-                                " AND left_at IS NULL AND clock_timestamp() - heartbeat < make_interval(secs => %s)"
-                                " FOR SHARE", (fence.node, fence.instance, fence.epoch, fence.failover_delay))
-                    if cur.fetchone() is None:
-                        raise FencedError(f"write refused: node {fence.node}'s lease (epoch {fence.epoch}) has expired"
-                                          " or another instance holds it")
                 self._write(conn, cur, batch, on_new_event)
         self._ids.update(self._new_ids)
         self._partitions |= self._new_partitions

@@ -14,7 +14,8 @@ import json
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
-from monitor.store.base import Delivered, OutboxItem, Ticket
+from monitor.errors import FencedError
+from monitor.store.base import Delivered, Fence, OutboxItem, Ticket
 
 __all__ = ["Epoch", "Exec", "SqlTicketTx", "SqlTickets", "loads"]
 
@@ -146,6 +147,24 @@ class SqlTicketTx:
         return self.ex.run("DELETE FROM outbox WHERE ticket_id = ? AND delivered IS NULL", (ticket_id,))
 
 
+def check_fence(ex: Exec, fence: Fence | None) -> None:
+    """Inside a write transaction: the node's lease (and, with a term, the leader lease) is still this
+    instance's and unexpired in the database's time, held for the transaction; FencedError otherwise (and the
+    transaction rolls back). Only a cluster's store (PostgreSQL) is ever given a fence."""
+    if fence is None:
+        return
+    if ex.one("SELECT 1 AS ok FROM cluster_nodes WHERE node = ? AND instance = ? AND epoch = ? AND left_at IS NULL"
+              " AND clock_timestamp() - heartbeat < make_interval(secs => ?) FOR SHARE",
+              (fence.node, fence.instance, fence.epoch, fence.failover_delay)) is None:
+        raise FencedError(f"write refused: node {fence.node}'s lease (epoch {fence.epoch}) has expired or another "
+                          "instance holds it")
+    if fence.term is not None and ex.one(
+            "SELECT 1 AS ok FROM cluster_leader WHERE id = 1 AND term = ? AND instance = ? AND epoch = ?"
+            " AND expires > clock_timestamp() FOR SHARE", (fence.term, fence.instance, fence.epoch)) is None:
+        raise FencedError(f"write refused: leader term {fence.term} of node {fence.node} is over (another node "
+                          "leads, or the lease expired)")
+
+
 class SqlTickets:
     """The ticket and outbox reads and writes of :class:`~monitor.store.base.Store`, for both SQL backends.
 
@@ -160,9 +179,11 @@ class SqlTickets:
         raise NotImplementedError
 
     @contextmanager
-    def tickets_tx(self) -> Iterator[SqlTicketTx]:
-        """``with store.tickets_tx() as tx:`` the ledger's unit of work in one write transaction."""
+    def tickets_tx(self, fence: Fence | None = None) -> Iterator[SqlTicketTx]:
+        """``with store.tickets_tx() as tx:`` the ledger's unit of work in one write transaction (first checking
+        ``fence``, a cluster leader's lease and term: FencedError when it no longer holds)."""
         with self._tx() as ex:
+            check_fence(ex, fence)
             yield SqlTicketTx(ex)
 
     def ticket(self, ticket_id: int) -> Ticket | None:
@@ -253,13 +274,16 @@ class SqlTickets:
             out[r["ticket_id"]] = (n + 1, sinks, r["last_error"] or err)
         return out
 
-    def outbox_failed(self, outbox_id: int, attempts: int, next_attempt: float, error: str) -> None:
+    def outbox_failed(self, outbox_id: int, attempts: int, next_attempt: float, error: str,
+                      fence: Fence | None = None) -> None:
         with self._tx() as ex:
+            check_fence(ex, fence)
             ex.run("UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ? WHERE id = ?",
                    (attempts, Epoch(next_attempt), error[:500], outbox_id))
 
-    def outbox_delivered(self, done: Delivered) -> None:
+    def outbox_delivered(self, done: Delivered, fence: Fence | None = None) -> None:
         with self._tx() as ex:
+            check_fence(ex, fence)
             ex.run("INSERT INTO ticket_refs (ticket_id, sink, external_id, last_action) VALUES (?,?,?,?)"
                    " ON CONFLICT (ticket_id, sink) DO UPDATE SET last_action = excluded.last_action",
                    (done.ticket_id, done.sink, done.external_id, done.action))

@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from typing import Callable
 
-from monitor.store.base import Delivered, OutboxItem, Store
+from monitor.store.base import Delivered, Fence, OutboxItem, Store
 from monitor.tickets.ledger import Ledger
 from monitor.tickets.sinks import Acknowledging, Delivery, Refreshing, Sink, SinkError
 
@@ -56,6 +56,9 @@ class Deliverer:
         self.delivered: Counter[str] = Counter()
         self.semaphore = asyncio.Semaphore(concurrency)
         self.sinks_config: list = []
+        #: in a cluster, the leader's fence (lease and term): every outbox and ledger write presents it, so a
+        #: leader that was paused or cut off never records a delivery under a term that is over
+        self.fence: Callable[[], Fence | None] = lambda: None
 
     async def replace_sinks(self, sinks: dict[str, Sink], configs: list) -> None:
         """Swap in the sinks of a new config and close the old ones (a reload)."""
@@ -95,12 +98,13 @@ class Deliverer:
                 retry = now + backoff(attempts)
                 # an upstream may echo a credential back (a 401 body with the token): never stored or shown
                 error = scrub(str(exc), self.sink_secrets())
-                await asyncio.to_thread(self.store.outbox_failed, item.id, attempts, retry, error)
+                await asyncio.to_thread(self.store.outbox_failed, item.id, attempts, retry, error, self.fence())
                 log.warning("ticket %s: delivery to %s failed (attempt %d, next in %.0fs): %s",
                             ticket.id, item.sink, attempts, retry - now, error)
                 return
         await asyncio.to_thread(self.store.outbox_delivered,
-                                Delivered(item.id, item.ticket_id, item.sink, item.action, external_id, self.clock()))
+                                Delivered(item.id, item.ticket_id, item.sink, item.action, external_id, self.clock()),
+                                self.fence())
         self.delivered[item.sink] += 1
         log.info("ticket %s: %s delivered to %s (%s)", ticket.id, item.action, item.sink, external_id)
 
@@ -126,7 +130,7 @@ class Deliverer:
                 log.debug("ticket %s: polling %s failed: %s", ticket.id, sink_name, exc)
                 continue
             if who:
-                await asyncio.to_thread(self.ledger.acknowledge, self.store, ticket.id, who, now)
+                await asyncio.to_thread(self.ledger.acknowledge, self.store, ticket.id, who, now, self.fence())
                 acked += 1
         return acked
 

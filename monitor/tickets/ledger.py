@@ -30,7 +30,7 @@ from typing import Callable
 
 from monitor.config import Config, Contract
 from monitor.measure.events import BreachEvent
-from monitor.store.base import Store, Ticket, TicketTx
+from monitor.store.base import Fence, Store, Ticket, TicketTx
 from monitor.units import format_duration
 
 __all__ = ["Ledger", "Ticket", "SEVERITY_OF", "TicketError", "load_ticket", "list_tickets", "ticket_timeline",
@@ -227,10 +227,11 @@ class Ledger:
             self._enqueue(tx, ticket_id, "open", f"[{ticket.title}] {body}", now, sinks=tier.sinks,
                           recipients=tier.recipients)
 
-    def escalate(self, store: Store, now: float | None = None) -> None:
-        """Move every open, unacknowledged ticket up the tiers its age has reached."""
+    def escalate(self, store: Store, now: float | None = None, fence: Fence | None = None) -> None:
+        """Move every open, unacknowledged ticket up the tiers its age has reached (under the cluster leader's
+        ``fence``: FencedError when its term is over)."""
         now = self.clock() if now is None else now
-        with store.tickets_tx() as tx:
+        with store.tickets_tx(fence) as tx:
             for ticket_id in tx.open_root_ids():
                 self._escalate_ticket(tx, ticket_id, now)
 
@@ -242,10 +243,12 @@ class Ledger:
             raise TicketError(f"no ticket {ticket_id}")
         return ticket
 
-    def acknowledge(self, store: Store, ticket_id: int, by: str, now: float | None = None) -> Ticket:
-        """Acknowledge the ticket (stops its escalation), noting who did; returns the ticket as stored."""
+    def acknowledge(self, store: Store, ticket_id: int, by: str, now: float | None = None,
+                    fence: Fence | None = None) -> Ticket:
+        """Acknowledge the ticket (stops its escalation), noting who did; returns the ticket as stored. A poll by
+        the cluster's leader presents its ``fence``."""
         now = self.clock() if now is None else now
-        with store.tickets_tx() as tx:
+        with store.tickets_tx(fence) as tx:
             ticket = self._for_update(tx, ticket_id)
             if ticket.state == "open":
                 tx.set_state(ticket_id, "acknowledged", acknowledged=now)
