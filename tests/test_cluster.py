@@ -485,3 +485,46 @@ def test_a_leader_cut_from_postgresql_is_replaced_within_the_lease(tmp_path, net
             node.stop()
         pg.close()
     print(f"takeover after the leader's cut: {took:.2f} s (failover_delay {FAILOVER} s, heartbeat {HEARTBEAT} s)")
+
+
+@pytest.mark.slow
+def test_a_paused_leader_steps_down_and_never_leads_again_under_its_old_term(tmp_path, cluster_db):
+    """#33: SIGSTOP of the leader for longer than its lease. Another node leads within failover_delay + 2
+    heartbeats under a higher term; after SIGCONT the paused node exports that it does not lead (at once: its
+    lease is counted on its own monotonic clock), the lead stays with the new holder, and nothing it writes
+    after the resume is refused with a traceback."""
+    from test_daemon_e2e import scrape
+
+    dsn, store = cluster_db
+    nodes = {n: Node(tmp_path, dsn, n, "core", n_targets=12) for n in ("n1", "n2", "n3")}
+    try:
+        wait_for("three live nodes and a leader", lambda: store.cluster_leader() is not None and sum(
+            n.alive(FAILOVER) for n in store.cluster_nodes()) == 3, timeout=60)
+        before = store.cluster_leadership()
+        assert before is not None
+        paused = nodes[before.node]
+        paused.proc.send_signal(signal.SIGSTOP)
+        stopped = time.time()
+        try:
+            new = wait_for("another leader", lambda: (lambda i: i if i and i.node != before.node and i.remaining > 0
+                                                      else None)(store.cluster_leadership()),
+                           timeout=FAILOVER + 10, step=0.05)
+            took = time.time() - stopped
+            time.sleep(max(0.0, FAILOVER + 2 - (time.time() - stopped)))  # paused for longer than its lease
+        finally:
+            paused.proc.send_signal(signal.SIGCONT)
+        assert took <= FAILOVER + 2 * HEARTBEAT + 0.5, took
+        assert new.term > before.term
+        leads = (("slawatch_cluster_leader", ()))
+        assert wait_for("the resumed node's exporter", lambda: scrape(paused.port), timeout=10)[leads] == 0.0
+        for _ in range(int(4 * HEARTBEAT / 0.1)):
+            info = store.cluster_leadership()
+            assert info is not None and info.node == new.node and info.term == new.term
+            time.sleep(0.1)
+        assert scrape(paused.port)[leads] == 0.0 and scrape(nodes[new.node].port)[leads] == 1.0
+    finally:
+        codes = {n: node.stop() for n, node in nodes.items()}
+    assert all(c == 0 for c in codes.values()), codes
+    for n, node in nodes.items():
+        assert not [x for x in node.lines() if "Traceback" in x.get("exc", "")], n
+    print(f"takeover after SIGSTOP of the leader: {took:.2f} s (failover_delay {FAILOVER} s, heartbeat {HEARTBEAT} s)")
