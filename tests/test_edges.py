@@ -385,3 +385,19 @@ targets:
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert r.stderr.strip() == (f"slawatch: error: {key}: cannot listen on 127.0.0.1:{port}: the address is already "
                                 "in use (another slawatch, or another program, listens there)"), r.stderr
+
+
+def test_a_multi_host_dsn_without_read_write_is_refused_without_its_password():
+    """#33: a DSN listing a Patroni cluster's hosts must ask for the primary (target_session_attrs=read-write),
+    or a failover leaves slawatch on a read-only standby; the error names the hosts, never the password."""
+    from monitor.errors import ConfigError
+
+    base = {"contracts": [{"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}],
+            "targets": [{"id": "t1", "contract": "c1", "kind": "internet", "address": "127.0.0.1"}]}
+    bad = "postgresql://slawatch:s3cret@db1:5432,db2:5432/slawatch"
+    with pytest.raises(ConfigError) as info:
+        parse_config({**base, "storage": {"backend": "postgresql", "dsn": bad}})
+    assert "storage.dsn: lists 2 hosts (db1, db2)" in str(info.value) and "s3cret" not in str(info.value)
+    for ok in (bad + "?target_session_attrs=read-write", "host=db1,db2 dbname=x target_session_attrs=primary",
+               "postgresql://slawatch:s3cret@db1/slawatch"):
+        parse_config({**base, "storage": {"backend": "postgresql", "dsn": ok}})

@@ -488,7 +488,28 @@ class StorageConfig(_Model):
     def _backend(self) -> "StorageConfig":
         if self.backend == "postgresql" and self.dsn is None:
             raise PydanticCustomError("slawatch", "the postgresql backend needs dsn (or dsn_file)")
+        if self.backend == "postgresql" and self.dsn is not None:
+            hosts, attrs = _dsn_hosts(self.dsn.get_secret_value())
+            if len(hosts) > 1 and attrs not in ("read-write", "primary"):
+                raise PydanticCustomError(
+                    "slawatch", "lists {n} hosts ({hosts}) without target_session_attrs=read-write: after a "
+                    "failover slawatch could connect to a standby that refuses every write; add "
+                    "target_session_attrs=read-write", {"n": str(len(hosts)), "hosts": ", ".join(hosts), "at": "dsn"})
         return self
+
+
+def _dsn_hosts(dsn: str) -> tuple[list[str], str | None]:
+    """The hosts a libpq DSN (URI or keywords) lists, and its target_session_attrs; nothing else of it (the
+    password never leaves here)."""
+    try:
+        from psycopg.conninfo import conninfo_to_dict
+
+        params = conninfo_to_dict(dsn)
+    except Exception:  # psycopg absent or the DSN unparsable: the store says why when it connects
+        return [], None
+    hosts = [h for h in str(params.get("host") or "").split(",") if h]
+    attrs = params.get("target_session_attrs")
+    return hosts, None if attrs is None else str(attrs)
 
 
 class BasicAuth(_Model):
