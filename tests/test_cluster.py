@@ -522,6 +522,9 @@ def test_a_paused_leader_steps_down_and_never_leads_again_under_its_old_term(tmp
             assert info is not None and info.node == new.node and info.term == new.term
             time.sleep(0.1)
         assert scrape(paused.port)[leads] == 0.0 and scrape(nodes[new.node].port)[leads] == 1.0
+        seen = scrape(nodes[new.node].port)  # what the shipped cluster alerts read
+        assert seen[("slawatch_cluster_site_live_nodes", (("site", "core"),))] == 3.0
+        assert seen[("slawatch_cluster_config_versions", ())] == 1.0
     finally:
         codes = {n: node.stop() for n, node in nodes.items()}
     assert all(c == 0 for c in codes.values()), codes

@@ -97,7 +97,7 @@ def test_promtool_check_and_test_rules():
     if not shutil.which("promtool"):
         pytest.skip("promtool is not installed (scripts/dev-setup installs prometheus)")
     check = subprocess.run(["promtool", "check", "rules", "slawatch-rules.yml"], cwd=RULES, capture_output=True, text=True)
-    assert check.returncode == 0 and "SUCCESS: 15 rules found" in check.stdout, check.stdout + check.stderr
+    assert check.returncode == 0 and "SUCCESS: 18 rules found" in check.stdout, check.stdout + check.stderr
     test = subprocess.run(["promtool", "test", "rules", "slawatch-rules.test.yml"], cwd=RULES, capture_output=True, text=True)
     assert test.returncode == 0 and "SUCCESS" in test.stdout, test.stdout + test.stderr
 

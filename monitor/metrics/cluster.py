@@ -38,10 +38,21 @@ class ClusterCollector(Collector):
         nodes = GaugeMetricFamily("slawatch_cluster_nodes", "Cluster members this node sees, by liveness.",
                                   labels=["state"])
         view = member.view
-        live = sum(1 for n in view if n.alive(cfg.failover_delay))
-        nodes.add_metric(["live"], live)
-        nodes.add_metric(["dead"], len(view) - live)
+        alive = [n for n in view if n.alive(cfg.failover_delay)]
+        nodes.add_metric(["live"], len(alive))
+        nodes.add_metric(["dead"], len(view) - len(alive))
         yield nodes
+        per_site = GaugeMetricFamily("slawatch_cluster_site_live_nodes", "Live nodes per site, as this node sees "
+                                     "them (every site a node or a multi-site target names; 0: nothing probes from "
+                                     "there).", labels=["site"])
+        keeper = self.live.vantage
+        sites = {n.site for n in view} | set(getattr(keeper, "sites", ()) or ()) | {cfg.site}
+        for site in sorted(sites):
+            per_site.add_metric([site], sum(1 for n in alive if n.site == site))
+        yield per_site
+        yield GaugeMetricFamily("slawatch_cluster_config_versions", "Distinct configs among the live nodes, as this "
+                                "node sees them (1 when every node runs the same config).",
+                                value=len({n.config_hash for n in alive}))
 
     def _vantage_metrics(self, targets):
         """Multi-site targets (monitor.cluster.consensus): each owning node exports its sites' views of the units it
