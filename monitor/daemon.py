@@ -127,7 +127,8 @@ class Daemon:
         self.ingestor = Ingestor(config, calendar)
         #: what this node may probe: targets, and one unit per site of a multi-site target (monitor.cluster.consensus)
         self._use_units(probe_units(config.targets))
-        self.consensus = ConsensusKeeper(config.cluster.failover_delay if config.cluster else 10.0)
+        self.consensus = ConsensusKeeper(config.cluster.failover_delay if config.cluster else 10.0,
+                                         config.storage.flush_interval)
         self.live.vantage = self.consensus
         # leader-only writes present the leader's term (a cluster); refused ones are decided again from the store
         self.deliverer.fence = self._leader_fence

@@ -96,3 +96,33 @@ def test_the_start_waits_for_a_site_still_confirming_an_earlier_first_bad_cycle(
     # a suspect whose run is older than the settle time (its node died mid-run) no longer holds it back
     late, changes = decide(prev, views, 2, 110, settle=5)
     assert [(c.kind, c.start) for c in changes] == [("outage_started", 103)]
+
+
+def test_a_sites_up_is_evidence_only_for_its_cycles_slot():
+    """#33: a site whose node died keeps an "up" view only until its last cycle's slot has ended (1.5 intervals,
+    plus the probes' worst case and the writer's flush for the next result to reach the store), not for a
+    failover delay: blacked out from both sites, one site's node killed, the target is unknown, not up, from
+    then until the other site's quorum can decide (it counted a 14 s old "up" at 2 s / 10 s)."""
+    from monitor.cluster.vantage import ConsensusKeeper
+    from monitor.config import parse_config
+
+    config = parse_config({
+        "cluster": {"node": "n1", "site": "a", "heartbeat": "1s", "failover_delay": "10s"},
+        "storage": {"backend": "postgresql", "dsn": "postgresql://x@127.0.0.1/x", "flush_interval": "500ms"},
+        "contracts": [{"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}],
+        "targets": [{"id": "t1", "contract": "c1", "kind": "internet", "address": "127.0.0.1", "interval": "2s",
+                     "probes": {"icmp": {"count": 1, "timeout": "300ms"}}, "vantage": {"sites": ["a", "b"], "quorum": 2}}],
+    })
+    target = config.targets[0]
+    keeper = ConsensusKeeper(10.0, config.storage.flush_interval)
+    stale = keeper.stale_after(target)
+    assert stale == 1.5 * 2 + 0.3 + 0.5  # the slot, the probe's worst case, the flush: not the failover delay
+    killed = 1000.0  # site a's node dies; its last cycle started 0.5 s before, up
+    states = {"t1@a": StateRecord("t1@a", "up", 0.0, killed, {"last_cycle": killed - 0.5}),
+              "t1@b": StateRecord("t1@b", "down", killed - 1.1, killed + 3, {"last_cycle": killed + 2.9})}
+    fresh = views_from(states, "t1", ["a", "b"], killed + 3.0, stale)
+    assert [x.state for x in fresh] == ["up", "down"]  # a's last cycle still within its slot
+    later = views_from(states, "t1", ["a", "b"], killed + 4.0, stale)
+    assert [x.state for x in later] == ["unknown", "down"]  # past it: no evidence, never up
+    combined, changes = decide(Combined("up", 0.0), later, 2, killed + 4.0)
+    assert combined.state == "unknown" and [c.kind for c in changes] == ["unknown"]

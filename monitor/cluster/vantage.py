@@ -12,6 +12,7 @@ from typing import Any
 
 from monitor.cluster.consensus import Combined, dark_sites, decide, unit_id, views_from
 from monitor.measure.events import BreachEvent, outage_event
+from monitor.measure.state import GAP_FACTOR
 from monitor.store import Batch, OutageRecord, StateRecord, UnknownRecord
 
 __all__ = ["ConsensusKeeper", "open_site_outages"]
@@ -25,8 +26,10 @@ REFRESH = 10.0
 class ConsensusKeeper:
     """The leader's N-of-M consensus over the sites' views of multi-site targets."""
 
-    def __init__(self, failover_delay: float):
+    def __init__(self, failover_delay: float, store_lag: float = 1.0):
         self.failover_delay = failover_delay
+        #: the most a stored cycle can lag its start beyond the probes' worst case: the writer's flush interval
+        self.store_lag = store_lag
         self._last: dict[str, Combined] = {}
         #: dark sites and since when
         self.dark: dict[str, float] = {}
@@ -60,8 +63,11 @@ class ConsensusKeeper:
         return names + [t.id for t in targets if t.id not in self._last]
 
     def stale_after(self, target) -> float:
-        """A site's view is no evidence once its last cycle is older than this (a takeover's gap included)."""
-        return max(2.5 * target.interval, self.failover_delay + 2 * target.interval)
+        """A site's view is evidence only until its last cycle's slot has ended: ``GAP_FACTOR`` intervals from
+        that cycle's start, plus the time the next cycle's result needs to reach the store (the probes' worst
+        case and the writer's flush). A dead node, a takeover or a partition leaves the site without evidence
+        then, never up (a failover delay's worth of an old "up" counted before: 14 s at 2 s / 10 s)."""
+        return GAP_FACTOR * target.interval + target.worst_case()[0] + self.store_lag
 
     def round(self, targets: list, states: dict[str, Any], now: float, batch: Batch,
               stored_dark: dict[str, float] | None = None) -> None:
