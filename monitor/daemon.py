@@ -155,6 +155,7 @@ class Daemon:
         """What this node may probe (at start and at each reload): for the scheduler, the ingestor, the metrics."""
         self.units = units
         self.live.contracts = {c.id: (c.customer, c.provider) for c in self.config.contracts}
+        self.live.target_kinds = {t.id: t.kind for t in self.config.targets}
         self.ingestor.set_units(units)
         self.live.site_units = {uid: (u.parent, u.site) for uid, u in units.items() if u.site is not None}
 

@@ -531,3 +531,48 @@ def test_a_paused_leader_steps_down_and_never_leads_again_under_its_old_term(tmp
     for n, node in nodes.items():
         assert not [x for x in node.lines() if "Traceback" in x.get("exc", "")], n
     print(f"takeover after SIGSTOP of the leader: {took:.2f} s (failover_delay {FAILOVER} s, heartbeat {HEARTBEAT} s)")
+
+
+@pytest.mark.slow
+def test_sla_series_exist_once_across_the_cluster_for_every_target(tmp_path, cluster_db):
+    """#33: the leader exports slawatch_sla_* for every configured target (its own, the other node's, and a
+    multi-site target whose units the sites' nodes probe), the other node none: each series once across the
+    cluster. They came only for the leader's own units before."""
+    from test_daemon_e2e import scrape
+
+    dsn, store = cluster_db
+    targets = "\n".join(f"  - {{id: t{i}, contract: c1, kind: internet, address: 127.0.0.{i + 1}}}" for i in range(6))
+    targets += "\n  - {id: m1, contract: c1, kind: internet, address: 127.0.1.1, vantage: {sites: [a, b], quorum: 1}}"
+    nodes = {}
+    for name, site in (("n1", "a"), ("n2", "b")):
+        node = Node.__new__(Node)
+        node.name, node.site, node.port, node.dsn = name, site, free_port(), dsn
+        node.path = tmp_path / f"{name}.yaml"
+        node.path.write_text(CONFIG.format(node=name, site=site, heartbeat=HEARTBEAT, failover=FAILOVER, dsn=dsn,
+                                           port=node.port, interval=INTERVAL, targets=targets))
+        node.log = open(tmp_path / f"{name}.log", "w+")
+        node.proc = spawn(SLAWATCH + ["run", "-c", str(node.path)], cwd=REPO, stdout=subprocess.DEVNULL,
+                          stderr=node.log)
+        nodes[name] = node
+    configured = {f"t{i}" for i in range(6)} | {"m1"}
+
+    def series() -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for name, node in nodes.items():
+            for (metric, labels), _value in scrape(node.port).items():
+                if metric == "slawatch_sla_availability_ratio" and dict(labels).get("window") == "month":
+                    out.setdefault(dict(labels)["target"], []).append(name)
+        return out
+
+    try:
+        wait_for("two live nodes and a leader", lambda: store.cluster_leader() is not None and sum(
+            n.alive(FAILOVER) for n in store.cluster_nodes()) == 2, timeout=60)
+        seen = wait_for("every target's SLA series", lambda: (lambda s: s if set(s) == configured else None)(
+            series()), timeout=60)
+        leader = store.cluster_leader()
+        assert all(where == [leader] for where in seen.values()), seen  # once, on the leader
+        owners = {c.node for t in configured - {"m1"} for c in store.cycles(t, time.time() - 5, float("inf"))}
+        assert owners == {"n1", "n2"}  # some of those targets are probed by the node that does not lead
+    finally:
+        codes = {n: node.stop() for n, node in nodes.items()}
+    assert all(c == 0 for c in codes.values()), codes

@@ -229,6 +229,8 @@ class LiveState:
         self.sla_time: float | None = None  # the instant the SLA figures are for
         #: contract -> (customer, provider), for slawatch_contract_info
         self.contracts: dict[str, tuple[str, str]] = {}
+        #: every configured target's kind (multi-site targets included, whose units are in ``targets``)
+        self.target_kinds: dict[str, str] = {}
         self.traps: Any = None  # monitor.measure.traps.TrapReceiver when configured
         self.snmp_wire = None  # probes.snmp_wire.WireClient: its count of dropped datagrams
         #: (state, severity) -> count, refreshed by the delivery loop
@@ -267,6 +269,11 @@ class LiveState:
             return [t for name, t in self.targets.items() if name in self.owned]
 
     def sla_snapshot(self) -> dict:
-        """The latest SLA figures of the targets still configured."""
+        """The latest SLA figures of the targets still configured: every target's on the cluster's leader (its
+        own, the other nodes' and the multi-site ones), none on the other nodes, so each series exists once
+        across the cluster; a node that stopped leading stops exporting them at once."""
+        if self.cluster is not None and not self.cluster.leader:
+            return {}
         with self.lock:
-            return {k: v for k, v in self.sla.items() if k in self.targets}
+            known = self.target_kinds or self.targets
+            return {k: v for k, v in self.sla.items() if k in known}

@@ -183,6 +183,13 @@ class TargetSeries:
             s = sla.get(t.target)
             if s is not None:
                 self._sla_lines(f, s, head, tail, lab, opts)
+        # the leader's figures for targets it does not probe itself (other nodes' targets, multi-site targets)
+        for name, s in sla.items():
+            if name not in live_ids and name in self.live.target_kinds:
+                key = (s.contract, name, self.live.target_kinds[name])
+                head = label_text(("contract", "kind"), (key[0], key[2]))
+                tail = label_text(("target",), (name,))
+                self._sla_lines(f, s, head, tail, f"{head},{tail}", opts)
         if len(self._labels) > len(live_ids):  # targets removed by a reload: forget their caches
             for gone in set(self._labels) - live_ids:
                 del self._labels[gone]
