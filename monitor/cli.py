@@ -200,22 +200,39 @@ def cmd_status(args) -> int:
         store.close()
     now = time.time()
     rows: list[dict[str, Any]] = []
+
+    def cycle_figures(cy: Any) -> dict[str, Any]:
+        return {"last_cycle": cy.started if cy else None, "rtt_median": cy.rtt_median if cy else None,
+                "loss": (None if not cy or not cy.sent else (cy.sent - (cy.received or 0)) / cy.sent)}
+
+    from monitor.cluster.consensus import unit_id
+
     for t in config.targets:
         st = states.get(t.id)
-        cy = last.get(t.id)
         s = sla.get(t.id)
         mtd = s.mtd if s else None
-        rows.append({
+        row: dict[str, Any] = {
             "target": t.id, "contract": t.contract, "kind": t.kind,
             "state": st.state if st else "unknown",
             "since": st.since if st else None,
             "month_availability": None if mtd is None or mtd.so_far.ratio is None else float(mtd.so_far.ratio),
             "error_budget_left": None if mtd is None else mtd.remaining_ratio,
-            "last_cycle": cy.started if cy else None,
-            "rtt_median": cy.rtt_median if cy else None,
-            "loss": (None if not cy or not cy.sent else (cy.sent - (cy.received or 0)) / cy.sent),
+            **cycle_figures(last.get(t.id)),
             "open_ticket": open_tickets.get(f"outage:{t.contract}:{t.id}"),
-        })
+        }
+        if t.vantage is not None and len(t.vantage.sites) > 1:
+            # a multi-site target's cycles are its sites' units': each site's, and the freshest as the target's
+            sites = {}
+            for site in t.vantage.sites:
+                unit = states.get(unit_id(t.id, site))
+                sites[site] = {"state": unit.state if unit else "unknown",
+                               **cycle_figures(last.get(unit_id(t.id, site)))}
+            row["sites"] = sites
+            fresh = [v for v in sites.values() if v["last_cycle"] is not None]
+            if fresh:
+                newest = max(fresh, key=lambda v: v["last_cycle"])
+                row.update({k: newest[k] for k in ("last_cycle", "rtt_median", "loss")})
+        rows.append(row)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
@@ -230,6 +247,11 @@ def cmd_status(args) -> int:
         ticket = "-" if r["open_ticket"] is None else f"#{r['open_ticket']}"
         print(f"{r['target']:<22} {r['contract']:<16} {r['state']:<11} {since:<20} {month:>9} {budget:>7} "
               f"{_ms(r['rtt_median']):>11} {loss:>6} {age:>11} {ticket:>6}")
+        for site, v in (r.get("sites") or {}).items():  # a multi-site target: each site's own view
+            site_age = f"{format_duration(now - v['last_cycle'])} ago" if v["last_cycle"] else "never"
+            site_loss = "-" if v["loss"] is None else f"{v['loss'] * 100:.1f}%"
+            print(f"{'  @' + site:<22} {'':<16} {v['state']:<11} {'':<20} {'':>9} {'':>7} "
+                  f"{_ms(v['rtt_median']):>11} {site_loss:>6} {site_age:>11}")
     return 0
 
 

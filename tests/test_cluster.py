@@ -573,6 +573,18 @@ def test_sla_series_exist_once_across_the_cluster_for_every_target(tmp_path, clu
         assert all(where == [leader] for where in seen.values()), seen  # once, on the leader
         owners = {c.node for t in configured - {"m1"} for c in store.cycles(t, time.time() - 5, float("inf"))}
         assert owners == {"n1", "n2"}  # some of those targets are probed by the node that does not lead
+        # slawatch status: the multi-site target's last cycle, RTT and loss, and each site's (it said "never")
+        r = subprocess.run(SLAWATCH + ["status", "-c", str(nodes["n1"].path), "--json"], cwd=REPO,
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        [m1] = [row for row in json.loads(r.stdout) if row["target"] == "m1"]
+        assert m1["last_cycle"] is not None and time.time() - m1["last_cycle"] < 5 * INTERVAL, m1
+        assert m1["rtt_median"] is not None and m1["loss"] == 0.0, m1
+        assert set(m1["sites"]) == {"a", "b"} and all(v["last_cycle"] and v["state"] == "up"
+                                                      for v in m1["sites"].values()), m1
+        text = subprocess.run(SLAWATCH + ["status", "-c", str(nodes["n1"].path)], cwd=REPO, capture_output=True,
+                              text=True, timeout=60).stdout
+        assert "  @a" in text and "  @b" in text and "never" not in text, text
     finally:
         codes = {n: node.stop() for n, node in nodes.items()}
     assert all(c == 0 for c in codes.values()), codes
