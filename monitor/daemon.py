@@ -40,6 +40,7 @@ from monitor.measure.writer import BatchWriter, RateLimited
 
 if TYPE_CHECKING:
     from monitor.cluster.member import ClusterMember
+    from monitor.measure.spool import Spool
     from monitor.measure.traps import TrapReceiver
 
 __all__ = ["Daemon", "run_daemon", "check_runnable"]
@@ -329,6 +330,8 @@ class Daemon:
         self.run_id = await asyncio.to_thread(self.store.begin_run, time.time(), __version__)
         await asyncio.to_thread(self.ingestor.preload, self.store, time.time())
         self._install_targets()
+        # the spool after the cluster join: a second instance of this node is refused by name there, not here
+        self.writer.spool = await asyncio.to_thread(_spool, self.config)
         self.writer.start()
         if self.exporter is not None:
             self.exporter.start()
@@ -833,6 +836,16 @@ class Daemon:
         else:
             log.info("stopped cleanly")
         return lost
+
+
+def _spool(config: Config) -> "Spool | None":
+    """The writer's local spool, when the storage has one (a SpoolError, exit 2, when its directory is unusable)."""
+    path = config.storage.spool_path(config.cluster.node if config.cluster else None)
+    if path is None:
+        return None
+    from monitor.measure.spool import Spool
+
+    return Spool(path, config.storage.spool_max_bytes)
 
 
 @dataclass

@@ -18,7 +18,7 @@ from monitor.errors import StoreError
 from monitor.store.postgres import PostgresStore
 from monitor.measure.writer import LOST_REASON
 from test_daemon_e2e import scrape
-from procs import spawn
+from procs import spawn, stop
 
 CONFIG = """\
 storage: {{backend: postgresql, dsn: '{dsn}', flush_interval: 200ms, backlog_max_cycles: {bound},
@@ -59,7 +59,10 @@ def test_postgresql_stopped_for_60s_loses_nothing_within_the_bound(pg_cluster, t
     for name, bound in (("roomy", 200_000), ("tight", 100)):
         dsn, port = pg_cluster.create_db(), free_port()
         conf = tmp_path / f"{name}.yaml"
-        conf.write_text(CONFIG.format(dsn=dsn, port=port, bound=bound))
+        # roomy spools to local disk (the default); tight keeps its backlog in memory only, within its bound
+        conf.write_text(CONFIG.format(dsn=dsn, port=port, bound=bound).replace(
+            "connect_timeout: 2s}", "connect_timeout: 2s, spool_dir: ''}" if name == "tight" else
+            f"connect_timeout: 2s, spool_dir: '{tmp_path / 'spool'}'}}"))
         err = open(tmp_path / f"{name}.log", "w+")
         proc = spawn(SLAWATCH + ["run", "-c", str(conf)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=err,
                                 text=True)
@@ -135,7 +138,8 @@ def test_sigterm_while_postgresql_is_unreachable_counts_every_cycle_it_could_not
     when the writer stopped was neither put back nor counted)."""
     dsn, port = pg_cluster.create_db(), free_port()
     conf = tmp_path / "c.yaml"
-    conf.write_text(CONFIG.format(dsn=dsn, port=port, bound=200_000))
+    conf.write_text(CONFIG.format(dsn=dsn, port=port, bound=200_000).replace(  # the memory backlog's count
+        "connect_timeout: 2s}", "connect_timeout: 2s, spool_dir: ''}"))
     err = open(tmp_path / "d.log", "w+")
     proc = spawn(SLAWATCH + ["run", "-c", str(conf)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, text=True)
     table = f"slawatch_pgcut_{pg_cluster.port}"
@@ -166,3 +170,90 @@ def test_sigterm_while_postgresql_is_unreachable_counts_every_cycle_it_could_not
     finally:
         store.close()
     assert lost >= 20 and stored + lost == measured, (stored, lost, measured, [x["msg"] for x in lines[-6:]])
+
+
+def test_the_spool_keeps_batches_in_order_durably_and_for_one_daemon(tmp_path):
+    """monitor.measure.spool: batches put are read back oldest first after a reopen (a restart), a file cut
+    short by a crash is ignored, a second daemon on the same directory is refused, and a directory others can
+    write to is refused (its files are loaded as the daemon's own)."""
+    import os
+
+    from monitor.measure.spool import Spool, SpoolError
+    from monitor.store import Batch, CycleRecord
+    from monitor.store.base import Fence
+
+    d = tmp_path / "spool"
+    spool = Spool(d, 1 << 20)
+    fence = Fence("n1", "i", 7, 10.0)
+    for i in range(3):
+        assert spool.put(Batch(cycles=[CycleRecord("t", "icmp", float(i), 0.1, True, "good", None)] * (i + 1)), fence)
+    assert len(spool) == 3 and spool.cycles == 6
+    (d / "000000000099-1-" .__add__("0" * 32 + ".tmp")).write_bytes(b"half a batch")  # a crash mid-write
+    with pytest.raises(SpoolError, match="in use by another slawatch"):
+        Spool(d, 1 << 20)
+    del spool
+    import gc
+
+    gc.collect()  # the first daemon is gone: its lock with it
+    again = Spool(d, 1 << 20)
+    assert len(again) == 3 and again.cycles == 6 and not list(d.glob("*.tmp"))
+    seen = []
+    while (item := again.oldest()) is not None:
+        path, f, batch = item
+        assert f == fence and batch.id
+        seen.append(batch.cycles[0].started)
+        again.remove(path)
+    assert seen == [0.0, 1.0, 2.0] and again.cycles == 0 and again.bytes == 0
+    assert not again.put(Batch(cycles=[CycleRecord("t", "icmp", 9.0, 0.1, True, "good", "x" * 2_000_000)]), None)
+    open_dir = tmp_path / "open"
+    open_dir.mkdir()
+    os.chmod(open_dir, 0o777)
+    with pytest.raises(SpoolError, match="writable by nobody else"):
+        Spool(open_dir, 1 << 20)
+
+
+@pytest.mark.slow
+def test_a_daemon_killed_during_a_database_outage_loses_nothing(pg_cluster, tmp_path, icmp_mode):
+    """#33: PostgreSQL stopped, the daemon SIGKILLed 10 s into the outage (its backlog was memory only: a
+    522-cycle backlog was lost this way), PostgreSQL back, the daemon started again: every cycle of the outage
+    up to the kill is stored, once (the spool on local disk, replayed in order, each batch applied once)."""
+    dsn, port = pg_cluster.create_db(), free_port()
+    spool = tmp_path / "spool"
+    conf = tmp_path / "c.yaml"
+    conf.write_text(CONFIG.format(dsn=dsn, port=port, bound=200_000).replace(
+        "connect_timeout: 2s}", f"connect_timeout: 2s, spool_dir: '{spool}'}}"))
+    err = open(tmp_path / "d.log", "w+")
+
+    def start():
+        return spawn(SLAWATCH + ["run", "-c", str(conf)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=err, text=True)
+
+    proc = start()
+    try:
+        store = PostgresStore(dsn)
+        wait_for("cycles stored", lambda: _cycles(store) >= 4)
+        store.close()
+        pg_cluster.stop("fast")
+        cut = time.time()
+        wait_for("a spooled backlog", lambda: len(list(spool.glob("*.batch"))) >= 3, timeout=30)
+        time.sleep(8)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        killed = time.time()
+        spooled = len(list(spool.glob("*.batch")))
+        pg_cluster.start()
+        proc = start()
+        wait_for("the spool replayed", lambda: not list(spool.glob("*.batch")), timeout=60)
+        time.sleep(2)
+    finally:
+        pg_cluster.start()
+        stop(proc)
+    store = PostgresStore(dsn)
+    try:
+        for t in ("lo1", "lo2"):
+            starts = [c.started for c in store.cycles(t, cut - 2, killed - 1.5)]
+            assert len(starts) == len(set(starts)), "a spooled batch was written twice"
+            gaps = [b - a for a, b in zip(starts, starts[1:])]
+            assert starts and starts[0] < cut and starts[-1] > killed - 3 and max(gaps) < 2.5, (t, gaps, starts[-3:])
+    finally:
+        store.close()
+    print(f"spooled files at the kill: {spooled}; cycles of the outage kept: {len(starts)}")

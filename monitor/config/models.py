@@ -483,6 +483,23 @@ class StorageConfig(_Model):
     #: cycles held in memory while the store cannot be written; past it, the oldest are dropped and
     #: their span is recorded as unknown time
     backlog_max_cycles: int = Field(200_000, ge=100, le=10_000_000)
+    #: where batches the store cannot take wait on local disk (monitor.measure.spool), so a crash or restart
+    #: during a database outage loses nothing; by default, for PostgreSQL, var/spool/<node>-<database> relative
+    #: to the working directory (like path); "" turns it off. SQLite keeps its backlog in memory unless given one.
+    spool_dir: str | None = None
+    spool_max_bytes: int = Field(1 << 30, ge=1 << 20, le=1 << 40)
+
+    def spool_path(self, node: str | None) -> str | None:
+        """The spool directory in force: the configured one, PostgreSQL's default for this node and database, or
+        None (off). One directory serves one daemon (it is locked)."""
+        if self.spool_dir is not None:
+            return self.spool_dir or None
+        if self.backend != "postgresql" or self.dsn is None:
+            return None
+        import hashlib
+
+        where = hashlib.sha256(self.dsn.get_secret_value().encode()).hexdigest()[:12]  # never the DSN itself
+        return f"var/spool/{node or 'local'}-{where}"
 
     @model_validator(mode="after")
     def _backend(self) -> "StorageConfig":
@@ -501,15 +518,21 @@ class StorageConfig(_Model):
 def _dsn_hosts(dsn: str) -> tuple[list[str], str | None]:
     """The hosts a libpq DSN (URI or keywords) lists, and its target_session_attrs; nothing else of it (the
     password never leaves here)."""
-    try:
-        from psycopg.conninfo import conninfo_to_dict
+    from urllib.parse import parse_qs, unquote, urlsplit
 
-        params = conninfo_to_dict(dsn)
-    except Exception:  # psycopg absent or the DSN unparsable: the store says why when it connects
-        return [], None
-    hosts = [h for h in str(params.get("host") or "").split(",") if h]
-    attrs = params.get("target_session_attrs")
-    return hosts, None if attrs is None else str(attrs)
+    dsn = dsn.strip()
+    if dsn.startswith(("postgresql://", "postgres://")):
+        rest = dsn.split("://", 1)[1]
+        netloc = rest.split("/", 1)[0].split("?", 1)[0].rsplit("@", 1)[-1]
+        hosts = [unquote(h[:h.index("]") + 1] if h.startswith("[") and "]" in h else h.rsplit(":", 1)[0])
+                 for h in netloc.split(",") if h]
+        query = parse_qs(urlsplit(dsn).query)
+        values = query.get("target_session_attrs")
+        return [h for h in hosts if h], values[0] if values else None
+    params: dict[str, str] = {m.group(1): m.group(2).strip("'")
+                              for m in re.finditer(r"(\w+)\s*=\s*('(?:[^'\\]|\\.)*'|\S*)", dsn)}
+    hosts = [h for h in params.get("host", "").split(",") if h]
+    return hosts, params.get("target_session_attrs")
 
 
 class BasicAuth(_Model):

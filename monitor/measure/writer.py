@@ -21,11 +21,15 @@ import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from monitor.errors import FencedError, StoreError
 from monitor.measure.live import SelfStats
 from monitor.store import Batch, CycleRecord, Store, UnknownRecord
 from monitor.store.base import Fence
+
+if TYPE_CHECKING:
+    from monitor.measure.spool import Spool
 
 __all__ = ["BatchWriter", "RateLimited", "LOST_REASON"]
 
@@ -89,8 +93,10 @@ class BatchWriter:
     fails."""
 
     def __init__(self, store: Store, *, batch_size: int, flush_interval: float, stats: SelfStats,
-                 on_new_event=None, backlog_max: int = 200_000):
+                 on_new_event=None, backlog_max: int = 200_000, spool: "Spool | None" = None):
         self.store = store
+        #: batches the store could not take, on local disk (monitor.measure.spool); None: memory only
+        self.spool = spool
         self.on_new_event = on_new_event
         self.batch_size = batch_size
         self.flush_interval = flush_interval
@@ -108,6 +114,8 @@ class BatchWriter:
         self._inflight = 0  # cycles of the batch being written right now
         self._inflight_records = 0  # and all its records
         self._stopping = False
+        self._spooling = asyncio.Lock()
+        self._spool_task: asyncio.Task | None = None
         #: what :meth:`stop` could not write: cycles, and the other records (states, outages, events, rollups)
         self.lost_cycles = self.lost_records = 0
         #: the leader's records (:meth:`add_lead`) and the fence they were decided under
@@ -128,7 +136,7 @@ class BatchWriter:
         if self._batch_fence is None:
             self._batch_fence = self.fence()  # the lease these records were measured under
         if self._failing_since is not None:
-            self.stats.store_backlog_cycles = self._inflight + len(self.batch.cycles)
+            self._backlog_gauge()
         elif len(self.batch.cycles) >= self.batch_size:
             self._wake.set()
         if len(self.batch.cycles) > self.backlog_max:
@@ -192,8 +200,110 @@ class BatchWriter:
 
     async def flush(self, *, force: bool = False) -> bool:
         """Write what is pending; True when the store has it all. While the store fails, attempts wait for the
-        backoff unless ``force``."""
+        backoff unless ``force``; with a spool, what is pending goes to local disk meanwhile."""
         async with self._flushing:
+            if self.spool is not None and (len(self.spool) or self._failing_since is not None):
+                if not await self._flush_spooled(force):
+                    return False
+            return await self._flush_memory(force)
+
+    def _backlog_gauge(self) -> None:
+        self.stats.store_backlog_cycles = (self._inflight + len(self.batch.cycles)
+                                           + (self.spool.cycles if self.spool is not None else 0))
+
+    async def _flush_spooled(self, force: bool) -> bool:
+        """The store failed, or the spool holds batches: what is new goes to the spool first (so the order holds
+        and a crash loses at most one flush interval), then the spool is replayed oldest first. True when the
+        spool is empty (the store has it all)."""
+        assert self.spool is not None
+        await self._spool_memory()
+        if self._failing_since is not None and not force and time.monotonic() < self._retry_at:
+            return False
+        written = 0
+        while True:
+            try:
+                item = await asyncio.to_thread(self.spool.oldest)
+            except StoreError as exc:  # a file that cannot be read: said, and replay waits for a person
+                if self._said.due("spool-file"):
+                    log.error("%s", exc)
+                return False
+            if item is None:
+                break
+            path, fence, batch = item
+            t0 = time.perf_counter()
+            try:
+                await asyncio.to_thread(self.store.write, batch, self.on_new_event, fence)
+            except FencedError as exc:
+                log.error("%s: %d spooled cycles dropped (measured under a lease that is over)", exc,
+                          len(batch.cycles))
+                self.fenced_dropped += len(batch.cycles)
+            except StoreError as exc:
+                self._failed(exc)
+                return False
+            else:
+                written += len(batch.cycles)
+                self.stats.store_write_seconds_sum += time.perf_counter() - t0
+                self.stats.store_writes_total += 1
+            await asyncio.to_thread(self.spool.remove, path)
+            self._backlog_gauge()
+        self._recovered(written)
+        return True
+
+    async def _spool_memory(self) -> None:
+        """Move the batch held in memory to the spool's tail (while the store fails or the spool is not empty:
+        everything then goes through the spool, so the order holds)."""
+        assert self.spool is not None
+        async with self._spooling:
+            if len(self.batch):
+                batch, fence = self.batch, self._batch_fence
+                self.batch, self._batch_fence = Batch(), None
+                if not await asyncio.to_thread(self.spool.put, batch, fence):
+                    batch.absorb(self.batch)  # the spool is full: keep it in memory, in order
+                    self.batch, self._batch_fence = batch, fence
+                    if self._said.due("spool-full"):
+                        log.error("the spool in %s is full (%d bytes) or its disk fails: new cycles are held in "
+                                  "memory (bound %d)", self.spool.dir, self.spool.bytes, self.backlog_max)
+            self._backlog_gauge()
+
+    async def _spool_loop(self) -> None:
+        """Every flush interval, while the store fails: what came in goes to disk at once, not after a retry
+        that may hang for the connect timeout (a crash then loses at most one flush interval)."""
+        while not self._stopping:
+            await asyncio.sleep(self.flush_interval)
+            if self.spool is not None and (self._failing_since is not None or len(self.spool)):
+                await self._spool_memory()
+
+    def _failed(self, exc: StoreError) -> None:
+        """A write failed: say so (once, then once a minute) and back off."""
+        self.stats.store_write_failures_total += 1
+        self._backlog_gauge()
+        held = self.stats.store_backlog_cycles
+        where = f"in memory and the spool {self.spool.dir}" if self.spool is not None else "in memory"
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+            self._backoff = BACKOFF_FIRST
+            log.error("store write failed; keeping %d cycles %s and retrying with backoff: %s", held, where, exc)
+            self._said.due("failing")
+        else:
+            self._backoff = min(BACKOFF_MAX, self._backoff * 2)
+            if self._said.due("failing"):
+                log.warning("store still unreachable after %.0f s; %d cycles held %s (bound %d): %s",
+                            now - self._failing_since, held, where, self.backlog_max, exc)
+        self._retry_at = now + self._backoff
+
+    def _recovered(self, cycles: int) -> None:
+        if self._failing_since is not None:
+            log.warning("store reachable again after %.0f s: wrote the backlog of %d cycles",
+                        time.monotonic() - self._failing_since, cycles)
+            self._failing_since = None
+            self._said.clear("failing")
+            self._said.clear("dropped")
+            self._said.clear("spool-full")
+
+    async def _flush_memory(self, force: bool) -> bool:
+        """Write the batch held in memory (and then the leader's records)."""
+        if True:
             if not len(self.batch):
                 return await self._flush_lead()
             if self._failing_since is not None and not force and time.monotonic() < self._retry_at:
@@ -220,35 +330,18 @@ class BatchWriter:
                 return False
             except StoreError as exc:
                 self._inflight = 0
-                self.stats.store_write_failures_total += 1
                 batch.absorb(self.batch)  # keep the order: the failed batch first
                 self.batch = batch
-                self.stats.store_backlog_cycles = len(batch.cycles)
-                now = time.monotonic()
-                if self._failing_since is None:
-                    self._failing_since = now
-                    self._backoff = BACKOFF_FIRST
-                    log.error("store write failed; keeping %d cycles in memory and retrying with backoff: %s",
-                              len(batch.cycles), exc)
-                    self._said.due("failing")
-                else:
-                    self._backoff = min(BACKOFF_MAX, self._backoff * 2)
-                    if self._said.due("failing"):
-                        log.warning("store still unreachable after %.0f s; %d cycles held in memory (bound %d): %s",
-                                    now - self._failing_since, len(batch.cycles), self.backlog_max, exc)
-                self._retry_at = now + self._backoff
+                self._failed(exc)
+                if self.spool is not None:
+                    await self._spool_memory()  # durable now: a crash loses none of it
                 return False
             self._inflight = 0
             self._batch_fence = self.fence() if len(self.batch) else None
             self.stats.store_write_seconds_sum += time.perf_counter() - t0
             self.stats.store_writes_total += 1
-            self.stats.store_backlog_cycles = len(self.batch.cycles)
-            if self._failing_since is not None:
-                log.warning("store reachable again after %.0f s: wrote the backlog of %d cycles",
-                            time.monotonic() - self._failing_since, cycles)
-                self._failing_since = None
-                self._said.clear("failing")
-                self._said.clear("dropped")
+            self._backlog_gauge()
+            self._recovered(cycles)
             return await self._flush_lead()
 
     def drop_backlog(self, why: str) -> int:
@@ -277,6 +370,7 @@ class BatchWriter:
     def start(self) -> None:
         """Start the writer thread."""
         self._task = asyncio.create_task(self._loop(), name="store-writer")
+        self._spool_task = asyncio.create_task(self._spool_loop(), name="store-spool")
 
     async def stop(self, grace: float = 10.0) -> int:
         """Stop the loop and write what is pending, retrying for up to ``grace`` seconds.
@@ -288,6 +382,8 @@ class BatchWriter:
             self._stopping = True
             self._wake.set()
             done, _ = await asyncio.wait({self._task}, timeout=grace)
+            if self._spool_task is not None:  # it ends after its sleep; a put in flight finishes
+                await asyncio.wait({self._spool_task}, timeout=self.flush_interval + grace)
             if not done:  # a write hangs past the grace: its batch is not known to be stored
                 lost = self.lost_cycles = self._inflight + len(self.batch.cycles)
                 self.lost_records = self._inflight_records + len(self.batch) - lost
@@ -295,6 +391,12 @@ class BatchWriter:
                           "are not known to be written", grace, lost, self.lost_records)
                 return max(lost, 1)
         while not await self.flush(force=True):
+            if time.monotonic() >= deadline and self.spool is not None:
+                await self._spool_memory()
+            if time.monotonic() >= deadline and self.spool is not None and not len(self.batch):
+                log.warning("stopping with the store unreachable: %d cycles are kept in the spool %s and written "
+                            "when the store is back (at the next start)", self.spool.cycles, self.spool.dir)
+                return 0
             if time.monotonic() >= deadline:
                 lost = self.lost_cycles = len(self.batch.cycles)
                 self.lost_records = len(self.batch) - lost + len(self.lead)

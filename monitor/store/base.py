@@ -89,6 +89,9 @@ class Batch:
     hourly: dict[tuple[str, int], "Rollup"] = field(default_factory=dict)
     #: (target, "YYYY-MM") -> snapshot of that month's rollup
     monthly: dict[tuple[str, str], "Rollup"] = field(default_factory=dict)
+    #: a batch replayed from the local spool carries its id: the store applies it once, however often it is
+    #: replayed (a crash between its commit and the spool file's removal)
+    id: str | None = None
 
     def __len__(self) -> int:
         return (len(self.cycles) + len(self.states) + len(self.outages) + len(self.unknown) + len(self.events)

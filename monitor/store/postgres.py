@@ -223,6 +223,12 @@ MIGRATIONS.append(
     );
     """
 )
+MIGRATIONS.append(
+    # 5: batches replayed from a node's local spool, each applied once
+    """
+    CREATE TABLE applied_batches (id text PRIMARY KEY, applied timestamptz NOT NULL DEFAULT clock_timestamp());
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _DAY = 86400
@@ -461,6 +467,10 @@ class PostgresStore(SqlTickets):
                 with conn.cursor(row_factory=dict_row) as check:
                     check_fence(_PgExec(check), fence)
             with conn.cursor() as cur:
+                if batch.id is not None:
+                    cur.execute("INSERT INTO applied_batches (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (batch.id,))
+                    if cur.rowcount == 0:
+                        return  # replayed from the spool after it was applied: nothing more to write
                 self._write(conn, cur, batch, on_new_event)
         self._ids.update(self._new_ids)
         self._partitions |= self._new_partitions

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from contextlib import contextmanager
 from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -168,6 +169,12 @@ MIGRATIONS.append(
     """
     ALTER TABLE cycles ADD COLUMN node TEXT;
     ALTER TABLE cycles ADD COLUMN site TEXT;
+    """
+)
+MIGRATIONS.append(
+    # 5: batches replayed from a node's local spool, each applied once
+    """
+    CREATE TABLE applied_batches (id TEXT PRIMARY KEY, applied REAL NOT NULL);
     """
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -356,6 +363,9 @@ class SqliteStore(SqlTickets):
         event_rows = [(e.key, e.kind, e.contract, e.target, e.at, e.data_json()) for e in batch.events]
         try:
             with self._tx(f"write to store {self.path} failed") as ex:
+                if batch.id is not None and ex.run("INSERT INTO applied_batches (id, applied) VALUES (?, ?)"
+                                                   " ON CONFLICT (id) DO NOTHING", (batch.id, time.time())) == 0:
+                    return  # replayed from the spool after it was applied: nothing more to write
                 ex.db.executemany(
                     "INSERT INTO cycles (target, probe, started, duration, ok, verdict, reason, sent, received,"
                     " rtt_median, jitter, samples, node, site) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
