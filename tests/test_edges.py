@@ -401,3 +401,28 @@ def test_a_multi_host_dsn_without_read_write_is_refused_without_its_password():
     for ok in (bad + "?target_session_attrs=read-write", "host=db1,db2 dbname=x target_session_attrs=primary",
                "postgresql://slawatch:s3cret@db1/slawatch"):
         parse_config({**base, "storage": {"backend": "postgresql", "dsn": ok}})
+
+
+@pytest.mark.parametrize("key", ["exporter.listen", "traps.listen"])
+def test_a_listen_address_this_host_does_not_have_is_one_line(tmp_path, key):
+    """An address no interface here has (a typo, a moved host): one line naming the key, exit 2."""
+    import subprocess
+
+    from conftest import REPO, SLAWATCH, free_port
+
+    other = "192.0.2.7:9842"  # TEST-NET-1: on no interface of this machine, never sent to
+    exporter = other if key == "exporter.listen" else f"127.0.0.1:{free_port()}"
+    traps = other if key == "traps.listen" else f"127.0.0.1:{free_port()}"
+    path = tmp_path / "c.yaml"
+    path.write_text(f"""\
+storage: {{path: {tmp_path / 's.db'}}}
+exporter: {{listen: "{exporter}"}}
+traps: {{listen: "{traps}"}}
+contracts:
+  - {{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}}}}
+targets:
+  - {{id: t1, contract: c1, kind: internet, address: 127.0.0.1}}
+""")
+    r = subprocess.run(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.strip() == (
+        f"slawatch: error: {key}: cannot listen on {other}: no interface of this host has that address"), r.stderr
