@@ -205,7 +205,7 @@ def cmd_status(args) -> int:
         return {"last_cycle": cy.started if cy else None, "rtt_median": cy.rtt_median if cy else None,
                 "loss": (None if not cy or not cy.sent else (cy.sent - (cy.received or 0)) / cy.sent)}
 
-    from monitor.cluster.consensus import unit_id
+    from monitor.config.sites import unit_id
 
     for t in config.targets:
         st = states.get(t.id)

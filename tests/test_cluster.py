@@ -313,7 +313,7 @@ def test_a_leader_term_that_is_over_writes_nothing(cluster_db):
     from dataclasses import replace
 
     from monitor.errors import FencedError
-    from monitor.measure.events import outage_event
+    from monitor.events import outage_event
     from monitor.store import Batch
     from monitor.store.base import Delivered, Fence
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from monitor.config import parse_config
-from monitor.measure.events import budget_burn_event, outage_event
+from monitor.events import budget_burn_event, outage_event
 from monitor.store import Batch
 from monitor.tickets.ledger import Ledger, TicketError, list_tickets, response_times, ticket_timeline
 

@@ -206,7 +206,7 @@ ticket_sinks:
     try:
         # open a ticket through the CLI-visible path: an event from a replayed outage
         from monitor.config import load_config
-        from monitor.measure.events import outage_event
+        from monitor.events import outage_event
         from monitor.store import Batch, open_store
         from monitor.tickets.ledger import Ledger
 

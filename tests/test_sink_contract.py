@@ -31,7 +31,7 @@ import pytest
 from conftest import free_port
 from fakehttp import FakeHttp
 from monitor.config import parse_config
-from monitor.measure.events import outage_event
+from monitor.events import outage_event
 from monitor.store import Batch
 from monitor.tickets.delivery import Deliverer
 from monitor.tickets.ledger import Ledger, list_tickets, ticket_refs

@@ -152,7 +152,7 @@ def test_admin_up_oper_down_interface_is_a_circuit_outage():
     # the cause, for the cycle, the outage evidence and the ticket
     assert r.cause(["ge-0/0/1"]) == "ge-0/0/1 (ifIndex 1) administratively up but operationally down (SNMP ifOperStatus)"
     assert r.cause(["ge-0/0/2"]) is None
-    from monitor.measure.events import outage_event
+    from monitor.events import outage_event
     from monitor.tickets.ledger import Ledger
 
     text = Ledger._describe(outage_event("outage_started", "c1", "t", 0.0, None, r.cause(["1"])))

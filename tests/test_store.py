@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from monitor.errors import StoreError
-from monitor.measure.events import BreachEvent, outage_event
+from monitor.events import BreachEvent, outage_event
 from monitor.sla.rollup import Rollup
 from monitor.store import (SCHEMA_VERSION, TABLES, Batch, CycleRecord, Delivered, OutageRecord, SqliteStore,
                            StateRecord, UnknownRecord)

@@ -2,5 +2,6 @@
 
 Owns: membership, leases and fencing (``member``), the probe units of multi-site targets and their N-of-M
 consensus (``consensus``, ``vantage``), and the config the nodes share (``shared_config``).
-May import: ``monitor.config``, ``monitor.store``, ``monitor.measure`` (events, state), ``monitor.errors``.
+May import (checked: pyproject.toml's import-linter layers): ``monitor.measure``, ``monitor.sla``,
+``monitor.store``, ``monitor.config`` and the bottom layer.
 """

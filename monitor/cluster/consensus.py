@@ -32,12 +32,7 @@ from typing import Any, Iterable
 
 __all__ = ["Unit", "SiteView", "Combined", "Change", "multi_site", "probe_units", "unit_id", "decide", "dark_sites", "views_from"]
 
-SEPARATOR = "@"
-
-
-def unit_id(target: str, site: str) -> str:
-    """The probe unit id of a multi-site target's site (``target@site``)."""
-    return f"{target}{SEPARATOR}{site}"
+from monitor.config.sites import multi_site, unit_id  # noqa: E402 (below the layers that need them)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,11 +49,6 @@ class Unit:
     def id(self) -> str:
         """The probe unit's id: the target's id, or ``target@site`` for one site's view of a multi-site target."""
         return self.target.id
-
-
-def multi_site(targets: Iterable[Any]) -> list:
-    """The targets probed from several sites (each site's view a unit of its own)."""
-    return [t for t in targets if t.vantage is not None and len(t.vantage.sites) > 1]
 
 
 def probe_units(targets: Iterable[Any]) -> dict[str, Unit]:

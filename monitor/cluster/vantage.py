@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 from monitor.cluster.consensus import Combined, dark_sites, decide, unit_id, views_from
-from monitor.measure.events import BreachEvent, outage_event
+from monitor.events import BreachEvent, outage_event
 from monitor.measure.state import GAP_FACTOR
 from monitor.store import Batch, OutageRecord, StateRecord, UnknownRecord
 

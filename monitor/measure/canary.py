@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.measure.events import BreachEvent
+from monitor.events import BreachEvent
 
 __all__ = ["CanaryWatch", "MONITORING_REASON"]
 

@@ -11,7 +11,7 @@ from probes.base import QUALITY_OBJECTIVES, ProbeContext, ProbeResult, Samples, 
 
 from monitor.config import Contract, Target
 from monitor.errors import ProbeSetupError
-from monitor.measure.events import BreachEvent, outage_event
+from monitor.events import BreachEvent, outage_event
 from monitor.measure.live import TargetLive
 from monitor.measure.state import Transition, Verdict
 from monitor.store import CycleRecord, OutageRecord, StateRecord

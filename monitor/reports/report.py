@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 from monitor import __version__
 from monitor.config import Config
-from monitor.cluster.consensus import multi_site, unit_id
+from monitor.config.sites import multi_site, unit_id
 from monitor.sla.credits import contract_credit, display_pct, minor_unit
 from monitor.sla.intervals import clip, normalize
 from monitor.sla.maintenance import MaintenanceCalendar

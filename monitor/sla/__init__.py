@@ -4,9 +4,10 @@ Owns: intervals, availability and budgets (``availability``), calendar periods i
 maintenance windows, rollups and their sketches, the E-model, voice windows, the live evaluator, the monthly
 figures, maintenance reconciliation and credits. The pure core (intervals, availability, periods, credits,
 emodel, sketch, timeline, maintenance) takes an explicit clock and is type-checked with mypy's strict flags.
-May import: ``monitor.config``, ``monitor.store`` (to read a month), ``monitor.units``, ``monitor.errors``;
-``monitor.measure.events`` for the breach events it raises, ``monitor.measure.state`` for GAP_FACTOR. Never
-probes, tickets or the exporter.
+May import (checked: pyproject.toml's import-linter layers): ``monitor.store`` (to read a month),
+``monitor.config``, ``probes`` (the samples' types), and the bottom layer (``monitor.units``, ``errors``,
+``events``, ``exact``). Never measure, cluster, tickets or the exporter; ``reconcile`` still reaches into
+``monitor.measure`` for the cycle-to-rollup rule (an ignored import in the contract, to move here).
 
 Time: inside the engine every instant and duration is integer UTC milliseconds (exact sums). Probes, the state
 machine and the store keep float UTC seconds, as clocks give them. The conversions are at the engine's edges,

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from monitor.config import Config, Contract, Target
-from monitor.measure.events import BreachEvent, budget_burn_event, monthly_breach_event
+from monitor.events import BreachEvent, budget_burn_event, monthly_breach_event
 from monitor.sla.intervals import Interval
 from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.sla.periods import ROLLING_WINDOWS, month_of, to_ms

@@ -40,7 +40,7 @@ from monitor.config import Config, Contract, Target
 from monitor.sla.intervals import Interval, clip, intersect, normalize, total
 from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.sla.periods import Period, local_to_ms, parse_month, to_ms
-from monitor.cluster.consensus import multi_site, unit_id
+from monitor.config.sites import multi_site, unit_id
 from monitor.sla.reconcile import Reconciled, needs_rebuild, rebuild
 from monitor.sla.rollup import Rollup
 from monitor.sla.timeline import coverage_gaps, outage_intervals, unknown_intervals

@@ -2,6 +2,10 @@
 
 Everything that reads or writes stored evidence goes through :class:`Store`;
 no SQL, connection or cursor exists outside this package.
+
+May import (checked: pyproject.toml's import-linter layers): ``monitor.config`` and the bottom layer
+(``monitor.errors``, ``events``); ``monitor.sla.rollup`` for the rollup blobs it encodes (an ignored import in
+the contract, to move below the store).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Collection, Callable, ContextManager, Iterator, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:
-    from monitor.measure.events import BreachEvent
+    from monitor.events import BreachEvent
     from monitor.sla.rollup import Rollup
 
 __all__ = ["Store", "TicketTx", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "UnknownRecord", "Batch",

@@ -31,7 +31,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from monitor.errors import ClusterError, FencedError, StoreError
-from monitor.measure.events import BreachEvent
+from monitor.events import BreachEvent
 from monitor.sla.rollup import Rollup
 from monitor.store.base import (TABLES, Batch, CycleRecord, Fence, LeaderInfo, LeaderLease, NodeInfo, OutageRecord,
                                 RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord)

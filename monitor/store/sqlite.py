@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 
 from monitor.errors import StoreError
-from monitor.measure.events import BreachEvent
+from monitor.events import BreachEvent
 from monitor.sla.rollup import Rollup
 from monitor.store.base import TABLES, Batch, CycleRecord, Fence, OutageRecord, RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord
 from monitor.store.sql import Exec, SqlTickets, SqlTicketTx

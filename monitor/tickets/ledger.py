@@ -29,7 +29,7 @@ import uuid
 from typing import Callable
 
 from monitor.config import Config, Contract
-from monitor.measure.events import BreachEvent
+from monitor.events import BreachEvent
 from monitor.store.base import Fence, Store, Ticket, TicketTx
 from monitor.units import format_duration
 
