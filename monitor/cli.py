@@ -432,7 +432,7 @@ def cmd_cluster(args) -> int:
     targets = {t.id: t for t in config.targets}
     rows = []
     for n in nodes:
-        state = "left" if n.left else "dead" if n.age >= delay else "lagging" if n.age > 2 * beat else "live"
+        state = "left" if n.left else "dead" if not n.alive(delay) else "lagging" if n.age > 2 * beat else "live"
         rows.append({"node": n.node, "site": n.site, "state": state, "heartbeat_age_s": round(n.age, 3),
                      "epoch": n.epoch, "targets_owned": n.owned if state in ("live", "lagging") else 0,
                      "leader": n.node == leader, "version": n.version, "host": n.host, "pid": n.pid,

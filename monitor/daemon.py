@@ -18,6 +18,7 @@ from probes.icmp import IcmpEngine, check_icmp_permission
 from monitor import __version__
 from monitor.config import Config, Target, config_warnings, load_config
 from monitor.errors import ConfigError, FencedError, ListenError, SlawatchError, StoreError
+from monitor.exact import percent_ratio
 from monitor.sdnotify import notify, watchdog_interval
 from monitor.cluster.consensus import multi_site, probe_units
 from monitor.measure.canary import CanaryWatch
@@ -67,12 +68,11 @@ def check_runnable(config: Config) -> None:
 
 def objective_thresholds(contract) -> dict[str, float]:
     o = contract.objectives
-    # the ratio from the exact decimal (float(99.9) / 100 is 0.9990000000000001, 99.9 % / 100 is 0.999)
-    out = {"availability": float(o.availability / 100)}
+    out = {"availability": percent_ratio(o.availability)}
     if o.latency is not None:
         out["latency"] = o.latency.max
     if o.loss is not None:
-        out["loss"] = float(o.loss / 100)
+        out["loss"] = percent_ratio(o.loss)
     if o.jitter is not None:
         out["jitter"] = o.jitter
     if o.mos is not None:

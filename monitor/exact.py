@@ -15,7 +15,7 @@ import math
 from decimal import Decimal
 from fractions import Fraction
 
-__all__ = ["exact", "at_most", "at_least", "Number"]
+__all__ = ["exact", "at_most", "at_least", "Number", "percent_ratio"]
 
 Number = int | float | Decimal | Fraction
 
@@ -45,3 +45,10 @@ def at_most(value: Number, limit: Number) -> bool:
 def at_least(value: Number, limit: Number) -> bool:
     """The one definition of meeting a lower objective (MOS, certificate days left): at the objective is met."""
     return _cmp(value, limit) >= 0
+
+
+def percent_ratio(pct: Number) -> float:
+    """An objective in percent as the ratio the metrics show, divided exactly before it becomes a float
+    (``99.9`` -> 0.999, where ``float(99.9) / 100`` is 0.9990000000000001). The one conversion: the evaluator's
+    SLA figures and the exported objective thresholds both use it."""
+    return float(exact(pct) / 100)

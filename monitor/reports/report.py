@@ -29,6 +29,7 @@ from monitor.sla.periods import local_to_ms, parse_month, to_ms
 from monitor.sla.rollup import Rollup
 from monitor.sla.availability import availability
 from monitor.store.base import Store, Ticket
+from monitor.tickets.ledger import response_times
 
 __all__ = ["build_report", "render_csv", "SCHEMA", "previous_months", "paper_for"]
 
@@ -243,12 +244,13 @@ def _ticket_response(contract, tickets: list[Ticket], start_s: float) -> dict[st
         cell = response.setdefault(t.severity, {"tickets": 0, "acknowledge": {"met": 0, "measured": 0, "target_s": None},
                                                 "resolve": {"met": 0, "measured": 0, "target_s": None}})
         cell["tickets"] += 1
-        for kind, at in (("acknowledge", t.acknowledged), ("resolve", t.resolved)):
+        times = response_times(t, contract)  # the ledger's one rule for "met"
+        for kind in ("acknowledge", "resolve"):
             if target is not None:
                 cell[kind]["target_s"] = getattr(target, kind)
-            if at is not None and target is not None:
+            if times[f"{kind}_met"] is not None:
                 cell[kind]["measured"] += 1
-                cell[kind]["met"] += int(at - t.opened <= getattr(target, kind))
+                cell[kind]["met"] += int(times[f"{kind}_met"])
     return response
 
 

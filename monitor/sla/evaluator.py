@@ -15,6 +15,7 @@ from monitor.sla.intervals import Interval
 from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.sla.periods import ROLLING_WINDOWS, month_of, to_ms
 from monitor.units import format_duration
+from monitor.exact import percent_ratio
 from monitor.sla.timeline import coverage_gaps, outage_intervals, unknown_intervals
 from monitor.sla.availability import BURN_WINDOWS, MonthToDate, availability, burn_rate, month_to_date
 
@@ -48,7 +49,7 @@ def evaluate_target(target: Target, contract: Contract, now_ms: int, down: list[
     mtd = month_to_date((period.start_ms, period.end_ms), now_ms, down, unknown, maintenance, objective, policy,
                         projection=windows)
     if not windows:
-        return TargetSla(target.id, contract.id, period.label, float(objective / 100), mtd), []
+        return TargetSla(target.id, contract.id, period.label, percent_ratio(objective), mtd), []
     rolling = {}
     for name, seconds in ROLLING_WINDOWS.items():
         a = availability((now_ms - seconds * 1000, now_ms), down, unknown, maintenance, policy)
@@ -70,7 +71,7 @@ def evaluate_target(target: Target, contract: Contract, now_ms: int, down: list[
             {"budget_s": mtd.budget_ms / 1000, "downtime_s": mtd.used_ms / 1000,
              "objective_pct": str(objective)},
         ))
-    sla = TargetSla(target.id, contract.id, period.label, float(objective / 100), mtd, rolling, rates)
+    sla = TargetSla(target.id, contract.id, period.label, percent_ratio(objective), mtd, rolling, rates)
     return sla, events
 
 

@@ -30,6 +30,7 @@ from typing import Callable
 
 from monitor.config import Config, Contract
 from monitor.events import BreachEvent
+from monitor.exact import at_most
 from monitor.store.base import Fence, Store, Ticket, TicketTx
 from monitor.units import format_duration
 
@@ -359,6 +360,7 @@ def response_times(ticket: Ticket, contract: Contract) -> dict:
         "resolve_s": res,
         "acknowledge_target_s": target.acknowledge if target else None,
         "resolve_target_s": target.resolve if target else None,
-        "acknowledge_met": None if target is None or ack is None else ack <= target.acknowledge,
-        "resolve_met": None if target is None or res is None else res <= target.resolve,
+        # the one rule for a response target (the report's and the exporter's figures use this): at it is met
+        "acknowledge_met": None if target is None or ack is None else at_most(ack, target.acknowledge),
+        "resolve_met": None if target is None or res is None else at_most(res, target.resolve),
     }
