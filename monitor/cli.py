@@ -264,12 +264,12 @@ def cmd_report(args) -> int:
 
     config = load_config(args.config)
     if not re.match(r"^\d{4}-(0[1-9]|1[0-2])$", args.month):
-        raise TicketArgError(f"--month must be YYYY-MM (got {args.month!r})")
+        raise UsageError(f"--month must be YYYY-MM (got {args.month!r})")
     if args.contract and not any(c.id == args.contract for c in config.contracts):
         known = ", ".join(c.id for c in config.contracts) or "none"
-        raise TicketArgError(f"{args.config}: no contract with id {args.contract!r} (known: {known})")
+        raise UsageError(f"{args.config}: no contract with id {args.contract!r} (known: {known})")
     if args.format in ("html", "pdf") and not args.output:
-        raise TicketArgError(f"--format {args.format} needs -o PATH")
+        raise UsageError(f"--format {args.format} needs -o PATH")
     store = open_store(config.storage, readonly=True)
     try:
         report = build_report(store, config, args.month, now=time.time(), contract_id=args.contract,
@@ -306,11 +306,13 @@ def _when(text: str | None) -> float | None:
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
-        raise TicketArgError(f"not a date or time: {text!r} (use YYYY-MM-DD or an ISO time)") from None
+        raise UsageError(f"not a date or time: {text!r} (use YYYY-MM-DD or an ISO time)") from None
     return (dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)).timestamp()
 
 
-class TicketArgError(SlawatchError):
+class UsageError(SlawatchError):
+    """A command's arguments are wrong (a month, a contract, a format, a date): one line, exit 2."""
+
     exit_code = 2
 
 

@@ -5,7 +5,8 @@ about 25 ms of CPU per GETBULK response of the interface table (pyasn1
 decoding plus the engine's message processing), so 1,000 agents need about
 25 s of CPU a cycle on one core, and the goal is 10 s. Community messages are
 five nested TLVs; decoding them directly costs a few microseconds a varbind.
-SNMPv3 (USM keys, digests, privacy) stays with pysnmp, which does it well.
+SNMPv3 goes through this client too (``request_v3``): :mod:`probes.snmp_usm` builds and checks the USM
+security (keys, digests, privacy) on the same socket; pysnmp serves the trap receiver.
 
 Every request goes out of one socket per address family and is matched on
 the answer's source address, request-id, version and community; anything else

@@ -9,7 +9,7 @@ import pytest
 from monitor.errors import StoreError
 from monitor.events import BreachEvent, outage_event
 from monitor.sla.rollup import Rollup
-from monitor.store import (SCHEMA_VERSION, TABLES, Batch, CycleRecord, Delivered, OutageRecord, SqliteStore,
+from monitor.store import (SQLITE_SCHEMA_VERSION as SCHEMA_VERSION, TABLES, Batch, CycleRecord, Delivered, OutageRecord, SqliteStore,
                            StateRecord, UnknownRecord)
 
 T0 = 1_764_000_000.0  # 2025-11-24

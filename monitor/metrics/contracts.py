@@ -18,7 +18,8 @@ class ContractCollector(Collector):
         self.live = live
 
     def collect(self):
-        """The per-contract families: month-to-date availability, error budget and credits at risk."""
+        """The per-contract families: each contract's objective thresholds and availability objective ratio (from
+        the leader's SLA figures), its info series and the instant the figures are for."""
         yield from self._contract_metrics(self.live.snapshot())
 
     def _contract_metrics(self, targets):

@@ -92,10 +92,10 @@ class ReportSchedule:
 
     def _mail(self, month: str, paths: list[Path], sink_name: str) -> None:
         from monitor.tickets.sinks import SinkError, send_mail
-        from monitor.tickets.sinks.email import EmailSink
+        from monitor.tickets.sinks.email import EmailSinkSettings
 
         sink = next(s for s in self.config.ticket_sinks if s.name == sink_name)
-        if not isinstance(sink, EmailSink):  # the config's check: mail_sink names an email sink
+        if not isinstance(sink, EmailSinkSettings):  # the config's check: mail_sink names an email sink
             log.error("mailing the %s reports: sink %s is not an email sink", month, sink_name)
             return
         msg = EmailMessage()

@@ -22,27 +22,27 @@ from typing import Annotated, Any, Union
 
 from pydantic import Field
 
-from monitor.tickets.sinks.alertmanager import AlertmanagerSink, AlertmanagerTicketSink
+from monitor.tickets.sinks.alertmanager import AlertmanagerSinkSettings, AlertmanagerSink
 from monitor.tickets.sinks.base import Acknowledging, Delivery, Refreshing, Sink, SinkError, SinkSettings
-from monitor.tickets.sinks.email import EmailSink, EmailTicketSink, send_mail, tls_context
-from monitor.tickets.sinks.jira import JiraSink, JiraTicketSink
-from monitor.tickets.sinks.rt import RtSink, RtTicketSink
-from monitor.tickets.sinks.servicenow import ServiceNowSink, ServiceNowTicketSink
-from monitor.tickets.sinks.webhook import WebhookSink, WebhookTicketSink
+from monitor.tickets.sinks.email import EmailSinkSettings, EmailSink, send_mail, tls_context
+from monitor.tickets.sinks.jira import JiraSinkSettings, JiraSink
+from monitor.tickets.sinks.rt import RtSinkSettings, RtSink
+from monitor.tickets.sinks.servicenow import ServiceNowSinkSettings, ServiceNowSink
+from monitor.tickets.sinks.webhook import WebhookSinkSettings, WebhookSink
 
 __all__ = ["Delivery", "Sink", "Acknowledging", "Refreshing", "SinkError", "SinkSettings", "make_sink", "send_mail",
-           "tls_context", "TicketSink", "SINKS", "RtSink", "AlertmanagerSink", "WebhookSink", "EmailSink", "JiraSink",
-           "ServiceNowSink", "RtTicketSink", "AlertmanagerTicketSink", "WebhookTicketSink", "EmailTicketSink",
-           "JiraTicketSink", "ServiceNowTicketSink"]
+           "tls_context", "TicketSink", "SINKS", "RtSinkSettings", "AlertmanagerSinkSettings", "WebhookSinkSettings", "EmailSinkSettings", "JiraSinkSettings",
+           "ServiceNowSinkSettings", "RtSink", "AlertmanagerSink", "WebhookSink", "EmailSink",
+           "JiraSink", "ServiceNowSink"]
 
 #: settings model -> sink class, one per module
-SINKS: dict[type, Any] = {RtSink: RtTicketSink, AlertmanagerSink: AlertmanagerTicketSink,
-                          WebhookSink: WebhookTicketSink, EmailSink: EmailTicketSink, JiraSink: JiraTicketSink,
-                          ServiceNowSink: ServiceNowTicketSink}
+SINKS: dict[type, Any] = {RtSinkSettings: RtSink, AlertmanagerSinkSettings: AlertmanagerSink,
+                          WebhookSinkSettings: WebhookSink, EmailSinkSettings: EmailSink, JiraSinkSettings: JiraSink,
+                          ServiceNowSinkSettings: ServiceNowSink}
 
 #: a ``ticket_sinks`` entry: its ``type`` picks the model
 TicketSink = Annotated[
-    Union[RtSink, AlertmanagerSink, WebhookSink, EmailSink, JiraSink, ServiceNowSink],
+    Union[RtSinkSettings, AlertmanagerSinkSettings, WebhookSinkSettings, EmailSinkSettings, JiraSinkSettings, ServiceNowSinkSettings],
     Field(discriminator="type"),
 ]
 

@@ -12,20 +12,20 @@ from monitor.tickets.sinks.base import Delivery, HttpSink, SinkSettings, alert_l
 if TYPE_CHECKING:
     from monitor.store.base import Ticket
 
-__all__ = ["AlertmanagerSink", "AlertmanagerTicketSink"]
+__all__ = ["AlertmanagerSinkSettings", "AlertmanagerSink"]
 
 
-class AlertmanagerSink(SinkSettings):
+class AlertmanagerSinkSettings(SinkSettings):
     """Settings of an Alertmanager sink: its URL."""
 
     type: Literal["alertmanager"]
     url: HttpUrl
 
 
-class AlertmanagerTicketSink(HttpSink):
+class AlertmanagerSink(HttpSink):
     """Alertmanager v2 API: one alert per ticket, identified by its labels."""
 
-    def __init__(self, cfg: AlertmanagerSink):
+    def __init__(self, cfg: AlertmanagerSinkSettings):
         super().__init__(cfg.name, str(cfg.url), cfg.timeout)
 
     def alert(self, t: Ticket, text: str, resolved_at: float | None) -> dict:

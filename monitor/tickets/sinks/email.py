@@ -19,10 +19,10 @@ from monitor.tickets.sinks.base import Delivery, SinkError, SinkSettings
 if TYPE_CHECKING:
     from monitor.store.base import Ticket
 
-__all__ = ["EmailSink", "EmailTicketSink", "send_mail", "tls_context"]
+__all__ = ["EmailSinkSettings", "EmailSink", "send_mail", "tls_context"]
 
 
-class EmailSink(SinkSettings):
+class EmailSinkSettings(SinkSettings):
     """Settings of an email sink: SMTP server, STARTTLS, credentials, sender and recipients."""
 
     type: Literal["email"]
@@ -36,7 +36,7 @@ class EmailSink(SinkSettings):
     ca_file: str | None = None  # a private CA for STARTTLS; the system's CAs by default
 
 
-def tls_context(c: EmailSink) -> ssl.SSLContext | None:
+def tls_context(c: EmailSinkSettings) -> ssl.SSLContext | None:
     """The STARTTLS context of an email sink (its CA file, or the system's CAs); a CA file that cannot be read
     or holds no certificate is an error here, when the sink is built, not at its first mail."""
     if not c.starttls:
@@ -48,7 +48,7 @@ def tls_context(c: EmailSink) -> ssl.SSLContext | None:
         raise SinkError(f"email sink {c.name!r}: ca_file {c.ca_file}: not a readable PEM CA file ({reason})") from None
 
 
-def send_mail(c: EmailSink, msg: EmailMessage, context: ssl.SSLContext | None = None) -> None:
+def send_mail(c: EmailSinkSettings, msg: EmailMessage, context: ssl.SSLContext | None = None) -> None:
     """Send through an email sink's SMTP server: STARTTLS (with its CA file) and AUTH as configured."""
     if context is None:
         context = tls_context(c)
@@ -65,10 +65,10 @@ def send_mail(c: EmailSink, msg: EmailMessage, context: ssl.SSLContext | None = 
         raise SinkError(redact(f"{c.name}: SMTP {c.host}:{c.port}: {type(exc).__name__}: {exc}", secrets)) from None
 
 
-class EmailTicketSink:
+class EmailSink:
     """Mail for helpdesks that open tickets from mail; updates thread on the first message."""
 
-    def __init__(self, cfg: EmailSink):
+    def __init__(self, cfg: EmailSinkSettings):
         self.name = cfg.name
         self.cfg = cfg
         self.context = tls_context(cfg)

@@ -9,10 +9,10 @@ from pydantic import HttpUrl, SecretStr
 
 from monitor.tickets.sinks.base import Delivery, HttpSink, SinkError, SinkSettings
 
-__all__ = ["JiraSink", "JiraTicketSink"]
+__all__ = ["JiraSinkSettings", "JiraSink"]
 
 
-class JiraSink(SinkSettings):
+class JiraSinkSettings(SinkSettings):
     """Settings of a Jira sink: URL, user, token, project and issue type."""
 
     type: Literal["jira"]
@@ -23,10 +23,10 @@ class JiraSink(SinkSettings):
     issue_type: str = "Incident"
 
 
-class JiraTicketSink(HttpSink):
+class JiraSink(HttpSink):
     """Jira REST API v2 (documented request and response shapes)."""
 
-    def __init__(self, cfg: JiraSink):
+    def __init__(self, cfg: JiraSinkSettings):
         super().__init__(cfg.name, str(cfg.url), cfg.timeout, auth=(cfg.user, cfg.token.get_secret_value()))
         self.cfg = cfg
 

@@ -12,10 +12,10 @@ from monitor.tickets.sinks.base import Delivery, HttpSink, SinkSettings
 if TYPE_CHECKING:
     from monitor.store.base import Ticket
 
-__all__ = ["RtSink", "RtTicketSink", "RT_PRIORITY"]
+__all__ = ["RtSinkSettings", "RtSink", "RT_PRIORITY"]
 
 
-class RtSink(SinkSettings):
+class RtSinkSettings(SinkSettings):
     """Settings of a Request Tracker sink: URL, token and queue."""
 
     type: Literal["rt"]
@@ -29,10 +29,10 @@ class RtSink(SinkSettings):
 RT_PRIORITY = {"critical": 90, "major": 70, "minor": 40}
 
 
-class RtTicketSink(HttpSink):
+class RtSink(HttpSink):
     """Request Tracker 5, REST2 API."""
 
-    def __init__(self, cfg: RtSink):
+    def __init__(self, cfg: RtSinkSettings):
         super().__init__(cfg.name, str(cfg.url) + "REST/2.0" if str(cfg.url).endswith("/") else str(cfg.url) + "/REST/2.0",
                          cfg.timeout, verify=cfg.verify_tls,
                          headers={"Authorization": f"token {cfg.token.get_secret_value()}"})

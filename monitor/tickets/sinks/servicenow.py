@@ -9,10 +9,10 @@ from pydantic import HttpUrl, SecretStr
 
 from monitor.tickets.sinks.base import Delivery, HttpSink, SinkSettings
 
-__all__ = ["ServiceNowSink", "ServiceNowTicketSink"]
+__all__ = ["ServiceNowSinkSettings", "ServiceNowSink"]
 
 
-class ServiceNowSink(SinkSettings):
+class ServiceNowSinkSettings(SinkSettings):
     """Settings of a ServiceNow sink: instance URL, user, password and assignment group."""
 
     type: Literal["servicenow"]
@@ -22,12 +22,12 @@ class ServiceNowSink(SinkSettings):
     assignment_group: str | None = None
 
 
-class ServiceNowTicketSink(HttpSink):
+class ServiceNowSink(HttpSink):
     """ServiceNow Table API on the incident table (documented request and response shapes)."""
 
     URGENCY = {"critical": "1", "major": "2", "minor": "3"}
 
-    def __init__(self, cfg: ServiceNowSink):
+    def __init__(self, cfg: ServiceNowSinkSettings):
         super().__init__(cfg.name, str(cfg.url), cfg.timeout, auth=(cfg.user, cfg.password.get_secret_value()),
                          headers={"Accept": "application/json"})
         self.cfg = cfg

@@ -12,10 +12,10 @@ from pydantic import HttpUrl, SecretStr
 
 from monitor.tickets.sinks.base import Delivery, HttpSink, SinkError, SinkSettings, alert_labels, iso_time
 
-__all__ = ["WebhookSink", "WebhookTicketSink"]
+__all__ = ["WebhookSinkSettings", "WebhookSink"]
 
 
-class WebhookSink(SinkSettings):
+class WebhookSinkSettings(SinkSettings):
     """Settings of a webhook sink: URL and an optional HMAC secret."""
 
     type: Literal["webhook"]
@@ -23,10 +23,10 @@ class WebhookSink(SinkSettings):
     hmac_secret: SecretStr | None = None
 
 
-class WebhookTicketSink(HttpSink):
+class WebhookSink(HttpSink):
     """Alertmanager's webhook JSON (version 4), optionally HMAC-SHA256 signed."""
 
-    def __init__(self, cfg: WebhookSink):
+    def __init__(self, cfg: WebhookSinkSettings):
         super().__init__(cfg.name, str(cfg.url), cfg.timeout)
         self.secret = cfg.hmac_secret.get_secret_value().encode() if cfg.hmac_secret else None
         self.url = str(cfg.url)
