@@ -10,6 +10,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from probes.base import ProbeContext
@@ -337,9 +338,9 @@ class Daemon:
             self.exporter.start()
             log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)
         self.scheduler.every("sla-evaluation", SLA_EVALUATION_INTERVAL, self._evaluate_sla, first=5)
-        self.scheduler.every("retention-purge", PURGE_INTERVAL, self._purge)
-        self.scheduler.every("escalation", ESCALATION_INTERVAL, self._escalate)
-        self.scheduler.every("ack-poll", ACK_POLL_INTERVAL, self._poll_acks)
+        self._leader_job("retention-purge", PURGE_INTERVAL, "retention purge", self._purge)
+        self._leader_job("escalation", ESCALATION_INTERVAL, "escalation", self._escalate)
+        self._leader_job("ack-poll", ACK_POLL_INTERVAL, "acknowledgement polling", self._poll_acks)
         self._delivery_task = asyncio.create_task(self._deliver_loop(), name="ticket-delivery")
         if self.cluster is not None:
             self._sync_task = asyncio.create_task(self._cluster_sync(), name="cluster-sync")
@@ -349,9 +350,10 @@ class Daemon:
 
             r = self.config.reports
             hour, minute = (int(x) for x in r.at.split(":"))
-            self.scheduler.scheduler.add_job(self._monthly_reports, CronTrigger(day=r.day, hour=hour, minute=minute,
+            reports = self._leader_only("monthly report run (retried at the next start or run)", self._monthly_reports)
+            self.scheduler.scheduler.add_job(reports, CronTrigger(day=r.day, hour=hour, minute=minute,
                                                                                 timezone=r.timezone), id="monthly-reports")
-            asyncio.get_running_loop().call_later(10, lambda: asyncio.ensure_future(self._monthly_reports()))  # catch up
+            asyncio.get_running_loop().call_later(10, lambda: asyncio.ensure_future(reports()))  # catch up
         interval = watchdog_interval()
         if interval:
             # pinged from the scheduler's own loop: if the scheduler hangs, systemd restarts us
@@ -563,58 +565,44 @@ class Daemon:
                     cell[1] += 1
         return {k: tuple(v) for k, v in out.items()}
 
+    def _leader_only(self, what: str, work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
+        """Cluster-wide work declared once: it runs on the leader only (always without a cluster), and a store
+        failure is said once a minute, any other failure logged, never the end of the job."""
+        async def job() -> None:
+            if not self._leads():
+                return
+            try:
+                await work()
+            except StoreError as exc:
+                self._store_failed(what, exc)
+            except Exception:
+                log.exception("%s failed", what)
+        return job
+
+    def _leader_job(self, name: str, every: float, what: str, work: Callable[[], Awaitable[None]]) -> None:
+        """``work`` every ``every`` seconds on the leader (:meth:`_leader_only`)."""
+        self.scheduler.every(name, every, self._leader_only(what, work))
+
     async def _escalate(self) -> None:
-        if not self._leads():
-            return
-        try:
-            await asyncio.to_thread(self.ledger.escalate, self.store, None, self._leader_fence())
-        except StoreError as exc:
-            self._store_failed("escalation", exc)
-        except Exception:
-            log.exception("escalation failed")
+        await asyncio.to_thread(self.ledger.escalate, self.store, None, self._leader_fence())
 
     async def _poll_acks(self) -> None:
-        if not self._leads():
-            return
-        try:
-            await self.deliverer.poll_acknowledgements()
-            await self.deliverer.keep_alerts_firing()
-        except StoreError as exc:
-            self._store_failed("acknowledgement polling", exc)
-        except Exception:
-            log.exception("acknowledgement polling failed")
+        await self.deliverer.poll_acknowledgements()
+        await self.deliverer.keep_alerts_firing()
 
     def _store_failed(self, what: str, exc: StoreError) -> None:
         if self._store_down.due(what):
             log.warning("%s skipped: %s (said at most once a minute)", what, exc)
 
     async def _monthly_reports(self) -> None:
-        if not self._leads():
-            return
-        try:
-            if not await self.writer.flush():
-                return  # the store lacks the backlog: the run waits for the next start or cron run
+        if await self.writer.flush():  # else the store lacks the backlog: the run waits for the next start or run
             await asyncio.to_thread(self.reports.run_pending)
-        except StoreError as exc:
-            self._store_failed("monthly reports", exc)
-        except Exception:
-            log.exception("monthly report run failed; it is retried at the next start or run")
 
     async def _purge(self) -> None:
-        if not self._leads():
-            return
         now = time.time()
         storage = self.config.storage
-        try:
-            raw, hourly = await asyncio.to_thread(
-                self.store.purge, now - storage.raw_retention, now - storage.rollup_retention
-            )
-        except StoreError as exc:
-            self._store_failed("retention purge", exc)
-            return
-        except Exception:
-            log.exception("retention purge failed")
-            return
+        raw, hourly = await asyncio.to_thread(self.store.purge, now - storage.raw_retention,
+                                              now - storage.rollup_retention)
         if raw or hourly:
             log.info("retention: removed %d raw cycles and %d hourly rollups", raw, hourly)
 
