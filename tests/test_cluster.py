@@ -350,26 +350,34 @@ def test_a_leader_term_that_is_over_writes_nothing(cluster_db):
     assert store.cluster_leader() is None
 
 
+def _cuttable_database(netlab, name: str):
+    """A PostgreSQL of its own that a lab host's namespace reaches only through its veth (cut it to partition
+    a node in that namespace from the database, and nothing else): (host, cluster, migrated store, the DSN
+    from here, the DSN from the namespace)."""
+    from pgcluster import PgCluster
+
+    from monitor.store.postgres import PostgresStore
+
+    site = netlab.add_host(name)  # its veth: 198.19.<i>.1 here, 198.19.<i>.2 in the namespace
+    host_side = f"198.19.{site.index}.1"
+    pg = PgCluster(listen=(host_side,))
+    db = pg.create_db().rsplit("/", 1)[1]
+    store = PostgresStore(pg.dsn(db))
+    store.migrate()
+    return site, pg, store, pg.dsn(db), pg.dsn(db, host=host_side)
+
+
 @pytest.mark.slow
 def test_a_node_partitioned_from_postgresql_stops_and_its_shard_moves(tmp_path, netlab, icmp_mode):
     """n3 runs in a namespace whose only way to PostgreSQL is its veth; cutting it partitions n3 from the
     database only. n3 stops probing within failover_delay, n1 and n2 take its shard, and after the heal n3
     rejoins under a new epoch: no slot is probed twice and nothing n3 measured after its lease expired is stored."""
-    from pgcluster import PgCluster
-
-    from monitor.store.postgres import PostgresStore
-
-    site = netlab.add_host("pgpart")  # its veth: 198.19.<i>.1 here, 198.19.<i>.2 in the namespace
-    host_side = f"198.19.{site.index}.1"
-    pg = PgCluster(listen=(host_side,))
+    site, pg, store, near, far = _cuttable_database(netlab, "pgpart")
     nodes: dict[str, Node] = {}
     try:
-        db = pg.create_db().rsplit("/", 1)[1]
-        store = PostgresStore(pg.dsn(db))
-        store.migrate()
-        nodes["n1"] = Node(tmp_path, pg.dsn(db), "n1", "core")
-        nodes["n2"] = Node(tmp_path, pg.dsn(db), "n2", "core")
-        nodes["n3"] = Node(tmp_path, pg.dsn(db, host=host_side), "n3", "core", netns=site.netns)
+        nodes["n1"] = Node(tmp_path, near, "n1", "core")
+        nodes["n2"] = Node(tmp_path, near, "n2", "core")
+        nodes["n3"] = Node(tmp_path, far, "n3", "core", netns=site.netns)
         wait_for("three live nodes", lambda: sum(r["state"] == "live" for r in status(nodes["n1"])["nodes"]) == 3,
                  timeout=60)
         time.sleep(2 * HEARTBEAT + 3 * INTERVAL)
@@ -438,22 +446,13 @@ def test_a_leader_cut_from_postgresql_is_replaced_within_the_lease(tmp_path, net
     and another node leads within failover_delay + 2 heartbeats, under a higher term (an advisory lock on the
     cut leader's session kept the cluster leaderless for the server's keepalive time: 2 h 11 min). After the
     heal n3 does not take the lead back."""
-    from pgcluster import PgCluster
-
-    from monitor.store.postgres import PostgresStore
-
-    site = netlab.add_host("leadcut")
-    host_side = f"198.19.{site.index}.1"
-    pg = PgCluster(listen=(host_side,))
+    site, pg, store, near, far = _cuttable_database(netlab, "leadcut")
     nodes: dict[str, Node] = {}
     try:
-        db = pg.create_db().rsplit("/", 1)[1]
-        store = PostgresStore(pg.dsn(db))
-        store.migrate()
-        nodes["n3"] = Node(tmp_path, pg.dsn(db, host=host_side), "n3", "core", netns=site.netns)
+        nodes["n3"] = Node(tmp_path, far, "n3", "core", netns=site.netns)
         wait_for("n3 leads", lambda: store.cluster_leader() == "n3", timeout=60, step=0.1)
-        nodes["n1"] = Node(tmp_path, pg.dsn(db), "n1", "core")
-        nodes["n2"] = Node(tmp_path, pg.dsn(db), "n2", "core")
+        nodes["n1"] = Node(tmp_path, near, "n1", "core")
+        nodes["n2"] = Node(tmp_path, near, "n2", "core")
         wait_for("three live nodes", lambda: sum(n.alive(FAILOVER) for n in store.cluster_nodes()) == 3, timeout=60)
         before = store.cluster_leadership()
         assert before is not None and before.node == "n3"

@@ -12,23 +12,14 @@ import time
 import pytest
 
 from conftest import REPO, SLAWATCH, free_port, needs_root, wait_for
+from daemonconfig import daemon_yaml
 from test_daemon_e2e import scrape
 from procs import spawn
 
 pytestmark = [needs_root, pytest.mark.slow]
 
-CONFIG = """\
-storage: {{path: {db}, flush_interval: 200ms}}
-exporter: {{listen: "127.0.0.1:{port}"}}
-logging: {{format: json}}
-contracts:
-  - {{id: c1, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.9%}}}}
-defaults:
-  targets: {{interval: 1s, probes: {{icmp: {{count: 2, spacing: 10ms, timeout: 300ms}}}}}}
-targets:
-  - {{id: lo1, contract: c1, kind: internet, address: 127.0.0.1}}
-  - {{id: lo2, contract: c1, kind: internet, address: 127.0.0.2}}
-"""
+def config(db, port: int) -> str:
+    return daemon_yaml(f"{{path: {db}, flush_interval: 200ms}}", f'{{listen: "127.0.0.1:{port}"}}')
 
 
 @pytest.fixture
@@ -63,7 +54,7 @@ def _lines(proc_log) -> list[dict]:
 def test_a_full_disk_is_a_fault_with_a_bounded_backlog_and_one_log_line(tmpfs, tmp_path, icmp_mode):
     port, db = free_port(), tmpfs / "slawatch.db"
     path = tmp_path / "c.yaml"
-    path.write_text(CONFIG.format(db=db, port=port))
+    path.write_text(config(db, port))
     log = open(tmp_path / "daemon.log", "w+")
     proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
     try:
@@ -113,7 +104,7 @@ def test_an_outage_that_starts_on_a_full_disk_keeps_its_start_through_the_backlo
     host = netlab.add_host("diskfull")
     port, db = free_port(), tmpfs / "slawatch.db"
     path = tmp_path / "c.yaml"
-    path.write_text(CONFIG.format(db=db, port=port).replace("address: 127.0.0.1}", f"address: {host.address()}}}"))
+    path.write_text(config(db, port).replace("address: 127.0.0.1}", f"address: {host.address()}}}"))
     log = open(tmp_path / "daemon.log", "w+")
 
     def start():

@@ -353,6 +353,13 @@ def test_redact_leaves_other_text_alone():
 
 
 # ------------------------------------------------------------------ messages: one line naming the key
+def _listeners(tmp_path, exporter: str, traps: str) -> str:
+    from daemonconfig import daemon_yaml
+
+    return daemon_yaml(f"{{path: {tmp_path / 's.db'}}}", f'{{listen: "{exporter}"}}',
+                       extra=f'traps: {{listen: "{traps}"}}\n')
+
+
 @pytest.mark.parametrize("key", ["exporter.listen", "traps.listen"])
 def test_a_taken_listen_address_is_one_line_naming_the_key(tmp_path, key):
     """The exporter's TCP port or the trap receiver's UDP port already taken: one line naming the key and the
@@ -372,15 +379,7 @@ def test_a_taken_listen_address_is_one_line_naming_the_key(tmp_path, key):
         exporter = port if key == "exporter.listen" else free_port()
         traps = port if key == "traps.listen" else free_port()
         path = tmp_path / "c.yaml"
-        path.write_text(f"""\
-storage: {{path: {tmp_path / 's.db'}}}
-exporter: {{listen: "127.0.0.1:{exporter}"}}
-traps: {{listen: "127.0.0.1:{traps}"}}
-contracts:
-  - {{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}}}}
-targets:
-  - {{id: t1, contract: c1, kind: internet, address: 127.0.0.1}}
-""")
+        path.write_text(_listeners(tmp_path, f"127.0.0.1:{exporter}", f"127.0.0.1:{traps}"))
         r = subprocess.run(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, (r.returncode, r.stderr)
     assert r.stderr.strip() == (f"slawatch: error: {key}: cannot listen on 127.0.0.1:{port}: the address is already "
@@ -414,15 +413,7 @@ def test_a_listen_address_this_host_does_not_have_is_one_line(tmp_path, key):
     exporter = other if key == "exporter.listen" else f"127.0.0.1:{free_port()}"
     traps = other if key == "traps.listen" else f"127.0.0.1:{free_port()}"
     path = tmp_path / "c.yaml"
-    path.write_text(f"""\
-storage: {{path: {tmp_path / 's.db'}}}
-exporter: {{listen: "{exporter}"}}
-traps: {{listen: "{traps}"}}
-contracts:
-  - {{id: c1, customer: A, provider: B, objectives: {{availability: 99.9%}}}}
-targets:
-  - {{id: t1, contract: c1, kind: internet, address: 127.0.0.1}}
-""")
+    path.write_text(_listeners(tmp_path, exporter, traps))
     r = subprocess.run(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.strip() == (
         f"slawatch: error: {key}: cannot listen on {other}: no interface of this host has that address"), r.stderr

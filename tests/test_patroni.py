@@ -11,23 +11,10 @@ import time
 import pytest
 
 from conftest import REPO, SLAWATCH, free_port, needs_root, wait_for
+from daemonconfig import daemon_yaml
 from procs import spawn, stop
 
 pytestmark = [needs_root, pytest.mark.slow]
-
-CONFIG = """\
-storage: {{backend: postgresql, dsn: '{dsn}', flush_interval: 200ms, connect_timeout: 2s, spool_dir: '{spool}'}}
-exporter: {{listen: "127.0.0.1:{port}"}}
-logging: {{format: json}}
-contracts:
-  - {{id: c1, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.9%}}}}
-defaults:
-  targets: {{interval: 1s, probes: {{icmp: {{count: 2, spacing: 10ms, timeout: 300ms}}}}}}
-targets:
-  - {{id: lo1, contract: c1, kind: internet, address: 127.0.0.1}}
-  - {{id: lo2, contract: c1, kind: internet, address: 127.0.0.2}}
-"""
-
 
 def test_a_patroni_failover_loses_nothing_acknowledged_and_the_backlog_drains(tmp_path, icmp_mode):
     from patroni import PatroniCluster, patroni_available
@@ -43,7 +30,9 @@ def test_a_patroni_failover_loses_nothing_acknowledged_and_the_backlog_drains(tm
     try:
         conf = tmp_path / "c.yaml"
         spool = tmp_path / "spool"
-        conf.write_text(CONFIG.format(dsn=pg.dsn(), spool=spool, port=free_port()))
+        conf.write_text(daemon_yaml(f"{{backend: postgresql, dsn: '{pg.dsn()}', flush_interval: 200ms, "
+                                    f"connect_timeout: 2s, spool_dir: '{spool}'}}",
+                                    f'{{listen: "127.0.0.1:{free_port()}"}}'))
         log = open(tmp_path / "d.log", "w+")
         proc = spawn(SLAWATCH + ["run", "-c", str(conf)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=log)
 
