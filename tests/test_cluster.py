@@ -91,7 +91,7 @@ class Node:
         self.write(n_targets)
         self.log = open(tmp_path / f"{name}.log", "w+")
         prefix = ["ip", "netns", "exec", netns] if netns else []
-        self.proc = spawn(prefix + SLAWATCH + ["run", "-c", str(self.path)], cwd=REPO,
+        self.proc = spawn(prefix + SLAWATCH + ["run", "-c", str(self.path)], cwd=self.path.parent,
                                      stdout=subprocess.DEVNULL, stderr=self.log)
 
     def write(self, n_targets: int) -> None:
@@ -427,7 +427,7 @@ def test_a_restart_after_a_crash_takes_its_name_back_at_once(tmp_path, cluster_d
         wait_for("the node", lambda: any(n.node == "phoenix" for n in store.cluster_nodes()), timeout=30)
         first = next(n.epoch for n in store.cluster_nodes() if n.node == "phoenix")
         node.kill()
-        node.proc = spawn(SLAWATCH + ["run", "-c", str(node.path)], cwd=REPO, stdout=subprocess.DEVNULL,
+        node.proc = spawn(SLAWATCH + ["run", "-c", str(node.path)], cwd=node.path.parent, stdout=subprocess.DEVNULL,
                                      stderr=node.log)
         t0 = time.time()
         wait_for("the restart to join", lambda: next(
@@ -550,7 +550,7 @@ def test_sla_series_exist_once_across_the_cluster_for_every_target(tmp_path, clu
         node.path.write_text(CONFIG.format(node=name, site=site, heartbeat=HEARTBEAT, failover=FAILOVER, dsn=dsn,
                                            port=node.port, interval=INTERVAL, targets=targets))
         node.log = open(tmp_path / f"{name}.log", "w+")
-        node.proc = spawn(SLAWATCH + ["run", "-c", str(node.path)], cwd=REPO, stdout=subprocess.DEVNULL,
+        node.proc = spawn(SLAWATCH + ["run", "-c", str(node.path)], cwd=node.path.parent, stdout=subprocess.DEVNULL,
                           stderr=node.log)
         nodes[name] = node
     configured = {f"t{i}" for i in range(6)} | {"m1"}

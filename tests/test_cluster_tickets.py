@@ -60,7 +60,7 @@ def test_leader_sigkilled_with_pending_tickets_and_rt_down_every_ticket_reaches_
             paths[name] = tmp_path / f"{name}.yaml"
             paths[name].write_text(CONFIG.format(node=name, heartbeat=HEARTBEAT, failover=FAILOVER, dsn=dsn,
                                                  targets=targets, rt_port=rt_port, token_file=token_file))
-            procs[name] = spawn(SLAWATCH + ["run", "-c", str(paths[name])], cwd=REPO,
+            procs[name] = spawn(SLAWATCH + ["run", "-c", str(paths[name])], cwd=paths[name].parent,
                                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{name}.log", "w"))
         # every dark circuit opens a ticket; RT is down, so each delivery fails and stays pending
         wait_for("a failed delivery for every ticket", lambda: len({o.ticket_id for o in store.outbox()

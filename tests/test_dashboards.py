@@ -255,7 +255,7 @@ defaults:
 targets:
 {targets}
 """)
-            procs.append(spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
+            procs.append(spawn(SLAWATCH + ["run", "-c", str(path)], cwd=path.parent, stdout=subprocess.DEVNULL,
                                           stderr=open(tmp_path / f"{n}.log", "w")))
         procs.append(spawn(["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}",
                                        f"--storage.tsdb.path={tmp_path / 'tsdb'}",

@@ -47,7 +47,7 @@ class SiteNode:
                                            dsn=dsn, interval=INTERVAL, targets=targets))
         self.log = open(tmp_path / f"{self.name}.log", "w+")
         self.proc = spawn(["ip", "netns", "exec", netns, *SLAWATCH, "run", "-c", str(self.path)],
-                                     cwd=REPO, stdout=subprocess.DEVNULL, stderr=self.log)
+                                     cwd=self.path.parent, stdout=subprocess.DEVNULL, stderr=self.log)
 
     def stop(self) -> None:
         stop(self.proc, timeout=30)
