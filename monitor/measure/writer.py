@@ -303,46 +303,45 @@ class BatchWriter:
 
     async def _flush_memory(self, force: bool) -> bool:
         """Write the batch held in memory (and then the leader's records)."""
-        if True:
-            if not len(self.batch):
-                return await self._flush_lead()
-            if self._failing_since is not None and not force and time.monotonic() < self._retry_at:
-                return False
-            batch, self.batch = self.batch, Batch()
-            cycles = self._inflight = len(batch.cycles)
-            self._inflight_records = len(batch)
-            t0 = time.perf_counter()
-            fence = self._batch_fence
-            try:
-                if fence is None:
-                    await asyncio.to_thread(self.store.write, batch, self.on_new_event)
-                else:
-                    await asyncio.to_thread(self.store.write, batch, self.on_new_event, fence)
-            except FencedError as exc:
-                # another node owns these targets now: the batch is not evidence this node may write
-                self._inflight = 0
-                self.fenced_dropped += len(batch.cycles)
-                self.stats.store_backlog_cycles = len(self.batch.cycles)
-                log.error("%s: %d cycles dropped (their time is unknown unless the new owner measured it)",
-                          exc, len(batch.cycles))
-                # what came in meanwhile was measured under the same lost lease: it goes too
-                self.drop_backlog("measured under the same expired lease")
-                return False
-            except StoreError as exc:
-                self._inflight = 0
-                batch.absorb(self.batch)  # keep the order: the failed batch first
-                self.batch = batch
-                self._failed(exc)
-                if self.spool is not None:
-                    await self._spool_memory()  # durable now: a crash loses none of it
-                return False
-            self._inflight = 0
-            self._batch_fence = self.fence() if len(self.batch) else None
-            self.stats.store_write_seconds_sum += time.perf_counter() - t0
-            self.stats.store_writes_total += 1
-            self._backlog_gauge()
-            self._recovered(cycles)
+        if not len(self.batch):
             return await self._flush_lead()
+        if self._failing_since is not None and not force and time.monotonic() < self._retry_at:
+            return False
+        batch, self.batch = self.batch, Batch()
+        cycles = self._inflight = len(batch.cycles)
+        self._inflight_records = len(batch)
+        t0 = time.perf_counter()
+        fence = self._batch_fence
+        try:
+            if fence is None:
+                await asyncio.to_thread(self.store.write, batch, self.on_new_event)
+            else:
+                await asyncio.to_thread(self.store.write, batch, self.on_new_event, fence)
+        except FencedError as exc:
+            # another node owns these targets now: the batch is not evidence this node may write
+            self._inflight = 0
+            self.fenced_dropped += len(batch.cycles)
+            self.stats.store_backlog_cycles = len(self.batch.cycles)
+            log.error("%s: %d cycles dropped (their time is unknown unless the new owner measured it)",
+                      exc, len(batch.cycles))
+            # what came in meanwhile was measured under the same lost lease: it goes too
+            self.drop_backlog("measured under the same expired lease")
+            return False
+        except StoreError as exc:
+            self._inflight = 0
+            batch.absorb(self.batch)  # keep the order: the failed batch first
+            self.batch = batch
+            self._failed(exc)
+            if self.spool is not None:
+                await self._spool_memory()  # durable now: a crash loses none of it
+            return False
+        self._inflight = 0
+        self._batch_fence = self.fence() if len(self.batch) else None
+        self.stats.store_write_seconds_sum += time.perf_counter() - t0
+        self.stats.store_writes_total += 1
+        self._backlog_gauge()
+        self._recovered(cycles)
+        return await self._flush_lead()
 
     def drop_backlog(self, why: str) -> int:
         """Forget what is pending (a cluster node whose lease expired: that evidence is no longer its to write;
