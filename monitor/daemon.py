@@ -130,7 +130,8 @@ class Daemon:
         #: what this node may probe: targets, and one unit per site of a multi-site target (monitor.cluster.consensus)
         self._use_units(probe_units(config.targets))
         self.consensus = ConsensusKeeper(config.cluster.failover_delay if config.cluster else 10.0,
-                                         config.storage.flush_interval)
+                                         config.storage.flush_interval,
+                                         config.cluster.heartbeat if config.cluster else 1.0)
         self.live.vantage = self.consensus
         # leader-only writes present the leader's term (a cluster); refused ones are decided again from the store
         self.deliverer.fence = self._leader_fence
@@ -150,6 +151,7 @@ class Daemon:
         self.cluster: ClusterMember | None = None
         self.traps: TrapReceiver | None = None
         self._epoch_seen: int | None = None
+        self._rejoining = asyncio.Lock()
         self._cluster_jobs: set[str] = set()
         self._sync_task: asyncio.Task | None = None
 
@@ -194,17 +196,23 @@ class Daemon:
         self.writer.fence = lambda: self.cluster.fence if self.cluster is not None else None
         self.live.cluster = self.cluster
 
-    def _new_epoch(self) -> None:
-        """A (re)join: what this node measured under an expired lease is not its to write any more, and every
-        target it owns again continues from the store (so the span in between becomes unknown time)."""
+    async def _new_epoch(self) -> None:
+        """A (re)join: what this node measured under its expired lease is written first, under the new one, for
+        the units no other node measured meanwhile (a database outage that outlasted the lease: the node was
+        their only prober); the rest is dropped (BatchWriter._adopt). Then every target it owns again continues
+        from the store, so a span another node or nobody measured becomes unknown time."""
         assert self.cluster is not None
-        if self._epoch_seen is not None:
-            self.writer.drop_backlog(f"the lease of epoch {self._epoch_seen} expired; rejoined as {self.cluster.epoch}")
-        for live in self.live.targets.values():
-            if live.owned:
-                live.set_owned(False)
-                self.ingestor.forget(live.target)
-        self._epoch_seen = self.cluster.epoch
+        async with self._rejoining:
+            epoch = self.cluster.epoch
+            if epoch == self._epoch_seen:
+                return
+            if self._epoch_seen is not None:
+                await self.writer.flush(force=True)
+            for live in self.live.targets.values():
+                if live.owned:
+                    live.set_owned(False)
+                    self.ingestor.forget(live.target)
+            self._epoch_seen = epoch
 
     def _leads(self) -> bool:
         """Whether this node runs the cluster-wide work (always, without a cluster)."""
@@ -280,7 +288,7 @@ class Daemon:
                     return
                 if self.cluster is not None:
                     if self.cluster.epoch != self._epoch_seen:
-                        self._new_epoch()
+                        await self._new_epoch()
                     if not self.cluster.owns(target.id):
                         if live.owned:
                             live.set_owned(False)
@@ -401,8 +409,22 @@ class Daemon:
             self._store_failed("vantage consensus", exc)
             return
         out = Batch()  # decided off the event loop (about 0.2 s for 10,000 targets: bench/consensus_round.py)
-        await asyncio.to_thread(self.consensus.round, targets, states, time.time(), out, stored_dark)
+        try:
+            await asyncio.to_thread(self.consensus.round, targets, states, time.time(), out, stored_dark,
+                                    self._site_outages)
+        except StoreError as exc:
+            self._store_failed("vantage consensus", exc)
+            return
         self._lead_records(out, "vantage consensus")
+
+    def _site_outages(self, since: float) -> dict[str, list[tuple[float, float | None]]]:
+        """The sites' down outages (of multi-site targets' units) overlapping [since, now], for a consensus round
+        that replays a span no leader decided (monitor.cluster.vantage)."""
+        out: dict[str, list[tuple[float, float | None]]] = {}
+        for o in self.store.outages_between(since, time.time() + 60):
+            if o.kind == "down" and "@" in o.target:
+                out.setdefault(o.target, []).append((o.start, o.end))
+        return out
 
     async def _evaluate_sla(self) -> None:
         """Month-to-date figures for the exporter, and budget-burn / breach events into the store."""

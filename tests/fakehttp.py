@@ -11,7 +11,9 @@ from typing import Callable
 
 
 class FakeHttp:
-    def __init__(self, routes: dict[tuple[str, str], Callable[[dict], tuple[int, object]]] | None = None):
+    def __init__(self, routes: dict[tuple[str, str], Callable[[dict], tuple[int, object]]] | None = None,
+                 host: str = "127.0.0.1"):
+        """``host``: where to listen (loopback, or the host side of a test namespace's veth)."""
         self.routes = routes or {}
         self.requests: list[dict] = []
         fake = self
@@ -41,8 +43,8 @@ class FakeHttp:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/"
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.url = f"http://{host}:{self.server.server_address[1]}/"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
     def close(self) -> None:

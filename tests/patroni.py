@@ -44,7 +44,10 @@ def patroni_available() -> tuple[bool, str]:
 class PatroniCluster:
     """etcd plus two Patroni members (pg0, pg1); :meth:`primary` names the one leading now."""
 
-    def __init__(self, ttl: int = 10) -> None:
+    def __init__(self, ttl: int = 10, listen: tuple[str, ...] = ()) -> None:
+        """``listen``: addresses beside 127.0.0.1 where the members' PostgreSQL accepts clients (the host side of
+        test namespaces' veths)."""
+        self.listen = listen
         self.root = Path(tempfile.mkdtemp(prefix="slawatch-patroni-"))
         os.chmod(self.root, 0o755)
         pw = pwd.getpwnam("postgres")
@@ -89,10 +92,12 @@ class PatroniCluster:
                                                                                "max_wal_senders": 5}}},
                 "initdb": [{"encoding": "UTF8"}, {"locale": "C"}],
                 "pg_hba": ["local all all trust", "host replication replicator 127.0.0.1/32 scram-sha-256",
-                           "host all all 127.0.0.1/32 scram-sha-256"],
+                           "host all all 127.0.0.1/32 scram-sha-256"]
+                + (["host all all 198.19.0.0/16 scram-sha-256"] if self.listen else []),
             },
             "postgresql": {
-                "listen": f"127.0.0.1:{m['port']}", "connect_address": f"127.0.0.1:{m['port']}",
+                "listen": f"{','.join(('127.0.0.1', *self.listen))}:{m['port']}",
+                "connect_address": f"127.0.0.1:{m['port']}",
                 "data_dir": str(m["dir"] / "data"), "bin_dir": str(pg_bindir()),
                 "pgpass": str(m["dir"] / "pgpass"),
                 "authentication": {"superuser": {"username": "postgres", "password": SUPER},
@@ -163,8 +168,9 @@ class PatroniCluster:
             raise RuntimeError(f"psql on {name}: {r.stderr.strip()}")
         return r.stdout
 
-    def dsn(self) -> str:
-        hosts = ",".join(f"127.0.0.1:{m['port']}" for m in self.members.values())
+    def dsn(self, host: str = "127.0.0.1") -> str:
+        """Every member's address (``host``, one of ``listen``, for a client in a namespace), read-write only."""
+        hosts = ",".join(f"{host}:{m['port']}" for m in self.members.values())
         return f"postgresql://slawatch:{APP}@{hosts}/slawatch?target_session_attrs=read-write"
 
     # -- faults -----------------------------------------------------------------------------------

@@ -348,6 +348,12 @@ def test_a_leader_term_that_is_over_writes_nothing(cluster_db):
                 fence=replace(fences["l2"], term=second.term))
     store.leader_release(fences["l2"])
     assert store.cluster_leader() is None
+    # the history: each term once, its holder, and lease spans that never overlap in the database's time
+    terms = store.leader_terms()
+    assert [(t.node, t.term) for t in terms] == [("l1", first.term), ("l2", second.term)]
+    assert terms[0].since == pytest.approx(first.since) and terms[0].expires <= terms[1].since
+    assert terms[1].remaining <= 0  # released
+    assert store.leader_terms(since=terms[1].expires + 1) == []
 
 
 def _cuttable_database(netlab, name: str):

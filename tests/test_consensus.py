@@ -126,3 +126,47 @@ def test_a_sites_up_is_evidence_only_for_its_cycles_slot():
     assert [x.state for x in later] == ["unknown", "down"]  # past it: no evidence, never up
     combined, changes = decide(Combined("up", 0.0), later, 2, killed + 4.0)
     assert combined.state == "unknown" and [c.kind for c in changes] == ["unknown"]
+
+
+def test_quorum_spans_date_like_decide_and_end_when_fewer_than_quorum_remain():
+    from monitor.cluster.consensus import quorum_spans
+
+    # a down 100-150 and 160-170, b down 103-140, c down 110-open: 2 of 3 together 103-150, again 160-170
+    spans = quorum_spans([[(100, 150), (160, 170)], [(103, 140)], [(110, None)]], 2)
+    assert spans == [(103, 150), (160, 170)]
+    assert quorum_spans([[(100, 150)], [(103, 140)], [(110, None)]], 3) == [(110, 140)]
+    assert quorum_spans([[(100, None)], [(103, None)]], 2) == [(103, None)]  # open: not over yet
+    assert quorum_spans([[(100, 120)], [(120, 130)]], 2) == []  # a recovery and a first bad cycle at one instant
+    assert quorum_spans([[(100, 120), (110, 125)], [(105, 200)]], 2) == [(105, 125)]  # overlapping runs of a site
+
+
+def test_a_round_after_a_gap_replays_the_outage_the_sites_saw_meanwhile():
+    """A takeover (or the store out of reach) left the target undecided while a quorum of sites saw it down and
+    up again: the next round records that outage as decide would have dated it, and its end, once."""
+    from types import SimpleNamespace
+
+    from monitor.cluster.vantage import ConsensusKeeper
+    from monitor.store import Batch
+
+    t = SimpleNamespace(id="t1", contract="c1", interval=1.0, failure_threshold=2,
+                        vantage=SimpleNamespace(sites=["a", "b"], quorum=2), worst_case=lambda: (0.3,))
+    keeper = ConsensusKeeper(3.0, 0.2, every=0.5)
+    up = {u: StateRecord(u, "up", 0.0, 1000.0, {"last_cycle": 1000.0}) for u in ("t1@a", "t1@b")}
+    first = Batch()
+    keeper.round([t], up, 1000.0, first, history=lambda since: {})
+    assert first.outages == []
+    later = {u: StateRecord(u, "up", 1012.0, 1020.0, {"last_cycle": 1020.0}) for u in ("t1@a", "t1@b")}
+    asked = []
+
+    def history(since):
+        asked.append(since)
+        return {"t1@a": [(1003.2, 1011.0)], "t1@b": [(1004.1, 1012.0)]}
+
+    batch = Batch()
+    keeper.round([t], later, 1020.5, batch, history=history)
+    assert asked and asked[0] <= 1000.0
+    assert [(o.start, o.end) for o in batch.outages] == [(1004.1, None), (1004.1, 1011.0)]
+    assert [e.kind for e in batch.events] == ["outage_started", "outage_ended"]
+    again = Batch()
+    keeper.round([t], later, 1021.0, again, history=history)  # decided now: no replay
+    assert again.outages == [] and len(asked) == 1

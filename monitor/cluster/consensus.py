@@ -30,7 +30,8 @@ from collections.abc import Set
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-__all__ = ["Unit", "SiteView", "Combined", "Change", "multi_site", "probe_units", "unit_id", "decide", "dark_sites", "views_from"]
+__all__ = ["Unit", "SiteView", "Combined", "Change", "multi_site", "probe_units", "unit_id", "decide", "dark_sites", "views_from",
+           "quorum_spans"]
 
 from monitor.config.sites import multi_site, unit_id  # noqa: E402 (below the layers that need them)
 
@@ -88,18 +89,21 @@ class Combined:
     since: float | None = None
     outage_start: float | None = None
     unknown_since: float | None = None
+    #: the time of the last round that decided it (a later round after a gap replays the sites' outages)
+    decided: float | None = None
 
     def snapshot(self) -> dict[str, Any]:
         """The combined state as stored in the target's tracker (restored after a restart or takeover)."""
         return {"state": self.state, "since": self.since, "outage_start": self.outage_start,
-                "unknown_since": self.unknown_since, "consensus": True}
+                "unknown_since": self.unknown_since, "decided": self.decided, "consensus": True}
 
     @classmethod
     def restore(cls, data: dict | None) -> "Combined":
         """The combined state from a stored tracker; a fresh one when the tracker holds none."""
         if not data or not data.get("consensus"):
             return cls()
-        return cls(data.get("state", "unknown"), data.get("since"), data.get("outage_start"), data.get("unknown_since"))
+        return cls(data.get("state", "unknown"), data.get("since"), data.get("outage_start"), data.get("unknown_since"),
+                   data.get("decided"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,7 +151,7 @@ def decide(prev: Combined, views: list[SiteView], quorum: int, now: float,
     down = sorted(v.since if v.since is not None else now for v in views if v.state == "down")
     unknown = sum(1 for v in views if v.state == "unknown")
     changes: list[Change] = []
-    new = Combined(prev.state, prev.since, prev.outage_start, prev.unknown_since)
+    new = Combined(prev.state, prev.since, prev.outage_start, prev.unknown_since, now)
     if len(down) >= quorum:
         state = "down"
     elif len(down) + unknown < quorum:
@@ -208,3 +212,37 @@ def dark_sites(views_by_target: dict[str, list[SiteView]], minimum: int = 2) -> 
         if any(o.state == "up" for target, _ in seen for o in views_by_target[target] if o.site != site):
             dark.add(site)
     return dark
+
+
+def quorum_spans(downs: Iterable[Iterable[tuple[float, float | None]]], quorum: int) -> list[tuple[float, float | None]]:
+    """The spans in which at least ``quorum`` sites saw the target down, from each site's down outages (one
+    iterable per site; an open outage's end is None), oldest first: a span starts at the first bad cycle by which
+    ``quorum`` sites saw it down together (as :func:`decide` dates it) and ends when fewer than ``quorum`` did
+    (None: not yet). This is what a leader replays for the time no leader decided (a takeover, a store outage),
+    so an outage the sites saw then is not lost."""
+    points: list[tuple[float, int]] = []
+    for site in downs:
+        merged: list[tuple[float, float | None]] = []
+        for s, e in sorted(site, key=lambda x: x[0]):
+            if merged and (merged[-1][1] is None or s <= merged[-1][1]):
+                last_end = merged[-1][1]
+                merged[-1] = (merged[-1][0], None if e is None or last_end is None else max(last_end, e))
+            else:
+                merged.append((s, e))
+        for s, e in merged:
+            points.append((s, 1))
+            if e is not None:
+                points.append((e, -1))
+    points.sort(key=lambda p: (p[0], p[1]))  # at one instant a recovery counts before a new bad cycle
+    out: list[tuple[float, float | None]] = []
+    count, start = 0, None
+    for at, step in points:
+        count += step
+        if step > 0 and count == quorum:
+            start = at
+        elif step < 0 and count == quorum - 1 and start is not None:
+            out.append((start, at))
+            start = None
+    if start is not None:
+        out.append((start, None))
+    return out

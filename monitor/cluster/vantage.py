@@ -8,9 +8,9 @@ that the daemon's writer commits under the leader's lease (fenced, like every wr
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
-from monitor.cluster.consensus import Combined, dark_sites, decide, unit_id, views_from
+from monitor.cluster.consensus import Change, Combined, dark_sites, decide, quorum_spans, unit_id, views_from
 from monitor.events import BreachEvent, outage_event
 from monitor.measure.state import GAP_FACTOR
 from monitor.store import Batch, OutageRecord, StateRecord, UnknownRecord
@@ -21,13 +21,21 @@ log = logging.getLogger("slawatch.vantage")
 
 #: seconds between rewrites of a multi-site target's unchanged consensus state
 REFRESH = 10.0
+#: rounds missed (a takeover, the store out of reach) after which a round replays the sites' outages since the
+#: target was last decided
+REPLAY_AFTER = 3
+
+#: the sites' down outages since a time: unit id -> [(start, end or None)] (read from the store by the daemon)
+History = Callable[[float], dict[str, list[tuple[float, float | None]]]]
 
 
 class ConsensusKeeper:
     """The leader's N-of-M consensus over the sites' views of multi-site targets."""
 
-    def __init__(self, failover_delay: float, store_lag: float = 1.0):
+    def __init__(self, failover_delay: float, store_lag: float = 1.0, every: float = 1.0):
         self.failover_delay = failover_delay
+        #: seconds between rounds (the cluster's heartbeat)
+        self.every = every
         #: the most a stored cycle can lag its start beyond the probes' worst case: the writer's flush interval
         self.store_lag = store_lag
         self._last: dict[str, Combined] = {}
@@ -69,22 +77,58 @@ class ConsensusKeeper:
         then, never up (a failover delay's worth of an old "up" counted before: 14 s at 2 s / 10 s)."""
         return GAP_FACTOR * target.interval + target.worst_case()[0] + self.store_lag
 
+    def _settle(self, t) -> float:
+        return (t.failure_threshold + 1) * t.interval + self.failover_delay
+
+    def _settle_max(self, targets: list) -> float:
+        return max((self._settle(t) for t in targets), default=0.0)
+
+    def _replayed(self, t, prev: Combined, downs: dict, now: float) -> list[Change]:
+        """The outages the quorum of sites saw, begun and ended while no round decided the target (since
+        ``prev.decided``): each as it would have been decided (quorum_spans), recorded now."""
+        assert prev.decided is not None
+        per_site = {s: downs.get(unit_id(t.id, s), []) for s in t.vantage.sites}
+        out = []
+        for start, end in quorum_spans(per_site.values(), t.vantage.quorum):
+            if end is None or end <= prev.decided or end > now:
+                continue  # open now (this round decides it) or decided already
+            if prev.outage_start is not None and start >= prev.outage_start:
+                continue  # part of the outage the last round left open: this round ends it
+            sites = {s: ({"state": "down", "since": max(a for a, b in spans if a <= start and (b is None or b > start)),
+                          "last_cycle": None, "replayed": True}
+                         if any(a <= start and (b is None or b > start) for a, b in spans) else
+                         {"state": "unknown", "since": None, "last_cycle": None, "replayed": True})
+                     for s, spans in per_site.items()}
+            log.warning("%s: replaying an outage of %.0f s that %d sites saw while no leader decided (from %.3f)",
+                        t.id, end - start, sum(v["state"] == "down" for v in sites.values()), start)
+            out += [Change("outage_started", start, None, sites), Change("outage_ended", start, end, sites)]
+        return out
+
     def round(self, targets: list, states: dict[str, Any], now: float, batch: Batch,
-              stored_dark: dict[str, float] | None = None) -> None:
+              stored_dark: dict[str, float] | None = None, history: History | None = None) -> None:
         """One consensus round of the leader: combine the sites' views of each multi-site target, decide its state
-        and add what changed (states, outages, events) to ``batch``."""
+        and add what changed (states, outages, events) to ``batch``. ``history``: where to read the sites' down
+        outages since a time, for targets no round decided for a while (:meth:`_replayed`)."""
         if stored_dark is not None and not self.loaded:
             self.dark = dict(stored_dark)
         self.loaded = True
         raw = {t.id: views_from(states, t.id, t.vantage.sites, now, self.stale_after(t)) for t in targets}
         dark = dark_sites(raw)
         self._report_dark(dark, targets, now, batch)
+        prevs = {}
+        for t in targets:
+            saved = states.get(t.id)
+            prevs[t.id] = self._last.get(t.id) or Combined.restore(saved.tracker if saved is not None else None)
+        gaps = {t.id: p.decided for t in targets if (p := prevs[t.id]).decided is not None
+                and now - p.decided > REPLAY_AFTER * self.every}
+        downs = history(min(gaps.values()) - self._settle_max(targets)) if history is not None and gaps else {}
         for t in targets:
             views = views_from(states, t.id, t.vantage.sites, now, self.stale_after(t), dark) if dark else raw[t.id]
-            saved = states.get(t.id)
-            prev = self._last.get(t.id) or Combined.restore(saved.tracker if saved is not None else None)
-            new, changes = decide(prev, views, t.vantage.quorum, now,
-                                  settle=(t.failure_threshold + 1) * t.interval + self.failover_delay)
+            prev = prevs[t.id]
+            if t.id in gaps and history is not None:
+                for ch in self._replayed(t, prev, downs, now):
+                    self._record(t, ch, batch)
+            new, changes = decide(prev, views, t.vantage.quorum, now, settle=self._settle(t))
             self._last[t.id] = new
             self.views[t.id] = views
             self.contracts[t.id] = t.contract

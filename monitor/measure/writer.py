@@ -88,6 +88,10 @@ def drop_oldest(batch: Batch, keep: int) -> int:
     return excess
 
 
+class _NotYet(Exception):
+    """A batch under an expired lease waits for the node's next lease (BatchWriter._adopt)."""
+
+
 class BatchWriter:
     """Collects a flush interval's records and writes them in one transaction; backs off and keeps them when the store
     fails."""
@@ -234,9 +238,14 @@ class BatchWriter:
             try:
                 await asyncio.to_thread(self.store.write, batch, self.on_new_event, fence)
             except FencedError as exc:
-                log.error("%s: %d spooled cycles dropped (measured under a lease that is over)", exc,
-                          len(batch.cycles))
-                self.fenced_dropped += len(batch.cycles)
+                try:
+                    await self._adopt(batch, fence, exc, "spooled")
+                except _NotYet:
+                    self._retry_at = time.monotonic() + self.flush_interval
+                    return False
+                except StoreError as again:
+                    self._failed(again)
+                    return False
             except StoreError as exc:
                 self._failed(exc)
                 return False
@@ -248,6 +257,25 @@ class BatchWriter:
             self._backlog_gauge()
         self._recovered(written)
         return True
+
+    async def _adopt(self, batch: Batch, fence: Fence | None, exc: FencedError, what: str) -> None:
+        """A batch refused because the lease it was measured under is over: written under the node's current
+        lease for the units no other node has measured since (Store.adopt), the rest dropped and said."""
+        current = self.fence()
+        if current is None or fence is None or current.node != fence.node or current.epoch == fence.epoch:
+            raise _NotYet  # no newer lease of this node's to write it under yet: kept until the node rejoins
+        taken = await asyncio.to_thread(self.store.adopt, batch, self.on_new_event, current)  # type: ignore[attr-defined]
+        lost = [c for c in batch.cycles if c.target in taken]
+        kept = len(batch.cycles) - len(lost)
+        self.fenced_dropped += len(lost)
+        if kept:
+            self.stats.store_writes_total += 1
+            log.warning("%d %s cycles measured under the expired lease of epoch %s written under epoch %s: no other "
+                        "node measured their units since", kept, what, fence.epoch if fence else "?",
+                        current.epoch if current else "?")
+        if lost or (taken and not batch.cycles):
+            log.error("%s: %d %s cycles of %d units dropped (another node measures them now; their time is unknown "
+                      "unless it measured it)", exc, len(lost), what, len(taken))
 
     async def _spool_memory(self) -> None:
         """Move the batch held in memory to the spool's tail (while the store fails or the spool is not empty:
@@ -318,14 +346,20 @@ class BatchWriter:
             else:
                 await asyncio.to_thread(self.store.write, batch, self.on_new_event, fence)
         except FencedError as exc:
-            # another node owns these targets now: the batch is not evidence this node may write
+            # measured under a lease that is over: what no other node measured since is still this node's
+            # evidence (a database outage outlasted the lease); the rest is not evidence this node may write
             self._inflight = 0
-            self.fenced_dropped += len(batch.cycles)
-            self.stats.store_backlog_cycles = len(self.batch.cycles)
-            log.error("%s: %d cycles dropped (their time is unknown unless the new owner measured it)",
-                      exc, len(batch.cycles))
-            # what came in meanwhile was measured under the same lost lease: it goes too
-            self.drop_backlog("measured under the same expired lease")
+            batch.absorb(self.batch)  # what came in meanwhile was measured under the same lost lease
+            self.batch, self._batch_fence = Batch(), None
+            try:
+                await self._adopt(batch, fence, exc, "unwritten")
+            except _NotYet:
+                self.batch, self._batch_fence = batch, fence
+            except StoreError as again:
+                self._failed(again)
+                self.fenced_dropped += len(batch.cycles)
+                log.error("%d cycles measured under an expired lease dropped: %s", len(batch.cycles), again)
+            self._backlog_gauge()
             return False
         except StoreError as exc:
             self._inflight = 0

@@ -97,6 +97,22 @@ class Batch:
         return (len(self.cycles) + len(self.states) + len(self.outages) + len(self.unknown) + len(self.events)
                 + len(self.hourly) + len(self.monthly))
 
+    def units(self) -> set[str]:
+        """Every target (probe unit) a record of this batch is about."""
+        return ({c.target for c in self.cycles} | set(self.states) | {o.target for o in self.outages}
+                | {u.target for u in self.unknown} | {e.target for e in self.events if e.target is not None}
+                | {k[0] for k in self.hourly} | {k[0] for k in self.monthly})
+
+    def without(self, units: set[str]) -> "Batch":
+        """This batch without any record of ``units`` (same id)."""
+        return Batch([c for c in self.cycles if c.target not in units],
+                     {k: v for k, v in self.states.items() if k not in units},
+                     [o for o in self.outages if o.target not in units],
+                     [u for u in self.unknown if u.target not in units],
+                     [e for e in self.events if e.target not in units],
+                     {k: v for k, v in self.hourly.items() if k[0] not in units},
+                     {k: v for k, v in self.monthly.items() if k[0] not in units}, self.id)
+
     def absorb(self, newer: "Batch") -> None:
         """Put a newer batch after this one (used to retry a failed write together with new data)."""
         self.cycles.extend(newer.cycles)
@@ -569,6 +585,14 @@ class ClusterStore(Store, Protocol):
         """The latest published config: (version, hash, body, node), or None."""
         ...
 
+    def adopt(self, batch: Batch, on_new_event: "Callable[[TicketTx, BreachEvent], None] | None",
+              fence: Fence) -> set[str]:
+        """Write a batch measured under this node's previous lease (one that expired while the store was out of
+        reach) under its current ``fence``, for the units no other node has written a cycle of since the
+        batch's first cycle: for those the node was their only prober, so its evidence stands. The records of
+        the other units are left out (their new owner's evidence rules); returns those units."""
+        ...
+
     def leader_lease(self, fence: Fence, ttl: float) -> "LeaderLease | None":
         """Take or renew the leader lease for ``ttl`` seconds of the database's clock (None: another holds it)."""
         ...
@@ -579,6 +603,10 @@ class ClusterStore(Store, Protocol):
 
     def cluster_leadership(self) -> "LeaderInfo | None":
         """The leader lease as the database sees it now (None: never held)."""
+        ...
+
+    def leader_terms(self, since: float = 0.0) -> "list[LeaderInfo]":
+        """Every leader term whose lease lasted past ``since``, oldest first (the history of leadership)."""
         ...
 
     def cluster_leader(self) -> str | None:

@@ -229,6 +229,21 @@ MIGRATIONS.append(
     CREATE TABLE applied_batches (id text PRIMARY KEY, applied timestamptz NOT NULL DEFAULT clock_timestamp());
     """
 )
+MIGRATIONS.append(
+    # 6: every leader term's holder and its lease's last expiry, in the database's time: the history a checker
+    # reads to verify that no two terms ever overlapped (tests/faults.py), and the operator to see who led when
+    """
+    CREATE TABLE leader_terms (
+        term bigint PRIMARY KEY,
+        node text NOT NULL,
+        instance text NOT NULL,
+        epoch bigint NOT NULL,
+        since timestamptz NOT NULL,
+        expires timestamptz NOT NULL
+    );
+    INSERT INTO leader_terms SELECT term, node, instance, epoch, since, expires FROM cluster_leader;
+    """
+)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _DAY = 86400
@@ -474,6 +489,32 @@ class PostgresStore(SqlTickets):
                 self._write(conn, cur, batch, on_new_event)
         self._ids.update(self._new_ids)
         self._partitions |= self._new_partitions
+
+    def adopt(self, batch: Batch, on_new_event: Callable[[TicketTx, BreachEvent], None] | None,
+              fence: Fence) -> set[str]:
+        self._new_ids = {}
+        self._new_partitions = set()
+        with self._conn("write to") as conn, conn.transaction():
+            with conn.cursor(row_factory=dict_row) as check:
+                check_fence(_PgExec(check), fence)
+            with conn.cursor() as cur:
+                if batch.id is not None:
+                    cur.execute("INSERT INTO applied_batches (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (batch.id,))
+                    if cur.rowcount == 0:
+                        return set()
+                units = sorted(batch.units())
+                starts = [c.started for c in batch.cycles if c.started is not None]
+                taken: set[str] = set()
+                if units and starts:
+                    cur.execute("SELECT DISTINCT target FROM cycles WHERE target = ANY(%s) AND started >= %s"
+                                " AND node IS DISTINCT FROM %s", (units, Epoch(min(starts)), fence.node))
+                    taken = {r[0] for r in cur.fetchall()}
+                elif units:  # no cycle to date it by: only what no other node has written at all lately
+                    taken = set(units)
+                self._write(conn, cur, batch.without(taken) if taken else batch, on_new_event)
+        self._ids.update(self._new_ids)
+        self._partitions |= self._new_partitions
+        return taken
 
     def _write(self, conn: psycopg.Connection, cur: psycopg.Cursor, batch: Batch,
                on_new_event: Callable[[TicketTx, BreachEvent], None] | None) -> None:
@@ -762,6 +803,7 @@ class PostgresStore(SqlTickets):
                          " WHERE id = 1 AND instance = ? AND epoch = ? AND expires > clock_timestamp()"
                          " RETURNING term, extract(epoch FROM since)::float8 AS since",
                          (ttl, fence.instance, fence.epoch))
+            renewed = row is not None
             if row is None:  # free or expired: take it under a new term
                 row = ex.one("UPDATE cluster_leader SET node = ?, instance = ?, epoch = ?,"
                              " term = nextval('cluster_epoch'), since = clock_timestamp(),"
@@ -775,12 +817,24 @@ class PostgresStore(SqlTickets):
                              " clock_timestamp() + make_interval(secs => ?)) ON CONFLICT (id) DO NOTHING"
                              " RETURNING term, extract(epoch FROM since)::float8 AS since",
                              (fence.node, fence.instance, fence.epoch, ttl))
-            return None if row is None else LeaderLease(int(row["term"]), float(row["since"]))
+            if row is None:
+                return None
+            term = int(row["term"])
+            if renewed:
+                ex.run("UPDATE leader_terms SET expires = (SELECT expires FROM cluster_leader WHERE id = 1)"
+                       " WHERE term = ?", (term,))
+            else:
+                ex.run("INSERT INTO leader_terms (term, node, instance, epoch, since, expires)"
+                       " SELECT term, node, instance, epoch, since, expires FROM cluster_leader WHERE id = 1")
+                ex.run("DELETE FROM leader_terms WHERE expires < clock_timestamp() - interval '400 days'")
+            return LeaderLease(term, float(row["since"]))
 
     def leader_release(self, fence: Fence) -> None:
         """End this instance's leader lease now (a clean stop): another node takes it at its next heartbeat."""
         with self._tx() as ex:
             ex.run("UPDATE cluster_leader SET expires = clock_timestamp() WHERE id = 1 AND instance = ? AND epoch = ?"
+                   " AND expires > clock_timestamp()", (fence.instance, fence.epoch))
+            ex.run("UPDATE leader_terms SET expires = least(expires, clock_timestamp()) WHERE instance = ? AND epoch = ?"
                    " AND expires > clock_timestamp()", (fence.instance, fence.epoch))
 
     def cluster_leadership(self) -> LeaderInfo | None:
@@ -793,6 +847,16 @@ class PostgresStore(SqlTickets):
             return None
         r = rows[0]
         return LeaderInfo(r["node"], int(r["term"]), float(r["since"]), float(r["expires"]), float(r["remaining"]))
+
+    def leader_terms(self, since: float = 0.0) -> list[LeaderInfo]:
+        """Every leader term whose lease lasted past ``since`` (unix seconds), oldest first: holder, term, the
+        database time it was taken and its lease's last expiry (``remaining``: seconds left now, negative when over)."""
+        rows = self._rows("SELECT node, term, extract(epoch FROM since)::float8 AS since,"
+                          " extract(epoch FROM expires)::float8 AS expires,"
+                          " extract(epoch FROM expires - clock_timestamp())::float8 AS remaining"
+                          " FROM leader_terms WHERE expires > to_timestamp(?) ORDER BY term", (since,))
+        return [LeaderInfo(r["node"], int(r["term"]), float(r["since"]), float(r["expires"]), float(r["remaining"]))
+                for r in rows]
 
     def cluster_leader(self) -> str | None:
         """The node holding an unexpired leader lease now, in the database's time (None: no leader)."""
