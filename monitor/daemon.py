@@ -417,13 +417,17 @@ class Daemon:
             return
         self._lead_records(out, "vantage consensus")
 
-    def _site_outages(self, since: float) -> dict[str, list[tuple[float, float | None]]]:
-        """The sites' down outages (of multi-site targets' units) overlapping [since, now], for a consensus round
-        that replays a span no leader decided (monitor.cluster.vantage)."""
-        out: dict[str, list[tuple[float, float | None]]] = {}
-        for o in self.store.outages_between(since, time.time() + 60):
+    def _site_outages(self, since: float) -> dict[str, dict[str, list]]:
+        """The sites' down outages and unknown intervals (of multi-site targets' units) overlapping [since, now],
+        for a consensus round that replays a span no leader decided (monitor.cluster.vantage)."""
+        out: dict[str, dict[str, list]] = {}
+        now = time.time()
+        for o in self.store.outages_between(since, now + 60):
             if o.kind == "down" and "@" in o.target:
-                out.setdefault(o.target, []).append((o.start, o.end))
+                out.setdefault(o.target, {}).setdefault("down", []).append((o.start, o.end))
+        for u in self.store.unknown_intervals(None, since, now + 60):
+            if "@" in u.target:
+                out.setdefault(u.target, {}).setdefault("unknown", []).append((u.start, u.end))
         return out
 
     async def _evaluate_sla(self) -> None:

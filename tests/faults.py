@@ -132,7 +132,7 @@ class Nft:
     def __init__(self, host, table: str = "swfault") -> None:
         self.host, self.table = host, table
         self._nft("add", "table", "inet", table)
-        for chain, hook in (("in", "input"), ("fwd", "forward")):
+        for chain, hook in (("in", "input"), ("through", "forward")):
             self._nft("add", "chain", "inet", table, chain, f"{{ type filter hook {hook} priority 0; policy accept; }}")
 
     def _nft(self, *args: str) -> None:
@@ -223,6 +223,15 @@ class FaultLab:
     """The lab: namespaces (netlab.SiteLab), PostgreSQL (or Patroni), the webhook receiver and the four nodes."""
 
     def __init__(self, tmp: Path, netlab, patroni: bool = False) -> None:
+        self.pg = self.patroni = self.receiver = self.store = self.host_nft = None  # type: ignore[assignment]
+        self.nodes: dict[str, Node] = {}
+        try:
+            self._build(tmp, netlab, patroni)
+        except BaseException:
+            self.close()  # whatever was made before the failure
+            raise
+
+    def _build(self, tmp: Path, netlab, patroni: bool) -> None:
         from netlab import SiteLab
 
         self.tmp = tmp
@@ -256,7 +265,6 @@ class FaultLab:
         self.cust_prefixes = ", ".join(str(h.v4_prefix) for h in self.lab.customers.values())
         self.store = self._store()
         self.store.migrate()
-        self.nodes: dict[str, Node] = {}
         for site, members in SITES.items():
             for name in members:
                 host = self.hosts[name]
@@ -310,10 +318,10 @@ class FaultLab:
             names = [f.what] if f.kind == "targetcut" else list(SITES[f.what])
             for name in names:  # on the router, both ways: the node's probes and the customers' replies
                 link = self.lab.uplink[name].replace("x", "r", 1)
-                self.router_nft.drop("fwd", "iifname", link)
-                self.router_nft.drop("fwd", "oifname", link)
+                self.router_nft.drop("through", "iifname", link)
+                self.router_nft.drop("through", "oifname", link)
             self._sleep(f.duration)
-            self.router_nft.clear("fwd")
+            self.router_nft.clear("through")
         elif f.kind == "pgrestart":
             assert self.pg is not None
             self.pg.stop("fast")
@@ -412,7 +420,7 @@ class FaultLab:
             self._stop.set()
             for th in threads:
                 th.join(timeout=30)
-            self.router_nft.clear("fwd")
+            self.router_nft.clear("through")
             self.host_nft.clear("in")
             for node in self.nodes.values():  # heal whatever a failure left applied
                 node.nft.clear("in")
@@ -468,14 +476,13 @@ class FaultLab:
         }, indent=1, default=str))
 
     def close(self) -> dict[str, int | None]:
+        """Stop every node and peer this lab started (also after a partial set-up); the nodes' exit codes."""
         codes = {name: node.stop() for name, node in self.nodes.items()}
-        self.host_nft.delete()
-        self.receiver.close()
-        self.store.close()
-        if self.pg is not None:
-            self.pg.close()
-        if self.patroni is not None:
-            self.patroni.close()
+        if self.host_nft is not None:
+            self.host_nft.delete()
+        for part in (self.receiver, self.store, self.pg, self.patroni):
+            if part is not None:
+                part.close()
         return codes
 
 

@@ -160,13 +160,33 @@ def test_a_round_after_a_gap_replays_the_outage_the_sites_saw_meanwhile():
 
     def history(since):
         asked.append(since)
-        return {"t1@a": [(1003.2, 1011.0)], "t1@b": [(1004.1, 1012.0)]}
+        return {"t1@a": {"down": [(1003.2, 1011.0)]},
+                "t1@b": {"down": [(1004.1, 1012.0)], "unknown": [(1014.0, 1017.0)]}}
 
     batch = Batch()
     keeper.round([t], later, 1020.5, batch, history=history)
     assert asked and asked[0] <= 1000.0
     assert [(o.start, o.end) for o in batch.outages] == [(1004.1, None), (1004.1, 1011.0)]
     assert [e.kind for e in batch.events] == ["outage_started", "outage_ended"]
+    assert batch.unknown == []  # b without evidence while a saw it up: up (one of two sites can prove it)
+    # the next rounds replay the gap again while the sites' records of it may still arrive: the same records
+    # (outages by their start, unknown time by its start), nothing new
     again = Batch()
-    keeper.round([t], later, 1021.0, again, history=history)  # decided now: no replay
-    assert again.outages == [] and len(asked) == 1
+    keeper.round([t], later, 1021.0, again, history=history)
+    assert [(o.start, o.end) for o in again.outages] == [(1004.1, None), (1004.1, 1011.0)] and len(asked) == 2
+    for i in range(1, 21):  # rounds every 0.5 s: the replay window (settle + a slot) ends by 1028
+        keeper.round([t], later, 1021.0 + i / 2, Batch(), history=history)
+    n = len(asked)
+    last = Batch()
+    keeper.round([t], later, 1031.5, last, history=history)
+    assert last.outages == [] and len(asked) == n and 2 < n < 2 + 16
+
+
+def test_unknown_spans_are_what_decide_would_call_unknown():
+    from monitor.cluster.consensus import unknown_spans
+
+    # two sites, quorum 2: both without evidence 10-12, a down and b without 14-15, one without only 16-18
+    sites = [([(14.0, 15.0)], [(10.0, 12.0), (16.0, 18.0)]), ([], [(9.0, 12.0), (13.0, 15.5)])]
+    assert unknown_spans(sites, 2, 10.0, 20.0) == [(10.0, 12.0), (14.0, 15.0)]
+    # quorum 1 of 2: up needs both up; one site without evidence is unknown, a site down is an outage
+    assert unknown_spans(sites, 1, 10.0, 20.0) == [(10.0, 12.0), (13.0, 14.0), (15.0, 15.5), (16.0, 18.0)]

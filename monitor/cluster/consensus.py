@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 __all__ = ["Unit", "SiteView", "Combined", "Change", "multi_site", "probe_units", "unit_id", "decide", "dark_sites", "views_from",
-           "quorum_spans"]
+           "quorum_spans", "unknown_spans"]
 
 from monitor.config.sites import multi_site, unit_id  # noqa: E402 (below the layers that need them)
 
@@ -245,4 +245,25 @@ def quorum_spans(downs: Iterable[Iterable[tuple[float, float | None]]], quorum: 
             start = None
     if start is not None:
         out.append((start, None))
+    return out
+
+
+def unknown_spans(sites: Iterable[tuple[Iterable[tuple[float, float | None]], Iterable[tuple[float, float]]]],
+                  quorum: int, lo: float, hi: float) -> list[tuple[float, float]]:
+    """The spans of [lo, hi) in which the sites' evidence proves neither up nor down, as :func:`decide` judges
+    it (down + without evidence >= quorum, down < quorum), from each site's (down outages, unknown intervals):
+    replayed for the time no leader decided, so a span without evidence is not left to count as up."""
+    per_site = [([(s, hi if e is None else e) for s, e in downs], list(unknowns)) for downs, unknowns in sites]
+    cuts = sorted({lo, hi} | {x for downs, unk in per_site for span in (*downs, *unk) for x in span if lo < x < hi})
+    out: list[tuple[float, float]] = []
+    for a, b in zip(cuts, cuts[1:]):
+        mid = (a + b) / 2
+        down = sum(any(s <= mid < e for s, e in downs) for downs, _ in per_site)
+        dark = sum(not any(s <= mid < e for s, e in downs) and any(s <= mid < e for s, e in unk)
+                   for downs, unk in per_site)
+        if down < quorum <= down + dark:
+            if out and out[-1][1] == a:
+                out[-1] = (out[-1][0], b)
+            else:
+                out.append((a, b))
     return out

@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from monitor.cluster.consensus import Change, Combined, dark_sites, decide, quorum_spans, unit_id, views_from
+from monitor.cluster.consensus import (Change, Combined, dark_sites, decide, quorum_spans, unit_id, unknown_spans,
+                                       views_from)
 from monitor.events import BreachEvent, outage_event
 from monitor.measure.state import GAP_FACTOR
 from monitor.store import Batch, OutageRecord, StateRecord, UnknownRecord
@@ -25,8 +26,9 @@ REFRESH = 10.0
 #: target was last decided
 REPLAY_AFTER = 3
 
-#: the sites' down outages since a time: unit id -> [(start, end or None)] (read from the store by the daemon)
-History = Callable[[float], dict[str, list[tuple[float, float | None]]]]
+#: the sites' down outages and unknown intervals since a time: unit id -> {"down": [(start, end or None)],
+#: "unknown": [(start, end)]} (read from the store by the daemon)
+History = Callable[[float], dict[str, dict[str, list]]]
 
 
 class ConsensusKeeper:
@@ -50,6 +52,9 @@ class ConsensusKeeper:
         #: target -> (state, since, outage_start, unknown_since, when written): a state is rewritten when it
         #: changes, and otherwise every REFRESH seconds (its last_cycle, for the reports' horizon)
         self._written: dict[str, tuple] = {}
+        #: targets whose undecided span is being replayed: target -> (span start, replay until)
+        self._replaying: dict[str, tuple[float, float]] = {}
+        self._replayed_outages: set[tuple[str, float]] = set()
 
     @property
     def states(self) -> dict[str, str]:
@@ -63,6 +68,7 @@ class ConsensusKeeper:
         self.loaded = False
         self.views.clear()
         self._written.clear()
+        self._replaying.clear()
 
     def state_names(self, targets: list) -> list[str]:
         """The stored states a round reads: every site's unit, and the targets' own only while this leader has
@@ -83,25 +89,31 @@ class ConsensusKeeper:
     def _settle_max(self, targets: list) -> float:
         return max((self._settle(t) for t in targets), default=0.0)
 
-    def _replayed(self, t, prev: Combined, downs: dict, now: float) -> list[Change]:
-        """The outages the quorum of sites saw, begun and ended while no round decided the target (since
-        ``prev.decided``): each as it would have been decided (quorum_spans), recorded now."""
-        assert prev.decided is not None
-        per_site = {s: downs.get(unit_id(t.id, s), []) for s in t.vantage.sites}
+    def _replayed(self, t, since: float, history: dict, now: float) -> list[Change]:
+        """What the sites saw while no round decided the target (from ``since``): the outages a quorum saw, begun
+        and ended meanwhile, each as :func:`decide` would have dated it, and the spans without evidence
+        enough (unknown time). Replayed by every round for a while after a gap (the sites' records of the
+        gap reach the store with their next cycles); idempotent (outages by start, unknown time by start)."""
+        per_site = {s: history.get(unit_id(t.id, s), {}) for s in t.vantage.sites}
+        downs = {s: h.get("down", []) for s, h in per_site.items()}
         out = []
-        for start, end in quorum_spans(per_site.values(), t.vantage.quorum):
-            if end is None or end <= prev.decided or end > now:
+        for start, end in quorum_spans(downs.values(), t.vantage.quorum):
+            if end is None or end <= since or end > now:
                 continue  # open now (this round decides it) or decided already
-            if prev.outage_start is not None and start >= prev.outage_start:
-                continue  # part of the outage the last round left open: this round ends it
             sites = {s: ({"state": "down", "since": max(a for a, b in spans if a <= start and (b is None or b > start)),
                           "last_cycle": None, "replayed": True}
                          if any(a <= start and (b is None or b > start) for a, b in spans) else
                          {"state": "unknown", "since": None, "last_cycle": None, "replayed": True})
-                     for s, spans in per_site.items()}
-            log.warning("%s: replaying an outage of %.0f s that %d sites saw while no leader decided (from %.3f)",
-                        t.id, end - start, sum(v["state"] == "down" for v in sites.values()), start)
+                     for s, spans in downs.items()}
+            if (t.id, start) not in self._replayed_outages:
+                self._replayed_outages.add((t.id, start))
+                log.warning("%s: replaying an outage of %.0f s that %d sites saw while no leader decided (from "
+                            "%.3f)", t.id, end - start, sum(v["state"] == "down" for v in sites.values()), start)
             out += [Change("outage_started", start, None, sites), Change("outage_ended", start, end, sites)]
+        spans = unknown_spans([(downs[s], per_site[s].get("unknown", [])) for s in t.vantage.sites],
+                              t.vantage.quorum, since, now)
+        for start, end in spans:
+            out.append(Change("unknown", start, end, {s: {"state": "unknown"} for s in t.vantage.sites}))
         return out
 
     def round(self, targets: list, states: dict[str, Any], now: float, batch: Batch,
@@ -119,14 +131,23 @@ class ConsensusKeeper:
         for t in targets:
             saved = states.get(t.id)
             prevs[t.id] = self._last.get(t.id) or Combined.restore(saved.tracker if saved is not None else None)
-        gaps = {t.id: p.decided for t in targets if (p := prevs[t.id]).decided is not None
-                and now - p.decided > REPLAY_AFTER * self.every}
-        downs = history(min(gaps.values()) - self._settle_max(targets)) if history is not None and gaps else {}
+        for t in targets:
+            p = prevs[t.id]
+            if p.decided is not None and now - p.decided > REPLAY_AFTER * self.every and p.outage_start is None:
+                # no round decided it for a while: replay from then, in this round and the next ones for as
+                # long as the sites' records of the gap may still be on their way to the store
+                self._replaying[t.id] = (p.decided, now + self._settle(t) + GAP_FACTOR * t.interval)
+        for tid, (_, until) in list(self._replaying.items()):
+            if now > until:
+                del self._replaying[tid]
+        replay = {t.id: self._replaying[t.id][0] for t in targets if t.id in self._replaying}
+        history_now = (history(min(replay.values()) - self._settle_max(targets))
+                       if history is not None and replay else {})
         for t in targets:
             views = views_from(states, t.id, t.vantage.sites, now, self.stale_after(t), dark) if dark else raw[t.id]
             prev = prevs[t.id]
-            if t.id in gaps and history is not None:
-                for ch in self._replayed(t, prev, downs, now):
+            if t.id in replay:
+                for ch in self._replayed(t, replay[t.id], history_now, now):
                     self._record(t, ch, batch)
             new, changes = decide(prev, views, t.vantage.quorum, now, settle=self._settle(t))
             self._last[t.id] = new
