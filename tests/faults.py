@@ -588,10 +588,10 @@ def check(run: Run, store, receiver: Receiver, settle: float = 20.0) -> Verdict:
             for site in SITES:
                 if _cut(run, site, s - INTERVAL, s + (THRESHOLD + 1) * INTERVAL):
                     continue  # the site (or one of its nodes) could not reach the customers: not its sight
-                cs = [c for c in cycles[f"{target}@{site}"] if s - INTERVAL <= c.started < s + (THRESHOLD + 1) * INTERVAL]
-                early = [c for c in cs if c.started < s + INTERVAL]
-                bad = [c for c in cs if c.started >= s and not c.ok]
-                if early and len(bad) >= THRESHOLD and all(not c.ok for c in cs if c.started >= s):
+                # the site saw it from its start: a bad cycle within one interval of it, and only bad ones after
+                cs = [c for c in cycles[f"{target}@{site}"] if s <= c.started < s + (THRESHOLD + 1) * INTERVAL]
+                first_bad = [c for c in cs if c.started < s + INTERVAL and not c.ok]
+                if first_bad and len(cs) >= THRESHOLD and all(not c.ok for c in cs):
                     saw += 1
             if saw < 2:
                 continue  # not seen by the quorum from its start (a site was dark, cut or taking over)

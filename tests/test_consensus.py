@@ -190,3 +190,27 @@ def test_unknown_spans_are_what_decide_would_call_unknown():
     assert unknown_spans(sites, 2, 10.0, 20.0) == [(10.0, 12.0), (14.0, 15.0)]
     # quorum 1 of 2: up needs both up; one site without evidence is unknown, a site down is an outage
     assert unknown_spans(sites, 1, 10.0, 20.0) == [(10.0, 12.0), (13.0, 14.0), (15.0, 15.5), (16.0, 18.0)]
+
+
+def test_a_gap_after_an_outage_the_last_round_left_open_is_unknown_after_the_outage_ends():
+    """The store went away just as the sites recovered: the next round ends the open outage at the recovery
+    (decide) and replays the sites' span without evidence after it as unknown time, not up."""
+    from types import SimpleNamespace
+
+    from monitor.cluster.vantage import ConsensusKeeper
+    from monitor.store import Batch
+
+    t = SimpleNamespace(id="t1", contract="c1", interval=1.0, failure_threshold=2,
+                        vantage=SimpleNamespace(sites=["a", "b"], quorum=2), worst_case=lambda: (0.3,))
+    keeper = ConsensusKeeper(3.0, 0.2, every=0.5)
+    down = {u: StateRecord(u, "down", 1004.0, 1006.0, {"last_cycle": 1006.0}) for u in ("t1@a", "t1@b")}
+    first = Batch()
+    keeper.round([t], down, 1006.0, first, history=lambda since: {})
+    assert [(o.start, o.end) for o in first.outages] == [(1004.0, None)]
+    back = {u: StateRecord(u, "up", 1010.0, 1019.5, {"last_cycle": 1019.5}) for u in ("t1@a", "t1@b")}
+    history = {"t1@a": {"down": [(1004.0, 1010.0)], "unknown": [(1012.0, 1017.0)]},
+               "t1@b": {"down": [(1004.0, 1010.0)], "unknown": [(1012.5, 1017.0)]}}
+    batch = Batch()
+    keeper.round([t], back, 1020.0, batch, history=lambda since: history)
+    assert [(o.start, o.end) for o in batch.outages] == [(1004.0, 1010.0)]  # ended by decide, not replayed twice
+    assert [(u.start, u.end) for u in batch.unknown] == [(1012.5, 1017.0)]  # both sites without evidence

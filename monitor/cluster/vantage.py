@@ -89,7 +89,7 @@ class ConsensusKeeper:
     def _settle_max(self, targets: list) -> float:
         return max((self._settle(t) for t in targets), default=0.0)
 
-    def _replayed(self, t, since: float, history: dict, now: float) -> list[Change]:
+    def _replayed(self, t, since: float, history: dict, now: float, open_start: float | None = None) -> list[Change]:
         """What the sites saw while no round decided the target (from ``since``): the outages a quorum saw, begun
         and ended meanwhile, each as :func:`decide` would have dated it, and the spans without evidence
         enough (unknown time). Replayed by every round for a while after a gap (the sites' records of the
@@ -98,8 +98,8 @@ class ConsensusKeeper:
         downs = {s: h.get("down", []) for s, h in per_site.items()}
         out = []
         for start, end in quorum_spans(downs.values(), t.vantage.quorum):
-            if end is None or end <= since or end > now:
-                continue  # open now (this round decides it) or decided already
+            if end is None or end <= since or end > now or start == open_start:
+                continue  # open now or left open by the last round (this round decides it), or decided already
             sites = {s: ({"state": "down", "since": max(a for a, b in spans if a <= start and (b is None or b > start)),
                           "last_cycle": None, "replayed": True}
                          if any(a <= start and (b is None or b > start) for a, b in spans) else
@@ -133,7 +133,7 @@ class ConsensusKeeper:
             prevs[t.id] = self._last.get(t.id) or Combined.restore(saved.tracker if saved is not None else None)
         for t in targets:
             p = prevs[t.id]
-            if p.decided is not None and now - p.decided > REPLAY_AFTER * self.every and p.outage_start is None:
+            if p.decided is not None and now - p.decided > REPLAY_AFTER * self.every:
                 # no round decided it for a while: replay from then, in this round and the next ones for as
                 # long as the sites' records of the gap may still be on their way to the store
                 self._replaying[t.id] = (p.decided, now + self._settle(t) + GAP_FACTOR * t.interval)
@@ -146,10 +146,19 @@ class ConsensusKeeper:
         for t in targets:
             views = views_from(states, t.id, t.vantage.sites, now, self.stale_after(t), dark) if dark else raw[t.id]
             prev = prevs[t.id]
-            if t.id in replay:
-                for ch in self._replayed(t, replay[t.id], history_now, now):
-                    self._record(t, ch, batch)
             new, changes = decide(prev, views, t.vantage.quorum, now, settle=self._settle(t))
+            if t.id in replay:
+                # an outage the last round left open is down time until this round's decision ends it: no
+                # replayed unknown time inside it
+                busy_end = next((ch.end for ch in changes if ch.kind == "outage_ended"), None) \
+                    if prev.outage_start is not None else None
+                for ch in self._replayed(t, replay[t.id], history_now, now, prev.outage_start):
+                    if ch.kind == "unknown" and prev.outage_start is not None:
+                        lo = max(ch.start, busy_end) if busy_end is not None else None
+                        if lo is None or lo >= (ch.end or lo):
+                            continue
+                        ch = Change("unknown", lo, ch.end, ch.sites)
+                    self._record(t, ch, batch)
             self._last[t.id] = new
             self.views[t.id] = views
             self.contracts[t.id] = t.contract
