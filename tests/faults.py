@@ -323,10 +323,14 @@ class FaultLab:
             self._sleep(f.duration)
             self.router_nft.clear("through")
         elif f.kind == "pgrestart":
-            assert self.pg is not None
-            self.pg.stop("fast")
-            self._sleep(f.duration)
-            self.pg.start()
+            if self.patroni is not None:  # the primary's PostgreSQL, restarted by Patroni
+                primary = self.patroni.wait_primary(timeout=120)
+                self.patroni.restart(primary)
+            else:
+                assert self.pg is not None
+                self.pg.stop("fast")
+                self._sleep(f.duration)
+                self.pg.start()
         elif f.kind == "primarykill":
             assert self.patroni is not None
             old = self.patroni.primary()

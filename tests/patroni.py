@@ -88,8 +88,11 @@ class PatroniCluster:
             "bootstrap": {
                 "dcs": {"ttl": ttl, "loop_wait": 1, "retry_timeout": 3, "synchronous_mode": True,
                         "maximum_lag_on_failover": 1048576,
-                        "postgresql": {"use_pg_rewind": False, "parameters": {"wal_level": "replica",
-                                                                               "max_wal_senders": 5}}},
+                        # a killed primary comes back as a standby: rewound, or cloned again if that fails
+                        "postgresql": {"use_pg_rewind": True, "remove_data_directory_on_rewind_failure": True,
+                                       "remove_data_directory_on_diverged_timelines": True,
+                                       "parameters": {"wal_level": "replica", "max_wal_senders": 5,
+                                                      "wal_log_hints": "on"}}},
                 "initdb": [{"encoding": "UTF8"}, {"locale": "C"}],
                 "pg_hba": ["local all all trust", "host replication replicator 127.0.0.1/32 scram-sha-256",
                            "host all all 127.0.0.1/32 scram-sha-256"]
@@ -174,6 +177,13 @@ class PatroniCluster:
         return f"postgresql://slawatch:{APP}@{hosts}/slawatch?target_session_attrs=read-write"
 
     # -- faults -----------------------------------------------------------------------------------
+    def restart(self, name: str) -> None:
+        """Restart a member's PostgreSQL through Patroni's REST API (a planned restart, not a failover)."""
+        req = urllib.request.Request(f"http://127.0.0.1:{self.members[name]['rest']}/restart", data=b"{}",
+                                     method="POST", headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req, timeout=120):
+            pass
+
     def kill(self, name: str) -> None:
         """SIGKILL a member: its Patroni and its PostgreSQL (which runs in a session of its own)."""
         pidfile = self.members[name]["dir"] / "data" / "postmaster.pid"
