@@ -72,5 +72,8 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    import signal as _signal
+
+    _signal.signal(_signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still tears the lab down (finally blocks)
     os.environ.setdefault("PYTHONUNBUFFERED", "1")
     sys.exit(main())

@@ -156,4 +156,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    import signal as _signal
+
+    _signal.signal(_signal.SIGTERM, lambda *_: sys.exit(143))  # a kill still tears the lab down (finally blocks)
     sys.exit(main())
