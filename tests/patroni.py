@@ -41,6 +41,15 @@ def patroni_available() -> tuple[bool, str]:
     return True, ""
 
 
+def _running(pid: int) -> bool:
+    """Whether a process lives (a zombie does not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 class PatroniCluster:
     """etcd plus two Patroni members (pg0, pg1); :meth:`primary` names the one leading now."""
 
@@ -186,14 +195,21 @@ class PatroniCluster:
 
     def kill(self, name: str) -> None:
         """SIGKILL a member: its Patroni and its PostgreSQL (which runs in a session of its own)."""
+        from procs import descendants
+
         pidfile = self.members[name]["dir"] / "data" / "postmaster.pid"
         postmaster = int(pidfile.read_text().split()[0]) if pidfile.exists() else None
+        # the postmaster's backends too, at once: a restarted member must not find them still running
+        children = [p.pid for p in descendants(postmaster).values()] if postmaster is not None else []
         stop(self.procs.pop(name), timeout=0.1, sig=signal.SIGKILL)
-        if postmaster is not None:
+        for pid in ([postmaster] if postmaster is not None else []) + children:
             try:
-                os.kill(postmaster, signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_running(pid) for pid in [postmaster, *children] if pid is not None):
+            time.sleep(0.05)
 
     def close(self) -> None:
         for name in list(self.procs):
