@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 from monitor.secrets import redact
 
-__all__ = ["setup_logging", "JsonFormatter", "Redactor", "config_secrets", "add_secrets"]
+__all__ = ["setup_logging", "JsonFormatter", "Redactor", "config_secrets", "add_secrets", "RateLimited"]
 
 
 def config_secrets(config) -> list[str]:
@@ -105,3 +105,24 @@ def setup_logging(level: str = "info", fmt: str = "auto", levels: Mapping[str, s
     logging.getLogger("httpx").setLevel(logging.WARNING)  # it logs every request URL at info
     for name, component_level in (levels or {}).items():
         logging.getLogger(name).setLevel(component_level.upper())
+
+
+class RateLimited:
+    """Says a repeated condition once, then at most every ``every`` seconds (monotonic clock)."""
+
+    def __init__(self, every: float = 60.0):
+        self.every = every
+        self._last: dict[str, float] = {}
+
+    def due(self, key: str) -> bool:
+        """Whether ``key`` may be logged now (once per ``every`` seconds)."""
+        now = time.monotonic()
+        last = self._last.get(key)
+        if last is None or now - last >= self.every:
+            self._last[key] = now
+            return True
+        return False
+
+    def clear(self, key: str) -> bool:
+        """Forget ``key``; True when it had been said (so its end is worth saying too)."""
+        return self._last.pop(key, None) is not None

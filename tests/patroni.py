@@ -208,8 +208,14 @@ class PatroniCluster:
             except ProcessLookupError:
                 pass
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and any(_running(pid) for pid in [postmaster, *children] if pid is not None):
+        pids = [pid for pid in [postmaster, *children] if pid is not None]
+        while time.monotonic() < deadline and any(_running(pid) for pid in pids):
             time.sleep(0.05)
+        for pid in pids:  # orphans this process adopted as the subreaper: a zombie postmaster's pid file would
+            try:          # keep Patroni "stopping" it forever
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
 
     def close(self) -> None:
         for name in list(self.procs):

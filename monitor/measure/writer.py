@@ -24,6 +24,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from monitor.errors import FencedError, StoreError
+from monitor.logs import RateLimited  # noqa: F401 (re-exported: its users import it from here)
 from monitor.measure.live import SelfStats
 from monitor.store import Batch, CycleRecord, Store, UnknownRecord
 from monitor.store.base import Fence
@@ -39,27 +40,6 @@ log = logging.getLogger("slawatch.store")
 LOST_REASON = "store unreachable: cycles dropped from the full backlog"
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 30.0
-
-
-class RateLimited:
-    """Says a repeated condition once, then at most every ``every`` seconds (monotonic clock)."""
-
-    def __init__(self, every: float = 60.0):
-        self.every = every
-        self._last: dict[str, float] = {}
-
-    def due(self, key: str) -> bool:
-        """Whether ``key`` may be logged now (once per ``every`` seconds)."""
-        now = time.monotonic()
-        last = self._last.get(key)
-        if last is None or now - last >= self.every:
-            self._last[key] = now
-            return True
-        return False
-
-    def clear(self, key: str) -> bool:
-        """Forget ``key``; True when it had been said (so its end is worth saying too)."""
-        return self._last.pop(key, None) is not None
 
 
 def drop_oldest(batch: Batch, keep: int) -> int:
