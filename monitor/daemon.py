@@ -10,7 +10,6 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from probes.base import ProbeContext
@@ -32,13 +31,13 @@ from monitor.measure.ingest import Ingestor
 from monitor.measure.live import LiveState, TargetLive
 from monitor.measure.scheduler import ProbeScheduler
 from monitor.measure.state import TargetTracker
-from monitor.tickets.delivery import Deliverer
-from monitor.tickets.ledger import Ledger
-from monitor.tickets.sinks import Sink, make_sink
+from monitor.tickets.sinks import Sink
 from monitor.store import Batch, Store, open_store
 from monitor.store.base import ClusterStore, Fence
 from monitor.cluster.vantage import ConsensusKeeper, open_site_outages
-from monitor.measure.writer import BatchWriter, RateLimited
+from monitor.measure.writer import BatchWriter
+from monitor.service import Runtime, Supervisor
+from monitor.tickets.stage import TicketStage
 
 if TYPE_CHECKING:
     from monitor.cluster.member import ClusterMember
@@ -56,9 +55,6 @@ SLA_EVALUATION_INTERVAL = 60.0
 #: how often raw cycles and hourly rollups past their retention are purged
 PURGE_INTERVAL = 3600.0
 #: ticket delivery, escalation and acknowledgement polling
-DELIVERY_INTERVAL = 2.0
-ESCALATION_INTERVAL = 30.0
-ACK_POLL_INTERVAL = 60.0
 
 
 def check_runnable(config: Config) -> None:
@@ -106,7 +102,12 @@ class Daemon:
         self.live = LiveState()
         self.ready = threading.Event()
         self.stats = self.live.stats
-        self.ledger = Ledger(config)
+        self.scheduler = ProbeScheduler(self.stats)
+        #: what the stages share; the stages, started in order and stopped in reverse (monitor.service)
+        self.runtime = Runtime(store, self.live, self.scheduler, self._leads, self._leader_fence)
+        self.supervisor = Supervisor()
+        self.tickets = TicketStage(config, self.runtime)
+        self.ledger = self.tickets.ledger
         self.writer = BatchWriter(
             store,
             batch_size=config.storage.batch_size,
@@ -115,15 +116,9 @@ class Daemon:
             on_new_event=self.ledger.apply,
             backlog_max=config.storage.backlog_max_cycles,
         )
-        #: store failures in the periodic jobs are said once a minute, not once per round
-        self._store_down = RateLimited(60.0)
-        self.deliverer = Deliverer(store, self.ledger, {s.name: make_sink(s) for s in config.ticket_sinks if s.enabled})
         from monitor.reports.schedule import ReportSchedule
 
         self.reports = ReportSchedule(config, store, time.time)
-        self.deliverer.sinks_config = list(config.ticket_sinks)
-        self._delivery_task: asyncio.Task | None = None
-        self.scheduler = ProbeScheduler(self.stats)
         #: the config's maintenance, expanded once per month and shared by ingestion and the evaluator
         calendar = MaintenanceCalendar(config)
         self.ingestor = Ingestor(config, calendar)
@@ -133,8 +128,6 @@ class Daemon:
                                          config.storage.flush_interval,
                                          config.cluster.heartbeat if config.cluster else 1.0)
         self.live.vantage = self.consensus
-        # leader-only writes present the leader's term (a cluster); refused ones are decided again from the store
-        self.deliverer.fence = self._leader_fence
         self.writer.on_lead_fenced = self.consensus.forget
         self._was_leader = False
         self._drift: float | None = None  # wall minus monotonic clock, for _clock_watch
@@ -346,10 +339,9 @@ class Daemon:
             self.exporter.start()
             log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)
         self.scheduler.every("sla-evaluation", SLA_EVALUATION_INTERVAL, self._evaluate_sla, first=5)
-        self._leader_job("retention-purge", PURGE_INTERVAL, "retention purge", self._purge)
-        self._leader_job("escalation", ESCALATION_INTERVAL, "escalation", self._escalate)
-        self._leader_job("ack-poll", ACK_POLL_INTERVAL, "acknowledgement polling", self._poll_acks)
-        self._delivery_task = asyncio.create_task(self._deliver_loop(), name="ticket-delivery")
+        self.runtime.leader_job("retention-purge", PURGE_INTERVAL, "retention purge", self._purge)
+        self.supervisor.add(self.tickets)
+        await self.supervisor.start()
         if self.cluster is not None:
             self._sync_task = asyncio.create_task(self._cluster_sync(), name="cluster-sync")
             self.scheduler.every("vantage-consensus", self.cluster.cfg.heartbeat, self._consensus_round)
@@ -358,7 +350,7 @@ class Daemon:
 
             r = self.config.reports
             hour, minute = (int(x) for x in r.at.split(":"))
-            reports = self._leader_only("monthly report run (retried at the next start or run)", self._monthly_reports)
+            reports = self.runtime.leader_only("monthly report run (retried at the next start or run)", self._monthly_reports)
             self.scheduler.scheduler.add_job(reports, CronTrigger(day=r.day, hour=hour, minute=minute,
                                                                                 timezone=r.timezone), id="monthly-reports")
             asyncio.get_running_loop().call_later(10, lambda: asyncio.ensure_future(reports()))  # catch up
@@ -455,7 +447,7 @@ class Daemon:
         self.live.set_sla(results)
         self.live.sla_time = at
         try:  # response times change slowly: once a minute, not in the 2 s delivery loop
-            self.live.response_met = await asyncio.to_thread(self._response_met)
+            self.live.response_met = await asyncio.to_thread(self.tickets.response_met)
         except Exception:
             log.exception("response-time figures failed")
         if events:
@@ -543,82 +535,8 @@ class Daemon:
         batch.states[target.id] = state
         self.writer.added()
 
-    async def _deliver_loop(self) -> None:
-        while not self.stopping.is_set():
-            try:
-                if not self._leads():
-                    self.live.ticket_counts, self.live.outbox_pending = {}, {}
-                    self.live.open_outage_tickets = {}
-                    raise _NotLeader
-                await self.deliverer.run_once()
-                counts = await asyncio.to_thread(self._ticket_counts)
-                self.live.ticket_counts = counts
-                self.live.open_outage_tickets = await asyncio.to_thread(self.store.open_incidents, "outage:")
-                self.live.outbox_pending = await asyncio.to_thread(self.deliverer.pending)
-                self.live.delivery_failures = dict(self.deliverer.failures)
-            except _NotLeader:
-                pass
-            except StoreError as exc:
-                self._store_failed("ticket delivery", exc)
-            except Exception:
-                log.exception("ticket delivery round failed")
-            try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=DELIVERY_INTERVAL)
-            except asyncio.TimeoutError:
-                pass
-
-    def _ticket_counts(self) -> dict:
-        return self.store.ticket_counts()
-
-    def _response_met(self) -> dict:
-        """(severity, acknowledge|resolve) -> (met, measured) over tickets opened this UTC month."""
-        from monitor.sla.periods import month_of, to_ms
-        from monitor.tickets.ledger import list_tickets, response_times
-
-        start = month_of(to_ms(time.time()), "UTC").start_ms / 1000
-        contracts = {c.id: c for c in self.config.contracts}
-        out: dict[tuple[str, str], list[int]] = {}
-        for t in list_tickets(self.store, since=start):
-            contract = contracts.get(t.contract)
-            if contract is None or t.parent_id is not None:
-                continue
-            rt = response_times(t, contract)
-            for kind in ("acknowledge", "resolve"):
-                met = rt[f"{kind}_met"]
-                if met is not None:
-                    cell = out.setdefault((t.severity, kind), [0, 0])
-                    cell[0] += int(met)
-                    cell[1] += 1
-        return {k: tuple(v) for k, v in out.items()}
-
-    def _leader_only(self, what: str, work: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[None]]:
-        """Cluster-wide work declared once: it runs on the leader only (always without a cluster), and a store
-        failure is said once a minute, any other failure logged, never the end of the job."""
-        async def job() -> None:
-            if not self._leads():
-                return
-            try:
-                await work()
-            except StoreError as exc:
-                self._store_failed(what, exc)
-            except Exception:
-                log.exception("%s failed", what)
-        return job
-
-    def _leader_job(self, name: str, every: float, what: str, work: Callable[[], Awaitable[None]]) -> None:
-        """``work`` every ``every`` seconds on the leader (:meth:`_leader_only`)."""
-        self.scheduler.every(name, every, self._leader_only(what, work))
-
-    async def _escalate(self) -> None:
-        await asyncio.to_thread(self.ledger.escalate, self.store, None, self._leader_fence())
-
-    async def _poll_acks(self) -> None:
-        await self.deliverer.poll_acknowledgements()
-        await self.deliverer.keep_alerts_firing()
-
     def _store_failed(self, what: str, exc: StoreError) -> None:
-        if self._store_down.due(what):
-            log.warning("%s skipped: %s (said at most once a minute)", what, exc)
+        self.runtime.store_failed(what, exc)
 
     async def _monthly_reports(self) -> None:
         if await self.writer.flush():  # else the store lacks the backlog: the run waits for the next start or run
@@ -702,9 +620,7 @@ class Daemon:
         reports = ReportSchedule(new, self.store, time.time)
         canary = CanaryWatch.for_config(new)  # what the running one saw is carried over at the swap
         context = dataclasses.replace(self.probe_context, snmp_profiles=new.snmp_profiles)  # the same engines
-        sinks = None
-        if list(new.ticket_sinks) != list(self.deliverer.sinks_config):
-            sinks = {s.name: make_sink(s) for s in new.ticket_sinks if s.enabled}
+        sinks = self.tickets.sinks_for(new)
         objectives = {c.id: objective_thresholds(c) for c in new.contracts}
         saved = {k: v.tracker for k, v in (await asyncio.to_thread(self.store.load_states)).items()}
         added = {tid: TargetLive(t.id, t.contract, t.kind, _tracker_for(t, saved.get(tid)),
@@ -729,9 +645,7 @@ class Daemon:
         world.canary.carry_over(self.canary)  # at the swap: no verdict observed while the world was built is lost
         self.evaluator, self.reports, self.canary = world.evaluator, world.reports, world.canary
         self.probe_context = world.probe_context
-        self.ledger.reconfigure(new)
-        if world.sinks is not None:
-            await self.deliverer.replace_sinks(world.sinks, list(new.ticket_sinks))
+        await self.supervisor.reload(world)
         entries = dict(self.live.targets)
         for tid in set(old) - set(fresh):
             self.scheduler.remove(tid)
@@ -821,12 +735,7 @@ class Daemon:
                 log.warning("%d probe cycles did not finish within %.0fs and were dropped", len(pending), SHUTDOWN_GRACE)
         self.scheduler.shutdown()
         lost = await self.writer.stop()
-        if self._delivery_task is not None:
-            try:
-                await asyncio.wait_for(self._delivery_task, timeout=SHUTDOWN_GRACE)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
-                pass
-        await self.deliverer.aclose()
+        await self.supervisor.stop()
         if self.cluster is not None:
             await asyncio.to_thread(self.cluster.stop)
         if self.traps is not None:
@@ -879,10 +788,6 @@ class _World:
     objectives: dict[str, Any]
     added: dict[str, TargetLive]
     config_hash: str | None
-
-
-class _NotLeader(Exception):
-    """Raised inside the delivery loop on a node that does not lead."""
 
 
 def run_daemon(config_path: str | Path) -> int:
