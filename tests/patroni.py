@@ -165,10 +165,22 @@ class PatroniCluster:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             out = self.psql("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'", check=False)
-            if out.strip() == "1":
+            if out.strip() == "1" and self._sync_standby() is not None:
                 return
             time.sleep(0.5)
         raise RuntimeError(f"the standby is not a synchronous replica within {timeout:g} s; see {self.root}")
+
+    def _sync_standby(self) -> str | None:
+        """The member Patroni's DCS names synchronous standby (the one it may promote), or None."""
+        for name, m in self.members.items():
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{m['rest']}/cluster", timeout=2) as r:
+                    members = json.loads(r.read()).get("members", [])
+            except (OSError, urllib.error.HTTPError, ValueError):
+                continue
+            return next((x["name"] for x in members if x.get("role") in ("sync_standby", "synchronous_standby")
+                         and x.get("state") in ("running", "streaming")), None)
+        return None
 
     def psql(self, sql: str, check: bool = True) -> str:
         name = self.primary() or "pg0"
