@@ -38,6 +38,8 @@ from monitor.cluster.vantage import ConsensusKeeper, open_site_outages
 from monitor.measure.writer import BatchWriter
 from monitor.service import Runtime, Supervisor
 from monitor.tickets.stage import TicketStage
+from monitor.reports.schedule import ReportSchedule
+from monitor.reports.stage import ReportStage
 
 if TYPE_CHECKING:
     from monitor.cluster.member import ClusterMember
@@ -53,7 +55,6 @@ SHUTDOWN_GRACE = 10.0
 #: how often month-to-date SLA figures and burn-rate events are evaluated
 SLA_EVALUATION_INTERVAL = 60.0
 #: how often raw cycles and hourly rollups past their retention are purged
-PURGE_INTERVAL = 3600.0
 #: ticket delivery, escalation and acknowledgement polling
 
 
@@ -116,9 +117,9 @@ class Daemon:
             on_new_event=self.ledger.apply,
             backlog_max=config.storage.backlog_max_cycles,
         )
-        from monitor.reports.schedule import ReportSchedule
-
-        self.reports = ReportSchedule(config, store, time.time)
+        self.report_stage = ReportStage(config, self.runtime, self.writer.flush)
+        self.supervisor.add(self.tickets)
+        self.supervisor.add(self.report_stage)
         #: the config's maintenance, expanded once per month and shared by ingestion and the evaluator
         calendar = MaintenanceCalendar(config)
         self.ingestor = Ingestor(config, calendar)
@@ -147,6 +148,11 @@ class Daemon:
         self._rejoining = asyncio.Lock()
         self._cluster_jobs: set[str] = set()
         self._sync_task: asyncio.Task | None = None
+
+    @property
+    def reports(self) -> ReportSchedule:
+        """The monthly report run of the config running now (the reports stage's)."""
+        return self.report_stage.schedule
 
     def _use_units(self, units: dict) -> None:
         """What this node may probe (at start and at each reload): for the scheduler, the ingestor, the metrics."""
@@ -339,21 +345,10 @@ class Daemon:
             self.exporter.start()
             log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)
         self.scheduler.every("sla-evaluation", SLA_EVALUATION_INTERVAL, self._evaluate_sla, first=5)
-        self.runtime.leader_job("retention-purge", PURGE_INTERVAL, "retention purge", self._purge)
-        self.supervisor.add(self.tickets)
         await self.supervisor.start()
         if self.cluster is not None:
             self._sync_task = asyncio.create_task(self._cluster_sync(), name="cluster-sync")
             self.scheduler.every("vantage-consensus", self.cluster.cfg.heartbeat, self._consensus_round)
-        if self.config.reports is not None and self.config.reports.enabled:
-            from apscheduler.triggers.cron import CronTrigger
-
-            r = self.config.reports
-            hour, minute = (int(x) for x in r.at.split(":"))
-            reports = self.runtime.leader_only("monthly report run (retried at the next start or run)", self._monthly_reports)
-            self.scheduler.scheduler.add_job(reports, CronTrigger(day=r.day, hour=hour, minute=minute,
-                                                                                timezone=r.timezone), id="monthly-reports")
-            asyncio.get_running_loop().call_later(10, lambda: asyncio.ensure_future(reports()))  # catch up
         interval = watchdog_interval()
         if interval:
             # pinged from the scheduler's own loop: if the scheduler hangs, systemd restarts us
@@ -538,18 +533,6 @@ class Daemon:
     def _store_failed(self, what: str, exc: StoreError) -> None:
         self.runtime.store_failed(what, exc)
 
-    async def _monthly_reports(self) -> None:
-        if await self.writer.flush():  # else the store lacks the backlog: the run waits for the next start or run
-            await asyncio.to_thread(self.reports.run_pending)
-
-    async def _purge(self) -> None:
-        now = time.time()
-        storage = self.config.storage
-        raw, hourly = await asyncio.to_thread(self.store.purge, now - storage.raw_retention,
-                                              now - storage.rollup_retention)
-        if raw or hourly:
-            log.info("retention: removed %d raw cycles and %d hourly rollups", raw, hourly)
-
     def _request_stop(self, sig: signal.Signals) -> None:
         if not self.stopping.is_set():
             log.info("received %s, stopping", sig.name)
@@ -615,8 +598,6 @@ class Daemon:
         fresh = {uid: u.target for uid, u in units.items()}
         calendar = MaintenanceCalendar(new)
         evaluator = SlaEvaluator(new, self.store, calendar)
-        from monitor.reports.schedule import ReportSchedule
-
         reports = ReportSchedule(new, self.store, time.time)
         canary = CanaryWatch.for_config(new)  # what the running one saw is carried over at the swap
         context = dataclasses.replace(self.probe_context, snmp_profiles=new.snmp_profiles)  # the same engines
@@ -643,7 +624,7 @@ class Daemon:
         self.ingestor.reconfigure(new, world.calendar)
         self._use_units(world.units)
         world.canary.carry_over(self.canary)  # at the swap: no verdict observed while the world was built is lost
-        self.evaluator, self.reports, self.canary = world.evaluator, world.reports, world.canary
+        self.evaluator, self.canary = world.evaluator, world.canary
         self.probe_context = world.probe_context
         await self.supervisor.reload(world)
         entries = dict(self.live.targets)

@@ -45,6 +45,11 @@ class _Every(Protocol):
     def every(self, job_id: str, interval: float, func: Callable[[], Awaitable[None]], *, first: float | None = None
               ) -> None: ...
 
+    def cron(self, job_id: str, func: Callable[[], Awaitable[None]], *, day: int, hour: int, minute: int,
+             timezone: str) -> None: ...
+
+    def uncron(self, job_id: str) -> None: ...
+
 
 @dataclass
 class Runtime:
@@ -103,8 +108,8 @@ class Supervisor:
             self._started.append(stage)
 
     async def reload(self, world: Any) -> None:
-        """Give every started stage the new world, in start order."""
-        for stage in self._started:
+        """Give every stage the new world, in order (a stage not started yet holds it for its start)."""
+        for stage in self.stages:
             await stage.reload(world)
 
     async def stop(self) -> None:

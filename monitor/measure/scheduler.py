@@ -145,6 +145,20 @@ class ProbeScheduler:
         if job is not None and job.handle is not None:
             job.handle.cancel()
 
+    def cron(self, job_id: str, func: Callable[[], Awaitable[None]], *, day: int, hour: int, minute: int,
+             timezone: str) -> None:
+        """A house-keeping job on a calendar (day of month, local time in ``timezone``), replacing one of the same
+        id (a reload that changed the schedule)."""
+        from apscheduler.triggers.cron import CronTrigger
+
+        self.scheduler.add_job(func, CronTrigger(day=day, hour=hour, minute=minute, timezone=timezone), id=job_id,
+                               replace_existing=True)
+
+    def uncron(self, job_id: str) -> None:
+        """Remove a calendar job (no error when there is none)."""
+        if self.scheduler.get_job(job_id) is not None:
+            self.scheduler.remove_job(job_id)
+
     def job_ids(self) -> set[str]:
         """The probe jobs."""
         return {j.id for j in self._jobs.values() if j.probe}
