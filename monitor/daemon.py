@@ -20,7 +20,7 @@ from monitor.config import Config, Target, config_warnings, load_config
 from monitor.errors import ConfigError, FencedError, ListenError, SlawatchError, StoreError
 from monitor.exact import percent_ratio
 from monitor.sdnotify import notify, watchdog_interval
-from monitor.cluster.consensus import multi_site, probe_units
+from monitor.cluster.consensus import probe_units
 from monitor.measure.canary import CanaryWatch
 from monitor.measure.cycle import run_cycle
 from monitor.metrics.exporter import ExporterServer, make_registry
@@ -34,12 +34,14 @@ from monitor.measure.state import TargetTracker
 from monitor.tickets.sinks import Sink
 from monitor.store import Batch, Store, open_store
 from monitor.store.base import ClusterStore, Fence
-from monitor.cluster.vantage import ConsensusKeeper, open_site_outages
+from monitor.cluster.vantage import ConsensusKeeper
 from monitor.measure.writer import BatchWriter
 from monitor.service import Runtime, Supervisor
 from monitor.tickets.stage import TicketStage
 from monitor.reports.schedule import ReportSchedule
 from monitor.reports.stage import ReportStage
+from monitor.cluster.stage import ConsensusStage
+from monitor.sla.stage import SlaStage
 
 if TYPE_CHECKING:
     from monitor.cluster.member import ClusterMember
@@ -53,7 +55,6 @@ log = logging.getLogger("slawatch.daemon")
 #: how long SIGTERM waits for in-flight cycles before giving up on them
 SHUTDOWN_GRACE = 10.0
 #: how often month-to-date SLA figures and burn-rate events are evaluated
-SLA_EVALUATION_INTERVAL = 60.0
 #: how often raw cycles and hourly rollups past their retention are purged
 #: ticket delivery, escalation and acknowledgement polling
 
@@ -130,12 +131,14 @@ class Daemon:
                                          config.cluster.heartbeat if config.cluster else 1.0)
         self.live.vantage = self.consensus
         self.writer.on_lead_fenced = self.consensus.forget
-        self._was_leader = False
         self._drift: float | None = None  # wall minus monotonic clock, for _clock_watch
         #: the cluster config version this node runs or has seen (monitor.cluster.shared_config)
         self._config_version = 0
         self.canary = CanaryWatch.for_config(config)
-        self.evaluator = SlaEvaluator(config, store, calendar)
+        self.sla = SlaStage(config, self.runtime, SlaEvaluator(config, store, calendar), self.writer,
+                            self.tickets.response_met, self._lead_records)
+        self.supervisor.add(self.sla)
+        self.supervisor.add(ConsensusStage(config, self.runtime, self.consensus, self._lead_records))
         self.exporter: ExporterServer | None = None
         self.inflight: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
@@ -148,6 +151,11 @@ class Daemon:
         self._rejoining = asyncio.Lock()
         self._cluster_jobs: set[str] = set()
         self._sync_task: asyncio.Task | None = None
+
+    @property
+    def evaluator(self) -> SlaEvaluator:
+        """The SLA evaluator of the config running now (the SLA stage's)."""
+        return self.sla.evaluator
 
     @property
     def reports(self) -> ReportSchedule:
@@ -344,11 +352,9 @@ class Daemon:
         if self.exporter is not None:
             self.exporter.start()
             log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)
-        self.scheduler.every("sla-evaluation", SLA_EVALUATION_INTERVAL, self._evaluate_sla, first=5)
         await self.supervisor.start()
         if self.cluster is not None:
             self._sync_task = asyncio.create_task(self._cluster_sync(), name="cluster-sync")
-            self.scheduler.every("vantage-consensus", self.cluster.cfg.heartbeat, self._consensus_round)
         interval = watchdog_interval()
         if interval:
             # pinged from the scheduler's own loop: if the scheduler hangs, systemd restarts us
@@ -376,77 +382,6 @@ class Daemon:
             self.stats.clock_steps_total += 1
             log.warning("the wall clock stepped %s by %.1f s: probing keeps its monotonic schedule, and cycles are "
                         "stamped with the new wall time", "forward" if step > 0 else "backward", abs(step))
-
-    async def _consensus_round(self) -> None:
-        """The leader combines the sites' views of each multi-site target (monitor.cluster.consensus)."""
-        leads = self._leads()
-        if leads != self._was_leader:
-            self.consensus.forget()  # a new leader starts from the store; a former one forgets
-            self._was_leader = leads
-        targets = multi_site(self.config.targets)
-        if not leads or not targets:
-            return
-        try:
-            states = await asyncio.to_thread(self.store.load_states, self.consensus.state_names(targets))
-            stored_dark = None
-            if not self.consensus.loaded:
-                events = await asyncio.to_thread(self.store.events, time.time() - 31 * 86400, time.time() + 60)
-                stored_dark = open_site_outages(events)
-        except StoreError as exc:
-            self._store_failed("vantage consensus", exc)
-            return
-        out = Batch()  # decided off the event loop (about 0.2 s for 10,000 targets: bench/consensus_round.py)
-        try:
-            await asyncio.to_thread(self.consensus.round, targets, states, time.time(), out, stored_dark,
-                                    self._site_outages)
-        except StoreError as exc:
-            self._store_failed("vantage consensus", exc)
-            return
-        self._lead_records(out, "vantage consensus")
-
-    def _site_outages(self, since: float) -> dict[str, dict[str, list]]:
-        """The sites' down outages and unknown intervals (of multi-site targets' units) overlapping [since, now],
-        for a consensus round that replays a span no leader decided (monitor.cluster.vantage)."""
-        out: dict[str, dict[str, list]] = {}
-        now = time.time()
-        for o in self.store.outages_between(since, now + 60):
-            if o.kind == "down" and "@" in o.target:
-                out.setdefault(o.target, {}).setdefault("down", []).append((o.start, o.end))
-        for u in self.store.unknown_intervals(None, since, now + 60):
-            if "@" in u.target:
-                out.setdefault(u.target, {}).setdefault("unknown", []).append((u.start, u.end))
-        return out
-
-    async def _evaluate_sla(self) -> None:
-        """Month-to-date figures for the exporter, and budget-burn / breach events into the store."""
-        if not self._leads():
-            self.live.set_sla({})
-            return
-        await self.writer.flush()
-        if self.cluster is not None:  # other nodes' targets: what they stored
-            states = await asyncio.to_thread(self.store.load_states)
-            coverage = {name: (st.tracker.get("first_cycle"), st.tracker.get("last_cycle")) for name, st in states.items()}
-        else:
-            coverage = {t.target: (t.tracker.first_cycle, t.tracker.last_cycle) for t in self.live.snapshot()}
-        at = time.time()
-        if self.writer.failing:
-            return  # figures from a store that lacks the backlog would be stale; the last ones stay exported
-        try:
-            results, events = await asyncio.to_thread(self.evaluator.evaluate, at, coverage)
-        except StoreError as exc:
-            self._store_failed("SLA evaluation", exc)
-            return
-        except Exception:
-            log.exception("SLA evaluation failed")
-            return
-        self.live.set_sla(results)
-        self.live.sla_time = at
-        try:  # response times change slowly: once a minute, not in the 2 s delivery loop
-            self.live.response_met = await asyncio.to_thread(self.tickets.response_met)
-        except Exception:
-            log.exception("response-time figures failed")
-        if events:
-            self._lead_records(Batch(events=events), "SLA events")
 
     def _leader_fence(self) -> Fence | None:
         """The fence leader-only writes present: None without a cluster; FencedError when this node no longer
@@ -624,7 +559,7 @@ class Daemon:
         self.ingestor.reconfigure(new, world.calendar)
         self._use_units(world.units)
         world.canary.carry_over(self.canary)  # at the swap: no verdict observed while the world was built is lost
-        self.evaluator, self.canary = world.evaluator, world.canary
+        self.canary = world.canary
         self.probe_context = world.probe_context
         await self.supervisor.reload(world)
         entries = dict(self.live.targets)
