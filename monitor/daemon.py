@@ -42,11 +42,11 @@ from monitor.reports.schedule import ReportSchedule
 from monitor.reports.stage import ReportStage
 from monitor.cluster.stage import ConsensusStage
 from monitor.sla.stage import SlaStage
+from monitor.measure.trapstage import TrapStage
 
 if TYPE_CHECKING:
     from monitor.cluster.member import ClusterMember
     from monitor.measure.spool import Spool
-    from monitor.measure.traps import TrapReceiver
 
 __all__ = ["Daemon", "run_daemon", "check_runnable"]
 
@@ -119,8 +119,6 @@ class Daemon:
             backlog_max=config.storage.backlog_max_cycles,
         )
         self.report_stage = ReportStage(config, self.runtime, self.writer.flush)
-        self.supervisor.add(self.tickets)
-        self.supervisor.add(self.report_stage)
         #: the config's maintenance, expanded once per month and shared by ingestion and the evaluator
         calendar = MaintenanceCalendar(config)
         self.ingestor = Ingestor(config, calendar)
@@ -137,8 +135,6 @@ class Daemon:
         self.canary = CanaryWatch.for_config(config)
         self.sla = SlaStage(config, self.runtime, SlaEvaluator(config, store, calendar), self.writer,
                             self.tickets.response_met, self._lead_records)
-        self.supervisor.add(self.sla)
-        self.supervisor.add(ConsensusStage(config, self.runtime, self.consensus, self._lead_records))
         self.exporter: ExporterServer | None = None
         self.inflight: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
@@ -146,11 +142,15 @@ class Daemon:
         self.probe_context = ProbeContext(snmp_profiles=config.snmp_profiles)  # its engines open in run()
         #: cluster membership (None: a single node, which owns every target and leads)
         self.cluster: ClusterMember | None = None
-        self.traps: TrapReceiver | None = None
         self._epoch_seen: int | None = None
         self._rejoining = asyncio.Lock()
         self._cluster_jobs: set[str] = set()
         self._sync_task: asyncio.Task | None = None
+        # the stages in start order: the listeners first (before the cluster join), then the work
+        self.trap_stage = TrapStage(config, self.live, self.writer)
+        for stage in (self.trap_stage, self.tickets, self.report_stage, self.sla,
+                      ConsensusStage(config, self.runtime, self.consensus, self._lead_records)):
+            self.supervisor.add(stage)
 
     @property
     def evaluator(self) -> SlaEvaluator:
@@ -334,7 +334,7 @@ class Daemon:
         # the listeners first: a taken or forbidden address is one line naming its key (exit 2), before this
         # node joins a cluster or begins a run in the store
         self._bind_exporter()
-        self._start_traps()
+        await self.supervisor.start(until=self.trap_stage)
         self.probe_context.icmp_engine = IcmpEngine()
         from probes.snmp import SnmpEngineHolder
 
@@ -423,47 +423,6 @@ class Daemon:
             )
         except OSError as exc:
             raise ListenError("exporter.listen", self.config.exporter.listen, exc) from None
-
-    def _start_traps(self) -> None:
-        cfg = self.config.traps
-        self.traps = None
-        if cfg is None:
-            return
-        from monitor.measure.traps import TrapReceiver
-
-        host, _, port = cfg.listen.rpartition(":")
-        users = [{"user": u.user, "engine_id": u.engine_id.removeprefix("0x"), "auth_protocol": u.auth_protocol,
-                  "auth_key": u.auth_key.get_secret_value() if u.auth_key else None, "priv_protocol": u.priv_protocol,
-                  "priv_key": u.priv_key.get_secret_value() if u.priv_key else None} for u in cfg.users]
-        self.traps = TrapReceiver((host.strip("[]"), int(port)), [cfg.community.get_secret_value()] if cfg.community else [],
-                                  users, {t.address: t.id for t in self.config.targets}, self._on_trap, cfg.oids)
-        try:
-            self.traps.start()
-        except Exception as exc:  # pysnmp wraps the socket's OSError in its own carrier error
-            self.traps = None
-            raise ListenError("traps.listen", cfg.listen, exc) from None
-        self.live.traps = self.traps
-        log.info("SNMP trap receiver listening on %s", cfg.listen)
-
-    def _on_trap(self, target_id: str, kind: str, binds: dict) -> None:
-        log.warning("trap %s from target %s", kind, target_id)
-        live = self.live.targets.get(target_id)
-        target = self.config.target(target_id)
-        if live is None or target is None or kind != "linkDown":
-            return
-        from monitor.measure.cycle import transition_records
-
-        now = time.time()
-        transitions = live.tracker.force_down(now)
-        if transitions:
-            live.observe_trap(now, kind)
-        state, outages, events = transition_records(target, transitions, live, now,
-                                                    evidence={"trap": kind, "varbinds": binds})
-        batch = self.writer.batch
-        batch.events.extend(events)
-        batch.outages.extend(outages)
-        batch.states[target.id] = state
-        self.writer.added()
 
     def _store_failed(self, what: str, exc: StoreError) -> None:
         self.runtime.store_failed(what, exc)
@@ -654,8 +613,6 @@ class Daemon:
         await self.supervisor.stop()
         if self.cluster is not None:
             await asyncio.to_thread(self.cluster.stop)
-        if self.traps is not None:
-            self.traps.close()
         if self.probe_context.icmp_engine is not None:
             self.probe_context.icmp_engine.close()
         if self.probe_context.snmp_engine is not None:

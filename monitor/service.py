@@ -101,11 +101,16 @@ class Supervisor:
         self.stages.append(stage)
         return stage
 
-    async def start(self) -> None:
-        """Start every stage in order."""
+    async def start(self, until: Stage | None = None) -> None:
+        """Start the stages not started yet, in order (up to and including ``until``: the listeners start
+        before the rest of the daemon's start-up, the other stages after it)."""
         for stage in self.stages:
+            if stage in self._started:
+                continue
             await stage.start()
             self._started.append(stage)
+            if stage is until:
+                return
 
     async def reload(self, world: Any) -> None:
         """Give every stage the new world, in order (a stage not started yet holds it for its start)."""

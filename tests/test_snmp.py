@@ -417,3 +417,27 @@ def test_ipv6_agent_v1_and_v2c(tmp_path):
             assert r.scalars["sysName"] == "six" and any(c.get("ifDescr") == "lo" for c in r.interfaces.values())
     finally:
         stop(proc)
+
+
+def test_a_reload_gives_the_trap_listener_the_new_targets_addresses():
+    """Traps are accepted from the targets' addresses: a target added by a reload is one from then on, a removed
+    one is not (before, the listener kept the addresses of the config it started with)."""
+    import asyncio
+    from types import SimpleNamespace
+
+    from monitor.config import parse_config
+    from monitor.measure.traps import TrapReceiver
+    from monitor.measure.trapstage import TrapStage
+
+    def config(*addresses):
+        return parse_config({"contracts": [{"id": "c1", "customer": "A", "provider": "B",
+                                            "objectives": {"availability": "99.9%"}}],
+                             "targets": [{"id": f"r{i}", "contract": "c1", "kind": "internet", "address": a}
+                                         for i, a in enumerate(addresses, 1)]})
+
+    first = config("127.0.0.1", "127.0.0.2")
+    stage = TrapStage(first, SimpleNamespace(targets={}), None)
+    stage.receiver = TrapReceiver(("127.0.0.1", 0), ["c"], [], TrapStage._sources(first), stage.on_trap)
+    assert stage.receiver.sources == {"127.0.0.1": "r1", "127.0.0.2": "r2"}
+    asyncio.run(stage.reload(SimpleNamespace(config=config("127.0.0.2", "127.0.0.9"))))
+    assert stage.receiver.sources == {"127.0.0.2": "r1", "127.0.0.9": "r2"}
