@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING
 from monitor.errors import FencedError, StoreError
 from monitor.logs import RateLimited  # noqa: F401 (re-exported: its users import it from here)
 from monitor.measure.live import SelfStats
-from monitor.store import Batch, CycleRecord, Store, UnknownRecord
-from monitor.store.base import Fence
+from monitor.store import Batch, CycleRecord, UnknownRecord
+from monitor.store.base import EvidenceWriter, Fence
 
 if TYPE_CHECKING:
     from monitor.measure.spool import Spool
@@ -76,7 +76,7 @@ class BatchWriter:
     """Collects a flush interval's records and writes them in one transaction; backs off and keeps them when the store
     fails."""
 
-    def __init__(self, store: Store, *, batch_size: int, flush_interval: float, stats: SelfStats,
+    def __init__(self, store: EvidenceWriter, *, batch_size: int, flush_interval: float, stats: SelfStats,
                  on_new_event=None, backlog_max: int = 200_000, spool: "Spool | None" = None):
         self.store = store
         #: batches the store could not take, on local disk (monitor.measure.spool); None: memory only

@@ -28,7 +28,7 @@ from monitor.sla.timeline import outage_span
 from monitor.sla.periods import local_to_ms, parse_month, to_ms
 from monitor.sla.rollup import Rollup
 from monitor.sla.availability import availability
-from monitor.store.base import Store, Ticket
+from monitor.store.base import Ticket, TicketStore
 from monitor.tickets.ledger import response_times
 
 __all__ = ["build_report", "render_csv", "SCHEMA", "previous_months", "paper_for"]
@@ -94,7 +94,7 @@ def _ordered(value: Any) -> Any:
     return value
 
 
-def _tickets(store: Store, contract: str, start: float, end: float) -> list[Ticket]:
+def _tickets(store: TicketStore, contract: str, start: float, end: float) -> list[Ticket]:
     return store.tickets_overlapping(contract, start, end)
 
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Store", "TicketTx", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "UnknownRecord", "Batch",
            "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "NodeInfo", "Fence", "LeaderLease", "LeaderInfo",
+           "SchemaStore", "EvidenceWriter", "EvidenceReader", "TicketStore", "TableCopy",
            "ClusterStore"]
 
 
@@ -351,15 +352,13 @@ class TicketTx(Protocol):
         ...
 
 
-@runtime_checkable
-class Store(Protocol):
-    """Every operation the daemon, the CLI, the reports and the ticket ledger perform on stored evidence."""
+class SchemaStore(Protocol):
+    """The store's schema and lifecycle (the daemon at start and stop, ``slawatch store``)."""
 
     backend: str
     #: where it is, for messages: a path, or the DSN without its password
     location: str
 
-    # schema and lifecycle
     def migrate(self) -> int:
         """Apply the pending forward migrations; returns the schema version now in force."""
         ...
@@ -376,7 +375,21 @@ class Store(Protocol):
         """Release the connection(s); the store is unusable afterwards."""
         ...
 
-    # evidence: writes
+    def integrity_ok(self) -> bool:
+        """Whether the backend's own integrity check passes (SQLite's integrity_check; PostgreSQL: a query)."""
+        ...
+
+    def write_batch(self, cycles: Sequence[CycleRecord] = (), states: Sequence[StateRecord] = (),
+                    outages: Sequence[OutageRecord] = ()) -> None:
+        """:meth:`write` of a batch of just these cycles, states and outages."""
+        ...
+
+
+
+
+class EvidenceWriter(Protocol):
+    """The writes of evidence: the daemon's writer and the retention purge."""
+
     def write(self, batch: Batch, on_new_event: "Callable[[TicketTx, BreachEvent], None] | None" = None,
               fence: "Fence | None" = None) -> None:
         """Write one batch of evidence atomically (all or nothing), calling ``on_new_event`` inside the same
@@ -397,7 +410,10 @@ class Store(Protocol):
         """The store's size on disk in bytes."""
         ...
 
-    # evidence: reads
+
+class EvidenceReader(Protocol):
+    """The reads of evidence: the SLA evaluation, the reports, the consensus round, ``slawatch status``."""
+
     def count_cycles(self) -> int:
         """How many raw cycles the store holds."""
         ...
@@ -454,7 +470,10 @@ class Store(Protocol):
         """Every daemon run recorded, oldest first."""
         ...
 
-    # tickets: the unit of work and its reads
+
+class TicketStore(Protocol):
+    """The ticket ledger's unit of work, its reads and the outbox (monitor.tickets)."""
+
     def tickets_tx(self, fence: "Fence | None" = None) -> "ContextManager[TicketTx]":
         """The ticket ledger's unit of work: one write transaction, committed when the block ends without an error.
         With a ``fence`` (a cluster leader's, with its term), the transaction first checks it (FencedError)."""
@@ -526,7 +545,10 @@ class Store(Protocol):
         """Make the undelivered rows of one ticket (or of all) due now; returns how many."""
         ...
 
-    # whole tables, for ``store copy``: rows as tuples in TABLES' column order, canonical values
+
+class TableCopy(Protocol):
+    """Whole tables in a canonical form, for ``slawatch store copy``."""
+
     def dump_table(self, table: str, chunk: int = 5000) -> "Iterator[list[tuple[Any, ...]]]":
         """The table's rows in chunks of ``chunk``, as tuples in TABLES' column order with canonical values."""
         ...
@@ -543,15 +565,11 @@ class Store(Protocol):
         """Delete every row of every table, children first (``store copy --overwrite``)."""
         ...
 
-    # checks and conveniences (the contract suite and the tools)
-    def integrity_ok(self) -> bool:
-        """Whether the backend's own integrity check passes (SQLite's integrity_check; PostgreSQL: a query)."""
-        ...
 
-    def write_batch(self, cycles: Sequence[CycleRecord] = (), states: Sequence[StateRecord] = (),
-                    outages: Sequence[OutageRecord] = ()) -> None:
-        """:meth:`write` of a batch of just these cycles, states and outages."""
-        ...
+@runtime_checkable
+class Store(SchemaStore, EvidenceWriter, EvidenceReader, TicketStore, TableCopy, Protocol):
+    """Every operation the daemon, the CLI, the reports and the ticket ledger perform on stored evidence: the
+    consumers' protocols together (each consumer types against the narrow one it uses)."""
 
 
 @runtime_checkable

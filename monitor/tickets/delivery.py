@@ -17,7 +17,7 @@ import time
 from collections import Counter
 from typing import Callable
 
-from monitor.store.base import Delivered, Fence, OutboxItem, Store
+from monitor.store.base import Delivered, Fence, OutboxItem, TicketStore
 from monitor.tickets.ledger import Ledger
 from monitor.tickets.sinks import Acknowledging, Delivery, Refreshing, Sink, SinkError
 
@@ -46,7 +46,7 @@ def backoff(attempts: int, rng: random.Random | None = None) -> float:
 class Deliverer:
     """Delivers the outbox to the sinks, retries failures, polls acknowledgements and refreshes alerts."""
 
-    def __init__(self, store: Store, ledger: Ledger, sinks: dict[str, Sink], clock: Callable[[], float] = time.time,
+    def __init__(self, store: TicketStore, ledger: Ledger, sinks: dict[str, Sink], clock: Callable[[], float] = time.time,
                  concurrency: int = 8):
         self.store = store
         self.ledger = ledger

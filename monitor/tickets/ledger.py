@@ -31,7 +31,7 @@ from typing import Callable
 from monitor.config import Config, Contract
 from monitor.events import BreachEvent
 from monitor.exact import at_most
-from monitor.store.base import Fence, Store, Ticket, TicketTx
+from monitor.store.base import Fence, Ticket, TicketStore, TicketTx
 from monitor.units import format_duration
 
 __all__ = ["Ledger", "Ticket", "SEVERITY_OF", "TicketError", "load_ticket", "list_tickets", "ticket_timeline",
@@ -228,7 +228,7 @@ class Ledger:
             self._enqueue(tx, ticket_id, "open", f"[{ticket.title}] {body}", now, sinks=tier.sinks,
                           recipients=tier.recipients)
 
-    def escalate(self, store: Store, now: float | None = None, fence: Fence | None = None) -> None:
+    def escalate(self, store: TicketStore, now: float | None = None, fence: Fence | None = None) -> None:
         """Move every open, unacknowledged ticket up the tiers its age has reached (under the cluster leader's
         ``fence``: FencedError when its term is over)."""
         now = self.clock() if now is None else now
@@ -244,7 +244,7 @@ class Ledger:
             raise TicketError(f"no ticket {ticket_id}")
         return ticket
 
-    def acknowledge(self, store: Store, ticket_id: int, by: str, now: float | None = None,
+    def acknowledge(self, store: TicketStore, ticket_id: int, by: str, now: float | None = None,
                     fence: Fence | None = None) -> Ticket:
         """Acknowledge the ticket (stops its escalation), noting who did; returns the ticket as stored. A poll by
         the cluster's leader presents its ``fence``."""
@@ -259,7 +259,7 @@ class Ledger:
                 raise TicketError(f"ticket {ticket_id} is already resolved")
         return load_ticket(store, ticket_id)
 
-    def resolve(self, store: Store, ticket_id: int, by: str, now: float | None = None) -> Ticket:
+    def resolve(self, store: TicketStore, ticket_id: int, by: str, now: float | None = None) -> Ticket:
         """Resolve the ticket by hand, noting who did; returns the ticket as stored."""
         now = self.clock() if now is None else now
         with store.tickets_tx() as tx:
@@ -325,7 +325,7 @@ class Ledger:
 # --------------------------------------------------------------------------- reads
 
 
-def load_ticket(store: Store, ticket_id: int) -> Ticket:
+def load_ticket(store: TicketStore, ticket_id: int) -> Ticket:
     """The ticket ``ticket_id``; an error naming it when it does not exist."""
     ticket = store.ticket(ticket_id)
     if ticket is None:
@@ -333,18 +333,18 @@ def load_ticket(store: Store, ticket_id: int) -> Ticket:
     return ticket
 
 
-def list_tickets(store: Store, *, contract: str | None = None, state: str | None = None, since: float | None = None,
+def list_tickets(store: TicketStore, *, contract: str | None = None, state: str | None = None, since: float | None = None,
                  until: float | None = None) -> list[Ticket]:
     """Tickets, newest first, by contract, state and opening time."""
     return store.tickets(contract=contract, state=state, since=since, until=until)
 
 
-def ticket_timeline(store: Store, ticket_id: int) -> list[tuple[float, str, str]]:
+def ticket_timeline(store: TicketStore, ticket_id: int) -> list[tuple[float, str, str]]:
     """A ticket's notes in time order: (at, kind, text)."""
     return store.ticket_timeline(ticket_id)
 
 
-def ticket_refs(store: Store, ticket_id: int) -> dict[str, str]:
+def ticket_refs(store: TicketStore, ticket_id: int) -> dict[str, str]:
     """A ticket's external ids, by sink."""
     return store.ticket_refs(ticket_id)
 
