@@ -18,11 +18,9 @@ from probes.icmp import IcmpEngine, check_icmp_permission
 from monitor import __version__
 from monitor.config import Config, Target, config_warnings, load_config
 from monitor.errors import ConfigError, FencedError, ListenError, SlawatchError, StoreError
-from monitor.exact import percent_ratio
 from monitor.sdnotify import notify, watchdog_interval
 from monitor.cluster.consensus import probe_units
 from monitor.measure.canary import CanaryWatch
-from monitor.measure.cycle import run_cycle
 from monitor.metrics.exporter import ExporterServer, make_registry
 from monitor.metrics import TargetSeries
 from monitor.sla.evaluator import SlaEvaluator
@@ -30,7 +28,6 @@ from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.measure.ingest import Ingestor
 from monitor.measure.live import LiveState, TargetLive
 from monitor.measure.scheduler import ProbeScheduler
-from monitor.measure.state import TargetTracker
 from monitor.tickets.sinks import Sink
 from monitor.store import Batch, Store, open_store
 from monitor.store.base import ClusterStore, Fence
@@ -43,6 +40,7 @@ from monitor.reports.stage import ReportStage
 from monitor.cluster.stage import ConsensusStage
 from monitor.sla.stage import SlaStage
 from monitor.measure.trapstage import TrapStage
+from monitor.measure.probing import ProbingStage, objective_thresholds, tracker_for
 
 if TYPE_CHECKING:
     from monitor.cluster.member import ClusterMember
@@ -52,46 +50,12 @@ __all__ = ["Daemon", "run_daemon", "check_runnable"]
 
 log = logging.getLogger("slawatch.daemon")
 
-#: how long SIGTERM waits for in-flight cycles before giving up on them
-SHUTDOWN_GRACE = 10.0
-#: how often month-to-date SLA figures and burn-rate events are evaluated
-#: how often raw cycles and hourly rollups past their retention are purged
-#: ticket delivery, escalation and acknowledgement polling
 
 
 def check_runnable(config: Config) -> None:
     """Refuse, with a clear message, what this version cannot run yet; check privileges."""
     if any(t.probes.icmp is not None for t in config.targets):
         check_icmp_permission()
-
-
-def objective_thresholds(contract) -> dict[str, float]:
-    o = contract.objectives
-    out = {"availability": percent_ratio(o.availability)}
-    if o.latency is not None:
-        out["latency"] = o.latency.max
-    if o.loss is not None:
-        out["loss"] = percent_ratio(o.loss)
-    if o.jitter is not None:
-        out["jitter"] = o.jitter
-    if o.mos is not None:
-        out["mos"] = o.mos
-    if o.one_way_delay is not None:
-        out["one_way_delay"] = o.one_way_delay
-    if o.response_time is not None:
-        out["response_time"] = o.response_time.max
-    if o.tls_expiry_min is not None:
-        out["tls_expiry"] = o.tls_expiry_min
-    return out
-
-
-def _tracker_for(target: Target, saved: dict | None) -> TargetTracker:
-    if saved:
-        return TargetTracker.restore(saved, failure_threshold=target.failure_threshold,
-                                     recovery_threshold=target.recovery_threshold,
-                                     degraded_threshold=target.degraded_threshold)
-    return TargetTracker(target.id, failure_threshold=target.failure_threshold,
-                         recovery_threshold=target.recovery_threshold, degraded_threshold=target.degraded_threshold)
 
 
 class Daemon:
@@ -121,9 +85,13 @@ class Daemon:
         self.report_stage = ReportStage(config, self.runtime, self.writer.flush)
         #: the config's maintenance, expanded once per month and shared by ingestion and the evaluator
         calendar = MaintenanceCalendar(config)
-        self.ingestor = Ingestor(config, calendar)
         #: what this node may probe: targets, and one unit per site of a multi-site target (monitor.cluster.consensus)
-        self._use_units(probe_units(config.targets))
+        self.probing = ProbingStage(config, self.runtime, self.scheduler, probe_units(config.targets),
+                                    Ingestor(config, calendar),
+                                    CanaryWatch.for_config(config),
+                                    ProbeContext(snmp_profiles=config.snmp_profiles),  # its engines open in run()
+                                    self.writer)
+        self.probing.after_sync = self._adopt_published
         self.consensus = ConsensusKeeper(config.cluster.failover_delay if config.cluster else 10.0,
                                          config.storage.flush_interval,
                                          config.cluster.heartbeat if config.cluster else 1.0)
@@ -132,25 +100,38 @@ class Daemon:
         self._drift: float | None = None  # wall minus monotonic clock, for _clock_watch
         #: the cluster config version this node runs or has seen (monitor.cluster.shared_config)
         self._config_version = 0
-        self.canary = CanaryWatch.for_config(config)
         self.sla = SlaStage(config, self.runtime, SlaEvaluator(config, store, calendar), self.writer,
                             self.tickets.response_met, self._lead_records)
         self.exporter: ExporterServer | None = None
-        self.inflight: set[asyncio.Task] = set()
         self.stopping = asyncio.Event()
         self.run_id: int | None = None
-        self.probe_context = ProbeContext(snmp_profiles=config.snmp_profiles)  # its engines open in run()
         #: cluster membership (None: a single node, which owns every target and leads)
         self.cluster: ClusterMember | None = None
-        self._epoch_seen: int | None = None
-        self._rejoining = asyncio.Lock()
-        self._cluster_jobs: set[str] = set()
-        self._sync_task: asyncio.Task | None = None
         # the stages in start order: the listeners first (before the cluster join), then the work
         self.trap_stage = TrapStage(config, self.live, self.writer)
-        for stage in (self.trap_stage, self.tickets, self.report_stage, self.sla,
+        for stage in (self.trap_stage, self.probing, self.tickets, self.report_stage, self.sla,
                       ConsensusStage(config, self.runtime, self.consensus, self._lead_records)):
             self.supervisor.add(stage)
+
+    @property
+    def units(self) -> dict:
+        """The probe units of the config running now (the probing stage's)."""
+        return self.probing.units
+
+    @property
+    def ingestor(self) -> Ingestor:
+        """The ingestion of the config running now (the probing stage's)."""
+        return self.probing.ingestor
+
+    @property
+    def canary(self) -> CanaryWatch:
+        """The reference-target watch of the config running now (the probing stage's)."""
+        return self.probing.canary
+
+    @property
+    def probe_context(self) -> ProbeContext:
+        """The probes' engines and settings (the probing stage's)."""
+        return self.probing.probe_context
 
     @property
     def evaluator(self) -> SlaEvaluator:
@@ -161,28 +142,6 @@ class Daemon:
     def reports(self) -> ReportSchedule:
         """The monthly report run of the config running now (the reports stage's)."""
         return self.report_stage.schedule
-
-    def _use_units(self, units: dict) -> None:
-        """What this node may probe (at start and at each reload): for the scheduler, the ingestor, the metrics."""
-        self.units = units
-        self.live.contracts = {c.id: (c.customer, c.provider) for c in self.config.contracts}
-        self.live.target_kinds = {t.id: t.kind for t in self.config.targets}
-        self.ingestor.set_units(units)
-        self.live.site_units = {uid: (u.parent, u.site) for uid, u in units.items() if u.site is not None}
-
-    def _acquire(self, target: Target) -> TargetLive:
-        """This node now owns ``target``: continue from what the previous owner stored (its tracker, this hour's
-        and this month's rollups). The gap since its last stored cycle becomes unknown time at the next cycle."""
-        saved = self.store.state(target.id)
-        old = self.live.targets[target.id]
-        fresh = TargetLive(target=target.id, contract=target.contract, kind=target.kind,
-                           tracker=_tracker_for(target, saved.tracker if saved else None), objectives=old.objectives)
-        fresh.owned = True
-        self.ingestor.forget(target.id)
-        self.ingestor.preload(self.store, time.time(), only=target.id)
-        with self.live.lock:
-            self.live.targets[target.id] = fresh
-        return fresh
 
     def _join_cluster(self) -> None:
         from monitor.cluster.member import ClusterMember, config_hash
@@ -201,127 +160,11 @@ class Daemon:
                             "node %s); it runs its own file: reload one node to publish one config for all",
                             published[0], published[3])
         self.writer.fence = lambda: self.cluster.fence if self.cluster is not None else None
-        self.live.cluster = self.cluster
-
-    async def _new_epoch(self) -> None:
-        """A (re)join: what this node measured under its expired lease is written first, under the new one, for
-        the units no other node measured meanwhile (a database outage that outlasted the lease: the node was
-        their only prober); the rest is dropped (BatchWriter._adopt). Then every target it owns again continues
-        from the store, so a span another node or nobody measured becomes unknown time."""
-        assert self.cluster is not None
-        async with self._rejoining:
-            epoch = self.cluster.epoch
-            if epoch == self._epoch_seen:
-                return
-            if self._epoch_seen is not None:
-                await self.writer.flush(force=True)
-            for live in self.live.targets.values():
-                if live.owned:
-                    live.set_owned(False)
-                    self.ingestor.forget(live.target)
-            self._epoch_seen = epoch
+        self.live.cluster = self.probing.cluster = self.cluster
 
     def _leads(self) -> bool:
         """Whether this node runs the cluster-wide work (always, without a cluster)."""
         return self.cluster is None or self.cluster.leader
-
-    def _install_targets(self) -> None:
-        saved = {k: v.tracker for k, v in self.store.load_states().items()}
-        entries = {}
-        for target in (u.target for u in self.units.values()):
-            entries[target.id] = TargetLive(
-                target=target.id,
-                contract=target.contract,
-                kind=target.kind,
-                tracker=_tracker_for(target, saved.get(target.id)),
-                objectives=objective_thresholds(self.config.contract(target.contract)),
-            )
-        self.live.set_targets(entries)
-        if self.cluster is None:
-            for target in (u.target for u in self.units.values()):
-                self.scheduler.add(target.id, target.interval, self._job(target))
-        # in a cluster, _cluster_sync schedules only the targets this node owns
-
-    async def _cluster_sync(self) -> None:
-        """Keep a probe job for exactly the targets this node owns now (a job for every target of a large
-        cluster costs a node CPU and memory for targets other nodes probe)."""
-        assert self.cluster is not None
-        period = min(self.cluster.cfg.heartbeat, 1.0)
-        while not self.stopping.is_set():
-            try:
-                owned = self.cluster.owned if self.cluster.may_probe() else frozenset()
-                targets = {uid: u.target for uid, u in self.units.items()}
-                wanted = {tid for tid in owned if tid in targets}
-                for tid in self._cluster_jobs - wanted:
-                    self.scheduler.remove(tid)
-                    live = self.live.targets.get(tid)
-                    if live is not None and live.owned:
-                        live.set_owned(False)
-                        self.ingestor.forget(tid)
-                for tid in wanted - self._cluster_jobs:
-                    self.scheduler.add(tid, targets[tid].interval, self._job(targets[tid]))
-                self._cluster_jobs = wanted
-                self.live.owned = owned
-                await self._adopt_published()
-            except Exception:  # one bad round must not end the sync
-                log.exception("cluster job sync failed")
-            try:
-                await asyncio.wait_for(self.stopping.wait(), timeout=period)
-            except asyncio.TimeoutError:
-                pass
-
-    def _schedule(self, tid: str, target: Target, *, replace: bool) -> None:
-        """(Re)schedule a target after a reload; in a cluster only a target this node has a job for."""
-        if self.cluster is not None and tid not in self._cluster_jobs:
-            return  # the sync adds it if this node owns it
-        if replace:
-            self.scheduler.add(tid, target.interval, self._job(target))
-        else:
-            self.scheduler.replace_func(tid, self._job(target))
-
-    def _job(self, target: Target):
-        contract = self.config.contract(target.contract)
-
-        async def job() -> None:
-            if self.stopping.is_set():
-                return
-            task = asyncio.current_task()
-            assert task is not None  # a job runs as a task of the scheduler
-            self.inflight.add(task)
-            t0 = time.perf_counter()
-            try:
-                live = self.live.targets.get(target.id)
-                if live is None:
-                    return
-                if self.cluster is not None:
-                    if self.cluster.epoch != self._epoch_seen:
-                        await self._new_epoch()
-                    if not self.cluster.owns(target.id):
-                        if live.owned:
-                            live.set_owned(False)
-                            self.ingestor.forget(target.id)
-                        return  # another node probes it (or this one has no lease)
-                    if not live.owned:
-                        try:
-                            live = await asyncio.to_thread(self._acquire, target)
-                        except StoreError as exc:  # cannot read what the previous owner stored: not ours yet
-                            self._store_failed("taking over a target", exc)
-                            return
-                previous = live.tracker.last_cycle
-                mono, previous_mono = time.monotonic(), live.last_mono
-                live.cycle_started(mono)
-                outcome = await run_cycle(target, contract, live, self.probe_context, self.canary)
-                self.ingestor.ingest(self.writer.batch, target, outcome, live, previous,
-                                     None if previous_mono is None else mono - previous_mono)
-                self.writer.added()
-            except Exception:  # a bug in one cycle must not stop the daemon
-                log.exception("probe cycle of %s failed", target.id)
-            finally:
-                self.stats.cycles_total += 1
-                self.stats.cycle_duration_sum += time.perf_counter() - t0
-                self.inflight.discard(task)
-
-        return job
 
     async def run(self) -> int:
         """Run until SIGTERM or SIGINT: open the probe engines, join the cluster if configured, start the exporter,
@@ -345,7 +188,7 @@ class Daemon:
             await asyncio.to_thread(self._join_cluster)
         self.run_id = await asyncio.to_thread(self.store.begin_run, time.time(), __version__)
         await asyncio.to_thread(self.ingestor.preload, self.store, time.time())
-        self._install_targets()
+        await asyncio.to_thread(self.probing.install)
         # the spool after the cluster join: a second instance of this node is refused by name there, not here
         self.writer.spool = await asyncio.to_thread(_spool, self.config)
         self.writer.start()
@@ -353,8 +196,6 @@ class Daemon:
             self.exporter.start()
             log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)
         await self.supervisor.start()
-        if self.cluster is not None:
-            self._sync_task = asyncio.create_task(self._cluster_sync(), name="cluster-sync")
         interval = watchdog_interval()
         if interval:
             # pinged from the scheduler's own loop: if the scheduler hangs, systemd restarts us
@@ -498,7 +339,7 @@ class Daemon:
         sinks = self.tickets.sinks_for(new)
         objectives = {c.id: objective_thresholds(c) for c in new.contracts}
         saved = {k: v.tracker for k, v in (await asyncio.to_thread(self.store.load_states)).items()}
-        added = {tid: TargetLive(t.id, t.contract, t.kind, _tracker_for(t, saved.get(tid)),
+        added = {tid: TargetLive(t.id, t.contract, t.kind, tracker_for(t, saved.get(tid)),
                                  objectives=objectives[t.contract])
                  for tid, t in fresh.items() if tid not in old}
         config_hash = None
@@ -511,37 +352,10 @@ class Daemon:
 
     async def _apply_world(self, world: _World) -> None:
         """The swap: assignments and (re)scheduling only."""
-        new, old, fresh = world.config, world.old, world.fresh
-        self.config = new
+        self.config = world.config
         if world.config_hash is not None and self.cluster is not None:
             self.cluster.config_hash = world.config_hash  # told to the others at the next heartbeat
-        self.ingestor.reconfigure(new, world.calendar)
-        self._use_units(world.units)
-        world.canary.carry_over(self.canary)  # at the swap: no verdict observed while the world was built is lost
-        self.canary = world.canary
-        self.probe_context = world.probe_context
         await self.supervisor.reload(world)
-        entries = dict(self.live.targets)
-        for tid in set(old) - set(fresh):
-            self.scheduler.remove(tid)
-            self._cluster_jobs.discard(tid)
-            entries.pop(tid, None)
-        for tid, target in fresh.items():
-            if tid in world.added:
-                entries[tid] = world.added[tid]
-                if self.cluster is None:
-                    self.scheduler.add(tid, target.interval, self._job(target))
-            elif target != old[tid]:
-                live = entries[tid]
-                live.assign(target.contract, target.kind, world.objectives[target.contract])
-                live.tracker.failure_threshold = target.failure_threshold
-                live.tracker.recovery_threshold = target.recovery_threshold
-                live.tracker.degraded_threshold = target.degraded_threshold
-                # same schedule: only the job's code changes, so no cycle is lost or doubled
-                self._schedule(tid, target, replace=target.interval != old[tid].interval)
-            else:
-                self._schedule(tid, target, replace=False)  # its contract may have changed
-        self.live.set_targets(entries)
         self.stats.config_reload_ok = True
         self.stats.config_reload_time = time.time()
 
@@ -600,23 +414,13 @@ class Daemon:
                       published[0], published[3])
 
     async def _shutdown(self) -> int:
-        # stop starting cycles, let the running ones finish (APScheduler's shutdown would cancel them)
-        self.scheduler.pause()
-        if self.inflight:
-            done, pending = await asyncio.wait(set(self.inflight), timeout=SHUTDOWN_GRACE)
-            for task in pending:
-                task.cancel()
-            if pending:
-                log.warning("%d probe cycles did not finish within %.0fs and were dropped", len(pending), SHUTDOWN_GRACE)
-        self.scheduler.shutdown()
+        # stop starting cycles, let the running ones finish (APScheduler's shutdown would cancel them), so their
+        # records reach the writer; then the writer writes what it holds, and the stages stop in reverse order
+        await self.probing.drain()
         lost = await self.writer.stop()
         await self.supervisor.stop()
         if self.cluster is not None:
             await asyncio.to_thread(self.cluster.stop)
-        if self.probe_context.icmp_engine is not None:
-            self.probe_context.icmp_engine.close()
-        if self.probe_context.snmp_engine is not None:
-            self.probe_context.snmp_engine.close()
         if self.run_id is not None and not lost:
             try:
                 await asyncio.to_thread(self.store.end_run, self.run_id, time.time())
