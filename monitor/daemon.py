@@ -1,4 +1,18 @@
-"""``slawatch run``: config, store, exporter, scheduler and probes, until SIGTERM/SIGINT."""
+"""``slawatch run``: the supervisor of the daemon's stages, until SIGTERM/SIGINT.
+
+The daemon builds the world (config, store, writer, live state, the stages), starts the stages in order under a
+thin :class:`~monitor.service.Supervisor`, swaps a reload's new world in (built fully first), and stops the
+stages in reverse. The stages, each with the same contract (``start``, ``reload(world)``, ``stop``):
+
+- traps (monitor.measure.trapstage), started with the exporter's listener before the node joins a cluster;
+- probing (monitor.measure.probing): the units this node owns, their jobs, cycles and ingestion;
+- tickets (monitor.tickets.stage): the ledger, the outbox delivery, escalation and acknowledgement polling;
+- reports (monitor.reports.stage): the monthly report run and retention;
+- SLA evaluation (monitor.sla.stage) and the vantage consensus (monitor.cluster.stage), leader-only.
+
+What stays here: the exporter's socket, the cluster join, the writer, leader-only writes under the leader's
+term, the reload (read, validate, build, swap, publish to the cluster) and the shutdown order.
+"""
 
 from __future__ import annotations
 
@@ -59,7 +73,7 @@ def check_runnable(config: Config) -> None:
 
 
 class Daemon:
-    """The running service: scheduler, probes, ingestion, store writer, SLA evaluation, tickets, exporter and reload."""
+    """The running service: the stages under their supervisor, the writer, the exporter, the cluster and reload."""
 
     def __init__(self, config: Config, config_path: Path, store: Store):
         self.config = config

@@ -593,3 +593,32 @@ def test_sla_series_exist_once_across_the_cluster_for_every_target(tmp_path, clu
     finally:
         codes = {n: node.stop() for n, node in nodes.items()}
     assert all(c == 0 for c in codes.values()), codes
+
+
+def test_a_batch_measured_under_an_expired_lease_is_adopted_for_the_units_nobody_else_measured(cluster_db):
+    """#33: a database outage outlasts a node's lease; it rejoins under a new epoch. What it measured meanwhile
+    is written under the new lease for the units no other node wrote a cycle of since the batch's first cycle
+    (it was their only prober); a unit another node took over meanwhile is left out, whole (cycles, state)."""
+    from monitor.errors import FencedError
+    from monitor.store import Batch, CycleRecord, StateRecord
+    from monitor.store.base import Fence
+
+    dsn, store = cluster_db
+    t = float(int(time.time()))  # whole seconds: timestamptz keeps microseconds
+    old = Fence("n1", "i1", store.cluster_join("n1", "core", "i1", "h", "v", "host", 1, 0.3), 0.3)
+    other = Fence("n2", "i2", store.cluster_join("n2", "core", "i2", "h", "v", "host", 2, 30.0), 30.0)
+
+    def cycle(unit, at, node):
+        return CycleRecord(unit, "icmp", at, 0.01, True, "up", None, node=node, site="core")
+
+    batch = Batch(cycles=[cycle(u, t + i, "n1") for u in ("u1", "u2") for i in range(3)],
+                  states={u: StateRecord(u, "up", t, t + 2, {"last_cycle": t + 2}) for u in ("u1", "u2")})
+    store.write(Batch(cycles=[cycle("u2", t + 1.5, "n2")]), fence=other)  # n2 took u2 over meanwhile
+    time.sleep(0.5)  # n1's lease (0.3 s in the database's time) runs out
+    new = Fence("n1", "i1b", store.cluster_join("n1", "core", "i1b", "h", "v", "host", 3, 0.3), 30.0)
+    with pytest.raises(FencedError):
+        store.write(batch, fence=old)  # the old lease is over
+    assert store.adopt(batch, None, new) == {"u2"}
+    assert [c.started for c in store.cycles("u1", t - 1, t + 10)] == [t, t + 1, t + 2]
+    assert [(c.node, c.started) for c in store.cycles("u2", t - 1, t + 10)] == [("n2", t + 1.5)]
+    assert store.state("u1") is not None and store.state("u2") is None

@@ -475,8 +475,19 @@ class PostgresStore(SqlTickets):
         """Write the whole batch in one transaction; ``on_new_event(tx, event)`` runs inside it for each new event.
         With a ``fence`` (a cluster node's lease), the transaction first checks, holding the node's row, that the
         lease is this instance's and unexpired: otherwise nothing is written and :class:`FencedError` is raised."""
+        self._fenced_write(batch, on_new_event, fence, adopt=False)
+
+    def adopt(self, batch: Batch, on_new_event: Callable[[TicketTx, BreachEvent], None] | None,
+              fence: Fence) -> set[str]:
+        return self._fenced_write(batch, on_new_event, fence, adopt=True)
+
+    def _fenced_write(self, batch: Batch, on_new_event: Callable[[TicketTx, BreachEvent], None] | None,
+                      fence: Fence | None, adopt: bool) -> set[str]:
+        """One write transaction: the fence checked first, a spooled batch applied once (its id), and with
+        ``adopt`` the units another node wrote a cycle of since the batch's first cycle left out (returned)."""
         self._new_ids = {}
         self._new_partitions = set()
+        taken: set[str] = set()
         with self._conn("write to") as conn, conn.transaction():
             if fence is not None:
                 with conn.cursor(row_factory=dict_row) as check:
@@ -485,36 +496,26 @@ class PostgresStore(SqlTickets):
                 if batch.id is not None:
                     cur.execute("INSERT INTO applied_batches (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (batch.id,))
                     if cur.rowcount == 0:
-                        return  # replayed from the spool after it was applied: nothing more to write
-                self._write(conn, cur, batch, on_new_event)
-        self._ids.update(self._new_ids)
-        self._partitions |= self._new_partitions
-
-    def adopt(self, batch: Batch, on_new_event: Callable[[TicketTx, BreachEvent], None] | None,
-              fence: Fence) -> set[str]:
-        self._new_ids = {}
-        self._new_partitions = set()
-        with self._conn("write to") as conn, conn.transaction():
-            with conn.cursor(row_factory=dict_row) as check:
-                check_fence(_PgExec(check), fence)
-            with conn.cursor() as cur:
-                if batch.id is not None:
-                    cur.execute("INSERT INTO applied_batches (id) VALUES (%s) ON CONFLICT (id) DO NOTHING", (batch.id,))
-                    if cur.rowcount == 0:
-                        return set()
-                units = sorted(batch.units())
-                starts = [c.started for c in batch.cycles if c.started is not None]
-                taken: set[str] = set()
-                if units and starts:
-                    cur.execute("SELECT DISTINCT target FROM cycles WHERE target = ANY(%s) AND started >= %s"
-                                " AND node IS DISTINCT FROM %s", (units, Epoch(min(starts)), fence.node))
-                    taken = {r[0] for r in cur.fetchall()}
-                elif units:  # no cycle to date it by: only what no other node has written at all lately
-                    taken = set(units)
+                        return taken  # replayed from the spool after it was applied: nothing more to write
+                if adopt:
+                    assert fence is not None
+                    taken = self._taken(cur, batch, fence.node)
                 self._write(conn, cur, batch.without(taken) if taken else batch, on_new_event)
         self._ids.update(self._new_ids)
         self._partitions |= self._new_partitions
         return taken
+
+    @staticmethod
+    def _taken(cur: psycopg.Cursor, batch: Batch, node: str) -> set[str]:
+        """The batch's units another node has written a cycle of since the batch's first cycle (all of them when
+        the batch has no cycle to date it by)."""
+        units = sorted(batch.units())
+        starts = [c.started for c in batch.cycles if c.started is not None]
+        if not units or not starts:
+            return set(units)
+        cur.execute("SELECT DISTINCT target FROM cycles WHERE target = ANY(%s) AND started >= %s"
+                    " AND node IS DISTINCT FROM %s", (units, Epoch(min(starts)), node))
+        return {r[0] for r in cur.fetchall()}
 
     def _write(self, conn: psycopg.Connection, cur: psycopg.Cursor, batch: Batch,
                on_new_event: Callable[[TicketTx, BreachEvent], None] | None) -> None:
