@@ -111,7 +111,7 @@ def primary_kill(lab: FaultLab) -> dict[str, float]:
     _poll("every unit's cycles in the new primary", lambda: all(
         lab.store.cycles(u, t0, float("inf")) for u in units), 120, step=0.2)
     probes = time.time() - t0
-    lab.patroni.start(old)
+    lab.patroni.rejoin(old)
     lab.patroni.wait_replicating(timeout=180)
     return {"promoted": promoted, "leader": leads, "every unit written": probes}
 

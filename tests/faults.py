@@ -338,7 +338,7 @@ class FaultLab:
             self.patroni.kill(old)
             self.patroni.wait_primary(timeout=120, other_than=old)
             self._note(f.kind, f.what, "promoted")
-            self.patroni.start(old)
+            self.patroni.rejoin(old)
             self.patroni.wait_replicating(timeout=180)
         self._note(f.kind, f.what, "end")
 

@@ -198,6 +198,14 @@ class PatroniCluster:
         return f"postgresql://slawatch:{APP}@{hosts}/slawatch?target_session_attrs=read-write"
 
     # -- faults -----------------------------------------------------------------------------------
+    def rejoin(self, name: str) -> None:
+        """Start a killed former primary again as a fresh standby: its data directory removed, so Patroni clones
+        the new primary (its own WAL may have run ahead of what the standby got: a diverged timeline that
+        pg_rewind does not always mend here)."""
+        data = self.members[name]["dir"] / "data"
+        shutil.rmtree(data, ignore_errors=True)
+        self.start(name)
+
     def restart(self, name: str) -> None:
         """Restart a member's PostgreSQL through Patroni's REST API (a planned restart, not a failover)."""
         req = urllib.request.Request(f"http://127.0.0.1:{self.members[name]['rest']}/restart", data=b"{}",
