@@ -64,7 +64,10 @@ targets:
         cut_at = time.time()
         wait_for("the monitoring-outage ticket", lambda: stores.peek(db, lambda s: [t for t in s.tickets()
                                                                                     if t.kind == "monitoring outage"]))
-        time.sleep(6)  # far more than failure_threshold cycles of every customer
+        # twice failure_threshold (3) failed cycles of every customer since the cut (an outage would have opened),
+        # spanning the 5 s of unknown time asserted below
+        wait_for("7 cycles of every customer since the cut", lambda: stores.peek(db, lambda s: all(
+            len(s.cycles(f"cust{i}", cut_at, float("inf"))) >= 7 for i in range(5))), timeout=60)
         site.restore() if failure == "link cut" else site.clear_drops()
         wait_for("recovery", lambda: stores.peek(db, lambda s: [t.state for t in s.tickets()
                                                                 if t.kind == "monitoring outage"]) == ["resolved"])
