@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass
 
 from probes import PROBES
-from probes.base import QUALITY_OBJECTIVES, ProbeContext, ProbeResult, Samples, shortfalls
+from probes.base import QUALITY_OBJECTIVES, ProbeContext, ProbeResult, shortfalls
 
 from monitor.config import Contract, Target
 from monitor.errors import ProbeSetupError
@@ -15,6 +15,7 @@ from monitor.events import BreachEvent, outage_event
 from monitor.measure.live import TargetLive
 from monitor.measure.state import Transition, Verdict
 from monitor.store import CycleRecord, OutageRecord, StateRecord
+from monitor.sla.cycles import cycle_samples
 
 __all__ = ["CycleOutcome", "run_cycle", "verdict_of", "quality_breach", "cycle_records", "cycle_samples",
            "transition_records"]
@@ -51,18 +52,6 @@ def verdict_of(results: list[ProbeResult]) -> Verdict:
     if deciding and all(e.verdict == "good" for e in deciding):
         return "good"
     return "unknown"
-
-
-def cycle_samples(results: list[ProbeResult] | tuple[ProbeResult, ...]) -> Samples:
-    """One cycle's samples from its results (each figure from the first result that has it)."""
-    merged: dict[str, object] = {}
-    for r in results:
-        s = r.samples()
-        for name in Samples.__slots__:
-            value = getattr(s, name)
-            if name not in merged and value not in (None, (), {}):
-                merged[name] = value
-    return Samples(**merged)  # type: ignore[arg-type]
 
 
 def quality_breach(results: list[ProbeResult] | tuple[ProbeResult, ...], contract: Contract) -> str | None:

@@ -15,58 +15,22 @@ from typing import Any
 
 import logging
 
-from probes.base import Samples, at_least, judge
-
-from monitor.config import Config, Contract, Target
-from monitor.measure.cycle import CycleOutcome, cycle_records, cycle_samples, transition_records
-from monitor.sla.emodel import voice_quality
+from monitor.config import Config, Target
+from monitor.measure.cycle import CycleOutcome, cycle_records, transition_records
+from monitor.sla.cycles import CycleFigures, cycle_figures, cycle_samples, voice_sample
 from monitor.measure.live import TargetLive
 from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.sla.periods import month_of, to_ms
-from monitor.sla.rollup import Rollup, VoiceSample
+from monitor.sla.rollup import Rollup
 from monitor.measure.state import GAP_FACTOR
 from monitor.store import Batch, UnknownRecord
 
-__all__ = ["Ingestor", "GAP_FACTOR", "voice_sample", "rollup_args"]
+__all__ = ["Ingestor", "GAP_FACTOR", "voice_sample"]
 
 #: seconds between log lines about a target's cycles without evidence (for the same reason)
 UNKNOWN_LOG_EVERY = 600.0
 
 log = logging.getLogger("slawatch.ingest")
-
-
-def voice_sample(samples: Samples, contract: Contract, voice: bool = True) -> VoiceSample | None:
-    """One reachable burst against the contract's quality objectives (judged by :func:`probes.base.judge`, the
-    one judgement); with the E-model MOS for voice."""
-    if samples.rtt is None or samples.loss is None:
-        return None
-    obj = contract.objectives
-    met = judge(samples, obj)
-    mos = r = None
-    if voice:
-        v = contract.voice
-        q = voice_quality(samples.rtt, samples.jitter or 0.0, samples.loss, codec=v.codec,
-                          codec_delay_s=v.codec_delay, jitter_buffer_factor=v.jitter_buffer_factor, advantage=v.advantage)
-        mos, r = q.mos, q.r
-    return VoiceSample(
-        mos=mos,
-        one_way_delay_ms=samples.rtt / 2 * 1000,
-        below_mos=mos is not None and obj.mos is not None and not at_least(mos, obj.mos),
-        delay_ok=met.get("one_way_delay", True),
-        jitter_ok=met.get("jitter", True),
-        loss_ok=met.get("loss", True),
-        latency_ok=met.get("latency", True),
-        r=r,
-    )
-
-
-def rollup_args(contract: Contract, target: Target, verdict: str, samples: Samples, started: float,
-                window: tuple[int, int] | None) -> tuple:
-    """What :meth:`Rollup.add_cycle` takes for one cycle: at ingestion, and when a month is rebuilt from raw
-    cycles because its maintenance changed (:mod:`monitor.sla.reconcile`), so both judge a cycle alike."""
-    voice = voice_sample(samples, contract, target.kind == "voice")
-    return (verdict, window is not None, samples.sent, samples.received, list(samples.rtts), samples.jitter, voice,
-            to_ms(started), window, samples.response)
 
 
 class Ingestor:
@@ -160,20 +124,20 @@ class Ingestor:
         window = self.calendar.window_at(target, to_ms(started))
         in_maint = window is not None
         samples = cycle_samples(outcome.results)
-        args = rollup_args(contract, target, outcome.verdict, samples, started, window)
-        live.observe_voice(args[6], in_maint, started, samples, contract.voice, target.interval)
+        figures = cycle_figures(contract, target, outcome.verdict, samples, started, window)
+        live.observe_voice(figures.voice, in_maint, started, samples, contract.voice, target.interval)
 
         hour = int(started // 3600 * 3600)
-        batch.hourly[(target.id, hour)] = self._accumulate(self._hourly, target.id, hour, args)
+        batch.hourly[(target.id, hour)] = self._accumulate(self._hourly, target.id, hour, figures)
         label = month_of(to_ms(started), contract.timezone).label
-        batch.monthly[(target.id, label)] = self._accumulate(self._monthly, target.id, label, args)
+        batch.monthly[(target.id, label)] = self._accumulate(self._monthly, target.id, label, figures)
 
     @staticmethod
-    def _accumulate(current: dict, target: str, period: Any, args: tuple) -> Rollup:
+    def _accumulate(current: dict, target: str, period: Any, figures: CycleFigures) -> Rollup:
         """Add a cycle to the target's rollup of ``period``; when a new hour or month starts for the target, its
         previous one is dropped from memory (already written, as every snapshot is)."""
         held = current.get(target)
         if held is None or held[0] != period:
             held = current[target] = (period, Rollup())
-        held[1].add_cycle(*args)
+        held[1].add(figures)
         return held[1]

@@ -12,6 +12,6 @@ May import (checked: pyproject.toml's import-linter layers): ``monitor.store`` (
 Time: inside the engine every instant and duration is integer UTC milliseconds (exact sums). Probes, the state
 machine and the store keep float UTC seconds, as clocks give them. The conversions are at the engine's edges,
 each in one place: store records to intervals in ``timeline``, a probe cycle to its rollup in
-``monitor.measure.ingest.rollup_args``, and back to seconds where figures leave (reports, events, metrics).
+``monitor.sla.cycles.cycle_figures``, and back to seconds where figures leave (reports, events, metrics).
 Maintenance is expanded once per month and shared (``maintenance.MaintenanceCalendar``).
 """

@@ -10,7 +10,7 @@ the new. :func:`reconcile` finds the target-months whose rollup was judged by ot
 * an hour whose windows are unchanged keeps its hourly rollup;
 * an hour now wholly inside maintenance keeps only its cycle count, all as maintenance;
 * any other changed hour is rebuilt from its raw cycles, judged like ingestion does
-  (:func:`monitor.measure.ingest.rollup_args`);
+  (:func:`monitor.sla.cycles.cycle_figures`);
 * an hour whose raw cycles are gone (past ``raw_retention``) keeps its hourly rollup, and the month says how
   many such hours remain judged by the old windows (``unreconciled_hours``).
 
@@ -26,8 +26,7 @@ from probes import result_from_record
 from probes.base import ProbeResult
 
 from monitor.config import Contract, Target
-from monitor.measure.cycle import cycle_samples
-from monitor.measure.ingest import rollup_args
+from monitor.sla.cycles import CycleFigures, cycle_figures, cycle_samples
 from monitor.sla.intervals import Interval, clip
 from monitor.sla.rollup import Rollup
 
@@ -67,7 +66,8 @@ def needs_rebuild(rollup: Rollup, windows: list[Interval]) -> bool:
     return _judged_alike(rollup, windows) is False
 
 
-def _cycle_args(contract: Contract, target: Target, records: list["CycleRecord"], windows: list[Interval]) -> tuple:
+def _cycle_figures(contract: Contract, target: Target, records: list["CycleRecord"], windows: list[Interval]
+                   ) -> CycleFigures:
     first = records[0]
     results: list[ProbeResult] = []
     for rec in records:
@@ -77,7 +77,7 @@ def _cycle_args(contract: Contract, target: Target, records: list["CycleRecord"]
             results.append(result)
     at = round(first.started * 1000)
     window = next(((s, e) for s, e in windows if s <= at < e), None)
-    return rollup_args(contract, target, first.verdict, cycle_samples(results), first.started, window)
+    return cycle_figures(contract, target, first.verdict, cycle_samples(results), first.started, window)
 
 
 def rebuild(store, contract: Contract, target: Target, lo: int, hi: int,
@@ -116,7 +116,7 @@ def rebuild(store, contract: Contract, target: Target, lo: int, hi: int,
             continue
         part = Rollup()
         for recs in groups.values():
-            part.add_cycle(*_cycle_args(contract, target, recs, windows))
+            part.add(_cycle_figures(contract, target, recs, windows))
         out.merge(part)
         rebuilt += 1
     return out, Reconciled(kept, maint, rebuilt, unreconciled)

@@ -33,9 +33,13 @@ import math
 import struct
 from dataclasses import dataclass, field
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 from monitor.sla.intervals import normalize
 from monitor.sla.sketch import RttSketch, read_varint, write_varint
+
+if TYPE_CHECKING:
+    from monitor.sla.cycles import CycleFigures
 
 __all__ = ["Rollup", "VoiceSample"]
 
@@ -98,6 +102,11 @@ class Rollup:
     maint_windows: list[tuple[int, int]] = field(default_factory=list)
     #: the service probes' response times (s) of the answered cycles outside maintenance
     response: RttSketch = field(default_factory=RttSketch)
+
+    def add(self, f: "CycleFigures") -> None:
+        """Add one cycle's figures (monitor.sla.cycles: the one rule for what a cycle counts)."""
+        self.add_cycle(f.verdict, f.in_maintenance, f.sent, f.received, f.rtts, f.jitter, f.voice, f.at_ms, f.window,
+                       f.response)
 
     def add_cycle(self, verdict: str, in_maintenance: bool, sent: int | None, received: int | None,
                   rtts: list[float], jitter: float | None, voice: VoiceSample | None,
