@@ -3,7 +3,16 @@ ICMP burst, JSON logs; each test gives its storage and exporter (and may give ot
 
 from __future__ import annotations
 
-__all__ = ["daemon_yaml", "LOOPBACK_TARGETS"]
+__all__ = ["daemon_yaml", "LOOPBACK_TARGETS", "CLUSTER_NODE"]
+
+#: the head of a cluster node's config, for ``str.format`` (node, site, heartbeat, failover, dsn in seconds and
+#: text): PostgreSQL with a short flush interval and connect timeout, no exporter, JSON logs
+CLUSTER_NODE = """\
+cluster: {{node: {node}, site: {site}, heartbeat: {heartbeat}s, failover_delay: {failover}s}}
+storage: {{backend: postgresql, dsn: '{dsn}', flush_interval: 200ms, connect_timeout: 2s}}
+exporter: {{enabled: false}}
+logging: {{format: json}}
+"""
 
 LOOPBACK_TARGETS = """\
   - {id: lo1, contract: c1, kind: internet, address: 127.0.0.1}

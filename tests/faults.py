@@ -41,6 +41,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from daemonconfig import CLUSTER_NODE
 from conftest import SLAWATCH
 from fakehttp import FakeHttp
 from procs import spawn, stop
@@ -50,11 +51,7 @@ CUSTOMERS = {"acme": 3, "beta": 3}  # customer host -> number of circuits on it
 HEARTBEAT, FAILOVER, INTERVAL, THRESHOLD, TIMEOUT = 0.5, 3.0, 1.0, 2, 0.3
 FAULTS = ("kill", "pause", "dbcut", "targetcut", "sitecut", "pgrestart")
 
-CONFIG = """\
-cluster: {{node: {node}, site: {site}, heartbeat: {heartbeat}s, failover_delay: {failover}s}}
-storage: {{backend: postgresql, dsn: '{dsn}', flush_interval: 200ms, connect_timeout: 2s}}
-exporter: {{enabled: false}}
-logging: {{format: json}}
+CONFIG = CLUSTER_NODE + """\
 contracts:
   - id: c1
     customer: ACME

@@ -10,6 +10,7 @@ import time
 
 import pytest
 
+from daemonconfig import CLUSTER_NODE
 from conftest import REPO, SLAWATCH, free_port, needs_root, wait_for
 from peers import RtServer, rt_available
 from procs import spawn, stop
@@ -19,11 +20,7 @@ pytestmark = [needs_root, pytest.mark.slow]
 HEARTBEAT, FAILOVER = 0.5, 3.0
 DARK = 4
 
-CONFIG = """\
-cluster: {{node: {node}, site: core, heartbeat: {heartbeat}s, failover_delay: {failover}s}}
-storage: {{backend: postgresql, dsn: '{dsn}', flush_interval: 200ms, connect_timeout: 2s}}
-exporter: {{enabled: false}}
-logging: {{format: json}}
+CONFIG = CLUSTER_NODE + """\
 contracts:
   - id: c1
     customer: ACME
@@ -58,7 +55,7 @@ def test_leader_sigkilled_with_pending_tickets_and_rt_down_every_ticket_reaches_
     try:
         for name in ("n1", "n2", "n3"):
             paths[name] = tmp_path / f"{name}.yaml"
-            paths[name].write_text(CONFIG.format(node=name, heartbeat=HEARTBEAT, failover=FAILOVER, dsn=dsn,
+            paths[name].write_text(CONFIG.format(node=name, site="core", heartbeat=HEARTBEAT, failover=FAILOVER, dsn=dsn,
                                                  targets=targets, rt_port=rt_port, token_file=token_file))
             procs[name] = spawn(SLAWATCH + ["run", "-c", str(paths[name])], cwd=paths[name].parent,
                                            stdout=subprocess.DEVNULL, stderr=open(tmp_path / f"{name}.log", "w"))

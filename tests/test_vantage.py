@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+from daemonconfig import CLUSTER_NODE
 from conftest import REPO, SLAWATCH, needs_root, wait_for
 from procs import spawn, stop
 
@@ -23,11 +24,7 @@ SITES = ("a", "b", "c")
 CIRCUITS = [f"t{i}" for i in range(1, 5)]  # on the customer host that gets cut
 OTHER = "t5"  # on another customer's host, never cut
 
-CONFIG = """\
-cluster: {{node: {node}, site: {site}, heartbeat: {heartbeat}s, failover_delay: {failover}s}}
-storage: {{backend: postgresql, dsn: '{dsn}', flush_interval: 200ms, connect_timeout: 2s}}
-exporter: {{enabled: false}}
-logging: {{format: json}}
+CONFIG = CLUSTER_NODE + """\
 contracts:
   - {{id: c1, customer: ACME, provider: ExampleTel, objectives: {{availability: 99.9%}}}}
 defaults:
