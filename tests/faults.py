@@ -161,6 +161,7 @@ class Node:
         self.log = open(tmp / f"{name}.log", "a+")
         self.nft = Nft(host)
         self.proc: subprocess.Popen | None = None
+        self.killed = False
         self.start()
 
     def start(self) -> None:
@@ -298,11 +299,13 @@ class FaultLab:
         self._note(f.kind, f.what, "start")
         if f.kind == "kill":
             node = self.nodes[f.what]
+            node.killed = True  # the nemesis restarts it, not the restarter
             node.signal(signal.SIGKILL)
             assert node.proc is not None
             node.proc.wait(timeout=10)
             self._sleep(f.duration)
             node.start()
+            node.killed = False
         elif f.kind == "pause":
             self.nodes[f.what].signal(signal.SIGSTOP)
             self._sleep(f.duration)
@@ -372,6 +375,21 @@ class FaultLab:
             self.cust_nft[customer].clear("in")
             out[customer].append((begun[customer], time.time()))
 
+    def _restarter(self) -> None:
+        """As systemd's ``Restart=on-failure`` with ``RestartSec=5s`` (systemd/slawatch.service): a node that
+        exited on its own with an error (say, its database unreachable at start during a failover) is started
+        again five seconds later."""
+        while not self._stop.wait(1.0):
+            for node in self.nodes.values():
+                proc = node.proc
+                if proc is not None and proc.poll() not in (None, 0) and not node.killed:
+                    self._note("restart", node.name, "start")
+                    self._stop.wait(5.0)
+                    if self._stop.is_set():
+                        return
+                    node.start()
+                    self._note("restart", node.name, "end")
+
     def _sample(self) -> None:
         """Read back what the store has acknowledged, every few seconds (a read that fails is skipped)."""
         store = None
@@ -407,7 +425,8 @@ class FaultLab:
         t0 = time.monotonic()
         done: dict[str, list] = {c: [] for c in CUSTOMERS}
         threads = [threading.Thread(target=self._blackouts, args=(t0, spans, done), daemon=True),
-                   threading.Thread(target=self._sample, daemon=True)]
+                   threading.Thread(target=self._sample, daemon=True),
+                   threading.Thread(target=self._restarter, daemon=True)]
         for th in threads:
             th.start()
         try:
