@@ -140,17 +140,24 @@ def test_quorum_spans_date_like_decide_and_end_when_fewer_than_quorum_remain():
     assert quorum_spans([[(100, 120), (110, 125)], [(105, 200)]], 2) == [(105, 125)]  # overlapping runs of a site
 
 
-def test_a_round_after_a_gap_replays_the_outage_the_sites_saw_meanwhile():
-    """A takeover (or the store out of reach) left the target undecided while a quorum of sites saw it down and
-    up again: the next round records that outage as decide would have dated it, and its end, once."""
+def _two_sites():
+    """A target probed from sites a and b (quorum 2, interval 1 s, threshold 2) and a leader's keeper (failover
+    delay 3 s, rounds every 0.5 s)."""
     from types import SimpleNamespace
 
     from monitor.cluster.vantage import ConsensusKeeper
-    from monitor.store import Batch
 
     t = SimpleNamespace(id="t1", contract="c1", interval=1.0, failure_threshold=2,
                         vantage=SimpleNamespace(sites=["a", "b"], quorum=2), worst_case=lambda: (0.3,))
-    keeper = ConsensusKeeper(3.0, 0.2, every=0.5)
+    return t, ConsensusKeeper(3.0, 0.2, every=0.5)
+
+
+def test_a_round_after_a_gap_replays_the_outage_the_sites_saw_meanwhile():
+    """A takeover (or the store out of reach) left the target undecided while a quorum of sites saw it down and
+    up again: the next round records that outage as decide would have dated it, and its end, once."""
+    from monitor.store import Batch
+
+    t, keeper = _two_sites()
     up = {u: StateRecord(u, "up", 0.0, 1000.0, {"last_cycle": 1000.0}) for u in ("t1@a", "t1@b")}
     first = Batch()
     keeper.round([t], up, 1000.0, first, history=lambda since: {})
@@ -195,14 +202,9 @@ def test_unknown_spans_are_what_decide_would_call_unknown():
 def test_a_gap_after_an_outage_the_last_round_left_open_is_unknown_after_the_outage_ends():
     """The store went away just as the sites recovered: the next round ends the open outage at the recovery
     (decide) and replays the sites' span without evidence after it as unknown time, not up."""
-    from types import SimpleNamespace
-
-    from monitor.cluster.vantage import ConsensusKeeper
     from monitor.store import Batch
 
-    t = SimpleNamespace(id="t1", contract="c1", interval=1.0, failure_threshold=2,
-                        vantage=SimpleNamespace(sites=["a", "b"], quorum=2), worst_case=lambda: (0.3,))
-    keeper = ConsensusKeeper(3.0, 0.2, every=0.5)
+    t, keeper = _two_sites()
     down = {u: StateRecord(u, "down", 1004.0, 1006.0, {"last_cycle": 1006.0}) for u in ("t1@a", "t1@b")}
     first = Batch()
     keeper.round([t], down, 1006.0, first, history=lambda since: {})
