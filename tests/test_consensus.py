@@ -216,3 +216,21 @@ def test_a_gap_after_an_outage_the_last_round_left_open_is_unknown_after_the_out
     keeper.round([t], back, 1020.0, batch, history=lambda since: history)
     assert [(o.start, o.end) for o in batch.outages] == [(1004.0, 1010.0)]  # ended by decide, not replayed twice
     assert [(u.start, u.end) for u in batch.unknown] == [(1012.5, 1017.0)]  # both sites without evidence
+
+
+def test_two_blackouts_in_one_gap_after_an_open_outage_are_two_outages():
+    """The last round left an outage open; while no round decided, the sites recovered and a second blackout
+    began: the first outage ends at the recovery, and the second is an outage of its own (not one outage over
+    both blackouts and the up time between them)."""
+    from monitor.store import Batch
+
+    t, keeper = _two_sites()
+    down = {u: StateRecord(u, "down", 1004.0, 1006.0, {"last_cycle": 1006.0}) for u in ("t1@a", "t1@b")}
+    keeper.round([t], down, 1006.0, Batch(), history=lambda since: {})
+    again = {u: StateRecord(u, "down", 1020.0, 1025.5, {"last_cycle": 1025.5}) for u in ("t1@a", "t1@b")}
+    history = {"t1@a": {"down": [(1004.0, 1010.0), (1020.0, None)]},
+               "t1@b": {"down": [(1004.0, 1011.0), (1020.5, None)]}}
+    batch = Batch()
+    keeper.round([t], again, 1026.0, batch, history=lambda since: history)
+    assert [(o.start, o.end) for o in batch.outages] == [(1004.0, 1010.0), (1020.0, None)]
+    assert [e.kind for e in batch.events] == ["outage_ended", "outage_started"]

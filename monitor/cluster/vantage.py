@@ -89,6 +89,18 @@ class ConsensusKeeper:
     def _settle_max(self, targets: list) -> float:
         return max((self._settle(t) for t in targets), default=0.0)
 
+    def _close_replayed(self, t, prev: Combined, history: dict, now: float, batch: Batch) -> Combined:
+        """The outage the last round left open ended while no round decided (the sites' outages show fewer than
+        quorum down from some time on): its end is recorded as it happened, and this round decides from an up
+        state, so a later blackout in the same gap is an outage of its own, not a continuation of this one."""
+        assert prev.outage_start is not None
+        downs = [history.get(unit_id(t.id, s), {}).get("down", []) for s in t.vantage.sites]
+        for start, end in quorum_spans(downs, t.vantage.quorum):
+            if end is not None and start <= prev.outage_start + t.interval and end > prev.outage_start and end <= now:
+                self._record(t, Change("outage_ended", prev.outage_start, end, {"replayed": {"state": "up"}}), batch)
+                return Combined("up", end, None, None, prev.decided)
+        return prev
+
     def _replayed(self, t, since: float, history: dict, now: float, open_start: float | None = None) -> list[Change]:
         """What the sites saw while no round decided the target (from ``since``): the outages a quorum saw, begun
         and ended meanwhile, each as :func:`decide` would have dated it, and the spans without evidence
@@ -98,8 +110,10 @@ class ConsensusKeeper:
         downs = {s: h.get("down", []) for s, h in per_site.items()}
         out = []
         for start, end in quorum_spans(downs.values(), t.vantage.quorum):
-            if end is None or end <= since or end > now or start == open_start:
-                continue  # open now or left open by the last round (this round decides it), or decided already
+            if end is None or end <= since or end > now:
+                continue  # open now (this round decides it) or decided already
+            if open_start is not None and start <= open_start + t.interval and end > open_start:
+                continue  # the outage the last round left open: ended by _close_replayed or by this round
             sites = {s: ({"state": "down", "since": max(a for a, b in spans if a <= start and (b is None or b > start)),
                           "last_cycle": None, "replayed": True}
                          if any(a <= start and (b is None or b > start) for a, b in spans) else
@@ -145,14 +159,16 @@ class ConsensusKeeper:
                        if history is not None and replay else {})
         for t in targets:
             views = views_from(states, t.id, t.vantage.sites, now, self.stale_after(t), dark) if dark else raw[t.id]
-            prev = prevs[t.id]
+            prev = opened = prevs[t.id]
+            if t.id in replay and prev.outage_start is not None:
+                prev = self._close_replayed(t, prev, history_now, now, batch)
             new, changes = decide(prev, views, t.vantage.quorum, now, settle=self._settle(t))
             if t.id in replay:
                 # an outage the last round left open is down time until this round's decision ends it: no
                 # replayed unknown time inside it
                 busy_end = next((ch.end for ch in changes if ch.kind == "outage_ended"), None) \
                     if prev.outage_start is not None else None
-                for ch in self._replayed(t, replay[t.id], history_now, now, prev.outage_start):
+                for ch in self._replayed(t, replay[t.id], history_now, now, opened.outage_start):
                     if ch.kind == "unknown" and prev.outage_start is not None:
                         lo = max(ch.start, busy_end) if busy_end is not None else None
                         if lo is None or lo >= (ch.end or lo):
