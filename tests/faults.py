@@ -48,7 +48,7 @@ from procs import spawn, stop
 
 SITES = {"a": ("a1", "a2"), "b": ("b1", "b2")}
 CUSTOMERS = {"acme": 3, "beta": 3}  # customer host -> number of circuits on it
-HEARTBEAT, FAILOVER, INTERVAL, THRESHOLD, TIMEOUT = 0.5, 3.0, 1.0, 2, 0.3
+HEARTBEAT, FAILOVER, INTERVAL, THRESHOLD, RECOVERY, TIMEOUT = 0.5, 3.0, 1.0, 2, 2, 0.3
 FAULTS = ("kill", "pause", "dbcut", "targetcut", "sitecut", "pgrestart")
 
 CONFIG = CLUSTER_NODE + """\
@@ -59,7 +59,7 @@ contracts:
     objectives: {{availability: 99.9%}}
     escalation: [{{tier: 1, after: 0s, sinks: [hook]}}]
 defaults:
-  targets: {{interval: {interval}s, failure_threshold: {threshold}, recovery_threshold: 2,
+  targets: {{interval: {interval}s, failure_threshold: {threshold}, recovery_threshold: {recovery},
             probes: {{icmp: {{count: 1, timeout: {timeout}s}}}}, vantage: {{sites: [a, b], quorum: 2}}}}
 targets:
 {targets}
@@ -156,7 +156,8 @@ class Node:
         self.name, self.site, self.host = name, site, host
         self.path = tmp / f"{name}.yaml"
         self.path.write_text(CONFIG.format(node=name, site=site, heartbeat=HEARTBEAT, failover=FAILOVER, dsn=dsn,
-                                           interval=INTERVAL, threshold=THRESHOLD, timeout=TIMEOUT, targets=targets,
+                                           interval=INTERVAL, threshold=THRESHOLD, recovery=RECOVERY, timeout=TIMEOUT,
+                                           targets=targets,
                                            hook=hook))
         self.log = open(tmp / f"{name}.log", "a+")
         self.nft = Nft(host)
@@ -608,10 +609,15 @@ def check(run: Run, store, receiver: Receiver, settle: float = 20.0) -> Verdict:
             for site in SITES:
                 if _cut(run, site, s - INTERVAL, s + (THRESHOLD + 1) * INTERVAL):
                     continue  # the site (or one of its nodes) could not reach the customers: not its sight
-                # the site saw it from its start: a bad cycle within one interval of it, and only bad ones after
-                cs = [c for c in cycles[f"{target}@{site}"] if s <= c.started < s + (THRESHOLD + 1) * INTERVAL]
+                # the site saw it from its start: up proven just before it (RECOVERY good cycles, as a recovery
+                # needs: without them an earlier outage the site could not see end goes on), a bad cycle within
+                # one interval of its start, and only bad ones after
+                unit = cycles[f"{target}@{site}"]
+                before = [c for c in unit if s - (RECOVERY + 1) * INTERVAL <= c.started < s]
+                cs = [c for c in unit if s <= c.started < s + (THRESHOLD + 1) * INTERVAL]
                 first_bad = [c for c in cs if c.started < s + INTERVAL and not c.ok]
-                if first_bad and len(cs) >= THRESHOLD and all(not c.ok for c in cs):
+                if (len(before) >= RECOVERY and all(c.ok for c in before) and first_bad and len(cs) >= THRESHOLD
+                        and all(not c.ok for c in cs)):
                     saw += 1
             if saw < 2:
                 continue  # not seen by the quorum from its start (a site was dark, cut or taking over)
