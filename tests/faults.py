@@ -149,6 +149,16 @@ class Nft:
             subprocess.run(["nft", "delete", "table", "inet", self.table], capture_output=True)
 
 
+def _remove_stale_tables() -> None:
+    """Delete the test namespace's ``swfault<pid>`` tables of harness runs whose process is gone (a run killed
+    before its teardown)."""
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    for line in out.splitlines():
+        name = line.rsplit(" ", 1)[-1]
+        if name.startswith("swfault") and name[7:].isdigit() and not os.path.exists(f"/proc/{name[7:]}"):
+            subprocess.run(["nft", "delete", "table", "inet", name], capture_output=True)
+
+
 class Node:
     """One ``slawatch run`` in its namespace; restartable after a kill."""
 
@@ -250,6 +260,7 @@ class FaultLab:
             self.pg = PgCluster(listen=tuple(addresses))
             self.db = self.pg.create_db().rsplit("/", 1)[1]
         self.receiver = Receiver(addresses[0])
+        _remove_stale_tables()
         self.cust_nft = {c: Nft(h) for c, h in self.lab.customers.items()}
         self.router_nft = Nft(self.lab.router)
         self.host_nft = Nft(None, f"swfault{os.getpid()}")
