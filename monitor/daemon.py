@@ -279,9 +279,6 @@ class Daemon:
         except OSError as exc:
             raise ListenError("exporter.listen", self.config.exporter.listen, exc) from None
 
-    def _store_failed(self, what: str, exc: StoreError) -> None:
-        self.runtime.store_failed(what, exc)
-
     def _request_stop(self, sig: signal.Signals) -> None:
         if not self.stopping.is_set():
             log.info("received %s, stopping", sig.name)

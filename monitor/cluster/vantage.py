@@ -69,6 +69,7 @@ class ConsensusKeeper:
         self.views.clear()
         self._written.clear()
         self._replaying.clear()
+        self._replayed_outages.clear()
 
     def state_names(self, targets: list) -> list[str]:
         """The stored states a round reads: every site's unit, and the targets' own only while this leader has
@@ -154,6 +155,7 @@ class ConsensusKeeper:
         for tid, (_, until) in list(self._replaying.items()):
             if now > until:
                 del self._replaying[tid]
+                self._replayed_outages = {k for k in self._replayed_outages if k[0] != tid}  # said once per replay
         replay = {t.id: self._replaying[t.id][0] for t in targets if t.id in self._replaying}
         history_now = (history(min(replay.values()) - self._settle_max(targets))
                        if history is not None and replay else {})

@@ -357,18 +357,6 @@ class BatchWriter:
         self._recovered(cycles)
         return await self._flush_lead()
 
-    def drop_backlog(self, why: str) -> int:
-        """Forget what is pending (a cluster node whose lease expired: that evidence is no longer its to write;
-        the targets' new owners record the span as unknown). Returns the cycles dropped."""
-        n = len(self.batch.cycles)
-        if len(self.batch):
-            log.error("dropping %d unwritten cycles and %d other records: %s", n, len(self.batch) - n, why)
-        self.batch = Batch()
-        self._batch_fence = None
-        self.fenced_dropped += n
-        self.stats.store_backlog_cycles = 0
-        return n
-
     async def _loop(self) -> None:
         while not self._stopping:
             try:
