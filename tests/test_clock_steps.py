@@ -74,7 +74,9 @@ def test_wall_clock_steps_neither_pause_probing_nor_become_unknown_time(tmp_path
         assert gaps == [], gaps  # the forward step is not "daemon not running"
         cycles = store.cycles("lo1", 0, float("inf"))
         rtts = [r for c in cycles for r in (c.samples or {}).get("rtts", []) if r is not None]
-        assert len(rtts) >= 3 * (after - 2) and max(rtts) < 0.05, max(rtts)  # true loopback RTTs throughout
+        # true RTTs throughout: each within the configured 300 ms timeout (a step measured on the wall clock would
+        # read -60 s or +600 s); how fast loopback answers on a busy machine is not what this test is about
+        assert len(rtts) >= 3 * (after - 2) and 0 < min(rtts) and max(rtts) <= 0.3, (min(rtts), max(rtts))
     finally:
         store.close()
     log.seek(0)

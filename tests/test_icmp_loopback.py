@@ -20,7 +20,7 @@ def test_ipv4_burst_keeps_every_rtt(icmp_mode):
     assert r.ok and r.reason is None
     assert (r.sent, r.received, r.duplicates, r.late) == (10, 10, 0, 0)
     assert r.loss == 0.0 and len(r.rtts) == 10
-    assert all(0 < x < 0.05 for x in r.rtts)
+    assert all(0 < x < 0.5 for x in r.rtts)  # each reply counted within the 500 ms timeout
     assert r.rtt_min <= r.rtt_median <= r.rtt_max
     assert r.family == socket.AF_INET
 

@@ -44,7 +44,7 @@ def test_overrun_is_counted_not_stacked():
     assert peak == 1
     assert runs >= 2
     assert stats.overruns_total >= 2
-    assert stats.scheduler_lag_seconds < 0.5
+    assert stats.scheduler_lag_seconds < 1.0  # under one interval: an overrun is counted above, not as lag
 
 
 def test_a_late_cycle_is_followed_at_once_never_by_a_skipped_slot():
