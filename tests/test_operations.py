@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 import os
 import signal
 import socket
@@ -210,8 +211,16 @@ ticket_sinks:
         from monitor.store import Batch, open_store
         from monitor.tickets.ledger import Ledger
 
-        time.sleep(3)
         cfg = load_config(path)
+
+        def ready():  # the daemon has made its schema (it creates the file a moment before its tables)
+            st = open_store(cfg.storage, readonly=True)
+            try:
+                return st.schema_version()
+            finally:
+                st.close()
+
+        wait_for("the daemon's store", lambda: Path(cfg.storage.path).exists() and ready(), timeout=30)
         store = open_store(cfg.storage)
         store.write(Batch(events=[outage_event("outage_started", "c1", "a", time.time(), None)]), on_new_event=Ledger(cfg).apply)
         store.close()
