@@ -16,7 +16,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from conftest import REPO, SLAWATCH, free_port
+from conftest import REPO, SLAWATCH, free_port, wait_for
 from monitor.config import parse_config
 from monitor.sla.periods import month_period
 from monitor.reports.report import build_report, render_csv
@@ -333,8 +333,12 @@ targets:
   - {{id: lo2, contract: c1, kind: voice, address: "::1", interval: 1s, probes: {{icmp: {{count: 20, spacing: 20ms, timeout: 300ms}}}}}}
 """)
     proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    time.sleep(5)
-    proc.send_signal(signal.SIGTERM)
+    db = stores.last_location
+    try:  # three good cycles of each target stored (the report below needs two)
+        wait_for("3 cycles of lo1 and lo2", lambda: stores.peek(db, lambda s: all(
+            len(s.cycles(t, 0, float("inf"))) >= 3 for t in ("lo1", "lo2"))), timeout=60)
+    finally:
+        proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=20) == 0
     month = datetime.now(timezone.utc).strftime("%Y-%m")
     outputs = {}
