@@ -227,6 +227,7 @@ def test_maintenance_changed_after_the_fact_rebuilds_the_month(every_store, inge
 
 def test_maintenance_added_after_raw_cycles_were_purged_is_reported(every_store):
     """Past raw retention a changed hour keeps what ingestion judged, and the report says how many hours."""
+    from monitor.reports.model import report_dict
     from monitor.reports.report import build_report
 
     store = _fed(every_store, _config())
@@ -238,7 +239,7 @@ def test_maintenance_added_after_raw_cycles_were_purged_is_reported(every_store)
     # the whole hour needs no raw cycle; the part hour does, and keeps its ingested judgement
     assert (t1.reconciled.hours_maintenance, t1.reconciled.unreconciled_hours) == (1, 1)
     assert t1.rollup.maintenance == 12
-    doc = build_report(store, report_cfg, "2026-11", now=ts(2026, 12, 2))["contracts"][0]["targets"][0]
+    doc = report_dict(build_report(store, report_cfg, "2026-11", now=ts(2026, 12, 2)))["contracts"][0]["targets"][0]
     assert doc["cycles"]["maintenance_reconciled"]["unreconciled_hours"] == 1
 
 

@@ -80,9 +80,9 @@ def test_summary_page_first_then_each_contract_on_its_own_paper(printed):
     assert len(pages) == len(sizes) >= 3
     summary = pages[0]
     # the summary: every contract's availability, result, coverage, credit with its status, termination status
-    for c in report["contracts"]:
-        assert c["customer"] in summary and c["availability"]["value_pct"] in summary
-        assert f"{c['credits']['total']} EUR" in summary
+    for c in report.contracts:
+        assert c.customer in summary and c.availability.value_pct in summary
+        assert f"{c.credits.total} EUR" in summary
     assert "Summary" in summary and "not reached (1 of 3 months)" in summary and "final" in summary
     assert "c1-t1 (internet)" not in summary  # circuits come after the summary
     # German customer on A4, the US one on Letter; the summary on the first contract's paper

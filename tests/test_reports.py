@@ -19,6 +19,7 @@ import pytest
 from conftest import REPO, SLAWATCH, free_port, wait_for
 from monitor.config import parse_config
 from monitor.sla.periods import month_period
+from monitor.reports.model import report_dict
 from monitor.reports.report import build_report, render_csv
 from monitor.reports.html import render_html
 from monitor.reports.schedule import ReportSchedule
@@ -58,8 +59,14 @@ def scenario(stores, *, contract=None, targets=("t1",), outages=(), unknown=(), 
     return cfg, store
 
 
-def report(cfg, store, month="2026-11"):
+def model(cfg, store, month="2026-11"):
+    """The typed report (monitor.reports.model), what the renderers take."""
     return build_report(store, cfg, month, now=ts(2026, 12, 5))
+
+
+def report(cfg, store, month="2026-11"):
+    """The report's JSON document (schema slawatch.report/1), what these tests assert on."""
+    return report_dict(model(cfg, store, month))
 
 
 def test_clean_month(every_store, tmp_path):
@@ -156,7 +163,7 @@ def test_credits_on_almost_no_data_are_provisional_or_withheld(every_store):
 
 def test_a_month_in_progress_is_titled_month_to_date(every_store):
     cfg, store = scenario(every_store, last=ts(2026, 11, 10))
-    r = build_report(store, cfg, "2026-11", now=ts(2026, 11, 10, 12))
+    r = report_dict(build_report(store, cfg, "2026-11", now=ts(2026, 11, 10, 12)))
     c = r["contracts"][0]
     assert c["period"]["month_to_date"] is True and c["period"]["up_to"] == "2026-11-10T12:00:00+00:00"
 
@@ -208,7 +215,7 @@ def test_maintenance_until_a_local_time_stays_local_across_dst(every_store):
     """02:00-04:00 every Sunday in Berlin: 3 h of real time on the night the clocks go back (25 Oct 2026)."""
     window = {"name": "sunday", "weekly": {"days": ["sun"], "at": "02:00", "until": "04:00"}}
     cfg, store = scenario(every_store, tz="Europe/Berlin", contract={"maintenance": [window]})
-    r = build_report(store, cfg, "2026-11", now=ts(2026, 12, 5))
+    r = report(cfg, store)
     # November 2026 has 5 Sundays at 2 h each (no DST change in November)
     assert r["contracts"][0]["targets"][0]["excluded_s"]["maintenance"] == 5 * 7200
     from monitor.sla.maintenance import expand_windows
@@ -253,7 +260,7 @@ def test_chronic_failure_across_months(every_store, tmp_path):
 
 def test_csv_reads_back(every_store, tmp_path):
     cfg, store = scenario(every_store, targets=("t1", "t2"), outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
-    rows = list(csv.DictReader(io.StringIO(render_csv(report(cfg, store)))))
+    rows = list(csv.DictReader(io.StringIO(render_csv(model(cfg, store)))))
     assert [(r["row"], r["contract"], r["target"]) for r in rows] == [("target", "c1", "t1"), ("target", "c1", "t2"),
                                                                      ("contract", "c1", "")]
     assert rows[0]["availability_pct"] == "99.5833" and rows[0]["downtime_s"] == "10800.0" and rows[0]["met"] == "False"
@@ -269,7 +276,7 @@ def test_csv_target_basis_credits_each_circuit_in_its_minor_unit(every_store):
     cfg, store = scenario(every_store, contract={"credit_basis": "target", "credit_cap": "2%"}, targets=("t1", "t2"),
                           target_fees={"t1": "99.99", "t2": "50.00"},
                           outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
-    rows = list(csv.DictReader(io.StringIO(render_csv(report(cfg, store)))))
+    rows = list(csv.DictReader(io.StringIO(render_csv(model(cfg, store)))))
     # t1 5 % of 99.99 = 5.00; t2 no credit shows 0.00, not 0; the cap (2 % of 149.99 = 3.00) applies to the total
     assert [(r["target"], r["target_credit"], r["contract_credit_total"]) for r in rows] == [
         ("t1", "5.00", ""), ("t2", "0.00", ""), ("", "", "3.00")]
@@ -286,7 +293,7 @@ def test_html_renders_with_charts_in_headless_chromium(every_store, tmp_path):
     browser = chromium()
     cfg, store = scenario(every_store, outages=[("t1", ts(2026, 11, 10), ts(2026, 11, 10, 3))])
     html = tmp_path / "r.html"
-    html.write_text(render_html(report(cfg, store)))
+    html.write_text(render_html(model(cfg, store)))
     assert html.read_text().count("data:image/png;base64,") == 1
     shot = tmp_path / "shot.png"
     subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -426,7 +433,7 @@ def test_charts_put_each_day_and_outage_where_it_belongs(every_store):
 
     cfg, store = scenario(every_store, first=ts(2026, 11, 29, 12),
                           outages=[("t1", ts(2026, 11, 30, 14), ts(2026, 11, 30, 15))])
-    t = report(cfg, store)["contracts"][0]["targets"][0]
+    t = model(cfg, store).contracts[0].targets[0]
     png = _chart_png(t, 99.9)
     bars = _red_columns(png, slice(0, 220))  # the daily chart (8 x 3.6 in at 90 dpi: 720 x 324 px)
     assert bars and max(bars) - min(bars) < 720 / 30, "one day's bar is one day wide"
@@ -506,9 +513,9 @@ def test_service_response_time_figures_and_credit(every_store):
     assert t["latency"]["p95_s"] is None  # no ICMP: the RTT figures stay empty
     credits = r["contracts"][0]["credits"]
     assert credits["total"] == "36.00", credits
-    row = next(row for row in csv.DictReader(io.StringIO(render_csv(r))) if row["row"] == "target")
+    row = next(row for row in csv.DictReader(io.StringIO(render_csv(model(cfg, store)))) if row["row"] == "target")
     assert float(row["response_p95_ms"]) == pytest.approx(1000, rel=0.02) and row["response_met"] == "False"
-    html = render_html(r)
+    html = render_html(model(cfg, store))
     assert "Service response time: p50 " in html and "(100 answered checks)" in html
 
 

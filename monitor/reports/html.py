@@ -1,6 +1,7 @@
 """The monthly report as a document people can send: HTML for a browser, PDF through headless Chromium.
 
-Rendered from the JSON report (:func:`monitor.reports.report.build_report`), which stays the exact record:
+Rendered from the typed report model (:mod:`monitor.reports.model`, built by
+:func:`monitor.reports.report.build_report`), whose JSON stays the exact record:
 
 * a summary page first (per contract: availability against its objective, credit and its status,
   coverage, termination status), then one section per contract and one block per circuit;
@@ -26,6 +27,7 @@ from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
 from monitor.errors import SlawatchError
+from monitor.reports.model import ContractReport, Report, TargetReport, pct, shown_ms
 
 __all__ = ["render_html", "render_pdf", "chart_png", "local_time", "hms", "PAPER_SIZES"]
 
@@ -37,12 +39,14 @@ def _esc(text: Any) -> str:
     return html.escape("-" if text is None else str(text))
 
 
-def local_time(value: str | float | None, tz: str) -> str | None:
-    """An ISO timestamp or unix seconds as local wall time in ``tz`` to the second, with the zone's
-    abbreviation (``2026-11-10 11:00:00 CET``); None stays None."""
+def local_time(value: datetime | str | float | None, tz: str) -> str | None:
+    """An aware time, an ISO timestamp or unix seconds as local wall time in ``tz`` to the second, with the
+    zone's abbreviation (``2026-11-10 11:00:00 CET``); None stays None."""
     if value is None:
         return None
-    if isinstance(value, str):
+    if isinstance(value, datetime):
+        when = value
+    elif isinstance(value, str):
         when = datetime.fromisoformat(value)
     else:
         when = datetime.fromtimestamp(float(value), ZoneInfo("UTC"))
@@ -68,7 +72,7 @@ def _duration(seconds: float | None) -> str:
     return f"<span class='nw'>{_esc(hms(seconds))}</span> <span class='exact nw'>({_esc(exact)} s)</span>"
 
 
-def chart_png(target: dict, objective_pct: float) -> str:
+def chart_png(target: TargetReport, objective_pct: float) -> str:
     """The circuit's daily availability bars and its downtime timeline, as a PNG data URI."""
     import base64
 
@@ -79,9 +83,9 @@ def chart_png(target: dict, objective_pct: float) -> str:
 
     # numeric day positions on a fixed month axis: a day's bar stands at its day even when the month has one
     # day of data (defect: categories made a single day fill the axis)
-    n_days = len(target["daily"])
+    n_days = len(target.daily)
     xs = list(range(1, n_days + 1))
-    values = [float(d["availability_pct"]) if d["availability_pct"] is not None else None for d in target["daily"]]
+    values = [float(pct(d.ratio) or 0) if d.ratio is not None else None for d in target.daily]  # as shown
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(8, 3.2), gridspec_kw={"height_ratios": [3, 1]})
     known = [(x, v) for x, v in zip(xs, values) if v is not None]
     low = min([v for _, v in known] + [objective_pct])
@@ -98,16 +102,16 @@ def chart_png(target: dict, objective_pct: float) -> str:
     ax1.set_xticks(xs[::2] if n_days > 16 else xs)
     ax1.axhline(objective_pct, color="#34495e", linestyle="--", linewidth=1)
     ax1.set_ylabel("availability %")
-    ax1.set_title(f"{target['id']}: daily availability (objective {objective_pct:g} %)", fontsize=10)
+    ax1.set_title(f"{target.id}: daily availability (objective {objective_pct:g} %)", fontsize=10)
     ax1.tick_params(axis="x", labelsize=7)
-    seconds = target["period"]["seconds"]
+    seconds = target.period.seconds
     ax2.set_xlim(0, seconds)
     ax2.set_ylim(-0.5, 0.5)
-    start = datetime.fromisoformat(target["period"]["start"]).timestamp()
-    for o in target["outages"]["items"]:
-        s = datetime.fromisoformat(o["start"]).timestamp() - start
+    start = target.period.start.timestamp()
+    for o in target.outages.items:
+        s = o.start.timestamp() - start
         # at least a 400th of the month wide, so a short outage is still seen
-        ax2.barh(0, max(o["duration_s"], seconds / 400), left=s, height=0.9, color="#c0392b")
+        ax2.barh(0, max(o.duration_s, seconds / 400), left=s, height=0.9, color="#c0392b")
     ax2.set_yticks([])
     ticks = list(range(0, n_days, 5))
     ax2.set_xticks([i * 86400 for i in ticks])
@@ -128,22 +132,22 @@ def _verdict(met: bool | None) -> str:
     return "<b class='met'>met</b>" if met else "<b class='missed'>missed</b>" if met is False else "no data"
 
 
-def _page_rules(report: dict) -> str:
+def _page_rules(report: Report) -> str:
     """One named page per contract: its paper size and its running header; the summary's page too."""
-    generated = report["generated_at"]
+    generated = report.generated_at
     rules = []
-    first = report["contracts"][0] if report["contracts"] else None
-    paper = PAPER_SIZES[first["paper"]] if first else "A4"
+    first = report.contracts[0] if report.contracts else None
+    paper = PAPER_SIZES[first.paper] if first else "A4"
     footer = '@bottom-right { content: "page " counter(page) " of " counter(pages); font-size: 8pt; color: #555 }'
     rules.append(f"@page {{ size: {paper}; margin: 18mm 14mm 16mm 14mm; "
-                 f"@top-left {{ content: {_css_string('Service level report ' + report['month'])}; font-size: 8pt; color: #555 }} "
+                 f"@top-left {{ content: {_css_string('Service level report ' + report.month)}; font-size: 8pt; color: #555 }} "
                  f"@top-right {{ content: {_css_string('generated ' + (local_time(generated, 'UTC') or ''))}; font-size: 8pt; color: #555 }} "
                  f"{footer} }}")
-    for i, c in enumerate(report["contracts"]):
-        tz = c["timezone"]
-        period = f"{local_time(c['period']['start'], tz)} to {local_time(c['period']['end'], tz)}"
-        rules.append(f"@page contract{i} {{ size: {PAPER_SIZES[c['paper']]}; "
-                     f"@top-left {{ content: {_css_string(c['customer'] + ' / ' + c['provider'])}; font-size: 8pt; color: #555 }} "
+    for i, c in enumerate(report.contracts):
+        tz = c.timezone
+        period = f"{local_time(c.period.start, tz)} to {local_time(c.period.end, tz)}"
+        rules.append(f"@page contract{i} {{ size: {PAPER_SIZES[c.paper]}; "
+                     f"@top-left {{ content: {_css_string(c.customer + ' / ' + c.provider)}; font-size: 8pt; color: #555 }} "
                      f"@top-center {{ content: {_css_string(period)}; font-size: 8pt; color: #555 }} "
                      f"@top-right {{ content: {_css_string('generated ' + (local_time(generated, tz) or ''))}; font-size: 8pt; color: #555 }} "
                      f"{footer} }}")
@@ -164,127 +168,126 @@ h1,h2,h3{break-after:avoid-page} h2{border-bottom:2px solid #34495e;margin-top:0
 """
 
 
-def _summary(report: dict) -> list[str]:
-    parts = [f"<section class='summary'><h1>Service level report {_esc(report['month'])}</h1>",
-             f"<p>Generated {_esc(local_time(report['generated_at'], 'UTC'))} by slawatch "
-             f"{_esc(report['slawatch_version'])}. Times are in each contract's zone.</p>",
+def _summary(report: Report) -> list[str]:
+    parts = [f"<section class='summary'><h1>Service level report {_esc(report.month)}</h1>",
+             f"<p>Generated {_esc(local_time(report.generated_at, 'UTC'))} by slawatch "
+             f"{_esc(report.slawatch_version)}. Times are in each contract's zone.</p>",
              "<h2>Summary</h2><table><thead><tr><th>contract</th><th>customer</th><th>period</th><th>availability %</th>"
              "<th>objective %</th><th>result</th><th>coverage %</th><th>credit</th><th>credit status</th>"
              "<th>termination</th></tr></thead><tbody>"]
-    for c in report["contracts"]:
-        a, cr, tz = c["availability"], c["credits"], c["timezone"]
-        period = c["period"]
-        to_date = (f"{report['month']} to date, up to {local_time(period['up_to'], tz)}" if period.get("month_to_date")
-                   else f"{report['month']} ({tz})")
-        ch = c["chronic"]
-        termination = "-" if not ch else ("<b class='missed'>right reached</b>" if ch["termination_right_reached"]
-                                          else f"not reached ({ch['missed']} of {ch['missed_months_required']} months)")
-        parts.append(f"<tr><td>{_esc(c['id'])}</td><td class='text'>{_esc(c['customer'])}</td>"
-                     f"<td class='text'>{_esc(to_date)}</td><td>{_esc(a['value_pct'])}</td><td>{_esc(a['objective_pct'])}</td>"
-                     f"<td>{_verdict(a['met'])}</td><td>{_esc(c['coverage_pct'])}</td>"
-                     f"<td>{_esc(cr['total'])} {_esc(c['currency'])}</td><td>{_esc(cr['status'])}</td>"
+    for c in report.contracts:
+        a, cr, tz = c.availability, c.credits, c.timezone
+        period = c.period
+        to_date = (f"{report.month} to date, up to {local_time(period.up_to, tz)}" if period.month_to_date
+                   else f"{report.month} ({tz})")
+        ch = c.chronic
+        termination = "-" if not ch else ("<b class='missed'>right reached</b>" if ch.termination_right_reached
+                                          else f"not reached ({ch.missed} of {ch.missed_months_required} months)")
+        parts.append(f"<tr><td>{_esc(c.id)}</td><td class='text'>{_esc(c.customer)}</td>"
+                     f"<td class='text'>{_esc(to_date)}</td><td>{_esc(a.value_pct)}</td><td>{_esc(a.objective_pct)}</td>"
+                     f"<td>{_verdict(a.met)}</td><td>{_esc(pct(c.coverage))}</td>"
+                     f"<td>{_esc(cr.total)} {_esc(c.currency)}</td><td>{_esc(cr.status)}</td>"
                      f"<td>{termination}</td></tr>")
     parts.append("</tbody></table>")
-    for c in report["contracts"]:
-        for note in c["credits"].get("coverage_notes") or []:
-            parts.append(f"<p class='note'>{_esc(c['id'])}: {_esc(note)}</p>")
+    for c in report.contracts:
+        for note in c.credits.coverage_notes:
+            parts.append(f"<p class='note'>{_esc(c.id)}: {_esc(note)}</p>")
     parts.append("</section>")
     return parts
 
 
-def _contract_head(i: int, c: dict) -> list[str]:
-    a, cr, tz = c["availability"], c["credits"], c["timezone"]
-    period = c["period"]
-    parts = [f"<section class='contract' style='page:contract{i}'><h2>{_esc(c['id'])}: {_esc(c['customer'])}</h2>",
-             f"<p>Provider {_esc(c['provider'])}. Period {_esc(local_time(period['start'], tz))} to "
-             f"{_esc(local_time(period['end'], tz))} ({_duration(period['seconds'])}, times in {_esc(tz)})"
-             + (f"; month to date, up to {_esc(local_time(period['up_to'], tz))}" if period.get("month_to_date") else "")
+def _contract_head(i: int, c: ContractReport) -> list[str]:
+    a, cr, tz = c.availability, c.credits, c.timezone
+    period = c.period
+    parts = [f"<section class='contract' style='page:contract{i}'><h2>{_esc(c.id)}: {_esc(c.customer)}</h2>",
+             f"<p>Provider {_esc(c.provider)}. Period {_esc(local_time(period.start, tz))} to "
+             f"{_esc(local_time(period.end, tz))} ({_duration(period.seconds)}, times in {_esc(tz)})"
+             + (f"; month to date, up to {_esc(local_time(period.up_to, tz))}" if period.month_to_date else "")
              + ".</p>",
-             f"<p>Availability <b>{_esc(a['value_pct'])} %</b> against {_esc(a['objective_pct'])} %: {_verdict(a['met'])}; "
-             f"downtime {_duration(a['downtime_s'])} of {_duration(a['eligible_s'])} eligible; "
-             f"coverage {_esc(c['coverage_pct'])} %.</p>",
+             f"<p>Availability <b>{_esc(a.value_pct)} %</b> against {_esc(a.objective_pct)} %: {_verdict(a.met)}; "
+             f"downtime {_duration(a.downtime_s)} of {_duration(a.eligible_s)} eligible; "
+             f"coverage {_esc(pct(c.coverage))} %.</p>",
              "<h3>Credits</h3><table><thead><tr><th>scope</th><th>objective</th><th>compliance %</th>"
              "<th>tier (below %)</th><th>credit %</th><th>fee</th><th>amount</th><th>outages</th></tr></thead><tbody>"]
-    for line in cr["lines"]:
-        parts.append(f"<tr><td>{_esc(line['scope'])}</td><td>{_esc(line['objective'])}</td><td>{_esc(line['compliance_pct'])}</td>"
-                     f"<td>{_esc(line['tier_below_pct'])}</td><td>{_esc(line['credit_pct'])}</td><td>{_esc(line['fee'])}</td>"
-                     f"<td>{_esc(line['amount'])} {_esc(c['currency'])}</td><td>{len(line['evidence'])}</td></tr>")
-    capped = f" (capped at {_esc(cr['cap_pct'])} %)" if cr["capped"] else ""
-    parts.append(f"<tr><th colspan=6>total{capped}, {_esc(cr['status'])}</th>"
-                 f"<th>{_esc(cr['total'])} {_esc(c['currency'])}</th><th></th></tr></tbody></table>")
-    for note in cr.get("coverage_notes") or []:
+    for line in cr.lines:
+        parts.append(f"<tr><td>{_esc(line.scope)}</td><td>{_esc(line.objective)}</td><td>{_esc(line.compliance_pct)}</td>"
+                     f"<td>{_esc(line.tier_below_pct)}</td><td>{_esc(line.credit_pct)}</td><td>{_esc(line.fee)}</td>"
+                     f"<td>{_esc(line.amount)} {_esc(c.currency)}</td><td>{len(line.evidence)}</td></tr>")
+    capped = f" (capped at {_esc(cr.cap_pct)} %)" if cr.capped else ""
+    parts.append(f"<tr><th colspan=6>total{capped}, {_esc(cr.status)}</th>"
+                 f"<th>{_esc(cr.total)} {_esc(c.currency)}</th><th></th></tr></tbody></table>")
+    for note in cr.coverage_notes:
         parts.append(f"<p class='note'>{_esc(note)}</p>")
-    if c["chronic"]:
-        ch = c["chronic"]
-        reached = ch["termination_right_reached"]
-        parts.append(f"<p>Chronic failure: objective missed in {ch['missed']} of the last {ch['window_months']} months "
-                     f"(termination right at {ch['missed_months_required']}): "
+    if c.chronic:
+        ch = c.chronic
+        reached = ch.termination_right_reached
+        parts.append(f"<p>Chronic failure: objective missed in {ch.missed} of the last {ch.window_months} months "
+                     f"(termination right at {ch.missed_months_required}): "
                      f"<b class='{'missed' if reached else 'met'}'>{'termination right reached' if reached else 'not reached'}</b>.</p>")
     return parts
 
 
-def _circuit(t: dict, tz: str) -> list[str]:
-    ta = t["availability"]
-    ex = t["excluded_s"]
-    p95 = t["latency"]["p95_s"]
-    loss = t["loss"]["value_pct"]
-    parts = [f"<div class='circuit'><h3>{_esc(t['id'])} ({_esc(t['kind'])})</h3>",
-             f"<img alt='availability chart of {_esc(t['id'])}' src='{chart_png(t, float(ta['objective_pct']))}'>",
+def _circuit(t: TargetReport, tz: str) -> list[str]:
+    ta = t.availability
+    ex = t.excluded
+    p95 = t.latency.p95_s
+    loss = t.loss.value_pct
+    parts = [f"<div class='circuit'><h3>{_esc(t.id)} ({_esc(t.kind)})</h3>",
+             f"<img alt='availability chart of {_esc(t.id)}' src='{chart_png(t, float(ta.objective_pct))}'>",
              "<table><thead><tr><th>availability %</th><th>coverage %</th><th>downtime</th><th>maintenance</th>"
              "<th>unknown</th><th>outages</th><th>MTTR</th><th>longest</th><th>p95 RTT ms</th><th>loss %</th></tr></thead>",
-             f"<tbody><tr><td>{_esc(ta['value_pct'])} {_verdict(ta['met'])}</td><td>{_esc(t['coverage_pct'])}</td>"
-             f"<td>{_duration(t['downtime_s'])}</td><td>{_duration(ex['maintenance'])}</td><td>{_duration(ex['unknown'])}</td>"
-             f"<td>{_esc(t['outages']['count'])}</td><td>{_duration(t['outages']['mttr_s'])}</td>"
-             f"<td>{_duration(t['outages']['longest_s'])}</td>"
-             f"<td>{_esc(None if p95 is None else round(p95 * 1000, 3))}</td>"
+             f"<tbody><tr><td>{_esc(ta.value_pct)} {_verdict(ta.met)}</td><td>{_esc(pct(t.coverage))}</td>"
+             f"<td>{_duration(t.downtime_s)}</td><td>{_duration(ex.maintenance_s)}</td><td>{_duration(ex.unknown_s)}</td>"
+             f"<td>{_esc(t.outages.count)}</td><td>{_duration(t.outages.mttr_s)}</td>"
+             f"<td>{_duration(t.outages.longest_s)}</td>"
+             f"<td>{_esc(shown_ms(p95))}</td>"
              f"<td>{_esc(None if loss is None else round(loss, 4))}</td></tr></tbody></table>"]
-    rt = t.get("response_time") or {}
-    if rt.get("p95_s") is not None:
-        target = "" if rt.get("target_s") is None else \
-            f" against p{_esc(rt.get('percentile'))} &le; {_esc(round(rt['target_s'] * 1000, 3))} ms"
-        value = rt.get("value_s")
-        parts.append(f"<p>Service response time: p50 {_esc(round(rt['p50_s'] * 1000, 3))} ms, "
-                     f"p95 {_esc(round(rt['p95_s'] * 1000, 3))} ms"
-                     + ("" if value is None or rt.get("target_s") is None else
-                        f", p{_esc(rt.get('percentile'))} {_esc(round(value * 1000, 3))} ms{target} "
-                        f"{_verdict(rt.get('met'))}")
-                     + f" ({_esc(rt.get('samples', ''))} answered checks).</p>")
-    reconciled = t["cycles"].get("maintenance_reconciled")
-    if reconciled and reconciled.get("unreconciled_hours"):
-        parts.append(f"<p class='note'>Maintenance changed after the fact: {reconciled['unreconciled_hours']} hour(s) "
+    rt = t.response_time
+    if rt.p95_s is not None and rt.p50_s is not None:
+        percentile = rt.objective.get("percentile")
+        target = "" if rt.target_s is None else f" against p{_esc(percentile)} &le; {_esc(shown_ms(rt.target_s))} ms"
+        value = rt.value_s
+        parts.append(f"<p>Service response time: p50 {_esc(shown_ms(rt.p50_s))} ms, "
+                     f"p95 {_esc(shown_ms(rt.p95_s))} ms"
+                     + ("" if value is None or rt.target_s is None else
+                        f", p{_esc(percentile)} {_esc(shown_ms(value))} ms{target} {_verdict(rt.met)}")
+                     + f" ({_esc(rt.objective.get('samples', ''))} answered checks).</p>")
+    reconciled = t.cycles.reconciled
+    if reconciled and reconciled.unreconciled_hours:
+        parts.append(f"<p class='note'>Maintenance changed after the fact: {reconciled.unreconciled_hours} hour(s) "
                      "keep the windows in force when measured (their raw cycles are past retention).</p>")
     parts.append("</div>")
-    items = t["outages"]["items"]
+    items = t.outages.items
     if items:
-        parts.append(f"<table><thead><tr><th>{_esc(t['id'])}: outage start</th><th>end</th><th>duration</th>"
+        parts.append(f"<table><thead><tr><th>{_esc(t.id)}: outage start</th><th>end</th><th>duration</th>"
                      "<th>failed cycles</th><th>last good</th><th>first bad</th><th>cause</th><th>tickets</th></tr></thead><tbody>")
         for o in items:
-            ev = o["probe_evidence"]
+            ev = o.probe_evidence
             lg, fb = ev.get("last_good") or {}, ev.get("first_bad") or {}
             rtt = f" ({_esc(lg.get('rtt_ms'))} ms)" if lg.get("rtt_ms") is not None else ""
-            end = "ongoing" if o.get("ongoing") else local_time(o["end"], tz)
-            parts.append(f"<tr><td>{_esc(local_time(o['start'], tz))}</td><td>{_esc(end)}</td>"
-                         f"<td>{_duration(o['duration_s'])}</td><td>{_esc(ev.get('failed_cycles'))}</td>"
+            end = "ongoing" if o.ongoing else local_time(o.end, tz)
+            parts.append(f"<tr><td>{_esc(local_time(o.start, tz))}</td><td>{_esc(end)}</td>"
+                         f"<td>{_duration(o.duration_s)}</td><td>{_esc(ev.get('failed_cycles'))}</td>"
                          f"<td>{_esc(local_time(lg.get('at'), tz))}{rtt}</td><td>{_esc(local_time(fb.get('at'), tz))}</td>"
                          f"<td class='text'>{_esc(fb.get('reason') or fb.get('cause'))}</td>"
-                         f"<td>{_esc(', '.join(map(str, o['tickets'])))}</td></tr>")
+                         f"<td>{_esc(', '.join(map(str, o.tickets)))}</td></tr>")
         parts.append("</tbody></table>")
     return parts
 
 
-def render_html(report: dict, progress: Callable[[int, int, str], None] | None = None) -> str:
+def render_html(report: Report, progress: Callable[[int, int, str], None] | None = None) -> str:
     """The report as one self-contained HTML page (charts inline), laid out for print."""
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>SLA report {_esc(report['month'])}</title>"
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>SLA report {_esc(report.month)}</title>"
              f"<style>{_STYLE}\n{_page_rules(report)}</style></head><body>", *_summary(report)]
-    total = sum(len(c["targets"]) for c in report["contracts"])
+    total = report.target_count
     done = 0
-    for i, c in enumerate(report["contracts"]):
+    for i, c in enumerate(report.contracts):
         parts.extend(_contract_head(i, c))
-        for t in c["targets"]:
+        for t in c.targets:
             done += 1
             if progress:
-                progress(done, total, t["id"])
-            parts.extend(_circuit(t, c["timezone"]))
+                progress(done, total, t.id)
+            parts.extend(_circuit(t, c.timezone))
         parts.append("</section>")
     parts.append("</body></html>")
     return "".join(parts)

@@ -1,8 +1,9 @@
 """Monthly SLA and uptime-credit reports.
 
-:func:`build_report` makes the JSON document (schema ``slawatch.report/1``, see
-docs in README "Monthly reports"); CSV, HTML and PDF are rendered from it.
-Money and percentages are exact decimals written as strings.
+:func:`build_report` builds the typed report model (:mod:`monitor.reports.model`) from the engine's figures,
+converting units once; JSON (schema ``slawatch.report/1``, README "Monthly reports"), CSV (here), HTML and PDF
+(:mod:`monitor.reports.html`) are renderers of that model. Money and percentages are exact; they are written
+as strings.
 """
 
 from __future__ import annotations
@@ -20,7 +21,11 @@ from zoneinfo import ZoneInfo
 from monitor import __version__
 from monitor.config import Config
 from monitor.config.sites import multi_site, unit_id
-from monitor.sla.credits import contract_credit, display_pct, minor_unit
+from monitor.reports.model import (SCHEMA, Availability, Chronic, ChronicMonth, ContractAvailability, ContractPeriod,
+                                   ContractReport, CreditLine, Credits, Cycles, Day, Excluded, Jitter, Loss, OutageItem,
+                                   Outages, Percentiles, Period, Report, SeverityResponse, TargetReport, Tickets,
+                                   Vantage, Voice, report_dict, shown_ms)
+from monitor.sla.credits import ContractCredit, contract_credit, minor_unit
 from monitor.sla.intervals import clip, normalize
 from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.sla.monthly import ContractMonth, compute_month, load_month
@@ -31,24 +36,12 @@ from monitor.sla.availability import availability
 from monitor.store.base import Ticket, TicketStore
 from monitor.tickets.ledger import response_times
 
-__all__ = ["build_report", "render_csv", "SCHEMA", "previous_months", "paper_for"]
-
-SCHEMA = "slawatch.report/1"
+__all__ = ["build_report", "render_csv", "to_json", "SCHEMA", "Report", "previous_months", "paper_for"]
 
 
-def _iso(ms_or_s: float | None, tz: str = "UTC", ms: bool = False) -> str | None:
-    if ms_or_s is None:
-        return None
-    ts = ms_or_s / 1000 if ms else ms_or_s
-    return datetime.fromtimestamp(ts, ZoneInfo(tz)).isoformat()
-
-
-def _pct(frac: Fraction | None) -> str | None:
-    """A ratio as a percentage with 4 decimals, truncated: a month just short of its objective never shows
-    the objective itself."""
-    if frac is None:
-        return None
-    return str(display_pct(frac * 100, 4))
+def _local(ms: int, tz: str) -> datetime:
+    """The engine's ms as an aware time in ``tz`` (the model's one conversion of an instant)."""
+    return datetime.fromtimestamp(ms / 1000, ZoneInfo(tz))
 
 
 #: territories whose paper is US Letter (CLDR supplemental data, measurementData/paperSize); A4 elsewhere
@@ -131,10 +124,7 @@ def _days(period, tz: str) -> list[tuple[str, int, int]]:
         day += timedelta(days=1)
 
 
-_WHOLE_DAY = _pct(Fraction(1))
-
-
-def _daily(days: list[tuple[str, int, int]], down, unknown, maint, policy: str) -> list[dict]:
+def _daily(days: list[tuple[str, int, int]], down, unknown, maint, policy: str) -> tuple[Day, ...]:
     """Each day's availability from the month's own intervals, so the days add up to the month figure. A day
     that no outage, unknown or maintenance interval touches is whole without computing it."""
     events = normalize([*down, *unknown, *maint])
@@ -144,20 +134,21 @@ def _daily(days: list[tuple[str, int, int]], down, unknown, maint, policy: str) 
         while j < len(events) and events[j][1] <= lo:
             j += 1
         if j == len(events) or events[j][0] >= hi:
-            out.append({"date": date, "availability_pct": _WHOLE_DAY, "downtime_s": 0.0})
+            out.append(Day(date, Fraction(1), 0.0))
             continue
         a = availability((lo, hi), clip(down, lo, hi), clip(unknown, lo, hi), clip(maint, lo, hi), policy)
-        out.append({"date": date, "availability_pct": _pct(a.ratio), "downtime_s": a.downtime_ms / 1000})
-    return out
+        out.append(Day(date, a.ratio, a.downtime_ms / 1000))
+    return tuple(out)
 
 
 def _outage_items(tm, contract, period, own: list, tickets: list[Ticket], now: float, down_by_target: dict,
-                  units) -> list[dict]:
+                  units) -> tuple[OutageItem, ...]:
     """A target's outages in the period: each clipped to it (engine ms, from :func:`outage_span`), its counted
     downtime, the probe evidence (each site's, for a multi-site target) and the tickets opened for it (matched in
     the store's seconds, with a minute's slack either side)."""
     items = []
     end_s = period.end_ms / 1000
+    tz = contract.timezone
     for o in own:
         end = o.end if o.end is not None else min(now, end_s)
         span = outage_span(o, to_ms(end))
@@ -165,60 +156,52 @@ def _outage_items(tm, contract, period, own: list, tickets: list[Ticket], now: f
         ids = [t.id for t in tickets if t.incident_key == f"outage:{contract.id}:{tm.target}"
                and t.opened <= end + 60 and (t.resolved is None or t.resolved >= o.start - 60)]
         parents = sorted({t.parent_id for t in tickets if t.id in ids and t.parent_id is not None})
-        items.append({
-            "start": _iso(s_ms, contract.timezone, ms=True), "end": _iso(e_ms, contract.timezone, ms=True),
-            "duration_s": (e_ms - s_ms) / 1000, "ongoing": o.end is None, "targets": [tm.target],
-            "counted_downtime_s": sum(e - s for s, e in clip(list(tm.availability.downtime), s_ms, e_ms)) / 1000,
-            "probe_evidence": _ordered(_with_sites(o, down_by_target, units)),
-            "tickets": ids + parents,
-        })
-    return items
+        items.append(OutageItem(
+            start=_local(s_ms, tz), end=_local(e_ms, tz), duration_s=(e_ms - s_ms) / 1000, ongoing=o.end is None,
+            targets=(tm.target,),
+            counted_downtime_s=sum(e - s for s, e in clip(list(tm.availability.downtime), s_ms, e_ms)) / 1000,
+            probe_evidence=_ordered(_with_sites(o, down_by_target, units)), tickets=tuple(ids + parents)))
+    return tuple(items)
 
 
-def _period(period, tz: str) -> dict:
+def _period(period, tz: str) -> Period:
     """A period's local start and end and its length in seconds."""
-    return {"start": _iso(period.start_ms, tz, ms=True), "end": _iso(period.end_ms, tz, ms=True),
-            "seconds": period.seconds}
+    return Period(_local(period.start_ms, tz), _local(period.end_ms, tz), period.seconds)
 
 
-def _target_doc(tm, contract, period, items: list[dict], days, vantage) -> dict:
+def _percentiles(dist, objective: dict | None) -> Percentiles:
+    figures = {k: v for k, v in (objective or {}).items() if k != "met"}
+    return Percentiles(dist.quantile(0.5), dist.quantile(0.95), dist.quantile(0.99),
+                       (objective or {}).get("met"), figures)
+
+
+def _target_report(tm, contract, period, items: tuple[OutageItem, ...], days, vantage) -> TargetReport:
     """One target's month: coverage, excluded time, downtime, availability, outages, latency, response time,
     loss, jitter, voice, cycles and the daily figures (each figure from the engine's ms, in seconds)."""
     a, r, obj = tm.availability, tm.rollup, tm.objectives
-    return {
-        "id": tm.target, "kind": tm.kind,
-        "period": _period(period, contract.timezone),
-        "coverage_pct": _pct(tm.coverage),
-        **({"vantage": {"sites": list(vantage.sites), "quorum": vantage.quorum}} if vantage is not None else {}),
-        "excluded_s": {"maintenance": tm.maintenance_only_ms / 1000, "out_of_service": tm.out_of_service_ms / 1000,
-                       "unknown": a.unknown_ms / 1000,
-                       "total": a.excluded_ms / 1000, "unknown_policy": a.unknown_policy},
-        "downtime_s": a.downtime_ms / 1000,
-        "availability": {"objective_pct": str(contract.objectives.availability), "value_pct": _pct(a.ratio),
-                         "met": a.met(contract.objectives.availability),
-                         "exact": None if a.ratio is None else f"{a.ratio.numerator}/{a.ratio.denominator}"},
-        "outages": {"count": tm.outage_count, "mttr_s": tm.mttr_s, "longest_s": tm.longest_outage_s, "items": items},
-        "latency": {**({k: v for k, v in obj["latency"].items() if k != "met"} if "latency" in obj else {}),
-                    "p50_s": r.rtt.quantile(0.5), "p95_s": r.rtt.quantile(0.95), "p99_s": r.rtt.quantile(0.99),
-                    "met": obj.get("latency", {}).get("met")},
-        "response_time": {**{k: v for k, v in obj.get("response_time", {}).items() if k != "met"},
-                          "p50_s": r.response.quantile(0.5), "p95_s": r.response.quantile(0.95),
-                          "p99_s": r.response.quantile(0.99), "met": obj.get("response_time", {}).get("met")},
-        "loss": {"value_pct": None if r.loss is None else r.loss * 100,
-                 "target_pct": None if contract.objectives.loss is None else str(contract.objectives.loss),
-                 "met": obj.get("loss", {}).get("met"), "basis": r.loss_basis},
-        "jitter": {"mean_s": r.jitter_mean, "max_s": r.jitter_max if r.jitter_count else None,
-                   "target_s": contract.objectives.jitter, "met": obj.get("jitter", {}).get("met")},
-        "voice": obj.get("voice"),
-        "cycles": {"total": r.cycles, "good": r.good, "bad": r.bad, "unknown": r.unknown, "maintenance": r.maintenance,
-                   # maintenance changed after ingestion: how the month was rebuilt (monitor.sla.reconcile)
-                   "maintenance_reconciled": tm.reconciled.as_dict() if tm.reconciled else None},
+    objectives = contract.objectives
+    return TargetReport(
+        id=tm.target, kind=tm.kind, period=_period(period, contract.timezone), coverage=tm.coverage,
+        vantage=None if vantage is None else Vantage(tuple(vantage.sites), vantage.quorum),
+        excluded=Excluded(tm.maintenance_only_ms / 1000, tm.out_of_service_ms / 1000, a.unknown_ms / 1000,
+                          a.excluded_ms / 1000, a.unknown_policy),
+        downtime_s=a.downtime_ms / 1000,
+        availability=Availability(objectives.availability, a.ratio, a.met(objectives.availability)),
+        outages=Outages(tm.outage_count, tm.mttr_s, tm.longest_outage_s, items),
+        latency=_percentiles(r.rtt, obj.get("latency")),
+        response_time=_percentiles(r.response, obj.get("response_time")),
+        loss=Loss(None if r.loss is None else r.loss * 100, objectives.loss, obj.get("loss", {}).get("met"),
+                  r.loss_basis),
+        jitter=Jitter(r.jitter_mean, r.jitter_max if r.jitter_count else None, objectives.jitter,
+                      obj.get("jitter", {}).get("met")),
+        voice=None if obj.get("voice") is None else Voice(obj["voice"]),
+        cycles=Cycles(r.cycles, r.good, r.bad, r.unknown, r.maintenance, tm.reconciled or None),
         # from the month's own intervals, so the days add up to the month figure
-        "daily": _daily(days, normalize(tm.down), normalize(tm.unknown), tm.maintenance, contract.unknown_time),
-    }
+        daily=_daily(days, normalize(tm.down), normalize(tm.unknown), tm.maintenance, contract.unknown_time),
+    )
 
 
-def _chronic(contract, month: str, cm: ContractMonth, month_of: Callable[[str], list[ContractMonth]]) -> dict | None:
+def _chronic(contract, month: str, cm: ContractMonth, month_of: Callable[[str], list[ContractMonth]]) -> Chronic | None:
     """Chronic failure: the months of the contract's window that missed an objective, and whether the
     termination right is reached. ``month_of`` computes (once) every contract's figures of a month."""
     if contract.chronic is None:
@@ -226,74 +209,65 @@ def _chronic(contract, month: str, cm: ContractMonth, month_of: Callable[[str], 
     history = []
     for m in previous_months(month, contract.chronic.window_months):
         cm_m = cm if m == month else next(c for c in month_of(m) if c.contract == contract.id)
-        history.append({"month": m, "availability_pct": _pct(cm_m.ratio), "missed": _month_missed(cm_m)})
-    missed = sum(1 for h in history if h["missed"])
-    return {"missed_months_required": contract.chronic.missed_months,
-            "window_months": contract.chronic.window_months, "months": history, "missed": missed,
-            "termination_right_reached": missed >= contract.chronic.missed_months}
+        history.append(ChronicMonth(m, cm_m.ratio, _month_missed(cm_m)))
+    return Chronic(contract.chronic.missed_months, contract.chronic.window_months, tuple(history))
 
 
-def _ticket_response(contract, tickets: list[Ticket], start_s: float) -> dict[str, dict]:
+def _ticket_response(contract, tickets: list[Ticket], start_s: float) -> dict[str, SeverityResponse]:
     """Per severity: the period's tickets (children left out) that were acknowledged and resolved within the
     contract's response targets (the store's seconds)."""
-    response: dict[str, dict] = {}
+    response: dict[str, SeverityResponse] = {}
     for t in tickets:
         if t.parent_id is not None or t.opened < start_s:
             continue
         target = contract.response_targets.get(t.severity)
-        cell = response.setdefault(t.severity, {"tickets": 0, "acknowledge": {"met": 0, "measured": 0, "target_s": None},
-                                                "resolve": {"met": 0, "measured": 0, "target_s": None}})
-        cell["tickets"] += 1
+        cell = response.setdefault(t.severity, SeverityResponse())
+        cell.tickets += 1
         times = response_times(t, contract)  # the ledger's one rule for "met"
-        for kind in ("acknowledge", "resolve"):
+        for kind, count in (("acknowledge", cell.acknowledge), ("resolve", cell.resolve)):
             if target is not None:
-                cell[kind]["target_s"] = getattr(target, kind)
+                count.target_s = getattr(target, kind)
             if times[f"{kind}_met"] is not None:
-                cell[kind]["measured"] += 1
-                cell[kind]["met"] += int(times[f"{kind}_met"])
+                count.measured += 1
+                count.met += int(times[f"{kind}_met"])
     return response
 
 
-def _contract_doc(contract, cm: ContractMonth, credit, chronic: dict | None, tickets: list[Ticket], now: float,
-                  target_docs: list[dict]) -> dict:
+def _credits(contract, credit: ContractCredit, items: dict[str, tuple[OutageItem, ...]]) -> Credits:
+    return Credits(
+        basis=credit.basis, combine=credit.combine, fees=credit.fees, cap_pct=credit.cap_pct,
+        uncapped=credit.uncapped, total=credit.total, capped=credit.capped, status=credit.status,
+        min_coverage_pct=contract.credit_min_coverage, coverage_notes=tuple(credit.coverage_notes),
+        lines=tuple(CreditLine(line.scope, line.objective, line.compliance_pct, line.tier_below_pct, line.credit_pct,
+                               line.fee, line.amount, tuple(line.evidence)) for line in credit.lines))
+
+
+def _contract_report(contract, cm: ContractMonth, credit: Credits, chronic: Chronic | None, tickets: list[Ticket],
+                     now: float, targets: list[TargetReport]) -> ContractReport:
     """One contract's month: its period, availability, credits with their evidence, chronic failure, tickets."""
-    period = cm.period
-    return {
-        "id": contract.id, "customer": contract.customer, "provider": contract.provider,
-        "timezone": contract.timezone, "currency": contract.currency, "locale": contract.locale,
-        "paper": paper_for(contract),
-        "period": {**_period(period, contract.timezone), "month_to_date": to_ms(now) < period.end_ms,
-                   "up_to": _iso(min(to_ms(now), period.end_ms), contract.timezone, ms=True)},
-        "coverage_pct": _pct(cm.coverage),
-        "availability": {"objective_pct": str(contract.objectives.availability), "value_pct": _pct(cm.ratio),
-                         "met": cm.met, "eligible_s": cm.eligible_ms / 1000, "downtime_s": cm.downtime_ms / 1000,
-                         "exact": None if cm.ratio is None else f"{cm.ratio.numerator}/{cm.ratio.denominator}"},
-        "credits": {
-            "basis": credit.basis, "combine": credit.combine, "fees": str(credit.fees),
-            "cap_pct": None if credit.cap_pct is None else str(credit.cap_pct),
-            "uncapped": str(credit.uncapped), "total": str(credit.total), "capped": credit.capped,
-            "status": credit.status, "min_coverage_pct": str(contract.credit_min_coverage),
-            "coverage_notes": credit.coverage_notes,
-            "lines": [{"scope": line.scope, "objective": line.objective,
-                       "compliance_pct": None if line.compliance_pct is None else str(line.compliance_pct),
-                       "tier_below_pct": str(line.tier_below_pct), "credit_pct": str(line.credit_pct),
-                       "fee": str(line.fee), "amount": str(line.amount), "evidence": line.evidence}
-                      for line in credit.lines],
-        },
-        "chronic": chronic,
-        "tickets": {"ids": [t.id for t in tickets], "response": _ticket_response(contract, tickets,
-                                                                                 period.start_ms / 1000)},
-        "targets": target_docs,
-    }
+    period, tz = cm.period, contract.timezone
+    return ContractReport(
+        id=contract.id, customer=contract.customer, provider=contract.provider, timezone=tz,
+        currency=contract.currency, locale=contract.locale, paper=paper_for(contract),
+        period=ContractPeriod(_local(period.start_ms, tz), _local(period.end_ms, tz), period.seconds,
+                              month_to_date=to_ms(now) < period.end_ms,
+                              up_to=_local(min(to_ms(now), period.end_ms), tz)),
+        coverage=cm.coverage,
+        availability=ContractAvailability(contract.objectives.availability, cm.ratio, cm.met,
+                                          eligible_s=cm.eligible_ms / 1000, downtime_s=cm.downtime_ms / 1000),
+        credits=credit, chronic=chronic,
+        tickets=Tickets(tuple(t.id for t in tickets), _ticket_response(contract, tickets, period.start_ms / 1000)),
+        targets=tuple(targets),
+    )
 
 
 def build_report(store, config: Config, month: str, *, now: float, contract_id: str | None = None,
-                 progress: Callable[[int, int, str], None] | None = None) -> dict:
-    """The monthly report document: per contract and target the figures, credits and the evidence behind each.
+                 progress: Callable[[int, int, str], None] | None = None) -> Report:
+    """The monthly report: per contract and target the figures, credits and the evidence behind each.
 
     Units: the engine's figures are integer ms (period, intervals); outages and tickets come from the store in
     seconds and are converted once, by :mod:`monitor.sla.timeline` (outages) or compared in seconds (ticket
-    matching); every figure leaves in seconds (``*_s``) or as local ISO times."""
+    matching); every figure enters the model in seconds (``*_s``) or as an aware local time."""
     parse_month(month, "UTC")  # validates the form
     contracts = [c for c in config.contracts if contract_id in (None, c.id)]
     calendar = MaintenanceCalendar(config)  # each month's maintenance expanded once for every figure of the report
@@ -323,8 +297,8 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
         start_s, end_s = period.start_ms / 1000, period.end_ms / 1000
         tickets = _tickets(store, contract.id, start_s, end_s)
         days = _days(period, contract.timezone)
-        evidence: dict[str, list[dict]] = {}
-        target_docs = []
+        evidence: dict[str, tuple[OutageItem, ...]] = {}
+        target_reports = []
         combined = Rollup()
         for tm in cm.targets:
             done += 1
@@ -336,13 +310,13 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
             items = _outage_items(tm, contract, period, own, tickets, now, down_by_target, units_of.get(tm.target, ()))
             evidence[tm.target] = items
             vantage = several[tm.target].vantage if tm.target in several else None
-            target_docs.append(_target_doc(tm, contract, period, items, days, vantage))
+            target_reports.append(_target_report(tm, contract, period, items, days, vantage))
         fees = {t.id: t.monthly_fee for t in targets_of.get(contract.id, ())}
         credit = contract_credit(contract, cm.targets, cm.ratio, combined, fees, evidence, cm.coverage)
         chronic = _chronic(contract, month, cm, month_of)
-        out_contracts.append(_contract_doc(contract, cm, credit, chronic, tickets, now, target_docs))
-    return {"schema": SCHEMA, "version": 1, "month": month, "generated_at": _iso(now),
-            "slawatch_version": __version__, "contracts": out_contracts}
+        out_contracts.append(_contract_report(contract, cm, _credits(contract, credit, evidence), chronic, tickets,
+                                              now, target_reports))
+    return Report(month, datetime.fromtimestamp(now, ZoneInfo("UTC")), __version__, tuple(out_contracts))
 
 
 # --------------------------------------------------------------------------- CSV
@@ -356,46 +330,42 @@ CSV_COLUMNS = ["row", "month", "contract", "customer", "target", "kind", "timezo
                "target_credit", "contract_credit_total"]
 
 
-def render_csv(report: dict) -> str:
+def render_csv(report: Report) -> str:
     """The report as CSV: one row per target, then one per contract carrying its credit total."""
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
-    for c in report["contracts"]:
+    for c in report.contracts:
         per_target: dict[str, Decimal] = {}
-        if c["credits"]["basis"] == "target":
-            for line in c["credits"]["lines"]:
-                per_target[line["scope"]] = per_target.get(line["scope"], Decimal(0)) + Decimal(line["amount"])
-        digits = minor_unit(c["currency"])
-        for t in c["targets"]:
-            voice = t["voice"] or {}
+        if c.credits.basis == "target":
+            for line in c.credits.lines:
+                per_target[line.scope] = per_target.get(line.scope, Decimal(0)) + line.amount
+        digits = minor_unit(c.currency)
+        for t in c.targets:
             target_credit = ""
-            if c["credits"]["basis"] == "target":
-                target_credit = str(per_target.get(t["id"], Decimal(0)).quantize(Decimal(1).scaleb(-digits)))
+            if c.credits.basis == "target":
+                target_credit = str(per_target.get(t.id, Decimal(0)).quantize(Decimal(1).scaleb(-digits)))
             writer.writerow({
-                "row": "target", "month": report["month"], "contract": c["id"], "customer": c["customer"], "target": t["id"],
-                "kind": t["kind"], "timezone": c["timezone"], "currency": c["currency"],
-                "period_s": t["period"]["seconds"], "maintenance_s": t["excluded_s"]["maintenance"],
-                "unknown_s": t["excluded_s"]["unknown"], "downtime_s": t["downtime_s"],
-                "availability_pct": t["availability"]["value_pct"], "objective_pct": t["availability"]["objective_pct"],
-                "met": t["availability"]["met"], "outages": t["outages"]["count"], "mttr_s": t["outages"]["mttr_s"],
-                "longest_outage_s": t["outages"]["longest_s"],
-                "latency_p95_ms": None if t["latency"]["p95_s"] is None else round(t["latency"]["p95_s"] * 1000, 3),
-                "latency_met": t["latency"]["met"], "loss_pct": t["loss"]["value_pct"],
-                "response_p95_ms": None if t["response_time"]["p95_s"] is None
-                else round(t["response_time"]["p95_s"] * 1000, 3),
-                "response_met": t["response_time"]["met"],
-                "jitter_mean_ms": None if t["jitter"]["mean_s"] is None else round(t["jitter"]["mean_s"] * 1000, 3),
-                "mos_mean": voice.get("mos_mean"), "mos_min": voice.get("mos_min"),
+                "row": "target", "month": report.month, "contract": c.id, "customer": c.customer, "target": t.id,
+                "kind": t.kind, "timezone": c.timezone, "currency": c.currency,
+                "period_s": t.period.seconds, "maintenance_s": t.excluded.maintenance_s,
+                "unknown_s": t.excluded.unknown_s, "downtime_s": t.downtime_s,
+                "availability_pct": t.availability.value_pct, "objective_pct": str(t.availability.objective_pct),
+                "met": t.availability.met, "outages": t.outages.count, "mttr_s": t.outages.mttr_s,
+                "longest_outage_s": t.outages.longest_s,
+                "latency_p95_ms": shown_ms(t.latency.p95_s), "latency_met": t.latency.met, "loss_pct": t.loss.value_pct,
+                "response_p95_ms": shown_ms(t.response_time.p95_s), "response_met": t.response_time.met,
+                "jitter_mean_ms": shown_ms(t.jitter.mean_s),
+                "mos_mean": t.voice.mos_mean if t.voice else None, "mos_min": t.voice.mos_min if t.voice else None,
                 "target_credit": target_credit, "contract_credit_total": "",
             })
         writer.writerow({
-            "row": "contract", "month": report["month"], "contract": c["id"], "customer": c["customer"], "target": "",
-            "kind": "", "timezone": c["timezone"], "currency": c["currency"],
-            "period_s": c["period"]["seconds"], "downtime_s": c["availability"]["downtime_s"],
-            "availability_pct": c["availability"]["value_pct"], "objective_pct": c["availability"]["objective_pct"],
-            "met": c["availability"]["met"], "outages": sum(t["outages"]["count"] for t in c["targets"]),
-            "contract_credit_total": c["credits"]["total"],
+            "row": "contract", "month": report.month, "contract": c.id, "customer": c.customer, "target": "",
+            "kind": "", "timezone": c.timezone, "currency": c.currency,
+            "period_s": c.period.seconds, "downtime_s": c.availability.downtime_s,
+            "availability_pct": c.availability.value_pct, "objective_pct": str(c.availability.objective_pct),
+            "met": c.availability.met, "outages": sum(t.outages.count for t in c.targets),
+            "contract_credit_total": str(c.credits.total),
         })
     return out.getvalue()
 
@@ -424,8 +394,9 @@ def progress_bar(stream=sys.stderr) -> Callable[[int, int, str], None] | None:
 INDENT_MAX_TARGETS = 1000
 
 
-def to_json(report: dict) -> str:
-    targets = sum(len(c["targets"]) for c in report.get("contracts", ()))
-    if targets > INDENT_MAX_TARGETS:
-        return json.dumps(report, separators=(",", ":"), default=str)
-    return json.dumps(report, indent=2, default=str)
+def to_json(report: Report) -> str:
+    """The report as its JSON document (:func:`monitor.reports.model.report_dict`)."""
+    doc = report_dict(report)
+    if report.target_count > INDENT_MAX_TARGETS:
+        return json.dumps(doc, separators=(",", ":"), default=str)
+    return json.dumps(doc, indent=2, default=str)

@@ -37,6 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
 from fractions import Fraction
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from monitor.config import Contract, CreditTier
@@ -125,7 +126,8 @@ class CreditLine:
     credit_pct: Decimal
     fee: Decimal
     amount: Decimal
-    evidence: list[dict[str, Any]] = field(default_factory=list)
+    #: the outages behind the line (the report's outage items; passed through, never read here)
+    evidence: Sequence[Any] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -152,7 +154,7 @@ class ContractCredit:
 
 
 def _judge(scope: str, contract: Contract, fee: Decimal, availability: Fraction | None, rollup: Rollup,
-           evidence: list[dict[str, Any]]) -> tuple[list[CreditLine], Decimal]:
+           evidence: Sequence[Any]) -> tuple[list[CreditLine], Decimal]:
     """Lines for one fee; returns them and the credit percent that applies after combining."""
     lines = []
     for objective in dict.fromkeys(t.objective for t in contract.credit_tiers):
@@ -184,7 +186,7 @@ def _low_coverage(scope: str, coverage: Fraction | None, minimum: Decimal) -> st
 
 def contract_credit(contract: Contract, targets: list[Any], combined_availability: Fraction | None,
                     combined_rollup: Rollup, target_fees: dict[str, Decimal | None],
-                    evidence: dict[str, list[dict[str, Any]]], combined_coverage: Fraction | None = None) -> ContractCredit:
+                    evidence: Mapping[str, Sequence[Any]], combined_coverage: Fraction | None = None) -> ContractCredit:
     """``targets``: the contract's TargetMonth figures (monitor.sla.monthly)."""
     lines: list[CreditLine] = []
     uncapped = money(Decimal(0), contract.currency)
