@@ -5,12 +5,13 @@ thin :class:`~monitor.service.Supervisor`, swaps a reload's new world in (built 
 stages in reverse. The stages, each with the same contract (``start``, ``reload(world)``, ``stop``):
 
 - traps (monitor.measure.trapstage), started with the exporter's listener before the node joins a cluster;
+- the exporter (monitor.metrics.stage): its socket bound with the listeners, served once the node runs;
 - probing (monitor.measure.probing): the units this node owns, their jobs, cycles and ingestion;
 - tickets (monitor.tickets.stage): the ledger, the outbox delivery, escalation and acknowledgement polling;
 - reports (monitor.reports.stage): the monthly report run and retention;
 - SLA evaluation (monitor.sla.stage) and the vantage consensus (monitor.cluster.stage), leader-only.
 
-What stays here: the exporter's socket, the cluster join, the writer, leader-only writes under the leader's
+What stays here: the cluster join, the writer, leader-only writes under the leader's
 term, the reload (read, validate, build, swap, publish to the cluster) and the shutdown order.
 """
 
@@ -31,12 +32,11 @@ from probes.icmp import IcmpEngine, check_icmp_permission
 
 from monitor import __version__
 from monitor.config import Config, Target, config_warnings, load_config
-from monitor.errors import ConfigError, FencedError, ListenError, SlawatchError, StoreError
+from monitor.errors import ConfigError, FencedError, SlawatchError, StoreError
 from monitor.sdnotify import notify, watchdog_interval
 from monitor.cluster.consensus import probe_units
 from monitor.measure.canary import CanaryWatch
-from monitor.metrics.exporter import ExporterServer, make_registry
-from monitor.metrics import TargetSeries
+from monitor.metrics.stage import ExporterStage
 from monitor.sla.evaluator import SlaEvaluator
 from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.measure.ingest import Ingestor
@@ -116,14 +116,14 @@ class Daemon:
         self._config_version = 0
         self.sla = SlaStage(config, self.runtime, SlaEvaluator(config, store, calendar), self.writer,
                             self.tickets.response_met, self._lead_records)
-        self.exporter: ExporterServer | None = None
         self.stopping = asyncio.Event()
         self.run_id: int | None = None
         #: cluster membership (None: a single node, which owns every target and leads)
         self.cluster: ClusterMember | None = None
         # the stages in start order: the listeners first (before the cluster join), then the work
         self.trap_stage = TrapStage(config, self.live, self.writer)
-        for stage in (self.trap_stage, self.probing, self.tickets, self.report_stage, self.sla,
+        self.exporter = ExporterStage(config, self.live, self.ready, self._reload_from_thread)
+        for stage in (self.trap_stage, self.exporter, self.probing, self.tickets, self.report_stage, self.sla,
                       ConsensusStage(config, self.runtime, self.consensus, self._lead_records)):
             self.supervisor.add(stage)
 
@@ -182,7 +182,7 @@ class Daemon:
 
     async def run(self) -> int:
         """Run until SIGTERM or SIGINT: open the probe engines, join the cluster if configured, start the exporter,
-        the scheduler and the background loops; returns the exit code."""
+        the stages and the scheduler; returns the exit code."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._request_stop, sig)
@@ -190,7 +190,7 @@ class Daemon:
         self.loop = loop
         # the listeners first: a taken or forbidden address is one line naming its key (exit 2), before this
         # node joins a cluster or begins a run in the store
-        self._bind_exporter()
+        self.exporter.bind()
         await self.supervisor.start(until=self.trap_stage)
         self.probe_context.icmp_engine = IcmpEngine()
         from probes.snmp import SnmpEngineHolder
@@ -206,9 +206,6 @@ class Daemon:
         # the spool after the cluster join: a second instance of this node is refused by name there, not here
         self.writer.spool = await asyncio.to_thread(_spool, self.config)
         self.writer.start()
-        if self.exporter is not None:
-            self.exporter.start()
-            log.info("exporter listening on http://%s:%d/metrics", self.exporter.host, self.exporter.port)
         await self.supervisor.start()
         interval = watchdog_interval()
         if interval:
@@ -256,28 +253,6 @@ class Daemon:
             log.info("%s not written: this node no longer leads", what)
             return
         self.writer.add_lead(records, fence)
-
-    def _bind_exporter(self) -> None:
-        """Bind the exporter's socket (it serves once started); a taken or forbidden address is a ListenError."""
-        self.exporter = None
-        if not self.config.exporter.enabled:
-            return
-        auth = self.config.exporter.basic_auth
-        token = self.config.exporter.reload_token
-        try:
-            self.exporter = ExporterServer(
-                make_registry(self.live),
-                self.config.exporter.listen,
-                ready=self.ready,
-                basic_auth=(auth.username, auth.password.get_secret_value()) if auth else None,
-                reload=(token.get_secret_value(), self._reload_from_thread) if token else None,
-                tls=(self.config.exporter.tls.cert_file, self.config.exporter.tls.key_file) if self.config.exporter.tls else None,
-                responses=self.stats.http_responses,
-                targets=TargetSeries(self.live, self.config.exporter.per_target),
-                scrapes=self.stats.scrape,
-            )
-        except OSError as exc:
-            raise ListenError("exporter.listen", self.config.exporter.listen, exc) from None
 
     def _request_stop(self, sig: signal.Signals) -> None:
         if not self.stopping.is_set():
@@ -438,8 +413,6 @@ class Daemon:
             except StoreError as exc:
                 log.error("could not record the end of this run: %s", exc)
                 lost = lost or 1
-        if self.exporter:
-            self.exporter.stop()
         self.store.close()
         if lost:
             log.error("stopped, but not cleanly: %d of the %d cycles this run measured were not written (see above)",
