@@ -9,7 +9,7 @@ import pytest
 from monitor.errors import StoreError
 from monitor.events import BreachEvent, outage_event
 from monitor.sla.rollup import Rollup
-from monitor.store import (SQLITE_SCHEMA_VERSION as SCHEMA_VERSION, TABLES, Batch, CycleRecord, Delivered, OutageRecord, SqliteStore,
+from monitor.store import (SCHEMA_VERSION, TABLES, Batch, CycleRecord, Delivered, OutageRecord, SqliteStore,
                            StateRecord, UnknownRecord)
 
 T0 = 1_764_000_000.0  # 2025-11-24
@@ -24,7 +24,7 @@ def _cycles(n, target="t1", start=T0):
 def test_round_trip(every_store):
     loc = every_store.location()
     store = every_store.open(loc)
-    assert store.schema_version() == SCHEMA_VERSION if store.backend == "sqlite" else store.schema_version() >= 1
+    assert store.schema_version() == SCHEMA_VERSION  # one history for both backends (monitor.store.schema)
     cycles = _cycles(1000)
     store.write_batch(cycles, [StateRecord("t1", "up", 100.0, 1099.0, {"fail_run": 0})],
                       [OutageRecord("t1", "c1", "down", 50.0, None, {"last_good": {"at": 40.0}, "first_bad": None})])
@@ -256,7 +256,7 @@ def test_sqlite_uses_wal(tmp_path):
 def test_sqlite_newer_schema_is_refused(tmp_path):
     path = tmp_path / "s.db"
     with sqlite3.connect(path) as db:
-        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        db.execute(f"PRAGMA user_version = {100 + SCHEMA_VERSION + 1}")  # a newer slawatch's (monitor.store.schema)
     with pytest.raises(StoreError, match="newer than this slawatch understands"):
         SqliteStore(path).migrate()
 
@@ -274,12 +274,13 @@ def test_postgresql_newer_schema_is_refused_and_nothing_changes(pg_cluster):
     store = PostgresStore(dsn)
     store.migrate()
     db = dsn.rsplit("/", 1)[1]
-    pg_cluster.sql("INSERT INTO slawatch_schema (version) VALUES (99)", db)
-    with pytest.raises(StoreError, match=r"schema version 99, newer than this slawatch understands"):
-        store.migrate()
-    from monitor.store.postgres import SCHEMA_VERSION as PG_VERSION
+    from monitor.store.schema import stored_version
 
-    assert pg_cluster.sql("SELECT count(*) FROM slawatch_schema", db) == str(PG_VERSION + 1)
+    # what a newer slawatch records (monitor.store.schema: step n as 100 + n)
+    pg_cluster.sql(f"INSERT INTO slawatch_schema (version) VALUES ({stored_version(SCHEMA_VERSION + 1)})", db)
+    with pytest.raises(StoreError, match=rf"schema version {SCHEMA_VERSION + 1}, newer than this slawatch understands"):
+        store.migrate()
+    assert pg_cluster.sql("SELECT count(*) FROM slawatch_schema", db) == str(SCHEMA_VERSION + 1)
     store.close()
 
 

@@ -98,7 +98,7 @@ def test_store_status_and_migrate_on_postgresql(tmp_path, pg_cluster):
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["schema_version"] == 0
     r = run("store", "migrate", "-c", str(conf), env=env)
-    from monitor.store.postgres import SCHEMA_VERSION
+    from monitor.store import SCHEMA_VERSION
 
     assert r.returncode == 0 and f"schema version {SCHEMA_VERSION} (migrated from 0)" in r.stdout, r.stderr
     r = run("store", "migrate", "-c", str(conf), env=env)
@@ -123,7 +123,11 @@ def test_run_with_a_bad_database_exits_2_with_one_line_and_no_password(tmp_path,
         store = PostgresStore(dsn)
         store.migrate()
         store.close()
-        pg_cluster.sql("INSERT INTO slawatch_schema (version) VALUES (42)", dsn.rsplit("/", 1)[1])
+        from monitor.store.schema import SCHEMA_VERSION, stored_version
+
+        # what a newer slawatch records (monitor.store.schema)
+        pg_cluster.sql(f"INSERT INTO slawatch_schema (version) VALUES ({stored_version(SCHEMA_VERSION + 1)})",
+                       dsn.rsplit("/", 1)[1])
     secret = tmp_path / "dsn"
     secret.write_text(dsn)
     conf = tmp_path / "c.yaml"

@@ -14,11 +14,11 @@ from typing import Any
 
 from monitor.store.base import (TABLES, Batch, CycleRecord, Delivered, OutageRecord, OutboxItem, RunRecord, StateRecord, Store,
                    StoreInfo, Ticket, TicketTx, UnknownRecord)
-from monitor.store.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
+from monitor.store.schema import SCHEMA_VERSION
 from monitor.store.sqlite import SqliteStore
 
 __all__ = ["Store", "TicketTx", "Batch", "UnknownRecord", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord",
-           "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "SqliteStore", "SQLITE_SCHEMA_VERSION", "open_store",
+           "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "SqliteStore", "SCHEMA_VERSION", "open_store",
            "open_url"]
 
 

@@ -12,6 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Collection, Callable, ContextManager, Iterator, Protocol, Sequence, runtime_checkable
 
+#: every table a copy moves, in the order the history made them (parents before children), each column with its
+#: canonical form: "" plain, "t" a time (unix seconds), "j" JSON, "b" a boolean (monitor.store.schema)
+from monitor.store.schema import TABLES
+
 if TYPE_CHECKING:
     from monitor.events import BreachEvent
     from monitor.sla.rollup import Rollup
@@ -125,30 +129,6 @@ class Batch:
         self.monthly.update(newer.monthly)
 
 
-#: every table of a store, in the order ``store copy`` copies them (parents before children), with each
-#: column's kind: "" plain, "t" a time (unix seconds), "j" JSON, "b" a boolean
-TABLES: dict[str, tuple[tuple[str, str], ...]] = {
-    "runs": (("id", ""), ("started", "t"), ("stopped", "t"), ("version", "")),
-    "targets": (("id", ""), ("name", "")),
-    "target_state": (("target", ""), ("state", ""), ("since", "t"), ("updated", "t"), ("tracker", "j")),
-    "cycles": (("target", ""), ("probe", ""), ("started", "t"), ("duration", ""), ("ok", "b"), ("verdict", ""),
-               ("reason", ""), ("sent", ""), ("received", ""), ("rtt_median", ""), ("jitter", ""), ("samples", "j"),
-               ("node", ""), ("site", "")),
-    "outages": (("id", ""), ("target", ""), ("contract", ""), ("kind", ""), ("start", "t"), ("end", "t"),
-                ("evidence", "j")),
-    "unknown_intervals": (("id", ""), ("target", ""), ("start", "t"), ("end", "t"), ("reason", "")),
-    "events": (("key", ""), ("kind", ""), ("contract", ""), ("target", ""), ("at", "t"), ("data", "j")),
-    "rollups_hourly": (("target_id", ""), ("hour", ""), ("counts", ""), ("rtt", "")),
-    "rollups_monthly": (("target_id", ""), ("month", ""), ("counts", ""), ("rtt", "")),
-    "tickets": (("id", ""), ("uid", ""), ("incident_key", ""), ("contract", ""), ("targets", "j"), ("severity", ""),
-                ("kind", ""), ("state", ""), ("title", ""), ("opened", "t"), ("acknowledged", "t"), ("resolved", "t"),
-                ("tier", ""), ("parent_id", ""), ("updated", "t")),
-    "ticket_events": (("id", ""), ("ticket_id", ""), ("at", "t"), ("kind", ""), ("text", "")),
-    "ticket_refs": (("ticket_id", ""), ("sink", ""), ("external_id", ""), ("last_action", "")),
-    "outbox": (("id", ""), ("ticket_id", ""), ("sink", ""), ("action", ""), ("text", ""), ("recipients", "j"),
-               ("idempotency_key", ""), ("created", "t"), ("attempts", ""), ("next_attempt", "t"), ("delivered", "t"),
-               ("last_error", "")),
-}
 
 
 @dataclass(frozen=True, slots=True)

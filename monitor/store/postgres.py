@@ -35,9 +35,10 @@ from monitor.events import BreachEvent
 from monitor.sla.rollup import Rollup
 from monitor.store.base import (TABLES, Batch, CycleRecord, Fence, LeaderInfo, LeaderLease, NodeInfo, OutageRecord,
                                 RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord)
+from monitor.store.schema import SCHEMA_VERSION, ddl, newer_than_known, step_of, stored_version
 from monitor.store.sql import Epoch, Exec, SqlTickets, SqlTicketTx, check_fence
 
-__all__ = ["PostgresStore", "MIGRATIONS", "SCHEMA_VERSION", "safe_dsn"]
+__all__ = ["PostgresStore", "SCHEMA_VERSION", "safe_dsn"]
 
 # the pool logs every failed reconnection; the store's caller (the batch writer) says once, rate-limited,
 # that the database is unreachable
@@ -46,205 +47,6 @@ logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
 #: the advisory lock key migrations run under ("slawatch" as a number)
 MIGRATION_LOCK = 0x736C6177
 
-MIGRATIONS: list[str] = [
-    # 1: the whole schema of SQLite's version 3, in PostgreSQL's types
-    """
-    CREATE TABLE runs (
-        id bigserial PRIMARY KEY,
-        started timestamptz NOT NULL,
-        stopped timestamptz,
-        version text NOT NULL
-    );
-    CREATE TABLE targets (
-        id serial PRIMARY KEY,
-        name text NOT NULL UNIQUE
-    );
-    CREATE TABLE target_state (
-        target text PRIMARY KEY,
-        state text NOT NULL,
-        since timestamptz,
-        updated timestamptz NOT NULL,
-        tracker jsonb NOT NULL
-    );
-    CREATE TABLE cycles (
-        target text NOT NULL,
-        probe text NOT NULL,
-        started timestamptz NOT NULL,
-        duration double precision NOT NULL,
-        ok boolean NOT NULL,
-        verdict text NOT NULL,
-        reason text,
-        sent integer,
-        received integer,
-        rtt_median double precision,
-        jitter double precision,
-        samples jsonb
-    ) PARTITION BY RANGE (started);
-    CREATE INDEX cycles_target_started ON cycles (target, started);
-    CREATE TABLE outages (
-        id bigserial PRIMARY KEY,
-        target text NOT NULL,
-        contract text NOT NULL,
-        kind text NOT NULL,
-        start timestamptz NOT NULL,
-        "end" timestamptz,
-        evidence jsonb,
-        UNIQUE (target, kind, start)
-    );
-    CREATE INDEX outages_start ON outages (start);
-    CREATE TABLE unknown_intervals (
-        id bigserial PRIMARY KEY,
-        target text NOT NULL,
-        start timestamptz NOT NULL,
-        "end" timestamptz NOT NULL,
-        reason text NOT NULL,
-        UNIQUE (target, start)
-    );
-    CREATE TABLE rollups_hourly (
-        target_id integer NOT NULL,
-        hour_no integer NOT NULL,  -- hours since 1970-01-01 UTC: 4 bytes, not 8, in 744 rows a target-month
-        counts bytea NOT NULL,
-        rtt bytea NOT NULL,
-        PRIMARY KEY (target_id, hour_no) WITH (fillfactor = 100)
-    );
-    COMMENT ON COLUMN rollups_hourly.hour_no IS 'the hour''s start in unix seconds / 3600';
-    CREATE TABLE rollups_monthly (
-        target_id integer NOT NULL,
-        month text NOT NULL,
-        counts bytea NOT NULL,
-        rtt bytea NOT NULL,
-        PRIMARY KEY (month, target_id)
-    );
-    CREATE TABLE events (
-        key text PRIMARY KEY,
-        kind text NOT NULL,
-        contract text NOT NULL,
-        target text,
-        at timestamptz NOT NULL,
-        data jsonb NOT NULL
-    );
-    CREATE INDEX events_at ON events (at);
-    CREATE TABLE tickets (
-        id bigserial PRIMARY KEY,
-        uid text NOT NULL UNIQUE,
-        incident_key text NOT NULL,
-        contract text NOT NULL,
-        targets jsonb NOT NULL,
-        severity text NOT NULL,
-        kind text NOT NULL,
-        state text NOT NULL,
-        title text NOT NULL,
-        opened timestamptz NOT NULL,
-        acknowledged timestamptz,
-        resolved timestamptz,
-        tier integer NOT NULL DEFAULT 0,
-        parent_id bigint REFERENCES tickets (id),
-        updated timestamptz NOT NULL
-    );
-    CREATE UNIQUE INDEX tickets_open_key ON tickets (incident_key) WHERE state != 'resolved';
-    CREATE INDEX tickets_state ON tickets (state, opened);
-    CREATE TABLE ticket_events (
-        id bigserial PRIMARY KEY,
-        ticket_id bigint NOT NULL REFERENCES tickets (id),
-        at timestamptz NOT NULL,
-        kind text NOT NULL,
-        text text NOT NULL
-    );
-    CREATE INDEX ticket_events_ticket ON ticket_events (ticket_id, at);
-    CREATE TABLE ticket_refs (
-        ticket_id bigint NOT NULL REFERENCES tickets (id),
-        sink text NOT NULL,
-        external_id text NOT NULL,
-        last_action text NOT NULL DEFAULT 'open',
-        PRIMARY KEY (ticket_id, sink)
-    );
-    CREATE TABLE outbox (
-        id bigserial PRIMARY KEY,
-        ticket_id bigint NOT NULL REFERENCES tickets (id),
-        sink text NOT NULL,
-        action text NOT NULL,
-        text text NOT NULL,
-        recipients jsonb NOT NULL,
-        idempotency_key text NOT NULL UNIQUE,
-        created timestamptz NOT NULL,
-        attempts integer NOT NULL DEFAULT 0,
-        next_attempt timestamptz NOT NULL,
-        delivered timestamptz,
-        last_error text
-    );
-    CREATE INDEX outbox_due ON outbox (next_attempt) WHERE delivered IS NULL;
-    """,
-]
-MIGRATIONS.append(
-    # 2: clusters: the members with their leases and fencing epochs; the node and site of each cycle
-    """
-    ALTER TABLE cycles ADD COLUMN node text, ADD COLUMN site text;
-    CREATE SEQUENCE cluster_epoch;
-    CREATE TABLE cluster_nodes (
-        node text PRIMARY KEY,
-        site text NOT NULL,
-        instance text NOT NULL,          -- the running process (a new one per start)
-        epoch bigint NOT NULL,           -- fencing token: a new one at every (re)join
-        heartbeat timestamptz NOT NULL,  -- the database's clock, so node clocks cannot disagree on liveness
-        started timestamptz NOT NULL,
-        config_hash text NOT NULL,
-        version text NOT NULL,
-        host text NOT NULL,
-        pid integer NOT NULL,
-        owned integer NOT NULL DEFAULT 0,
-        left_at timestamptz
-    );
-    """
-)
-MIGRATIONS.append(
-    # 3: the cluster's shared config: each reload of a node publishes its file's text; the others adopt it
-    """
-    CREATE TABLE cluster_config (
-        version bigint PRIMARY KEY,
-        hash text NOT NULL,
-        body text NOT NULL,              -- the config file's text (secrets only as ${ENV} or *_file references)
-        node text NOT NULL,
-        published timestamptz NOT NULL DEFAULT clock_timestamp()
-    );
-    """
-)
-MIGRATIONS.append(
-    # 4: leadership as a lease in the database's time (no longer an advisory lock on a session, which a leader cut
-    # from the database kept until the server's TCP keepalives ended it: about 2 h 11 min with the defaults)
-    """
-    CREATE TABLE cluster_leader (
-        id smallint PRIMARY KEY CHECK (id = 1),
-        node text NOT NULL,
-        instance text NOT NULL,
-        epoch bigint NOT NULL,           -- the holder's node epoch (cluster_nodes)
-        term bigint NOT NULL,            -- fencing token of leadership: new for every new holder, only grows
-        since timestamptz NOT NULL,
-        expires timestamptz NOT NULL     -- the database's clock
-    );
-    """
-)
-MIGRATIONS.append(
-    # 5: batches replayed from a node's local spool, each applied once
-    """
-    CREATE TABLE applied_batches (id text PRIMARY KEY, applied timestamptz NOT NULL DEFAULT clock_timestamp());
-    """
-)
-MIGRATIONS.append(
-    # 6: every leader term's holder and its lease's last expiry, in the database's time: the history a checker
-    # reads to verify that no two terms ever overlapped (tests/faults.py), and the operator to see who led when
-    """
-    CREATE TABLE leader_terms (
-        term bigint PRIMARY KEY,
-        node text NOT NULL,
-        instance text NOT NULL,
-        epoch bigint NOT NULL,
-        since timestamptz NOT NULL,
-        expires timestamptz NOT NULL
-    );
-    INSERT INTO leader_terms SELECT term, node, instance, epoch, since, expires FROM cluster_leader;
-    """
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
 _DAY = 86400
 #: columns whose canonical form (TABLES) is computed from what PostgreSQL stores
@@ -402,6 +204,10 @@ class PostgresStore(SqlTickets):
 
     # -- schema --------------------------------------------------------------------------------
     def schema_version(self) -> int:
+        """The schema step this store is at (monitor.store.schema; an earlier history's version mapped)."""
+        return step_of(self._stored_version(), "postgresql")
+
+    def _stored_version(self) -> int:
         with self._conn() as conn:
             if conn.execute("SELECT to_regclass('slawatch_schema')").fetchone()[0] is None:  # type: ignore[index]
                 return 0
@@ -409,7 +215,8 @@ class PostgresStore(SqlTickets):
             return int(row[0] or 0) if row else 0
 
     def migrate(self) -> int:
-        """Apply pending migrations under an advisory lock; returns the schema version now in force."""
+        """Apply pending steps of the one migration history (monitor.store.schema) under an advisory lock, each
+        in its own transaction; returns the schema version now in force."""
         with self._conn() as conn:
             conn.autocommit = True
             try:
@@ -418,19 +225,24 @@ class PostgresStore(SqlTickets):
                     conn.execute("CREATE TABLE IF NOT EXISTS slawatch_schema"
                                  " (version integer PRIMARY KEY, applied timestamptz NOT NULL DEFAULT now())")
                 row = conn.execute("SELECT max(version) FROM slawatch_schema").fetchone()
-                current = int(row[0] or 0) if row else 0
+                stored = int(row[0] or 0) if row else 0
+                current = step_of(stored, "postgresql")
                 if current > SCHEMA_VERSION:
-                    raise StoreError(
-                        f"PostgreSQL store ({self.location}) has schema version {current}, newer than this "
-                        f"slawatch understands ({SCHEMA_VERSION}); upgrade slawatch")
-                for version in range(current + 1, SCHEMA_VERSION + 1):
+                    raise StoreError(f"PostgreSQL store ({self.location}) has {newer_than_known(stored)}; "
+                                     "upgrade slawatch")
+                for step in range(current + 1, SCHEMA_VERSION + 1):
                     try:
                         with conn.transaction():
-                            conn.execute(MIGRATIONS[version - 1])
-                            conn.execute("INSERT INTO slawatch_schema (version) VALUES (%s)", (version,))
+                            for statement in ddl(step, "postgresql"):
+                                conn.execute(statement)  # the schema's own text
+                            conn.execute("INSERT INTO slawatch_schema (version) VALUES (%s)", (stored_version(step),))
                     except psycopg.Error as exc:
                         raise StoreError(f"migration of PostgreSQL store ({self.location}) to schema version "
-                                         f"{version} failed: {_reason(exc, self.dsn)}") from None
+                                         f"{step} failed: {_reason(exc, self.dsn)}") from None
+                if current == SCHEMA_VERSION and stored != stored_version(SCHEMA_VERSION):
+                    # a store of the earlier history, current: recorded in this history's numbers from now on
+                    conn.execute("INSERT INTO slawatch_schema (version) VALUES (%s)",
+                                 (stored_version(SCHEMA_VERSION),))
             finally:
                 if not conn.closed:
                     conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))

@@ -19,165 +19,11 @@ from monitor.errors import StoreError
 from monitor.events import BreachEvent
 from monitor.sla.rollup import Rollup
 from monitor.store.base import TABLES, Batch, CycleRecord, Fence, OutageRecord, RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord
+from monitor.store.schema import SCHEMA_VERSION, ddl, newer_than_known, step_of, stored_version
 from monitor.store.sql import Exec, SqlTickets, SqlTicketTx
 
-__all__ = ["SqliteStore", "MIGRATIONS", "SCHEMA_VERSION"]
+__all__ = ["SqliteStore", "SCHEMA_VERSION"]
 
-#: forward migrations, applied in order at start; index + 1 is the schema version
-MIGRATIONS: list[str] = [
-    # 1: cycles, target state, outages, daemon runs
-    """
-    CREATE TABLE cycles (
-        id INTEGER PRIMARY KEY,
-        target TEXT NOT NULL,
-        probe TEXT NOT NULL,
-        started REAL NOT NULL,
-        duration REAL NOT NULL,
-        ok INTEGER NOT NULL,
-        verdict TEXT NOT NULL,
-        reason TEXT,
-        sent INTEGER,
-        received INTEGER,
-        rtt_median REAL,
-        jitter REAL,
-        samples TEXT
-    );
-    CREATE INDEX cycles_target_started ON cycles (target, started);
-    CREATE TABLE target_state (
-        target TEXT PRIMARY KEY,
-        state TEXT NOT NULL,
-        since REAL,
-        updated REAL NOT NULL,
-        tracker TEXT NOT NULL
-    );
-    CREATE TABLE outages (
-        id INTEGER PRIMARY KEY,
-        target TEXT NOT NULL,
-        contract TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        start REAL NOT NULL,
-        end REAL,
-        UNIQUE (target, kind, start)
-    );
-    CREATE TABLE runs (
-        id INTEGER PRIMARY KEY,
-        started REAL NOT NULL,
-        stopped REAL,
-        version TEXT NOT NULL
-    );
-    """,
-]
-MIGRATIONS.append(
-    # 2: SLA engine: target ids, unknown intervals, hourly and monthly rollups, breach events
-    """
-    CREATE TABLE targets (
-        id INTEGER PRIMARY KEY,
-        name TEXT NOT NULL UNIQUE
-    );
-    CREATE TABLE unknown_intervals (
-        id INTEGER PRIMARY KEY,
-        target TEXT NOT NULL,
-        start REAL NOT NULL,
-        end REAL NOT NULL,
-        reason TEXT NOT NULL,
-        UNIQUE (target, start)
-    );
-    CREATE INDEX unknown_target_start ON unknown_intervals (target, start);
-    CREATE TABLE rollups_hourly (
-        target_id INTEGER NOT NULL,
-        hour INTEGER NOT NULL,
-        counts BLOB NOT NULL,
-        rtt BLOB NOT NULL,
-        PRIMARY KEY (target_id, hour)
-    ) WITHOUT ROWID;
-    CREATE TABLE rollups_monthly (
-        target_id INTEGER NOT NULL,
-        month TEXT NOT NULL,
-        counts BLOB NOT NULL,
-        rtt BLOB NOT NULL,
-        PRIMARY KEY (month, target_id)
-    ) WITHOUT ROWID;
-    CREATE TABLE events (
-        key TEXT PRIMARY KEY,
-        kind TEXT NOT NULL,
-        contract TEXT NOT NULL,
-        target TEXT,
-        at REAL NOT NULL,
-        data TEXT NOT NULL
-    );
-    CREATE INDEX events_at ON events (at);
-    CREATE INDEX outages_start ON outages (start);
-    """
-)
-MIGRATIONS.append(
-    # 3: the ticket ledger, its timeline, external references and the delivery outbox
-    """
-    CREATE TABLE tickets (
-        id INTEGER PRIMARY KEY,
-        uid TEXT NOT NULL UNIQUE,
-        incident_key TEXT NOT NULL,
-        contract TEXT NOT NULL,
-        targets TEXT NOT NULL,
-        severity TEXT NOT NULL,
-        kind TEXT NOT NULL,
-        state TEXT NOT NULL,
-        title TEXT NOT NULL,
-        opened REAL NOT NULL,
-        acknowledged REAL,
-        resolved REAL,
-        tier INTEGER NOT NULL DEFAULT 0,
-        parent_id INTEGER REFERENCES tickets (id),
-        updated REAL NOT NULL
-    );
-    CREATE UNIQUE INDEX tickets_open_key ON tickets (incident_key) WHERE state != 'resolved';
-    CREATE INDEX tickets_state ON tickets (state, opened);
-    CREATE TABLE ticket_events (
-        id INTEGER PRIMARY KEY,
-        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
-        at REAL NOT NULL,
-        kind TEXT NOT NULL,
-        text TEXT NOT NULL
-    );
-    CREATE INDEX ticket_events_ticket ON ticket_events (ticket_id, at);
-    CREATE TABLE ticket_refs (
-        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
-        sink TEXT NOT NULL,
-        external_id TEXT NOT NULL,
-        last_action TEXT NOT NULL DEFAULT 'open',
-        PRIMARY KEY (ticket_id, sink)
-    );
-    CREATE TABLE outbox (
-        id INTEGER PRIMARY KEY,
-        ticket_id INTEGER NOT NULL REFERENCES tickets (id),
-        sink TEXT NOT NULL,
-        action TEXT NOT NULL,
-        text TEXT NOT NULL,
-        recipients TEXT NOT NULL,
-        idempotency_key TEXT NOT NULL UNIQUE,
-        created REAL NOT NULL,
-        attempts INTEGER NOT NULL DEFAULT 0,
-        next_attempt REAL NOT NULL,
-        delivered REAL,
-        last_error TEXT
-    );
-    CREATE INDEX outbox_due ON outbox (delivered, next_attempt);
-    ALTER TABLE outages ADD COLUMN evidence TEXT;
-    """
-)
-MIGRATIONS.append(
-    # 4: the node and site (vantage point) a cycle was probed by, in a cluster
-    """
-    ALTER TABLE cycles ADD COLUMN node TEXT;
-    ALTER TABLE cycles ADD COLUMN site TEXT;
-    """
-)
-MIGRATIONS.append(
-    # 5: batches replayed from a node's local spool, each applied once
-    """
-    CREATE TABLE applied_batches (id TEXT PRIMARY KEY, applied REAL NOT NULL);
-    """
-)
-SCHEMA_VERSION = len(MIGRATIONS)
 
 
 class _SqliteExec(Exec):
@@ -267,25 +113,28 @@ class SqliteStore(SqlTickets):
 
     # -- schema --------------------------------------------------------------------------
     def schema_version(self) -> int:
+        """The schema step this store is at (monitor.store.schema; an earlier history's version mapped)."""
+        return step_of(self._stored_version(), "sqlite")
+
+    def _stored_version(self) -> int:
         with self._lock:
             return self._db.execute("PRAGMA user_version").fetchone()[0]
 
     def migrate(self) -> int:
-        """Apply pending forward migrations; returns the schema version now in force."""
+        """Apply pending steps of the one migration history (monitor.store.schema); returns the schema version
+        now in force."""
         # the version is read inside the IMMEDIATE transaction: a second process migrating at the same time
         # waits for this one and then finds nothing left to do
         with self._tx(f"migration of {self.path} to schema version {SCHEMA_VERSION} failed") as ex:
-            current = self.schema_version()
+            stored = self._stored_version()
+            current = step_of(stored, "sqlite")
             if current > SCHEMA_VERSION:
-                raise StoreError(
-                    f"store {self.path} has schema version {current}, newer than this slawatch "
-                    f"understands ({SCHEMA_VERSION}); upgrade slawatch"
-                )
-            for version in range(current + 1, SCHEMA_VERSION + 1):
-                for statement in MIGRATIONS[version - 1].split(";"):
-                    if statement.strip():
-                        ex.db.execute(statement)
-                ex.db.execute(f"PRAGMA user_version = {version}")
+                raise StoreError(f"store {self.path} has {newer_than_known(stored)}; upgrade slawatch")
+            for step in range(current + 1, SCHEMA_VERSION + 1):
+                for statement in ddl(step, "sqlite"):
+                    ex.db.execute(statement)
+            if stored != stored_version(SCHEMA_VERSION):
+                ex.db.execute(f"PRAGMA user_version = {stored_version(SCHEMA_VERSION)}")
         return SCHEMA_VERSION
 
     def info(self) -> StoreInfo:
