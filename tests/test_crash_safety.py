@@ -14,6 +14,7 @@ import pytest
 
 from conftest import REPO, SLAWATCH, TEST_STORE, StoreMaker, free_port
 from procs import spawn
+from monitor.sla.rollup import Rollup
 
 N_LOOPBACK = 100
 INF = math.inf
@@ -34,11 +35,11 @@ def _snapshot(store) -> dict:
             cycles[name] = n
     monthly: dict[str, int] = {}
     for month in _months(time.time()):
-        for name, r in store.monthly_rollups(month).items():
+        for name, r in ((n, Rollup.stored(s)) for n, s in store.monthly_rollups(month).items()):
             monthly[name] = monthly.get(name, 0) + r.cycles
     hourly = {}
     for name in cycles:
-        n = sum(r.cycles for r in store.hourly_rollups(name, 0, INF).values())
+        n = sum(Rollup.stored(r).cycles for r in store.hourly_rollups(name, 0, INF).values())
         if n:
             hourly[name] = n
     return {

@@ -647,7 +647,9 @@ targets:
         answered = [c for c in sip_cycles if c.ok]
         assert answered and all(0 < c.samples["response"] < 0.5 for c in answered)
         assert all(c.samples["status"] == "SIP/2.0 200 Keepalive" for c in answered)
-        portal = store.monthly_rollups(time.strftime("%Y-%m"))["portal"]
+        from monitor.sla.rollup import Rollup
+
+        portal = Rollup.stored(store.monthly_rollups(time.strftime("%Y-%m"))["portal"])
         assert portal.response.count >= 1 and portal.rtt.count == 0
     finally:
         store.close()

@@ -24,6 +24,7 @@ from monitor.sla.periods import month_of, to_ms
 from monitor.sla.rollup import Rollup
 from monitor.measure.state import GAP_FACTOR
 from monitor.store import Batch, UnknownRecord
+from monitor.store.base import StoredRollup
 
 __all__ = ["Ingestor", "GAP_FACTOR", "voice_sample"]
 
@@ -74,7 +75,7 @@ class Ingestor:
         """Load the current hour's and month's rollup snapshots, so a restart adds to them (of one target with
         ``only``: a cluster node that takes a target over continues its previous owner's rollups)."""
         hour = int(now // 3600 * 3600)
-        months: dict[str, dict[str, Rollup]] = {}
+        months: dict[str, dict[str, StoredRollup]] = {}
         for target in self.units.values():
             if only is not None and target.id != only:
                 continue
@@ -83,10 +84,10 @@ class Ingestor:
             if label not in months:
                 months[label] = store.monthly_rollups(label, only)
             if target.id in months[label]:
-                self._monthly[target.id] = (label, months[label][target.id])
+                self._monthly[target.id] = (label, Rollup.stored(months[label][target.id]))
             hourly = store.hourly_rollups(target.id, hour, hour + 3600)
             if hour in hourly:
-                self._hourly[target.id] = (hour, hourly[hour])
+                self._hourly[target.id] = (hour, Rollup.stored(hourly[hour]))
 
     # -- one cycle ---------------------------------------------------------------------
     def ingest(self, batch: Batch, target: Target, outcome: CycleOutcome, live: TargetLive,

@@ -171,7 +171,7 @@ def load_month(store, config: Config, month: str, calendar: MaintenanceCalendar 
     inputs.records = store.outages_between(lo, hi)
     inputs.down, inputs.degraded = outage_intervals(inputs.records, 2**62)  # open: clipped to the period later
     inputs.unknown = unknown_intervals(store.unknown_intervals(None, lo, hi))
-    inputs.rollups = store.monthly_rollups(month)
+    inputs.rollups = {t: Rollup.stored(r) for t, r in store.monthly_rollups(month).items()}
     by_contract = config.by_contract()
     for contract in config.contracts:  # maintenance changed after the fact: rebuild those months
         period = parse_month(month, contract.timezone)

@@ -85,7 +85,7 @@ def rebuild(store, contract: Contract, target: Target, lo: int, hi: int,
     """The rollup of [lo, hi) for ``target`` judged by ``windows`` (ms), from its hourly rollups and, where an
     hour's windows changed, its raw cycles."""
     first_hour = lo // HOUR_MS * HOUR_MS
-    hourly = store.hourly_rollups(target.id, first_hour / 1000, hi / 1000)
+    hourly = {h: Rollup.stored(r) for h, r in store.hourly_rollups(target.id, first_hour / 1000, hi / 1000).items()}
     out = Rollup()
     kept = maint = rebuilt = unreconciled = 0
     for hour_s, h in sorted(hourly.items()):

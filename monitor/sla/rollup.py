@@ -40,6 +40,7 @@ from monitor.sla.sketch import RttSketch, read_varint, write_varint
 
 if TYPE_CHECKING:
     from monitor.sla.cycles import CycleFigures
+    from monitor.store.base import StoredRollup
 
 __all__ = ["Rollup", "VoiceSample"]
 
@@ -237,6 +238,15 @@ class Rollup:
             write_varint(len(blob), out)
             out += blob
         return bytes(out)
+
+    def blobs(self) -> tuple[bytes, bytes]:
+        """(counts, RTT sketch) as the store writes them (monitor.store.base.RollupBlobs)."""
+        return self.counts_blob(), self.rtt.to_bytes()
+
+    @classmethod
+    def stored(cls, row: "StoredRollup") -> "Rollup":
+        """A rollup from the store's row (monitor.store.base.StoredRollup)."""
+        return cls.decode(row.counts, row.rtt)
 
     @classmethod
     def decode(cls, counts: bytes, rtt: bytes) -> "Rollup":

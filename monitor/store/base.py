@@ -18,12 +18,28 @@ from monitor.store.schema import TABLES
 
 if TYPE_CHECKING:
     from monitor.events import BreachEvent
-    from monitor.sla.rollup import Rollup
 
 __all__ = ["Store", "TicketTx", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "UnknownRecord", "Batch",
            "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "NodeInfo", "Fence", "LeaderLease", "LeaderInfo",
-           "SchemaStore", "EvidenceWriter", "EvidenceReader", "TicketStore", "TableCopy",
+           "StoredRollup", "RollupBlobs", "SchemaStore", "EvidenceWriter", "EvidenceReader", "TicketStore", "TableCopy",
            "ClusterStore"]
+
+
+class RollupBlobs(Protocol):
+    """What the store writes of a rollup (monitor.sla.rollup.Rollup, which the store does not import): its counts
+    and its RTT sketch, encoded by the rollup itself."""
+
+    def blobs(self) -> tuple[bytes, bytes]:
+        """(counts, RTT sketch) as stored."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class StoredRollup:
+    """A rollup as the store holds it; ``monitor.sla.rollup.Rollup.decode`` makes it a rollup again."""
+
+    counts: bytes
+    rtt: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +106,10 @@ class Batch:
     outages: list[OutageRecord] = field(default_factory=list)
     unknown: list[UnknownRecord] = field(default_factory=list)
     events: list["BreachEvent"] = field(default_factory=list)
-    #: (target, hour start in unix seconds) -> snapshot of that hour's rollup
-    hourly: dict[tuple[str, int], "Rollup"] = field(default_factory=dict)
+    #: (target, hour start in unix seconds) -> snapshot of that hour's rollup (monitor.sla.rollup.Rollup)
+    hourly: dict[tuple[str, int], "RollupBlobs"] = field(default_factory=dict)
     #: (target, "YYYY-MM") -> snapshot of that month's rollup
-    monthly: dict[tuple[str, str], "Rollup"] = field(default_factory=dict)
+    monthly: dict[tuple[str, str], "RollupBlobs"] = field(default_factory=dict)
     #: a batch replayed from the local spool carries its id: the store applies it once, however often it is
     #: replayed (a crash between its commit and the spool file's removal)
     id: str | None = None
@@ -406,16 +422,16 @@ class EvidenceReader(Protocol):
         """The recorded unknown intervals overlapping [start, end), of one target or (``None``) of all."""
         ...
 
-    def monthly_rollups(self, month: str, target: str | None = None) -> dict[str, "Rollup"]:
-        """target -> the month's rollup (``month`` as YYYY-MM), of one target or of all."""
+    def monthly_rollups(self, month: str, target: str | None = None) -> dict[str, StoredRollup]:
+        """target -> the month's rollup as stored (``month`` as YYYY-MM), of one target or of all."""
         ...
 
     def state(self, target: str) -> StateRecord | None:
         """The target's stored state (state machine and tracker), or None before its first cycle."""
         ...
 
-    def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, "Rollup"]:
-        """hour start (UTC seconds) -> the target's hourly rollup, for the hours starting in [start, end)."""
+    def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, StoredRollup]:
+        """hour start (UTC seconds) -> the target's hourly rollup as stored, for the hours starting in [start, end)."""
         ...
 
     def events(self, start: float | None = None, end: float | None = None) -> list["BreachEvent"]:

@@ -32,9 +32,8 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from monitor.errors import ClusterError, FencedError, StoreError
 from monitor.events import BreachEvent
-from monitor.sla.rollup import Rollup
 from monitor.store.base import (TABLES, Batch, CycleRecord, Fence, LeaderInfo, LeaderLease, NodeInfo, OutageRecord,
-                                RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord)
+                                RunRecord, StateRecord, StoreInfo, StoredRollup, TicketTx, UnknownRecord)
 from monitor.store.schema import SCHEMA_VERSION, ddl, newer_than_known, step_of, stored_version
 from monitor.store.sql import Epoch, Exec, SqlTickets, SqlTicketTx, check_fence
 
@@ -374,13 +373,13 @@ class PostgresStore(SqlTickets):
             cur.executemany(
                 "INSERT INTO rollups_hourly (target_id, hour_no, counts, rtt) VALUES (%s,%s,%s,%s)"
                 " ON CONFLICT (target_id, hour_no) DO UPDATE SET counts = excluded.counts, rtt = excluded.rtt",
-                [(self._target_id(cur, t), hour // 3600, r.counts_blob(), r.rtt.to_bytes())
+                [(self._target_id(cur, t), hour // 3600, *r.blobs())
                  for (t, hour), r in batch.hourly.items()])
         if batch.monthly:
             cur.executemany(
                 "INSERT INTO rollups_monthly (target_id, month, counts, rtt) VALUES (%s,%s,%s,%s)"
                 " ON CONFLICT (month, target_id) DO UPDATE SET counts = excluded.counts, rtt = excluded.rtt",
-                [(self._target_id(cur, t), month, r.counts_blob(), r.rtt.to_bytes())
+                [(self._target_id(cur, t), month, *r.blobs())
                  for (t, month), r in batch.monthly.items()])
 
     def purge(self, raw_before: float, rollups_before: float) -> tuple[int, int]:
@@ -472,18 +471,18 @@ class PostgresStore(SqlTickets):
         return [UnknownRecord(r["target"], r["start"], r["end"], r["reason"])
                 for r in self._rows(query + " ORDER BY start, id", args)]
 
-    def monthly_rollups(self, month: str, target: str | None = None) -> dict[str, Rollup]:
+    def monthly_rollups(self, month: str, target: str | None = None) -> dict[str, StoredRollup]:
         rows = self._rows("SELECT t.name, m.counts, m.rtt FROM rollups_monthly m JOIN targets t ON t.id = m.target_id"
                           " WHERE m.month = ?" + (" AND t.name = ?" if target else ""),
                           (month, target) if target else (month,))
-        return {r["name"]: Rollup.decode(bytes(r["counts"]), bytes(r["rtt"])) for r in rows}
+        return {r["name"]: StoredRollup(bytes(r["counts"]), bytes(r["rtt"])) for r in rows}
 
-    def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, Rollup]:
+    def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, StoredRollup]:
         rows = self._rows("SELECT h.hour_no::bigint * 3600 AS hour, h.counts, h.rtt FROM rollups_hourly h"
                           " JOIN targets t ON t.id = h.target_id"
                           " WHERE t.name = ? AND h.hour_no >= ? AND h.hour_no < ? ORDER BY h.hour_no",
                           (target, math.ceil(start / 3600), math.ceil(end / 3600) if math.isfinite(end) else 2**31 - 1))
-        return {r["hour"]: Rollup.decode(bytes(r["counts"]), bytes(r["rtt"])) for r in rows}
+        return {r["hour"]: StoredRollup(bytes(r["counts"]), bytes(r["rtt"])) for r in rows}
 
     def events(self, start: float | None = None, end: float | None = None) -> list[BreachEvent]:
         query, args = "SELECT * FROM events", []

@@ -17,8 +17,7 @@ from typing import Any, Callable, Collection, Iterable, Iterator, Mapping, Seque
 
 from monitor.errors import StoreError
 from monitor.events import BreachEvent
-from monitor.sla.rollup import Rollup
-from monitor.store.base import TABLES, Batch, CycleRecord, Fence, OutageRecord, RunRecord, StateRecord, StoreInfo, TicketTx, UnknownRecord
+from monitor.store.base import TABLES, Batch, CycleRecord, Fence, OutageRecord, RunRecord, StateRecord, StoreInfo, StoredRollup, TicketTx, UnknownRecord
 from monitor.store.schema import SCHEMA_VERSION, ddl, newer_than_known, step_of, stored_version
 from monitor.store.sql import Exec, SqlTickets, SqlTicketTx
 
@@ -246,12 +245,12 @@ class SqliteStore(SqlTickets):
                         on_new_event(tickets, event)
                 ex.db.executemany(
                     "INSERT OR REPLACE INTO rollups_hourly (target_id, hour, counts, rtt) VALUES (?,?,?,?)",
-                    [(self._target_id(t), hour, r.counts_blob(), r.rtt.to_bytes())
+                    [(self._target_id(t), hour, *r.blobs())
                      for (t, hour), r in batch.hourly.items()],
                 )
                 ex.db.executemany(
                     "INSERT OR REPLACE INTO rollups_monthly (target_id, month, counts, rtt) VALUES (?,?,?,?)",
-                    [(self._target_id(t), month, r.counts_blob(), r.rtt.to_bytes())
+                    [(self._target_id(t), month, *r.blobs())
                      for (t, month), r in batch.monthly.items()],
                 )
         except BaseException:
@@ -346,24 +345,24 @@ class SqliteStore(SqlTickets):
         return [OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"],
                              json.loads(r["evidence"]) if r["evidence"] else None) for r in rows]
 
-    def monthly_rollups(self, month: str, target: str | None = None) -> dict[str, Rollup]:
+    def monthly_rollups(self, month: str, target: str | None = None) -> dict[str, StoredRollup]:
         rows = self._rows(
             "SELECT t.name, m.counts, m.rtt FROM rollups_monthly m JOIN targets t ON t.id = m.target_id"
             " WHERE m.month = ?" + (" AND t.name = ?" if target else ""), (month, target) if target else (month,)
         )
-        return {r[0]: Rollup.decode(r[1], r[2]) for r in rows}
+        return {r[0]: StoredRollup(r[1], r[2]) for r in rows}
 
     def state(self, target: str) -> StateRecord | None:
         rows = self._rows("SELECT * FROM target_state WHERE target = ?", (target,))
         return StateRecord(rows[0]["target"], rows[0]["state"], rows[0]["since"], rows[0]["updated"],
                            json.loads(rows[0]["tracker"])) if rows else None
 
-    def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, Rollup]:
+    def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, StoredRollup]:
         rows = self._rows(
             "SELECT h.hour, h.counts, h.rtt FROM rollups_hourly h JOIN targets t ON t.id = h.target_id"
             " WHERE t.name = ? AND h.hour >= ? AND h.hour < ? ORDER BY h.hour", (target, int(start), end)
         )
-        return {r[0]: Rollup.decode(r[1], r[2]) for r in rows}
+        return {r[0]: StoredRollup(r[1], r[2]) for r in rows}
 
     def events(self, start: float | None = None, end: float | None = None) -> list[BreachEvent]:
         query, args = "SELECT * FROM events", []
