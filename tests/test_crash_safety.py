@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from conftest import REPO, SLAWATCH, TEST_STORE, StoreMaker, free_port
+from conftest import REPO, SLAWATCH, TEST_STORE, StoreMaker, free_port, wait_for
 from procs import spawn
 from monitor.sla.rollup import Rollup
 
@@ -97,8 +97,12 @@ targets:
         assert s["monthly"] == s["cycles"] == s["hourly"], f"round {round_}"
     assert kills == 20
     # a clean last run
+    before = len(maker.peek(location, lambda st: st.runs()))
     proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    time.sleep(4)
+    # running: its run recorded, and a few cycles on (a wait on the condition: a busy machine starts it later)
+    wait_for("the last run recorded", lambda: len(maker.peek(location, lambda st: st.runs()) or ()) > before,
+             timeout=60)
+    time.sleep(2)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
