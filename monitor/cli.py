@@ -25,13 +25,21 @@ from monitor.units import format_duration
 __all__ = ["main", "build_parser"]
 
 
-def _add_common(parser: argparse.ArgumentParser, *, config: bool = True) -> None:
+def _add_common(parser: argparse.ArgumentParser, *, config: bool = True, nested: bool = False) -> None:
+    """--version, and -c: on a command and again on its actions (``nested``), where it only overrides what the
+    command was given (``slawatch tickets -c FILE list`` and ``slawatch tickets list -c FILE`` both work)."""
     parser.add_argument("--version", action="version", version=f"slawatch {__version__}")
     if config:
         parser.add_argument(
-            "-c", "--config", metavar="FILE", default=os.environ.get("SLAWATCH_CONFIG", "/etc/slawatch/slawatch.yaml"),
+            "-c", "--config", metavar="FILE",
+            default=argparse.SUPPRESS if nested else os.environ.get("SLAWATCH_CONFIG", "/etc/slawatch/slawatch.yaml"),
             help="config file (default: $SLAWATCH_CONFIG or /etc/slawatch/slawatch.yaml)",
         )
+
+
+def _parser(sub, name: str, text: str, **kw) -> argparse.ArgumentParser:
+    """A sub-command: its help line in the list above it, and as the description of its own --help."""
+    return sub.add_parser(name, help=text, description=kw.pop("description", text[:1].upper() + text[1:] + "."), **kw)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,73 +53,73 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
 
-    p = sub.add_parser("check-config", help="validate a config file and print a summary")
+    p = _parser(sub, "check-config", "validate a config file and print a summary")
     _add_common(p)
 
-    p = sub.add_parser("run", help="run the daemon: scheduler, probes, store and exporter")
+    p = _parser(sub, "run", "run the daemon: scheduler, probes, store and exporter")
     _add_common(p)
 
-    p = sub.add_parser("probe", help="run one probe cycle of a target now and print the result")
+    p = _parser(sub, "probe", "run one probe cycle of a target now and print the result")
     _add_common(p)
     p.add_argument("target", metavar="TARGET_ID")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
 
-    p = sub.add_parser("status", help="print each target's current state from the store")
+    p = _parser(sub, "status", "print each target's current state from the store")
     _add_common(p)
     p.add_argument("--json", action="store_true", help="print as JSON")
 
-    p = sub.add_parser("report", help="monthly SLA and uptime-credit report")
+    p = _parser(sub, "report", "monthly SLA and uptime-credit report")
     _add_common(p)
     p.add_argument("--month", required=True, help="month as YYYY-MM (in each contract's time zone)")
     p.add_argument("--contract", help="only this contract")
     p.add_argument("--format", choices=["json", "csv", "html", "pdf"], default="json")
     p.add_argument("-o", "--output", help="output file (default: standard output for json and csv)")
 
-    p = sub.add_parser("tickets", help="the ticket ledger: list, show, ack, resolve, retry")
+    p = _parser(sub, "tickets", "the ticket ledger: list, show, ack, resolve, retry")
     _add_common(p)
     tsub = p.add_subparsers(dest="action", metavar="ACTION")
     tsub.required = True
-    t = tsub.add_parser("list", help="list tickets, with pending deliveries")
-    _add_common(t)
-    t.add_argument("--contract")
-    t.add_argument("--state", choices=["open", "acknowledged", "resolved"])
+    t = _parser(tsub, "list", "list tickets, with pending deliveries")
+    _add_common(t, nested=True)
+    t.add_argument("--contract", help="only this contract's tickets")
+    t.add_argument("--state", choices=["open", "acknowledged", "resolved"], help="only tickets in this state")
     t.add_argument("--since", help="opened at or after, YYYY-MM-DD or ISO time (UTC)")
     t.add_argument("--until", help="opened before, YYYY-MM-DD or ISO time (UTC)")
-    t.add_argument("--json", action="store_true")
+    t.add_argument("--json", action="store_true", help="print as JSON")
     for name, text in (("show", "one ticket with its timeline and deliveries"), ("ack", "acknowledge: stops escalation"),
                        ("resolve", "resolve by hand")):
-        t = tsub.add_parser(name, help=text)
-        _add_common(t)
+        t = _parser(tsub, name, text)
+        _add_common(t, nested=True)
         t.add_argument("id", type=int)
         if name in ("ack", "resolve"):
             t.add_argument("--by", default=os.environ.get("USER", "cli"), help="who (default: $USER)")
         if name == "show":
-            t.add_argument("--json", action="store_true")
-    t = tsub.add_parser("retry", help="retry pending deliveries now (all, or one ticket's)")
-    _add_common(t)
+            t.add_argument("--json", action="store_true", help="print as JSON")
+    t = _parser(tsub, "retry", "retry pending deliveries now (all, or one ticket's)")
+    _add_common(t, nested=True)
     t.add_argument("id", type=int, nargs="?")
 
-    p = sub.add_parser("cluster", help="the cluster: nodes, sites, heartbeats, leader, shards")
+    p = _parser(sub, "cluster", "the cluster: nodes, sites, heartbeats, leader, shards")
     _add_common(p)
     csub = p.add_subparsers(dest="action", metavar="ACTION")
     csub.required = True
-    c = csub.add_parser("status", help="every node with its site, heartbeat age, epoch, targets owned; the leader")
-    _add_common(c)
-    c.add_argument("--json", action="store_true")
+    c = _parser(csub, "status", "every node with its site, heartbeat age, epoch, targets owned; the leader")
+    _add_common(c, nested=True)
+    c.add_argument("--json", action="store_true", help="print as JSON")
 
-    p = sub.add_parser("store", help="the evidence store: migrate, status, copy")
+    p = _parser(sub, "store", "the evidence store: migrate, status, copy")
     _add_common(p)
     ssub = p.add_subparsers(dest="action", metavar="ACTION")
     ssub.required = True
-    s = ssub.add_parser("migrate", help="apply pending schema migrations to the config's store")
-    _add_common(s)
-    s = ssub.add_parser("status", help="backend, schema version and rows per table of the config's store")
-    _add_common(s)
-    s.add_argument("--json", action="store_true")
-    s = ssub.add_parser("copy", help="copy everything from one store to another, then verify it",
-                        description="Copy every table (ids kept), compare the row counts, and, when -c names a "
+    s = _parser(ssub, "migrate", "apply pending schema migrations to the config's store")
+    _add_common(s, nested=True)
+    s = _parser(ssub, "status", "backend, schema version and rows per table of the config's store")
+    _add_common(s, nested=True)
+    s.add_argument("--json", action="store_true", help="print as JSON")
+    s = _parser(ssub, "copy", "copy everything from one store to another, then verify it",
+                description="Copy every table (ids kept), compare the row counts, and, when -c names a "
                                     "readable config, compare each month's report from both stores.")
-    _add_common(s)
+    _add_common(s, nested=True)
     s.add_argument("--from", dest="source", required=True, metavar="URL",
                    help="sqlite:PATH or postgresql://USER@HOST/DB (the password from PGPASSWORD or .pgpass)")
     s.add_argument("--to", dest="target", required=True, metavar="URL", help="the same forms as --from")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+import os
 import json
 import subprocess
 
@@ -100,3 +102,30 @@ def test_report_argument_errors(write_config, tmp_path):
     assert r.returncode == 2 and "no contract with id 'nope' (known: c1)" in r.stderr
     r = run("report", "-c", str(path), "--month", "2026-10", "--format", "html")
     assert r.returncode == 2 and "--format html needs -o PATH" in r.stderr
+
+
+@pytest.mark.parametrize("argv", [["tickets", "-c", "{c}", "list"], ["tickets", "list", "-c", "{c}"],
+                                  ["store", "-c", "{c}", "status"], ["store", "status", "-c", "{c}"]])
+def test_config_flag_works_before_and_after_the_action(write_config, tmp_path, argv):
+    """#27: -c is listed by `slawatch tickets --help` and by `slawatch tickets list --help`; both places work (the
+    action's unset -c used to reset the command's to the default /etc/slawatch/slawatch.yaml)."""
+    path = write_config(LOOPBACK.format(db=tmp_path / "s.db", port=1))
+    r = run(*[a.format(c=path) for a in argv], env={**os.environ, "SLAWATCH_CONFIG": "/nonexistent/slawatch.yaml"})
+    assert r.returncode == 0 and "/nonexistent" not in r.stderr + r.stdout, r.stderr
+
+
+def test_every_command_and_action_has_a_help_line_and_a_description():
+    from monitor.cli import build_parser
+
+    def walk(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                helps = {a.dest: a.help for a in action._choices_actions}
+                for name, sub in action.choices.items():
+                    assert helps.get(name), f"{path} {name}: no help line"
+                    assert sub.description, f"{path} {name}: no description in its --help"
+                    yield f"{path} {name}"
+                    yield from walk(sub, f"{path} {name}")
+
+    commands = list(walk(build_parser(), "slawatch"))
+    assert "slawatch tickets list" in commands and len(commands) >= 17
