@@ -11,8 +11,17 @@ from collections.abc import Mapping
 
 from monitor.secrets import redact
 
-__all__ = ["setup_logging", "JsonFormatter", "Redactor", "config_secrets", "add_secrets", "RateLimited"]
+__all__ = ["iso", "setup_logging", "JsonFormatter", "Redactor", "config_secrets", "add_secrets", "RateLimited"]
 
+
+
+def iso(ts: float | None) -> str:
+    """Unix seconds as an ISO 8601 UTC time to the millisecond, for log lines (``2026-12-07T21:35:41.636Z``)."""
+    if ts is None:
+        return "-"
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ts, timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 def config_secrets(config) -> list[str]:
     """Every secret value in a config (pydantic SecretStr anywhere in the model)."""

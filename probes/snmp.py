@@ -146,12 +146,13 @@ class SnmpResult(ProbeResult):
         return Evidence("good" if self.ok else "none", self.reason, primary=False)
 
     def lines(self) -> list[str]:
-        """The evidence in words, for ``slawatch probe``."""
-        out = [f"{key} = {value}" for key, value in sorted(self.scalars.items())]
+        """The evidence in words, for ``slawatch probe``: interface states by their IF-MIB names, sysUpTime as a
+        duration (with its raw TimeTicks)."""
+        out = [f"{key} = {_shown(key, value)}" for key, value in sorted(self.scalars.items())]
         for index, cols in sorted(self.selected(list(self.selectors)).items()):
             name = cols.get("ifName") or cols.get("ifDescr") or index
-            out.append(f"interface {name} (ifIndex {index}): admin {cols.get('ifAdminStatus')}, "
-                       f"oper {cols.get('ifOperStatus')}")
+            out.append(f"interface {name} (ifIndex {index}): admin {_named(_ADMIN, cols.get('ifAdminStatus'))}, "
+                       f"oper {_named(_OPER, cols.get('ifOperStatus'))}")
         return out
 
     def selected(self, selectors: list[str]) -> dict[int, dict[str, Any]]:
@@ -393,3 +394,22 @@ async def snmp_probe(target_id: str, address: str, settings: SnmpProbeConfig, *,
     finally:
         if own:
             holder.close()
+
+
+#: IF-MIB's ifAdminStatus and ifOperStatus values (RFC 2863)
+_ADMIN = {1: "up", 2: "down", 3: "testing"}
+_OPER = {1: "up", 2: "down", 3: "testing", 4: "unknown", 5: "dormant", 6: "notPresent", 7: "lowerLayerDown"}
+
+
+def _named(names: dict[int, str], value: Any) -> str:
+    """An enumerated status by its MIB name (the number when the agent sent one the MIB does not define)."""
+    return names.get(value, str(value)) if isinstance(value, int) else str(value)
+
+
+def _shown(key: str, value: Any) -> str:
+    """A scalar for people: sysUpTime's TimeTicks (hundredths of a second) as days and h:mm:ss."""
+    if key == "sysUpTime" and isinstance(value, int):
+        days, rest = divmod(value // 100, 86400)
+        clock = f"{rest // 3600}:{rest % 3600 // 60:02d}:{rest % 60:02d}"
+        return f"{days} d {clock} ({value} ticks)" if days else f"{clock} ({value} ticks)"
+    return str(value)

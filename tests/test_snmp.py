@@ -441,3 +441,16 @@ def test_a_reload_gives_the_trap_listener_the_new_targets_addresses():
     assert stage.receiver.sources == {"127.0.0.1": "r1", "127.0.0.2": "r2"}
     asyncio.run(stage.reload(SimpleNamespace(config=config("127.0.0.2", "127.0.0.9"))))
     assert stage.receiver.sources == {"127.0.0.2": "r1", "127.0.0.9": "r2"}
+
+
+def test_probe_lines_name_interface_states_and_show_uptime_as_a_duration():
+    """#27: `slawatch probe` printed "admin 1, oper 1" and sysUpTime in raw ticks."""
+    from probes.snmp import SnmpResult
+
+    r = SnmpResult("snmp", "t", "127.0.0.1", 0.0, 0.1, True, answered=True,
+                   scalars={"sysUpTime": 27_790_612, "sysName": "cpe1"},
+                   interfaces={2: {"ifName": "ge-0/0/2", "ifAdminStatus": 1, "ifOperStatus": 7},
+                               3: {"ifName": "ge-0/0/3", "ifAdminStatus": 2, "ifOperStatus": 9}})
+    assert r.lines() == ["sysName = cpe1", "sysUpTime = 3 d 5:11:46 (27790612 ticks)",
+                         "interface ge-0/0/2 (ifIndex 2): admin up, oper lowerLayerDown",
+                         "interface ge-0/0/3 (ifIndex 3): admin down, oper 9"]

@@ -13,6 +13,7 @@ from typing import Any, Callable
 from monitor.cluster.consensus import (Change, Combined, dark_sites, decide, quorum_spans, unit_id, unknown_spans,
                                        views_from)
 from monitor.events import BreachEvent, outage_event
+from monitor.logs import iso
 from monitor.measure.state import GAP_FACTOR
 from monitor.store import Batch, OutageRecord, StateRecord, UnknownRecord
 
@@ -123,7 +124,7 @@ class ConsensusKeeper:
             if (t.id, start) not in self._replayed_outages:
                 self._replayed_outages.add((t.id, start))
                 log.warning("%s: replaying an outage of %.0f s that %d sites saw while no leader decided (from "
-                            "%.3f)", t.id, end - start, sum(v["state"] == "down" for v in sites.values()), start)
+                            "%s)", t.id, end - start, sum(v["state"] == "down" for v in sites.values()), iso(start))
             out += [Change("outage_started", start, None, sites), Change("outage_ended", start, end, sites)]
         spans = unknown_spans([(downs[s], per_site[s].get("unknown", [])) for s in t.vantage.sites],
                               t.vantage.quorum, since, now)
@@ -202,8 +203,8 @@ class ConsensusKeeper:
             evidence = {"first_bad": {"at": ch.start, "reason": cause}, "quorum": k, "sites": ch.sites}
             batch.outages.append(OutageRecord(t.id, t.contract, "down", ch.start, None, evidence))
             batch.events.append(outage_event("outage_started", t.contract, t.id, ch.start, None, cause))
-            log.warning("%s is down from %d of %d sites (%s): outage from %.3f", t.id, len(seen), len(sites),
-                        ", ".join(seen), ch.start)
+            log.warning("%s is down from %d of %d sites (%s): outage from %s", t.id, len(seen), len(sites),
+                        ", ".join(seen), iso(ch.start))
         elif ch.kind == "outage_ended":
             assert ch.end is not None
             batch.outages.append(OutageRecord(t.id, t.contract, "down", ch.start, ch.end,
