@@ -190,6 +190,7 @@ def cmd_probe(args) -> int:
 
 
 def cmd_status(args) -> int:
+    from monitor.config.sites import unit_id
     from monitor.sla.evaluator import SlaEvaluator
     from monitor.store import open_store
 
@@ -198,6 +199,12 @@ def cmd_status(args) -> int:
     try:
         states = store.load_states()
         last = store.last_cycles()
+        # where the last cycle carries no RTT (another probe's), the freshest one that does, of the last minutes
+        intervals = {u: t.interval for t in config.targets for u in [t.id, *(unit_id(t.id, s) for s in
+                                                                       (t.vantage.sites if t.vantage else ()))]}
+        measured = {u: next((c for c in reversed(store.cycles(u, cy.started - 3 * intervals[u], cy.started + 1))
+                             if c.sent), None)
+                    for u, cy in last.items() if not cy.sent and u in intervals}
         coverage = {t: (s.tracker.get("first_cycle"), s.tracker.get("last_cycle")) for t, s in states.items()}
         try:
             sla, _ = SlaEvaluator(config, store).evaluate(time.time(), coverage, windows=False)
@@ -209,11 +216,12 @@ def cmd_status(args) -> int:
     now = time.time()
     rows: list[dict[str, Any]] = []
 
-    def cycle_figures(cy: Any) -> dict[str, Any]:
-        return {"last_cycle": cy.started if cy else None, "rtt_median": cy.rtt_median if cy else None,
-                "loss": (None if not cy or not cy.sent else (cy.sent - (cy.received or 0)) / cy.sent)}
-
-    from monitor.config.sites import unit_id
+    def cycle_figures(cy: Any, measured: Any = None) -> dict[str, Any]:
+        """The last cycle's time; RTT and loss from the freshest cycle that measured them (``measured``: a
+        target probed by ICMP and SNMP has SNMP cycles, without either, as often as ICMP ones)."""
+        m = measured or cy
+        return {"last_cycle": cy.started if cy else None, "rtt_median": m.rtt_median if m else None,
+                "loss": (None if not m or not m.sent else (m.sent - (m.received or 0)) / m.sent)}
 
     for t in config.targets:
         st = states.get(t.id)
@@ -225,7 +233,7 @@ def cmd_status(args) -> int:
             "since": st.since if st else None,
             "month_availability": None if mtd is None or mtd.so_far.ratio is None else float(mtd.so_far.ratio),
             "error_budget_left": None if mtd is None else mtd.remaining_ratio,
-            **cycle_figures(last.get(t.id)),
+            **cycle_figures(last.get(t.id), measured.get(t.id)),
             "open_ticket": open_tickets.get(f"outage:{t.contract}:{t.id}"),
         }
         if t.vantage is not None and len(t.vantage.sites) > 1:
@@ -234,7 +242,7 @@ def cmd_status(args) -> int:
             for site in t.vantage.sites:
                 unit = states.get(unit_id(t.id, site))
                 sites[site] = {"state": unit.state if unit else "unknown",
-                               **cycle_figures(last.get(unit_id(t.id, site)))}
+                               **cycle_figures(last.get(unit_id(t.id, site)), measured.get(unit_id(t.id, site)))}
             row["sites"] = sites
             fresh = [v for v in sites.values() if v["last_cycle"] is not None]
             if fresh:

@@ -129,3 +129,27 @@ def test_every_command_and_action_has_a_help_line_and_a_description():
 
     commands = list(walk(build_parser(), "slawatch"))
     assert "slawatch tickets list" in commands and len(commands) >= 17
+
+
+def test_status_shows_the_freshest_rtt_whichever_probe_came_last(write_config, tmp_path):
+    """#27: a target probed by ICMP and SNMP showed "- -" for RTT and loss when its last cycle was the SNMP one."""
+    import time
+
+    from monitor.store import Batch, CycleRecord, SqliteStore, StateRecord
+
+    db = tmp_path / "s.db"
+    path = write_config(LOOPBACK.format(db=db, port=1))
+    now = time.time()
+    store = SqliteStore(db)
+    store.migrate()
+    store.write(Batch(cycles=[CycleRecord("lo1", "icmp", now - 1.2, 0.05, True, "good", None, sent=4, received=3,
+                                          rtt_median=0.0123),
+                              CycleRecord("lo1", "snmp", now - 1.0, 0.02, True, "good", None)],
+                      states={"lo1": StateRecord("lo1", "up", now - 60, now - 1.0, {"last_cycle": now - 1.0})}))
+    store.close()
+    r = run("status", "-c", str(path), "--json")
+    assert r.returncode == 0, r.stderr
+    [row] = json.loads(r.stdout)
+    assert row["last_cycle"] == pytest.approx(now - 1.0) and row["rtt_median"] == 0.0123 and row["loss"] == 0.25, row
+    text = run("status", "-c", str(path)).stdout
+    assert "12.3" in text and "25" in text, text
