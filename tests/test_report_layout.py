@@ -156,4 +156,6 @@ def test_local_time_and_hms_formats():
     assert local_time("2026-03-29T00:59:59.999+00:00", "Europe/Berlin") == "2026-03-29 01:59:59 CET"
     assert local_time(ts(2026, 3, 29, 1), "Europe/Berlin") == "2026-03-29 03:00:00 CEST"  # the DST change
     assert local_time(None, "UTC") is None
-    assert hms(0) == "0:00:00" and hms(59.999) == "0:00:59" and hms(100_000) == "1 d 3:46:40"
+    assert hms(0) == "0:00:00" and hms(100_000) == "1 d 3:46:40"
+    # #27: rounded half up, not floored (119.999 s showed as 0:01:59)
+    assert hms(59.999) == "0:01:00" and hms(119.999) == "0:02:00" and hms(0.5) == "0:00:01" and hms(0.49) == "0:00:00"

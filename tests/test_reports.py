@@ -7,6 +7,7 @@ from fractions import Fraction
 from decimal import Decimal
 import io
 import json
+import re
 import shutil
 import signal
 import subprocess
@@ -556,3 +557,52 @@ def test_ticket_response_times_against_the_contract_targets(every_store):
         "minor": {"tickets": 1, "acknowledge": {"met": 0, "measured": 0, "target_s": None},
                   "resolve": {"met": 0, "measured": 0, "target_s": None}},
     }
+
+
+def test_a_credit_is_final_only_for_a_closed_month_with_enough_evidence(every_store):
+    """#27: a month without credit was "final" at any coverage, even 0 % and a future month; a month still
+    running was final too."""
+    cfg, store = scenario(every_store)  # November fully measured, nothing down
+    closed = report(cfg, store)["contracts"][0]["credits"]
+    assert closed["status"] == "final" and closed["total"] == "0.00" and closed["coverage_notes"] == []
+    future = report_dict(build_report(store, cfg, "2027-03", now=ts(2026, 12, 5)))["contracts"][0]["credits"]
+    assert future["status"] == "provisional" and future["total"] == "0.00"
+    assert any("below the minimum" in n for n in future["coverage_notes"]), future["coverage_notes"]
+    running = report_dict(build_report(store, cfg, "2026-11", now=ts(2026, 11, 20)))["contracts"][0]["credits"]
+    assert running["status"] == "provisional" and any("still running" in n for n in running["coverage_notes"])
+    # withhold applies to a closed month's low coverage; a running month is provisional, not withheld
+    cfg2, store2 = scenario(every_store, contract={"credit_low_coverage": "withhold"}, first=ts(2026, 11, 29))
+    assert report(cfg2, store2)["contracts"][0]["credits"]["status"] == "withheld"
+    rows = list(csv.DictReader(io.StringIO(render_csv(build_report(store, cfg, "2027-03", now=ts(2026, 12, 5))))))
+    assert rows[-1]["row"] == "contract" and rows[-1]["credit_status"] == "provisional"
+    assert rows[0]["coverage_pct"] == "0.0000" and rows[-1]["coverage_pct"] == "0.0000", rows
+
+
+def test_the_html_report_states_every_objective_with_its_figure_verdict_and_credit(every_store):
+    """#27: a missed loss objective (1.3 % against 0.5 %) printed as a bare number; latency and jitter objectives
+    were absent from HTML and PDF."""
+    from monitor.sla.rollup import Rollup
+
+    cfg, store = scenario(every_store, contract={
+        "objectives": {"availability": "99.9%", "loss": "0.5%", "jitter": "5ms",
+                       "latency": {"percentile": 95, "max": "50ms"}},
+        "credit_tiers": [*TIERS, {"objective": "loss", "below": "99%", "credit": "2%"}]})
+    rollup = Rollup()
+    start = month_period(2026, 11, "UTC").start_ms
+    for i in range(100):  # 100 cycles of 10 packets, 13 lost in all; RTT 20 ms; jitter 2 ms
+        rollup.add_cycle("good", False, 10, 9 if i % 8 == 0 else 10, [0.020] * 9, 0.002, None, start + i * 30_000)
+    rollup.quality_count, rollup.loss_ok, rollup.jitter_ok = 100, 87, 100  # the cycles judged against each
+    batch = Batch()
+    batch.monthly[("t1", "2026-11")] = rollup
+    store.write(batch)
+    doc = report(cfg, store)["contracts"][0]["targets"][0]
+    assert doc["loss"]["met"] is False and doc["latency"]["met"] is True and doc["jitter"]["met"] is True, doc
+    html = render_html(model(cfg, store))
+    table = html[html.index("<th>promised</th>"):]
+    table = table[:table.index("</table>")]
+    rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr><td>([^<]*)</td>.*?</tr>", table)}
+    assert set(rows) == {"availability", "latency", "loss", "jitter"}, rows
+    assert "1.3 %" in rows["loss"] and "&le; 0.5 %" in rows["loss"] and "missed" in rows["loss"], rows["loss"]
+    assert "p95 20.0 ms" in rows["latency"] and "&le; 50.0 ms" in rows["latency"] and "met" in rows["latency"]
+    assert "mean 2.0 ms" in rows["jitter"] and "met" in rows["jitter"]
+    assert "2 %: 24.00 EUR" in rows["loss"], rows["loss"]  # its credit line: 2 % of 1200.00

@@ -55,11 +55,13 @@ def local_time(value: datetime | str | float | None, tz: str) -> str | None:
 
 
 def hms(seconds: float | None) -> str | None:
-    """Seconds as h:mm:ss (whole seconds, truncated), with whole days apart from a day on: ``3:00:00``,
-    ``1 d 3:46:40``."""
+    """Seconds as h:mm:ss, rounded half up to the whole second (an outage of 119.999 s is 0:02:00; the exact
+    seconds stand beside it and in the JSON), with whole days apart from a day on: ``3:00:00``, ``1 d 3:46:40``."""
     if seconds is None:
         return None
-    s = int(seconds)
+    from decimal import ROUND_HALF_UP, Decimal
+
+    s = int(Decimal(repr(seconds)).quantize(Decimal(1), ROUND_HALF_UP))
     days, s = divmod(s, 86400)
     clock = f"{s // 3600}:{s % 3600 // 60:02d}:{s % 60:02d}"
     return f"{days} d {clock}" if days else clock
@@ -227,7 +229,46 @@ def _contract_head(i: int, c: ContractReport) -> list[str]:
     return parts
 
 
-def _circuit(t: TargetReport, tz: str) -> list[str]:
+def _objective_rows(t: TargetReport) -> list[tuple[str, str, str, bool | None]]:
+    """Every objective the contract sets for this circuit: (objective, promise, measured, met)."""
+    rows: list[tuple[str, str, str, bool | None]] = [
+        ("availability", f"&ge; {_esc(t.availability.objective_pct)} %", f"{_esc(t.availability.value_pct)} %",
+         t.availability.met)]
+    for name, dist in (("latency", t.latency), ("response_time", t.response_time)):
+        if dist.target_s is not None:
+            p = dist.objective.get("percentile")
+            p = f"{p:g}" if isinstance(p, (int, float)) else p  # p95, not p95.0
+            rows.append((name, f"p{_esc(p)} &le; {_esc(shown_ms(dist.target_s))} ms",
+                         f"p{_esc(p)} {_esc(shown_ms(dist.value_s))} ms", dist.met))
+    if t.loss.target_pct is not None:
+        shown = None if t.loss.value_pct is None else round(t.loss.value_pct, 4)
+        rows.append(("loss", f"&le; {_esc(t.loss.target_pct)} %", f"{_esc(shown)} %", t.loss.met))
+    if t.jitter.target_s is not None:
+        rows.append(("jitter", f"mean &le; {_esc(shown_ms(t.jitter.target_s))} ms",
+                     f"mean {_esc(shown_ms(t.jitter.mean_s))} ms", t.jitter.met))
+    if t.voice is not None and t.voice.figures.get("mos_target") is not None:
+        mean = t.voice.mos_mean
+        rows.append(("MOS", f"mean &ge; {_esc(t.voice.figures['mos_target'])}",
+                     f"mean {_esc(None if mean is None else round(mean, 2))}", t.voice.figures.get("met")))
+    return rows
+
+
+def _objectives(t: TargetReport, c: ContractReport) -> str:
+    """The circuit's objectives, each with its measured figure, met or missed, and the credit it earned (the
+    contract's credit lines for this circuit, or for the contract when credits are on the contract's fee)."""
+    credited: dict[str, list[str]] = {}
+    for line in c.credits.lines:
+        if line.scope == t.id or line.scope == "contract" and len(c.targets) == 1:
+            credited.setdefault(line.objective, []).append(f"{_esc(line.credit_pct)} %: {_esc(line.amount)} "
+                                                           f"{_esc(c.currency)}")
+    rows = "".join(f"<tr><td>{name.replace('_', ' ')}</td><td>{promise}</td><td>{measured}</td><td>{_verdict(met)}</td>"
+                   f"<td>{'; '.join(credited.get(name.lower(), [])) or '-'}</td></tr>"
+                   for name, promise, measured, met in _objective_rows(t))
+    return ("<table><thead><tr><th>objective</th><th>promised</th><th>measured</th><th>result</th><th>credit</th>"
+            f"</tr></thead><tbody>{rows}</tbody></table>")
+
+
+def _circuit(t: TargetReport, tz: str, c: ContractReport | None = None) -> list[str]:
     ta = t.availability
     ex = t.excluded
     p95 = t.latency.p95_s
@@ -242,6 +283,8 @@ def _circuit(t: TargetReport, tz: str) -> list[str]:
              f"<td>{_duration(t.outages.longest_s)}</td>"
              f"<td>{_esc(shown_ms(p95))}</td>"
              f"<td>{_esc(None if loss is None else round(loss, 4))}</td></tr></tbody></table>"]
+    if c is not None:
+        parts.append(_objectives(t, c))
     rt = t.response_time
     if rt.p95_s is not None and rt.p50_s is not None:
         percentile = rt.objective.get("percentile")
@@ -287,7 +330,7 @@ def render_html(report: Report, progress: Callable[[int, int, str], None] | None
             done += 1
             if progress:
                 progress(done, total, t.id)
-            parts.extend(_circuit(t, c.timezone))
+            parts.extend(_circuit(t, c.timezone, c))
         parts.append("</section>")
     parts.append("</body></html>")
     return "".join(parts)

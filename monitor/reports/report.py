@@ -24,7 +24,7 @@ from monitor.config.sites import multi_site, unit_id
 from monitor.reports.model import (SCHEMA, Availability, Chronic, ChronicMonth, ContractAvailability, ContractPeriod,
                                    ContractReport, CreditLine, Credits, Cycles, Day, Excluded, Jitter, Loss, OutageItem,
                                    Outages, Percentiles, Period, Report, SeverityResponse, TargetReport, Tickets,
-                                   Vantage, Voice, report_dict, shown_ms)
+                                   Vantage, Voice, pct, report_dict, shown_ms)
 from monitor.sla.credits import ContractCredit, contract_credit, minor_unit
 from monitor.sla.intervals import clip, normalize
 from monitor.sla.maintenance import MaintenanceCalendar
@@ -312,7 +312,8 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
             vantage = several[tm.target].vantage if tm.target in several else None
             target_reports.append(_target_report(tm, contract, period, items, days, vantage))
         fees = {t.id: t.monthly_fee for t in targets_of.get(contract.id, ())}
-        credit = contract_credit(contract, cm.targets, cm.ratio, combined, fees, evidence, cm.coverage)
+        credit = contract_credit(contract, cm.targets, cm.ratio, combined, fees, evidence, cm.coverage,
+                                 closed=to_ms(now) >= period.end_ms)
         chronic = _chronic(contract, month, cm, month_of)
         out_contracts.append(_contract_report(contract, cm, _credits(contract, credit, evidence), chronic, tickets,
                                               now, target_reports))
@@ -327,7 +328,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
 CSV_COLUMNS = ["row", "month", "contract", "customer", "target", "kind", "timezone", "currency", "period_s", "maintenance_s",
                "unknown_s", "downtime_s", "availability_pct", "objective_pct", "met", "outages", "mttr_s",
                "longest_outage_s", "latency_p95_ms", "latency_met", "response_p95_ms", "response_met", "loss_pct", "jitter_mean_ms", "mos_mean", "mos_min",
-               "target_credit", "contract_credit_total"]
+               "coverage_pct", "target_credit", "contract_credit_total", "credit_status"]
 
 
 def render_csv(report: Report) -> str:
@@ -357,7 +358,7 @@ def render_csv(report: Report) -> str:
                 "response_p95_ms": shown_ms(t.response_time.p95_s), "response_met": t.response_time.met,
                 "jitter_mean_ms": shown_ms(t.jitter.mean_s),
                 "mos_mean": t.voice.mos_mean if t.voice else None, "mos_min": t.voice.mos_min if t.voice else None,
-                "target_credit": target_credit, "contract_credit_total": "",
+                "coverage_pct": pct(t.coverage), "target_credit": target_credit, "contract_credit_total": "",
             })
         writer.writerow({
             "row": "contract", "month": report.month, "contract": c.id, "customer": c.customer, "target": "",
@@ -365,7 +366,9 @@ def render_csv(report: Report) -> str:
             "period_s": c.period.seconds, "downtime_s": c.availability.downtime_s,
             "availability_pct": c.availability.value_pct, "objective_pct": str(c.availability.objective_pct),
             "met": c.availability.met, "outages": sum(t.outages.count for t in c.targets),
-            "contract_credit_total": str(c.credits.total),
+            "coverage_pct": pct(c.coverage), "contract_credit_total": str(c.credits.total),
+            # final, provisional or withheld: a provisional credit must not read as final
+            "credit_status": c.credits.status,
         })
     return out.getvalue()
 

@@ -186,8 +186,11 @@ def _low_coverage(scope: str, coverage: Fraction | None, minimum: Decimal) -> st
 
 def contract_credit(contract: Contract, targets: list[Any], combined_availability: Fraction | None,
                     combined_rollup: Rollup, target_fees: dict[str, Decimal | None],
-                    evidence: Mapping[str, Sequence[Any]], combined_coverage: Fraction | None = None) -> ContractCredit:
-    """``targets``: the contract's TargetMonth figures (monitor.sla.monthly)."""
+                    evidence: Mapping[str, Sequence[Any]], combined_coverage: Fraction | None = None,
+                    closed: bool = True) -> ContractCredit:
+    """``targets``: the contract's TargetMonth figures (monitor.sla.monthly). The credit is final only for a
+    ``closed`` month whose every scope has the minimum coverage, whether or not it earned a credit: no credit on
+    too little evidence is not a finding that the objectives were met."""
     lines: list[CreditLine] = []
     uncapped = money(Decimal(0), contract.currency)
     notes: list[str] = []
@@ -197,7 +200,7 @@ def contract_credit(contract: Contract, targets: list[Any], combined_availabilit
         all_evidence = [e for t in targets for e in evidence.get(t.target, [])]
         new, pct = _judge("contract", contract, fees, combined_availability, combined_rollup, all_evidence)
         lines += new
-        note = _low_coverage("contract", combined_coverage, contract.credit_min_coverage) if new else None
+        note = _low_coverage("contract", combined_coverage, contract.credit_min_coverage)
         if note:
             notes.append(note)
         uncapped = money(Decimal(0) if note and withhold else fees * pct / 100, contract.currency)
@@ -208,13 +211,15 @@ def contract_credit(contract: Contract, targets: list[Any], combined_availabilit
             fees += fee
             new, pct = _judge(t.target, contract, fee, t.availability.ratio, t.rollup, evidence.get(t.target, []))
             lines += new
-            note = _low_coverage(t.target, t.coverage, contract.credit_min_coverage) if new else None
+            note = _low_coverage(t.target, t.coverage, contract.credit_min_coverage)
             if note:
                 notes.append(note)
             uncapped += money(Decimal(0) if note and withhold else fee * pct / 100, contract.currency)
     total = uncapped
     if contract.credit_cap is not None:
         total = min(total, money(fees * contract.credit_cap / 100, contract.currency))
-    status = "final" if not notes else "withheld" if withhold else "provisional"
+    if not closed:
+        notes.append("the month is still running: the credit is as of now")
+    status = "final" if not notes else "withheld" if withhold and closed else "provisional"
     return ContractCredit(contract.credit_basis, contract.credit_combine, contract.currency, fees,
                           contract.credit_cap, lines, uncapped, total, status, notes)
