@@ -575,7 +575,20 @@ def test_a_credit_is_final_only_for_a_closed_month_with_enough_evidence(every_st
     assert report(cfg2, store2)["contracts"][0]["credits"]["status"] == "withheld"
     rows = list(csv.DictReader(io.StringIO(render_csv(build_report(store, cfg, "2027-03", now=ts(2026, 12, 5))))))
     assert rows[-1]["row"] == "contract" and rows[-1]["credit_status"] == "provisional"
-    assert rows[0]["coverage_pct"] == "0.0000" and rows[-1]["coverage_pct"] == "0.0000", rows
+    assert rows[0]["coverage_pct"] == "" and rows[-1]["coverage_pct"] == "", rows  # a month not begun: no time yet
+
+
+def test_a_month_to_date_report_ends_at_now(every_store):
+    """#27: on the 7th a month-to-date report counted the rest of the month (30 d 15 h... of it) as unknown time,
+    while the exporter said month to date; the days after today showed as whole."""
+    cfg, store = scenario(every_store, outages=[("t1", ts(2026, 11, 5, 10), ts(2026, 11, 5, 11))])
+    r = report_dict(build_report(store, cfg, "2026-11", now=ts(2026, 11, 7, 12)))
+    c, t = r["contracts"][0], r["contracts"][0]["targets"][0]
+    assert t["excluded_s"]["unknown"] == 0 and t["coverage_pct"] == "100.0000", t["excluded_s"]
+    assert c["availability"]["eligible_s"] == (6 * 86400 + 12 * 3600) and t["downtime_s"] == 3600
+    days = {d["date"]: d for d in t["daily"]}
+    assert days["2026-11-05"]["downtime_s"] == 3600 and days["2026-11-07"]["availability_pct"] == "100.0000"
+    assert days["2026-11-08"]["availability_pct"] is None and days["2026-11-30"]["availability_pct"] is None
 
 
 def test_the_html_report_states_every_objective_with_its_figure_verdict_and_credit(every_store):

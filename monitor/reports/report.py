@@ -124,13 +124,18 @@ def _days(period, tz: str) -> list[tuple[str, int, int]]:
         day += timedelta(days=1)
 
 
-def _daily(days: list[tuple[str, int, int]], down, unknown, maint, policy: str) -> tuple[Day, ...]:
+def _daily(days: list[tuple[str, int, int]], down, unknown, maint, policy: str, horizon: int) -> tuple[Day, ...]:
     """Each day's availability from the month's own intervals, so the days add up to the month figure. A day
-    that no outage, unknown or maintenance interval touches is whole without computing it."""
+    that no outage, unknown or maintenance interval touches is whole without computing it; a day after
+    ``horizon`` (now, in a month still running) has no figure yet, and today's runs up to now."""
     events = normalize([*down, *unknown, *maint])
     out = []
     j = 0
-    for date, lo, hi in days:
+    for date, lo, day_end in days:
+        if lo >= horizon:
+            out.append(Day(date, None, 0.0))
+            continue
+        hi = min(day_end, horizon)
         while j < len(events) and events[j][1] <= lo:
             j += 1
         if j == len(events) or events[j][0] >= hi:
@@ -197,7 +202,8 @@ def _target_report(tm, contract, period, items: tuple[OutageItem, ...], days, va
         voice=None if obj.get("voice") is None else Voice(obj["voice"]),
         cycles=Cycles(r.cycles, r.good, r.bad, r.unknown, r.maintenance, tm.reconciled or None),
         # from the month's own intervals, so the days add up to the month figure
-        daily=_daily(days, normalize(tm.down), normalize(tm.unknown), tm.maintenance, contract.unknown_time),
+        daily=_daily(days, normalize(tm.down), normalize(tm.unknown), tm.maintenance, contract.unknown_time,
+                     a.end_ms),
     )
 
 

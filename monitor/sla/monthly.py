@@ -288,10 +288,10 @@ def compute_month(config: Config, inputs: MonthInputs, now_ms: int,
                 maint = normalize(maint + off)
             unknown = inputs.unknown.get(target.id, []) + coverage_gaps(
                 inputs.first_cycle.get(target.id), inputs.last_cycle.get(target.id), target.interval, lo, horizon)
-            if horizon < hi:
-                unknown.append((horizon, hi))  # the future is not known yet
             down = inputs.down.get(target.id, [])
-            avail = availability((lo, hi), down, unknown, maint, contract.unknown_time)
+            # a month still running is figured up to now: the rest of it is not time without evidence (nor, under
+            # unknown_time: downtime, downtime), it has not happened yet; a month not begun has no time at all
+            avail = availability((lo, max(lo, horizon)), down, unknown, maint, contract.unknown_time)
             rollup = inputs.rollups.get(target.id) or Rollup()
             months.append(TargetMonth(
                 target=target.id, contract=contract.id, kind=target.kind, period=period, availability=avail,
