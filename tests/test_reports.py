@@ -361,8 +361,9 @@ targets:
     targets = doc["contracts"][0]["targets"]
     assert [t["id"] for t in targets] == ["lo1", "lo2"]
     assert all(t["cycles"]["good"] >= 2 and t["downtime_s"] == 0 for t in targets)
-    assert targets[1]["voice"]["mos_mean"] > 4.0
-    assert targets[1]["voice"]["mos_pooled"] > 4.0 and targets[1]["voice"]["share_time_below_mos"] is not None
+    # #27: exact decimal strings, not binary floats
+    assert Decimal(targets[1]["voice"]["mos_mean"]) > 4 and targets[1]["voice"]["mos_mean"].count(".") == 1
+    assert Decimal(targets[1]["voice"]["mos_pooled"]) > 4 and targets[1]["voice"]["share_time_below_mos"] is not None
     assert [r["row"] for r in csv.DictReader(outputs["csv"].open())] == ["target", "target", "contract"]
     assert outputs["html"].read_text().count("data:image/png;base64,") == 2
     if "pdf" in outputs:
@@ -615,7 +616,8 @@ def test_the_html_report_states_every_objective_with_its_figure_verdict_and_cred
     table = table[:table.index("</table>")]
     rows = {m.group(1): m.group(0) for m in re.finditer(r"<tr><td>([^<]*)</td>.*?</tr>", table)}
     assert set(rows) == {"availability", "latency", "loss", "jitter"}, rows
-    assert "1.3 %" in rows["loss"] and "&le; 0.5 %" in rows["loss"] and "missed" in rows["loss"], rows["loss"]
+    assert doc["loss"]["value_pct"] == "1.3000"  # an exact decimal string (13 of 1000), not 1.3000000000000003
+    assert "1.3000 %" in rows["loss"] and "&le; 0.5 %" in rows["loss"] and "missed" in rows["loss"], rows["loss"]
     assert "p95 20.0 ms" in rows["latency"] and "&le; 50.0 ms" in rows["latency"] and "met" in rows["latency"]
     assert "mean 2.0 ms" in rows["jitter"] and "met" in rows["jitter"]
     assert "2 %: 24.00 EUR" in rows["loss"], rows["loss"]  # its credit line: 2 % of 1200.00

@@ -241,15 +241,14 @@ def _objective_rows(t: TargetReport) -> list[tuple[str, str, str, bool | None]]:
             rows.append((name, f"p{_esc(p)} &le; {_esc(shown_ms(dist.target_s))} ms",
                          f"p{_esc(p)} {_esc(shown_ms(dist.value_s))} ms", dist.met))
     if t.loss.target_pct is not None:
-        shown = None if t.loss.value_pct is None else round(t.loss.value_pct, 4)
-        rows.append(("loss", f"&le; {_esc(t.loss.target_pct)} %", f"{_esc(shown)} %", t.loss.met))
+        rows.append(("loss", f"&le; {_esc(t.loss.target_pct)} %", f"{_esc(t.loss.value_pct)} %", t.loss.met))
     if t.jitter.target_s is not None:
         rows.append(("jitter", f"mean &le; {_esc(shown_ms(t.jitter.target_s))} ms",
                      f"mean {_esc(shown_ms(t.jitter.mean_s))} ms", t.jitter.met))
     if t.voice is not None and t.voice.figures.get("mos_target") is not None:
         mean = t.voice.mos_mean
-        rows.append(("MOS", f"mean &ge; {_esc(t.voice.figures['mos_target'])}",
-                     f"mean {_esc(None if mean is None else round(mean, 2))}", t.voice.figures.get("met")))
+        rows.append(("MOS", f"mean &ge; {_esc(t.voice.figures['mos_target'])}", f"mean {_esc(mean)}",
+                     t.voice.figures.get("met")))
     return rows
 
 
@@ -282,7 +281,7 @@ def _circuit(t: TargetReport, tz: str, c: ContractReport | None = None) -> list[
              f"<td>{_esc(t.outages.count)}</td><td>{_duration(t.outages.mttr_s)}</td>"
              f"<td>{_duration(t.outages.longest_s)}</td>"
              f"<td>{_esc(shown_ms(p95))}</td>"
-             f"<td>{_esc(None if loss is None else round(loss, 4))}</td></tr></tbody></table>"]
+             f"<td>{_esc(loss)}</td></tr></tbody></table>"]
     if c is not None:
         parts.append(_objectives(t, c))
     rt = t.response_time

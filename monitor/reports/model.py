@@ -46,6 +46,16 @@ def _iso(when: datetime | None) -> str | None:
     return None if when is None else when.isoformat()
 
 
+def _decimal(value: float | None, places: int) -> str | None:
+    """A measured float as a decimal string rounded half up to ``places`` (display: JSON and CSV never carry a
+    binary float's noise such as 0.7000000000000001)."""
+    if value is None:
+        return None
+    from decimal import ROUND_HALF_UP
+
+    return str(Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), ROUND_HALF_UP))
+
+
 def _str(value: Decimal | None) -> str | None:
     return None if value is None else str(value)
 
@@ -181,10 +191,15 @@ class Percentiles:
 class Loss:
     """Packet loss of the cycles that got a reply, against the contract's target."""
 
-    value_pct: float | None
+    ratio: Fraction | None  # lost / sent, exact
     target_pct: Decimal | None
     met: bool | None
     basis: str
+
+    @property
+    def value_pct(self) -> str | None:
+        """The loss as a display percentage (4 decimals, truncated)."""
+        return pct(self.ratio)
 
     def _json(self) -> dict[str, Any]:
         return {"value_pct": self.value_pct, "target_pct": _str(self.target_pct), "met": self.met, "basis": self.basis}
@@ -210,17 +225,19 @@ class Voice:
     figures: Mapping[str, Any]
 
     @property
-    def mos_mean(self) -> float | None:
-        """The mean of the cycles' MOS."""
-        return self.figures.get("mos_mean")
+    def mos_mean(self) -> str | None:
+        """The mean of the cycles' MOS, as a decimal string."""
+        return _decimal(self.figures.get("mos_mean"), 3)
 
     @property
-    def mos_min(self) -> float | None:
-        """The lowest cycle MOS."""
-        return self.figures.get("mos_min")
+    def mos_min(self) -> str | None:
+        """The lowest cycle MOS, as a decimal string."""
+        return _decimal(self.figures.get("mos_min"), 3)
 
     def _json(self) -> dict[str, Any]:
-        return dict(self.figures)
+        """Every figure as a decimal string (MOS and R to 3 places, shares to 6), never a binary float's noise."""
+        return {k: _decimal(v, 6 if k.startswith("share_") else 3) if isinstance(v, float) else
+                (str(v) if isinstance(v, Decimal) else v) for k, v in self.figures.items()}
 
 
 @dataclass(frozen=True, slots=True)

@@ -195,7 +195,7 @@ def _target_report(tm, contract, period, items: tuple[OutageItem, ...], days, va
         outages=Outages(tm.outage_count, tm.mttr_s, tm.longest_outage_s, items),
         latency=_percentiles(r.rtt, obj.get("latency")),
         response_time=_percentiles(r.response, obj.get("response_time")),
-        loss=Loss(None if r.loss is None else r.loss * 100, objectives.loss, obj.get("loss", {}).get("met"),
+        loss=Loss(r.loss_fraction, objectives.loss, obj.get("loss", {}).get("met"),
                   r.loss_basis),
         jitter=Jitter(r.jitter_mean, r.jitter_max if r.jitter_count else None, objectives.jitter,
                       obj.get("jitter", {}).get("met")),
