@@ -5,7 +5,8 @@ thin :class:`~monitor.service.Supervisor`, swaps a reload's new world in (built 
 stages in reverse. The stages, each with the same contract (``start``, ``reload(world)``, ``stop``):
 
 - traps (monitor.measure.trapstage), started with the exporter's listener before the node joins a cluster;
-- the exporter (monitor.metrics.stage): its socket bound with the listeners, served once the node runs;
+- the exporter (monitor.metrics.stage): its socket bound with the listeners, served once the SLA stage has its
+  first figures;
 - probing (monitor.measure.probing): the units this node owns, their jobs, cycles and ingestion;
 - tickets (monitor.tickets.stage): the ledger, the outbox delivery, escalation and acknowledgement polling;
 - reports (monitor.reports.stage): the monthly report run and retention;
@@ -123,7 +124,8 @@ class Daemon:
         # the stages in start order: the listeners first (before the cluster join), then the work
         self.trap_stage = TrapStage(config, self.live, self.writer)
         self.exporter = ExporterStage(config, self.live, self.ready, self._reload_from_thread)
-        for stage in (self.trap_stage, self.exporter, self.probing, self.tickets, self.report_stage, self.sla,
+        # the exporter serves once the SLA stage has its first figures (its socket is bound with the listeners)
+        for stage in (self.trap_stage, self.probing, self.tickets, self.report_stage, self.sla, self.exporter,
                       ConsensusStage(config, self.runtime, self.consensus, self._lead_records)):
             self.supervisor.add(stage)
 

@@ -118,3 +118,40 @@ def test_run_scrape_sigterm(write_config, stores, icmp_mode):
     rows = [line.split() for line in lines[1:]]
     assert [r[:3] for r in rows] == [["lo1", "c1", "up"], ["lo2", "c1", "up"], ["lo6", "c1", "up"]]
     assert all(r[5] == "100.000%" and r[6] == "100%" and r[-1] == "-" for r in rows), rows
+
+
+def test_a_restart_serves_the_sla_series_from_its_first_scrape(write_config, tmp_path, icmp_mode):
+    """#27: /-/ready answered 200 at 0.6 s but the SLA series came about 5.8 s after the start, so each restart
+    resolved and re-fired every alert on them. The first evaluation now comes before the exporter serves."""
+    port = free_port()
+    path = write_config(CONFIG.format(storage=f"{{path: {tmp_path / 's.db'}, flush_interval: 200ms}}", port=port))
+    avail = ("slawatch_sla_availability_ratio", (("contract", "c1"), ("kind", "internet"), ("target", "lo1"),
+                                                  ("window", "month")))
+
+    def start():
+        return spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL)
+
+    proc = start()
+    try:  # a first run measures a few cycles
+        from conftest import wait_for
+
+        wait_for("the SLA series", lambda: avail in scrape(port), timeout=30)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    proc = start()
+    try:
+        first = None
+        deadline = time.monotonic() + 30
+        while first is None and time.monotonic() < deadline:  # the very first scrape that answers
+            try:
+                first = scrape(port)
+            except OSError:
+                time.sleep(0.05)
+        assert first is not None and first.get(avail) == 1.0, sorted(k for k in (first or {}) if "sla" in k[0])
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=5) as resp:
+            assert resp.status == 200
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0

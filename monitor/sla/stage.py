@@ -19,6 +19,8 @@ __all__ = ["SlaStage", "SLA_EVALUATION_INTERVAL"]
 log = logging.getLogger("slawatch")
 
 SLA_EVALUATION_INTERVAL = 60.0
+#: how long the start waits for the first evaluation before the exporter serves anyway
+START_EVALUATION_TIMEOUT = 10.0
 
 
 class _Writer(Protocol):
@@ -40,7 +42,15 @@ class SlaStage:
         self.response_met, self.lead_records = response_met, lead_records
 
     async def start(self) -> None:
-        """The first evaluation 5 s after the start, then every minute."""
+        """One evaluation now, from the state the node started with (the supervisor starts the exporter after
+        this stage: a restart never scrapes without the SLA series, which would resolve and re-fire every alert
+        on them), again 5 s on (the first cycles, and leadership a cluster node takes meanwhile), then every
+        minute."""
+        try:  # bounded: a store that does not answer must not keep the exporter from serving
+            await asyncio.wait_for(self.evaluate(), START_EVALUATION_TIMEOUT)
+        except asyncio.TimeoutError:
+            log.warning("the first SLA evaluation took over %.0f s; the exporter serves without its figures until "
+                        "the next one", START_EVALUATION_TIMEOUT)
         self.rt.scheduler.every("sla-evaluation", SLA_EVALUATION_INTERVAL, self.evaluate, first=5)
 
     async def reload(self, world: Any) -> None:
