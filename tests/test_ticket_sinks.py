@@ -379,5 +379,8 @@ def test_alertmanager_firing_alerts_are_kept_alive(stores):
         assert env.run(env.deliverer.keep_alerts_firing()) == 1
         again = [a for a in am.alerts() if a["labels"]["alertname"] == "SlawatchTicket"][0]
         assert again["endsAt"] > first["endsAt"]  # the resolve_timeout deadline moved on
+        # #27: the re-send keeps the description it was opened with (cause, customer), not the bare title
+        assert again["annotations"]["description"] == first["annotations"]["description"]
+        assert again["annotations"]["description"] != again["annotations"]["summary"], again["annotations"]
     finally:
         am.stop()

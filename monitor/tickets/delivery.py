@@ -142,8 +142,11 @@ class Deliverer:
             sink = self.sinks.get(sink_name)
             if not isinstance(sink, Refreshing):
                 continue
+            # the description the alert was opened with (cause, customer, links), never just the title
+            rows = await asyncio.to_thread(self.store.outbox, ticket.id)
+            text = next((r.text for r in reversed(rows) if r.sink == sink_name and r.action == "open"), ticket.title)
             try:
-                await sink.refresh(ticket)
+                await sink.refresh(ticket, text)
                 sent += 1
             except SinkError as exc:
                 log.warning("ticket %s: refreshing its alert in %s failed: %s", ticket.id, sink_name, exc)

@@ -42,6 +42,7 @@ class AlertmanagerSink(HttpSink):
         await self._request("POST", "/api/v2/alerts", json=[self.alert(d.ticket, d.text, resolved)])
         return d.ticket.uid
 
-    async def refresh(self, ticket: Ticket) -> None:
-        """Re-send a firing alert: Alertmanager resolves alerts not re-sent within its resolve_timeout."""
-        await self._request("POST", "/api/v2/alerts", json=[self.alert(ticket, ticket.title, None)])
+    async def refresh(self, ticket: Ticket, text: str) -> None:
+        """Re-send a firing alert, with the description it was opened with (``text``: cause, customer, links):
+        Alertmanager resolves alerts not re-sent within its resolve_timeout."""
+        await self._request("POST", "/api/v2/alerts", json=[self.alert(ticket, text, None)])

@@ -6,7 +6,7 @@ and closes with ``aclose()``. Two capabilities are optional and explicit, each a
 
 * :class:`Acknowledging` -- ``poll(external id, last action) -> who acknowledged, or None`` (Request Tracker:
   someone took the ticket);
-* :class:`Refreshing` -- ``refresh(ticket)`` re-sends a firing alert (Alertmanager resolves alerts that are not
+* :class:`Refreshing` -- ``refresh(ticket, text)`` re-sends a firing alert (Alertmanager resolves alerts that are not
   re-sent within its resolve_timeout).
 
 Each sink module holds its settings model (a :class:`SinkSettings`) beside its class.
@@ -80,7 +80,7 @@ class Acknowledging(Protocol):
 class Refreshing(Protocol):
     """A sink whose open tickets must be re-sent to stay open (alerts)."""
 
-    async def refresh(self, ticket: "Ticket") -> None:
+    async def refresh(self, ticket: "Ticket", text: str) -> None:
         """Re-send an open ticket so the external system keeps it open."""
         ...
 
