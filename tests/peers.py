@@ -9,6 +9,7 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
@@ -64,7 +65,9 @@ def wait_http(url: str, timeout: float = 60.0, headers: dict | None = None) -> N
 
 
 class RtServer:
-    """A throwaway RT 5: its own SQLite database, mail to a file, the standalone server on loopback."""
+    """A throwaway RT 5: its own SQLite database, the standalone server on loopback, and its outgoing mail through
+    RT's own sendmail path (``$MailCommand = 'sendmailpipe'``) into a capturing sendmail that keeps each message
+    (:meth:`mails`): what RT would hand its MTA, recipients from the headers as with ``-t``."""
 
     def __init__(self, port: int):
         self.port = port
@@ -79,6 +82,15 @@ class RtServer:
         return {**os.environ, "RT_SITE_CONFIG": str(self.dir / "site.pm"), "RT_SITE_CONFIG_DIR": str(self.dir / "conf.d")}
 
     def start(self) -> "RtServer":
+        (self.dir / "mail").mkdir(exist_ok=True)
+        sendmail = self.dir / "sendmail"
+        sendmail.write_text(f"""#!{sys.executable}
+import sys, time
+data = sys.stdin.buffer.read()
+with open("{self.dir}/mail/%d.eml" % time.time_ns(), "wb") as f:
+    f.write(data)
+""")
+        sendmail.chmod(0o755)
         (self.dir / "site.pm").write_text(f"""
 Set($rtname, 'slawatch-test');
 Set($Organization, 'slawatch.test');
@@ -89,7 +101,10 @@ Set($DatabaseType, 'SQLite');
 Set($DatabaseName, '{self.dir}/rt.db');
 Set($DatabaseUser, '');
 Set($DatabasePassword, '');
-Set($MailCommand, 'testfile');
+Set($MailCommand, 'sendmailpipe');
+Set($SendmailPath, '{self.dir}/sendmail');
+Set($CorrespondAddress, 'rt@slawatch.test');
+Set($CommentAddress, 'rt-comment@slawatch.test');
 Set($LogToSTDERR, 'error');
 Set($LogToSyslog, undef);
 Set($RestrictReferrer, 0);
@@ -108,6 +123,12 @@ Set($RestrictReferrer, 0);
         self.token = next(line[6:] for line in made.stdout.splitlines() if line.startswith("TOKEN="))
         self.resume()
         return self
+
+    def mails(self) -> list:
+        """The messages RT sent so far, oldest first (email.message.Message, with To, Cc, Bcc as RT set them)."""
+        import email
+
+        return [email.message_from_bytes(p.read_bytes()) for p in sorted((self.dir / "mail").glob("*.eml"))]
 
     def pause(self) -> None:
         """Stop the server (the database stays): the sink is down."""

@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from conftest import free_port
+from conftest import wait_for, free_port
 from fakehttp import FakeHttp
 from monitor.config import parse_config
 from monitor.events import outage_event
@@ -99,10 +99,11 @@ def test_request_tracker_lifecycle_and_acknowledgement(rt, every_store):
     [ticket] = list_tickets(env.store)
     [rt_ticket] = rt.tickets_with(f"[slawatch:{ticket.uid}]")
     assert rt_ticket["Subject"] == f"t1 is down [slawatch:{ticket.uid}]" and rt_ticket["Status"] == "new"
-    # what a NOC acts on: priority from the severity, the customer as requestor, the circuit in the body
+    # what a NOC acts on: priority from the severity, the customer as a Cc (#27: not the requestor, whom RT mails
+    # the ticket's text), the circuit in an internal comment
     full = rt.api("GET", f"/ticket/{rt_ticket['id']}")
     assert str(full["Priority"]) == "90"
-    assert [r["id"] for r in full["Requestor"]] == ["noc@reseller.example"]
+    assert [r["id"] for r in full["Cc"]] == ["noc@reseller.example"] and full["Requestor"] == []
     text = rt_ticket_text(rt, rt_ticket["id"])
     for needle in ("customer: A (contract c1, provider B)", "circuit: t1 (internet)", "address: 127.0.0.1",
                    "cause: no reply to 3 echo requests", "dashboard: https://grafana.example.net/d/t?var-target=t1"):
@@ -138,6 +139,54 @@ def test_request_tracker_crash_between_delivery_and_bookkeeping_gives_one_ticket
     assert env.deliver() == 1
     assert len(rt.tickets_with(f"[slawatch:{ticket.uid}]")) == 1
     assert ticket_refs(env.store, ticket.id) == {"rt-noc": created}
+
+
+def _mail_text(msg) -> str:
+    parts = msg.walk() if msg.is_multipart() else [msg]
+    return "\n".join((p.get_payload(decode=True) or b"").decode("utf-8", "replace") for p in parts
+                     if p.get_content_maintype() == "text")
+
+
+@pytest.mark.parametrize("customer_as", ["cc", "requestor"])
+def test_request_tracker_never_mails_internal_text_to_the_customer(rt, every_store, customer_as):
+    """#27, through RT's own mail path (its sendmail pipe, captured): with the customer as a Cc (the default) RT
+    mails the customer one notice with the ticket's customer-facing text when slawatch opens it, and nothing of
+    its comments or its resolution; as a requestor (the old default, kept as an option) RT's autoreply and
+    resolve notice reach the customer too. slawatch's internal text (address, probe cause) is a comment and never
+    reaches the customer either way."""
+    customer = f"noc-{customer_as}@reseller.example"
+    env = Env(every_store, [{"name": "rt-noc", "type": "rt", "url": rt.url, "token": rt.token,
+                             "customer_as": customer_as}], customer_email=customer)
+    before = len(rt.mails())
+    env.emit(outage_event("outage_started", "c1", "t1", T0, None, "no reply to 3 echo requests"))
+    assert env.deliver() == 1
+    env.clock.t = T0 + 600
+    env.emit(outage_event("outage_ended", "c1", "t1", T0 + 600, T0))
+    while env.deliver():
+        pass
+    [ticket] = list_tickets(env.store)
+    [rt_ticket] = rt.tickets_with(f"[slawatch:{ticket.uid}]")
+    assert rt.api("GET", f"/ticket/{rt_ticket['id']}")["Status"] == "resolved"
+    text = rt_ticket_text(rt, rt_ticket["id"])
+    assert "address: 127.0.0.1" in text and "cause: no reply to 3 echo requests" in text  # kept, internally
+
+    def recipients(msg) -> str:
+        found = []
+        for header in ("To", "Cc", "Bcc"):
+            found += msg.get_all(header) or []
+        return " ".join(found)
+
+    to_customer = [m for m in wait_for("RT's mails", lambda: rt.mails()[before:] or [None], timeout=20)
+                   if m is not None and customer in recipients(m)]
+    for m in to_customer:
+        body = _mail_text(m)
+        assert "127.0.0.1" not in body and "no reply to 3 echo requests" not in body, body
+    if customer_as == "cc":
+        # RT's "On Create Notify Ccs" sends the customer the ticket's customer-facing text, once; nothing else
+        assert len(to_customer) == 1, [(m["Subject"], recipients(m)) for m in to_customer]
+        assert "Service incident: t1 is down" in _mail_text(to_customer[0]) and ticket.uid in _mail_text(to_customer[0])
+    else:
+        assert len(to_customer) >= 2, [(m["Subject"], recipients(m)) for m in rt.mails()[before:]]
 
 
 # --------------------------------------------------------------------------- Alertmanager

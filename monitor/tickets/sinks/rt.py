@@ -1,5 +1,11 @@
 """Request Tracker 5 over its REST2 API. Against duplicates: the subject carries ``[slawatch:<uid>]``, searched
-before "open". Acknowledging: someone took the ticket, or set it to open."""
+before "open". Acknowledging: someone took the ticket, or set it to open.
+
+What the customer sees: RT mails a ticket's requestors (its autoreply on create, its notice on resolve) with the
+ticket's text. So the customer (the contract's ``customer_email``) is a Cc by default, which RT's default scrips
+mail only for correspondence a person writes; the ticket is created with a short customer-facing text, and
+slawatch's own text (address, probe cause, links) goes in as a comment, which RT mails to AdminCcs only.
+``customer_as: requestor`` restores the old behaviour for queues whose scrips are made for it."""
 
 from __future__ import annotations
 
@@ -23,6 +29,9 @@ class RtSinkSettings(SinkSettings):
     token: SecretStr
     queue: str = "General"
     verify_tls: bool = True
+    #: how the contract's customer_email joins the ticket: cc (default: RT mails it only what a person
+    #: corresponds), requestor (RT's autoreply and resolve notices go to it), none
+    customer_as: Literal["cc", "requestor", "none"] = "cc"
 
 
 #: ticket severity -> RT priority (0 lowest .. 99 highest)
@@ -37,6 +46,7 @@ class RtSink(HttpSink):
                          cfg.timeout, verify=cfg.verify_tls,
                          headers={"Authorization": f"token {cfg.token.get_secret_value()}"})
         self.queue = cfg.queue
+        self.customer_as = cfg.customer_as
 
     def _tag(self, t: Ticket) -> str:
         return f"[slawatch:{t.uid}]"
@@ -55,14 +65,20 @@ class RtSink(HttpSink):
             ticket_id = await self._find(t)
             if ticket_id is None:
                 body = {"Queue": self.queue, "Subject": f"{t.title} {self._tag(t)}",
-                        "Content": d.text, "ContentType": "text/plain",
+                        "Content": customer_text(t), "ContentType": "text/plain",
                         "Priority": RT_PRIORITY.get(t.severity, 50)}
-                requestor = d.extra.get("requestor")
-                if requestor:
-                    body["Requestor"] = requestor
+                customer = d.extra.get("requestor")
+                if customer and self.customer_as != "none":
+                    body["Requestor" if self.customer_as == "requestor" else "Cc"] = customer
                 resp = await self._request("POST", "/ticket", json=body)
-                return str(resp.json()["id"])
-            if d.action == "open":
+                ticket_id = str(resp.json()["id"])
+                # slawatch's own text (address, cause, links) as a comment: internal, never mailed to the customer
+                await self._request("POST", f"/ticket/{ticket_id}/comment", content=d.text.encode(),
+                                    headers={"Content-Type": "text/plain"})
+                return ticket_id
+            if d.action == "open":  # created before a crash: its comment may be missing (twice beats never)
+                await self._request("POST", f"/ticket/{ticket_id}/comment", content=d.text.encode(),
+                                    headers={"Content-Type": "text/plain"})
                 return ticket_id
         if d.action in ("open", "update", "reopen", "resolve"):
             await self._request("POST", f"/ticket/{ticket_id}/comment", content=d.text.encode(),
@@ -84,3 +100,11 @@ class RtSink(HttpSink):
         if data.get("Status") == "open" and last_action != "reopen":
             return "set to open in RT"
         return None
+
+
+def customer_text(t: "Ticket") -> str:
+    """The ticket's customer-facing text: what is affected and since when, nothing internal."""
+    from monitor.tickets.sinks.base import iso_time
+
+    return (f"Service incident: {t.title}, since {iso_time(t.opened)}.\n"
+            f"Our network operations centre is working on it. Reference: {t.uid}.\n")
