@@ -83,6 +83,57 @@ def test_dashboard_structure():
         assert len(ids) == len(set(ids))
 
 
+#: panels that show a state (up/down, the target state): their values mapped to words and colours
+STATE_PANELS = {"Targets by state", "State timeline", "Circuits by state, and for how long (down first)",
+                "Service checks: SIP, portal, email, chat (failing first)", "SNMP agent", "SNMP interface status",
+                "Sites with their own monitoring outage", "Each site's view of each circuit"}
+#: time series of a figure a contract has an objective for, or a NOC acts on: thresholds drawn as lines
+AGAINST_OBJECTIVE = {"Loss", "Jitter", "MOS (E-model)", "R-factor", "Jitter against objective",
+                     "Loss against objective", "One-way delay (RTT/2)", "Month-to-date availability against objective",
+                     "Targets down", "Budget burn rate (1h), with the 6x and 14.4x paging lines",
+                     "Error budget burndown this month", "Sites seeing each circuit down"}
+
+
+def test_every_state_and_objective_panel_has_thresholds_units_and_mappings():
+    """#27 (Grafana's own best practices): every stat, gauge, bar gauge, pie chart, table and state timeline has
+    thresholds; a panel showing a state maps its values to words and colours; a time series of a figure with an
+    objective draws its thresholds; every panel has a unit (or maps its values); no table asks for a range."""
+    seen = set()
+    for path in DASHBOARDS:
+        for p in load(path)["panels"]:
+            title, kind = p["title"], p["type"]
+            defaults = p.get("fieldConfig", {}).get("defaults", {})
+            steps = defaults.get("thresholds", {}).get("steps", [])
+            where = (path.name, title)
+            if kind in ("stat", "gauge", "bargauge", "piechart", "table", "state-timeline") or title in AGAINST_OBJECTIVE:
+                assert steps and steps[0]["value"] is None, where
+                assert len(steps) >= 2 or defaults.get("mappings"), where
+            if title in STATE_PANELS:
+                assert defaults.get("mappings"), where
+                seen.add(title)
+            if title in AGAINST_OBJECTIVE:
+                assert len(steps) >= 2 and (kind != "timeseries" or defaults["custom"]["thresholdsStyle"]["mode"]
+                                            in ("line", "area", "line+area", "dashed")), where
+                seen.add(title)
+            assert defaults.get("unit") or defaults.get("mappings"), where
+            if kind == "table":
+                assert all(t.get("instant") and not t.get("range") for t in p["targets"]), where
+    assert seen == STATE_PANELS | AGAINST_OBJECTIVE, (STATE_PANELS | AGAINST_OBJECTIVE) - seen
+
+
+def test_rfc3550_jitter_is_its_own_series_and_open_tickets_follow_the_contract():
+    """#27: the "RFC 3550" line queried the IPDV series again; "Open tickets" ignored the contract filter."""
+    detail = load(REPO / "dashboards" / "target-detail.json")
+    [jitter] = [p for p in detail["panels"] if p["title"] == "Jitter"]
+    exprs = {t["legendFormat"].rsplit(" ", 1)[-1] if "RFC" not in t["legendFormat"] else "3550": t["expr"]
+             for t in jitter["targets"]}
+    assert exprs["3550"].startswith("slawatch_jitter_rfc3550_seconds") and len(set(exprs.values())) == 2
+    noc = load(REPO / "dashboards" / "noc-overview.json")
+    for p in noc["panels"]:
+        if p["title"].startswith("Open tickets"):
+            assert all('contract=~"$contract"' in t["expr"] for t in p["targets"]), p["title"]
+
+
 def _walk(node):
     if isinstance(node, dict):
         for k, v in node.items():

@@ -177,3 +177,19 @@ def test_service_probe_series_and_the_phase_opt_in():
     reference = [line for line in generate_latest(registry).decode().splitlines() if not line.startswith("#")]
     ours = set(TargetSeries(live, PerTargetMetrics(phases=True, detail=True)).render().splitlines())
     assert reference and not [line for line in reference if line not in ours]
+
+
+def test_a_target_no_icmp_probe_measures_exports_no_rtt_histogram():
+    """#27: an HTTPS-only target exported 17 ICMP histogram series stuck at 0 when histograms were on."""
+    live = live_state()
+    tracker = TargetTracker("portal")
+    tracker.state = "up"
+    portal = TargetLive("portal", "acme-2026", "support", tracker)
+    portal.service["http"] = {"up": 1.0, "response": 0.042}
+    live.set_targets({**{t.target: t for t in live.snapshot()}, "portal": portal})
+    text = TargetSeries(live, PerTargetMetrics(histograms=True)).render()
+    portal_families = {f.name for f in text_string_to_metric_families(text)
+                       if any(s.labels.get("target") == "portal" for s in f.samples)}
+    edge_families = {f.name for f in text_string_to_metric_families(text)
+                     if any(s.labels.get("target") == "edge-1" for s in f.samples)}
+    assert "slawatch_icmp_rtt_seconds" in edge_families and "slawatch_icmp_rtt_seconds" not in portal_families

@@ -156,7 +156,7 @@ def test_ticket_unit_of_work_commits_with_its_event_or_not_at_all(every_store):
     assert store.outbox_pending() == {"rt": 1}
     assert store.outbox_pending_by_ticket() == {ticket.id: (1, ["rt"], None)}
     assert store.open_incidents("outage:") == {"outage:c1:t1": ticket.id}
-    assert store.ticket_counts() == {("open", "critical"): 1}
+    assert store.ticket_counts() == {("c1", "open", "critical"): 1}
 
     # delivery bookkeeping: a failure keeps the row with its error, a success records the reference
     assert [o.id for o in store.outbox_due(T0, 10)] == [item.id]

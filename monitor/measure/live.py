@@ -234,7 +234,7 @@ class LiveState:
         self.traps: Any = None  # monitor.measure.traps.TrapReceiver when configured
         self.snmp_wire = None  # probes.snmp_wire.WireClient: its count of dropped datagrams
         #: (state, severity) -> count, refreshed by the delivery loop
-        self.ticket_counts: dict[tuple[str, str], int] = {}
+        self.ticket_counts: dict[tuple[str, str, str], int] = {}  # (contract, state, severity)
         #: incident key (outage:CONTRACT:TARGET) -> the open outage ticket's id (the leader's delivery loop)
         self.open_outage_tickets: dict[str, int] = {}
         self.outbox_pending: dict[str, int] = {}

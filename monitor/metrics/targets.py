@@ -235,7 +235,7 @@ class TargetSeries:
     @staticmethod
     def _icmp_lines(f: dict[str, Family], t: TargetLive, head: str, tail: str, lab: str, opts: "_Options") -> None:
         detail = opts.detail
-        if opts.histograms:
+        if opts.histograms and (t.packets_sent or not t.service):  # none for a target no ICMP probe measures
             rtt, cumulative = f["rtt"], 0
             for bound, count in zip(_BUCKET_BOUNDS, t.rtt_bucket_counts):
                 cumulative += count

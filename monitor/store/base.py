@@ -496,8 +496,8 @@ class TicketStore(Protocol):
         """sink -> the ticket's id in that sink (an RT number, a Jira key, ...)."""
         ...
 
-    def ticket_counts(self) -> dict[tuple[str, str], int]:
-        """(state, severity) -> how many tickets, for the ticket metrics."""
+    def ticket_counts(self) -> dict[tuple[str, str, str], int]:
+        """(contract, state, severity) -> how many tickets, for the ticket metrics."""
         ...
 
     def open_incidents(self, prefix: str) -> dict[str, int]:

@@ -217,10 +217,10 @@ class SqlTickets:
             rows = ex.all("SELECT sink, external_id FROM ticket_refs WHERE ticket_id = ? ORDER BY sink", (ticket_id,))
         return {r["sink"]: r["external_id"] for r in rows}
 
-    def ticket_counts(self) -> dict[tuple[str, str], int]:
+    def ticket_counts(self) -> dict[tuple[str, str, str], int]:
         with self._read() as ex:
-            rows = ex.all("SELECT state, severity, COUNT(*) AS n FROM tickets GROUP BY state, severity")
-        return {(r["state"], r["severity"]): int(r["n"]) for r in rows}
+            rows = ex.all("SELECT contract, state, severity, COUNT(*) AS n FROM tickets GROUP BY contract, state, severity")
+        return {(r["contract"], r["state"], r["severity"]): int(r["n"]) for r in rows}
 
     def open_incidents(self, prefix: str) -> dict[str, int]:
         """incident key -> ticket id of the unresolved tickets whose key starts with ``prefix``."""

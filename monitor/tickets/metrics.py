@@ -24,9 +24,10 @@ class TicketCollector(Collector):
             _, contract, target = key.split(":", 2)
             open_ticket.add_metric([contract, target], ticket_id)
         yield open_ticket
-        tickets = GaugeMetricFamily("slawatch_tickets", "Tickets in the ledger by state and severity.", labels=["state", "severity"])
-        for (state, severity), n in sorted(self.live.ticket_counts.items()):
-            tickets.add_metric([state, severity], n)
+        tickets = GaugeMetricFamily("slawatch_tickets", "Tickets in the ledger by contract, state and severity.",
+                                    labels=["contract", "state", "severity"])
+        for (contract, state, severity), n in sorted(self.live.ticket_counts.items()):
+            tickets.add_metric([contract, state, severity], n)
         yield tickets
         failures = CounterMetricFamily("slawatch_ticket_delivery_failures", "Failed deliveries to a ticket sink.", labels=["sink"])
         pending = GaugeMetricFamily("slawatch_ticket_outbox_pending", "Deliveries waiting for a ticket sink.", labels=["sink"])
