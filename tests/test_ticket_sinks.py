@@ -42,6 +42,7 @@ class Env:
             "targets": [{"id": "t1", "contract": "c1", "kind": "internet", "address": "127.0.0.1"}],
             "ticket_sinks": sinks,
             "dashboard_url": "https://grafana.example.net/d/t?var-target={target}",
+            "report_url": "https://reports.example.net/{contract}/{month}.html",
         })
         self.store = stores()
         self.clock = Clock(T0)
@@ -106,7 +107,8 @@ def test_request_tracker_lifecycle_and_acknowledgement(rt, every_store):
     assert [r["id"] for r in full["Cc"]] == ["noc@reseller.example"] and full["Requestor"] == []
     text = rt_ticket_text(rt, rt_ticket["id"])
     for needle in ("customer: A (contract c1, provider B)", "circuit: t1 (internet)", "address: 127.0.0.1",
-                   "cause: no reply to 3 echo requests", "dashboard: https://grafana.example.net/d/t?var-target=t1"):
+                   "cause: no reply to 3 echo requests", "dashboard: https://grafana.example.net/d/t?var-target=t1",
+                   f"report: https://reports.example.net/c1/{time.strftime('%Y-%m', time.gmtime(T0))}.html"):
         assert needle in text, (needle, text)
     assert ticket_refs(env.store, ticket.id) == {"rt-noc": str(rt_ticket["id"])}
 

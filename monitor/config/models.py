@@ -662,6 +662,8 @@ class Config(_Model):
     version: Literal[1] = 1
     #: a link to a target's dashboard in ticket texts; {target} and {contract} are filled in
     dashboard_url: str | None = None
+    #: a link to the month's report in ticket texts; {contract} and {month} (YYYY-MM, the contract's zone) filled in
+    report_url: str | None = None
     #: several nodes against one PostgreSQL store (absent: a single node)
     cluster: ClusterConfig | None = None
     storage: StorageConfig = Field(default_factory=StorageConfig)

@@ -295,6 +295,13 @@ class Ledger:
         if self.config.dashboard_url:
             lines.append("dashboard: " + self.config.dashboard_url.replace("{target}", event.target or "")
                          .replace("{contract}", contract.id))
+        if self.config.report_url:  # the month the breach began in, in the contract's zone
+            from datetime import datetime
+            from zoneinfo import ZoneInfo
+
+            month = datetime.fromtimestamp(event.data.get("start") or event.at, ZoneInfo(contract.timezone))
+            lines.append("report: " + self.config.report_url.replace("{contract}", contract.id)
+                         .replace("{month}", month.strftime("%Y-%m")))
         return "\n\n" + "\n".join(lines)
 
     @staticmethod
