@@ -233,6 +233,53 @@ class ResponseTarget(_Model):
     resolve: PositiveDuration
 
 
+Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+WORKING_WEEK: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+
+
+class HolidayCalendar(_Model):
+    """Public holidays of a country (ISO 3166-1 alpha-2) and optionally one subdivision (US-VT: ``subdiv: VT``),
+    from the maintained ``holidays`` package."""
+
+    country: str = Field(min_length=2, max_length=3)
+    subdiv: str | None = None
+
+    @model_validator(mode="after")
+    def _known(self) -> "HolidayCalendar":
+        import holidays
+
+        supported = holidays.list_supported_countries()
+        if self.country not in supported:
+            raise PydanticCustomError("slawatch", "unknown holiday country {c} (ISO 3166-1 alpha-2, e.g. US, CA, DE)",
+                                      {"c": repr(self.country), "at": "country"})
+        if self.subdiv is not None and self.subdiv not in supported[self.country]:
+            raise PydanticCustomError("slawatch", "{c} has no subdivision {s} (known: {k})",
+                                      {"c": self.country, "s": repr(self.subdiv),
+                                       "k": ", ".join(supported[self.country][:12]) + (", ..." if len(
+                                           supported[self.country]) > 12 else ""), "at": "subdiv"})
+        return self
+
+
+class SupportHours(_Model):
+    """When the contract's support clocks run (customer requests' response and resolution, #28): the weekdays and
+    local opening hours in ``timezone`` (the contract's by default), less public holidays; ``always`` names the
+    severities whose clocks run 24x7."""
+
+    timezone: TimeZoneName | None = None
+    days: list[Weekday] = Field(default_factory=lambda: list(WORKING_WEEK), min_length=1)
+    opens: ClockTime = "08:00"
+    closes: ClockTime = "18:00"
+    holidays: HolidayCalendar | None = None
+    always: list[Literal["critical", "major", "minor"]] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _hours(self) -> "SupportHours":
+        if self.closes <= self.opens:
+            raise PydanticCustomError("slawatch", "closes {c} is not after opens {o}: support hours end the day they "
+                                      "start", {"c": self.closes, "o": self.opens, "at": "closes"})
+        return self
+
+
 class GroupingRule(_Model):
     """Outages of at least ``min_targets`` targets of one contract starting within ``window``
     become children of one parent ticket; only the parent is delivered to the sinks."""
@@ -319,6 +366,8 @@ class Contract(_Model):
     maintenance: list[MaintenanceWindow] = Field(default_factory=list)
     escalation: list[EscalationTier] = Field(default_factory=list)
     response_targets: dict[Literal["critical", "major", "minor"], ResponseTarget] = Field(default_factory=dict)
+    #: when the support clocks of customer requests run (monitor.sla.business); None: 24x7
+    support_hours: SupportHours | None = None
     chronic: ChronicRule | None = None
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     auto_resolve: bool = True
