@@ -123,3 +123,15 @@ def test_a_contracts_support_hours_make_its_calendar():
     assert deadline(calendar_for(contract, "major"), opened, 4 * H) == utc(2026, 8, 18, 16, 0)  # as worked above
     assert deadline(calendar_for(contract, "critical"), opened, 4 * H) == opened + 4 * H  # 24x7
     assert calendar_for(parse_config(BASE).contracts[0], "minor").always  # no support hours: 24x7
+
+
+def test_a_request_timeline_counts_only_staff_replies_and_pauses_until_now():
+    from monitor.tickets.requests import timeline
+    from monitor.tickets.requests.base import Event
+
+    events = [Event(0, "create", "alice@x"), Event(10, "reply", "ALICE@x"), Event(20, "comment", "bob"),
+              Event(30, "status", "bob", "stalled")]
+    t = timeline("rt", "7", "1", "s", ("alice@x",), events, now_ms=100)
+    assert t.first_response_ms is None and t.pauses == [(30, 100)] and t.status == "stalled"
+    t = timeline("rt", "7", "1", "s", ("alice@x",), [*events, Event(40, "reply", "bob")], now_ms=100)
+    assert t.first_response_ms == 40

@@ -435,3 +435,65 @@ def test_alertmanager_firing_alerts_are_kept_alive(stores):
         assert again["annotations"]["description"] != again["annotations"]["summary"], again["annotations"]
     finally:
         am.stop()
+
+
+# --------------------------------------------------------------------------- customer requests (#28)
+
+
+def test_a_customer_request_from_rt_mailgate_has_its_timeline(rt):
+    """A customer writes in through rt-mailgate (as an MTA delivers it). Staff comment internally (not a
+    response), the customer writes again (not a response), staff reply (the first response), stall it waiting on
+    the customer, it reopens, is resolved, reopened and resolved again: the timeline read back over REST 2 has the
+    staff reply as the first response, the stalled and the resolved-then-reopened spans as pauses, one reopen
+    and the last resolution; RT's auto-reply (an EmailRecord) is nobody's response."""
+    import subprocess
+    from urllib.parse import quote
+
+    from peers import RT_LIB
+    from monitor.tickets.requests.rt import RtRequestSource, rt_time
+
+    subprocess.run(["perl", f"-I{RT_LIB}", "-e", 'use RT; RT::LoadConfig(); RT::Init(); my $q = RT::Queue->new('
+                    'RT->SystemUser); $q->Load("General"); my $g = RT::Group->new(RT->SystemUser); '
+                    '$g->LoadSystemInternalGroup("Everyone"); for my $r (qw(CreateTicket ReplyToTicket)) { '
+                    'my ($ok, $m) = $g->PrincipalObj->GrantRight(Right => $r, Object => $q); }'],
+                   env=rt.env, check=True, capture_output=True, timeout=60)
+    subject = f"our VPN is slow {time.time_ns()}"
+
+    def mail(body: str, subject: str) -> None:
+        msg = f"From: Alice <alice@reseller.example>\nTo: rt@slawatch.test\nSubject: {subject}\n\n{body}\n"
+        r = subprocess.run(["rt-mailgate", "--queue", "General", "--action", "correspond", "--url", rt.url],
+                           input=msg.encode(), env=rt.env, capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+
+    mail("Since this morning our VPN is slow.", subject)
+    [item] = rt.api("GET", "/tickets?query=" + quote(f"Subject = '{subject}'"))["items"]
+    tid = item["id"]
+    rt.api("POST", f"/ticket/{tid}/comment", {"Content": "internal: checking the PE router", "ContentType": "text/plain"})
+    mail("Any news?", f"[slawatch-test #{tid}] {subject}")
+    rt.api("POST", f"/ticket/{tid}/correspond", {"Content": "We are on it.", "ContentType": "text/plain"})
+    for status in ("stalled", "open", "resolved", "open", "resolved"):
+        rt.api("PUT", f"/ticket/{tid}", {"Status": status})
+    history = rt.api("GET", f"/ticket/{tid}/history?fields=Type,Creator,Created,Field,NewValue")["items"]
+    staff_reply = next(tx for tx in history if tx["Type"] == "Correspond" and tx["Creator"]["id"] == "root")
+    created = next(tx for tx in history if tx["Type"] == "Create")
+    assert created["Creator"]["id"] == "alice@reseller.example"
+    assert [tx["Creator"]["id"] for tx in history if tx["Type"] == "Correspond"][0] == "alice@reseller.example"
+
+    source = RtRequestSource("rt-requests", rt.url, rt.token, ["General"])
+
+    async def read():
+        try:
+            return await source.changed_since(rt_time(created["Created"])), await source.timeline(tid)
+        finally:
+            await source.aclose()
+
+    import asyncio
+
+    changed, t = asyncio.run(read())
+    assert str(tid) in changed
+    statuses = [(rt_time(tx["Created"]), tx["NewValue"]) for tx in history if tx["Type"] == "Status"]
+    assert t.requestors == ("alice@reseller.example",) and t.subject == subject
+    assert t.opened_ms == rt_time(created["Created"]) and t.first_response_ms == rt_time(staff_reply["Created"])
+    assert t.reopened == 1 and t.status == "resolved" and t.resolved_ms == statuses[-1][0]
+    stalled = next(at for at, s in statuses if s == "stalled")
+    assert t.pauses[0][0] == stalled and len(t.pauses) == 2  # waiting on the customer; resolved, then reopened
