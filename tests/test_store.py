@@ -311,3 +311,22 @@ def test_load_states_of_named_targets_past_a_bound_parameter_limit(every_store):
     store.write(Batch(states={n: StateRecord(n, "up", 1.0, 2.0, {"last_cycle": 2.0}) for n in names}))
     got = store.load_states([*names[::2], "absent"])
     assert sorted(got) == sorted(names[::2]) and got["t10"].tracker == {"last_cycle": 2.0}
+
+
+def test_customer_requests_and_the_sync_cursor(every_store):
+    """#28: requests are upserted by (source, external id) with the source's cursor in the same transaction; read
+    back by contract and opening time, exactly (pauses, reopen count, the nullable clocks)."""
+    from monitor.store.base import RequestRecord
+
+    store = every_store()
+    assert store.request_cursor("rt") is None and store.requests() == []
+    a = RequestRecord("rt", "12", "c1", "major", "VPN slow", T0, None, None, "new", (), 0, T0)
+    b = RequestRecord("rt", "13", "c2", "minor", "invoice", T0 + 60, T0 + 120, None, "open", (), 0, T0 + 120)
+    store.put_requests([a, b], cursor=("rt", T0 + 120))
+    assert store.request_cursor("rt") == T0 + 120 and store.request_cursor("jira") is None
+    answered = RequestRecord("rt", "12", "c1", "major", "VPN slow", T0, T0 + 300, T0 + 900, "resolved",
+                             ((T0 + 400, T0 + 500), (T0 + 900, T0 + 1000)), 1, T0 + 1000)
+    store.put_requests([answered], cursor=("rt", T0 + 1000))  # the same request again: replaced, not added
+    assert store.requests() == [answered, b]
+    assert store.requests(contract="c2") == [b] and store.requests(start=T0 + 30) == [b]
+    assert store.request_cursor("rt") == T0 + 1000

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Store", "TicketTx", "CycleRecord", "StateRecord", "OutageRecord", "RunRecord", "UnknownRecord", "Batch",
            "Ticket", "OutboxItem", "Delivered", "StoreInfo", "TABLES", "NodeInfo", "Fence", "LeaderLease", "LeaderInfo",
-           "StoredRollup", "RollupBlobs", "SchemaStore", "EvidenceWriter", "EvidenceReader", "TicketStore", "TableCopy",
+           "StoredRollup", "RollupBlobs", "RequestRecord", "RequestStore", "SchemaStore", "EvidenceWriter", "EvidenceReader", "TicketStore", "TableCopy",
            "ClusterStore"]
 
 
@@ -542,6 +542,42 @@ class TicketStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class RequestRecord:
+    """A customer request as stored (#28): its timeline (monitor.tickets.requests), times in unix seconds."""
+
+    source: str
+    external_id: str
+    contract: str
+    severity: str
+    subject: str
+    opened: float
+    first_response: float | None
+    resolved: float | None
+    status: str
+    pauses: tuple[tuple[float, float], ...]
+    reopened: int
+    updated: float
+
+
+class RequestStore(Protocol):
+    """Customer requests read from the provider's ticket system, and each source's sync cursor."""
+
+    def put_requests(self, records: Sequence[RequestRecord], cursor: tuple[str, float] | None = None) -> None:
+        """Insert or replace the requests (by source and external id) and move ``cursor`` (source, the last update
+        seen) in the same transaction, so a sync resumes where it stopped and applies nothing twice."""
+        ...
+
+    def requests(self, contract: str | None = None, start: float | None = None,
+                 end: float | None = None) -> list[RequestRecord]:
+        """The requests of one contract (or all) opened in [start, end), oldest first."""
+        ...
+
+    def request_cursor(self, source: str) -> float | None:
+        """The last update a source's sync stored, or None before its first."""
+        ...
+
+
 class TableCopy(Protocol):
     """Whole tables in a canonical form, for ``slawatch store copy``."""
 
@@ -563,7 +599,7 @@ class TableCopy(Protocol):
 
 
 @runtime_checkable
-class Store(SchemaStore, EvidenceWriter, EvidenceReader, TicketStore, TableCopy, Protocol):
+class Store(SchemaStore, EvidenceWriter, EvidenceReader, TicketStore, RequestStore, TableCopy, Protocol):
     """Every operation the daemon, the CLI, the reports and the ticket ledger perform on stored evidence: the
     consumers' protocols together (each consumer types against the narrow one it uses)."""
 

@@ -35,7 +35,7 @@ from monitor.events import BreachEvent
 from monitor.store.base import (TABLES, Batch, CycleRecord, Fence, LeaderInfo, LeaderLease, NodeInfo, OutageRecord,
                                 RunRecord, StateRecord, StoreInfo, StoredRollup, TicketTx, UnknownRecord)
 from monitor.store.schema import SCHEMA_VERSION, ddl, newer_than_known, step_of, stored_version
-from monitor.store.sql import Epoch, Exec, SqlTickets, SqlTicketTx, check_fence
+from monitor.store.sql import Epoch, Exec, SqlRequests, SqlTickets, SqlTicketTx, check_fence
 
 __all__ = ["PostgresStore", "SCHEMA_VERSION", "safe_dsn"]
 
@@ -139,7 +139,7 @@ def _jsonb(value: Any) -> Jsonb | None:
     return None if value is None else Jsonb(value)
 
 
-class PostgresStore(SqlTickets):
+class PostgresStore(SqlTickets, SqlRequests):
     """The shared store. ``dsn`` is a libpq connection string or URI; the password may come from it,
     from ``PGPASSWORD`` or from a ``.pgpass`` file."""
 
@@ -503,7 +503,8 @@ class PostgresStore(SqlTickets):
         cols = ", ".join(_COLUMN_EXPR.get((table, c), f'"{c}"') for c, _ in spec)
         order = {"cycles": "target, started", "target_state": "target", "events": "at, key",
                  "rollups_hourly": "target_id, hour_no",
-                 "rollups_monthly": "target_id, month", "ticket_refs": "ticket_id, sink"}.get(table, "id")
+                 "rollups_monthly": "target_id, month", "ticket_refs": "ticket_id, sink",
+                 "customer_requests": "source, external_id", "request_cursors": "source"}.get(table, "id")
         with self._conn() as conn, conn.transaction(), conn.cursor(name=f"dump_{table}") as cur:
             cur.itersize = chunk
             cur.execute(f"SELECT {cols} FROM {table} ORDER BY {order}")

@@ -286,6 +286,16 @@ HISTORY: tuple[Step, ...] = (
         Raw("INSERT INTO leader_terms SELECT term, node, instance, epoch, since, expires FROM cluster_leader",
             "postgresql"),
     )),
+    Step("customer requests read from the provider's ticket system (#28): each one's timeline, and each source's "
+         "sync cursor", (
+        Table("customer_requests", (
+            _nn("source", "text"), _nn("external_id", "text"), _nn("contract", "text"), _nn("severity", "text"),
+            _nn("subject", "text"), _nn("opened", "time"), _c("first_response", "time"), _c("resolved", "time"),
+            _nn("status", "text"), _nn("pauses", "json"), _nn("reopened", "int", default="0"),
+            _nn("updated", "time")), key=("source", "external_id")),
+        Index("customer_requests_contract", "customer_requests", ("contract", "opened")),
+        Table("request_cursors", (_c("source", "text", primary=True), _nn("updated", "time"))),
+    )),
 )
 
 #: the schema version (the number of steps) this slawatch runs on

@@ -15,9 +15,9 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Iterator, Mapping, Sequence
 
 from monitor.errors import FencedError
-from monitor.store.base import Delivered, Fence, OutboxItem, Ticket
+from monitor.store.base import Delivered, Fence, OutboxItem, RequestRecord, Ticket
 
-__all__ = ["Epoch", "Exec", "SqlTicketTx", "SqlTickets", "loads"]
+__all__ = ["Epoch", "Exec", "SqlTicketTx", "SqlTickets", "SqlRequests", "loads"]
 
 
 class Epoch(float):
@@ -163,6 +163,52 @@ def check_fence(ex: Exec, fence: Fence | None) -> None:
             " AND expires > clock_timestamp() FOR SHARE", (fence.term, fence.instance, fence.epoch)) is None:
         raise FencedError(f"write refused: leader term {fence.term} of node {fence.node} is over (another node "
                           "leads, or the lease expired)")
+
+
+class SqlRequests:
+    """The customer-request reads and writes of :class:`~monitor.store.base.Store`, for both SQL backends (the
+    same ``_read()`` and ``_tx()`` as :class:`SqlTickets`)."""
+
+    def _read(self) -> AbstractContextManager[Exec]:
+        raise NotImplementedError
+
+    def _tx(self) -> AbstractContextManager[Exec]:
+        raise NotImplementedError
+
+    def put_requests(self, records: Sequence[RequestRecord], cursor: tuple[str, float] | None = None) -> None:
+        with self._tx() as ex:
+            for r in records:
+                ex.run("INSERT INTO customer_requests (source, external_id, contract, severity, subject, opened,"
+                       " first_response, resolved, status, pauses, reopened, updated) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)"
+                       " ON CONFLICT (source, external_id) DO UPDATE SET contract = excluded.contract,"
+                       " severity = excluded.severity, subject = excluded.subject, opened = excluded.opened,"
+                       " first_response = excluded.first_response, resolved = excluded.resolved,"
+                       " status = excluded.status, pauses = excluded.pauses, reopened = excluded.reopened,"
+                       " updated = excluded.updated",
+                       (r.source, r.external_id, r.contract, r.severity, r.subject, Epoch(r.opened),
+                        _ep(r.first_response), _ep(r.resolved), r.status, json.dumps([list(p) for p in r.pauses]),
+                        r.reopened, Epoch(r.updated)))
+            if cursor is not None:
+                ex.run("INSERT INTO request_cursors (source, updated) VALUES (?, ?) ON CONFLICT (source)"
+                       " DO UPDATE SET updated = excluded.updated", (cursor[0], Epoch(cursor[1])))
+
+    def requests(self, contract: str | None = None, start: float | None = None,
+                 end: float | None = None) -> list[RequestRecord]:
+        query, args = "SELECT * FROM customer_requests WHERE 1=1", []
+        for clause, value in (("contract = ?", contract), ("opened >= ?", _ep(start)), ("opened < ?", _ep(end))):
+            if value is not None:
+                query += f" AND {clause}"
+                args.append(value)
+        with self._read() as ex:
+            rows = ex.all(query + " ORDER BY opened, source, external_id", args)
+        return [RequestRecord(r["source"], r["external_id"], r["contract"], r["severity"], r["subject"], r["opened"],
+                              r["first_response"], r["resolved"], r["status"],
+                              tuple((a, b) for a, b in loads(r["pauses"])), int(r["reopened"]), r["updated"])
+                for r in rows]
+
+    def request_cursor(self, source: str) -> float | None:
+        with self._read() as ex:
+            return ex.value("SELECT updated FROM request_cursors WHERE source = ?", (source,))
 
 
 class SqlTickets:

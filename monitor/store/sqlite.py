@@ -19,7 +19,7 @@ from monitor.errors import StoreError
 from monitor.events import BreachEvent
 from monitor.store.base import TABLES, Batch, CycleRecord, Fence, OutageRecord, RunRecord, StateRecord, StoreInfo, StoredRollup, TicketTx, UnknownRecord
 from monitor.store.schema import SCHEMA_VERSION, ddl, newer_than_known, step_of, stored_version
-from monitor.store.sql import Exec, SqlTickets, SqlTicketTx
+from monitor.store.sql import Exec, SqlRequests, SqlTickets, SqlTicketTx
 
 __all__ = ["SqliteStore", "SCHEMA_VERSION"]
 
@@ -81,7 +81,7 @@ def _uncanon(value: Any, kind: str) -> Any:
     return value
 
 
-class SqliteStore(SqlTickets):
+class SqliteStore(SqlTickets, SqlRequests):
     """The embedded store. ``path`` may be ':memory:' for tests of pure logic."""
 
     backend = "sqlite"
@@ -376,7 +376,8 @@ class SqliteStore(SqlTickets):
         spec = TABLES[table]
         cols = ", ".join(f'"{c}"' for c, _ in spec)
         order = {"rollups_hourly": "target_id, hour", "rollups_monthly": "target_id, month",
-                 "target_state": "target", "events": "at, key", "ticket_refs": "ticket_id, sink"}.get(table, "rowid")
+                 "target_state": "target", "events": "at, key", "ticket_refs": "ticket_id, sink",
+                 "customer_requests": "source, external_id", "request_cursors": "source"}.get(table, "rowid")
         with self._lock:
             cur = self._db.execute(f"SELECT {cols} FROM {table} ORDER BY {order}")
             while rows := cur.fetchmany(chunk):
