@@ -9,6 +9,7 @@ stages in reverse. The stages, each with the same contract (``start``, ``reload(
   first figures;
 - probing (monitor.measure.probing): the units this node owns, their jobs, cycles and ingestion;
 - tickets (monitor.tickets.stage): the ledger, the outbox delivery, escalation and acknowledgement polling;
+- customer requests (monitor.tickets.requests.stage): read from the provider's ticket system, leader-only;
 - reports (monitor.reports.stage): the monthly report run and retention;
 - SLA evaluation (monitor.sla.stage) and the vantage consensus (monitor.cluster.stage), leader-only.
 
@@ -50,6 +51,7 @@ from monitor.cluster.vantage import ConsensusKeeper
 from monitor.measure.writer import BatchWriter
 from monitor.service import Runtime, Supervisor
 from monitor.tickets.stage import TicketStage
+from monitor.tickets.requests.stage import RequestStage
 from monitor.reports.schedule import ReportSchedule
 from monitor.reports.stage import ReportStage
 from monitor.cluster.stage import ConsensusStage
@@ -125,7 +127,8 @@ class Daemon:
         self.trap_stage = TrapStage(config, self.live, self.writer)
         self.exporter = ExporterStage(config, self.live, self.ready, self._reload_from_thread)
         # the exporter serves once the SLA stage has its first figures (its socket is bound with the listeners)
-        for stage in (self.trap_stage, self.probing, self.tickets, self.report_stage, self.sla, self.exporter,
+        for stage in (self.trap_stage, self.probing, self.tickets, RequestStage(config, self.runtime), self.report_stage,
+                      self.sla, self.exporter,
                       ConsensusStage(config, self.runtime, self.consensus, self._lead_records)):
             self.supervisor.add(stage)
 

@@ -449,14 +449,9 @@ def test_a_customer_request_from_rt_mailgate_has_its_timeline(rt):
     import subprocess
     from urllib.parse import quote
 
-    from peers import RT_LIB
     from monitor.tickets.requests.rt import RtRequestSource, rt_time
 
-    subprocess.run(["perl", f"-I{RT_LIB}", "-e", 'use RT; RT::LoadConfig(); RT::Init(); my $q = RT::Queue->new('
-                    'RT->SystemUser); $q->Load("General"); my $g = RT::Group->new(RT->SystemUser); '
-                    '$g->LoadSystemInternalGroup("Everyone"); for my $r (qw(CreateTicket ReplyToTicket)) { '
-                    'my ($ok, $m) = $g->PrincipalObj->GrantRight(Right => $r, Object => $q); }'],
-                   env=rt.env, check=True, capture_output=True, timeout=60)
+    _grant_everyone_create(rt)
     subject = f"our VPN is slow {time.time_ns()}"
 
     def mail(body: str, subject: str) -> None:
@@ -497,3 +492,78 @@ def test_a_customer_request_from_rt_mailgate_has_its_timeline(rt):
     assert t.reopened == 1 and t.status == "resolved" and t.resolved_ms == statuses[-1][0]
     stalled = next(at for at, s in statuses if s == "stalled")
     assert t.pauses[0][0] == stalled and len(t.pauses) == 2  # waiting on the customer; resolved, then reopened
+
+
+def _grant_everyone_create(rt) -> None:
+    import subprocess
+
+    from peers import RT_LIB
+
+    subprocess.run(["perl", f"-I{RT_LIB}", "-e", 'use RT; RT::LoadConfig(); RT::Init(); my $q = RT::Queue->new('
+                    'RT->SystemUser); $q->Load("General"); my $g = RT::Group->new(RT->SystemUser); '
+                    '$g->LoadSystemInternalGroup("Everyone"); for my $r (qw(CreateTicket ReplyToTicket)) { '
+                    'my ($ok, $m) = $g->PrincipalObj->GrantRight(Right => $r, Object => $q); }'],
+                   env=rt.env, check=True, capture_output=True, timeout=60)
+
+
+def test_the_daemon_syncs_customer_requests_from_rt(rt, tmp_path, monkeypatch):
+    """#28 end to end: `slawatch run` with a request source reads a request mailed in through rt-mailgate, and
+    the staff reply after it, into the store (contract from its queue, severity from its priority), resuming from
+    its cursor; a bad contract or a queue read twice is a config error at its YAML path."""
+    import subprocess
+
+    from conftest import REPO, SLAWATCH
+    from monitor.config import parse_config
+    from monitor.errors import ConfigError
+    from monitor.store import SqliteStore
+    from procs import spawn
+
+    _grant_everyone_create(rt)
+    subject = f"portal login fails {time.time_ns()}"
+    msg = f"From: Bob <bob@reseller.example>\nTo: rt@slawatch.test\nSubject: {subject}\n\nWe cannot log in.\n"
+    r = subprocess.run(["rt-mailgate", "--queue", "General", "--action", "correspond", "--url", rt.url],
+                       input=msg.encode(), env=rt.env, capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    from urllib.parse import quote
+
+    [item] = rt.api("GET", "/tickets?query=" + quote(f"Subject = '{subject}'"))["items"]
+    rt.api("PUT", f"/ticket/{item['id']}", {"Priority": 75})
+    monkeypatch.setenv("T_RT_TOKEN", rt.token)
+    db = tmp_path / "s.db"
+    path = tmp_path / "c.yaml"
+    path.write_text(f"""
+storage: {{path: {db}, flush_interval: 200ms}}
+exporter: {{enabled: false}}
+contracts: [{{id: c1, customer: Reseller, provider: ExampleTel, objectives: {{availability: 99.9%}}}}]
+request_sources:
+  - {{name: rt-support, url: "{rt.url}", token: "${{T_RT_TOKEN}}", queues: {{General: c1}}, interval: 1s}}
+""")
+    proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
+                 stderr=open(tmp_path / "daemon.log", "w"))
+    try:
+        def stored():
+            if not db.exists():
+                return None
+            s = SqliteStore(db)
+            try:
+                return [x for x in s.requests() if x.subject == subject] if s.schema_version() else None
+            finally:
+                s.close()
+
+        [req] = wait_for("the request stored", stored, timeout=60)
+        assert req.contract == "c1" and req.severity == "major" and req.first_response is None
+        rt.api("POST", f"/ticket/{item['id']}/correspond", {"Content": "Reset it for you.", "ContentType": "text/plain"})
+        [req] = wait_for("the staff reply synced", lambda: [x for x in stored() or [] if x.first_response], timeout=60)
+        assert req.first_response >= req.opened and req.status == "open"
+    finally:
+        proc.send_signal(__import__("signal").SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    assert rt.token not in (tmp_path / "daemon.log").read_text()
+
+    base = {"contracts": [{"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}]}
+    src = {"name": "a", "url": rt.url, "token": "x", "queues": {"General": "nope"}}
+    with pytest.raises(ConfigError) as info:
+        parse_config({**base, "request_sources": [src, {**src, "name": "b", "queues": {"General": "c1"}}]})
+    problems = info.value.problems
+    assert any(p.startswith("request_sources[0].queues.General: no such contract") for p in problems), problems
+    assert any(p.startswith("request_sources[1].queues.General: this queue is already read") for p in problems)

@@ -319,6 +319,26 @@ def _cross_check(raw: dict, problems: _Problems) -> None:
             _check_target_refs(i, target, contracts, profiles, problems)
     _check_cluster(raw, problems)
     _check_sink_refs(raw, sinks, problems)
+    _check_request_sources(raw, contracts, problems)
+
+
+def _check_request_sources(raw: dict, contracts: set, problems: _Problems) -> None:
+    """A request source's queues name contracts that exist; a queue belongs to one contract (a queue read by
+    two sources is two contracts' at once)."""
+    seen: dict[str, int] = {}
+    for i, source in enumerate(raw.get("request_sources") or []):
+        if not isinstance(source, dict) or not isinstance(source.get("queues"), dict):
+            continue
+        for queue, contract in source["queues"].items():
+            if isinstance(contract, str) and contract not in contracts:
+                known = ", ".join(sorted(contracts)) or "none defined"
+                problems.add(("request_sources", i, "queues", queue), f"no such contract (known: {known})", contract)
+            key = f"{source.get('url')}|{queue}"
+            if key in seen:
+                problems.add(("request_sources", i, "queues", queue),
+                             f"this queue is already read by request_sources[{seen[key]}]: a queue belongs to one "
+                             "contract")
+            seen[key] = i
 
 
 def _check_profiles(raw: dict, problems: _Problems) -> set[str]:

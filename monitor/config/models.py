@@ -11,7 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, HttpUrl, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from monitor.tickets.sinks import TicketSink  # each sink's settings live beside it
@@ -705,6 +705,25 @@ class ClusterConfig(_Model):
         return self
 
 
+#: RT priority -> request severity by default (slawatch's own tickets use 90 and 70 for these: monitor.tickets.sinks.rt)
+_PRIORITIES: dict[Literal["critical", "major"], int] = {"critical": 90, "major": 70}
+
+
+class RequestSource(_Model):
+    """Where customer requests are read from (#28): Request Tracker 5 over REST 2. ``queues`` maps each RT queue
+    to the contract whose requests it holds; a request's severity is the first of ``severity_from_priority`` whose
+    RT priority it reaches (minor below them)."""
+
+    name: Identifier
+    type: Literal["rt"] = "rt"
+    url: HttpUrl
+    token: SecretStr
+    verify_tls: bool = True
+    queues: dict[str, Identifier] = Field(min_length=1)
+    severity_from_priority: dict[Literal["critical", "major"], int] = Field(default_factory=lambda: dict(_PRIORITIES))
+    interval: PositiveDuration = 60.0
+
+
 class Config(_Model):
     """The whole configuration, validated: every error reported at once with its YAML path."""
 
@@ -724,6 +743,8 @@ class Config(_Model):
     contracts: list[Contract] = Field(default_factory=list)
     targets: list[Target] = Field(default_factory=list)
     ticket_sinks: list[TicketSink] = Field(default_factory=list)
+    #: customer requests read from the provider's ticket system (#28)
+    request_sources: list[RequestSource] = Field(default_factory=list)
     snmp_profiles: dict[str, SnmpProfile] = Field(default_factory=dict)
     #: directories of MIB modules (sources, or pysmi JSON) for MIB::name OIDs, beside the shipped ones
     mib_dirs: list[str] = Field(default_factory=list)

@@ -44,6 +44,9 @@ class RequestTimeline:
     pauses: list[tuple[int, int]] = field(default_factory=list)
     reopened: int = 0
     status: str = "new"
+    #: the source system's priority of the request (RT: 0-99), and when it last changed there
+    priority: int = 0
+    updated_ms: int = 0
 
 
 def timeline(source: str, external_id: str, queue: str, subject: str, requestors: tuple[str, ...], events: list[Event],

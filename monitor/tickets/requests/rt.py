@@ -72,6 +72,15 @@ class RtRequestSource(HttpSink):
                 break
             page += 1
         requestors = tuple(r["id"] for r in ticket.get("Requestor") or [])
-        queue = str((ticket.get("Queue") or {}).get("id", ""))
-        return timeline(self.name, str(ticket_id), queue, ticket.get("Subject", ""), requestors, events,
-                        now_ms=now_ms)
+        queue = await self.queue_name(str((ticket.get("Queue") or {}).get("id", "")))
+        t = timeline(self.name, str(ticket_id), queue, ticket.get("Subject", ""), requestors, events, now_ms=now_ms)
+        t.priority = int(ticket.get("Priority") or 0)
+        t.updated_ms = rt_time(ticket["LastUpdated"]) if ticket.get("LastUpdated") else t.opened_ms
+        return t
+
+    async def queue_name(self, queue_id: str) -> str:
+        """A queue's name from its id (REST 2 links a ticket's queue by id), looked up once."""
+        names = self.__dict__.setdefault("_queue_names", {})
+        if queue_id not in names:
+            names[queue_id] = (await self._request("GET", f"/queue/{queue_id}")).json().get("Name", queue_id)
+        return names[queue_id]

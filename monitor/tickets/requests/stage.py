@@ -1,0 +1,99 @@
+"""The customer-request stage of the daemon (monitor.service, #28): on the leader, each request source is read
+every ``interval``, from the cursor the store keeps for it, and the changed requests' timelines are stored with
+the new cursor in one transaction. A source that does not answer is retried at the next round (said once a
+minute); nothing is marked from what could not be seen."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from monitor.errors import SlawatchError
+from monitor.service import Runtime
+from monitor.store.base import RequestRecord
+
+__all__ = ["RequestStage", "FIRST_SYNC_DAYS"]
+
+log = logging.getLogger("slawatch.requests")
+
+#: how far back the first sync of a source reads (a month and a day: the report's month and its edge)
+FIRST_SYNC_DAYS = 32
+
+
+def severity(priority: int, thresholds: dict[str, int]) -> str:
+    """The request's severity from its priority: the first threshold it reaches, highest first (else minor)."""
+    for name, at_least in sorted(thresholds.items(), key=lambda kv: -kv[1]):
+        if priority >= at_least:
+            return name
+    return "minor"
+
+
+class RequestStage:
+    """Syncs the config's ``request_sources`` into the store (leader only)."""
+
+    name = "customer-requests"
+
+    def __init__(self, config: Any, rt: Runtime):
+        self.config, self.rt = config, rt
+        self.sources: dict[str, Any] = {}
+
+    def _build(self, config: Any) -> dict[str, Any]:
+        from monitor.tickets.requests.rt import RtRequestSource
+
+        return {s.name: (s, RtRequestSource(s.name, str(s.url), s.token.get_secret_value(), list(s.queues),
+                                            timeout=min(30.0, s.interval), verify=s.verify_tls))
+                for s in config.request_sources}
+
+    async def start(self) -> None:
+        """One leader job per source."""
+        self.sources = self._build(self.config)
+        for name, (settings, _) in self.sources.items():
+            self.rt.leader_job(f"requests-{name}", settings.interval, f"request sync from {name}", self._job(name))
+
+    def _job(self, name: str) -> Callable[[], Awaitable[None]]:
+        async def job() -> None:
+            await self.sync(name)
+
+        return job
+
+    async def reload(self, world: Any) -> None:
+        """The new config's sources (their jobs take effect at the next restart when the set of names changes)."""
+        old = self.sources
+        self.config = world.config
+        self.sources = self._build(world.config)
+        for _, client in old.values():
+            await client.aclose()
+
+    async def stop(self) -> None:
+        """Close the sources' connections."""
+        for _, client in self.sources.values():
+            await client.aclose()
+
+    async def sync(self, name: str) -> int:
+        """Read what changed at ``name`` since its cursor and store it with the new cursor; returns how many."""
+        if name not in self.sources:
+            return 0
+        settings, client = self.sources[name]
+        store = self.rt.store
+        cursor = await asyncio.to_thread(store.request_cursor, name)
+        since = cursor if cursor is not None else time.time() - FIRST_SYNC_DAYS * 86400
+        try:
+            ids = await client.changed_since(int(since * 1000))
+            timelines = [await client.timeline(i, now_ms=int(time.time() * 1000)) for i in ids]
+        except SlawatchError as exc:
+            if self.rt.said.due(f"requests-{name}"):
+                log.warning("request source %s: %s (retried every %.0f s; said once a minute)", name, exc,
+                            settings.interval)
+            return 0
+        records = [RequestRecord(name, t.external_id, settings.queues[t.queue], severity(
+            t.priority, settings.severity_from_priority), t.subject, t.opened_ms / 1000,
+            None if t.first_response_ms is None else t.first_response_ms / 1000,
+            None if t.resolved_ms is None else t.resolved_ms / 1000, t.status,
+            tuple((a / 1000, b / 1000) for a, b in t.pauses), t.reopened, t.updated_ms / 1000)
+            for t in timelines if t.queue in settings.queues]
+        if records:
+            await asyncio.to_thread(store.put_requests, records, (name, max(r.updated for r in records)))
+        return len(records)
