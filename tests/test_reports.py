@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -621,3 +622,33 @@ def test_the_html_report_states_every_objective_with_its_figure_verdict_and_cred
     assert "p95 20.0 ms" in rows["latency"] and "&le; 50.0 ms" in rows["latency"] and "met" in rows["latency"]
     assert "mean 2.0 ms" in rows["jitter"] and "met" in rows["jitter"]
     assert "2 %: 24.00 EUR" in rows["loss"], rows["loss"]  # its credit line: 2 % of 1200.00
+
+
+def test_the_report_has_each_contracts_customer_requests_in_business_time(every_store):
+    """#28: requests opened in the month, per severity, against response_targets in the contract's support hours
+    (Vermont, 08:00-18:00 on weekdays): a request on Friday 13 Nov 2026 at 17:00 answered on Monday 09:30 took
+    2.5 business hours (1 h on Friday, 1.5 h on Monday) and missed a 2 h first-response target; one answered in
+    30 min met it. Resolution: 5 h (met, 8 h target) and, still open at the report, 60 h past its target."""
+    from monitor.store.base import RequestRecord
+
+    cfg, store = scenario(every_store, tz="America/New_York", contract={
+        "response_targets": {"major": {"acknowledge": "2h", "resolve": "8h"}},
+        "support_hours": {"holidays": {"country": "US", "subdiv": "VT"}}})
+    ny = ZoneInfo("America/New_York")
+
+    def t(*args) -> float:
+        return datetime(*args, tzinfo=ny).timestamp()
+
+    late = RequestRecord("rt", "41", "c1", "major", "VPN slow", t(2026, 11, 13, 17, 0), t(2026, 11, 16, 9, 30),
+                         None, "open", (), 0, t(2026, 11, 16, 9, 30))
+    quick = RequestRecord("rt", "42", "c1", "major", "invoice", t(2026, 11, 10, 9, 0), t(2026, 11, 10, 9, 30),
+                          t(2026, 11, 10, 14, 0), "resolved", (), 0, t(2026, 11, 10, 14, 0))
+    store.put_requests([late, quick], cursor=("rt", t(2026, 11, 16, 9, 30)))
+    doc = report(cfg, store)["contracts"][0]["requests"]
+    [major] = doc["by_severity"]
+    assert major["count"] == 2
+    assert major["first_response"] == {"met": 1, "measured": 2, "p50_s": 1800.0, "p90_s": 9000.0}
+    assert major["resolution"]["met"] == 1 and major["resolution"]["measured"] == 2 and major["resolution"]["p50_s"] == 18000.0
+    kinds = {(b["id"], b["clock"]): b for b in doc["breaches"]}
+    assert kinds[("41", "first_response")]["business_s"] == 9000.0 and kinds[("41", "first_response")]["target_s"] == 7200.0
+    assert ("41", "resolution") in kinds and ("42", "first_response") not in kinds

@@ -22,7 +22,8 @@ from monitor.sla.reconcile import Reconciled
 __all__ = ["SCHEMA", "Report", "ContractReport", "TargetReport", "Period", "ContractPeriod", "Availability",
            "ContractAvailability", "Excluded", "OutageItem", "Outages", "Percentiles", "Loss", "Jitter", "Voice",
            "Cycles", "Day", "Credits", "CreditLine", "Chronic", "ChronicMonth", "ResponseCount", "SeverityResponse",
-           "Tickets", "Vantage", "pct", "report_dict", "shown_ms"]
+           "Tickets", "Vantage", "RequestsReport", "RequestFigures", "RequestBreach", "pct", "report_dict",
+           "shown_ms"]
 
 SCHEMA = "slawatch.report/1"
 
@@ -444,6 +445,8 @@ class ContractReport:
     chronic: Chronic | None
     tickets: Tickets
     targets: tuple[TargetReport, ...]
+    #: customer requests of the month (#28); None when the config reads none for this contract
+    requests: "RequestsReport | None" = None
 
     def _json(self) -> dict[str, Any]:
         return {
@@ -452,6 +455,7 @@ class ContractReport:
             "coverage_pct": pct(self.coverage), "availability": self.availability._json(),
             "credits": self.credits._json(), "chronic": None if self.chronic is None else self.chronic._json(),
             "tickets": self.tickets._json(), "targets": [t._json() for t in self.targets],
+            **({"requests": self.requests._json()} if self.requests is not None else {}),
         }
 
 
@@ -474,3 +478,54 @@ def report_dict(report: Report) -> dict[str, Any]:
     """The report as the JSON document of schema ``slawatch.report/1``."""
     return {"schema": SCHEMA, "version": 1, "month": report.month, "generated_at": _iso(report.generated_at),
             "slawatch_version": report.slawatch_version, "contracts": [c._json() for c in report.contracts]}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestBreach:
+    """A customer request that missed a target: which clock, by how much (business seconds)."""
+
+    source: str
+    external_id: str
+    severity: str
+    clock: str  # first_response | resolution
+    business_s: float
+    target_s: float
+
+    def _json(self) -> dict[str, Any]:
+        return {"source": self.source, "id": self.external_id, "severity": self.severity, "clock": self.clock,
+                "business_s": self.business_s, "target_s": self.target_s}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestFigures:
+    """One severity's customer requests of the month: how many, and each clock met/measured with its median
+    and 90th percentile in business seconds (None when nothing was measured)."""
+
+    severity: str
+    count: int
+    first_response_met: int
+    first_response_measured: int
+    resolution_met: int
+    resolution_measured: int
+    first_response_p50_s: float | None
+    first_response_p90_s: float | None
+    resolution_p50_s: float | None
+    resolution_p90_s: float | None
+
+    def _json(self) -> dict[str, Any]:
+        return {"severity": self.severity, "count": self.count,
+                "first_response": {"met": self.first_response_met, "measured": self.first_response_measured,
+                                   "p50_s": self.first_response_p50_s, "p90_s": self.first_response_p90_s},
+                "resolution": {"met": self.resolution_met, "measured": self.resolution_measured,
+                               "p50_s": self.resolution_p50_s, "p90_s": self.resolution_p90_s}}
+
+
+@dataclass(frozen=True, slots=True)
+class RequestsReport:
+    """A contract's customer requests of the month (#28), in its support hours."""
+
+    by_severity: tuple[RequestFigures, ...]
+    breaches: tuple[RequestBreach, ...]
+
+    def _json(self) -> dict[str, Any]:
+        return {"by_severity": [f._json() for f in self.by_severity], "breaches": [b._json() for b in self.breaches]}

@@ -23,7 +23,8 @@ from monitor.config import Config
 from monitor.config.sites import multi_site, unit_id
 from monitor.reports.model import (SCHEMA, Availability, Chronic, ChronicMonth, ContractAvailability, ContractPeriod,
                                    ContractReport, CreditLine, Credits, Cycles, Day, Excluded, Jitter, Loss, OutageItem,
-                                   Outages, Percentiles, Period, Report, SeverityResponse, TargetReport, Tickets,
+                                   Outages, Percentiles, Period, Report, RequestBreach, RequestFigures, RequestsReport,
+                                   SeverityResponse, TargetReport, Tickets,
                                    Vantage, Voice, pct, report_dict, shown_ms)
 from monitor.sla.credits import ContractCredit, contract_credit, minor_unit
 from monitor.sla.intervals import clip, normalize
@@ -239,6 +240,54 @@ def _ticket_response(contract, tickets: list[Ticket], start_s: float) -> dict[st
     return response
 
 
+def _quantile(values: list[float], q: float) -> float | None:
+    """The ``q`` quantile by the nearest-rank rule (a value that occurred), or None."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, -(-int(q * 100) * len(ordered) // 100) - 1))]
+
+
+def _requests(store, contract, start_s: float, end_s: float, now: float) -> RequestsReport | None:
+    """The contract's customer requests opened in the period (#28): per severity the first-response and
+    resolution clocks in its support hours (monitor.sla.business) against ``response_targets`` (acknowledge:
+    the first response; resolve: the resolution), and each breach. A clock still running counts once it is past
+    its target; one within it is not measured yet."""
+    from monitor.sla.business import business_ms, calendar_for
+
+    rows = store.requests(contract=contract.id, start=start_s, end=end_s)
+    if not rows:
+        return None
+    figures, breaches = [], []
+    for sev in ("critical", "major", "minor"):
+        mine = [r for r in rows if r.severity == sev]
+        if not mine:
+            continue
+        cal, target = calendar_for(contract, sev), contract.response_targets.get(sev)
+        clocks: dict[str, list[float]] = {"first_response": [], "resolution": []}
+        met = {"first_response": 0, "resolution": 0}
+        measured = {"first_response": 0, "resolution": 0}
+        for r in mine:
+            pauses = [(to_ms(a), to_ms(b)) for a, b in r.pauses]
+            for clock, stop, limit in (("first_response", r.first_response, target and target.acknowledge),
+                                       ("resolution", r.resolved, target and target.resolve)):
+                spent = business_ms(cal, to_ms(r.opened), to_ms(stop if stop is not None else now), pauses) / 1000
+                if stop is not None:
+                    clocks[clock].append(spent)
+                if limit is None or (stop is None and spent <= limit):
+                    continue
+                measured[clock] += 1
+                if spent <= limit:
+                    met[clock] += 1
+                else:
+                    breaches.append(RequestBreach(r.source, r.external_id, sev, clock, spent, float(limit)))
+        figures.append(RequestFigures(sev, len(mine), met["first_response"], measured["first_response"],
+                                      met["resolution"], measured["resolution"],
+                                      _quantile(clocks["first_response"], 0.5), _quantile(clocks["first_response"], 0.9),
+                                      _quantile(clocks["resolution"], 0.5), _quantile(clocks["resolution"], 0.9)))
+    return RequestsReport(tuple(figures), tuple(breaches))
+
+
 def _credits(contract, credit: ContractCredit, items: dict[str, tuple[OutageItem, ...]]) -> Credits:
     return Credits(
         basis=credit.basis, combine=credit.combine, fees=credit.fees, cap_pct=credit.cap_pct,
@@ -249,7 +298,7 @@ def _credits(contract, credit: ContractCredit, items: dict[str, tuple[OutageItem
 
 
 def _contract_report(contract, cm: ContractMonth, credit: Credits, chronic: Chronic | None, tickets: list[Ticket],
-                     now: float, targets: list[TargetReport]) -> ContractReport:
+                     now: float, targets: list[TargetReport], requests: RequestsReport | None = None) -> ContractReport:
     """One contract's month: its period, availability, credits with their evidence, chronic failure, tickets."""
     period, tz = cm.period, contract.timezone
     return ContractReport(
@@ -264,6 +313,7 @@ def _contract_report(contract, cm: ContractMonth, credit: Credits, chronic: Chro
         credits=credit, chronic=chronic,
         tickets=Tickets(tuple(t.id for t in tickets), _ticket_response(contract, tickets, period.start_ms / 1000)),
         targets=tuple(targets),
+        requests=requests,
     )
 
 
@@ -321,8 +371,9 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
         credit = contract_credit(contract, cm.targets, cm.ratio, combined, fees, evidence, cm.coverage,
                                  closed=to_ms(now) >= period.end_ms)
         chronic = _chronic(contract, month, cm, month_of)
+        requests = _requests(store, contract, start_s, end_s, now)
         out_contracts.append(_contract_report(contract, cm, _credits(contract, credit, evidence), chronic, tickets,
-                                              now, target_reports))
+                                              now, target_reports, requests))
     return Report(month, datetime.fromtimestamp(now, ZoneInfo("UTC")), __version__, tuple(out_contracts))
 
 
