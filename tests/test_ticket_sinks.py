@@ -529,12 +529,13 @@ def test_the_daemon_syncs_customer_requests_from_rt(rt, tmp_path, monkeypatch):
     [item] = rt.api("GET", "/tickets?query=" + quote(f"Subject = '{subject}'"))["items"]
     rt.api("PUT", f"/ticket/{item['id']}", {"Priority": 75})
     monkeypatch.setenv("T_RT_TOKEN", rt.token)
-    db = tmp_path / "s.db"
+    db, port = tmp_path / "s.db", free_port()
     path = tmp_path / "c.yaml"
     path.write_text(f"""
 storage: {{path: {db}, flush_interval: 200ms}}
-exporter: {{enabled: false}}
-contracts: [{{id: c1, customer: Reseller, provider: ExampleTel, objectives: {{availability: 99.9%}}}}]
+exporter: {{listen: "127.0.0.1:{port}"}}
+contracts: [{{id: c1, customer: Reseller, provider: ExampleTel, objectives: {{availability: 99.9%}},
+             response_targets: {{major: {{acknowledge: 2h, resolve: 8h}}}}}}]
 request_sources:
   - {{name: rt-support, url: "{rt.url}", token: "${{T_RT_TOKEN}}", queues: {{General: c1}}, interval: 1s}}
 """)
@@ -552,9 +553,18 @@ request_sources:
 
         [req] = wait_for("the request stored", stored, timeout=60)
         assert req.contract == "c1" and req.severity == "major" and req.first_response is None
+        from test_daemon_e2e import scrape
+
+        labels = (("contract", "c1"), ("severity", "major"))
+        metrics = wait_for("the request metrics", lambda: (lambda m: m if ("slawatch_customer_requests_open", labels)
+                                                           in m else None)(scrape(port)), timeout=30)
+        assert metrics[("slawatch_customer_requests_open", labels)] == 1.0
+        assert 0 < metrics[("slawatch_customer_request_next_breach_seconds", labels)] <= 7200  # the 2 h response
         rt.api("POST", f"/ticket/{item['id']}/correspond", {"Content": "Reset it for you.", "ContentType": "text/plain"})
         [req] = wait_for("the staff reply synced", lambda: [x for x in stored() or [] if x.first_response], timeout=60)
         assert req.first_response >= req.opened and req.status == "open"
+        wait_for("the next breach is the resolution's", lambda: 7200 < scrape(port).get(
+            ("slawatch_customer_request_next_breach_seconds", labels), 0) <= 28800, timeout=30)
     finally:
         proc.send_signal(__import__("signal").SIGTERM)
         assert proc.wait(timeout=30) == 0

@@ -239,6 +239,10 @@ class LiveState:
         self.open_outage_tickets: dict[str, int] = {}
         self.outbox_pending: dict[str, int] = {}
         self.delivery_failures: dict[str, int] = {}
+        #: customer requests (#28), by the request stage: (contract, severity) -> open requests, and -> business
+        #: seconds left before the next of their clocks passes its target (negative: already past)
+        self.requests_open: dict[tuple[str, str], int] = {}
+        self.requests_next_breach: dict[tuple[str, str], float] = {}
         #: (severity, acknowledge|resolve) -> (met, measured) for tickets opened this month
         self.response_met: dict[tuple[str, str], tuple[int, int]] = {}
         #: in a cluster: the targets this node probes now (None: every target); only those are exported

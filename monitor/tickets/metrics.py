@@ -36,6 +36,17 @@ class TicketCollector(Collector):
             pending.add_metric([sink], self.live.outbox_pending.get(sink, 0))
         yield failures
         yield pending
+        requests = GaugeMetricFamily("slawatch_customer_requests_open", "Customer requests not yet resolved (#28).",
+                                     labels=["contract", "severity"])
+        for (contract, severity), n in sorted(self.live.requests_open.items()):
+            requests.add_metric([contract, severity], n)
+        yield requests
+        nearest = GaugeMetricFamily("slawatch_customer_request_next_breach_seconds",
+                                    "Business seconds before the next open request passes a response or resolution "
+                                    "target (negative: past it).", labels=["contract", "severity"])
+        for (contract, severity), left in sorted(self.live.requests_next_breach.items()):
+            nearest.add_metric([contract, severity], left)
+        yield nearest
         met = GaugeMetricFamily("slawatch_ticket_response_target_met_ratio",
                                 "Share of this month's tickets that met the contract's response target.",
                                 labels=["severity", "response"])

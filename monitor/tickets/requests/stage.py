@@ -96,4 +96,31 @@ class RequestStage:
             for t in timelines if t.queue in settings.queues]
         if records:
             await asyncio.to_thread(store.put_requests, records, (name, max(r.updated for r in records)))
+        await self._publish()
         return len(records)
+
+    async def _publish(self) -> None:
+        """The open requests' figures for the exporter: how many per contract and severity, and the business
+        seconds left before the next of their clocks passes its target."""
+        from monitor.sla.business import business_ms, calendar_for
+
+        rows = await asyncio.to_thread(self.rt.store.requests, None, time.time() - FIRST_SYNC_DAYS * 86400, None)
+        now = time.time()
+        count: dict[tuple[str, str], int] = {}
+        nearest: dict[tuple[str, str], float] = {}
+        contracts = {c.id: c for c in self.config.contracts}
+        for r in rows:
+            if r.resolved is not None or r.contract not in contracts:
+                continue
+            key = (r.contract, r.severity)
+            count[key] = count.get(key, 0) + 1
+            contract = contracts[r.contract]
+            target = contract.response_targets.get(r.severity)
+            if target is None:
+                continue
+            pauses = [(int(a * 1000), int(b * 1000)) for a, b in r.pauses]
+            spent = business_ms(calendar_for(contract, r.severity), int(r.opened * 1000), int(now * 1000), pauses) / 1000
+            limits = ([target.acknowledge] if r.first_response is None else []) + [target.resolve]
+            left = min(limit - spent for limit in limits)
+            nearest[key] = min(nearest.get(key, left), left)
+        self.rt.live.requests_open, self.rt.live.requests_next_breach = count, nearest
