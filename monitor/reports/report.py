@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import sys
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -245,7 +246,8 @@ def _quantile(values: list[float], q: float) -> float | None:
     if not values:
         return None
     ordered = sorted(values)
-    return ordered[max(0, min(len(ordered) - 1, -(-int(q * 100) * len(ordered) // 100) - 1))]
+    rank = math.ceil(Fraction(str(q)) * len(ordered))  # exact: 0.9 * 10 is 9, not 9.000000000000002
+    return ordered[max(rank, 1) - 1]
 
 
 def _requests(store, contract, start_s: float, end_s: float, now: float) -> RequestsReport | None:
@@ -253,7 +255,7 @@ def _requests(store, contract, start_s: float, end_s: float, now: float) -> Requ
     resolution clocks in its support hours (monitor.sla.business) against ``response_targets`` (acknowledge:
     the first response; resolve: the resolution), and each breach. A clock still running counts once it is past
     its target; one within it is not measured yet."""
-    from monitor.sla.business import business_ms, calendar_for
+    from monitor.sla.business import business_seconds, calendar_for
 
     rows = store.requests(contract=contract.id, start=start_s, end=end_s)
     if not rows:
@@ -268,10 +270,9 @@ def _requests(store, contract, start_s: float, end_s: float, now: float) -> Requ
         met = {"first_response": 0, "resolution": 0}
         measured = {"first_response": 0, "resolution": 0}
         for r in mine:
-            pauses = [(to_ms(a), to_ms(b)) for a, b in r.pauses]
             for clock, stop, limit in (("first_response", r.first_response, target and target.acknowledge),
                                        ("resolution", r.resolved, target and target.resolve)):
-                spent = business_ms(cal, to_ms(r.opened), to_ms(stop if stop is not None else now), pauses) / 1000
+                spent = business_seconds(cal, r.opened, stop if stop is not None else now, r.pauses)
                 if stop is not None:
                     clocks[clock].append(spent)
                 if limit is None or (stop is None and spent <= limit):

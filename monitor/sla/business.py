@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 from monitor.sla.intervals import Interval, clip, normalize, subtract, total
 from monitor.sla.periods import local_to_ms
 
-__all__ = ["SupportCalendar", "business_ms", "deadline", "windows", "calendar_for"]
+__all__ = ["SupportCalendar", "business_ms", "business_seconds", "deadline", "windows", "calendar_for"]
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,16 @@ def windows(cal: SupportCalendar, start_ms: int, end_ms: int) -> list[Interval]:
 def business_ms(cal: SupportCalendar, start_ms: int, end_ms: int, pauses: Sequence[Interval] = ()) -> int:
     """Support-hours ms in [start_ms, end_ms), less the ``pauses`` (a request stalled on the customer)."""
     return total(subtract(windows(cal, start_ms, end_ms), normalize(list(pauses))))
+
+
+def business_seconds(cal: SupportCalendar, start_s: float, end_s: float,
+                     pauses_s: Sequence[tuple[float, float]] = ()) -> float:
+    """:func:`business_ms` for times in unix seconds (the store's), in seconds: a request's clock from its opening
+    to ``end_s``, less its pauses."""
+    def ms(t: float) -> int:
+        return round(t * 1000)
+
+    return business_ms(cal, ms(start_s), ms(end_s), [(ms(a), ms(b)) for a, b in pauses_s]) / 1000
 
 
 #: how far ahead :func:`deadline` looks for support hours before it gives up (a calendar with none)

@@ -32,6 +32,7 @@ class RtRequestSource(HttpSink):
         base = url.rstrip("/") + "/REST/2.0"
         super().__init__(name, base, timeout, verify=verify, headers={"Authorization": f"token {token}"})
         self.queues = queues
+        self._queue_names: dict[str, str] = {}  # queue id -> name, looked up once
 
     async def changed_since(self, since_ms: int) -> list[str]:
         """Ids of the requests in the queues updated at or after ``since_ms``, oldest update first (a resumable
@@ -80,7 +81,7 @@ class RtRequestSource(HttpSink):
 
     async def queue_name(self, queue_id: str) -> str:
         """A queue's name from its id (REST 2 links a ticket's queue by id), looked up once."""
-        names = self.__dict__.setdefault("_queue_names", {})
-        if queue_id not in names:
-            names[queue_id] = (await self._request("GET", f"/queue/{queue_id}")).json().get("Name", queue_id)
-        return names[queue_id]
+        if queue_id not in self._queue_names:
+            data = (await self._request("GET", f"/queue/{queue_id}")).json()
+            self._queue_names[queue_id] = data.get("Name", queue_id)
+        return self._queue_names[queue_id]

@@ -102,7 +102,7 @@ class RequestStage:
     async def _publish(self) -> None:
         """The open requests' figures for the exporter: how many per contract and severity, and the business
         seconds left before the next of their clocks passes its target."""
-        from monitor.sla.business import business_ms, calendar_for
+        from monitor.sla.business import business_seconds, calendar_for
 
         rows = await asyncio.to_thread(self.rt.store.requests, None, time.time() - FIRST_SYNC_DAYS * 86400, None)
         now = time.time()
@@ -118,8 +118,7 @@ class RequestStage:
             target = contract.response_targets.get(r.severity)
             if target is None:
                 continue
-            pauses = [(int(a * 1000), int(b * 1000)) for a, b in r.pauses]
-            spent = business_ms(calendar_for(contract, r.severity), int(r.opened * 1000), int(now * 1000), pauses) / 1000
+            spent = business_seconds(calendar_for(contract, r.severity), r.opened, now, r.pauses)
             limits = ([target.acknowledge] if r.first_response is None else []) + [target.resolve]
             left = min(limit - spent for limit in limits)
             nearest[key] = min(nearest.get(key, left), left)

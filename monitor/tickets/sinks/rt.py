@@ -73,22 +73,24 @@ class RtSink(HttpSink):
                 resp = await self._request("POST", "/ticket", json=body)
                 ticket_id = str(resp.json()["id"])
                 # slawatch's own text (address, cause, links) as a comment: internal, never mailed to the customer
-                await self._request("POST", f"/ticket/{ticket_id}/comment", content=d.text.encode(),
-                                    headers={"Content-Type": "text/plain"})
+                await self._comment(ticket_id, d.text)
                 return ticket_id
             if d.action == "open":  # created before a crash: its comment may be missing (twice beats never)
-                await self._request("POST", f"/ticket/{ticket_id}/comment", content=d.text.encode(),
-                                    headers={"Content-Type": "text/plain"})
+                await self._comment(ticket_id, d.text)
                 return ticket_id
         if d.action in ("open", "update", "reopen", "resolve"):
-            await self._request("POST", f"/ticket/{ticket_id}/comment", content=d.text.encode(),
-                                headers={"Content-Type": "text/plain"})
+            await self._comment(ticket_id, d.text)
         if d.action == "resolve":
             await self._request("PUT", f"/ticket/{ticket_id}", json={"Status": "resolved"})
         elif d.action == "reopen":
             # RT's default lifecycle goes from resolved to open, not to new
             await self._request("PUT", f"/ticket/{ticket_id}", json={"Status": "open"})
         return ticket_id
+
+    async def _comment(self, ticket_id: str, text: str) -> None:
+        """An internal comment on the RT ticket (RT mails comments to AdminCcs only, never to the customer)."""
+        await self._request("POST", f"/ticket/{ticket_id}/comment", content=text.encode(),
+                            headers={"Content-Type": "text/plain"})
 
     async def poll(self, external_id: str, last_action: str) -> str | None:
         """Acknowledged when someone took the ticket (an owner other than Nobody), or set it to open
