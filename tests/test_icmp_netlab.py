@@ -95,7 +95,14 @@ def test_configured_jitter_shows_in_the_jitter_figure(hosts):
     r = burst(addr["jitter"], count=300, spacing=0.02, timeout=1.0)
     assert r.received == 300
     assert abs(r.jitter - 0.02 / 3) <= 0.0015, r.jitter
-    assert r.rtt_min >= 0.0045 and abs(r.rtt_median - 0.015) <= 0.0015
+    assert r.rtt_min >= 0.0045
+    # the median of 300 uniform delays has a standard error of 0.58 ms, too wide for a tight bound on the
+    # median itself (a 1.8 ms miss happened in CI). Count instead: fewer than 15 ms (the true median) is
+    # Bin(300, 1/2), and the responder's own latency only makes it fewer, so it stays below the upper
+    # one-in-a-million bound; fewer than 16 ms (1 ms allowed for the responder) stays above the lower one.
+    lo, hi = binomial_bounds(300, 0.5)
+    good = r.good_rtts
+    assert sum(x < 0.015 for x in good) <= hi and sum(x < 0.016 for x in good) >= lo, sorted(good)[lo:hi + 1:10]
 
 
 def test_blackout_is_total_loss_and_not_ok(hosts):
