@@ -57,8 +57,8 @@ def _checked(seconds: float) -> float:
     return seconds
 
 
-def parse_percent(value: object) -> Decimal:
-    """Parse ``99.9%`` or ``99.9`` (or a number) into an exact Decimal percentage 0..100."""
+def parse_percent(value: object, maximum: int = 100) -> Decimal:
+    """Parse ``99.9%`` or ``99.9`` (or a number) into an exact Decimal percentage 0..``maximum``."""
     if isinstance(value, bool):
         raise ValueError("must be a percentage like 99.9%")
     text = str(value).strip()
@@ -68,8 +68,8 @@ def parse_percent(value: object) -> Decimal:
         pct = Decimal(text)
     except InvalidOperation:
         raise ValueError("must be a percentage like 99.9%") from None
-    if not pct.is_finite() or pct < 0 or pct > 100:
-        raise ValueError("must be a percentage between 0% and 100%")
+    if not pct.is_finite() or pct < 0 or pct > maximum:
+        raise ValueError(f"must be a percentage between 0% and {maximum}%")
     return pct
 
 

@@ -529,13 +529,18 @@ def test_the_daemon_syncs_customer_requests_from_rt(rt, tmp_path, monkeypatch):
     [item] = rt.api("GET", "/tickets?query=" + quote(f"Subject = '{subject}'"))["items"]
     rt.api("PUT", f"/ticket/{item['id']}", {"Priority": 75})
     monkeypatch.setenv("T_RT_TOKEN", rt.token)
+    hook = FakeHttp({("POST", "/hook"): lambda req: (200, {})})
     db, port = tmp_path / "s.db", free_port()
     path = tmp_path / "c.yaml"
     path.write_text(f"""
 storage: {{path: {db}, flush_interval: 200ms}}
 exporter: {{listen: "127.0.0.1:{port}"}}
 contracts: [{{id: c1, customer: Reseller, provider: ExampleTel, objectives: {{availability: 99.9%}},
-             response_targets: {{major: {{acknowledge: 2h, resolve: 8h}}}}}}]
+             response_targets: {{major: {{acknowledge: 2h, resolve: 8h}}, critical: {{acknowledge: 1h, resolve: 4h}},
+                                 minor: {{acknowledge: 8h, resolve: 40h}}}},
+             request_escalation: [{{at: 0.01%, sinks: [hook], provider: [noc@provider.example],
+                                    clocks: [first_response]}}]}}]
+ticket_sinks: [{{name: hook, type: webhook, url: "{hook.url}hook"}}]
 request_sources:
   - {{name: rt-support, url: "{rt.url}", token: "${{T_RT_TOKEN}}", queues: {{General: c1}}, interval: 1s}}
 """)
@@ -565,9 +570,17 @@ request_sources:
         assert req.first_response >= req.opened and req.status == "open"
         wait_for("the next breach is the resolution's", lambda: 7200 < scrape(port).get(
             ("slawatch_customer_request_next_breach_seconds", labels), 0) <= 28800, timeout=30)
+        # the escalation at 0.01 % of the 2 h response (0.72 s) went out through the webhook, and its stop after
+        # the staff reply; once each
+        wait_for("the escalation and its stop", lambda: len(hook.requests) >= 2, timeout=30)
+        statuses = [h["json"]["status"] for h in hook.requests]
+        assert statuses == ["firing", "resolved"], statuses
+        assert "noc@provider.example" in str(hook.requests[0]["json"]) and subject in str(hook.requests[0]["json"])
     finally:
         proc.send_signal(__import__("signal").SIGTERM)
         assert proc.wait(timeout=30) == 0
+        hook.close()
+    assert len(hook.requests) == 2
     assert rt.token not in (tmp_path / "daemon.log").read_text()
 
     base = {"contracts": [{"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}]}
@@ -577,3 +590,134 @@ request_sources:
     problems = info.value.problems
     assert any(p.startswith("request_sources[0].queues.General: no such contract") for p in problems), problems
     assert any(p.startswith("request_sources[1].queues.General: this queue is already read") for p in problems)
+
+
+def test_customer_requests_escalate_through_both_organisations(rt, smtp_server, every_store, monkeypatch):
+    """#28 item 3 with the real RT and an aiosmtpd server: a critical request (1 h to respond, 4 h to resolve,
+    24x7) escalates at 50 %, 100 % and 150 % of each clock to the provider's and the reseller's contacts; the
+    100 % tier also comments on the request itself in RT (never a new RT ticket, never a status change). A
+    restart (a new ledger on the same store) sends nothing twice; the staff reply stops the response clock's
+    escalation, the resolution the rest, and each stop is told to the sinks that heard of it."""
+    import email as emaillib
+
+    from monitor.tickets.requests.rt import RtRequestSource
+    from monitor.tickets.requests.stage import to_record
+
+    port, cert, received = smtp_server
+    monkeypatch.setenv("T_SMTP_PASSWORD", "s3cret-smtp")
+    sinks = [{"name": "mail", "type": "email", "host": "127.0.0.1", "port": port, "starttls": True,
+              "username": "slawatch", "password": "${T_SMTP_PASSWORD}", "from": "slawatch@example.net",
+              "to": ["noc-robot@example.net"], "ca_file": str(cert)},
+             {"name": "rt", "type": "rt", "url": rt.url, "token": rt.token}]
+    tiers = [{"at": "50%", "sinks": ["mail"], "provider": ["noc@provider.example"],
+              "reseller": ["desk@reseller.example"]},
+             {"at": "100%", "sinks": ["mail", "rt"], "provider": ["duty@provider.example"],
+              "reseller": ["manager@reseller.example"]},
+             {"at": "150%", "sinks": ["mail"], "provider": ["director@provider.example"],
+              "reseller": ["director@reseller.example"], "clocks": ["resolution"]}]
+    targets = {s: {"acknowledge": "1h", "resolve": "4h"} for s in ("critical", "major", "minor")}
+    env = Env(every_store, sinks)
+    raw = {
+        "contracts": [{"id": "c1", "customer": "Reseller Alliance", "provider": "ExampleTel",
+                       "objectives": {"availability": "99.9%"}, "response_targets": targets,
+                       "request_escalation": tiers}],
+        "ticket_sinks": sinks,
+        "request_sources": [{"name": "rt-support", "url": rt.url, "token": rt.token, "queues": {"General": "c1"}}],
+    }
+    config = parse_config(raw)
+    subject = f"voice calls drop {time.time_ns()}"
+    tid = str(rt.api("POST", "/ticket", {"Queue": "General", "Subject": subject, "Requestor": "alice@reseller.example",
+                                          "Content": "Calls drop after 30 s.", "ContentType": "text/plain",
+                                          "Priority": 95})["id"])
+    source = RtRequestSource("rt-support", rt.url, rt.token, ["General"])
+    settings = config.request_sources[0]
+
+    def read():
+        return to_record(settings, env.run(source.timeline(tid)))
+
+    def ledger():  # a new one each time: a restart, or another node taking over
+        return Ledger(config, env.clock)
+
+    def escalate(at_h: float) -> int:
+        return ledger().escalate_requests(env.store, [r], now=r.opened + at_h * 3600)
+
+    def flush() -> list:
+        while env.deliver():
+            pass
+        out = [(emaillib.message_from_bytes(e.original_content), set(e.rcpt_tos)) for e in received]
+        received.clear()
+        return out
+
+    env.ledger = Ledger(config, env.clock)
+    env.sinks = {s.name: make_sink(s) for s in config.ticket_sinks}
+    env.deliverer = Deliverer(env.store, env.ledger, env.sinks, env.clock)
+    env.clock.t = time.time() + 7 * 3600  # deliveries are due at once whatever hour the test plays
+    try:
+        r = read()
+        assert r.severity == "critical" and r.contract == "c1" and r.first_response is None
+        assert escalate(0.49) == 0 and env.store.outbox() == []
+        assert escalate(0.5) == 1 and escalate(0.5) == 0  # tier 1 of the response clock, once across a restart
+        [(msg, to)] = flush()
+        assert to == {"noc-robot@example.net", "noc@provider.example", "desk@reseller.example"}
+        body = msg.get_payload(decode=True).decode()
+        assert "no first response after 30m of support time, 50 % of its 1h target" in body, body
+        assert f"{rt.url.rstrip('/')}/Ticket/Display.html?id={tid}" in body, body
+        assert subject in " ".join(str(msg["Subject"]).split())
+
+        assert escalate(1.0) == 1 and escalate(1.0) == 0  # tier 2: mail and a comment on the request itself
+        [(msg, to)] = flush()
+        assert to == {"noc-robot@example.net", "duty@provider.example", "manager@reseller.example"}
+        history = rt.api("GET", f"/ticket/{tid}/history?fields=Type")["items"]
+        assert [h["Type"] for h in history].count("Comment") == 1
+        assert len(rt.api("GET", "/tickets?query=" + urllib.request.quote(f"Subject LIKE '{subject}'"))["items"]) == 1
+        assert rt.api("GET", f"/ticket/{tid}")["Status"] == "new"
+        assert escalate(1.6) == 0  # the 150 % tier is the resolution clock's alone
+
+        rt.api("POST", f"/ticket/{tid}/correspond", {"Content": "Looking at the SBC.", "ContentType": "text/plain"})
+        r = read()
+        assert r.first_response is not None
+        assert escalate(1.7) == 0
+        stops = flush()  # the response clock's stop, to both sinks that heard of it
+        assert len(stops) == 1 and stops[0][0]["Subject"].startswith("[slawatch #") and "RESOLVED" in stops[0][0]["Subject"]
+        assert "first response at" in stops[0][0].get_payload(decode=True).decode()
+        assert [h["Type"] for h in rt.api("GET", f"/ticket/{tid}/history?fields=Type")["items"]].count("Comment") == 2
+        assert rt.api("GET", f"/ticket/{tid}")["Status"] == "open"  # RT's own move on correspondence, not ours
+
+        assert escalate(2.0) == 1  # the resolution clock: 50 % of 4 h
+        assert escalate(6.0) == 2 and escalate(6.0) == 0  # 100 % and 150 % together after a long gap
+        mails = flush()
+        assert len(mails) == 3 and mails[-1][1] == {"noc-robot@example.net", "director@provider.example",
+                                                     "director@reseller.example"}
+        rt.api("PUT", f"/ticket/{tid}", {"Status": "resolved"})
+        r = read()
+        assert r.resolved is not None and escalate(7.0) == 0
+        [(msg, _)] = flush()
+        assert "RESOLVED" in msg["Subject"] and "resolution at" in msg.get_payload(decode=True).decode()
+        assert rt.api("GET", f"/ticket/{tid}")["Status"] == "resolved"
+        kinds = [t.kind for t in list_tickets(env.store)]
+        assert kinds == ["customer request", "customer request"]
+        assert all(t.state == "resolved" for t in list_tickets(env.store))
+    finally:
+        env.run(source.aclose())
+
+
+def test_request_escalation_config_errors():
+    """Bad request escalation: no targets to take a share of, two tiers at one share, an unknown sink, a share
+    that is no percentage, and a source whose severities a contract has no targets for."""
+    from monitor.errors import ConfigError
+
+    base = {"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}
+    raw = {"contracts": [{**base, "request_escalation": [{"at": "50%", "sinks": ["mail"]}]},
+                         {**base, "id": "c2", "response_targets": {"major": {"acknowledge": "1h", "resolve": "4h"}},
+                          "request_escalation": [{"at": "50%", "sinks": ["nope"]}, {"at": "50", "sinks": ["nope"]},
+                                                 {"at": "2000%", "sinks": ["nope"]}]}],
+           "request_sources": [{"name": "a", "url": "http://127.0.0.1:1/", "token": "x", "queues": {"Q": "c2"}}]}
+    with pytest.raises(ConfigError) as info:
+        parse_config(raw)
+    problems = info.value.problems
+    assert any(p.startswith("contracts[0].request_escalation: needs response_targets") for p in problems), problems
+    assert any(p.startswith("contracts[1].request_escalation[2].at: must be a percentage between 0% and 1000%")
+               for p in problems), problems
+    assert any(p.startswith("contracts[1].request_escalation[0].sinks[0]: no such ticket sink") for p in problems)
+    assert any(p.startswith("request_sources[0].queues.Q: contract c2 has no response_targets for critical, minor")
+               for p in problems), problems

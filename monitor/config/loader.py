@@ -326,13 +326,23 @@ def _check_request_sources(raw: dict, contracts: set, problems: _Problems) -> No
     """A request source's queues name contracts that exist; a queue belongs to one contract (a queue read by
     two sources is two contracts' at once)."""
     seen: dict[str, int] = {}
+    targets = {c.get("id"): c.get("response_targets") for c in raw.get("contracts") or [] if isinstance(c, dict)}
     for i, source in enumerate(raw.get("request_sources") or []):
         if not isinstance(source, dict) or not isinstance(source.get("queues"), dict):
             continue
+        mapped = source.get("severity_from_priority")
+        severities = ["critical", "major"] if not isinstance(mapped, dict) else [str(k) for k in mapped]
         for queue, contract in source["queues"].items():
             if isinstance(contract, str) and contract not in contracts:
                 known = ", ".join(sorted(contracts)) or "none defined"
                 problems.add(("request_sources", i, "queues", queue), f"no such contract (known: {known})", contract)
+            given = targets.get(contract)
+            if isinstance(given, dict) and given:  # no targets at all: requests are counted, never judged
+                missing = [s for s in severities + ["minor"] if s not in given]
+                if missing:
+                    problems.add(("request_sources", i, "queues", queue),
+                                 f"contract {contract} has no response_targets for {', '.join(missing)}: its "
+                                 "requests of that severity could not be judged", contract)
             key = f"{source.get('url')}|{queue}"
             if key in seen:
                 problems.add(("request_sources", i, "queues", queue),
@@ -386,16 +396,17 @@ def _check_sink_refs(raw: dict, sinks: set, problems: _Problems) -> None:
         if kinds.get(reports["mail_sink"]) != "email":
             problems.add(("reports", "mail_sink"), "must name an email ticket sink", reports["mail_sink"])
     for i, contract in enumerate(raw.get("contracts") or []):
-        if not isinstance(contract, dict) or not isinstance(contract.get("escalation"), list):
-            continue
-        for j, tier in enumerate(contract["escalation"]):
-            if not (isinstance(tier, dict) and isinstance(tier.get("sinks"), list)):
+        for part in ("escalation", "request_escalation"):
+            if not isinstance(contract, dict) or not isinstance(contract.get(part), list):
                 continue
-            for k, name in enumerate(tier["sinks"]):
-                if isinstance(name, str) and name not in sinks:
-                    known = ", ".join(sorted(sinks)) or "none defined"
-                    problems.add(("contracts", i, "escalation", j, "sinks", k),
-                                 f"no such ticket sink (known: {known})", name)
+            for j, tier in enumerate(contract[part]):
+                if not (isinstance(tier, dict) and isinstance(tier.get("sinks"), list)):
+                    continue
+                for k, name in enumerate(tier["sinks"]):
+                    if isinstance(name, str) and name not in sinks:
+                        known = ", ".join(sorted(sinks)) or "none defined"
+                        problems.add(("contracts", i, part, j, "sinks", k),
+                                     f"no such ticket sink (known: {known})", name)
 
 
 def _resolve_oids(raw: dict, problems: _Problems, base_dir: Path) -> None:

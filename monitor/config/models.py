@@ -35,6 +35,7 @@ from monitor.config.types import (
     Percent,
     PositiveDuration,
     Secret,
+    TargetShare,
     TimeZoneName,
 )
 
@@ -214,7 +215,9 @@ class CreditTier(_Model):
 
     below: Percent
     credit: Percent
-    objective: Literal["availability", "latency", "loss", "jitter", "mos", "response_time"] = "availability"
+    #: first_response and resolution: the share of the month's customer requests (#28) whose clock met its target
+    objective: Literal["availability", "latency", "loss", "jitter", "mos", "response_time", "first_response",
+                       "resolution"] = "availability"
 
 
 class EscalationTier(_Model):
@@ -224,6 +227,23 @@ class EscalationTier(_Model):
     after: Duration = 0.0
     sinks: list[str] = Field(min_length=1)
     recipients: list[str] = Field(default_factory=list)
+
+
+RequestClock = Literal["first_response", "resolution"]
+REQUEST_CLOCKS: tuple[RequestClock, ...] = ("first_response", "resolution")
+
+
+class RequestEscalationTier(_Model):
+    """Who is told about a customer request whose clock has run ``at`` (a share of its target, 150 % = half as
+    long again) without a first response (that clock) or a resolution (that one): contacts of the provider and of
+    the reseller, through the named ticket sinks. The first response stops the response clock's escalation, the
+    resolution the rest."""
+
+    at: TargetShare
+    sinks: list[str] = Field(min_length=1)
+    provider: list[str] = Field(default_factory=list)
+    reseller: list[str] = Field(default_factory=list)
+    clocks: list[RequestClock] = Field(default_factory=lambda: list(REQUEST_CLOCKS), min_length=1)
 
 
 class ResponseTarget(_Model):
@@ -358,6 +378,19 @@ class Contract(_Model):
                          "bb": str(better.below), "bc": str(better.credit)})
         return tiers
 
+    @field_validator("request_escalation")
+    @classmethod
+    def _request_tiers(cls, tiers: list[RequestEscalationTier], info: ValidationInfo) -> list[RequestEscalationTier]:
+        if tiers and not info.data.get("response_targets"):
+            raise PydanticCustomError("slawatch", "needs response_targets: a tier is a share of a severity's target", {})
+        seen: dict[Decimal, int] = {}
+        for i, t in enumerate(tiers):
+            if t.at in seen:
+                raise PydanticCustomError("slawatch", "tiers {j} and {i} are both at {at} %: one tier per share",
+                                          {"i": i, "j": seen[t.at], "at": str(t.at)})
+            seen[t.at] = i
+        return sorted(tiers, key=lambda t: t.at)
+
     @model_validator(mode="after")
     def _dates(self) -> "Contract":
         _check_service_dates(self.in_service, self.out_of_service)
@@ -368,6 +401,8 @@ class Contract(_Model):
     response_targets: dict[Literal["critical", "major", "minor"], ResponseTarget] = Field(default_factory=dict)
     #: when the support clocks of customer requests run (monitor.sla.business); None: 24x7
     support_hours: SupportHours | None = None
+    #: escalation of customer requests (#28) at shares of their response targets, lowest first
+    request_escalation: list[RequestEscalationTier] = Field(default_factory=list)
     chronic: ChronicRule | None = None
     voice: VoiceSettings = Field(default_factory=VoiceSettings)
     auto_resolve: bool = True

@@ -23,6 +23,7 @@ __all__ = [
     "Duration",
     "PositiveDuration",
     "Percent",
+    "TargetShare",
     "Identifier",
     "TimeZoneName",
     "Secret",
@@ -42,6 +43,16 @@ def _percent(value: object) -> Decimal:
         return parse_percent(value)
     except ValueError as exc:
         raise _fail(str(exc)) from None
+
+
+def _share_of_target(value: object) -> Decimal:
+    try:
+        pct = parse_percent(value, maximum=1000)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+    if pct == 0:
+        raise _fail("must be more than 0% of the target")
+    return pct
 
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,127}$")
@@ -117,6 +128,8 @@ def _clock(value: object) -> str:
 
 
 Percent = Annotated[Decimal, BeforeValidator(_percent)]
+#: a share of a time target, ``150%`` past it at most 1000 %
+TargetShare = Annotated[Decimal, BeforeValidator(_share_of_target)]
 Identifier = Annotated[str, BeforeValidator(_identifier)]
 TimeZoneName = Annotated[str, BeforeValidator(_timezone)]
 Secret = SecretStr

@@ -36,7 +36,7 @@ from monitor.sla.periods import local_to_ms, parse_month, to_ms
 from monitor.sla.rollup import Rollup
 from monitor.sla.availability import availability
 from monitor.store.base import Ticket, TicketStore
-from monitor.tickets.ledger import response_times
+from monitor.tickets.ledger import REQUEST_KIND, response_times
 
 __all__ = ["build_report", "render_csv", "to_json", "SCHEMA", "Report", "previous_months", "paper_for"]
 
@@ -226,8 +226,8 @@ def _ticket_response(contract, tickets: list[Ticket], start_s: float) -> dict[st
     contract's response targets (the store's seconds)."""
     response: dict[str, SeverityResponse] = {}
     for t in tickets:
-        if t.parent_id is not None or t.opened < start_s:
-            continue
+        if t.parent_id is not None or t.opened < start_s or t.kind == REQUEST_KIND:
+            continue  # a customer request's escalation is the request's, in its own section
         target = contract.response_targets.get(t.severity)
         cell = response.setdefault(t.severity, SeverityResponse())
         cell.tickets += 1

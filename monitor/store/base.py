@@ -347,6 +347,11 @@ class TicketTx(Protocol):
         """Delete the ticket's undelivered outbox rows (a sink removed from the config); returns how many."""
         ...
 
+    def add_ref(self, ticket_id: int, sink: str, external_id: str) -> None:
+        """Record that the ticket is ``external_id`` in ``sink`` before anything is delivered (a customer request's
+        escalation comments on the request's own ticket in the system it came from)."""
+        ...
+
 
 class SchemaStore(Protocol):
     """The store's schema and lifecycle (the daemon at start and stop, ``slawatch store``)."""

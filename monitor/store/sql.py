@@ -146,6 +146,10 @@ class SqlTicketTx:
     def drop_pending(self, ticket_id: int) -> int:
         return self.ex.run("DELETE FROM outbox WHERE ticket_id = ? AND delivered IS NULL", (ticket_id,))
 
+    def add_ref(self, ticket_id: int, sink: str, external_id: str) -> None:
+        self.ex.run("INSERT INTO ticket_refs (ticket_id, sink, external_id, last_action) VALUES (?,?,?,'known')"
+                    " ON CONFLICT (ticket_id, sink) DO NOTHING", (ticket_id, sink, external_id))
+
 
 def check_fence(ex: Exec, fence: Fence | None) -> None:
     """Inside a write transaction: the node's lease (and, with a term, the leader lease) is still this

@@ -18,7 +18,7 @@ from collections import Counter
 from typing import Callable
 
 from monitor.store.base import Delivered, Fence, OutboxItem, TicketStore
-from monitor.tickets.ledger import Ledger
+from monitor.tickets.ledger import REQUEST_KIND, Ledger
 from monitor.tickets.sinks import Acknowledging, Delivery, Refreshing, Sink, SinkError
 
 __all__ = ["Deliverer", "backoff", "scrub"]
@@ -122,8 +122,8 @@ class Deliverer:
         acked = 0
         for ticket, sink_name, external_id, last_action in refs:
             sink = self.sinks.get(sink_name)
-            if not isinstance(sink, Acknowledging):
-                continue
+            if not isinstance(sink, Acknowledging) or ticket.kind == REQUEST_KIND:
+                continue  # a customer request's escalation stops at its response, not at an owner in RT
             try:
                 who = await sink.poll(external_id, last_action)
             except SinkError as exc:

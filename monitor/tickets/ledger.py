@@ -20,21 +20,30 @@ Lifecycle, per incident key (``outage:<target>``, ``degradation:<target>``,
 
 Escalation: tier N's sinks get the ticket once it has been open
 ``escalation[N].after`` without acknowledgement. Acknowledging stops it.
+
+Customer requests (#28) escalate through the same tickets and outbox, one ticket per request and clock
+(``request:first_response:<contract>:<source>:<id>``, kind ``customer request``), opened when the clock's
+business time reaches the contract's first ``request_escalation`` tier: each tier reached is sent once (the
+ticket's tier, written with its outbox rows in one transaction, under the leader's fence), the first response
+resolves the response clock's ticket, the resolution the other; a reopened request reopens its ticket, so the
+tiers already sent are not sent again.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
+from fractions import Fraction
 from typing import Callable
 
 from monitor.config import Config, Contract
 from monitor.events import BreachEvent
 from monitor.exact import at_most
-from monitor.store.base import Fence, Ticket, TicketStore, TicketTx
+from monitor.store.base import Fence, RequestRecord, Ticket, TicketStore, TicketTx
 from monitor.units import format_duration
 
-__all__ = ["Ledger", "Ticket", "SEVERITY_OF", "TicketError", "load_ticket", "list_tickets", "ticket_timeline",
+__all__ = ["Ledger", "Ticket", "SEVERITY_OF", "REQUEST_KIND", "TicketError", "load_ticket", "list_tickets", "ticket_timeline",
            "ticket_refs", "response_times"]
 
 #: event kind -> (incident key prefix, severity, ticket kind)
@@ -45,6 +54,10 @@ SEVERITY_OF = {
     "monthly_breach": ("breach", "major", "monthly breach"),
     "monitoring_outage_started": ("monitoring", "critical", "monitoring outage"),
 }
+
+#: the kind of the tickets that escalate customer requests (not outages: no acknowledgement polling, no response
+#: figures of their own; the requests' figures are the requests' own)
+REQUEST_KIND = "customer request"
 
 from monitor.errors import SlawatchError  # noqa: E402
 
@@ -214,7 +227,7 @@ class Ledger:
         if ticket is None:
             return
         contract = self.contracts.get(ticket.contract)
-        if contract is None or ticket.state != "open" or ticket.parent_id is not None:
+        if contract is None or ticket.state != "open" or ticket.parent_id is not None or ticket.kind == REQUEST_KIND:
             return
         tier_now = ticket.tier
         for tier in sorted(contract.escalation, key=lambda t: t.tier):
@@ -227,6 +240,105 @@ class Ledger:
                     + (f" ({', '.join(tier.recipients)})" if tier.recipients else ""), now)
             self._enqueue(tx, ticket_id, "open", f"[{ticket.title}] {body}", now, sinks=tier.sinks,
                           recipients=tier.recipients)
+
+    # -- customer requests (#28) ----------------------------------------------------------------------
+    def escalate_requests(self, store: TicketStore, requests: Sequence[RequestRecord], now: float | None = None,
+                          fence: Fence | None = None) -> int:
+        """Send each request tier its clocks have reached (once), and stop the clocks that stopped; ``requests``
+        as freshly read from their source (never from a source that could not be read). Returns how many tiers
+        were sent."""
+        now = self.clock() if now is None else now
+        sent = 0
+        with store.tickets_tx(fence) as tx:
+            for r in requests:
+                contract = self.contracts.get(r.contract)
+                if contract is None or not contract.request_escalation:
+                    continue
+                target = contract.response_targets.get(r.severity)  # type: ignore[call-overload]  # a str column
+                if target is None:
+                    continue
+                for clock, limit in (("first_response", target.acknowledge), ("resolution", target.resolve)):
+                    sent += self._request_clock(tx, contract, r, clock, limit, now)
+        return sent
+
+    def _request_clock(self, tx: TicketTx, contract: Contract, r: RequestRecord, clock: str, limit: float,
+                       now: float) -> int:
+        from monitor.sla.business import business_seconds, calendar_for
+
+        key = f"request:{clock}:{contract.id}:{r.source}:{r.external_id}"
+        ticket = tx.unresolved(key)
+        stopped = r.first_response if clock == "first_response" else r.resolved
+        what = "first response" if clock == "first_response" else "resolution"
+        if stopped is not None:
+            if ticket is not None:
+                self._resolve_request(tx, contract, ticket, f"customer request {r.external_id}: {what} at "
+                                      f"{_stamp(stopped)}; its escalation stops", stopped)
+            return 0
+        spent = business_seconds(calendar_for(contract, r.severity), r.opened, now, r.pauses)
+        tiers = [(n, t) for n, t in enumerate(contract.request_escalation, 1)
+                 if clock in t.clocks and Fraction(spent) * 100 >= Fraction(t.at) * Fraction(limit)]
+        if not tiers:
+            return 0
+        if ticket is None:
+            ticket = self._request_ticket(tx, key, contract, r, clock, now)
+        sent = 0
+        for n, tier in tiers:
+            if n <= ticket.tier:
+                continue
+            tx.set_tier(ticket.id, n)
+            contacts = [*tier.provider, *tier.reseller]
+            text = (f"Customer request {r.external_id} of {contract.customer} (contract {contract.id}, severity "
+                    f"{r.severity}): no {what} after {format_duration(spent)} of support time, {tier.at} % of its "
+                    f"{format_duration(limit)} target. Subject: {r.subject}. Opened {_stamp(r.opened)}."
+                    + self._request_link(r)
+                    + (f"\nprovider: {', '.join(tier.provider)}" if tier.provider else "")
+                    + (f"\nreseller: {', '.join(tier.reseller)}" if tier.reseller else ""))
+            tx.note(ticket.id, "escalated", f"tier {n} ({tier.at} %): {', '.join(tier.sinks)}"
+                    + (f" ({', '.join(contacts)})" if contacts else ""), now)
+            self._enqueue(tx, ticket.id, "open", text, now, sinks=tier.sinks, recipients=contacts)
+            sent += 1
+        return sent
+
+    def _request_ticket(self, tx: TicketTx, key: str, contract: Contract, r: RequestRecord, clock: str,
+                        now: float) -> Ticket:
+        """The clock's ticket: a reopened request's earlier one (its tiers stay sent), else a new one; a sink
+        that is the system the request came from comments on the request itself."""
+        earlier = tx.resolved_since(key, 0.0)
+        if earlier is not None:
+            tx.set_state(earlier.id, "open")
+            tx.note(earlier.id, "reopened", f"customer request {r.external_id} was reopened", now)
+            return tx.ticket(earlier.id) or earlier
+        what = "unanswered" if clock == "first_response" else "unresolved"
+        ticket_id = tx.insert_ticket(uuid.uuid4().hex[:16], key, contract.id, [], r.severity, REQUEST_KIND,
+                                     f"customer request {r.external_id} {what}: {r.subject}"[:200], r.opened, None)
+        tx.note(ticket_id, "opened", f"customer request {r.external_id} from {r.source}, {what}", now)
+        for sink, external_id in self._request_refs(r):
+            tx.add_ref(ticket_id, sink, external_id)
+        made = tx.ticket(ticket_id)
+        assert made is not None
+        return made
+
+    def _request_refs(self, r: RequestRecord) -> list[tuple[str, str]]:
+        """(sink, id) for each RT sink on the same RT as the request's source: the request's own ticket there."""
+        source = next((s for s in self.config.request_sources if s.name == r.source), None)
+        if source is None:
+            return []
+        url = str(source.url).rstrip("/")
+        return [(name, r.external_id) for name, s in self.sinks.items()
+                if getattr(s, "type", None) == "rt" and str(getattr(s, "url", "")).rstrip("/") == url]
+
+    def _request_link(self, r: RequestRecord) -> str:
+        source = next((s for s in self.config.request_sources if s.name == r.source), None)
+        if source is None or source.type != "rt":
+            return ""
+        return f"\nrequest: {str(source.url).rstrip('/')}/Ticket/Display.html?id={r.external_id}"
+
+    def _resolve_request(self, tx: TicketTx, contract: Contract, ticket: Ticket, text: str, at: float) -> None:
+        """Resolve a request clock's ticket, telling every sink of the tiers it reached."""
+        tx.set_state(ticket.id, "resolved", resolved=at)
+        tx.note(ticket.id, "resolved", text, at)
+        sinks = [s for n, t in enumerate(contract.request_escalation, 1) if n <= ticket.tier for s in t.sinks]
+        self._enqueue(tx, ticket.id, "resolve", text, at, sinks=sinks)
 
     def escalate(self, store: TicketStore, now: float | None = None, fence: Fence | None = None) -> None:
         """Move every open, unacknowledged ticket up the tiers its age has reached (under the cluster leader's

@@ -12,7 +12,7 @@ from typing import Any
 from monitor.errors import StoreError
 from monitor.service import Runtime
 from monitor.tickets.delivery import Deliverer
-from monitor.tickets.ledger import Ledger, list_tickets, response_times
+from monitor.tickets.ledger import REQUEST_KIND, Ledger, list_tickets, response_times
 from monitor.tickets.sinks import make_sink
 
 __all__ = ["TicketStage", "DELIVERY_INTERVAL", "ESCALATION_INTERVAL", "ACK_POLL_INTERVAL"]
@@ -110,7 +110,7 @@ class TicketStage:
         out: dict[tuple[str, str], list[int]] = {}
         for t in list_tickets(self.rt.store, since=start):
             contract = contracts.get(t.contract)
-            if contract is None or t.parent_id is not None:
+            if contract is None or t.parent_id is not None or t.kind == REQUEST_KIND:
                 continue
             rt = response_times(t, contract)
             for kind in ("acknowledge", "resolve"):

@@ -14,8 +14,9 @@ from typing import Any
 from monitor.errors import SlawatchError
 from monitor.service import Runtime
 from monitor.store.base import RequestRecord
+from monitor.tickets.requests.base import RequestTimeline
 
-__all__ = ["RequestStage", "FIRST_SYNC_DAYS"]
+__all__ = ["RequestStage", "FIRST_SYNC_DAYS", "to_record"]
 
 log = logging.getLogger("slawatch.requests")
 
@@ -31,14 +32,28 @@ def severity(priority: int, thresholds: dict[str, int]) -> str:
     return "minor"
 
 
+def to_record(settings: Any, t: RequestTimeline) -> RequestRecord:
+    """What the store keeps of a request read from the source ``settings`` (its contract from the queue, its
+    severity from the priority; seconds)."""
+    return RequestRecord(settings.name, t.external_id, settings.queues[t.queue], severity(
+        t.priority, settings.severity_from_priority), t.subject, t.opened_ms / 1000,
+        None if t.first_response_ms is None else t.first_response_ms / 1000,
+        None if t.resolved_ms is None else t.resolved_ms / 1000, t.status,
+        tuple((a / 1000, b / 1000) for a, b in t.pauses), t.reopened, t.updated_ms / 1000)
+
+
 class RequestStage:
     """Syncs the config's ``request_sources`` into the store (leader only)."""
 
     name = "customer-requests"
 
     def __init__(self, config: Any, rt: Runtime):
+        from monitor.tickets.ledger import Ledger
+
         self.config, self.rt = config, rt
         self.sources: dict[str, Any] = {}
+        #: escalation of the requests (#28), through the tickets' outbox (the tickets stage delivers it)
+        self.ledger = Ledger(config)
 
     def _build(self, config: Any) -> dict[str, Any]:
         from monitor.tickets.requests.rt import RtRequestSource
@@ -63,6 +78,7 @@ class RequestStage:
         """The new config's sources (their jobs take effect at the next restart when the set of names changes)."""
         old = self.sources
         self.config = world.config
+        self.ledger.reconfigure(world.config)
         self.sources = self._build(world.config)
         for _, client in old.values():
             await client.aclose()
@@ -88,23 +104,24 @@ class RequestStage:
                 log.warning("request source %s: %s (retried every %.0f s; said once a minute)", name, exc,
                             settings.interval)
             return 0
-        records = [RequestRecord(name, t.external_id, settings.queues[t.queue], severity(
-            t.priority, settings.severity_from_priority), t.subject, t.opened_ms / 1000,
-            None if t.first_response_ms is None else t.first_response_ms / 1000,
-            None if t.resolved_ms is None else t.resolved_ms / 1000, t.status,
-            tuple((a / 1000, b / 1000) for a, b in t.pauses), t.reopened, t.updated_ms / 1000)
-            for t in timelines if t.queue in settings.queues]
+        records = [to_record(settings, t) for t in timelines if t.queue in settings.queues]
         if records:
             await asyncio.to_thread(store.put_requests, records, (name, max(r.updated for r in records)))
-        await self._publish()
+        rows = await asyncio.to_thread(self.rt.store.requests, None, time.time() - FIRST_SYNC_DAYS * 86400, None)
+        # escalation from what was just read: the source's open requests, and those that changed now (a
+        # response or a resolution stops a clock); never from a source that could not be read
+        changed = {(r.source, r.external_id) for r in records}
+        mine = [r for r in rows if r.source == name and (r.resolved is None or (r.source, r.external_id) in changed)]
+        if mine:
+            await asyncio.to_thread(self.ledger.escalate_requests, store, mine, None, self.rt.leader_fence())
+        self._publish(rows)
         return len(records)
 
-    async def _publish(self) -> None:
+    def _publish(self, rows: list[RequestRecord]) -> None:
         """The open requests' figures for the exporter: how many per contract and severity, and the business
         seconds left before the next of their clocks passes its target."""
         from monitor.sla.business import business_seconds, calendar_for
 
-        rows = await asyncio.to_thread(self.rt.store.requests, None, time.time() - FIRST_SYNC_DAYS * 86400, None)
         now = time.time()
         count: dict[tuple[str, str], int] = {}
         nearest: dict[tuple[str, str], float] = {}

@@ -61,6 +61,11 @@ class RtSink(HttpSink):
         returns the ticket number."""
         t = d.ticket
         ticket_id = d.external_id
+        if ticket_id is not None and t.kind == "customer request":
+            # the customer's own request in this RT (monitor.tickets.ledger): only ever an internal comment on
+            # it, never a status change
+            await self._comment(ticket_id, d.text)
+            return ticket_id
         if ticket_id is None:
             ticket_id = await self._find(t)
             if ticket_id is None:
