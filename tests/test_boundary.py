@@ -72,7 +72,8 @@ STAGE_FIGURES = {
     "monitor/measure/trapstage.py": {"traps"},
     "monitor/tickets/stage.py": {"ticket_counts", "open_outage_tickets", "outbox_pending", "delivery_failures"},
     "monitor/sla/stage.py": {"sla_time", "response_met"},
-    "monitor/tickets/requests/stage.py": {"requests_open", "requests_next_breach"},
+    "monitor/tickets/requests/stage.py": {"requests_open", "requests_next_breach", "request_breaches",
+                                           "request_sources_read"},
 }
 
 

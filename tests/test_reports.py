@@ -652,3 +652,62 @@ def test_the_report_has_each_contracts_customer_requests_in_business_time(every_
     kinds = {(b["id"], b["clock"]): b for b in doc["breaches"]}
     assert kinds[("41", "first_response")]["business_s"] == 9000.0 and kinds[("41", "first_response")]["target_s"] == 7200.0
     assert ("41", "resolution") in kinds and ("42", "first_response") not in kinds
+
+
+def test_request_credits_and_the_time_a_source_was_not_read(every_store):
+    """#28: credit tiers on the share of requests whose clocks met their targets (first response below 90 %: 1 %,
+    resolution below 80 %: 2 %, the larger wins under ``credit_combine: max``), and a running clock judged only
+    up to its source's last successful read: a request still open when the source was last read on Monday at
+    noon (5 business hours into an 8 h resolution target) is not a breach, whatever the report's clock says;
+    once the source is read on 1 December it is one (60 business hours)."""
+    from monitor.store.base import RequestRecord
+
+    cfg, store = scenario(every_store, tz="America/New_York", contract={
+        "response_targets": {"major": {"acknowledge": "2h", "resolve": "8h"}},
+        "support_hours": {"holidays": {"country": "US", "subdiv": "VT"}},
+        "credit_tiers": [*TIERS, {"objective": "first_response", "below": "90%", "credit": "1%"},
+                         {"objective": "resolution", "below": "80%", "credit": "2%"}]})
+    ny = ZoneInfo("America/New_York")
+
+    def t(*args) -> float:
+        return datetime(*args, tzinfo=ny).timestamp()
+
+    late = RequestRecord("rt", "41", "c1", "major", "VPN slow", t(2026, 11, 13, 17, 0), t(2026, 11, 16, 9, 30),
+                         None, "open", (), 0, t(2026, 11, 16, 9, 30))
+    quick = RequestRecord("rt", "42", "c1", "major", "invoice", t(2026, 11, 10, 9, 0), t(2026, 11, 10, 9, 30),
+                          t(2026, 11, 10, 14, 0), "resolved", (), 0, t(2026, 11, 10, 14, 0))
+    store.put_requests([late, quick], cursor=("rt", t(2026, 11, 16, 9, 30)), checked=t(2026, 11, 16, 12, 0))
+    assert store.request_sources_checked() == {"rt": t(2026, 11, 16, 12, 0)}
+    doc = report(cfg, store)["contracts"][0]
+    [major] = doc["requests"]["by_severity"]
+    assert major["resolution"] == {"met": 1, "measured": 1, "p50_s": 18000.0, "p90_s": 18000.0}
+    assert {(b["id"], b["clock"]) for b in doc["requests"]["breaches"]} == {("41", "first_response")}
+    lines = {(line["scope"], line["objective"]): line for line in doc["credits"]["lines"]}
+    assert set(lines) == {("contract", "first_response")}, lines  # 1 of 2 met: 50 % < 90 %; resolution 100 %
+    assert lines[("contract", "first_response")]["compliance_pct"].startswith("50")
+    assert lines[("contract", "first_response")]["amount"] == "12.00" and doc["credits"]["total"] == "12.00"
+
+    store.put_requests([], cursor=("rt", t(2026, 11, 16, 9, 30)), checked=t(2026, 12, 1, 9, 0))
+    doc = report(cfg, store)["contracts"][0]
+    assert {(b["id"], b["clock"]) for b in doc["requests"]["breaches"]} == {("41", "first_response"),
+                                                                          ("41", "resolution")}
+    lines = {(line["scope"], line["objective"]): line for line in doc["credits"]["lines"]}
+    assert set(lines) == {("contract", "first_response"), ("contract", "resolution")}
+    assert lines[("contract", "resolution")]["amount"] == "24.00" and lines[("contract", "first_response")]["amount"] == "0"
+    assert doc["credits"]["total"] == "24.00"  # 2 % of 1200.00: the larger of the two under max
+
+
+def test_request_credits_on_a_per_target_basis_take_all_the_fees(every_store):
+    """With ``credit_basis: target`` the request objectives are one more scope, "requests", over the sum of the
+    targets' fees (the requests belong to the contract, not to a circuit)."""
+    from monitor.store.base import RequestRecord
+
+    cfg, store = scenario(every_store, targets=("t1", "t2"), target_fees={"t1": "99.99", "t2": "50.00"}, contract={
+        "credit_basis": "target", "response_targets": {"minor": {"acknowledge": "1h", "resolve": "1d"}},
+        "credit_tiers": [*TIERS, {"objective": "first_response", "below": "100%", "credit": "10%"}]})
+    slow = RequestRecord("rt", "7", "c1", "minor", "question", ts(2026, 11, 3, 10), ts(2026, 11, 3, 12),
+                         ts(2026, 11, 3, 13), "resolved", (), 0, ts(2026, 11, 3, 13))
+    store.put_requests([slow], cursor=("rt", ts(2026, 11, 3, 13)), checked=ts(2026, 12, 1))
+    credits = report(cfg, store)["contracts"][0]["credits"]
+    [line] = [line for line in credits["lines"] if line["objective"] == "first_response"]
+    assert line["scope"] == "requests" and line["fee"] == "149.99" and line["amount"] == "15.00", line

@@ -565,6 +565,11 @@ request_sources:
                                                            in m else None)(scrape(port)), timeout=30)
         assert metrics[("slawatch_customer_requests_open", labels)] == 1.0
         assert 0 < metrics[("slawatch_customer_request_next_breach_seconds", labels)] <= 7200  # the 2 h response
+        for clock in ("first_response", "resolution"):  # within both targets: counted, no breach
+            assert metrics[("slawatch_customer_request_breaches", tuple(sorted(labels + (("clock", clock),))))] == 0.0
+        last_read = metrics[("slawatch_customer_request_source_last_read_timestamp_seconds",
+                             (("source", "rt-support"),))]
+        assert req.opened - 60 <= last_read <= time.time()
         rt.api("POST", f"/ticket/{item['id']}/correspond", {"Content": "Reset it for you.", "ContentType": "text/plain"})
         [req] = wait_for("the staff reply synced", lambda: [x for x in stored() or [] if x.first_response], timeout=60)
         assert req.first_response >= req.opened and req.status == "open"

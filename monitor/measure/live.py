@@ -243,6 +243,10 @@ class LiveState:
         #: seconds left before the next of their clocks passes its target (negative: already past)
         self.requests_open: dict[tuple[str, str], int] = {}
         self.requests_next_breach: dict[tuple[str, str], float] = {}
+        #: (contract, severity, first_response|resolution) -> this month's requests whose clock missed its target
+        self.request_breaches: dict[tuple[str, str, str], int] = {}
+        #: request source -> when it was last read successfully (unix seconds)
+        self.request_sources_read: dict[str, float] = {}
         #: (severity, acknowledge|resolve) -> (met, measured) for tickets opened this month
         self.response_met: dict[tuple[str, str], tuple[int, int]] = {}
         #: in a cluster: the targets this node probes now (None: every target); only those are exported

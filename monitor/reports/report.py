@@ -254,12 +254,14 @@ def _requests(store, contract, start_s: float, end_s: float, now: float) -> Requ
     """The contract's customer requests opened in the period (#28): per severity the first-response and
     resolution clocks in its support hours (monitor.sla.business) against ``response_targets`` (acknowledge:
     the first response; resolve: the resolution), and each breach. A clock still running counts once it is past
-    its target; one within it is not measured yet."""
-    from monitor.sla.business import business_seconds, calendar_for
+    its target by the last successful read of its source (after that its time is unknown: a request answered
+    while the source was down is never a breach); one within it is not measured yet."""
+    from monitor.sla.business import calendar_for, clock_verdict
 
     rows = store.requests(contract=contract.id, start=start_s, end=end_s)
     if not rows:
         return None
+    checked = store.request_sources_checked()
     figures, breaches = [], []
     for sev in ("critical", "major", "minor"):
         mine = [r for r in rows if r.severity == sev]
@@ -272,13 +274,14 @@ def _requests(store, contract, start_s: float, end_s: float, now: float) -> Requ
         for r in mine:
             for clock, stop, limit in (("first_response", r.first_response, target and target.acknowledge),
                                        ("resolution", r.resolved, target and target.resolve)):
-                spent = business_seconds(cal, r.opened, stop if stop is not None else now, r.pauses)
+                until = min(now, checked.get(r.source, now))
+                spent, ok = clock_verdict(cal, r.opened, stop, r.pauses, limit or 0.0, until)
                 if stop is not None:
                     clocks[clock].append(spent)
-                if limit is None or (stop is None and spent <= limit):
+                if limit is None or ok is None:
                     continue
                 measured[clock] += 1
-                if spent <= limit:
+                if ok:
                     met[clock] += 1
                 else:
                     breaches.append(RequestBreach(r.source, r.external_id, sev, clock, spent, float(limit)))
@@ -287,6 +290,17 @@ def _requests(store, contract, start_s: float, end_s: float, now: float) -> Requ
                                       _quantile(clocks["first_response"], 0.5), _quantile(clocks["first_response"], 0.9),
                                       _quantile(clocks["resolution"], 0.5), _quantile(clocks["resolution"], 0.9)))
     return RequestsReport(tuple(figures), tuple(breaches))
+
+
+def _request_shares(requests: RequestsReport | None) -> dict[str, Fraction | None]:
+    """Per request clock, the share of the month's judged requests that met their target, in percent, exact
+    (None when none was judged): what the contract's first_response and resolution credit tiers compare."""
+    out: dict[str, Fraction | None] = {}
+    for clock in ("first_response", "resolution"):
+        met = sum(getattr(f, f"{clock}_met") for f in requests.by_severity) if requests else 0
+        measured = sum(getattr(f, f"{clock}_measured") for f in requests.by_severity) if requests else 0
+        out[clock] = Fraction(met * 100, measured) if measured else None
+    return out
 
 
 def _credits(contract, credit: ContractCredit, items: dict[str, tuple[OutageItem, ...]]) -> Credits:
@@ -369,10 +383,10 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
             vantage = several[tm.target].vantage if tm.target in several else None
             target_reports.append(_target_report(tm, contract, period, items, days, vantage))
         fees = {t.id: t.monthly_fee for t in targets_of.get(contract.id, ())}
-        credit = contract_credit(contract, cm.targets, cm.ratio, combined, fees, evidence, cm.coverage,
-                                 closed=to_ms(now) >= period.end_ms)
-        chronic = _chronic(contract, month, cm, month_of)
         requests = _requests(store, contract, start_s, end_s, now)
+        credit = contract_credit(contract, cm.targets, cm.ratio, combined, fees, evidence, cm.coverage,
+                                 closed=to_ms(now) >= period.end_ms, requests=_request_shares(requests))
+        chronic = _chronic(contract, month, cm, month_of)
         out_contracts.append(_contract_report(contract, cm, _credits(contract, credit, evidence), chronic, tickets,
                                               now, target_reports, requests))
     return Report(month, datetime.fromtimestamp(now, ZoneInfo("UTC")), __version__, tuple(out_contracts))

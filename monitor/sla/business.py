@@ -79,6 +79,19 @@ def business_seconds(cal: SupportCalendar, start_s: float, end_s: float,
 _HORIZON_MS = 400 * 86_400_000
 
 
+def clock_verdict(cal: SupportCalendar, opened: float, stopped: float | None, pauses: Sequence[tuple[float, float]],
+                  limit: float, until: float) -> tuple[float, bool | None]:
+    """A request clock's business seconds and whether it met ``limit`` (the one rule, monitor.exact.at_most):
+    decided when it stopped, missed once it runs past the limit by ``until`` (the latest time its request is
+    known at: now, or the source's last successful read), None while it runs within it."""
+    from monitor.exact import at_most
+
+    spent = business_seconds(cal, opened, stopped if stopped is not None else max(opened, until), pauses)
+    if stopped is None:
+        return spent, (None if at_most(spent, limit) else False)
+    return spent, at_most(spent, limit)
+
+
 def deadline(cal: SupportCalendar, start_ms: int, target_ms: int, pauses: Sequence[Interval] = ()) -> int | None:
     """The instant at which ``target_ms`` of support hours (less pauses) have passed since ``start_ms``; None if
     the calendar has no support hours within 400 days (a target it can never reach)."""

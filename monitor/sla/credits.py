@@ -153,12 +153,26 @@ class ContractCredit:
         return self.total < self.uncapped
 
 
-def _judge(scope: str, contract: Contract, fee: Decimal, availability: Fraction | None, rollup: Rollup,
-           evidence: Sequence[Any]) -> tuple[list[CreditLine], Decimal]:
-    """Lines for one fee; returns them and the credit percent that applies after combining."""
+#: objectives judged on the contract's customer requests (#28), not on a target's measurements
+REQUEST_OBJECTIVES = ("first_response", "resolution")
+
+
+def _judge(scope: str, contract: Contract, fee: Decimal, availability: Fraction | None, rollup: Rollup | None,
+           evidence: Sequence[Any], requests: Mapping[str, Fraction | None] | None = None
+           ) -> tuple[list[CreditLine], Decimal]:
+    """Lines for one fee; returns them and the credit percent that applies after combining. ``rollup`` None:
+    only the request objectives (from ``requests``: the share met, in percent) are judged; ``requests`` None:
+    only the measured ones."""
     lines = []
     for objective in dict.fromkeys(t.objective for t in contract.credit_tiers):
-        value = compliance(objective, contract, availability, rollup)
+        if objective in REQUEST_OBJECTIVES:
+            if requests is None:
+                continue
+            value = requests.get(objective)
+        elif rollup is None:
+            continue
+        else:
+            value = compliance(objective, contract, availability, rollup)
         tier = tier_for(value, contract.credit_tiers, objective)
         if tier is None or value is None:
             continue
@@ -187,10 +201,13 @@ def _low_coverage(scope: str, coverage: Fraction | None, minimum: Decimal) -> st
 def contract_credit(contract: Contract, targets: list[Any], combined_availability: Fraction | None,
                     combined_rollup: Rollup, target_fees: dict[str, Decimal | None],
                     evidence: Mapping[str, Sequence[Any]], combined_coverage: Fraction | None = None,
-                    closed: bool = True) -> ContractCredit:
+                    closed: bool = True, requests: Mapping[str, Fraction | None] | None = None) -> ContractCredit:
     """``targets``: the contract's TargetMonth figures (monitor.sla.monthly). The credit is final only for a
     ``closed`` month whose every scope has the minimum coverage, whether or not it earned a credit: no credit on
-    too little evidence is not a finding that the objectives were met."""
+    too little evidence is not a finding that the objectives were met. ``requests``: the share of the month's
+    customer requests whose first response and resolution met their targets, in percent (None: none judged),
+    for the contract's request credit tiers: judged with the contract's fee (combined with its other
+    objectives), or on a per-target basis as one more scope over all the fees."""
     lines: list[CreditLine] = []
     uncapped = money(Decimal(0), contract.currency)
     notes: list[str] = []
@@ -198,7 +215,8 @@ def contract_credit(contract: Contract, targets: list[Any], combined_availabilit
     if contract.credit_basis == "contract":
         fees = contract.monthly_fee
         all_evidence = [e for t in targets for e in evidence.get(t.target, [])]
-        new, pct = _judge("contract", contract, fees, combined_availability, combined_rollup, all_evidence)
+        new, pct = _judge("contract", contract, fees, combined_availability, combined_rollup, all_evidence,
+                          requests or {})
         lines += new
         note = _low_coverage("contract", combined_coverage, contract.credit_min_coverage)
         if note:
@@ -215,6 +233,9 @@ def contract_credit(contract: Contract, targets: list[Any], combined_availabilit
             if note:
                 notes.append(note)
             uncapped += money(Decimal(0) if note and withhold else fee * pct / 100, contract.currency)
+        new, pct = _judge("requests", contract, fees, None, None, [], requests or {})
+        lines += new
+        uncapped += money(fees * pct / 100, contract.currency)
     total = uncapped
     if contract.credit_cap is not None:
         total = min(total, money(fees * contract.credit_cap / 100, contract.currency))

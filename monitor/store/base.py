@@ -568,9 +568,11 @@ class RequestRecord:
 class RequestStore(Protocol):
     """Customer requests read from the provider's ticket system, and each source's sync cursor."""
 
-    def put_requests(self, records: Sequence[RequestRecord], cursor: tuple[str, float] | None = None) -> None:
+    def put_requests(self, records: Sequence[RequestRecord], cursor: tuple[str, float] | None = None,
+                     checked: float | None = None) -> None:
         """Insert or replace the requests (by source and external id) and move ``cursor`` (source, the last update
-        seen) in the same transaction, so a sync resumes where it stopped and applies nothing twice."""
+        seen) in the same transaction, so a sync resumes where it stopped and applies nothing twice; ``checked``:
+        when the source was read (what is known of its requests is known up to then)."""
         ...
 
     def requests(self, contract: str | None = None, start: float | None = None,
@@ -580,6 +582,10 @@ class RequestStore(Protocol):
 
     def request_cursor(self, source: str) -> float | None:
         """The last update a source's sync stored, or None before its first."""
+        ...
+
+    def request_sources_checked(self) -> dict[str, float]:
+        """source -> when it was last read successfully (sources never read are absent)."""
         ...
 
 

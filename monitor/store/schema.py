@@ -296,6 +296,10 @@ HISTORY: tuple[Step, ...] = (
         Index("customer_requests_contract", "customer_requests", ("contract", "opened")),
         Table("request_cursors", (_c("source", "text", primary=True), _nn("updated", "time"))),
     )),
+    Step("each request source's last successful read: a running clock is judged only up to it (the time after is "
+         "unknown, as with probes)", (
+        AddColumn("request_cursors", _c("checked", "time")),
+    )),
 )
 
 #: the schema version (the number of steps) this slawatch runs on

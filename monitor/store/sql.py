@@ -179,7 +179,8 @@ class SqlRequests:
     def _tx(self) -> AbstractContextManager[Exec]:
         raise NotImplementedError
 
-    def put_requests(self, records: Sequence[RequestRecord], cursor: tuple[str, float] | None = None) -> None:
+    def put_requests(self, records: Sequence[RequestRecord], cursor: tuple[str, float] | None = None,
+                     checked: float | None = None) -> None:
         with self._tx() as ex:
             for r in records:
                 ex.run("INSERT INTO customer_requests (source, external_id, contract, severity, subject, opened,"
@@ -193,8 +194,9 @@ class SqlRequests:
                         _ep(r.first_response), _ep(r.resolved), r.status, json.dumps([list(p) for p in r.pauses]),
                         r.reopened, Epoch(r.updated)))
             if cursor is not None:
-                ex.run("INSERT INTO request_cursors (source, updated) VALUES (?, ?) ON CONFLICT (source)"
-                       " DO UPDATE SET updated = excluded.updated", (cursor[0], Epoch(cursor[1])))
+                ex.run("INSERT INTO request_cursors (source, updated, checked) VALUES (?, ?, ?) ON CONFLICT (source)"
+                       " DO UPDATE SET updated = excluded.updated, checked = COALESCE(excluded.checked,"
+                       " request_cursors.checked)", (cursor[0], Epoch(cursor[1]), _ep(checked)))
 
     def requests(self, contract: str | None = None, start: float | None = None,
                  end: float | None = None) -> list[RequestRecord]:
@@ -213,6 +215,11 @@ class SqlRequests:
     def request_cursor(self, source: str) -> float | None:
         with self._read() as ex:
             return ex.value("SELECT updated FROM request_cursors WHERE source = ?", (source,))
+
+    def request_sources_checked(self) -> dict[str, float]:
+        with self._read() as ex:
+            rows = ex.all("SELECT source, checked FROM request_cursors WHERE checked IS NOT NULL")
+        return {r["source"]: r["checked"] for r in rows}
 
 
 class SqlTickets:

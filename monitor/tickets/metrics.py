@@ -47,6 +47,19 @@ class TicketCollector(Collector):
         for (contract, severity), left in sorted(self.live.requests_next_breach.items()):
             nearest.add_metric([contract, severity], left)
         yield nearest
+        breaches = GaugeMetricFamily("slawatch_customer_request_breaches",
+                                     "This month's customer requests (the contract's zone) whose first response or "
+                                     "resolution missed its target, as known at the source's last read.",
+                                     labels=["contract", "severity", "clock"])
+        for (contract, severity, clock), n in sorted(self.live.request_breaches.items()):
+            breaches.add_metric([contract, severity, clock], n)
+        yield breaches
+        read = GaugeMetricFamily("slawatch_customer_request_source_last_read_timestamp_seconds",
+                                 "When a request source was last read successfully (unix time): the requests' "
+                                 "figures are as of then.", labels=["source"])
+        for source, at in sorted(self.live.request_sources_read.items()):
+            read.add_metric([source], at)
+        yield read
         met = GaugeMetricFamily("slawatch_ticket_response_target_met_ratio",
                                 "Share of this month's tickets that met the contract's response target.",
                                 labels=["severity", "response"])

@@ -96,6 +96,7 @@ class RequestStage:
         store = self.rt.store
         cursor = await asyncio.to_thread(store.request_cursor, name)
         since = cursor if cursor is not None else time.time() - FIRST_SYNC_DAYS * 86400
+        read_at = time.time()  # what is read is known as of (at least) now
         try:
             ids = await client.changed_since(int(since * 1000))
             timelines = [await client.timeline(i, now_ms=int(time.time() * 1000)) for i in ids]
@@ -105,8 +106,9 @@ class RequestStage:
                             settings.interval)
             return 0
         records = [to_record(settings, t) for t in timelines if t.queue in settings.queues]
-        if records:
-            await asyncio.to_thread(store.put_requests, records, (name, max(r.updated for r in records)))
+        await asyncio.to_thread(store.put_requests, records,
+                                (name, max([since, *(r.updated for r in records)])), read_at)
+        self.rt.live.request_sources_read[name] = read_at
         rows = await asyncio.to_thread(self.rt.store.requests, None, time.time() - FIRST_SYNC_DAYS * 86400, None)
         # escalation from what was just read: the source's open requests, and those that changed now (a
         # response or a resolution stops a clock); never from a source that could not be read
@@ -120,23 +122,36 @@ class RequestStage:
     def _publish(self, rows: list[RequestRecord]) -> None:
         """The open requests' figures for the exporter: how many per contract and severity, and the business
         seconds left before the next of their clocks passes its target."""
-        from monitor.sla.business import business_seconds, calendar_for
+        from monitor.sla.business import business_seconds, calendar_for, clock_verdict
+        from monitor.sla.periods import month_of, to_ms
 
         now = time.time()
         count: dict[tuple[str, str], int] = {}
         nearest: dict[tuple[str, str], float] = {}
+        breaches: dict[tuple[str, str, str], int] = {}
         contracts = {c.id: c for c in self.config.contracts}
+        read = self.rt.live.request_sources_read
         for r in rows:
-            if r.resolved is not None or r.contract not in contracts:
+            contract = contracts.get(r.contract)
+            if contract is None:
                 continue
             key = (r.contract, r.severity)
-            count[key] = count.get(key, 0) + 1
-            contract = contracts[r.contract]
             target = contract.response_targets.get(r.severity)
+            cal = calendar_for(contract, r.severity)
+            if target is not None and r.opened * 1000 >= month_of(to_ms(now), contract.timezone).start_ms:
+                for clock, stop, limit in (("first_response", r.first_response, target.acknowledge),
+                                           ("resolution", r.resolved, target.resolve)):
+                    _, ok = clock_verdict(cal, r.opened, stop, r.pauses, limit, min(now, read.get(r.source, now)))
+                    breaches[(r.contract, r.severity, clock)] = breaches.get((r.contract, r.severity, clock), 0) + (
+                        ok is False)
+            if r.resolved is not None:
+                continue
+            count[key] = count.get(key, 0) + 1
             if target is None:
                 continue
-            spent = business_seconds(calendar_for(contract, r.severity), r.opened, now, r.pauses)
+            spent = business_seconds(cal, r.opened, now, r.pauses)
             limits = ([target.acknowledge] if r.first_response is None else []) + [target.resolve]
             left = min(limit - spent for limit in limits)
             nearest[key] = min(nearest.get(key, left), left)
-        self.rt.live.requests_open, self.rt.live.requests_next_breach = count, nearest
+        live = self.rt.live
+        live.requests_open, live.requests_next_breach, live.request_breaches = count, nearest, breaches
