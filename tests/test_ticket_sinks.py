@@ -716,7 +716,13 @@ def test_request_escalation_config_errors():
                          {**base, "id": "c2", "response_targets": {"major": {"acknowledge": "1h", "resolve": "4h"}},
                           "request_escalation": [{"at": "50%", "sinks": ["nope"]}, {"at": "50", "sinks": ["nope"]},
                                                  {"at": "2000%", "sinks": ["nope"]}]}],
-           "request_sources": [{"name": "a", "url": "http://127.0.0.1:1/", "token": "x", "queues": {"Q": "c2"}}]}
+           "request_sources": [{"name": "a", "url": "http://127.0.0.1:1/", "token": "x", "queues": {"Q": "c2"}},
+                               {"name": "b", "url": "http://127.0.0.1:2/", "token": "x", "queues": {"Q": "c1"},
+                                "requestor_domains": {"partner.example": "c9"}},
+                               {"name": "c", "url": "http://127.0.0.1:3/", "token": "x", "queues": {"Q": "c1"},
+                                "requestor_domains": {"bob@partner": "c1"}},
+                               {"name": "d", "url": "http://127.0.0.1:4/", "token": "x", "queues": {"Q": "c1"},
+                                "waiting_statuses": ["stalled", "resolved"]}]}
     with pytest.raises(ConfigError) as info:
         parse_config(raw)
     problems = info.value.problems
@@ -726,3 +732,73 @@ def test_request_escalation_config_errors():
     assert any(p.startswith("contracts[1].request_escalation[0].sinks[0]: no such ticket sink") for p in problems)
     assert any(p.startswith("request_sources[0].queues.Q: contract c2 has no response_targets for critical, minor")
                for p in problems), problems
+    assert any(p.startswith("request_sources[1].requestor_domains.'partner.example': no such contract") for p in problems)
+    assert any(p.startswith("request_sources[2].requestor_domains: bob@partner: must be a mail domain") for p in problems)
+    assert any(p.startswith("request_sources[3]: status resolved cannot both pause and resolve") for p in problems), problems
+
+
+def _custom_fields(rt, *names: str) -> None:
+    """Free-form ticket custom fields on the General queue (RT's own API, as an admin sets them up)."""
+    import subprocess
+
+    from peers import RT_LIB
+
+    script = ("use RT; RT::LoadConfig(); RT::Init(); my $q = RT::Queue->new(RT->SystemUser); $q->Load('General'); "
+              "for my $n (@ARGV) { my $cf = RT::CustomField->new(RT->SystemUser); $cf->Load($n); "
+              "$cf->Create(Name => $n, Type => 'FreeformSingle', LookupType => 'RT::Queue-RT::Ticket') "
+              "unless $cf->id; $cf->AddToObject($q); }")
+    subprocess.run(["perl", f"-I{RT_LIB}", "-e", script, *names], env=rt.env, check=True, capture_output=True,
+                   timeout=60)
+
+
+def test_which_contract_and_severity_a_request_has_and_slawatchs_own_tickets(rt):
+    """#28 item 1: a shared queue split by the requestor's mail domain, a custom field naming the contract and one
+    naming the severity (over the priority), both read through REST 2 from the real RT; slawatch's own RT tickets
+    (the sink's ``[slawatch:<uid>]`` subjects) in the same queue are not customer requests, so nothing is counted
+    twice; a configured waiting status ("waiting-on-customer" is not RT's; "stalled" left out) decides the pauses."""
+    from monitor.tickets.requests.rt import RtRequestSource
+    from monitor.tickets.requests.stage import records_of
+
+    _custom_fields(rt, "Contract", "Severity")
+    base = {"customer": "A", "provider": "B", "objectives": {"availability": "99.9%"}}
+    config = parse_config({
+        "contracts": [{"id": c, **base} for c in ("c1", "c2", "c3")],
+        "request_sources": [{"name": "rt", "url": rt.url, "token": rt.token, "queues": {"General": "c1"},
+                             "requestor_domains": {"Partner.example": "c2"}, "contract_field": "Contract",
+                             "severity_field": "Severity", "waiting_statuses": ["open"]}]})
+    settings = config.request_sources[0]
+    tag = time.time_ns()
+
+    def create(subject: str, requestor: str, priority: int = 0, **fields) -> str:
+        body = {"Queue": "General", "Subject": f"{subject} {tag}", "Requestor": requestor, "Priority": priority,
+                "Content": "help", "ContentType": "text/plain"}
+        if fields:
+            body["CustomFields"] = fields
+        return str(rt.api("POST", "/ticket", body)["id"])
+
+    a = create("plain", "alice@reseller.example", priority=75)
+    b = create("shared queue", "bob@partner.example")
+    c = create("named", "carol@reseller.example", priority=10, Contract="c3", Severity="Critical")
+    d = create("unknown contract named", "dave@reseller.example", Contract="c9")
+    own = create("[slawatch:0123456789abcdef] t1 is down", "noc@example.net")
+    rt.api("PUT", f"/ticket/{a}", {"Status": "open"})  # here "open" waits on the customer
+    source = RtRequestSource("rt", rt.url, rt.token, ["General"], waiting=frozenset(settings.waiting_statuses),
+                             closed=frozenset(settings.resolved_statuses))
+
+    async def read():
+        try:
+            return [await source.timeline(i, now_ms=int(time.time() * 1000)) for i in (a, b, c, d, own)]
+        finally:
+            await source.aclose()
+
+    records = {r.external_id: r for r in records_of(settings, env_run(read()), frozenset({"c1", "c2", "c3"}))}
+    assert set(records) == {a, b, c, d}  # slawatch's own ticket is not a customer request
+    assert (records[a].contract, records[a].severity) == ("c1", "major")
+    assert (records[b].contract, records[b].severity) == ("c2", "minor")
+    assert (records[c].contract, records[c].severity) == ("c3", "critical")  # the fields over domain and priority
+    assert records[d].contract == "c1"  # a field naming no contract is ignored
+    assert len(records[a].pauses) == 1 and records[b].pauses == ()
+
+
+def env_run(coro):
+    return asyncio.run(coro)

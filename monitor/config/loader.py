@@ -330,13 +330,19 @@ def _check_request_sources(raw: dict, contracts: set, problems: _Problems) -> No
     for i, source in enumerate(raw.get("request_sources") or []):
         if not isinstance(source, dict) or not isinstance(source.get("queues"), dict):
             continue
+        domains = source.get("requestor_domains")
+        for domain, other in domains.items() if isinstance(domains, dict) else ():
+            if isinstance(other, str) and other not in contracts:
+                known = ", ".join(sorted(contracts)) or "none defined"
+                problems.add(("request_sources", i, "requestor_domains", domain), f"no such contract (known: {known})",
+                             other)
         mapped = source.get("severity_from_priority")
         severities = ["critical", "major"] if not isinstance(mapped, dict) else [str(k) for k in mapped]
         for queue, contract in source["queues"].items():
             if isinstance(contract, str) and contract not in contracts:
                 known = ", ".join(sorted(contracts)) or "none defined"
                 problems.add(("request_sources", i, "queues", queue), f"no such contract (known: {known})", contract)
-            given = targets.get(contract)
+            given = targets.get(contract) if isinstance(contract, str) else None
             if isinstance(given, dict) and given:  # no targets at all: requests are counted, never judged
                 missing = [s for s in severities + ["minor"] if s not in given]
                 if missing:

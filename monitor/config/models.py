@@ -755,8 +755,35 @@ class RequestSource(_Model):
     token: SecretStr
     verify_tls: bool = True
     queues: dict[str, Identifier] = Field(min_length=1)
+    #: a requestor's mail domain -> the contract its requests belong to, over the queue's (a shared queue)
+    requestor_domains: dict[str, Identifier] = Field(default_factory=dict)
+    #: an RT custom field whose value names the request's contract, over the domain and the queue (a value that
+    #: is no contract's id is ignored)
+    contract_field: str | None = None
     severity_from_priority: dict[Literal["critical", "major"], int] = Field(default_factory=lambda: dict(_PRIORITIES))
+    #: an RT custom field holding critical, major or minor, over the priority (other values are ignored)
+    severity_field: str | None = None
+    #: statuses in which the request waits on the customer (its clocks pause), and those that resolve it
+    waiting_statuses: list[str] = Field(default_factory=lambda: ["stalled"], min_length=0)
+    resolved_statuses: list[str] = Field(default_factory=lambda: ["resolved"], min_length=1)
     interval: PositiveDuration = 60.0
+
+    @field_validator("requestor_domains")
+    @classmethod
+    def _domains(cls, value: dict[str, str]) -> dict[str, str]:
+        for domain in value:
+            if "@" in domain or not re.fullmatch(r"[A-Za-z0-9.-]+\.[A-Za-z]{2,}", domain):
+                raise PydanticCustomError("slawatch", "{d}: must be a mail domain like reseller.example",
+                                          {"d": domain})
+        return {k.lower(): v for k, v in value.items()}
+
+    @model_validator(mode="after")
+    def _statuses(self) -> "RequestSource":
+        both = set(self.waiting_statuses) & set(self.resolved_statuses)
+        if both:
+            raise PydanticCustomError("slawatch", "status {s} cannot both pause and resolve a request",
+                                      {"s": ", ".join(sorted(both))})
+        return self
 
 
 class Config(_Model):

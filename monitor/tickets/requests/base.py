@@ -47,6 +47,8 @@ class RequestTimeline:
     #: the source system's priority of the request (RT: 0-99), and when it last changed there
     priority: int = 0
     updated_ms: int = 0
+    #: the source system's custom fields (name -> first value), for contract_field and severity_field
+    fields: dict[str, str] = field(default_factory=dict)
 
 
 def timeline(source: str, external_id: str, queue: str, subject: str, requestors: tuple[str, ...], events: list[Event],

@@ -28,10 +28,12 @@ class RtRequestSource(HttpSink):
     """Request Tracker 5's REST 2 API, read-only: the requests of ``queues``."""
 
     def __init__(self, name: str, url: str, token: str, queues: list[str], timeout: float = 10.0,
-                 verify: bool = True):
+                 verify: bool = True, waiting: frozenset[str] = frozenset({"stalled"}),
+                 closed: frozenset[str] = frozenset({"resolved"})):
         base = url.rstrip("/") + "/REST/2.0"
         super().__init__(name, base, timeout, verify=verify, headers={"Authorization": f"token {token}"})
         self.queues = queues
+        self.waiting, self.closed = waiting, closed
         self._queue_names: dict[str, str] = {}  # queue id -> name, looked up once
 
     async def changed_since(self, since_ms: int) -> list[str]:
@@ -74,8 +76,11 @@ class RtRequestSource(HttpSink):
             page += 1
         requestors = tuple(r["id"] for r in ticket.get("Requestor") or [])
         queue = await self.queue_name(str((ticket.get("Queue") or {}).get("id", "")))
-        t = timeline(self.name, str(ticket_id), queue, ticket.get("Subject", ""), requestors, events, now_ms=now_ms)
+        t = timeline(self.name, str(ticket_id), queue, ticket.get("Subject", ""), requestors, events,
+                     waiting=self.waiting, closed=self.closed, now_ms=now_ms)
         t.priority = int(ticket.get("Priority") or 0)
+        t.fields = {str(cf.get("name")): str(cf["values"][0]) for cf in ticket.get("CustomFields") or []
+                    if isinstance(cf, dict) and cf.get("values")}
         t.updated_ms = rt_time(ticket["LastUpdated"]) if ticket.get("LastUpdated") else t.opened_ms
         return t
 

@@ -16,7 +16,7 @@ from monitor.service import Runtime
 from monitor.store.base import RequestRecord
 from monitor.tickets.requests.base import RequestTimeline
 
-__all__ = ["RequestStage", "FIRST_SYNC_DAYS", "to_record"]
+__all__ = ["RequestStage", "FIRST_SYNC_DAYS", "to_record", "records_of", "contract_of"]
 
 log = logging.getLogger("slawatch.requests")
 
@@ -32,14 +32,40 @@ def severity(priority: int, thresholds: dict[str, int]) -> str:
     return "minor"
 
 
-def to_record(settings: Any, t: RequestTimeline) -> RequestRecord:
-    """What the store keeps of a request read from the source ``settings`` (its contract from the queue, its
-    severity from the priority; seconds)."""
-    return RequestRecord(settings.name, t.external_id, settings.queues[t.queue], severity(
-        t.priority, settings.severity_from_priority), t.subject, t.opened_ms / 1000,
+#: the tag slawatch's own RT tickets carry in their subject (monitor.tickets.sinks.rt): never a customer request
+OWN_TAG = "[slawatch:"
+SEVERITIES = ("critical", "major", "minor")
+
+
+def contract_of(settings: Any, t: RequestTimeline, contracts: frozenset[str] | None = None) -> str:
+    """The request's contract: the custom field's value when it names one, else its requestor's mail domain's,
+    else its queue's."""
+    named = t.fields.get(settings.contract_field) if settings.contract_field else None
+    if named is not None and (contracts is None or named in contracts):
+        return named
+    for requestor in t.requestors:
+        domain = requestor.rpartition("@")[2].lower()
+        if domain in settings.requestor_domains:
+            return str(settings.requestor_domains[domain])
+    return str(settings.queues[t.queue])
+
+
+def to_record(settings: Any, t: RequestTimeline, contracts: frozenset[str] | None = None) -> RequestRecord:
+    """What the store keeps of a request read from the source ``settings`` (its contract from the custom field,
+    the requestor's domain or the queue; its severity from the custom field or the priority; seconds)."""
+    field_severity = t.fields.get(settings.severity_field, "").lower() if settings.severity_field else ""
+    sev = field_severity if field_severity in SEVERITIES else severity(t.priority, settings.severity_from_priority)
+    return RequestRecord(settings.name, t.external_id, contract_of(settings, t, contracts), sev, t.subject,
+        t.opened_ms / 1000,
         None if t.first_response_ms is None else t.first_response_ms / 1000,
         None if t.resolved_ms is None else t.resolved_ms / 1000, t.status,
         tuple((a / 1000, b / 1000) for a, b in t.pauses), t.reopened, t.updated_ms / 1000)
+
+
+def records_of(settings: Any, timelines: list[RequestTimeline], contracts: frozenset[str]) -> list[RequestRecord]:
+    """The customer requests among what a source read: those of its queues, except slawatch's own tickets."""
+    return [to_record(settings, t, contracts) for t in timelines
+            if t.queue in settings.queues and OWN_TAG not in t.subject]
 
 
 class RequestStage:
@@ -59,7 +85,9 @@ class RequestStage:
         from monitor.tickets.requests.rt import RtRequestSource
 
         return {s.name: (s, RtRequestSource(s.name, str(s.url), s.token.get_secret_value(), list(s.queues),
-                                            timeout=min(30.0, s.interval), verify=s.verify_tls))
+                                            timeout=min(30.0, s.interval), verify=s.verify_tls,
+                                            waiting=frozenset(s.waiting_statuses),
+                                            closed=frozenset(s.resolved_statuses)))
                 for s in config.request_sources}
 
     async def start(self) -> None:
@@ -105,7 +133,7 @@ class RequestStage:
                 log.warning("request source %s: %s (retried every %.0f s; said once a minute)", name, exc,
                             settings.interval)
             return 0
-        records = [to_record(settings, t) for t in timelines if t.queue in settings.queues]
+        records = records_of(settings, timelines, frozenset(c.id for c in self.config.contracts))
         await asyncio.to_thread(store.put_requests, records,
                                 (name, max([since, *(r.updated for r in records)])), read_at)
         self.rt.live.request_sources_read[name] = read_at
