@@ -659,7 +659,7 @@ def test_request_credits_and_the_time_a_source_was_not_read(every_store):
     resolution below 80 %: 2 %, the larger wins under ``credit_combine: max``), and a running clock judged only
     up to its source's last successful read: a request still open when the source was last read on Monday at
     noon (5 business hours into an 8 h resolution target) is not a breach, whatever the report's clock says;
-    once the source is read on 1 December it is one (60 business hours)."""
+    once the source is read on 1 December it is one (102 business hours: Thanksgiving is a holiday)."""
     from monitor.store.base import RequestRecord
 
     cfg, store = scenario(every_store, tz="America/New_York", contract={
@@ -695,6 +695,17 @@ def test_request_credits_and_the_time_a_source_was_not_read(every_store):
     assert set(lines) == {("contract", "first_response"), ("contract", "resolution")}
     assert lines[("contract", "resolution")]["amount"] == "24.00" and lines[("contract", "first_response")]["amount"] == "0"
     assert doc["credits"]["total"] == "24.00"  # 2 % of 1200.00: the larger of the two under max
+    assert doc["requests"]["sources_read"] == {"rt": "2026-12-01T14:00:00Z"}
+    html = render_html(model(cfg, store))
+    section = html[html.index("<h3>Customer requests</h3>"):]
+    section = section[:section.index("<h3>", 5) if "<h3>" in section[5:] else len(section)]
+    cells = re.sub(r"<span class='exact nw'>\([^)]*\)</span>|<span class='nw'>|</span>", "", section).replace(" <", "<")
+    assert "<td>major</td><td>2</td><td>1 of 2 (50.0000 %)</td><td>0:30:00</td><td>2:30:00</td>" in cells, cells
+    assert "<td>1 of 2 (50.0000 %)</td><td>5:00:00</td><td>5:00:00</td>" in cells  # resolution: only #42 stopped
+    assert "rt #41</td><td class='text'>VPN slow</td><td>major</td><td>first response</td><td>2:30:00</td>" \
+        "<td>2:00:00</td><td><b class='missed'>missed</b>" in section, section
+    assert "<td>resolution</td><td>4 d 6:00:00</td><td>8:00:00</td>" in section  # 102 business hours by 1 Dec
+    assert "Requests from rt: last read 2026-12-01 09:00:00 EST" in section, section
 
 
 def test_request_credits_on_a_per_target_basis_take_all_the_fees(every_store):

@@ -23,6 +23,7 @@ import shutil
 import subprocess
 import tempfile
 from datetime import datetime
+from fractions import Fraction
 from typing import Any, Callable
 from zoneinfo import ZoneInfo
 
@@ -220,12 +221,52 @@ def _contract_head(i: int, c: ContractReport) -> list[str]:
                  f"<th>{_esc(cr.total)} {_esc(c.currency)}</th><th></th></tr></tbody></table>")
     for note in cr.coverage_notes:
         parts.append(f"<p class='note'>{_esc(note)}</p>")
+    if c.requests is not None:
+        parts.extend(_requests(c))
     if c.chronic:
         ch = c.chronic
         reached = ch.termination_right_reached
         parts.append(f"<p>Chronic failure: objective missed in {ch.missed} of the last {ch.window_months} months "
                      f"(termination right at {ch.missed_months_required}): "
                      f"<b class='{'missed' if reached else 'met'}'>{'termination right reached' if reached else 'not reached'}</b>.</p>")
+    return parts
+
+
+def _ratio(met: int, measured: int) -> str:
+    return "-" if not measured else f"{met} of {measured} ({_esc(pct(Fraction(met, measured)))} %)"
+
+
+def _requests(c: ContractReport) -> list[str]:
+    """The contract's customer requests (#28): per severity the count, each clock's met ratio against its target
+    with its median and 90th percentile in business time, and each breach with its ticket and link."""
+    r = c.requests
+    assert r is not None
+    targets = {f.severity: f for f in r.by_severity}
+    parts = ["<h3>Customer requests</h3><table><caption>Response and resolution in the contract's support hours"
+             "</caption><thead><tr><th>severity</th><th>requests</th><th>first response met</th><th>median</th>"
+             "<th>p90</th><th>resolution met</th><th>median</th><th>p90</th></tr></thead><tbody>"]
+    for sev, f in targets.items():
+        parts.append(f"<tr><td>{_esc(sev)}</td><td>{f.count}</td>"
+                     f"<td>{_ratio(f.first_response_met, f.first_response_measured)}</td>"
+                     f"<td>{_duration(f.first_response_p50_s)}</td><td>{_duration(f.first_response_p90_s)}</td>"
+                     f"<td>{_ratio(f.resolution_met, f.resolution_measured)}</td>"
+                     f"<td>{_duration(f.resolution_p50_s)}</td><td>{_duration(f.resolution_p90_s)}</td></tr>")
+    parts.append("</tbody></table>")
+    if r.breaches:
+        parts.append("<table><caption>Requests that missed a target</caption><thead><tr><th>request</th>"
+                     "<th>subject</th><th>severity</th><th>clock</th><th>business time</th><th>target</th>"
+                     "<th>result</th></tr></thead><tbody>")
+        for b in r.breaches:
+            ref = (f"<a href='{_esc(b.link)}'>{_esc(b.source)} #{_esc(b.external_id)}</a>" if b.link
+                   else f"{_esc(b.source)} #{_esc(b.external_id)}")
+            parts.append(f"<tr><td>{ref}</td><td class='text'>{_esc(b.subject)}</td><td>{_esc(b.severity)}</td>"
+                         f"<td>{_esc(b.clock.replace('_', ' '))}</td><td>{hms(b.business_s)}</td>"
+                         f"<td>{hms(b.target_s)}</td><td>{_verdict(False)}</td></tr>")
+        parts.append("</tbody></table>")
+    for source, at in r.sources_read:
+        when = "never read successfully" if at is None else f"last read {_esc(local_time(at, c.timezone))}"
+        parts.append(f"<p class='note'>Requests from {_esc(source)}: {when}; a clock still running is judged up to "
+                     "then, the time after it is unknown.</p>")
     return parts
 
 

@@ -490,10 +490,13 @@ class RequestBreach:
     clock: str  # first_response | resolution
     business_s: float
     target_s: float
+    #: the request in its system (RT's display page), when the source is known
+    link: str | None = None
+    subject: str = ""
 
     def _json(self) -> dict[str, Any]:
         return {"source": self.source, "id": self.external_id, "severity": self.severity, "clock": self.clock,
-                "business_s": self.business_s, "target_s": self.target_s}
+                "business_s": self.business_s, "target_s": self.target_s, "link": self.link, "subject": self.subject}
 
 
 @dataclass(frozen=True, slots=True)
@@ -526,6 +529,10 @@ class RequestsReport:
 
     by_severity: tuple[RequestFigures, ...]
     breaches: tuple[RequestBreach, ...]
+    #: each source's last successful read (UTC): running clocks are judged up to it, the time after is unknown
+    sources_read: tuple[tuple[str, datetime | None], ...] = ()
 
     def _json(self) -> dict[str, Any]:
-        return {"by_severity": [f._json() for f in self.by_severity], "breaches": [b._json() for b in self.breaches]}
+        return {"by_severity": [f._json() for f in self.by_severity], "breaches": [b._json() for b in self.breaches],
+                "sources_read": {s: None if at is None else at.isoformat().replace("+00:00", "Z")
+                                 for s, at in self.sources_read}}

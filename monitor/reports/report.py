@@ -250,7 +250,8 @@ def _quantile(values: list[float], q: float) -> float | None:
     return ordered[max(rank, 1) - 1]
 
 
-def _requests(store, contract, start_s: float, end_s: float, now: float) -> RequestsReport | None:
+def _requests(store, contract, start_s: float, end_s: float, now: float,
+              links: dict[str, str] | None = None) -> RequestsReport | None:
     """The contract's customer requests opened in the period (#28): per severity the first-response and
     resolution clocks in its support hours (monitor.sla.business) against ``response_targets`` (acknowledge:
     the first response; resolve: the resolution), and each breach. A clock still running counts once it is past
@@ -284,12 +285,17 @@ def _requests(store, contract, start_s: float, end_s: float, now: float) -> Requ
                 if ok:
                     met[clock] += 1
                 else:
-                    breaches.append(RequestBreach(r.source, r.external_id, sev, clock, spent, float(limit)))
+                    base = (links or {}).get(r.source)
+                    breaches.append(RequestBreach(r.source, r.external_id, sev, clock, spent, float(limit),
+                                                  None if base is None else base + r.external_id, r.subject))
         figures.append(RequestFigures(sev, len(mine), met["first_response"], measured["first_response"],
                                       met["resolution"], measured["resolution"],
                                       _quantile(clocks["first_response"], 0.5), _quantile(clocks["first_response"], 0.9),
                                       _quantile(clocks["resolution"], 0.5), _quantile(clocks["resolution"], 0.9)))
-    return RequestsReport(tuple(figures), tuple(breaches))
+    utc = ZoneInfo("UTC")
+    read = tuple((src, None if src not in checked else datetime.fromtimestamp(checked[src], utc))
+                 for src in sorted({r.source for r in rows}))
+    return RequestsReport(tuple(figures), tuple(breaches), read)
 
 
 def _request_shares(requests: RequestsReport | None) -> dict[str, Fraction | None]:
@@ -360,6 +366,8 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
         if o.kind == "down":
             down_by_target.setdefault(o.target, []).append(o)
     total_targets = sum(len(months[c.id].targets) for c in contracts)
+    #: a request's page in its source system, by source (RT's display page)
+    links = {src.name: f"{str(src.url).rstrip('/')}/Ticket/Display.html?id=" for src in config.request_sources}
     done = 0
     out_contracts = []
     for contract in contracts:
@@ -383,7 +391,7 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
             vantage = several[tm.target].vantage if tm.target in several else None
             target_reports.append(_target_report(tm, contract, period, items, days, vantage))
         fees = {t.id: t.monthly_fee for t in targets_of.get(contract.id, ())}
-        requests = _requests(store, contract, start_s, end_s, now)
+        requests = _requests(store, contract, start_s, end_s, now, links)
         credit = contract_credit(contract, cm.targets, cm.ratio, combined, fees, evidence, cm.coverage,
                                  closed=to_ms(now) >= period.end_ms, requests=_request_shares(requests))
         chronic = _chronic(contract, month, cm, month_of)
