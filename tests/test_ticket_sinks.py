@@ -478,14 +478,18 @@ def test_a_customer_request_from_rt_mailgate_has_its_timeline(rt):
 
     async def read():
         try:
-            return await source.changed_since(rt_time(created["Created"])), await source.timeline(tid)
+            since = rt_time(created["Created"])
+            return (await source.changed_since(since), await source.timeline(tid),
+                    await source.changed_timelines(since))
         finally:
             await source.aclose()
 
     import asyncio
 
-    changed, t = asyncio.run(read())
+    changed, t, batch = asyncio.run(read())
     assert str(tid) in changed
+    # the daemon's batched read (search fields, histories by TransactionSQL) gives the same timeline
+    assert [b for b in batch if b.external_id == str(tid)] == [t]
     statuses = [(rt_time(tx["Created"]), tx["NewValue"]) for tx in history if tx["Type"] == "Status"]
     assert t.requestors == ("alice@reseller.example",) and t.subject == subject
     assert t.opened_ms == rt_time(created["Created"]) and t.first_response_ms == rt_time(staff_reply["Created"])

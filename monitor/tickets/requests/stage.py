@@ -126,8 +126,8 @@ class RequestStage:
         since = cursor if cursor is not None else time.time() - FIRST_SYNC_DAYS * 86400
         read_at = time.time()  # what is read is known as of (at least) now
         try:
-            ids = await client.changed_since(int(since * 1000))
-            timelines = [await client.timeline(i, now_ms=int(time.time() * 1000)) for i in ids]
+            timelines = await client.changed_timelines(int(since * 1000), int(time.time() * 1000),
+                                                       with_fields=bool(settings.contract_field or settings.severity_field))
         except SlawatchError as exc:
             if self.rt.said.due(f"requests-{name}"):
                 log.warning("request source %s: %s (retried every %.0f s; said once a minute)", name, exc,
