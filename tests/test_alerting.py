@@ -22,6 +22,8 @@ from procs import spawn, stop
 
 pytestmark = [needs_root, pytest.mark.slow]
 SHIPPED = REPO / "dashboards" / "prometheus"
+#: the burn-rate rules' short window in this test (5 minutes shipped), and slawatch's recovery hold (10 min shipped)
+WINDOW, HOLD = 15, 40
 
 
 class Capture:
@@ -68,10 +70,13 @@ def test_one_outage_is_one_notification(tmp_path, netlab, icmp_mode):
     am = yaml.safe_load((SHIPPED / "alertmanager.yml").read_text())
     am["route"].update(group_wait="3s", group_interval="10s")
     for receiver in am["receivers"]:
+        if "webhook_configs" not in receiver:  # the blackhole: SlawatchRecovered only inhibits
+            continue
         receiver["webhook_configs"][0]["url"] = f"http://127.0.0.1:{capture.port}/{receiver['name']}"
     (tmp_path / "am.yml").write_text(yaml.safe_dump(am))
+    # the shipped rules, evaluated every second, their 5-minute short window 15 s (so a recovery is seen soon)
     (tmp_path / "rules.yml").write_text((SHIPPED / "slawatch-rules.yml").read_text().replace("interval: 30s",
-                                                                                              "interval: 1s"))
+                                        "interval: 1s").replace("[5m]", f"[{WINDOW}s]"))
     (tmp_path / "prometheus.yml").write_text(f"""
 global: {{scrape_interval: 1s, evaluation_interval: 1s}}
 rule_files: [rules.yml]
@@ -92,7 +97,7 @@ contracts:
     objectives: {{availability: 99.9%}}
     escalation: [{{tier: 1, after: 0s, sinks: [am]}}]
 ticket_sinks:
-  - {{name: am, type: alertmanager, url: "http://127.0.0.1:{am_port}/"}}
+  - {{name: am, type: alertmanager, url: "http://127.0.0.1:{am_port}/", recovery_hold: {HOLD}s}}
 defaults:
   targets: {{interval: 1s, failure_threshold: 2, probes: {{icmp: {{count: 2, spacing: 20ms, timeout: 300ms}}}}}}
 targets:
@@ -100,6 +105,13 @@ targets:
   - {{id: dark, contract: internet, kind: internet, address: "{dark}"}}
 """)
     procs = []
+
+    def start_slawatch():
+        proc = spawn(SLAWATCH + ["run", "-c", str(tmp_path / "slawatch.yaml")], cwd=REPO,
+                     stdout=subprocess.DEVNULL, stderr=open(tmp_path / "slawatch.log", "a"))
+        procs.append(proc)
+        return proc
+
     try:
         procs.append(spawn(
             ["prometheus-alertmanager", f"--config.file={tmp_path / 'am.yml'}", f"--storage.path={tmp_path / 'am'}",
@@ -107,8 +119,7 @@ targets:
              f"--cluster.advertise-address=127.0.0.1:{am_cluster}"],
             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "am.log", "w")))
         wait_for("Alertmanager", lambda: urllib.request.urlopen(f"http://127.0.0.1:{am_port}/-/ready", timeout=2))
-        procs.append(spawn(SLAWATCH + ["run", "-c", str(tmp_path / "slawatch.yaml")], cwd=REPO,
-                                      stdout=subprocess.DEVNULL, stderr=open(tmp_path / "slawatch.log", "w")))
+        daemon = start_slawatch()
         procs.append(spawn(
             ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{prom_port}"],
@@ -137,6 +148,29 @@ targets:
         assert len({json.dumps(n["groupLabels"], sort_keys=True) for _p, n in about_dark}) == 1
         # the healthy circuit sent nothing
         assert not [n for _p, n in capture.received if n["groupLabels"].get("target") == "lo1"]
+
+        def dark_notes() -> list[dict]:
+            return [n for _p, n in capture.received if n["groupLabels"].get("target") == "dark"]
+
+        # a restart during the outage: slawatch is ready only after its first SLA evaluation, so no series drops
+        # out and no alert resolves and fires again: still the one notification
+        stop(daemon, timeout=20)
+        procs.remove(daemon)
+        daemon = start_slawatch()
+        wait_for("slawatch ready again", lambda: urllib.request.urlopen(f"http://127.0.0.1:{port}/-/ready", timeout=2))
+        time.sleep(WINDOW + 10 + 3)  # a short window and a group_interval after it
+        assert len(dark_notes()) == 1, dark_notes()
+
+        # the circuit comes back: the page resolves, the burn-rate alerts stop within their short window while
+        # SlawatchRecovered inhibits them, and nothing else is ever sent
+        host.set_rules({"default": {}, "addresses": {}})
+        wait_for("the resolved notification", lambda: len(dark_notes()) >= 2, timeout=60)
+        wait_for("the burn-rate alerts resolved", lambda: not {a for a in names() if a.startswith("SlawatchErrorBudget")},
+                 timeout=3 * WINDOW + 30)
+        time.sleep(max(0.0, HOLD - WINDOW) + 10 + 3)  # past the hold and a group_interval: whatever would be sent, is
+        notes = dark_notes()
+        sent = [sorted((a["labels"]["alertname"], a["status"]) for a in n["alerts"]) for n in notes]
+        assert sent == [[("SlawatchTicket", "firing")], [("SlawatchTicket", "resolved")]], sent
     finally:
         for proc in reversed(procs):
             stop(proc, timeout=20)
@@ -147,6 +181,6 @@ def test_shipped_alertmanager_config_is_valid():
     if not shutil.which("amtool"):
         pytest.skip("amtool is not installed (scripts/dev-setup installs prometheus-alertmanager)")
     r = subprocess.run(["amtool", "check-config", str(SHIPPED / "alertmanager.yml")], capture_output=True, text=True)
-    assert r.returncode == 0 and "4 inhibit rules" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "5 inhibit rules" in r.stdout and "3 receivers" in r.stdout, r.stdout + r.stderr
 
 
