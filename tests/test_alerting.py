@@ -31,11 +31,13 @@ class Capture:
 
     def __init__(self):
         received = self.received = []
+        times = self.times = []  # when each arrived (monotonic)
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 received.append((self.path, json.loads(body)))
+                times.append(time.monotonic())
                 self.send_response(200)
                 self.end_headers()
 
@@ -120,6 +122,7 @@ targets:
             stdout=subprocess.DEVNULL, stderr=open(tmp_path / "am.log", "w")))
         wait_for("Alertmanager", lambda: urllib.request.urlopen(f"http://127.0.0.1:{am_port}/-/ready", timeout=2))
         daemon = start_slawatch()
+        started = time.monotonic()  # the dark circuit is dark from the daemon's first cycle
         procs.append(spawn(
             ["prometheus", f"--config.file={tmp_path / 'prometheus.yml'}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
              f"--web.listen-address=127.0.0.1:{prom_port}"],
@@ -164,7 +167,12 @@ targets:
         # the circuit comes back: the page resolves, the burn-rate alerts stop within their short window while
         # SlawatchRecovered inhibits them, and nothing else is ever sent
         host.set_rules({"default": {}, "addresses": {}})
+        recovered = time.monotonic()
         wait_for("the resolved notification", lambda: len(dark_notes()) >= 2, timeout=60)
+        dark_times = [at for at, (_p, n) in zip(capture.times, capture.received)
+                      if n["groupLabels"].get("target") == "dark"]
+        print(f"page {dark_times[0] - started:.1f} s after the daemon started on a dark circuit (interval 1 s x 2, "
+              f"group_wait 3 s); resolved {dark_times[1] - recovered:.1f} s after the circuit answered again")
         wait_for("the burn-rate alerts resolved", lambda: not {a for a in names() if a.startswith("SlawatchErrorBudget")},
                  timeout=3 * WINDOW + 30)
         time.sleep(max(0.0, HOLD - WINDOW) + 10 + 3)  # past the hold and a group_interval: whatever would be sent, is
