@@ -106,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(c, nested=True)
     c.add_argument("--json", action="store_true", help="print as JSON")
 
+    p = _parser(sub, "portal", "serve the customer portal: each contract's evidence, read-only, on the store")
+    _add_common(p)
+    p = _parser(sub, "portal-hash", "print the argon2id hash of a password read from stdin (for portal.users)")
+    _add_common(p, config=False)
+
     p = _parser(sub, "store", "the evidence store: migrate, status, copy")
     _add_common(p)
     ssub = p.add_subparsers(dest="action", metavar="ACTION")
@@ -509,7 +514,28 @@ def _store_copy(args, open_url) -> int:
         dst.close()
 
 
+def cmd_portal(args) -> int:
+    from monitor.logs import config_secrets
+    from monitor.portal.server import serve
+
+    config = load_config(args.config)
+    setup_logging(config.logging.level, config.logging.format, config.logging.levels, config_secrets(config))
+    return serve(config, args.config)
+
+
+def cmd_portal_hash(args) -> int:
+    from monitor.portal.auth import hash_password
+
+    password = sys.stdin.readline().rstrip("\n")
+    if len(password) < 12:
+        raise UsageError("the password must be at least 12 characters (read from the first line of stdin)")
+    print(hash_password(password))
+    return 0
+
+
 COMMANDS = {
+    "portal": cmd_portal,
+    "portal-hash": cmd_portal_hash,
     "store": cmd_store,
     "cluster": cmd_cluster,
     "check-config": cmd_check_config,

@@ -56,6 +56,10 @@ def test_reference_config_is_valid(monkeypatch):
     monkeypatch.setenv("SNMP_TRAP_COMMUNITY", "trap-ish")
     monkeypatch.setenv("SNMP_AUTH_KEY", "authkey123")
     monkeypatch.setenv("SNMP_PRIV_KEY", "privkey123")
+    monkeypatch.setenv("SLAWATCH_PORTAL_SECRET", "p" * 40)
+    from monitor.portal.auth import hash_password
+
+    monkeypatch.setenv("SLAWATCH_PORTAL_NOC_HASH", hash_password("a long portal password"))
     config = load_config(REPO / "config" / "reference.yaml")
     assert config.contracts and config.targets and config.ticket_sinks
     # every probe kind is documented with its settings

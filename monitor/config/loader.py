@@ -27,7 +27,8 @@ __all__ = ["load_config", "load_config_text", "read_config_text", "parse_yaml", 
 
 #: keys whose values are secrets: never echoed, and loadable from ``<key>_file``
 SECRET_KEYS = frozenset(
-    {"community", "auth_key", "priv_key", "password", "token", "hmac_secret", "reload_token", "dsn"}
+    {"community", "auth_key", "priv_key", "password", "token", "hmac_secret", "reload_token", "dsn", "password_hash",
+     "session_secret"}
 )
 #: SNMP profiles shipped with slawatch (config/snmp-profiles.yaml)
 BUILTIN_SNMP_PROFILES = frozenset(SHIPPED_PROFILES)
@@ -320,6 +321,31 @@ def _cross_check(raw: dict, problems: _Problems) -> None:
     _check_cluster(raw, problems)
     _check_sink_refs(raw, sinks, problems)
     _check_request_sources(raw, contracts, problems)
+    _check_portal(raw, contracts, problems)
+
+
+def _check_portal(raw: dict, contracts: set, problems: _Problems) -> None:
+    """The portal's users and tokens name contracts that exist, and each name once."""
+    portal = raw.get("portal")
+    if not isinstance(portal, dict):
+        return
+    for part in ("users", "tokens"):
+        seen: dict[str, int] = {}
+        for i, entry in enumerate(portal.get(part) or []):
+            if not isinstance(entry, dict):
+                continue
+            name = entry.get("name")
+            if isinstance(name, str) and name in seen:
+                problems.add(("portal", part, i, "name"), f"duplicate name, already used by portal.{part}[{seen[name]}]",
+                             name)
+            elif isinstance(name, str):
+                seen[name] = i
+            if not isinstance(entry.get("contracts"), list):
+                continue
+            for j, ref in enumerate(entry["contracts"]):
+                if isinstance(ref, str) and ref not in contracts:
+                    known = ", ".join(sorted(contracts)) or "none defined"
+                    problems.add(("portal", part, i, "contracts", j), f"no such contract (known: {known})", ref)
 
 
 def _check_request_sources(raw: dict, contracts: set, problems: _Problems) -> None:

@@ -786,6 +786,69 @@ class RequestSource(_Model):
         return self
 
 
+#: the least argon2id cost a portal password hash may have (OWASP's password storage minimum: 19 MiB, 2 passes)
+ARGON2_MIN_MEMORY_KIB, ARGON2_MIN_TIME = 19456, 2
+
+
+def check_password_hash(value: str) -> str:
+    """An argon2id hash in its PHC string form with at least OWASP's minimum cost; never a password."""
+    m = re.fullmatch(r"\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+", value.strip())
+    if m is None:
+        raise PydanticCustomError("slawatch", "must be an argon2id hash ($argon2id$v=19$m=...), never a password: "
+                                  "make one with `slawatch portal-hash`", {})
+    if int(m.group(1)) < ARGON2_MIN_MEMORY_KIB or int(m.group(2)) < ARGON2_MIN_TIME:
+        raise PydanticCustomError("slawatch", "too weak an argon2id hash (m={m}, t={t}): at least m={mm}, t={mt}",
+                                  {"m": m.group(1), "t": m.group(2), "mm": ARGON2_MIN_MEMORY_KIB,
+                                   "mt": ARGON2_MIN_TIME})
+    return value.strip()
+
+
+class PortalUser(_Model):
+    """A login of the customer portal: its argon2id password hash (``password_hash_file`` or ``${ENV}``; never a
+    password) and the contracts it may read (a provider's operator may read several)."""
+
+    name: Identifier
+    password_hash: SecretStr
+    contracts: list[Identifier] = Field(min_length=1)
+
+    @field_validator("password_hash")
+    @classmethod
+    def _hash(cls, value: SecretStr) -> SecretStr:
+        return SecretStr(check_password_hash(value.get_secret_value()))
+
+
+class PortalToken(_Model):
+    """An API token for the portal's JSON views: the SHA-256 of the token (hex; the token itself is never
+    stored) and the contracts it may read."""
+
+    name: Identifier
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    contracts: list[Identifier] = Field(min_length=1)
+
+
+class PortalConfig(_Model):
+    """The customer portal (``slawatch portal``): a read-only web view of each contract on the daemon's store."""
+
+    listen: HostPort = "127.0.0.1:9843"
+    tls: ExporterTls | None = None
+    #: signs the session cookies (at least 32 characters; ``session_secret_file`` or ``${ENV}``)
+    session_secret: SecretStr
+    session_lifetime: PositiveDuration = 28800.0
+    #: failed logins per client address and user name within ``login_window`` before further tries are refused
+    login_attempts: int = Field(5, ge=1, le=100)
+    login_window: PositiveDuration = 300.0
+    users: list[PortalUser] = Field(default_factory=list)
+    tokens: list[PortalToken] = Field(default_factory=list)
+
+    @field_validator("session_secret")
+    @classmethod
+    def _secret(cls, value: SecretStr) -> SecretStr:
+        if len(value.get_secret_value()) < 32:
+            raise PydanticCustomError("slawatch", "must be at least 32 characters (random; from a file or the "
+                                      "environment)", {})
+        return value
+
+
 class Config(_Model):
     """The whole configuration, validated: every error reported at once with its YAML path."""
 
@@ -807,6 +870,8 @@ class Config(_Model):
     ticket_sinks: list[TicketSink] = Field(default_factory=list)
     #: customer requests read from the provider's ticket system (#28)
     request_sources: list[RequestSource] = Field(default_factory=list)
+    #: the customer portal (#29); absent: `slawatch portal` refuses to start
+    portal: PortalConfig | None = None
     snmp_profiles: dict[str, SnmpProfile] = Field(default_factory=dict)
     #: directories of MIB modules (sources, or pysmi JSON) for MIB::name OIDs, beside the shipped ones
     mib_dirs: list[str] = Field(default_factory=list)

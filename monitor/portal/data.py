@@ -1,0 +1,87 @@
+"""What the portal's pages show of one contract, from the store: the circuits now, the month to date, the
+outages with their evidence, the maintenance to come, the contract's tickets and customer requests, and the
+months whose reports can be downloaded. Read-only; every figure from the same code as the CLI and the report."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+__all__ = ["overview", "outages", "outage", "months", "local"]
+
+
+def local(ts: float | None, tz: str) -> str:
+    """An instant in the contract's zone, the zone named (``2026-12-07 14:03:05 CET``)."""
+    if ts is None:
+        return "-"
+    return datetime.fromtimestamp(ts, ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S %Z")
+
+
+def _month_start(contract: Any, now: float) -> float:
+    from monitor.sla.periods import month_of, to_ms
+
+    return month_of(to_ms(now), contract.timezone).start_ms / 1000
+
+
+def overview(config: Any, store: Any, contract: Any, now: float | None = None) -> dict[str, Any]:
+    """The contract's page: circuits (state, since, month to date against the objective, budget left), the
+    month's outages, maintenance in the next 30 days, open tickets, and this month's customer requests."""
+    from monitor.reports.status import circuit_rows
+    from monitor.sla.maintenance import expand_windows
+
+    now = time.time() if now is None else now
+    objective = float(contract.objectives.availability) / 100
+    circuits = []
+    for row in circuit_rows(config, store, now, contract.id):
+        mtd = row["month_availability"]
+        circuits.append({**row, "since_local": local(row["since"], contract.timezone),
+                         "met": None if mtd is None else mtd >= objective})
+    start = _month_start(contract, now)
+    upcoming = [(local(lo / 1000, contract.timezone), local(hi / 1000, contract.timezone))
+                for lo, hi in expand_windows(contract.maintenance, contract.timezone, int(now * 1000),
+                                             int((now + 30 * 86400) * 1000))][:20]
+    tickets = [t for t in store.tickets(contract=contract.id, since=start) if t.parent_id is None]
+    requests = store.requests(contract=contract.id, start=start)
+    return {"circuits": circuits, "objective_pct": str(contract.objectives.availability),
+            "outages": outages(store, contract, start, now), "maintenance": upcoming,
+            "tickets": tickets, "requests": requests, "now": local(now, contract.timezone)}
+
+
+def outages(store: Any, contract: Any, start: float, end: float) -> list[dict[str, Any]]:
+    """The contract's outages overlapping [start, end), newest first, with their cause and sites."""
+    out = []
+    for o in store.outages_between(start, end):
+        if o.contract != contract.id or o.kind != "down":
+            continue
+        ev = o.evidence or {}
+        first_bad = ev.get("first_bad") or {}
+        target, _, site = o.target.partition("@")
+        out.append({"target": target, "site": site or None, "start": o.start, "end": o.end,
+                    "start_local": local(o.start, contract.timezone),
+                    "end_local": "ongoing" if o.end is None else local(o.end, contract.timezone),
+                    "duration_s": (o.end or end) - o.start, "cause": first_bad.get("reason") or first_bad.get("cause"),
+                    "key": f"{o.target}/{int(o.start * 1000)}"})
+    return sorted(out, key=lambda o: -o["start"])
+
+
+def outage(store: Any, contract: Any, unit: str, start_ms: int) -> dict[str, Any] | None:
+    """One outage of the contract with its probe evidence (None: no such outage of this contract)."""
+    for o in store.outages(unit):
+        if o.contract == contract.id and o.kind == "down" and int(o.start * 1000) == start_ms:
+            return {"target": unit, "start_local": local(o.start, contract.timezone),
+                    "end_local": "ongoing" if o.end is None else local(o.end, contract.timezone),
+                    "duration_s": (o.end or time.time()) - o.start, "evidence": o.evidence or {}}
+    return None
+
+
+def months(contract: Any, now: float, count: int = 12) -> list[str]:
+    """The months whose reports can be downloaded: this one (to date) and the ``count`` - 1 before it."""
+    local_now = datetime.fromtimestamp(now, ZoneInfo(contract.timezone))
+    y, m = local_now.year, local_now.month
+    out = []
+    for _ in range(count):
+        out.append(f"{y:04d}-{m:02d}")
+        y, m = (y - 1, 12) if m == 1 else (y, m - 1)
+    return out
