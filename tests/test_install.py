@@ -37,6 +37,19 @@ def test_security_exposure_is_at_most_2():
     assert score <= 2.0, out.stdout[-2000:]
 
 
+def test_portal_unit_exposure_is_at_most_2_and_it_has_no_capability():
+    """#29: the portal's unit runs as the daemon's user, with no capability and the same hardening."""
+    portal = REPO / "systemd" / "slawatch-portal.service"
+    lines = portal.read_text().splitlines()
+    assert "CapabilityBoundingSet=" in lines and "AmbientCapabilities=" in lines and "User=slawatch" in lines
+    assert "ExecStart=/opt/slawatch/venv/bin/slawatch portal -c /etc/slawatch/slawatch.yaml" in lines
+    if not shutil.which("systemd-analyze"):
+        pytest.skip("systemd-analyze is not installed")
+    out = subprocess.run(["systemd-analyze", "security", "--offline=true", str(portal)], capture_output=True, text=True)
+    score = float(re.search(r"Overall exposure level for slawatch-portal.service: ([0-9.]+)", out.stdout).group(1))
+    assert score <= 2.0, out.stdout[-2000:]
+
+
 def test_unit_shape():
     assert unit_value("Type") == ["notify"] and unit_value("ExecReload") == ["/bin/kill -HUP $MAINPID"]
     assert unit_value("AmbientCapabilities") == ["CAP_NET_RAW"] and unit_value("CapabilityBoundingSet") == ["CAP_NET_RAW"]

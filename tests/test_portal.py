@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import REPO, SLAWATCH, free_port, wait_for
+from conftest import REPO, SLAWATCH, free_port, needs_root, wait_for
 from monitor.portal.auth import hash_password
 from monitor.store import Batch, SqliteStore
 from monitor.store.base import OutageRecord, StateRecord
@@ -279,3 +279,54 @@ def test_in_a_real_browser(portal, tmp_path):
     for shot in ("contract.png", "outage.png"):
         data = (tmp_path / shot).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000, shot
+
+
+@needs_root
+@pytest.mark.slow
+def test_the_daemon_and_the_portal_together_during_a_blackout(tmp_path, netlab, icmp_mode):
+    """`slawatch run` and `slawatch portal` on one SQLite store: a namespace circuit goes dark, and the next
+    refresh of its contract's page shows it down, with the outage listed (the portal reads what the daemon
+    wrote; nothing is cached between requests)."""
+    host = netlab.add_host("portal", kernel_replies=False)
+    dark = host.address(4)
+    host.set_rules({"default": {}, "addresses": {}})
+    db, port, exporter = tmp_path / "s.db", free_port(), free_port()
+    config = write_config(tmp_path, port, db)
+    text = config.read_text().replace("  - {id: t2, contract: c1, kind: voice, address: 127.0.0.2}\n",
+                                      f'  - {{id: t2, contract: c1, kind: internet, address: "{dark}"}}\n')
+    text = text.replace(f"storage: {{path: {db}}}",
+                        f"storage: {{path: {db}, flush_interval: 200ms}}\nexporter: {{listen: \"127.0.0.1:{exporter}\"}}\n"
+                        "defaults:\n  targets: {interval: 1s, failure_threshold: 2, probes: {icmp: {count: 2, "
+                        "spacing: 20ms, timeout: 300ms}}}")
+    config.write_text(text)
+    daemon = spawn(SLAWATCH + ["run", "-c", str(config)], cwd=REPO, stdout=subprocess.DEVNULL,
+                   stderr=open(tmp_path / "daemon.log", "w"))
+    portal = None
+    try:
+        wait_for("the store", lambda: db.exists(), timeout=30)
+        portal = spawn(SLAWATCH + ["portal", "-c", str(config)], cwd=REPO, stdout=subprocess.DEVNULL,
+                       stderr=open(tmp_path / "portal.log", "w"))
+        base = f"http://127.0.0.1:{port}"
+        wait_for("the portal", lambda: _healthy(base), timeout=30)
+        alice = sign_in(base, "alice")
+
+        def row(target: str) -> str:
+            page = alice.get("/c/c1").text
+            m = re.search(rf'<tr data-target="{target}">.*?</tr>', page, re.S)
+            return m.group(0) if m else ""
+
+        wait_for("t2 up", lambda: '<td class="up">up</td>' in row("t2"), timeout=60)
+        host.set_rules({"default": {}, "addresses": {dark: {"blackout": True}}})
+        dark_at = time.monotonic()
+        wait_for("t2 down on the page", lambda: '<td class="down">down</td>' in row("t2"), timeout=60)
+        shown_after = time.monotonic() - dark_at
+        page = alice.get("/c/c1").text
+        outages = page[page.index('id="outages"'):page.index('id="maintenance"')]
+        assert "/c/c1/outage/t2/" in outages and "ongoing" in outages, outages
+        print(f"the portal showed the outage {shown_after:.1f} s after the blackout (interval 1 s x 2)")
+    finally:
+        for proc in (portal, daemon):
+            if proc is not None:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=30)
+                stop(proc)
