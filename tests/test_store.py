@@ -95,11 +95,14 @@ def test_reapplying_a_batch_changes_nothing(every_store):
 def test_reads_by_time(every_store):
     store = every_store()
     store.write(Batch(
-        outages=[OutageRecord("a", "c1", "down", T0, T0 + 60), OutageRecord("b", "c1", "down", T0 + 100, None)],
+        outages=[OutageRecord("a", "c1", "down", T0, T0 + 60), OutageRecord("b", "c1", "down", T0 + 100, None),
+                 OutageRecord("z", "c2", "down", T0 + 100, T0 + 900)],
         unknown=[UnknownRecord("a", T0 + 200, T0 + 300, "gap"), UnknownRecord("b", T0 + 250, T0 + 260, "gap")],
         events=[BreachEvent("budget_burn", "c1", "a", T0 + 5, "k1", {"x": 1}),
                 BreachEvent("budget_burn", "c1", "a", T0 + 500, "k2", {"x": 2})]))
-    assert [o.target for o in store.outages_between(T0 + 61, T0 + 1000)] == ["b"]
+    assert [o.target for o in store.outages_between(T0 + 61, T0 + 1000)] == ["b", "z"]
+    assert [o.target for o in store.outages_between(T0 + 61, T0 + 1000, "c1")] == ["b"]  # one contract's (a portal page)
+    assert [o.target for o in store.outages_between(T0 + 61, T0 + 1000, "c2")] == ["z"]
     assert [o.target for o in store.outages_between(T0 - 10, T0 + 1)] == ["a"]
     assert [u.target for u in store.unknown_intervals(None, T0 + 255, T0 + 256)] == ["a", "b"]
     assert [u.target for u in store.unknown_intervals("b", T0, T0 + 1000)] == ["b"]

@@ -523,15 +523,6 @@ def test_the_daemon_syncs_customer_requests_from_rt(rt, tmp_path, monkeypatch):
     from procs import spawn
 
     _grant_everyone_create(rt)
-    subject = f"portal login fails {time.time_ns()}"
-    msg = f"From: Bob <bob@reseller.example>\nTo: rt@slawatch.test\nSubject: {subject}\n\nWe cannot log in.\n"
-    r = subprocess.run(["rt-mailgate", "--queue", "General", "--action", "correspond", "--url", rt.url],
-                       input=msg.encode(), env=rt.env, capture_output=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    from urllib.parse import quote
-
-    [item] = rt.api("GET", "/tickets?query=" + quote(f"Subject = '{subject}'"))["items"]
-    rt.api("PUT", f"/ticket/{item['id']}", {"Priority": 75})
     monkeypatch.setenv("T_RT_TOKEN", rt.token)
     hook = FakeHttp({("POST", "/hook"): lambda req: (200, {})})
     db, port = tmp_path / "s.db", free_port()
@@ -551,6 +542,21 @@ request_sources:
     proc = spawn(SLAWATCH + ["run", "-c", str(path)], cwd=REPO, stdout=subprocess.DEVNULL,
                  stderr=open(tmp_path / "daemon.log", "w"))
     try:
+        from test_daemon_e2e import scrape
+
+        # the first sync reads the queue's backlog (its tiers recorded, not sent); the request comes after it
+        read = ("slawatch_customer_request_source_last_read_timestamp_seconds", (("source", "rt-support"),))
+        wait_for("the first sync", lambda: read in scrape(port), timeout=60)
+        subject = f"portal login fails {time.time_ns()}"
+        msg = f"From: Bob <bob@reseller.example>\nTo: rt@slawatch.test\nSubject: {subject}\n\nWe cannot log in.\n"
+        r = subprocess.run(["rt-mailgate", "--queue", "General", "--action", "correspond", "--url", rt.url],
+                           input=msg.encode(), env=rt.env, capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        from urllib.parse import quote
+
+        [item] = rt.api("GET", "/tickets?query=" + quote(f"Subject = '{subject}'"))["items"]
+        rt.api("PUT", f"/ticket/{item['id']}", {"Priority": 75})
+
         def stored():
             if not db.exists():
                 return None
@@ -560,9 +566,10 @@ request_sources:
             finally:
                 s.close()
 
-        [req] = wait_for("the request stored", stored, timeout=60)
-        assert req.contract == "c1" and req.severity == "major" and req.first_response is None
-        from test_daemon_e2e import scrape
+        # stored at once, and again with its new priority once the sync sees that change
+        [req] = wait_for("the request stored", lambda: [x for x in stored() or [] if x.severity == "major"],
+                         timeout=60)
+        assert req.contract == "c1" and req.first_response is None
 
         labels = (("contract", "c1"), ("severity", "major"))
         metrics = wait_for("the request metrics", lambda: (lambda m: m if ("slawatch_customer_requests_open", labels)
@@ -806,3 +813,30 @@ def test_which_contract_and_severity_a_request_has_and_slawatchs_own_tickets(rt)
 
 def env_run(coro):
     return asyncio.run(coro)
+
+
+def test_a_first_syncs_backlog_is_recorded_not_sent(stores):
+    """A source added to a running slawatch: its requests already past their tiers are recorded as reached,
+    not sent (no flood of old escalations that day); the next tier is sent when reached; a clock that stops
+    without anything sent tells nobody."""
+    from monitor.store.base import RequestRecord
+
+    config = parse_config({
+        "contracts": [{"id": "c1", "customer": "A", "provider": "B", "objectives": {"availability": "99.9%"},
+                       "response_targets": {s: {"acknowledge": "1h", "resolve": "4h"} for s in ("critical", "major", "minor")},
+                       "request_escalation": [{"at": "50%", "sinks": ["hook"]}, {"at": "100%", "sinks": ["hook"]}]}],
+        "ticket_sinks": [{"name": "hook", "type": "webhook", "url": "http://127.0.0.1:9/"}]})
+    store = stores()
+    ledger = Ledger(config, Clock(T0))
+    old = RequestRecord("rt", "1", "c1", "minor", "old question", T0, None, None, "new", (), 0, T0)
+    late = RequestRecord("rt", "2", "c1", "minor", "older answered", T0, None, None, "new", (), 0, T0)
+    assert ledger.escalate_requests(store, [old, late], now=T0 + 0.6 * 3600, quiet=True) == 0
+    assert store.outbox() == []
+    assert ledger.escalate_requests(store, [old], now=T0 + 0.7 * 3600) == 0  # tier 1 stays recorded
+    assert ledger.escalate_requests(store, [old], now=T0 + 3600) == 1  # tier 2 reached after: sent
+    answered = RequestRecord("rt", "2", "c1", "minor", "older answered", T0, T0 + 3000, None, "open", (), 0, T0 + 3000)
+    assert ledger.escalate_requests(store, [answered], now=T0 + 3600) == 0
+    rows = [(o.action, o.text.split(":")[0]) for o in store.outbox()]
+    assert rows == [("open", "Customer request 1 of A (contract c1, severity minor)")], rows  # nothing about #2
+    notes = [text for t in list_tickets(store) for _at, kind, text in store.ticket_timeline(t.id) if kind == "escalated"]
+    assert any("reached before slawatch followed rt: recorded, not sent" in n for n in notes), notes

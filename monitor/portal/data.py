@@ -52,7 +52,7 @@ def overview(config: Any, store: Any, contract: Any, now: float | None = None) -
 def outages(store: Any, contract: Any, start: float, end: float) -> list[dict[str, Any]]:
     """The contract's outages overlapping [start, end), newest first, with their cause and sites."""
     out = []
-    for o in store.outages_between(start, end):
+    for o in store.outages_between(start, end, contract.id):
         if o.contract != contract.id or o.kind != "down":
             continue
         ev = o.evidence or {}

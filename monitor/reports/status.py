@@ -17,7 +17,9 @@ def circuit_rows(config: Any, store: Any, now: float, contract: str | None = Non
     from monitor.sla.evaluator import SlaEvaluator
 
     targets = [t for t in config.targets if contract is None or t.contract == contract]
-    states = store.load_states()
+    units = None if contract is None else [u for t in targets for u in [t.id, *(unit_id(t.id, s) for s in
+                                                                              (t.vantage.sites if t.vantage else ()))]]
+    states = store.load_states(units)
     last = store.last_cycles()
     # where the last cycle carries no RTT (another probe's), the freshest one that does, of the last minutes
     intervals = {u: t.interval for t in targets for u in [t.id, *(unit_id(t.id, s) for s in
@@ -26,8 +28,11 @@ def circuit_rows(config: Any, store: Any, now: float, contract: str | None = Non
                          if c.sent), None)
                 for u, cy in last.items() if not cy.sent and u in intervals}
     coverage = {t: (s.tracker.get("first_cycle"), s.tracker.get("last_cycle")) for t, s in states.items()}
+    # one contract's page evaluates that contract's targets only (not all 10,000 of a large config)
+    scope = config if contract is None else config.model_copy(
+        update={"targets": targets, "contracts": [c for c in config.contracts if c.id == contract]})
     try:
-        sla, _ = SlaEvaluator(config, store).evaluate(now, coverage, windows=False)
+        sla, _ = SlaEvaluator(scope, store).evaluate(now, coverage, windows=False)
     except StoreError:
         sla = {}
     open_tickets = store.open_incidents("outage:")

@@ -92,7 +92,9 @@ class SlaEvaluator:
         now_ms = to_ms(now)
         lo = now_ms - _LOOKBACK_MS
         lo = min(lo, min((month_of(now_ms, c.timezone).start_ms for c in self.config.contracts), default=lo))
-        down, _ = outage_intervals(self.store.outages_between(lo / 1000, now), now_ms)
+        # a config scoped to one contract (a portal page) reads that contract's outages only
+        only = self.config.contracts[0].id if len(self.config.contracts) == 1 else None
+        down, _ = outage_intervals(self.store.outages_between(lo / 1000, now, only), now_ms)
         unknown = unknown_intervals(self.store.unknown_intervals(None, lo / 1000, now))
         ahead = now_ms + 40 * 86_400_000  # the rest of the month: its maintenance is known in advance
         results: dict[str, TargetSla] = {}

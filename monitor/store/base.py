@@ -419,8 +419,9 @@ class EvidenceReader(Protocol):
         """How many raw cycles the store holds."""
         ...
 
-    def outages_between(self, start: float, end: float) -> list[OutageRecord]:
-        """Every outage overlapping [start, end) (UTC seconds), open ones included, oldest first."""
+    def outages_between(self, start: float, end: float, contract: str | None = None) -> list[OutageRecord]:
+        """Every outage overlapping [start, end) (UTC seconds), open ones included, oldest first; of one contract
+        or of all."""
         ...
 
     def unknown_intervals(self, target: str | None, start: float, end: float) -> list[UnknownRecord]:

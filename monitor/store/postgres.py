@@ -456,9 +456,10 @@ class PostgresStore(SqlTickets, SqlRequests):
         query = "SELECT * FROM outages" + (" WHERE target = ?" if target else "") + " ORDER BY start, id"
         return [self._outage(r) for r in self._rows(query, (target,) if target else ())]
 
-    def outages_between(self, start: float, end: float) -> list[OutageRecord]:
-        rows = self._rows('SELECT * FROM outages WHERE start < ? AND ("end" IS NULL OR "end" > ?) ORDER BY start, id',
-                          (Epoch(end), Epoch(start)))
+    def outages_between(self, start: float, end: float, contract: str | None = None) -> list[OutageRecord]:
+        rows = self._rows('SELECT * FROM outages WHERE start < ? AND ("end" IS NULL OR "end" > ?)'
+                          + (" AND contract = ?" if contract else "") + " ORDER BY start, id",
+                          (Epoch(end), Epoch(start), contract) if contract else (Epoch(end), Epoch(start)))
         return [self._outage(r) for r in rows]
 
     def runs(self) -> list[RunRecord]:

@@ -338,10 +338,11 @@ class SqliteStore(SqlTickets, SqlRequests):
         rows = self._rows(query + " ORDER BY start", args)
         return [UnknownRecord(r["target"], r["start"], r["end"], r["reason"]) for r in rows]
 
-    def outages_between(self, start: float, end: float) -> list[OutageRecord]:
+    def outages_between(self, start: float, end: float, contract: str | None = None) -> list[OutageRecord]:
         rows = self._rows(
-            "SELECT * FROM outages WHERE start < ? AND (end IS NULL OR end > ?) ORDER BY start", (end, start)
-        )
+            "SELECT * FROM outages WHERE start < ? AND (end IS NULL OR end > ?)" + (" AND contract = ?" if contract
+                                                                                 else "") + " ORDER BY start",
+            (end, start, contract) if contract else (end, start))
         return [OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"],
                              json.loads(r["evidence"]) if r["evidence"] else None) for r in rows]
 

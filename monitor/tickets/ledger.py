@@ -243,10 +243,11 @@ class Ledger:
 
     # -- customer requests (#28) ----------------------------------------------------------------------
     def escalate_requests(self, store: TicketStore, requests: Sequence[RequestRecord], now: float | None = None,
-                          fence: Fence | None = None) -> int:
+                          fence: Fence | None = None, quiet: bool = False) -> int:
         """Send each request tier its clocks have reached (once), and stop the clocks that stopped; ``requests``
-        as freshly read from their source (never from a source that could not be read). Returns how many tiers
-        were sent."""
+        as freshly read from their source (never from a source that could not be read). ``quiet``: the source's
+        first sync, whose backlog reached its tiers before slawatch followed it: they are recorded as reached,
+        not sent (no flood of old escalations on the day a source is added). Returns how many tiers were sent."""
         now = self.clock() if now is None else now
         sent = 0
         with store.tickets_tx(fence) as tx:
@@ -258,11 +259,11 @@ class Ledger:
                 if target is None:
                     continue
                 for clock, limit in (("first_response", target.acknowledge), ("resolution", target.resolve)):
-                    sent += self._request_clock(tx, contract, r, clock, limit, now)
+                    sent += self._request_clock(tx, contract, r, clock, limit, now, quiet)
         return sent
 
     def _request_clock(self, tx: TicketTx, contract: Contract, r: RequestRecord, clock: str, limit: float,
-                       now: float) -> int:
+                       now: float, quiet: bool = False) -> int:
         from monitor.sla.business import business_seconds, calendar_for
 
         key = f"request:{clock}:{contract.id}:{r.source}:{r.external_id}"
@@ -293,6 +294,10 @@ class Ledger:
                     + self._request_link(r)
                     + (f"\nprovider: {', '.join(tier.provider)}" if tier.provider else "")
                     + (f"\nreseller: {', '.join(tier.reseller)}" if tier.reseller else ""))
+            if quiet:
+                tx.note(ticket.id, "escalated", f"tier {n} ({tier.at} %) was reached before slawatch followed "
+                        f"{r.source}: recorded, not sent", now)
+                continue
             tx.note(ticket.id, "escalated", f"tier {n} ({tier.at} %): {', '.join(tier.sinks)}"
                     + (f" ({', '.join(contacts)})" if contacts else ""), now)
             self._enqueue(tx, ticket.id, "open", text, now, sinks=tier.sinks, recipients=contacts)
@@ -337,6 +342,8 @@ class Ledger:
         """Resolve a request clock's ticket, telling every sink of the tiers it reached."""
         tx.set_state(ticket.id, "resolved", resolved=at)
         tx.note(ticket.id, "resolved", text, at)
+        if tx.outbox_count(ticket.id) == 0:
+            return  # its tiers were only recorded (a first sync's backlog): nobody heard of it, nobody is told
         sinks = [s for n, t in enumerate(contract.request_escalation, 1) if n <= ticket.tier for s in t.sinks]
         self._enqueue(tx, ticket.id, "resolve", text, at, sinks=sinks)
 

@@ -142,8 +142,9 @@ class RequestStage:
         # response or a resolution stops a clock); never from a source that could not be read
         changed = {(r.source, r.external_id) for r in records}
         mine = [r for r in rows if r.source == name and (r.resolved is None or (r.source, r.external_id) in changed)]
-        if mine:
-            await asyncio.to_thread(self.ledger.escalate_requests, store, mine, None, self.rt.leader_fence())
+        if mine:  # the first sync's backlog: its tiers recorded, not sent
+            await asyncio.to_thread(self.ledger.escalate_requests, store, mine, None, self.rt.leader_fence(),
+                                    cursor is None)
         self._publish(rows)
         return len(records)
 
