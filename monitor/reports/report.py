@@ -347,6 +347,9 @@ def build_report(store, config: Config, month: str, *, now: float, contract_id: 
     matching); every figure enters the model in seconds (``*_s``) or as an aware local time."""
     parse_month(month, "UTC")  # validates the form
     contracts = [c for c in config.contracts if contract_id in (None, c.id)]
+    if contract_id is not None:  # one contract's report reads and computes that contract's targets only
+        config = config.model_copy(update={"contracts": contracts,
+                                           "targets": [t for t in config.targets if t.contract == contract_id]})
     calendar = MaintenanceCalendar(config)  # each month's maintenance expanded once for every figure of the report
     inputs = load_month(store, config, month, calendar)
     computed = {month: compute_month(config, inputs, to_ms(now), calendar)}

@@ -168,10 +168,17 @@ def load_month(store, config: Config, month: str, calendar: MaintenanceCalendar 
     lo = min(p.start_ms for p in periods) / 1000
     hi = max(p.end_ms for p in periods) / 1000
     inputs = MonthInputs(month)
-    inputs.records = store.outages_between(lo, hi)
+    # a config scoped to one contract (a portal download) reads that contract's records only
+    only = config.contracts[0].id if len(config.contracts) == 1 else None
+    units = None if only is None else [u for t in config.targets
+                                       for u in [t.id, *(unit_id(t.id, s) for s in (t.vantage.sites if t.vantage else ()))]]
+    inputs.records = store.outages_between(lo, hi, only)
     inputs.down, inputs.degraded = outage_intervals(inputs.records, 2**62)  # open: clipped to the period later
     inputs.unknown = unknown_intervals(store.unknown_intervals(None, lo, hi))
-    inputs.rollups = {t: Rollup.stored(r) for t, r in store.monthly_rollups(month).items()}
+    if units is None:
+        inputs.rollups = {t: Rollup.stored(r) for t, r in store.monthly_rollups(month).items()}
+    else:
+        inputs.rollups = {t: Rollup.stored(r) for u in units for t, r in store.monthly_rollups(month, u).items()}
     by_contract = config.by_contract()
     for contract in config.contracts:  # maintenance changed after the fact: rebuild those months
         period = parse_month(month, contract.timezone)
@@ -191,7 +198,7 @@ def load_month(store, config: Config, month: str, calendar: MaintenanceCalendar 
                 merged = part if merged is None else _merged(merged, part)
         if merged is not None:
             inputs.rollups[target.id] = merged
-    for name, st in store.load_states().items():
+    for name, st in store.load_states(units).items():
         if st.tracker.get("first_cycle") is not None:
             inputs.first_cycle[name] = st.tracker["first_cycle"]
         if st.tracker.get("last_cycle") is not None:
