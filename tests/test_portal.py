@@ -134,6 +134,11 @@ def test_sign_in_and_a_contracts_pages(portal):
     link = re.search(r'href="(/c/c1/outage/t1/\d+)"', text).group(1)
     evidence = alice.get(link)
     assert evidence.status_code == 200 and "40" in evidence.text and "4.2 ms" in evidence.text
+    # a circuit's month: every day in a server-side SVG chart and a table, and its outages
+    circuit = alice.get("/c/c1/t/t1")
+    assert circuit.status_code == 200 and "<svg" in circuit.text and "Daily availability of t1" in circuit.text
+    assert "<script" not in circuit.text and "no reply from t1 (fibre cut)" in circuit.text
+    assert re.search(r'<table id="days">.*?<td>\d{4}-\d\d-\d\d</td>', circuit.text, re.S)
     # the month's report, that contract's only
     month = re.search(r"/c/c1/report/(\d{4}-\d\d)\.json", text).group(1)
     doc = alice.get(f"/c/c1/report/{month}.json")
@@ -155,7 +160,7 @@ def test_nothing_of_another_contract_on_any_route(portal):
     denied = ["/c/c2", "/c/c2/outages", c2_outage, f"/c/c2/report/{month}.json", f"/c/c2/report/{month}.csv",
               f"/c/c2/report/{month}.html", "/api/c/c2", "/c/c9", "/c/..%2Fc2", "/c/c2%00", "/c/c1/../c2",
               # another contract's outage through one's own contract's URL
-              f"/c/c1/outage/u1/{int(OUTAGES['u1'][1] * 1000)}"]
+              f"/c/c1/outage/u1/{int(OUTAGES['u1'][1] * 1000)}", "/c/c1/t/u1", "/c/c2/t/u1"]
     for path in denied:
         r = alice.get(path)
         assert r.status_code == 404, (path, r.status_code)

@@ -189,6 +189,16 @@ class Portal:
             return self.not_found()
         return self.page("outage.html", c=contract, o=item, who=who, csrf=self.csrf_of(request))
 
+    async def circuit_page(self, request: Request, who: Principal, contract: Any) -> Response:
+        """A circuit's month to date with its days as a chart, and its outages."""
+        view = await self.read(data.circuit, self.config, self.store, contract, request.path_params["target"])
+        if view is None:
+            return self.not_found()
+        from markupsafe import Markup
+
+        return self.page("circuit.html", c=contract, v=view, svg=Markup(view["svg"]), who=who,
+                         csrf=self.csrf_of(request))
+
     async def report(self, request: Request, who: Principal, contract: Any) -> Response:
         """A month's report of the contract, as HTML, CSV or JSON."""
         from monitor.reports.html import render_html
@@ -235,6 +245,7 @@ def build_app(config: Any, store: Any, *, secure_cookies: bool = False) -> Starl
         Route("/", p.signed_in(p.home)),
         Route("/c/{contract}", p.signed_in(p.contract_page)),
         Route("/c/{contract}/outages", p.signed_in(p.outage_list)),
+        Route("/c/{contract}/t/{target}", p.signed_in(p.circuit_page)),
         Route("/c/{contract}/outage/{unit}/{start:int}", p.signed_in(p.outage_page)),
         Route("/c/{contract}/report/{month}.{fmt}", p.signed_in(p.report)),
         Route("/api/c/{contract}", p.signed_in(p.api_contract)),

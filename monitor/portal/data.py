@@ -85,3 +85,56 @@ def months(contract: Any, now: float, count: int = 12) -> list[str]:
         out.append(f"{y:04d}-{m:02d}")
         y, m = (y - 1, 12) if m == 1 else (y, m - 1)
     return out
+
+
+def circuit(config: Any, store: Any, contract: Any, target_id: str, now: float | None = None) -> dict[str, Any] | None:
+    """A circuit's month to date: its report figures (every objective, measured, met or missed), its days as a
+    server-side SVG chart and a table, and its outages of the last twelve months (None: not this contract's)."""
+    from monitor.reports.report import build_report
+
+    now = time.time() if now is None else now
+    if not any(t.id == target_id and t.contract == contract.id for t in config.targets):
+        return None
+    month = months(contract, now, 1)[0]
+    report = build_report(store, config, month, now=now, contract_id=contract.id)
+    target = next(t for c in report.contracts for t in c.targets if t.id == target_id)
+    objective = float(contract.objectives.availability) / 100
+    days = [{"date": d.date, "ratio": None if d.ratio is None else float(d.ratio), "downtime_s": d.downtime_s,
+             "met": None if d.ratio is None else float(d.ratio) >= objective} for d in target.daily]
+    return {"target": target, "days": days, "svg": day_chart(days, objective, target_id),
+            "outages": [o for o in outages(store, contract, now - 366 * 86400, now) if o["target"] == target_id],
+            "month": month}
+
+
+def day_chart(days: list[dict[str, Any]], objective: float, name: str) -> str:
+    """Each day's availability as bars (red below the objective, green at or above it; grey without a figure),
+    the objective as a dashed line; an SVG made here, no script."""
+    from html import escape
+
+    width, height, pad = 24 * max(len(days), 1) + 60, 220, 40
+    floor = min([objective - (1 - objective) * 4] + [d["ratio"] for d in days if d["ratio"] is not None])
+    floor = max(0.0, min(floor, objective - 0.0005))
+
+    def y(ratio: float) -> float:
+        return pad + (height - 2 * pad) * (1 - (ratio - floor) / (1 - floor))
+
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" role="img" width="{width}" height="{height}" '
+             f'viewBox="0 0 {width} {height}" aria-labelledby="chart-title">',
+             f'<title id="chart-title">Daily availability of {escape(name)} against {objective * 100:g} %</title>',
+             f'<text x="4" y="{y(1.0) + 4:.1f}" font-size="10">100 %</text>',
+             f'<text x="4" y="{y(floor) + 4:.1f}" font-size="10">{floor * 100:.2f} %</text>']
+    for i, d in enumerate(days):
+        x = 50 + 24 * i
+        parts.append(f'<text x="{x + 9}" y="{height - pad + 14}" font-size="9" text-anchor="middle">'
+                     f'{d["date"][-2:]}</text>')
+        if d["ratio"] is None:  # a day to come or without evidence: a stub at the floor, never a full bar
+            parts.append(f'<rect x="{x}" y="{y(floor) - 3:.1f}" width="18" height="3" fill="#d0d4d9">'
+                         f'<title>{d["date"]}: no figure</title></rect>')
+            continue
+        colour = "#0a6b2d" if d["met"] else "#b3261e"
+        top = y(max(d["ratio"], floor))
+        parts.append(f'<rect x="{x}" y="{top:.1f}" width="18" height="{y(floor) - top:.1f}" fill="{colour}">'
+                     f'<title>{d["date"]}: {d["ratio"] * 100:.4f} %</title></rect>')
+    parts.append(f'<line x1="46" x2="{width - 6}" y1="{y(objective):.1f}" y2="{y(objective):.1f}" stroke="#1b1f24" '
+                 'stroke-dasharray="4 3"/></svg>')
+    return "".join(parts)
