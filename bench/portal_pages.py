@@ -8,8 +8,8 @@ month's rollups, about two outages per target and month, and each target's state
 The store is filled with the report benchmark's synthesis (bench/sla_month.py: each target's monthly rollup
 from 1,000 RTT draws of its own distribution, outages and unknown intervals through the store API), for the
 current month up to now. The portal runs as its own process (uvicorn, as deployed); one signed-in client asks,
-one request at a time, for the contract overview, the outage list (twelve months) and the month's report as
-JSON, of contracts in turn. Printed per page: median and 95th percentile of the client's wall time per request.
+one request at a time, for the contract overview, the outage list (twelve months), a circuit's month (its
+figures, days as an SVG chart, outages) and the month's report as JSON, of contracts in turn. Printed per page: median and 95th percentile of the client's wall time per request.
 Traffic: loopback only.
 """
 
@@ -104,11 +104,12 @@ def measure(label: str, storage: str, open_store, args, tmp: Path) -> dict[str, 
         assert r.status_code == 303, r.status_code
         month = time.strftime("%Y-%m", time.gmtime())
         pages = {"contract overview": "/c/{c}", "outage list (12 months)": "/c/{c}/outages",
+                 "a circuit's month": "/c/{c}/t/t{i}",
                  "month report (JSON)": f"/c/{{c}}/report/{month}.json"}
         for name, pattern in pages.items():
             times = []
             for i in range(args.requests):
-                url = pattern.format(c=f"c{i % args.contracts}")
+                url = pattern.format(c=f"c{i % args.contracts}", i=i % args.contracts)  # t{i} is c{i}'s
                 w0 = time.perf_counter()
                 resp = client.get(url)
                 times.append(time.perf_counter() - w0)

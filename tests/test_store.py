@@ -89,6 +89,8 @@ def test_reapplying_a_batch_changes_nothing(every_store):
     assert [(u.start, u.end) for u in store.unknown_intervals("t1", 0, T0 * 2)] == [(T0 - 600, T0 - 200)]
     assert [e.key for e in store.events()] == [batch.events[0].key]
     assert list(store.monthly_rollups("2025-11")) == ["t1"]
+    assert list(store.monthly_rollups("2025-11", targets=["t1", "nope"])) == ["t1"]  # one contract's (a portal page)
+    assert store.monthly_rollups("2025-11", targets=["nope"]) == {}
     assert len(store.hourly_rollups("t1", T0 - 7200, T0 + 7200)) == 1
 
 

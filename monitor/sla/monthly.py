@@ -178,7 +178,7 @@ def load_month(store, config: Config, month: str, calendar: MaintenanceCalendar 
     if units is None:
         inputs.rollups = {t: Rollup.stored(r) for t, r in store.monthly_rollups(month).items()}
     else:
-        inputs.rollups = {t: Rollup.stored(r) for u in units for t, r in store.monthly_rollups(month, u).items()}
+        inputs.rollups = {t: Rollup.stored(r) for t, r in store.monthly_rollups(month, targets=units).items()}
     by_contract = config.by_contract()
     for contract in config.contracts:  # maintenance changed after the fact: rebuild those months
         period = parse_month(month, contract.timezone)

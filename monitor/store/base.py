@@ -428,8 +428,10 @@ class EvidenceReader(Protocol):
         """The recorded unknown intervals overlapping [start, end), of one target or (``None``) of all."""
         ...
 
-    def monthly_rollups(self, month: str, target: str | None = None) -> dict[str, StoredRollup]:
-        """target -> the month's rollup as stored (``month`` as YYYY-MM), of one target or of all."""
+    def monthly_rollups(self, month: str, target: str | None = None,
+                        targets: "Collection[str] | None" = None) -> dict[str, StoredRollup]:
+        """target -> the month's rollup as stored (``month`` as YYYY-MM), of one target, of ``targets``, or of
+        all."""
         ...
 
     def state(self, target: str) -> StateRecord | None:

@@ -472,10 +472,13 @@ class PostgresStore(SqlTickets, SqlRequests):
         return [UnknownRecord(r["target"], r["start"], r["end"], r["reason"])
                 for r in self._rows(query + " ORDER BY start, id", args)]
 
-    def monthly_rollups(self, month: str, target: str | None = None) -> dict[str, StoredRollup]:
-        rows = self._rows("SELECT t.name, m.counts, m.rtt FROM rollups_monthly m JOIN targets t ON t.id = m.target_id"
-                          " WHERE m.month = ?" + (" AND t.name = ?" if target else ""),
-                          (month, target) if target else (month,))
+    def monthly_rollups(self, month: str, target: str | None = None,
+                        targets: "Collection[str] | None" = None) -> dict[str, StoredRollup]:
+        query = "SELECT t.name, m.counts, m.rtt FROM rollups_monthly m JOIN targets t ON t.id = m.target_id WHERE m.month = ?"
+        if targets is not None:
+            rows = self._rows(query + " AND t.name = ANY(?)", (month, list(targets)))
+        else:
+            rows = self._rows(query + (" AND t.name = ?" if target else ""), (month, target) if target else (month,))
         return {r["name"]: StoredRollup(bytes(r["counts"]), bytes(r["rtt"])) for r in rows}
 
     def hourly_rollups(self, target: str, start: float, end: float) -> dict[int, StoredRollup]:

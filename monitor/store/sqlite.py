@@ -346,11 +346,16 @@ class SqliteStore(SqlTickets, SqlRequests):
         return [OutageRecord(r["target"], r["contract"], r["kind"], r["start"], r["end"],
                              json.loads(r["evidence"]) if r["evidence"] else None) for r in rows]
 
-    def monthly_rollups(self, month: str, target: str | None = None) -> dict[str, StoredRollup]:
-        rows = self._rows(
-            "SELECT t.name, m.counts, m.rtt FROM rollups_monthly m JOIN targets t ON t.id = m.target_id"
-            " WHERE m.month = ?" + (" AND t.name = ?" if target else ""), (month, target) if target else (month,)
-        )
+    def monthly_rollups(self, month: str, target: str | None = None,
+                        targets: "Collection[str] | None" = None) -> dict[str, StoredRollup]:
+        query = "SELECT t.name, m.counts, m.rtt FROM rollups_monthly m JOIN targets t ON t.id = m.target_id WHERE m.month = ?"
+        if targets is not None:
+            wanted, rows = list(targets), []
+            for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+                chunk = wanted[i:i + 500]
+                rows += self._rows(query + f" AND t.name IN ({','.join('?' * len(chunk))})", (month, *chunk))
+        else:
+            rows = self._rows(query + (" AND t.name = ?" if target else ""), (month, target) if target else (month,))
         return {r[0]: StoredRollup(r[1], r[2]) for r in rows}
 
     def state(self, target: str) -> StateRecord | None:
