@@ -41,6 +41,7 @@ def write_config(tmp: Path, port: int, db: Path, **portal) -> Path:
 storage: {{path: {db}}}
 contracts:
   - {{id: c1, customer: Alpha Reseller, provider: ExampleTel, timezone: Europe/Berlin, objectives: {{availability: 99.9%}},
+     response_targets: {{major: {{acknowledge: 1h, resolve: 8h}}}},
      maintenance: [{{name: patch night, weekly: {{days: [sun], at: "02:00"}}, duration: 1h}}]}}
   - {{id: c2, customer: {SECRET_OF_C2}, provider: ExampleTel, objectives: {{availability: 99.5%}}}}
 targets:
@@ -72,6 +73,13 @@ def seed(db: Path) -> None:
         batch.states[target] = StateRecord(target, "up", NOW - 600, NOW, {"first_cycle": NOW - 7200,
                                                                           "last_cycle": NOW})
     store.write(batch)
+    from monitor.store.base import RequestRecord
+
+    store.put_requests([  # a request of each contract: answered after 30 min (c1), still open (c2)
+        RequestRecord("rt", "17", "c1", "major", "VPN slow at the branch", NOW - 7200, NOW - 5400, None, "open", (), 0,
+                      NOW - 5400),
+        RequestRecord("rt", "18", "c2", "major", f"{SECRET_OF_C2} invoice", NOW - 7200, None, None, "new", (), 0,
+                      NOW - 7200)], cursor=("rt", NOW - 5400), checked=NOW)
     store.close()
 
 
@@ -134,6 +142,17 @@ def test_sign_in_and_a_contracts_pages(portal):
     link = re.search(r'href="(/c/c1/outage/t1/\d+)"', text).group(1)
     evidence = alice.get(link)
     assert evidence.status_code == 200 and "40" in evidence.text and "4.2 ms" in evidence.text
+    # the contract's requests with their response times in business time (24x7 here), not the other's
+    requests = text[text.index('<table id="requests">'):]
+    requests = requests[:requests.index("</table>")]
+    assert "rt #17" in requests and "0:30:00" in requests and "met" in requests and "rt #18" not in requests
+    # the reports page: each month's coverage and credit status, and the PDF
+    reports = alice.get("/c/c1/reports")
+    assert reports.status_code == 200 and reports.text.count("<tr>") == 13  # the header and twelve months
+    assert "(to date)" in reports.text and "provisional" in reports.text  # this month's credit is not final
+    pdf_month = re.search(r"/c/c1/report/(\d{4}-\d\d)\.pdf", reports.text).group(1)
+    pdf = alice.get(f"/c/c1/report/{pdf_month}.pdf", timeout=120)
+    assert pdf.status_code == 200 and pdf.content[:5] == b"%PDF-" and pdf.headers["content-type"] == "application/pdf"
     # a circuit's month: every day in a server-side SVG chart and a table, and its outages
     circuit = alice.get("/c/c1/t/t1")
     assert circuit.status_code == 200 and "<svg" in circuit.text and "Daily availability of t1" in circuit.text
@@ -160,7 +179,8 @@ def test_nothing_of_another_contract_on_any_route(portal):
     denied = ["/c/c2", "/c/c2/outages", c2_outage, f"/c/c2/report/{month}.json", f"/c/c2/report/{month}.csv",
               f"/c/c2/report/{month}.html", "/api/c/c2", "/c/c9", "/c/..%2Fc2", "/c/c2%00", "/c/c1/../c2",
               # another contract's outage through one's own contract's URL
-              f"/c/c1/outage/u1/{int(OUTAGES['u1'][1] * 1000)}", "/c/c1/t/u1", "/c/c2/t/u1"]
+              f"/c/c1/outage/u1/{int(OUTAGES['u1'][1] * 1000)}", "/c/c1/t/u1", "/c/c2/t/u1", "/c/c2/reports",
+              f"/c/c2/report/{month}.pdf"]
     for path in denied:
         r = alice.get(path)
         assert r.status_code == 404, (path, r.status_code)
@@ -335,3 +355,50 @@ def test_the_daemon_and_the_portal_together_during_a_blackout(tmp_path, netlab, 
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=30)
                 stop(proc)
+
+
+def test_over_tls_with_secure_cookies_and_a_store_it_cannot_read(tmp_path):
+    """``portal.tls``: HTTPS with the configured certificate (verified against its CA), session and CSRF
+    cookies marked Secure; a store that cannot be read, and a certificate that cannot be loaded, are one-line
+    errors naming what (no traceback)."""
+    from servicepeers import Pki
+
+    import ssl
+
+    pki = Pki(tmp_path / "pki")
+    cert, key = pki.leaf("portal", 30)
+    trust = ssl.create_default_context(cafile=str(pki.ca))
+    db, port = tmp_path / "s.db", free_port()
+    seed(db)
+    config = write_config(tmp_path, port, db, tls=f"{{cert_file: {cert}, key_file: {key}}}")
+    proc = spawn(SLAWATCH + ["portal", "-c", str(config)], cwd=REPO, stdout=subprocess.DEVNULL,
+                 stderr=open(tmp_path / "portal.log", "w"))
+    try:
+        base = f"https://127.0.0.1:{port}"
+
+        def up() -> bool:
+            try:
+                return httpx.get(base + "/-/healthy", verify=trust, timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for("the portal over TLS", up, timeout=30)
+        client = httpx.Client(base_url=base, verify=trust, follow_redirects=False, timeout=30)
+        alice = sign_in(base, "alice", client=client)
+        assert alice.last.status_code == 303
+        cookies = alice.last.headers.get_list("set-cookie")
+        assert any(c.startswith("slawatch_session=") and "Secure" in c for c in cookies), cookies
+        assert alice.get("/c/c1").status_code == 200
+        with pytest.raises(httpx.HTTPError):  # plain HTTP is not served
+            httpx.get(f"http://127.0.0.1:{port}/-/healthy", timeout=5)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=20)
+        stop(proc)
+    broken = write_config(tmp_path, free_port(), db, tls=f"{{cert_file: {tmp_path / 'none.pem'}, key_file: {key}}}")
+    r = subprocess.run(SLAWATCH + ["portal", "-c", str(broken)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "portal.tls: cannot load" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    missing = write_config(tmp_path, free_port(), tmp_path / "no-such-dir" / "s.db")
+    r = subprocess.run(SLAWATCH + ["portal", "-c", str(missing)], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 1 and "the portal cannot read the store" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    assert "has `slawatch run` been started?" in r.stderr

@@ -73,6 +73,8 @@ class Portal:
         self.env.filters["pct"] = lambda v, places=3: "-" if v is None else f"{v * 100:.{places}f} %"
         self.env.filters["duration"] = _duration
         self.lock = asyncio.Lock()  # one store read at a time (the store serialises them anyway)
+        #: (contract, month) -> (when, summary) of the reports page
+        self.summaries: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
 
     async def read(self, fn: Any, *args: Any) -> Any:
         """``fn(*args)`` on a worker thread (the store blocks)."""
@@ -199,14 +201,30 @@ class Portal:
         return self.page("circuit.html", c=contract, v=view, svg=Markup(view["svg"]), who=who,
                          csrf=self.csrf_of(request))
 
+    async def reports(self, request: Request, who: Principal, contract: Any) -> Response:
+        """The contract's months with their availability, coverage and credit, final or provisional (a closed
+        month's summary is kept for an hour: its figures change only with maintenance entered after the fact)."""
+        now = time.time()
+        rows = []
+        for i, month in enumerate(data.months(contract, now)):
+            key = (contract.id, month)
+            cached = self.summaries.get(key)
+            if i > 0 and cached is not None and now - cached[0] < 3600:
+                rows.append(cached[1])
+                continue
+            summary = await self.read(data.month_summary, self.config, self.store, contract, month, now)
+            self.summaries[key] = (now, summary)
+            rows.append(summary)
+        return self.page("reports.html", c=contract, rows=rows, who=who, csrf=self.csrf_of(request))
+
     async def report(self, request: Request, who: Principal, contract: Any) -> Response:
-        """A month's report of the contract, as HTML, CSV or JSON."""
+        """A month's report of the contract, as HTML, PDF, CSV or JSON."""
         from monitor.reports.html import render_html
         from monitor.reports.model import report_dict
         from monitor.reports.report import build_report, render_csv
 
         month, fmt = request.path_params["month"], request.path_params["fmt"]
-        if not _MONTH.match(month) or fmt not in ("json", "csv", "html"):
+        if not _MONTH.match(month) or fmt not in ("json", "csv", "html", "pdf"):
             return self.not_found()
         model = await self.read(lambda: build_report(self.store, self.config, month, now=time.time(),
                                                      contract_id=contract.id))
@@ -215,6 +233,9 @@ class Portal:
             return JSONResponse(report_dict(model), headers=headers)
         if fmt == "csv":
             return Response(render_csv(model), media_type="text/csv; charset=utf-8", headers=headers)
+        if fmt == "pdf":
+            return Response(await asyncio.to_thread(_pdf, render_html(model)), media_type="application/pdf",
+                            headers=headers)
         return HTMLResponse(render_html(model), headers=headers)
 
     async def api_contract(self, request: Request, who: Principal, contract: Any) -> Response:
@@ -246,6 +267,7 @@ def build_app(config: Any, store: Any, *, secure_cookies: bool = False) -> Starl
         Route("/c/{contract}", p.signed_in(p.contract_page)),
         Route("/c/{contract}/outages", p.signed_in(p.outage_list)),
         Route("/c/{contract}/t/{target}", p.signed_in(p.circuit_page)),
+        Route("/c/{contract}/reports", p.signed_in(p.reports)),
         Route("/c/{contract}/outage/{unit}/{start:int}", p.signed_in(p.outage_page)),
         Route("/c/{contract}/report/{month}.{fmt}", p.signed_in(p.report)),
         Route("/api/c/{contract}", p.signed_in(p.api_contract)),
@@ -259,6 +281,19 @@ def build_app(config: Any, store: Any, *, secure_cookies: bool = False) -> Starl
 
     return Starlette(routes=routes, middleware=[Middleware(_Headers)],
                      exception_handlers={404: missing, 405: not_allowed})
+
+
+def _pdf(html: str) -> bytes:
+    """The report's HTML printed to PDF by headless Chromium (monitor.reports.html.render_pdf)."""
+    import tempfile
+
+    from monitor.reports.html import render_pdf
+
+    with tempfile.TemporaryDirectory(prefix="slawatch-portal-") as tmp:
+        source, target = Path(tmp) / "report.html", Path(tmp) / "report.pdf"
+        source.write_text(html)
+        render_pdf(str(source), str(target))
+        return target.read_bytes()
 
 
 def _duration(seconds: float | None) -> str:

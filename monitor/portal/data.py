@@ -42,8 +42,12 @@ def overview(config: Any, store: Any, contract: Any, now: float | None = None) -
     upcoming = [(local(lo / 1000, contract.timezone), local(hi / 1000, contract.timezone))
                 for lo, hi in expand_windows(contract.maintenance, contract.timezone, int(now * 1000),
                                              int((now + 30 * 86400) * 1000))][:20]
-    tickets = [t for t in store.tickets(contract=contract.id, since=start) if t.parent_id is None]
-    requests = store.requests(contract=contract.id, start=start)
+    from monitor.tickets.ledger import REQUEST_KIND, response_times
+
+    tickets = [{"ticket": t, **response_times(t, contract)} for t in store.tickets(contract=contract.id, since=start)
+               if t.parent_id is None and t.kind != REQUEST_KIND]
+    requests = request_times(contract, store.requests(contract=contract.id, start=start),
+                             store.request_sources_checked(), now)
     return {"circuits": circuits, "objective_pct": str(contract.objectives.availability),
             "outages": outages(store, contract, start, now), "maintenance": upcoming,
             "tickets": tickets, "requests": requests, "now": local(now, contract.timezone)}
@@ -138,3 +142,36 @@ def day_chart(days: list[dict[str, Any]], objective: float, name: str) -> str:
     parts.append(f'<line x1="46" x2="{width - 6}" y1="{y(objective):.1f}" y2="{y(objective):.1f}" stroke="#1b1f24" '
                  'stroke-dasharray="4 3"/></svg>')
     return "".join(parts)
+
+
+def month_summary(config: Any, store: Any, contract: Any, month: str, now: float) -> dict[str, Any]:
+    """A month's report in brief: availability, coverage, credit and whether it is final."""
+    from monitor.reports.model import pct
+    from monitor.reports.report import build_report
+
+    report = build_report(store, config, month, now=now, contract_id=contract.id)
+    c = report.contracts[0]
+    return {"month": month, "availability": c.availability.value_pct, "coverage": pct(c.coverage),
+            "credit": f"{c.credits.total} {c.currency}", "status": c.credits.status,
+            "to_date": c.period.month_to_date}
+
+
+def request_times(contract: Any, requests: list, checked: dict[str, float], now: float) -> list[dict[str, Any]]:
+    """The contract's requests with their first-response and resolution business time against the targets
+    (the report's rule: monitor.sla.business.clock_verdict, a running clock judged up to its source's last
+    read)."""
+    from monitor.sla.business import calendar_for, clock_verdict
+
+    out = []
+    for r in requests:
+        target = contract.response_targets.get(r.severity)
+        row: dict[str, Any] = {"source": r.source, "id": r.external_id, "subject": r.subject,
+                               "severity": r.severity, "status": r.status}
+        for clock, stop, limit in (("first_response", r.first_response, target and target.acknowledge),
+                                   ("resolution", r.resolved, target and target.resolve)):
+            spent, ok = clock_verdict(calendar_for(contract, r.severity), r.opened, stop, r.pauses, limit or 0.0,
+                                      min(now, checked.get(r.source, now)))
+            row[clock] = {"business_s": spent, "target_s": limit, "running": stop is None,
+                          "met": None if limit is None else ok}
+        out.append(row)
+    return out

@@ -62,7 +62,8 @@ def serve(config: Any, source: str = "<config>") -> int:
         kwargs = {"ssl_certfile": tls.cert_file, "ssl_keyfile": tls.key_file}
     app = build_app(config, store, secure_cookies=tls is not None)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, server_header=False,
-                                           limit_concurrency=256, timeout_keep_alive=5, **kwargs))
+                                           limit_concurrency=256, timeout_keep_alive=5,
+                                           timeout_graceful_shutdown=5, **kwargs))
     log.warning("portal listening on %s (%s)", config.portal.listen, "https" if tls else "http")
     # uvicorn stops on SIGTERM, then raises it again for the handler it found: ours ends the run cleanly (exit 0)
     import signal
