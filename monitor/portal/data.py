@@ -100,7 +100,9 @@ def circuit(config: Any, store: Any, contract: Any, target_id: str, now: float |
     if not any(t.id == target_id and t.contract == contract.id for t in config.targets):
         return None
     month = months(contract, now, 1)[0]
-    report = build_report(store, config, month, now=now, contract_id=contract.id)
+    # the report of this one circuit (its figures are its own; the contract's credit is not shown here)
+    one = config.model_copy(update={"targets": [t for t in config.targets if t.id == target_id]})
+    report = build_report(store, one, month, now=now, contract_id=contract.id)
     target = next(t for c in report.contracts for t in c.targets if t.id == target_id)
     objective = float(contract.objectives.availability) / 100
     days = [{"date": d.date, "ratio": None if d.ratio is None else float(d.ratio), "downtime_s": d.downtime_s,
