@@ -12,9 +12,16 @@ Built from a list of :class:`Event` (the source system's history, in order) by :
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
-__all__ = ["Event", "RequestTimeline", "timeline"]
+from monitor.errors import SlawatchError
+
+
+class SourceError(SlawatchError):
+    """A request source could not be read, or answered what is not its documented shape: the sync retries
+    at its next round, and nothing is judged from what could not be seen."""
+
+__all__ = ["Event", "RequestTimeline", "timeline", "RequestSource", "SourceError"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +89,22 @@ def timeline(source: str, external_id: str, queue: str, subject: str, requestors
     if paused_since is not None and now_ms is not None:
         t.pauses.append((paused_since, now_ms))  # still waiting on the customer
     return t
+
+
+class RequestSource(Protocol):
+    """Where customer requests are read from (Request Tracker 5 is the one built; Jira Service Management or
+    ServiceNow follow the same shape): what changed since an instant, as timelines built by :func:`timeline`.
+    ``tests/test_request_sources.py`` runs one contract suite over every implementation."""
+
+    name: str
+
+    async def changed_timelines(self, since_ms: int, now_ms: int | None = None,
+                                with_fields: bool = False) -> list[RequestTimeline]:
+        """The timelines of the requests updated at or after ``since_ms`` (UTC ms), oldest update first; each
+        one's ``updated_ms`` is the cursor to resume from. Raises :class:`SourceError` (or another
+        SlawatchError) when the source cannot be read or answers garbage."""
+        ...
+
+    async def aclose(self) -> None:
+        """Close the source's connections."""
+        ...

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from urllib.parse import quote
 
-from monitor.tickets.requests.base import Event, RequestTimeline, timeline
+from monitor.tickets.requests.base import Event, RequestTimeline, SourceError, timeline
 from monitor.tickets.sinks.base import HttpSink
 
 __all__ = ["RtRequestSource", "rt_time"]
@@ -25,7 +25,8 @@ def rt_time(text: str) -> int:
 
 
 class RtRequestSource(HttpSink):
-    """Request Tracker 5's REST 2 API, read-only: the requests of ``queues``."""
+    """Request Tracker 5's REST 2 API, read-only: the requests of ``queues`` (a
+    :class:`~monitor.tickets.requests.base.RequestSource`)."""
 
     def __init__(self, name: str, url: str, token: str, queues: list[str], timeout: float = 10.0,
                  verify: bool = True, waiting: frozenset[str] = frozenset({"stalled"}),
@@ -47,6 +48,14 @@ class RtRequestSource(HttpSink):
         tickets' own fields come with the search, their histories 50 tickets to a TransactionSQL search (RT
         spends about a quarter of a CPU second on each call's token, so calls are what a sync costs);
         ``with_fields``: read each ticket too, for its custom fields."""
+        try:
+            return await self._changed_timelines(since_ms, now_ms, with_fields)
+        except (ValueError, KeyError, TypeError, AttributeError, StopIteration) as exc:
+            # not REST 2's documented shape (a proxy's error page, a half-written answer): said, retried
+            raise SourceError(f"{self.name}: RT answered what is not REST 2's shape ({type(exc).__name__}: "
+                              f"{str(exc)[:120]})") from None
+
+    async def _changed_timelines(self, since_ms: int, now_ms: int | None, with_fields: bool) -> list[RequestTimeline]:
         items = await self._changed(since_ms)
         history: dict[str, list[dict]] = {str(item["id"]): [] for item in items}
         ids = list(history)
@@ -69,6 +78,8 @@ class RtRequestSource(HttpSink):
             resp = await self._request("GET", f"{path}?query={quote(query)}{order}&fields={fields}&per_page=100"
                                               f"&page={page}")
             data = resp.json()
+            if not isinstance(data, dict) or not isinstance(data.get("items", []), list):
+                raise ValueError("a search answer without its items")
             out += data.get("items") or []
             if page >= int(data.get("pages") or 1):
                 return out
@@ -84,8 +95,9 @@ class RtRequestSource(HttpSink):
         query = f"({queues}) AND LastUpdated >= '{since}'"
         items = await self._pages("/tickets", query, "LastUpdated,Created,Subject,Priority,Queue,Requestor,Status",
                                   "&orderby=LastUpdated&order=ASC")
-        fresh = [(rt_time(item["LastUpdated"]), item) for item in items
-                 if item.get("LastUpdated") and rt_time(item["LastUpdated"]) >= since_ms - 999]
+        # every item has its id and LastUpdated (asked for): one without them is not REST 2's answer (SourceError)
+        fresh = [(rt_time(item["LastUpdated"]), item) for item in items if str(item["id"])
+                 and rt_time(item["LastUpdated"]) >= since_ms - 999]
         return [item for _, item in sorted(fresh, key=lambda pair: (pair[0], int(pair[1]["id"])))]
 
     async def timeline(self, ticket_id: str, now_ms: int | None = None) -> RequestTimeline:
