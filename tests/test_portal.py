@@ -30,6 +30,13 @@ OUTAGES = {"t1": ("c1", NOW - 3600), "u1": ("c2", NOW - 3000)}
 SECRET_OF_C2 = "Beta Customer GmbH"
 
 
+def _berlin(ts: float) -> str:
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    return datetime.fromtimestamp(int(ts), ZoneInfo("Europe/Berlin")).strftime("%Y-%m-%dT%H:%M:%S")
+
+
 def write_config(tmp: Path, port: int, db: Path, **portal) -> Path:
     hashes = {u: hash_password(p) for u, p in PASSWORDS.items()}
     for u, h in hashes.items():
@@ -42,7 +49,8 @@ storage: {{path: {db}}}
 contracts:
   - {{id: c1, customer: Alpha Reseller, provider: ExampleTel, timezone: Europe/Berlin, objectives: {{availability: 99.9%}},
      response_targets: {{major: {{acknowledge: 1h, resolve: 8h}}}},
-     maintenance: [{{name: patch night, weekly: {{days: [sun], at: "02:00"}}, duration: 1h}}]}}
+     maintenance: [{{name: patch night, weekly: {{days: [sun], at: "02:00"}}, duration: 1h}},
+                   {{name: fibre splice, start: "{_berlin(OUTAGES['t1'][1] + 600)}", end: "{_berlin(OUTAGES['t1'][1] + 900)}"}}]}}
   - {{id: c2, customer: {SECRET_OF_C2}, provider: ExampleTel, objectives: {{availability: 99.5%}}}}
 targets:
   - {{id: t1, contract: c1, kind: internet, address: 127.0.0.1}}
@@ -138,6 +146,9 @@ def test_sign_in_and_a_contracts_pages(portal):
         assert shown in text, shown
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d CE[S]?T", text)  # times in the contract's zone, named
     assert "u1" not in text and SECRET_OF_C2 not in text
+    # the maintenance the outage overlapped (5 minutes of its 20: not downtime), named beside it
+    outages = text[text.index('<table id="outages">'):text.index('<table id="maintenance">')]
+    assert "<td>0:20:00</td><td>no reply from t1 (fibre cut)</td><td>0:05:00</td>" in outages, outages
     # the outage's evidence, from the overview's link
     link = re.search(r'href="(/c/c1/outage/t1/\d+)"', text).group(1)
     evidence = alice.get(link)

@@ -180,7 +180,7 @@ class Portal:
     async def outage_list(self, request: Request, who: Principal, contract: Any) -> Response:
         """The contract's outages of the last twelve months."""
         now = time.time()
-        items = await self.read(data.outages, self.store, contract, now - 366 * 86400, now)
+        items = await self.read(data.outages, self.store, contract, now - 366 * 86400, now, self.config)
         return self.page("outages.html", c=contract, outages=items, who=who, csrf=self.csrf_of(request))
 
     async def outage_page(self, request: Request, who: Principal, contract: Any) -> Response:

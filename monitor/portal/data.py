@@ -49,12 +49,18 @@ def overview(config: Any, store: Any, contract: Any, now: float | None = None) -
     requests = request_times(contract, store.requests(contract=contract.id, start=start),
                              store.request_sources_checked(), now)
     return {"circuits": circuits, "objective_pct": str(contract.objectives.availability),
-            "outages": outages(store, contract, start, now), "maintenance": upcoming,
+            "outages": outages(store, contract, start, now, config), "maintenance": upcoming,
             "tickets": tickets, "requests": requests, "now": local(now, contract.timezone)}
 
 
-def outages(store: Any, contract: Any, start: float, end: float) -> list[dict[str, Any]]:
-    """The contract's outages overlapping [start, end), newest first, with their cause and sites."""
+def outages(store: Any, contract: Any, start: float, end: float, config: Any = None) -> list[dict[str, Any]]:
+    """The contract's outages overlapping [start, end), newest first, with their cause, sites and (given the
+    ``config``) the maintenance they overlapped (that time is not downtime)."""
+    from monitor.sla.intervals import total
+    from monitor.sla.maintenance import MaintenanceCalendar
+
+    calendar = MaintenanceCalendar(config) if config is not None else None
+    targets = {t.id: t for t in config.targets} if config is not None else {}
     out = []
     for o in store.outages_between(start, end, contract.id):
         if o.contract != contract.id or o.kind != "down":
@@ -66,7 +72,10 @@ def outages(store: Any, contract: Any, start: float, end: float) -> list[dict[st
                     "start_local": local(o.start, contract.timezone),
                     "end_local": "ongoing" if o.end is None else local(o.end, contract.timezone),
                     "duration_s": (o.end or end) - o.start, "cause": first_bad.get("reason") or first_bad.get("cause"),
-                    "key": f"{o.target}/{int(o.start * 1000)}"})
+                    "key": f"{o.target}/{int(o.start * 1000)}", "maintenance_s": None})
+        if calendar is not None and target in targets:
+            windows = calendar.intervals(targets[target], int(o.start * 1000), int((o.end or end) * 1000))
+            out[-1]["maintenance_s"] = total(windows) / 1000
     return sorted(out, key=lambda o: -o["start"])
 
 
@@ -108,7 +117,8 @@ def circuit(config: Any, store: Any, contract: Any, target_id: str, now: float |
     days = [{"date": d.date, "ratio": None if d.ratio is None else float(d.ratio), "downtime_s": d.downtime_s,
              "met": None if d.ratio is None else float(d.ratio) >= objective} for d in target.daily]
     return {"target": target, "days": days, "svg": day_chart(days, objective, target_id),
-            "outages": [o for o in outages(store, contract, now - 366 * 86400, now) if o["target"] == target_id],
+            "outages": [o for o in outages(store, contract, now - 366 * 86400, now, config)
+                        if o["target"] == target_id],
             "month": month}
 
 
