@@ -39,9 +39,14 @@ def overview(config: Any, store: Any, contract: Any, now: float | None = None) -
         circuits.append({**row, "since_local": local(row["since"], contract.timezone),
                          "met": None if mtd is None else mtd >= objective})
     start = _month_start(contract, now)
-    upcoming = [(local(lo / 1000, contract.timezone), local(hi / 1000, contract.timezone))
-                for lo, hi in expand_windows(contract.maintenance, contract.timezone, int(now * 1000),
-                                             int((now + 30 * 86400) * 1000))][:20]
+    lo_ms, hi_ms = int(now * 1000), int((now + 30 * 86400) * 1000)
+    windows = [(lo, hi, "all circuits") for lo, hi in expand_windows(contract.maintenance, contract.timezone, lo_ms,
+                                                                     hi_ms)]
+    for t in config.targets:  # a circuit's own windows
+        if t.contract == contract.id and t.maintenance:
+            windows += [(lo, hi, t.id) for lo, hi in expand_windows(t.maintenance, contract.timezone, lo_ms, hi_ms)]
+    upcoming = [(local(lo / 1000, contract.timezone), local(hi / 1000, contract.timezone), what)
+                for lo, hi, what in sorted(windows)][:30]
     from monitor.tickets.ledger import REQUEST_KIND, response_times
 
     tickets = [{"ticket": t, **response_times(t, contract)} for t in store.tickets(contract=contract.id, since=start)
