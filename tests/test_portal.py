@@ -418,3 +418,17 @@ def test_over_tls_with_secure_cookies_and_a_store_it_cannot_read(tmp_path):
     r = subprocess.run(SLAWATCH + ["portal", "-c", str(missing)], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "the portal cannot read the store" in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert "has `slawatch run` been started?" in r.stderr
+
+
+def test_session_cookies_are_signed_expire_and_take_any_user_name():
+    """A user name with dots and colons (an id) survives the cookie; a changed byte, another secret or an
+    expired cookie is nobody."""
+    from monitor.portal.auth import Sessions
+
+    sessions = Sessions("k" * 40, 60)
+    cookie = sessions.make("noc.ops:1", now=1000.0)
+    assert sessions.user(cookie, now=1001.0) == "noc.ops:1"
+    assert sessions.user(cookie, now=1061.0) is None  # expired
+    assert sessions.user(cookie[:-1] + ("A" if cookie[-1] != "A" else "B"), now=1001.0) is None
+    assert Sessions("j" * 40, 60).user(cookie, now=1001.0) is None
+    assert sessions.user("noc.ops:1.9999999999.x", now=1001.0) is None

@@ -78,7 +78,8 @@ class Sessions:
 
     def make(self, user: str, now: float | None = None) -> str:
         """A cookie value for ``user``, valid for the session lifetime."""
-        body = f"{user}.{int((now or time.time()) + self.lifetime)}.{secrets.token_urlsafe(12)}"
+        # the name encoded: a user name may hold dots (portal.users[].name is an id of letters, digits, . _ : -)
+        body = f"{_b64(user.encode())}.{int((now or time.time()) + self.lifetime)}.{secrets.token_urlsafe(12)}"
         return f"{body}.{self._sign(body)}"
 
     def user(self, cookie: str | None, now: float | None = None) -> str | None:
@@ -88,10 +89,13 @@ class Sessions:
         body, _, signature = cookie.rpartition(".")
         if not hmac.compare_digest(signature, self._sign(body)):
             return None
-        user, expires, _nonce = body.split(".")
+        encoded, expires, _nonce = body.split(".")
         if not expires.isdigit() or int(expires) < (now or time.time()):
             return None
-        return user
+        try:
+            return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+        except ValueError:
+            return None
 
     def csrf(self, nonce: str) -> str:
         """The CSRF token for the form of a client whose CSRF cookie is ``nonce``."""
