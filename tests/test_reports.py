@@ -624,16 +624,15 @@ def test_the_html_report_states_every_objective_with_its_figure_verdict_and_cred
     assert "2 %: 24.00 EUR" in rows["loss"], rows["loss"]  # its credit line: 2 % of 1200.00
 
 
-def test_the_report_has_each_contracts_customer_requests_in_business_time(every_store):
-    """#28: requests opened in the month, per severity, against response_targets in the contract's support hours
-    (Vermont, 08:00-18:00 on weekdays): a request on Friday 13 Nov 2026 at 17:00 answered on Monday 09:30 took
-    2.5 business hours (1 h on Friday, 1.5 h on Monday) and missed a 2 h first-response target; one answered in
-    30 min met it. Resolution: 5 h (met, 8 h target) and, still open at the report, 60 h past its target."""
+def vermont_requests(stores, **contract):
+    """A contract in Vermont's support hours (2 h to respond, 8 h to resolve a major request) and its two
+    requests of November 2026: #41 on Friday 13th at 17:00, answered Monday 09:30, still open; #42 answered in
+    30 min and resolved after 5 h. Returns the config, the store, the records and New York's ``t(...)``."""
     from monitor.store.base import RequestRecord
 
-    cfg, store = scenario(every_store, tz="America/New_York", contract={
+    cfg, store = scenario(stores, tz="America/New_York", contract={
         "response_targets": {"major": {"acknowledge": "2h", "resolve": "8h"}},
-        "support_hours": {"holidays": {"country": "US", "subdiv": "VT"}}})
+        "support_hours": {"holidays": {"country": "US", "subdiv": "VT"}}, **contract})
     ny = ZoneInfo("America/New_York")
 
     def t(*args) -> float:
@@ -643,7 +642,16 @@ def test_the_report_has_each_contracts_customer_requests_in_business_time(every_
                          None, "open", (), 0, t(2026, 11, 16, 9, 30))
     quick = RequestRecord("rt", "42", "c1", "major", "invoice", t(2026, 11, 10, 9, 0), t(2026, 11, 10, 9, 30),
                           t(2026, 11, 10, 14, 0), "resolved", (), 0, t(2026, 11, 10, 14, 0))
-    store.put_requests([late, quick], cursor=("rt", t(2026, 11, 16, 9, 30)))
+    return cfg, store, [late, quick], t
+
+
+def test_the_report_has_each_contracts_customer_requests_in_business_time(every_store):
+    """#28: requests opened in the month, per severity, against response_targets in the contract's support hours
+    (Vermont, 08:00-18:00 on weekdays): a request on Friday 13 Nov 2026 at 17:00 answered on Monday 09:30 took
+    2.5 business hours (1 h on Friday, 1.5 h on Monday) and missed a 2 h first-response target; one answered in
+    30 min met it. Resolution: 5 h (met, 8 h target) and, still open at the report, 60 h past its target."""
+    cfg, store, records, t = vermont_requests(every_store)
+    store.put_requests(records, cursor=("rt", t(2026, 11, 16, 9, 30)))
     doc = report(cfg, store)["contracts"][0]["requests"]
     [major] = doc["by_severity"]
     assert major["count"] == 2
@@ -660,23 +668,10 @@ def test_request_credits_and_the_time_a_source_was_not_read(every_store):
     up to its source's last successful read: a request still open when the source was last read on Monday at
     noon (5 business hours into an 8 h resolution target) is not a breach, whatever the report's clock says;
     once the source is read on 1 December it is one (102 business hours: Thanksgiving is a holiday)."""
-    from monitor.store.base import RequestRecord
-
-    cfg, store = scenario(every_store, tz="America/New_York", contract={
-        "response_targets": {"major": {"acknowledge": "2h", "resolve": "8h"}},
-        "support_hours": {"holidays": {"country": "US", "subdiv": "VT"}},
-        "credit_tiers": [*TIERS, {"objective": "first_response", "below": "90%", "credit": "1%"},
-                         {"objective": "resolution", "below": "80%", "credit": "2%"}]})
-    ny = ZoneInfo("America/New_York")
-
-    def t(*args) -> float:
-        return datetime(*args, tzinfo=ny).timestamp()
-
-    late = RequestRecord("rt", "41", "c1", "major", "VPN slow", t(2026, 11, 13, 17, 0), t(2026, 11, 16, 9, 30),
-                         None, "open", (), 0, t(2026, 11, 16, 9, 30))
-    quick = RequestRecord("rt", "42", "c1", "major", "invoice", t(2026, 11, 10, 9, 0), t(2026, 11, 10, 9, 30),
-                          t(2026, 11, 10, 14, 0), "resolved", (), 0, t(2026, 11, 10, 14, 0))
-    store.put_requests([late, quick], cursor=("rt", t(2026, 11, 16, 9, 30)), checked=t(2026, 11, 16, 12, 0))
+    cfg, store, records, t = vermont_requests(every_store, credit_tiers=[
+        *TIERS, {"objective": "first_response", "below": "90%", "credit": "1%"},
+        {"objective": "resolution", "below": "80%", "credit": "2%"}])
+    store.put_requests(records, cursor=("rt", t(2026, 11, 16, 9, 30)), checked=t(2026, 11, 16, 12, 0))
     assert store.request_sources_checked() == {"rt": t(2026, 11, 16, 12, 0)}
     doc = report(cfg, store)["contracts"][0]
     [major] = doc["requests"]["by_severity"]
